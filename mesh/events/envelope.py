@@ -1,0 +1,71 @@
+"""Building and reading event envelopes."""
+from __future__ import annotations
+
+import dataclasses
+
+from google.protobuf import any_pb2, message, symbol_database, timestamp_pb2
+
+from erp.events.v1 import envelope_pb2
+from mesh import context
+
+# Importing the event modules registers their payload types for unpacking.
+from erp.events.v1 import inventory_events_pb2, orders_events_pb2  # noqa: F401  isort: skip
+
+_symbols = symbol_database.Default()
+
+
+def event_type(payload: message.Message | type[message.Message]) -> str:
+    return payload.DESCRIPTOR.full_name
+
+
+def build(
+    *, source: str, aggregate_type: str, aggregate_id: str, aggregate_version: int, payload: message.Message
+) -> envelope_pb2.EventEnvelope:
+    """An envelope stamped with the current call's correlation and causation ids."""
+    packed = any_pb2.Any()
+    packed.Pack(payload)
+    occurred = timestamp_pb2.Timestamp()
+    occurred.GetCurrentTime()
+    event_id = context.new_id()
+    return envelope_pb2.EventEnvelope(
+        event_id=event_id,
+        event_type=event_type(payload),
+        source=source,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        aggregate_version=aggregate_version,
+        occurred_at=occurred,
+        correlation_id=context.correlation_id.get() or event_id,
+        causation_id=context.causation_id.get() or event_id,
+        payload=packed,
+    )
+
+
+class UndecodableEvent(Exception):
+    """The bytes are not an envelope, or its payload type is unknown."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    envelope: envelope_pb2.EventEnvelope
+    payload: message.Message
+
+
+def decode(body: bytes) -> Event:
+    try:
+        env = envelope_pb2.EventEnvelope.FromString(body)
+    except Exception as exc:  # noqa: BLE001
+        raise UndecodableEvent(f"not an EventEnvelope: {exc.__class__.__name__}") from exc
+    if not env.event_id or not env.event_type:
+        raise UndecodableEvent("envelope without event_id or event_type")
+    type_name = env.payload.TypeName()
+    if type_name != env.event_type:
+        raise UndecodableEvent(f"payload type {type_name!r} does not match event_type {env.event_type!r}")
+    try:
+        cls = _symbols.GetSymbol(type_name)
+    except KeyError as exc:
+        raise UndecodableEvent(f"unknown event type {type_name!r}") from exc
+    payload = cls()
+    if not env.payload.Unpack(payload):
+        raise UndecodableEvent(f"payload does not decode as {type_name}")
+    return Event(env, payload)

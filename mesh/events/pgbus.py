@@ -1,0 +1,165 @@
+"""The embedded transport: a message bus in PostgreSQL that needs no broker.
+
+It keeps the RabbitMQ transport's semantics: publishing routes a message into one row
+per bound queue and is "confirmed" once committed (no binding: Unroutable); a
+subscriber locks a batch (FOR UPDATE SKIP LOCKED, so replicas compete like consumers
+of one queue), settles each message, and commits: deleted when acked, delayed when
+retried, marked dead when dead-lettered. LISTEN/NOTIFY wakes subscribers at once.
+The bus lives in its own schema, `erp_bus`, beside the services' schemas.
+"""
+from __future__ import annotations
+
+import logging
+
+import psycopg
+import sqlalchemy as sa
+
+from mesh.db import advisory_key
+from mesh.events.transport import Ack, DeadLetter, Delivery, Outcome, Retry, Unroutable
+
+log = logging.getLogger("mesh.events.pgbus")
+SCHEMA = "erp_bus"
+CHANNEL = "erp_bus"
+
+DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {SCHEMA}.bindings (
+    queue text NOT NULL,
+    event_type text NOT NULL,
+    PRIMARY KEY (event_type, queue)
+);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.messages (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue text NOT NULL,
+    event_id text NOT NULL,
+    event_type text NOT NULL,
+    body bytea NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    available_at timestamptz NOT NULL DEFAULT now(),
+    dead boolean NOT NULL DEFAULT false,
+    last_error text,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON {SCHEMA}.messages (queue, id) WHERE NOT dead;
+"""
+
+
+def ensure_schema(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": advisory_key("erp_bus")})
+        conn.exec_driver_sql(DDL)
+
+
+class PgPublisher:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def publish(self, event_type: str, event_id: str, body: bytes) -> None:
+        with self.engine.begin() as conn:
+            routed = conn.execute(sa.text(
+                f"INSERT INTO {SCHEMA}.messages (queue, event_id, event_type, body) "
+                f"SELECT queue, :id, :type, :body FROM {SCHEMA}.bindings WHERE event_type = :type"
+            ), {"id": event_id, "type": event_type, "body": body}).rowcount
+            if not routed:
+                raise Unroutable(f"no queue bound to {event_type}")
+            conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+
+    def close(self) -> None:
+        pass
+
+
+class PgSubscription:
+    def __init__(self, engine: sa.Engine, dsn: str, queue: str, event_types: list[str], batch: int = 32) -> None:
+        self.engine = engine
+        self.queue = queue
+        self.batch = batch
+        with engine.begin() as conn:
+            for event_type in event_types:
+                conn.execute(sa.text(
+                    f"INSERT INTO {SCHEMA}.bindings (queue, event_type) VALUES (:q, :t) ON CONFLICT DO NOTHING"
+                ), {"q": queue, "t": event_type})
+        self.listener = psycopg.connect(dsn, autocommit=True)
+        self.listener.execute(f"LISTEN {CHANNEL}")
+        self._conn: sa.Connection | None = None
+
+    def receive(self, timeout: float) -> list[Delivery]:
+        rows = self._lock_batch()
+        if rows:
+            return rows
+        # Nothing ready: sleep until a publish notifies us, or the timeout (retries come due).
+        for _ in self.listener.notifies(timeout=timeout, stop_after=1):
+            pass
+        return self._lock_batch()
+
+    def _lock_batch(self) -> list[Delivery]:
+        conn = self.engine.connect()
+        conn.begin()
+        rows = conn.execute(sa.text(
+            f"SELECT id, body, attempts FROM {SCHEMA}.messages "
+            "WHERE queue = :q AND NOT dead AND available_at <= now() "
+            "ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+        ), {"q": self.queue, "n": self.batch}).all()
+        if not rows:
+            conn.rollback()
+            conn.close()
+            return []
+        self._conn = conn  # the row locks are our unacked deliveries until settle()
+        return [Delivery(body=bytes(r.body), attempts=r.attempts, tag=r.id) for r in rows]
+
+    def settle(self, outcomes: list[tuple[Delivery, Outcome]]) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            for delivery, outcome in outcomes:
+                if isinstance(outcome, Ack):
+                    conn.execute(sa.text(f"DELETE FROM {SCHEMA}.messages WHERE id = :id"), {"id": delivery.tag})
+                elif isinstance(outcome, Retry):
+                    conn.execute(sa.text(
+                        f"UPDATE {SCHEMA}.messages SET attempts = attempts + 1, last_error = :e, "
+                        "available_at = now() + make_interval(secs => :d) WHERE id = :id"
+                    ), {"id": delivery.tag, "e": outcome.error[:500], "d": outcome.delay_seconds})
+                elif isinstance(outcome, DeadLetter):
+                    conn.execute(sa.text(
+                        f"UPDATE {SCHEMA}.messages SET attempts = attempts + 1, dead = true, last_error = :e "
+                        "WHERE id = :id"
+                    ), {"id": delivery.tag, "e": outcome.reason[:500]})
+            conn.commit()
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self.listener.close()
+
+
+class PgTransport:
+    def __init__(self, engine: sa.Engine, dsn: str) -> None:
+        self.engine = engine
+        self.dsn = dsn
+        ensure_schema(engine)
+
+    def publisher(self) -> PgPublisher:
+        return PgPublisher(self.engine)
+
+    def subscribe(self, queue: str, event_types: list[str]) -> PgSubscription:
+        return PgSubscription(self.engine, self.dsn, queue, event_types)
+
+    def dead_letters(self, queue: str, limit: int = 100) -> list[dict]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.text(
+                f"SELECT event_id, event_type, attempts, last_error, body FROM {SCHEMA}.messages "
+                "WHERE queue = :q AND dead ORDER BY id LIMIT :n"
+            ), {"q": queue, "n": limit}).all()
+        return [{"event_id": r.event_id, "event_type": r.event_type, "attempts": r.attempts,
+                 "error": r.last_error, "body": bytes(r.body)} for r in rows]
+
+    def replay_dead_letters(self, queue: str) -> int:
+        with self.engine.begin() as conn:
+            moved = conn.execute(sa.text(
+                f"UPDATE {SCHEMA}.messages SET dead = false, attempts = 0, available_at = now() "
+                "WHERE queue = :q AND dead"
+            ), {"q": queue}).rowcount
+            conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+        return moved

@@ -1,0 +1,73 @@
+"""What the relay and the consumers need from a transport, whichever it is."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+
+class PublishFailed(Exception):
+    """The transport did not confirm the message; the relay keeps it and tries again."""
+
+
+class Unroutable(PublishFailed):
+    """No queue is bound to the event type (RabbitMQ returned the mandatory message)."""
+
+
+@dataclasses.dataclass
+class Delivery:
+    body: bytes
+    attempts: int  # failed handling attempts before this delivery
+    tag: object  # transport's handle for settling
+
+
+@dataclasses.dataclass(frozen=True)
+class Ack:
+    pass
+
+
+@dataclasses.dataclass(frozen=True)
+class Retry:
+    delay_seconds: float
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    reason: str
+
+
+Outcome = Ack | Retry | DeadLetter
+
+
+class Publisher(Protocol):
+    def publish(self, event_type: str, event_id: str, body: bytes) -> None:
+        """Returns once the transport has durably accepted the message, or raises PublishFailed."""
+
+    def close(self) -> None: ...
+
+
+class Subscription(Protocol):
+    def receive(self, timeout: float) -> list[Delivery]:
+        """Waits up to `timeout` seconds for messages and returns them (maybe none)."""
+
+    def settle(self, outcomes: list[tuple[Delivery, Outcome]]) -> None:
+        """Acks, schedules a retry, or dead-letters each delivery."""
+
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Creates publishers and subscriptions; each is used by one thread only."""
+
+    def publisher(self) -> Publisher: ...
+
+    def subscribe(self, queue: str, event_types: list[str]) -> Subscription: ...
+
+    def dead_letters(self, queue: str, limit: int) -> list[dict]: ...
+
+    def replay_dead_letters(self, queue: str) -> int: ...
+
+
+def retry_delays(base_ms: int, max_attempts: int) -> list[float]:
+    """Backoff before attempt 2, 3, ... max_attempts: base, 4x base, 16x base..., in seconds."""
+    return [base_ms * 4**i / 1000 for i in range(max(0, max_attempts - 1))]

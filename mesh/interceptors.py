@@ -1,0 +1,133 @@
+"""Cross-cutting concerns of every gRPC call, in one place.
+
+Server side: request and correlation ids, the incoming deadline, structured logs,
+refusing undecodable requests with INVALID_ARGUMENT, and the one mapping from domain
+errors to gRPC status codes (no exception text ever reaches a caller).
+Client side: propagate ids and the remaining deadline to outgoing calls.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import time
+
+import grpc
+from grpc_status import rpc_status
+
+from mesh import context
+from mesh.errors import DomainError, to_status
+
+log = logging.getLogger("mesh.rpc")
+
+REQUEST_ID_KEY = "x-request-id"
+CORRELATION_ID_KEY = "x-correlation-id"
+# grpc reports "no deadline" as a very large remaining time.
+_NO_DEADLINE = 10**6
+
+
+class _Malformed:
+    """Stands in for a request whose bytes did not decode."""
+
+
+MALFORMED = _Malformed()
+
+
+def _safe_deserializer(deserialize):
+    if deserialize is None:
+        return None
+
+    def decode(raw: bytes):
+        try:
+            return deserialize(raw)
+        except Exception:  # noqa: BLE001 - any decode failure is the caller's bad input
+            return MALFORMED
+
+    return decode
+
+
+class ServerInterceptor(grpc.ServerInterceptor):
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # unknown methods get UNIMPLEMENTED; streams (health watch, reflection) pass
+        method = handler_call_details.method
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        inner = handler.unary_unary
+
+        def behavior(request, ctx: grpc.ServicerContext):
+            remaining = ctx.time_remaining()
+            timeout = None if remaining is None or remaining > _NO_DEADLINE else remaining
+            with context.scope(
+                request=metadata.get(REQUEST_ID_KEY, ""),
+                correlation=metadata.get(CORRELATION_ID_KEY, ""),
+                timeout=timeout,
+            ):
+                return _call(method, inner, request, ctx)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior,
+            request_deserializer=_safe_deserializer(handler.request_deserializer),
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _call(method: str, inner, request, ctx: grpc.ServicerContext):
+    started = time.perf_counter()
+    if request is MALFORMED:
+        _abort(ctx, method, started, grpc.StatusCode.INVALID_ARGUMENT,
+               "request body is not a valid protobuf message for " + method, [])
+    try:
+        response = inner(request, ctx)
+    except DomainError as err:
+        _abort(ctx, method, started, err.code, err.message, err.details())
+    except Exception:
+        if ctx.code() not in (None, grpc.StatusCode.OK):
+            raise  # the servicer aborted on purpose; grpc carries its status
+        rid = context.request_id.get()
+        log.exception("unhandled error in %s", method, extra={"fields": {"method": method}})
+        _abort(ctx, method, started, grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", [])
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("rpc ok", extra={"fields": _fields(method, started, "OK")})
+    return response
+
+
+def _abort(ctx, method, started, code, message, details):
+    level = logging.ERROR if code == grpc.StatusCode.INTERNAL else logging.INFO
+    log.log(level, "rpc failed: %s", message, extra={"fields": _fields(method, started, code.name)})
+    ctx.abort_with_status(rpc_status.to_status(to_status(code, message, details)))
+
+
+def _fields(method: str, started: float, code: str) -> dict:
+    return {"method": method, "code": code, "ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+class _CallDetails(
+    collections.namedtuple("_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class ClientInterceptor(grpc.UnaryUnaryClientInterceptor):
+    """Adds ids and caps the timeout by the incoming call's remaining deadline."""
+
+    def __init__(self, default_timeout: float) -> None:
+        self.default_timeout = default_timeout
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        timeout = client_call_details.timeout or self.default_timeout
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout = min(timeout, remaining)
+        metadata = list(client_call_details.metadata or ())
+        keys = {k for k, _ in metadata}
+        rid, cid = context.request_id.get(), context.correlation_id.get()
+        if cid and CORRELATION_ID_KEY not in keys:
+            metadata.append((CORRELATION_ID_KEY, cid))
+        if rid and REQUEST_ID_KEY not in keys:
+            metadata.append((REQUEST_ID_KEY, context.new_id()))
+        details = _CallDetails(
+            client_call_details.method, timeout, metadata, client_call_details.credentials,
+            client_call_details.wait_for_ready, client_call_details.compression,
+        )
+        return continuation(details, request)

@@ -1,0 +1,191 @@
+"""Running a service: database and migrations, cache, event backbone, gRPC server,
+health, reflection, and a graceful shutdown. Every service's __main__ calls run()."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import sqlalchemy as sa
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy.engine import make_url
+
+from mesh import db, embedded, logs
+from mesh.cache import Cache
+from mesh.events.amqp import AmqpTransport
+from mesh.events.consumer import Consumer, EventHandlers
+from mesh.events.pgbus import PgTransport
+from mesh.events.relay import Relay
+from mesh.interceptors import ServerInterceptor
+from mesh.settings import Settings, load
+from mesh.uow import UnitOfWork
+
+log = logging.getLogger("mesh.service")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceSpec:
+    """What makes one service: its name, schema migrations, gRPC servicers and event handlers."""
+
+    name: str
+    migrations_dir: Path
+    grpc_services: tuple[str, ...]  # full names, for health and reflection
+    add_servicers: Callable[[grpc.Server, "Runtime"], None]
+    uow_class: type[UnitOfWork]
+    build_handlers: Callable[["Runtime"], EventHandlers] | None = None
+
+
+@dataclasses.dataclass
+class Runtime:
+    """The adapters a service's handlers use, built once per process."""
+
+    settings: Settings
+    engine: sa.Engine
+    cache: Cache
+    transport: AmqpTransport | PgTransport
+    relay: Relay
+    uow_class: type[UnitOfWork]
+
+    def uow(self) -> UnitOfWork:
+        return self.uow_class(self.engine, self.settings.service, on_commit=self.relay.wake.set)
+
+
+@dataclasses.dataclass
+class RunningService:
+    spec: ServiceSpec
+    runtime: Runtime
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    stop_event: threading.Event
+    threads: list[threading.Thread]
+
+    def stop(self, grace: float | None = None) -> None:
+        """Graceful: report NOT_SERVING, refuse new calls, drain in-flight ones, close pools."""
+        grace = self.runtime.settings.shutdown_grace_seconds if grace is None else grace
+        log.info("draining (grace %.1fs)", grace)
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.stop_event.set()
+        self.runtime.relay.wake.set()
+        for thread in self.threads:
+            thread.join(timeout=10)
+        self.runtime.cache.close()
+        self.runtime.engine.dispose()
+        log.info("stopped")
+
+
+def database_url(settings: Settings) -> str:
+    return settings.database_url or embedded.postgres_url(settings.data_dir)
+
+
+def redis_url(settings: Settings) -> str:
+    return settings.redis_url or embedded.redis_url(settings.data_dir)
+
+
+def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
+    url = database_url(settings)
+    db.ensure_database(url)
+    engine = db.create_engine(url, schema=settings.schema, pool_size=settings.db_pool_size)
+    if settings.migrate_on_start:
+        db.migrate(engine, settings.schema, spec.migrations_dir)
+    cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}", ttl_seconds=settings.cache_ttl_seconds)
+    if settings.event_transport == "amqp":
+        transport: AmqpTransport | PgTransport = AmqpTransport(
+            settings.amqp_url, settings.event_retry_base_ms, settings.event_max_attempts, settings.amqp_namespace)
+    else:
+        transport = PgTransport(engine, libpq_dsn(url))
+    relay = Relay(engine, settings.service, transport.publisher, settings.relay_poll_seconds,
+                  settings.unroutable_grace_seconds)
+    return Runtime(settings, engine, cache, transport, relay, spec.uow_class)
+
+
+def libpq_dsn(url: str) -> str:
+    return make_url(db.sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def start(spec: ServiceSpec, settings: Settings) -> RunningService:
+    """Starts the service; binds settings.grpc_port (0 picks a free port, for tests)."""
+    runtime = build_runtime(spec, settings)
+    stop_event = threading.Event()
+    threads = [threading.Thread(target=runtime.relay.run, args=(stop_event,), name="relay", daemon=True)]
+    handlers = spec.build_handlers(runtime) if spec.build_handlers else None
+    if handlers is not None and handlers.handlers:
+        consumer = Consumer(handlers, runtime.uow, settings.event_max_attempts, settings.event_retry_base_ms)
+
+        def subscribe():
+            return runtime.transport.subscribe(spec.name, handlers.event_types)
+
+        threads += [threading.Thread(target=consumer.run, args=(subscribe, stop_event), name=f"consumer-{i}",
+                                     daemon=True) for i in range(settings.event_consumer_threads)]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers, thread_name_prefix="grpc"),
+        interceptors=[ServerInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+            ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+    )
+    spec.add_servicers(server, runtime)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (*spec.grpc_services, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    if port == 0:
+        raise RuntimeError(f"cannot bind {settings.grpc_host}:{settings.grpc_port}")
+    monitor = threading.Thread(target=_monitor_health, name="health",
+                               args=(runtime, health_servicer, spec.grpc_services, stop_event), daemon=True)
+    threads.append(monitor)
+    _set_health(health_servicer, spec.grpc_services, db.ping(runtime.engine))
+    for thread in threads:
+        thread.start()
+    server.start()
+    log.info("%s listening on %s:%d", spec.name, settings.grpc_host, port)
+    return RunningService(spec, runtime, server, port, health_servicer, stop_event, threads)
+
+
+def _set_health(servicer: health.HealthServicer, services: tuple[str, ...], ok: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", *services):
+        servicer.set(name, status)
+
+
+def _monitor_health(runtime: Runtime, servicer: health.HealthServicer, services: tuple[str, ...],
+                    stop: threading.Event) -> None:
+    """NOT_SERVING while the service's database is unreachable."""
+    last = None
+    while not stop.wait(runtime.settings.health_check_seconds):
+        ok = db.ping(runtime.engine)
+        if ok != last:
+            if last is not None:
+                log.warning("database %s; health %s", "back" if ok else "unreachable",
+                            "SERVING" if ok else "NOT_SERVING")
+            last = ok
+        if not stop.is_set():
+            _set_health(servicer, services, ok)
+
+
+def run(spec: ServiceSpec) -> None:
+    """Entry point of `python -m services.<name>`: serve until SIGTERM or SIGINT."""
+    settings = load(spec.name)
+    logs.configure(spec.name, settings.log_level, settings.log_format)
+    running = start(spec, settings)
+    stopping = threading.Event()
+
+    def on_signal(signum, _frame):
+        log.info("received %s", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stopping.wait()
+    running.stop()

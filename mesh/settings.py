@@ -1,0 +1,140 @@
+"""Settings from the environment, with documented defaults.
+
+Every variable is listed in README.md ("Configuration"). Nothing else reads os.environ
+for configuration: services take a Settings object, so tests can build their own.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+# Ports `make run` gives each service; a deployment sets ERP_GRPC_PORT instead.
+DEFAULT_PORTS = {
+    "gateway": 50050,
+    "inventory": 50051,
+    "orders": 50052,
+    "crm": 50053,
+    "finance": 50054,
+    "procurement": 50055,
+    "notification": 50056,
+}
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = _env(name)
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _env(name).lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    service: str
+    data_dir: Path
+    database_url: str  # empty: embedded PostgreSQL under data_dir
+    redis_url: str  # empty: embedded Redis under data_dir
+    amqp_url: str  # empty: embedded transport (the PostgreSQL event bus)
+    event_transport: str  # "amqp" or "postgres"
+    amqp_namespace: str
+    grpc_host: str
+    grpc_port: int
+    grpc_max_workers: int
+    grpc_max_concurrent_rpcs: int
+    grpc_max_message_bytes: int
+    shutdown_grace_seconds: float
+    migrate_on_start: bool
+    db_pool_size: int
+    cache_ttl_seconds: float
+    cache_prefix: str
+    event_max_attempts: int
+    event_retry_base_ms: int
+    event_consumer_threads: int
+    relay_poll_seconds: float
+    unroutable_grace_seconds: float
+    health_check_seconds: float
+    log_level: str
+    log_format: str
+    default_warehouse: str
+    targets: dict[str, str]
+
+    @property
+    def schema(self) -> str:
+        """The PostgreSQL schema this service owns (its name)."""
+        return self.service
+
+    def target(self, service: str) -> str:
+        """host:port of another service, for gRPC channels."""
+        return self.targets[service]
+
+
+def load(service: str) -> Settings:
+    """Reads the settings of `service` from the environment."""
+    upper = service.upper()
+    amqp_url = _env("ERP_AMQP_URL")
+    transport = _env("ERP_EVENT_TRANSPORT", "amqp" if amqp_url else "postgres").lower()
+    if transport not in ("amqp", "postgres"):
+        raise ValueError(f"ERP_EVENT_TRANSPORT must be amqp or postgres, got {transport!r}")
+    if transport == "amqp" and not amqp_url:
+        raise ValueError("ERP_EVENT_TRANSPORT=amqp needs ERP_AMQP_URL")
+    targets = {
+        name: _env(f"ERP_{name.upper()}_TARGET", f"127.0.0.1:{port}")
+        for name, port in DEFAULT_PORTS.items()
+    }
+    return Settings(
+        service=service,
+        data_dir=Path(_env("ERP_DATA_DIR", ".data")).resolve(),
+        database_url=_env(f"ERP_{upper}_DATABASE_URL") or _env("ERP_DATABASE_URL"),
+        redis_url=_env("ERP_REDIS_URL"),
+        amqp_url=amqp_url,
+        event_transport=transport,
+        amqp_namespace=_env("ERP_AMQP_NAMESPACE", "erp"),
+        grpc_host=_env("ERP_GRPC_HOST", "127.0.0.1"),
+        grpc_port=_int("ERP_GRPC_PORT", DEFAULT_PORTS.get(service, 0)),
+        grpc_max_workers=_int("ERP_GRPC_MAX_WORKERS", 16),
+        grpc_max_concurrent_rpcs=_int("ERP_GRPC_MAX_CONCURRENT_RPCS", 256),
+        grpc_max_message_bytes=_int("ERP_GRPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024),
+        shutdown_grace_seconds=_float("ERP_SHUTDOWN_GRACE_SECONDS", 10.0),
+        migrate_on_start=_bool("ERP_MIGRATE_ON_START", True),
+        db_pool_size=_int("ERP_DB_POOL_SIZE", 10),
+        cache_ttl_seconds=_float("ERP_CACHE_TTL_SECONDS", 5.0),
+        cache_prefix=_env("ERP_CACHE_PREFIX", "erp"),
+        event_max_attempts=_int("ERP_EVENT_MAX_ATTEMPTS", 5),
+        event_retry_base_ms=_int("ERP_EVENT_RETRY_BASE_MS", 200),
+        event_consumer_threads=_int("ERP_EVENT_CONSUMER_THREADS", 1),
+        relay_poll_seconds=_float("ERP_RELAY_POLL_SECONDS", 0.2),
+        unroutable_grace_seconds=_float("ERP_UNROUTABLE_GRACE_SECONDS", 300.0),
+        health_check_seconds=_float("ERP_HEALTH_CHECK_SECONDS", 2.0),
+        log_level=_env("ERP_LOG_LEVEL", "INFO").upper(),
+        log_format=_env("ERP_LOG_FORMAT", "json").lower(),
+        default_warehouse=_env("ERP_DEFAULT_WAREHOUSE", "MAIN"),
+        targets=targets,
+    )

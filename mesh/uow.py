@@ -1,0 +1,67 @@
+"""The unit of work: one database transaction, the events it emits, and what runs
+after it commits. Services subclass it to attach their repositories."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from google.protobuf import message
+
+from mesh.events import envelope
+from mesh.events.tables import outbox
+
+log = logging.getLogger("mesh.uow")
+
+
+class UnitOfWork:
+    def __init__(self, engine: sa.Engine, service: str, on_commit: Callable[[], None] | None = None) -> None:
+        self.engine = engine
+        self.service = service
+        self._on_commit = on_commit
+        self._after_commit: list[Callable[[], None]] = []
+        self.connection: sa.Connection
+
+    def __enter__(self):
+        self.connection = self.engine.connect()
+        self.connection.begin()
+        self._committed = False
+        self._after_commit = []
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Subclasses attach repositories to self.connection here."""
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if not self._committed:
+                self.connection.rollback()
+        finally:
+            self.connection.close()
+
+    def emit(self, *, aggregate_type: str, aggregate_id: str, version: int, payload: message.Message) -> str:
+        """Writes an event to the outbox in this transaction; returns its event id."""
+        env = envelope.build(source=self.service, aggregate_type=aggregate_type, aggregate_id=aggregate_id,
+                             aggregate_version=version, payload=payload)
+        self.connection.execute(outbox.insert().values(
+            event_id=env.event_id, event_type=env.event_type, aggregate_id=aggregate_id,
+            envelope=env.SerializeToString(),
+        ))
+        return env.event_id
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Runs fn once the transaction has committed (cache invalidation, relay wake-up)."""
+        self._after_commit.append(fn)
+
+    def commit(self) -> None:
+        self.connection.commit()
+        self._committed = True
+        for fn in [*self._after_commit, *([self._on_commit] if self._on_commit else [])]:
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 - the commit stands; a hook failure is only logged
+                log.exception("after-commit hook failed")
+
+    def rollback(self) -> None:
+        self.connection.rollback()

@@ -1,0 +1,195 @@
+"""Inventory's persistence: tables, repositories and its unit of work (SQLAlchemy Core).
+
+Reservations are atomic conditional UPDATEs (available >= quantity in the WHERE
+clause); the CHECK constraints on stock_balances are the backstop. Balances are a
+projection of stock_ledger, written in the same transaction as each ledger entry.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from mesh.uow import UnitOfWork
+from services.inventory.domain import LedgerEntry, Product, StockLevel, Warehouse
+
+metadata = sa.MetaData()
+
+products = sa.Table(
+    "products", metadata,
+    sa.Column("sku", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("unit_of_measure", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+warehouses = sa.Table(
+    "warehouses", metadata,
+    sa.Column("code", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+stock_balances = sa.Table(
+    "stock_balances", metadata,
+    sa.Column("sku", sa.Text, sa.ForeignKey("products.sku"), primary_key=True),
+    sa.Column("warehouse_code", sa.Text, sa.ForeignKey("warehouses.code"), primary_key=True),
+    sa.Column("on_hand", sa.BigInteger, nullable=False),
+    sa.Column("reserved", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
+    sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    sa.CheckConstraint("reserved <= on_hand", name="no_oversell"),
+)
+
+stock_ledger = sa.Table(
+    "stock_ledger", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("sku", sa.Text, nullable=False),
+    sa.Column("warehouse_code", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("on_hand_delta", sa.BigInteger, nullable=False),
+    sa.Column("reserved_delta", sa.BigInteger, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("reference", sa.Text, nullable=False),
+    sa.Column("request_id", sa.Text, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+reservations = sa.Table(
+    "reservations", metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("sku", sa.Text, primary_key=True),
+    sa.Column("warehouse_code", sa.Text, primary_key=True),
+    sa.Column("quantity", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # reserved | released | issued
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+_LEVEL_COLUMNS = (stock_balances.c.sku, stock_balances.c.warehouse_code, stock_balances.c.on_hand,
+                  stock_balances.c.reserved, stock_balances.c.version)
+
+
+def _level(row) -> StockLevel:
+    return StockLevel(row.sku, row.warehouse_code, row.on_hand, row.reserved, row.version)
+
+
+class CatalogRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def product(self, sku: str) -> Product | None:
+        row = self.conn.execute(sa.select(products).where(products.c.sku == sku)).first()
+        return Product(row.sku, row.name, row.unit_of_measure) if row else None
+
+    def add_product(self, product: Product) -> None:
+        self.conn.execute(products.insert().values(sku=product.sku, name=product.name,
+                                                   unit_of_measure=product.unit_of_measure))
+
+    def warehouse(self, code: str) -> Warehouse | None:
+        row = self.conn.execute(sa.select(warehouses).where(warehouses.c.code == code)).first()
+        return Warehouse(row.code, row.name) if row else None
+
+    def add_warehouse(self, warehouse: Warehouse) -> None:
+        self.conn.execute(warehouses.insert().values(code=warehouse.code, name=warehouse.name))
+
+
+class StockRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def get(self, sku: str, warehouse_code: str, for_update: bool = False) -> StockLevel | None:
+        query = sa.select(*_LEVEL_COLUMNS).where(stock_balances.c.sku == sku,
+                                                 stock_balances.c.warehouse_code == warehouse_code)
+        row = self.conn.execute(query.with_for_update() if for_update else query).first()
+        return _level(row) if row else None
+
+    def many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
+        if not keys:
+            return {}
+        pairs = sa.tuple_(stock_balances.c.sku, stock_balances.c.warehouse_code).in_(keys)
+        return {(r.sku, r.warehouse_code): _level(r) for r in self.conn.execute(sa.select(*_LEVEL_COLUMNS).where(pairs))}
+
+    def existing(self, keys: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
+        """Which of the keys' SKUs and warehouses exist."""
+        skus = {k[0] for k in keys}
+        codes = {k[1] for k in keys}
+        found_skus = set(self.conn.execute(sa.select(products.c.sku).where(products.c.sku.in_(skus))).scalars())
+        found_codes = set(self.conn.execute(
+            sa.select(warehouses.c.code).where(warehouses.c.code.in_(codes))).scalars())
+        return found_skus, found_codes
+
+    def ensure_row(self, sku: str, warehouse_code: str) -> None:
+        self.conn.execute(insert(stock_balances).values(sku=sku, warehouse_code=warehouse_code, on_hand=0,
+                                                        reserved=0, version=0).on_conflict_do_nothing())
+
+    def save(self, level: StockLevel) -> None:
+        self.conn.execute(stock_balances.update().where(
+            stock_balances.c.sku == level.sku, stock_balances.c.warehouse_code == level.warehouse_code,
+        ).values(on_hand=level.on_hand, reserved=level.reserved, version=level.version))
+
+    def try_reserve(self, sku: str, warehouse_code: str, quantity: int) -> StockLevel | None:
+        """Reserves quantity if that much is available, atomically; None when it is not."""
+        row = self.conn.execute(
+            stock_balances.update()
+            .where(stock_balances.c.sku == sku, stock_balances.c.warehouse_code == warehouse_code,
+                   stock_balances.c.on_hand - stock_balances.c.reserved >= quantity)
+            .values(reserved=stock_balances.c.reserved + quantity, version=stock_balances.c.version + 1)
+            .returning(*_LEVEL_COLUMNS)
+        ).first()
+        return _level(row) if row else None
+
+    def append(self, entry: LedgerEntry) -> None:
+        self.conn.execute(stock_ledger.insert().values(
+            sku=entry.sku, warehouse_code=entry.warehouse_code, kind=str(entry.kind),
+            on_hand_delta=entry.on_hand_delta, reserved_delta=entry.reserved_delta, reason=entry.reason,
+            reference=entry.reference, request_id=entry.request_id,
+        ))
+
+    def request_target(self, request_id: str) -> tuple[str, str] | None:
+        """The (sku, warehouse) an already-applied request changed, if any."""
+        row = self.conn.execute(sa.select(stock_ledger.c.sku, stock_ledger.c.warehouse_code)
+                                .where(stock_ledger.c.request_id == request_id)).first()
+        return (row.sku, row.warehouse_code) if row else None
+
+    def has_reservation(self, order_id: str) -> bool:
+        return self.conn.execute(sa.select(sa.literal(1)).select_from(reservations)
+                                 .where(reservations.c.order_id == order_id).limit(1)).first() is not None
+
+    def add_reservation(self, order_id: str, sku: str, warehouse_code: str, quantity: int) -> None:
+        self.conn.execute(reservations.insert().values(order_id=order_id, sku=sku, warehouse_code=warehouse_code,
+                                                       quantity=quantity, status="reserved"))
+
+    def savepoint(self) -> sa.NestedTransaction:
+        return self.conn.begin_nested()
+
+
+class InventoryUnitOfWork(UnitOfWork):
+    def start(self) -> None:
+        self.catalog = CatalogRepository(self.connection)
+        self.stock = StockRepository(self.connection)
+
+
+def ledger_mismatches(conn: sa.Connection) -> list[tuple]:
+    """Balances that differ from the sum of their ledger (empty when all agree)."""
+    sums = (sa.select(stock_ledger.c.sku, stock_ledger.c.warehouse_code,
+                      sa.func.sum(stock_ledger.c.on_hand_delta).label("on_hand"),
+                      sa.func.sum(stock_ledger.c.reserved_delta).label("reserved"))
+            .group_by(stock_ledger.c.sku, stock_ledger.c.warehouse_code).subquery())
+    query = sa.select(stock_balances.c.sku, stock_balances.c.warehouse_code, stock_balances.c.on_hand,
+                      stock_balances.c.reserved, sums.c.on_hand, sums.c.reserved).select_from(
+        stock_balances.outerjoin(sums, sa.and_(sums.c.sku == stock_balances.c.sku,
+                                               sums.c.warehouse_code == stock_balances.c.warehouse_code))
+    ).where(sa.or_(sa.func.coalesce(sums.c.on_hand, 0) != stock_balances.c.on_hand,
+                   sa.func.coalesce(sums.c.reserved, 0) != stock_balances.c.reserved))
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def rebuild_balances(conn: sa.Connection) -> int:
+    """Recomputes every balance from the ledger; returns how many rows changed."""
+    return conn.execute(sa.text("""
+        UPDATE stock_balances b SET on_hand = s.on_hand, reserved = s.reserved, version = b.version + 1
+        FROM (SELECT sku, warehouse_code, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved
+              FROM stock_ledger GROUP BY sku, warehouse_code) s
+        WHERE b.sku = s.sku AND b.warehouse_code = s.warehouse_code
+          AND (b.on_hand <> s.on_hand OR b.reserved <> s.reserved)
+    """)).rowcount

@@ -1,0 +1,167 @@
+"""Inventory's rules: what a valid product, warehouse and stock change is, and how
+stock levels move. No I/O here."""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+
+from mesh.errors import FailedPrecondition, Violations
+
+SKU_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+WAREHOUSE_RE = re.compile(r"^[A-Z0-9_-]{1,32}$")
+UOM_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+MAX_BATCH = 1000
+MAX_QUANTITY = 10**12
+
+
+@dataclasses.dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str
+    unit_of_measure: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Warehouse:
+    code: str
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StockLevel:
+    sku: str
+    warehouse_code: str
+    on_hand: int
+    reserved: int
+    version: int
+
+    @property
+    def available(self) -> int:
+        return max(0, self.on_hand - self.reserved)
+
+    @classmethod
+    def empty(cls, sku: str, warehouse_code: str) -> StockLevel:
+        return cls(sku, warehouse_code, 0, 0, 0)
+
+
+class LedgerKind(enum.StrEnum):
+    """Every kind of stock movement. The balance is the sum of the ledger's deltas."""
+
+    ADJUSTMENT = "adjustment"  # on hand +/- with a reason
+    RECEIPT = "receipt"  # on hand + (goods received)
+    RESERVATION = "reservation"  # reserved +
+    RELEASE = "release"  # reserved -
+    ISSUE = "issue"  # on hand - and reserved - (shipment)
+
+
+@dataclasses.dataclass(frozen=True)
+class LedgerEntry:
+    sku: str
+    warehouse_code: str
+    kind: LedgerKind
+    on_hand_delta: int
+    reserved_delta: int
+    reason: str
+    reference: str = ""
+    request_id: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateProduct:
+    sku: str
+    name: str
+    unit_of_measure: str
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateWarehouse:
+    code: str
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AdjustStock:
+    request_id: str
+    sku: str
+    warehouse_code: str
+    quantity_delta: int
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ReserveLine:
+    line_no: int
+    sku: str
+    warehouse_code: str
+    quantity: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ReserveOrder:
+    order_id: str
+    lines: tuple[ReserveLine, ...]
+
+
+def check_sku(v: Violations, field: str, sku: str) -> None:
+    v.check(bool(SKU_RE.match(sku)), field, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
+
+
+def check_warehouse(v: Violations, field: str, code: str) -> None:
+    v.check(bool(WAREHOUSE_RE.match(code)), field, "must be 1-32 characters of A-Z, 0-9, '_' or '-'")
+
+
+def check_request_id(v: Violations, field: str, request_id: str) -> None:
+    v.check(0 < len(request_id) <= 64, field, "must be 1-64 characters (a UUID is a good choice)")
+
+
+def validate_product(cmd: CreateProduct) -> Product:
+    v = Violations()
+    check_sku(v, "product.sku", cmd.sku)
+    v.check(0 < len(cmd.name.strip()) <= 200, "product.name", "must be 1-200 characters")
+    v.check(bool(UOM_RE.match(cmd.unit_of_measure)), "product.unit_of_measure",
+            "must be 1-16 letters or digits, for example EA or KG")
+    v.raise_if_any()
+    return Product(cmd.sku, cmd.name.strip(), cmd.unit_of_measure.upper())
+
+
+def validate_warehouse(cmd: CreateWarehouse) -> Warehouse:
+    v = Violations()
+    check_warehouse(v, "warehouse.code", cmd.code)
+    v.check(0 < len(cmd.name.strip()) <= 200, "warehouse.name", "must be 1-200 characters")
+    v.raise_if_any()
+    return Warehouse(cmd.code, cmd.name.strip())
+
+
+def validate_adjustment(cmd: AdjustStock) -> None:
+    v = Violations()
+    check_request_id(v, "request_id", cmd.request_id)
+    check_sku(v, "sku", cmd.sku)
+    check_warehouse(v, "warehouse_code", cmd.warehouse_code)
+    v.check(cmd.quantity_delta != 0, "quantity_delta", "must not be zero")
+    v.check(abs(cmd.quantity_delta) <= MAX_QUANTITY, "quantity_delta", f"must be at most {MAX_QUANTITY} in size")
+    v.check(0 < len(cmd.reason.strip()) <= 500, "reason", "must be 1-500 characters")
+    v.raise_if_any()
+
+
+def adjusted(level: StockLevel, delta: int) -> StockLevel:
+    """The level after changing on hand by delta; refuses to go below what is reserved."""
+    on_hand = level.on_hand + delta
+    if on_hand < 0:
+        raise FailedPrecondition(
+            f"cannot remove {-delta} of {level.sku} in {level.warehouse_code}: only {level.on_hand} on hand")
+    if on_hand < level.reserved:
+        raise FailedPrecondition(
+            f"cannot remove {-delta} of {level.sku} in {level.warehouse_code}: {level.reserved} of "
+            f"{level.on_hand} on hand are reserved")
+    return dataclasses.replace(level, on_hand=on_hand, version=level.version + 1)
+
+
+def merge_lines(lines: tuple[ReserveLine, ...]) -> list[tuple[str, str, int]]:
+    """(sku, warehouse, quantity) per distinct pair, in sorted order: reserving in one
+    global order means two multi-line reservations can never deadlock each other."""
+    totals: dict[tuple[str, str], int] = {}
+    for line in lines:
+        key = (line.sku, line.warehouse_code)
+        totals[key] = totals.get(key, 0) + line.quantity
+    return [(sku, wh, qty) for (sku, wh), qty in sorted(totals.items())]

@@ -1,0 +1,49 @@
+"""The InventoryService servicer: protobuf to commands and back, nothing more."""
+from __future__ import annotations
+
+from erp.inventory.v1 import inventory_pb2 as pb
+from erp.inventory.v1 import inventory_pb2_grpc
+from services.inventory import domain, handlers
+from services.inventory.domain import StockLevel
+
+
+def _level(level: StockLevel) -> pb.StockLevel:
+    return pb.StockLevel(sku=level.sku, warehouse_code=level.warehouse_code, on_hand=level.on_hand,
+                         reserved=level.reserved, available=level.available, version=level.version)
+
+
+def _product(p: domain.Product) -> pb.Product:
+    return pb.Product(sku=p.sku, name=p.name, unit_of_measure=p.unit_of_measure)
+
+
+class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+
+    def CreateProduct(self, request: pb.CreateProductRequest, context) -> pb.CreateProductResponse:
+        p = request.product
+        product = handlers.create_product(self.runtime.uow(), domain.CreateProduct(p.sku, p.name, p.unit_of_measure))
+        return pb.CreateProductResponse(product=_product(product))
+
+    def GetProduct(self, request: pb.GetProductRequest, context) -> pb.GetProductResponse:
+        return pb.GetProductResponse(product=_product(handlers.get_product(self.runtime.uow(), request.sku)))
+
+    def CreateWarehouse(self, request: pb.CreateWarehouseRequest, context) -> pb.CreateWarehouseResponse:
+        w = handlers.create_warehouse(self.runtime.uow(),
+                                      domain.CreateWarehouse(request.warehouse.code, request.warehouse.name))
+        return pb.CreateWarehouseResponse(warehouse=pb.Warehouse(code=w.code, name=w.name))
+
+    def GetStock(self, request: pb.GetStockRequest, context) -> pb.GetStockResponse:
+        level = handlers.get_stock(self.runtime.uow(), self.runtime.cache, request.sku, request.warehouse_code)
+        return pb.GetStockResponse(stock=_level(level))
+
+    def BatchGetStock(self, request: pb.BatchGetStockRequest, context) -> pb.BatchGetStockResponse:
+        levels, missing = handlers.batch_get_stock(self.runtime.uow(),
+                                                   [(k.sku, k.warehouse_code) for k in request.keys])
+        return pb.BatchGetStockResponse(stocks=[_level(x) for x in levels],
+                                        missing=[pb.StockKey(sku=s, warehouse_code=w) for s, w in missing])
+
+    def AdjustStock(self, request: pb.AdjustStockRequest, context) -> pb.AdjustStockResponse:
+        level = handlers.adjust_stock(self.runtime.uow(), self.runtime.cache, domain.AdjustStock(
+            request.request_id, request.sku, request.warehouse_code, request.quantity_delta, request.reason))
+        return pb.AdjustStockResponse(stock=_level(level))

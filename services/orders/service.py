@@ -1,0 +1,27 @@
+"""Wiring: the orders service as the mesh runs it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from erp.orders.v1 import orders_pb2, orders_pb2_grpc
+from mesh.service import Runtime, ServiceSpec
+from services.orders import events
+from services.orders.adapters import OrdersUnitOfWork
+from services.orders.grpc_api import OrderServicer
+
+NAME = "orders"
+
+
+def add_servicers(server, runtime: Runtime) -> None:
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(runtime), server)
+
+
+def spec() -> ServiceSpec:
+    return ServiceSpec(
+        name=NAME,
+        migrations_dir=Path(__file__).parent / "migrations",
+        grpc_services=(orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,),
+        add_servicers=add_servicers,
+        uow_class=OrdersUnitOfWork,
+        build_handlers=lambda runtime: events.build(),
+    )

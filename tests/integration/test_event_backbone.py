@@ -1,0 +1,197 @@
+"""The outbox, relay, consumers, inbox and dead letters, on each real transport:
+the PostgreSQL event bus (embedded and external PostgreSQL) and RabbitMQ."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pika
+import pytest
+import sqlalchemy as sa
+
+from erp.events.v1 import inventory_events_pb2 as inv_ev
+from erp.events.v1 import orders_events_pb2 as orders_ev
+from mesh import db
+from mesh.events.amqp import AmqpTransport, queue_name
+from mesh.events.consumer import Consumer, EventHandlers
+from mesh.events.pgbus import SCHEMA, PgTransport
+from mesh.events.relay import Relay
+from mesh.service import libpq_dsn
+from mesh.uow import UnitOfWork
+
+MIGRATIONS = Path(__file__).parent / "probe_migrations"
+ADJUSTED = inv_ev.StockAdjusted.DESCRIPTOR.full_name
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture
+def probe(engines):
+    engine = db.create_engine(engines.database_url, schema="probe", pool_size=5)
+    db.migrate(engine, "probe", MIGRATIONS)
+    if engines.transport == "amqp":
+        transport = AmqpTransport(engines.amqp_url, 20, MAX_ATTEMPTS, engines.namespace)
+    else:
+        transport = PgTransport(engine, libpq_dsn(engines.database_url))
+    yield engine, transport, engines
+    engine.dispose()
+
+
+def emit(engine, count: int, payload_type=inv_ev.StockAdjusted) -> list[str]:
+    ids = []
+    with UnitOfWork(engine, "probe") as uow:
+        for i in range(count):
+            ids.append(uow.emit(aggregate_type="stock", aggregate_id=f"agg-{i % 3}", version=i + 1,
+                                payload=payload_type()))
+        uow.commit()
+    return ids
+
+
+def recording_handlers(fail: bool = False) -> EventHandlers:
+    handlers = EventHandlers(consumer="probe")
+
+    @handlers.on(inv_ev.StockAdjusted)
+    def record(uow, payload, event) -> None:
+        if fail:
+            raise RuntimeError("handler always fails")
+        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"),
+                               {"e": event.envelope.event_id})
+
+    return handlers
+
+
+def drain(subscription, consumer=None, idle_rounds: int = 3) -> list:
+    """Receives until the queue stays empty; handles (or just acks) what arrives."""
+    from mesh.events.transport import Ack
+
+    seen, idle = [], 0
+    while idle < idle_rounds:
+        batch = subscription.receive(timeout=0.3)
+        idle = idle + 1 if not batch else 0
+        seen += batch
+        subscription.settle([(d, consumer.handle(d) if consumer else Ack()) for d in batch])
+    return seen
+
+
+def unpublished(engine) -> list:
+    with engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT event_type, attempts, last_error, published_at FROM outbox ORDER BY id")).all()
+
+
+def effects(engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT event_id FROM effects")).scalars())
+
+
+def test_each_outbox_row_is_published_once_and_marked_after_the_confirm(probe):
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    ids = emit(engine, 20)
+    relay = Relay(engine, "probe", transport.publisher)
+    assert relay.publish_pending() == 20
+    assert relay.publish_pending() == 0  # marked sent: never published again
+    assert all(row.published_at is not None for row in unpublished(engine))
+    delivered = drain(subscription)
+    subscription.close()
+    from mesh.events.envelope import decode
+
+    assert sorted(decode(d.body).envelope.event_id for d in delivered) == sorted(ids)
+
+
+def test_relay_killed_before_marking_republishes_and_the_inbox_absorbs_duplicates(probe):
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    ids = emit(engine, 5)
+    crashing = Relay(engine, "probe", transport.publisher)
+
+    def crash(_ids):
+        raise KeyboardInterrupt("relay killed between publish and mark-sent")
+
+    crashing._mark_sent = crash
+    with pytest.raises(KeyboardInterrupt):
+        crashing.publish_pending()
+    assert all(row.published_at is None for row in unpublished(engine))
+    assert Relay(engine, "probe", transport.publisher).publish_pending() == 5  # the restarted relay
+    consumer = Consumer(recording_handlers(), lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20)
+    delivered = drain(subscription, consumer)
+    subscription.close()
+    assert len(delivered) == 10  # every event twice on the wire...
+    assert sorted(effects(engine)) == sorted(ids)  # ...and once in effect
+
+
+def dead_letters_soon(transport, count: int, timeout: float = 20.0) -> list[dict]:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        found = transport.dead_letters("probe", 100)
+        if len(found) >= count:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} dead letters, found {len(transport.dead_letters('probe', 100))}")
+
+
+def run_consumer(transport, consumer) -> tuple[threading.Event, threading.Thread]:
+    stop = threading.Event()
+    thread = threading.Thread(target=consumer.run, args=(lambda: transport.subscribe("probe", [ADJUSTED]), stop),
+                              daemon=True)
+    thread.start()
+    return stop, thread
+
+
+def test_a_handler_that_always_fails_ends_in_the_dead_letter_queue_and_can_be_replayed(probe):
+    engine, transport, _ = probe
+    transport.subscribe("probe", [ADJUSTED]).close()
+    [event_id] = emit(engine, 1)
+    Relay(engine, "probe", transport.publisher).publish_pending()
+    consumer = Consumer(recording_handlers(fail=True), lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20)
+    stop, thread = run_consumer(transport, consumer)
+    try:
+        [dead] = dead_letters_soon(transport, 1)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert dead["event_id"] == event_id
+    assert int(dead["attempts"]) == MAX_ATTEMPTS
+    assert "handler always fails" in str(dead["error"])
+    assert effects(engine) == []
+    # Replayed once the handler is fixed, it takes effect exactly once.
+    assert transport.replay_dead_letters("probe") == 1
+    fixed = Consumer(recording_handlers(), lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20)
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    drain(subscription, fixed)
+    subscription.close()
+    assert effects(engine) == [event_id]
+    assert transport.dead_letters("probe", 10) == []
+
+
+def test_a_poison_message_goes_straight_to_the_dead_letter_queue(probe):
+    engine, transport, engines = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    garbage = b"\xff\x00 definitely not an event envelope"
+    if engines.transport == "amqp":
+        conn = pika.BlockingConnection(pika.URLParameters(engines.amqp_url))
+        conn.channel().basic_publish("", queue_name(engines.namespace, "probe"), garbage)
+        conn.close()
+    else:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"INSERT INTO {SCHEMA}.messages (queue, event_id, event_type, body) "
+                                 "VALUES ('probe', 'x', 'garbage', :b)"), {"b": garbage})
+    consumer = Consumer(recording_handlers(), lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20)
+    drain(subscription, consumer)
+    subscription.close()
+    [dead] = transport.dead_letters("probe", 10)
+    assert dead["body"] == garbage
+    assert "undecodable" in dead["error"]
+    assert int(dead["attempts"]) == 1  # no retries for what can never decode
+
+
+def test_an_unroutable_publish_is_detected_and_kept_until_the_grace_period_ends(probe):
+    engine, transport, _ = probe
+    emit(engine, 1, payload_type=orders_ev.OrderRejected)  # nobody is bound to this type here
+    relay = Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=300)
+    assert relay.publish_pending() == 0
+    [row] = unpublished(engine)
+    assert row.published_at is None and row.attempts == 1 and "no queue bound" in row.last_error
+    assert Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=0).publish_pending() == 1
+    [row] = unpublished(engine)
+    assert row.published_at is not None and row.last_error.startswith("unrouted")

@@ -1,0 +1,91 @@
+"""Placing orders through the generated stubs: one event hop each way, on every engine set."""
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+
+import sqlalchemy as sa
+
+from erp.orders.v1 import orders_pb2 as pb
+from erp_client.client import Line
+from mesh import db
+from services.inventory.adapters import ledger_mismatches
+
+
+def stock_up(client, stock: dict[tuple[str, str], int]) -> None:
+    for code in {wh for _, wh in stock}:
+        client.create_warehouse(code, f"Warehouse {code}")
+    for (sku, wh), qty in stock.items():
+        client.create_product(sku, f"Product {sku}")
+        if qty:
+            client.adjust_stock(sku, wh, qty, reason="opening stock")
+
+
+def assert_ledger_agrees(started) -> None:
+    engine = started["inventory"].runtime.engine
+    with engine.connect() as conn:
+        assert ledger_mismatches(conn) == []
+
+
+def test_an_order_is_confirmed_when_every_line_is_reserved(mesh):
+    client, started = mesh
+    stock_up(client, {("CHAIR", "MAIN"): 10, ("DESK", "MAIN"): 3})
+    order = client.place_order("CUST-1", [Line("CHAIR", 4, "89.90"), Line("DESK", 1, "349.00")], "EUR")
+    assert order.status == pb.ORDER_STATUS_PENDING
+    assert order.total.amount == "708.60"
+    order = client.wait_for_order(order.order_id, timeout=20)
+    assert order.status == pb.ORDER_STATUS_CONFIRMED
+    chair = client.get_stock("CHAIR", "MAIN")
+    assert (chair.on_hand, chair.reserved, chair.available) == (10, 4, 6)
+    assert client.get_order(order.order_id).version == 2
+    assert_ledger_agrees(started)
+
+
+def test_an_order_that_cannot_be_fully_reserved_is_rejected_and_reserves_nothing(mesh):
+    client, started = mesh
+    stock_up(client, {("CHAIR", "MAIN"): 10, ("DESK", "MAIN"): 1})
+    order = client.place_order("CUST-1", [Line("CHAIR", 2, "89.90"), Line("DESK", 2, "349.00")], "EUR")
+    order = client.wait_for_order(order.order_id, timeout=20)
+    assert order.status == pb.ORDER_STATUS_REJECTED
+    assert "DESK@MAIN" in order.rejection_reason and "available 1" in order.rejection_reason
+    assert client.get_stock("CHAIR", "MAIN").reserved == 0  # all or none
+    unknown = client.wait_for_order(client.place_order("CUST-1", [Line("NOPE", 1, "1")]).order_id, timeout=20)
+    assert unknown.status == pb.ORDER_STATUS_REJECTED and "unknown sku" in unknown.rejection_reason
+    assert_ledger_agrees(started)
+
+
+def test_placing_twice_with_one_request_id_creates_one_order(mesh):
+    client, started = mesh
+    stock_up(client, {("CHAIR", "MAIN"): 10})
+    request_id = str(uuid.uuid4())
+    first = client.place_order("CUST-1", [Line("CHAIR", 1, "1.00")], request_id=request_id)
+    again = client.place_order("CUST-1", [Line("CHAIR", 1, "1.00")], request_id=request_id)
+    assert again.order_id == first.order_id
+    client.wait_for_order(first.order_id, timeout=20)
+    assert client.get_stock("CHAIR", "MAIN").reserved == 1
+
+
+def test_fifty_concurrent_orders_for_ten_units_reserve_exactly_ten(mesh):
+    client, started = mesh
+    stock_up(client, {("SCARCE", "MAIN"): 10, ("PLENTY", "MAIN"): 1000})
+
+    def place(i: int):
+        # Lines in both orders, so concurrent multi-line reservations cross each other.
+        lines = [Line("SCARCE", 1, "5.00"), Line("PLENTY", 1, "1.00")]
+        return client.place_order(f"CUST-{i % 7}", lines if i % 2 else lines[::-1]).order_id
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(place, range(50)))
+    final = [client.wait_for_order(order_id, timeout=60) for order_id in ids]
+    statuses = [o.status for o in final]
+    assert statuses.count(pb.ORDER_STATUS_CONFIRMED) == 10
+    assert statuses.count(pb.ORDER_STATUS_REJECTED) == 40
+    scarce = client.get_stock("SCARCE", "MAIN")
+    assert (scarce.on_hand, scarce.reserved, scarce.available) == (10, 10, 0)
+    assert client.get_stock("PLENTY", "MAIN").reserved == 10
+    with started["inventory"].runtime.engine.connect() as conn:
+        negative = conn.execute(sa.text(
+            "SELECT count(*) FROM stock_balances WHERE on_hand < 0 OR reserved > on_hand")).scalar()
+    assert negative == 0
+    assert_ledger_agrees(started)
+    assert db.ping(started["orders"].runtime.engine)

@@ -1,0 +1,132 @@
+"""Test helpers: which engines are reachable, fresh databases, in-process services."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import pika
+import pytest
+import redis
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from mesh import db
+from mesh.events.amqp import queue_name, retry_queue
+from mesh.events.transport import retry_delays
+from mesh.settings import Settings, load
+
+# In CI the external engines are part of the contract: their absence fails the run.
+REQUIRE_EXTERNAL = os.environ.get("ERP_TEST_REQUIRE_EXTERNAL", "").lower() in ("1", "true", "yes") or \
+    os.environ.get("CI", "").lower() == "true"
+EXTERNAL_PG = os.environ.get("ERP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+EXTERNAL_REDIS = os.environ.get("ERP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+EXTERNAL_AMQP = os.environ.get("ERP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def need(name: str, url: str, reachable: bool) -> None:
+    """Skip (newcomer's machine) or fail (CI) when an external engine is not reachable."""
+    if reachable:
+        return
+    message = f"external {name} at {redact(url)} is not reachable"
+    if REQUIRE_EXTERNAL:
+        pytest.fail(message + " (CI requires it: start it, see .ci/run)", pytrace=False)
+    pytest.skip(message + "; set ERP_TEST_* or start it to run these tests")
+
+
+def redact(url: str) -> str:
+    parsed = urlparse(url)
+    return url.replace(f":{parsed.password}@", ":***@") if parsed.password else url
+
+
+def tcp_open(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def pg_reachable(url: str) -> bool:
+    if not tcp_open(url, 5432):
+        return False
+    return db.ping(sa.create_engine(db.sqlalchemy_url(url)))
+
+
+def redis_reachable(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def amqp_reachable(url: str) -> bool:
+    if not tcp_open(url, 5672):
+        return False
+    try:
+        pika.BlockingConnection(pika.URLParameters(url)).close()
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str):
+    """A new, empty database on the server of server_url; dropped afterwards."""
+    name = "erp_test_" + uuid.uuid4().hex[:10]
+    url = make_url(db.sqlalchemy_url(server_url)).set(database=name).render_as_string(hide_password=False)
+    db.ensure_database(url)
+    try:
+        yield url
+    finally:
+        admin = sa.create_engine(make_url(db.sqlalchemy_url(server_url)).set(database="postgres"),
+                                 isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@dataclasses.dataclass(frozen=True)
+class Engines:
+    """Where a test's services keep data and send events."""
+
+    database_url: str
+    redis_url: str
+    transport: str  # "postgres" or "amqp"
+    amqp_url: str = ""
+    namespace: str = "erp"
+
+
+def settings_for(service: str, engines: Engines, data_dir, **overrides) -> Settings:
+    """Hermetic settings: nothing from the developer's ERP_* environment leaks in."""
+    base = dict(
+        data_dir=data_dir, database_url=engines.database_url, redis_url=engines.redis_url,
+        amqp_url=engines.amqp_url, event_transport=engines.transport, amqp_namespace=engines.namespace,
+        grpc_host="127.0.0.1", grpc_port=0, migrate_on_start=True, db_pool_size=10, cache_ttl_seconds=5.0,
+        cache_prefix=engines.namespace,
+        event_max_attempts=3, event_retry_base_ms=20, event_consumer_threads=1, relay_poll_seconds=0.05,
+        unroutable_grace_seconds=300.0, health_check_seconds=0.2, shutdown_grace_seconds=2.0,
+        grpc_max_workers=16, grpc_max_concurrent_rpcs=256, grpc_max_message_bytes=4 * 1024 * 1024,
+        log_level="INFO", log_format="text", default_warehouse="MAIN",
+    )
+    base.update(overrides)
+    return dataclasses.replace(load(service), **base)
+
+
+def delete_amqp_namespace(url: str, namespace: str, services: list[str], base_ms: int = 20,
+                          max_attempts: int = 3) -> None:
+    """Removes a test run's exchange and queues from the broker."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        ch = conn.channel()
+        for service in services:
+            queue = queue_name(namespace, service)
+            for name in [queue, queue + ".dlq", *(retry_queue(queue, d) for d in retry_delays(base_ms, max_attempts))]:
+                ch.queue_delete(name)
+        ch.exchange_delete(f"{namespace}.events")
+    finally:
+        conn.close()

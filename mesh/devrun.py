@@ -78,7 +78,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     started = start_mesh(SERVICES, env)
     try:
-        for name, proc, target in started:
+        for _, _, target in started:
             wait_serving(target, timeout=60)
         if not args.no_demo:
             from erp_client import demo

@@ -4,13 +4,13 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-AMOUNT_RE = re.compile(r"^-?\d{1,14}(\.\d{1,4})?$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+AMOUNT_RE = re.compile(r"-?[0-9]{1,14}(\.[0-9]{1,4})?")
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
 
 
 def parse_amount(text: str) -> Decimal | None:
     """The Decimal an amount string denotes, or None when it is not a valid amount."""
-    if not AMOUNT_RE.match(text or ""):
+    if not AMOUNT_RE.fullmatch(text or ""):
         return None
     try:
         return Decimal(text)
@@ -19,7 +19,7 @@ def parse_amount(text: str) -> Decimal | None:
 
 
 def valid_currency(code: str) -> bool:
-    return bool(CURRENCY_RE.match(code or ""))
+    return bool(CURRENCY_RE.fullmatch(code or ""))
 
 
 def format_amount(value: Decimal) -> str:

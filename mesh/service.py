@@ -36,9 +36,9 @@ class ServiceSpec:
     name: str
     migrations_dir: Path
     grpc_services: tuple[str, ...]  # full names, for health and reflection
-    add_servicers: Callable[[grpc.Server, "Runtime"], None]
+    add_servicers: Callable[[grpc.Server, Runtime], None]
     uow_class: type[UnitOfWork]
-    build_handlers: Callable[["Runtime"], EventHandlers] | None = None
+    build_handlers: Callable[[Runtime], EventHandlers] | None = None
 
 
 @dataclasses.dataclass

@@ -19,7 +19,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError, NackError, UnroutableError
 
-from mesh.events.transport import Ack, DeadLetter, Delivery, Outcome, PublishFailed, Retry, Unroutable, retry_delays
+from mesh.events.transport import DeadLetter, Delivery, Outcome, PublishFailed, Retry, Unroutable, retry_delays
 
 log = logging.getLogger("mesh.events.amqp")
 

@@ -66,6 +66,10 @@ def decode(body: bytes) -> Event:
     except KeyError as exc:
         raise UndecodableEvent(f"unknown event type {type_name!r}") from exc
     payload = cls()
-    if not env.payload.Unpack(payload):
+    try:
+        unpacked = env.payload.Unpack(payload)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise UndecodableEvent(f"payload does not decode as {type_name}") from exc
+    if not unpacked:
         raise UndecodableEvent(f"payload does not decode as {type_name}")
     return Event(env, payload)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from mesh.db import advisory_key
 from mesh.events.tables import outbox
-from mesh.events.transport import PublishFailed, Publisher, Unroutable
+from mesh.events.transport import Publisher, PublishFailed, Unroutable
 
 log = logging.getLogger("mesh.events.relay")
 BATCH = 500

@@ -8,9 +8,10 @@ import re
 
 from mesh.errors import FailedPrecondition, Violations
 
-SKU_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-WAREHOUSE_RE = re.compile(r"^[A-Z0-9_-]{1,32}$")
-UOM_RE = re.compile(r"^[A-Za-z0-9]{1,16}$")
+# Patterns are used with fullmatch (a trailing newline never passes).
+SKU_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+WAREHOUSE_RE = re.compile(r"[A-Z0-9_-]{1,32}")
+UOM_RE = re.compile(r"[A-Za-z0-9]{1,16}")
 MAX_BATCH = 1000
 MAX_QUANTITY = 10**12
 
@@ -104,11 +105,11 @@ class ReserveOrder:
 
 
 def check_sku(v: Violations, field: str, sku: str) -> None:
-    v.check(bool(SKU_RE.match(sku)), field, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
+    v.check(bool(SKU_RE.fullmatch(sku)), field, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
 
 
 def check_warehouse(v: Violations, field: str, code: str) -> None:
-    v.check(bool(WAREHOUSE_RE.match(code)), field, "must be 1-32 characters of A-Z, 0-9, '_' or '-'")
+    v.check(bool(WAREHOUSE_RE.fullmatch(code)), field, "must be 1-32 characters of A-Z, 0-9, '_' or '-'")
 
 
 def check_request_id(v: Violations, field: str, request_id: str) -> None:
@@ -119,7 +120,7 @@ def validate_product(cmd: CreateProduct) -> Product:
     v = Violations()
     check_sku(v, "product.sku", cmd.sku)
     v.check(0 < len(cmd.name.strip()) <= 200, "product.name", "must be 1-200 characters")
-    v.check(bool(UOM_RE.match(cmd.unit_of_measure)), "product.unit_of_measure",
+    v.check(bool(UOM_RE.fullmatch(cmd.unit_of_measure)), "product.unit_of_measure",
             "must be 1-16 letters or digits, for example EA or KG")
     v.raise_if_any()
     return Product(cmd.sku, cmd.name.strip(), cmd.unit_of_measure.upper())

@@ -156,6 +156,11 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
     savepoint = uow.stock.savepoint()
     reserved: list[StockLevel] = []
     for sku, wh, qty in merged:
+        if any(line.quantity <= 0 for line in cmd.lines if (line.sku, line.warehouse_code) == (sku, wh)):
+            # Never trust an event's numbers: a negative reservation would release
+            # stock that other orders hold.
+            failed[(sku, wh)] = (0, ev.RESERVATION_FAILURE_REASON_INVALID_QUANTITY)
+            continue
         if sku not in skus:
             failed[(sku, wh)] = (0, ev.RESERVATION_FAILURE_REASON_UNKNOWN_SKU)
             continue

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 import enum
 from decimal import Decimal
 
@@ -46,7 +47,8 @@ class OrderLine:
 
     @property
     def amount(self) -> Decimal:
-        return self.unit_price * self.quantity
+        with decimal.localcontext(prec=60):
+            return self.unit_price * self.quantity
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +83,10 @@ class Order:
 
     @property
     def total(self) -> Decimal:
-        return sum((line.amount for line in self.lines), Decimal(0))
+        # Exact at every size the limits allow (200 lines x 10^9 units x 10^14 per unit,
+        # 4 decimals): the default 28-digit context would round such sums.
+        with decimal.localcontext(prec=60):
+            return sum((line.amount for line in self.lines), Decimal(0))
 
     def can_move_to(self, target: OrderStatus) -> bool:
         return target in TRANSITIONS.get(self.status, frozenset())

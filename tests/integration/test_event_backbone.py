@@ -195,3 +195,40 @@ def test_an_unroutable_publish_is_detected_and_kept_until_the_grace_period_ends(
     assert Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=0).publish_pending() == 1
     [row] = unpublished(engine)
     assert row.published_at is not None and row.last_error.startswith("unrouted")
+
+
+class FailingOnce:
+    """Wraps a publisher; its second publish fails like a dropped broker connection."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.calls = inner, 0
+
+    def publish(self, event_type, event_id, body) -> None:
+        from mesh.events.transport import PublishFailed
+
+        self.calls += 1
+        if self.calls == 2:
+            raise PublishFailed("connection lost")
+        self.inner.publish(event_type, event_id, body)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_failed_publish_keeps_per_aggregate_order(probe):
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    emit(engine, 9)  # aggregates agg-0, agg-1, agg-2, versions 1..9 round robin
+    flaky = FailingOnce(transport.publisher())
+    relay = Relay(engine, "probe", lambda: flaky)
+    assert relay.publish_pending() == 1  # stops at the failure...
+    relay.publisher_factory = transport.publisher
+    assert relay.publish_pending() == 8  # ...and goes on from it
+    from mesh.events.envelope import decode
+
+    envelopes = [decode(d.body).envelope for d in drain(subscription)]
+    subscription.close()
+    assert len(envelopes) == 9
+    for aggregate in ("agg-0", "agg-1", "agg-2"):
+        versions = [e.aggregate_version for e in envelopes if e.aggregate_id == aggregate]
+        assert versions == sorted(versions)

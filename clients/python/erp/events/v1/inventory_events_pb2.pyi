@@ -13,10 +13,12 @@ class ReservationFailureReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper
     RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK: _ClassVar[ReservationFailureReason]
     RESERVATION_FAILURE_REASON_UNKNOWN_SKU: _ClassVar[ReservationFailureReason]
     RESERVATION_FAILURE_REASON_UNKNOWN_WAREHOUSE: _ClassVar[ReservationFailureReason]
+    RESERVATION_FAILURE_REASON_INVALID_QUANTITY: _ClassVar[ReservationFailureReason]
 RESERVATION_FAILURE_REASON_UNSPECIFIED: ReservationFailureReason
 RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK: ReservationFailureReason
 RESERVATION_FAILURE_REASON_UNKNOWN_SKU: ReservationFailureReason
 RESERVATION_FAILURE_REASON_UNKNOWN_WAREHOUSE: ReservationFailureReason
+RESERVATION_FAILURE_REASON_INVALID_QUANTITY: ReservationFailureReason
 
 class ReservedLine(_message.Message):
     __slots__ = ("line_no", "sku", "warehouse_code", "quantity")

@@ -1,0 +1,14 @@
+"""Channels from one service to another: the client package's channel (deadline and
+retry policy in the service config) plus the mesh's client interceptor, which carries
+the correlation id and caps each call's timeout by the incoming call's deadline."""
+from __future__ import annotations
+
+import grpc
+
+from erp_client.channel import DEFAULT_TIMEOUT_SECONDS, open_channel
+from mesh.interceptors import ClientInterceptor
+from mesh.settings import Settings
+
+
+def channel_to(settings: Settings, service: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
+    return open_channel(settings.target(service), timeout=timeout, interceptors=(ClientInterceptor(timeout),))

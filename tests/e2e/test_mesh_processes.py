@@ -1,0 +1,92 @@
+"""The mesh as `make run` starts it: each service its own process, driven only
+through the generated stubs, on the embedded event bus and on RabbitMQ."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from erp.orders.v1 import orders_pb2 as pb
+from erp_client import demo
+from erp_client.client import ErpClient, Line
+from mesh.devrun import start_mesh, stop_mesh, wait_serving
+from mesh.settings import DEFAULT_PORTS
+
+pytestmark = pytest.mark.e2e
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.fixture
+def processes(engines, tmp_path):
+    ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
+    env.update(ERP_DATABASE_URL=engines.database_url, ERP_REDIS_URL=engines.redis_url,
+               ERP_AMQP_URL=engines.amqp_url, ERP_EVENT_TRANSPORT=engines.transport,
+               ERP_AMQP_NAMESPACE=engines.namespace, ERP_CACHE_PREFIX=engines.namespace,
+               ERP_DATA_DIR=str(tmp_path), ERP_LOG_FORMAT="text", ERP_RELAY_POLL_SECONDS="0.05",
+               ERP_SHUTDOWN_GRACE_SECONDS="3")
+    started = start_mesh(("inventory", "orders"), env, ports=ports)
+    try:
+        for _, _, target in started:
+            wait_serving(target, timeout=60)
+        yield started, ports
+    finally:
+        stop_mesh(started)
+
+
+@pytest.mark.parametrize("engines", ["pgbus-embedded", "amqp-external"], indirect=True)
+def test_an_order_crosses_both_services_as_processes(processes):
+    started, ports = processes
+    with ErpClient(f"127.0.0.1:{ports['inventory']}", f"127.0.0.1:{ports['orders']}") as erp:
+        assert demo.load(erp) == len(demo.PRODUCTS)
+        assert demo.load(erp) == len(demo.PRODUCTS)  # loading twice changes nothing
+        before = erp.get_stock("CHAIR-OAK", "MAIN")
+        assert (before.on_hand, before.reserved) == (120, 0)
+        adjusted = erp.adjust_stock("CHAIR-OAK", "MAIN", -20, reason="damaged in transit")
+        assert (adjusted.on_hand, adjusted.available) == (100, 100)
+        order = erp.place_order("CUST-1", [Line("CHAIR-OAK", 4, "89.90"), Line("LAMP-LED", 2, "24.50"),
+                                           Line("SCREWS-4MM", 10, "3.20", "EAST")])
+        confirmed = erp.wait_for_order(order.order_id, timeout=30)
+        assert confirmed.status == pb.ORDER_STATUS_CONFIRMED
+        assert erp.get_order(order.order_id).total.amount == "440.60"
+        assert erp.get_stock("CHAIR-OAK", "MAIN").reserved == 4
+        assert erp.get_stock("SCREWS-4MM", "EAST").available == 490
+        too_many = erp.place_order("CUST-2", [Line("DESK-150", 11, "349.00", "EAST")])
+        rejected = erp.wait_for_order(too_many.order_id, timeout=30)
+        assert rejected.status == pb.ORDER_STATUS_REJECTED
+        assert erp.get_stock("DESK-150", "EAST").reserved == 0
+
+
+@pytest.mark.parametrize("engines", ["pgbus-embedded"], indirect=True)
+def test_sigterm_drains_and_exits_cleanly(processes):
+    started, _ = processes
+    for _, proc, _ in started:
+        proc.send_signal(signal.SIGTERM)
+    for name, proc, _ in started:
+        assert proc.wait(timeout=15) == 0, f"{name} exited with {proc.returncode}"
+
+
+@pytest.mark.parametrize("engines", ["pgbus-embedded"], indirect=True)
+def test_the_erp_command_line_reaches_a_running_mesh(processes):
+    _, ports = processes
+    env = {**os.environ, "ERP_INVENTORY_TARGET": f"127.0.0.1:{ports['inventory']}",
+           "ERP_ORDERS_TARGET": f"127.0.0.1:{ports['orders']}"}
+    cli = [sys.executable, "-m", "erp_client.cli"]
+    out = subprocess.run([*cli, "health"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0 and "inventory: SERVING" in out.stdout
+    missing = subprocess.run([*cli, "stock", "get", "NOPE", "MAIN"], env=env, capture_output=True, text=True,
+                             timeout=30)
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr

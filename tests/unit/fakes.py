@@ -1,0 +1,337 @@
+"""In-memory stand-ins for the units of work, repositories and cache.
+
+They keep the contracts the handlers rely on, including the ones the database
+enforces (unique keys, foreign keys, the stock CHECK constraints, the orders
+version check), so a handler that breaks a rule fails here as it would against
+PostgreSQL. Stored values are immutable or copied, so a handler that changes an
+object and forgets to save it changes nothing, as with a real database.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from google.protobuf import message
+
+from services.inventory.domain import LedgerEntry, Product, StockLevel, Warehouse
+from services.orders.domain import Order
+
+
+class FakeIntegrityError(Exception):
+    """What PostgreSQL would refuse: a duplicate key, a missing foreign key, a CHECK."""
+
+
+class Emitted(NamedTuple):
+    aggregate_type: str
+    aggregate_id: str
+    version: int
+    payload: message.Message
+
+
+# ---------------------------------------------------------------- unit of work
+
+
+class FakeUnitOfWork:
+    """One transaction over the given repositories.
+
+    On enter it snapshots every repository; rollback (or leaving without commit)
+    restores that snapshot and drops the events emitted and the hooks registered
+    since. Commit keeps the changes, then runs the after-commit hooks. Hook errors
+    propagate (the real unit of work only logs them) so a broken hook fails a test.
+    """
+
+    def __init__(self, **repos: Any) -> None:
+        self._repos = repos
+        for name, repo in repos.items():
+            setattr(self, name, repo)
+        self.events: list[Emitted] = []
+        self.committed = False
+        self.commits = 0
+        self.rollbacks = 0
+        self.active = False
+        self._hooks: list[Callable[[], None]] = []
+        self._snapshot: dict[str, Any] = {}
+        self._events_mark = 0
+
+    # transaction
+    def __enter__(self) -> FakeUnitOfWork:
+        assert not self.active, "unit of work entered twice"
+        self.active = True
+        self.committed = False
+        self._hooks = []
+        self._mark()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if not self.committed:
+                self.rollback()
+        finally:
+            self.active = False
+            self._hooks = []
+
+    def _mark(self) -> None:
+        self._snapshot = {name: repo.snapshot() for name, repo in self._repos.items()}
+        self._events_mark = len(self.events)
+
+    def commit(self) -> None:
+        assert self.active, "commit outside the unit of work"
+        self.committed = True
+        self.commits += 1
+        self._mark()
+        hooks, self._hooks = self._hooks, []
+        for fn in hooks:
+            fn()
+
+    def rollback(self) -> None:
+        assert self.active, "rollback outside the unit of work"
+        self.rollbacks += 1
+        for name, repo in self._repos.items():
+            repo.restore(self._snapshot[name])
+        del self.events[self._events_mark:]
+        self._hooks = []
+
+    # outbox and hooks
+    def emit(self, *, aggregate_type: str, aggregate_id: str, version: int, payload: message.Message) -> str:
+        assert self.active, "emit outside the unit of work"
+        assert isinstance(payload, message.Message), f"payload must be a protobuf message, got {payload!r}"
+        self.events.append(Emitted(aggregate_type, aggregate_id, version, payload))
+        return f"event-{len(self.events)}"
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        assert self.active, "after_commit outside the unit of work"
+        self._hooks.append(fn)
+
+    # helpers for tests
+    def payloads(self, cls: type[message.Message] | None = None) -> list[message.Message]:
+        return [e.payload for e in self.events if cls is None or isinstance(e.payload, cls)]
+
+
+# ---------------------------------------------------------------- inventory
+
+
+class FakeCatalog:
+    def __init__(self) -> None:
+        self.products: dict[str, Product] = {}
+        self.warehouses: dict[str, Warehouse] = {}
+
+    def snapshot(self):
+        return dict(self.products), dict(self.warehouses)
+
+    def restore(self, snap) -> None:
+        products, warehouses = snap
+        self.products, self.warehouses = dict(products), dict(warehouses)
+
+    def product(self, sku: str) -> Product | None:
+        return self.products.get(sku)
+
+    def add_product(self, product: Product) -> None:
+        if product.sku in self.products:
+            raise FakeIntegrityError(f"duplicate product {product.sku}")
+        self.products[product.sku] = product
+
+    def warehouse(self, code: str) -> Warehouse | None:
+        return self.warehouses.get(code)
+
+    def add_warehouse(self, warehouse: Warehouse) -> None:
+        if warehouse.code in self.warehouses:
+            raise FakeIntegrityError(f"duplicate warehouse {warehouse.code}")
+        self.warehouses[warehouse.code] = warehouse
+
+
+def _check_level(level: StockLevel) -> None:
+    """The CHECK constraints on stock_balances."""
+    if level.on_hand < 0:
+        raise FakeIntegrityError(f"on_hand_not_negative: {level}")
+    if level.reserved < 0:
+        raise FakeIntegrityError(f"reserved_not_negative: {level}")
+    if level.reserved > level.on_hand:
+        raise FakeIntegrityError(f"no_oversell: {level}")
+
+
+class FakeSavepoint:
+    def __init__(self, stock: FakeStock) -> None:
+        self._stock = stock
+        self._snapshot = stock.snapshot()
+        self.state = "open"
+
+    def rollback(self) -> None:
+        assert self.state == "open", f"savepoint already {self.state}"
+        self._stock.restore(self._snapshot)
+        self.state = "rolled back"
+
+    def commit(self) -> None:
+        assert self.state == "open", f"savepoint already {self.state}"
+        self.state = "released"
+
+
+class FakeStock:
+    """Balances, ledger and reservations; products and warehouses come from the catalog."""
+
+    def __init__(self, catalog: FakeCatalog) -> None:
+        self.catalog = catalog
+        self.levels: dict[tuple[str, str], StockLevel] = {}
+        self.ledger: list[LedgerEntry] = []
+        self.reservations: dict[tuple[str, str, str], int] = {}  # (order, sku, warehouse) -> quantity
+        self.calls: list[str] = []
+        self.savepoints: list[FakeSavepoint] = []
+
+    def snapshot(self):
+        return dict(self.levels), list(self.ledger), dict(self.reservations)
+
+    def restore(self, snap) -> None:
+        levels, ledger, reservations = snap
+        self.levels, self.ledger, self.reservations = dict(levels), list(ledger), dict(reservations)
+
+    def get(self, sku: str, warehouse_code: str, for_update: bool = False) -> StockLevel | None:
+        self.calls.append("get")
+        return self.levels.get((sku, warehouse_code))
+
+    def many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
+        self.calls.append("many")
+        return {k: self.levels[k] for k in keys if k in self.levels}
+
+    def existing(self, keys: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
+        self.calls.append("existing")
+        skus = {sku for sku, _ in keys if sku in self.catalog.products}
+        codes = {code for _, code in keys if code in self.catalog.warehouses}
+        return skus, codes
+
+    def ensure_row(self, sku: str, warehouse_code: str) -> None:
+        self.calls.append("ensure_row")
+        if sku not in self.catalog.products or warehouse_code not in self.catalog.warehouses:
+            raise FakeIntegrityError(f"foreign key: no product {sku} or warehouse {warehouse_code}")
+        self.levels.setdefault((sku, warehouse_code), StockLevel.empty(sku, warehouse_code))
+
+    def save(self, level: StockLevel) -> None:
+        self.calls.append("save")
+        key = (level.sku, level.warehouse_code)
+        assert key in self.levels, f"save of a row that does not exist: {key}"
+        _check_level(level)
+        self.levels[key] = level
+
+    def try_reserve(self, sku: str, warehouse_code: str, quantity: int) -> StockLevel | None:
+        self.calls.append("try_reserve")
+        level = self.levels.get((sku, warehouse_code))
+        if level is None or level.on_hand - level.reserved < quantity:
+            return None
+        new = dataclasses.replace(level, reserved=level.reserved + quantity, version=level.version + 1)
+        _check_level(new)
+        self.levels[(sku, warehouse_code)] = new
+        return new
+
+    def append(self, entry: LedgerEntry) -> None:
+        self.calls.append("append")
+        if entry.request_id is not None and any(e.request_id == entry.request_id for e in self.ledger):
+            raise FakeIntegrityError(f"duplicate ledger request_id {entry.request_id}")
+        self.ledger.append(entry)
+
+    def request_target(self, request_id: str) -> tuple[str, str] | None:
+        self.calls.append("request_target")
+        for entry in self.ledger:
+            if entry.request_id == request_id:
+                return entry.sku, entry.warehouse_code
+        return None
+
+    def has_reservation(self, order_id: str) -> bool:
+        self.calls.append("has_reservation")
+        return any(order == order_id for order, _, _ in self.reservations)
+
+    def add_reservation(self, order_id: str, sku: str, warehouse_code: str, quantity: int) -> None:
+        self.calls.append("add_reservation")
+        key = (order_id, sku, warehouse_code)
+        if key in self.reservations:
+            raise FakeIntegrityError(f"duplicate reservation {key}")
+        self.reservations[key] = quantity
+
+    def savepoint(self) -> FakeSavepoint:
+        self.calls.append("savepoint")
+        sp = FakeSavepoint(self)
+        self.savepoints.append(sp)
+        return sp
+
+
+# ---------------------------------------------------------------- orders
+
+
+class FakeOrders:
+    def __init__(self) -> None:
+        self.rows: dict[str, Order] = {}
+        self.saves = 0
+
+    def snapshot(self):
+        return copy.deepcopy(self.rows)
+
+    def restore(self, snap) -> None:
+        self.rows = copy.deepcopy(snap)
+
+    def add(self, order: Order) -> None:
+        if order.order_id in self.rows:
+            raise FakeIntegrityError(f"duplicate order {order.order_id}")
+        if any(o.request_id == order.request_id for o in self.rows.values()):
+            raise FakeIntegrityError(f"duplicate request_id {order.request_id}")
+        self.rows[order.order_id] = copy.deepcopy(order)
+
+    def get(self, order_id: str, for_update: bool = False) -> Order | None:
+        order = self.rows.get(order_id)
+        return copy.deepcopy(order) if order is not None else None
+
+    def by_request(self, request_id: str) -> Order | None:
+        for order in self.rows.values():
+            if order.request_id == request_id:
+                return copy.deepcopy(order)
+        return None
+
+    def save(self, order: Order) -> None:
+        """Same rule as the SQL UPDATE ... WHERE version = order.version - 1."""
+        stored = self.rows.get(order.order_id)
+        if stored is None or stored.version != order.version - 1:
+            raise RuntimeError(f"order {order.order_id} changed concurrently")
+        self.rows[order.order_id] = copy.deepcopy(order)
+        self.saves += 1
+
+
+# ---------------------------------------------------------------- cache
+
+
+class FakeCache:
+    """mesh.cache.Cache without Redis. Versioned values are stored as
+    b"<version>:<payload>" and, as in its Lua script, an older or equal version
+    never replaces what is there."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.reads = 0
+        self.writes = 0
+        self.refused = 0
+
+    def get(self, key: str) -> bytes | None:
+        self.reads += 1
+        return self.data.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        self.writes += 1
+        self.data[key] = value
+
+    def get_versioned(self, key: str) -> tuple[int, bytes] | None:
+        raw = self.get(key)
+        if raw is None:
+            return None
+        version, _, value = raw.partition(b":")
+        return int(version), value
+
+    def set_if_newer(self, key: str, version: int, value: bytes) -> None:
+        current = self.data.get(key)
+        if current is not None:
+            head = current.partition(b":")[0]
+            if head.isdigit() and int(head) >= version:
+                self.refused += 1
+                return
+        self.writes += 1
+        self.data[key] = f"{version}:".encode() + value
+
+    def delete(self, *keys: str) -> None:
+        for key in keys:
+            self.data.pop(key, None)

@@ -1,0 +1,344 @@
+"""The shared runtime's pure parts: money, retry backoff, the error model, event
+envelopes and settings."""
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+import grpc
+import pytest
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2
+
+from erp.events.v1 import envelope_pb2
+from erp.events.v1 import inventory_events_pb2 as inv_ev
+from erp.events.v1 import orders_events_pb2 as orders_ev
+from mesh import context, money, settings
+from mesh.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    Violations,
+    to_status,
+)
+from mesh.events import envelope
+from mesh.events.consumer import Consumer, EventHandlers
+from mesh.events.envelope import UndecodableEvent
+from mesh.events.transport import Ack, DeadLetter, Delivery, Retry, retry_delays
+
+# ---------------------------------------------------------------- money
+
+
+@pytest.mark.parametrize("text", ["1e5", "1E5", "NaN", "Infinity", "1.23456", "", "--1", "+1", "1.", ".5",
+                                  " 1", "1 ", "1,5", "0x10", "123456789012345", "1.2.3", "-", None])
+def test_parse_amount_refuses(text):
+    assert money.parse_amount(text) is None
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("-3", Decimal(-3)), ("0.0001", Decimal("0.0001")), ("12.50", Decimal("12.50")), ("0", Decimal(0)),
+    ("99999999999999.9999", Decimal("99999999999999.9999")), ("-0.5", Decimal("-0.5")),
+])
+def test_parse_amount_accepts(text, value):
+    parsed = money.parse_amount(text)
+    assert isinstance(parsed, Decimal)
+    assert parsed == value
+
+
+@pytest.mark.parametrize("text", ["12.50\n", "\u0661\u0662", "\uff11\uff12"])
+def test_parse_amount_refuses_a_trailing_newline_and_non_ascii_digits(text):
+    """'$' matches before a final newline and \\d matches any Unicode digit; Decimal() accepts both."""
+    assert money.parse_amount(text) is None
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (Decimal("0.30"), "0.30"), (Decimal("0.3"), "0.30"), (Decimal(5), "5.00"), (Decimal("12.5"), "12.50"),
+    (Decimal("0.0125"), "0.0125"), (Decimal("-3"), "-3.00"), (Decimal("1E+3"), "1000.00"),
+    (Decimal("0.1") * 3, "0.30"), (Decimal("99999999999999.9999"), "99999999999999.9999"),
+    (Decimal("2.5000"), "2.50"),
+])
+def test_format_amount(value, text):
+    assert money.format_amount(value) == text
+
+
+def test_format_then_parse_is_the_same_number():
+    for text in ["0.01", "-7.25", "0.0003", "123.4"]:
+        value = money.parse_amount(text)
+        assert money.parse_amount(money.format_amount(value)) == value
+
+
+@pytest.mark.parametrize(("code", "ok"), [("EUR", True), ("USD", True), ("eur", False), ("EU", False),
+                                          ("EURO", False), ("", False), (None, False)])
+def test_valid_currency(code, ok):
+    assert money.valid_currency(code) is ok
+
+
+# ---------------------------------------------------------------- retry backoff
+
+
+@pytest.mark.parametrize(("base_ms", "attempts", "delays"), [
+    (200, 5, [0.2, 0.8, 3.2, 12.8]),
+    (100, 2, [0.1]),
+    (100, 1, []),
+    (100, 0, []),
+    (100, -3, []),
+])
+def test_retry_delays(base_ms, attempts, delays):
+    assert retry_delays(base_ms, attempts) == pytest.approx(delays)
+
+
+# ---------------------------------------------------------------- the error model
+
+
+def test_violations_raise_invalid_argument_with_every_field():
+    v = Violations()
+    assert v.check(True, "ok", "never listed")
+    assert not v.check(False, "lines[0].quantity", "must be 1-10")
+    v.add("currency_code", "must be an ISO 4217 code")
+    with pytest.raises(InvalidArgument) as exc:
+        v.raise_if_any()
+    assert exc.value.violations == [FieldViolation("lines[0].quantity", "must be 1-10"),
+                                    FieldViolation("currency_code", "must be an ISO 4217 code")]
+    assert exc.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "lines[0].quantity: must be 1-10" in exc.value.message
+
+
+def test_no_violations_raise_nothing():
+    Violations().raise_if_any()
+
+
+def test_invalid_argument_details_are_a_bad_request():
+    err = InvalidArgument([FieldViolation("sku", "too long"), FieldViolation("reason", "empty")])
+    [detail] = err.details()
+    bad = error_details_pb2.BadRequest()
+    assert detail.Unpack(bad)
+    assert [(f.field, f.description) for f in bad.field_violations] == [("sku", "too long"), ("reason", "empty")]
+
+
+def test_resource_exhausted_carries_retry_info():
+    [detail] = ResourceExhausted("slow down", retry_after_seconds=1.5).details()
+    info = error_details_pb2.RetryInfo()
+    assert detail.Unpack(info)
+    assert (info.retry_delay.seconds, info.retry_delay.nanos) == (1, 500_000_000)
+    assert ResourceExhausted("slow down").details() == []
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (NotFound("x"), grpc.StatusCode.NOT_FOUND), (AlreadyExists("x"), grpc.StatusCode.ALREADY_EXISTS),
+    (FailedPrecondition("x"), grpc.StatusCode.FAILED_PRECONDITION),
+    (ResourceExhausted("x"), grpc.StatusCode.RESOURCE_EXHAUSTED),
+])
+def test_each_error_has_its_status_code(error, code):
+    assert error.code == code
+    assert error.details() == []
+
+
+def test_to_status_builds_a_rich_status():
+    err = InvalidArgument([FieldViolation("sku", "bad")])
+    status = to_status(err.code, err.message, err.details())
+    assert status.code == code_pb2.INVALID_ARGUMENT == 3
+    assert status.message == "invalid request: sku: bad"
+    assert status.details[0].Is(error_details_pb2.BadRequest.DESCRIPTOR)
+    assert to_status(grpc.StatusCode.NOT_FOUND, "gone").code == code_pb2.NOT_FOUND
+
+
+# ---------------------------------------------------------------- event envelopes
+
+
+def stock_reserved() -> inv_ev.StockReserved:
+    return inv_ev.StockReserved(order_id="o1", lines=[inv_ev.ReservedLine(line_no=1, sku="S", quantity=2)])
+
+
+def test_an_envelope_round_trips_with_the_calls_ids():
+    with context.scope(correlation="corr-1", causation="cause-1"):
+        env = envelope.build(source="inventory", aggregate_type="reservation", aggregate_id="o1",
+                             aggregate_version=3, payload=stock_reserved())
+    event = envelope.decode(env.SerializeToString())
+    assert event.payload == stock_reserved()
+    assert isinstance(event.payload, inv_ev.StockReserved)
+    e = event.envelope
+    assert (e.event_type, e.source, e.aggregate_type, e.aggregate_id, e.aggregate_version) == (
+        "erp.events.v1.StockReserved", "inventory", "reservation", "o1", 3)
+    assert (e.correlation_id, e.causation_id) == ("corr-1", "cause-1")
+    assert e.event_id and e.event_id not in ("corr-1", "cause-1")
+    assert e.occurred_at.seconds > 0
+
+
+def test_an_envelope_outside_a_call_is_its_own_cause():
+    env = envelope.build(source="orders", aggregate_type="order", aggregate_id="o1", aggregate_version=1,
+                         payload=orders_ev.OrderConfirmed(order_id="o1"))
+    assert env.correlation_id == env.causation_id == env.event_id
+
+
+def test_event_ids_are_unique():
+    ids = {envelope.build(source="s", aggregate_type="a", aggregate_id="1", aggregate_version=1,
+                          payload=stock_reserved()).event_id for _ in range(50)}
+    assert len(ids) == 50
+
+
+def valid_envelope() -> envelope_pb2.EventEnvelope:
+    return envelope.build(source="inventory", aggregate_type="reservation", aggregate_id="o1",
+                          aggregate_version=1, payload=stock_reserved())
+
+
+@pytest.mark.parametrize("body", [b"\x0a\xff", b"\xff\xff\xff\xff", b"\x52\x05ab"])
+def test_decode_refuses_garbage(body):
+    with pytest.raises(UndecodableEvent):
+        envelope.decode(body)
+
+
+@pytest.mark.parametrize("field", ["event_id", "event_type"])
+def test_decode_refuses_an_envelope_without_id_or_type(field):
+    env = valid_envelope()
+    env.ClearField(field)
+    with pytest.raises(UndecodableEvent):
+        envelope.decode(env.SerializeToString())
+
+
+def test_decode_refuses_a_payload_of_another_type():
+    env = valid_envelope()
+    env.event_type = "erp.events.v1.StockReservationFailed"
+    with pytest.raises(UndecodableEvent, match="does not match"):
+        envelope.decode(env.SerializeToString())
+
+
+def test_decode_refuses_an_unknown_event_type():
+    env = valid_envelope()
+    env.event_type = "erp.events.v1.NoSuchEvent"
+    env.payload.CopyFrom(any_pb2.Any(type_url="type.googleapis.com/erp.events.v1.NoSuchEvent", value=b""))
+    with pytest.raises(UndecodableEvent, match="unknown event type"):
+        envelope.decode(env.SerializeToString())
+
+
+def corrupt_payload() -> bytes:
+    env = valid_envelope()
+    env.payload.value = b"\x0a\xff"  # field 1 claims 255 bytes that are not there
+    return env.SerializeToString()
+
+
+def test_decode_refuses_a_payload_that_does_not_parse():
+    """Any.Unpack raises protobuf's DecodeError; decode must turn it into UndecodableEvent."""
+    with pytest.raises(UndecodableEvent):
+        envelope.decode(corrupt_payload())
+
+
+# ---------------------------------------------------------------- the consumer's retry policy
+
+
+class StubUnitOfWork:
+    """Just enough of a unit of work for Consumer._apply: the inbox insert says 'first time'."""
+
+    class _Result:
+        def first(self):
+            return (1,)
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.connection = self
+
+    def execute(self, statement):
+        self.log.append("inbox")
+        return self._Result()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def commit(self):
+        self.log.append("commit")
+
+
+def consumer_with(handler, log: list[str], max_attempts: int = 3) -> Consumer:
+    handlers = EventHandlers(consumer="test")
+    handlers.on(inv_ev.StockReserved)(handler)
+    return Consumer(handlers, lambda: StubUnitOfWork(log), max_attempts=max_attempts, retry_base_ms=100)
+
+
+def test_consumer_acks_after_committing_the_handlers_effect():
+    log: list[str] = []
+    seen = []
+    consumer = consumer_with(lambda uow, payload, event: seen.append(payload.order_id), log)
+    assert consumer.handle(Delivery(valid_envelope().SerializeToString(), 0, None)) == Ack()
+    assert seen == ["o1"]
+    assert log == ["inbox", "commit"]
+
+
+def test_consumer_retries_with_backoff_then_dead_letters():
+    def failing(uow, payload, event):
+        raise RuntimeError("boom")
+
+    consumer = consumer_with(failing, [], max_attempts=3)
+    body = valid_envelope().SerializeToString()
+    first, second = (consumer.handle(Delivery(body, n, None)) for n in (0, 1))
+    assert isinstance(first, Retry) and first.delay_seconds == pytest.approx(0.1)
+    assert isinstance(second, Retry) and second.delay_seconds == pytest.approx(0.4)
+    assert "boom" in first.error
+    assert isinstance(consumer.handle(Delivery(body, 2, None)), DeadLetter)
+
+
+def test_consumer_dead_letters_garbage_and_unhandled_types_at_once():
+    consumer = consumer_with(lambda *a: None, [])
+    assert isinstance(consumer.handle(Delivery(b"\xff\xff", 0, None)), DeadLetter)
+    other = envelope.build(source="s", aggregate_type="a", aggregate_id="1", aggregate_version=1,
+                           payload=orders_ev.OrderConfirmed(order_id="o1"))
+    assert isinstance(consumer.handle(Delivery(other.SerializeToString(), 0, None)), DeadLetter)
+
+
+def test_consumer_dead_letters_a_payload_that_does_not_parse():
+    """Were the error to escape handle(), the batch would never be settled and the message
+    would come back forever instead of going to the dead-letter queue."""
+    consumer = consumer_with(lambda *a: None, [])
+    assert isinstance(consumer.handle(Delivery(corrupt_payload(), 0, None)), DeadLetter)
+
+
+# ---------------------------------------------------------------- settings
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    for name in list(os.environ):
+        if name.startswith("ERP_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_settings_defaults(clean_env):
+    s = settings.load("orders")
+    assert (s.grpc_port, s.event_transport, s.default_warehouse, s.event_max_attempts) == (50052, "postgres", "MAIN", 5)
+    assert s.target("inventory") == "127.0.0.1:50051"
+    assert s.schema == "orders"
+
+
+def test_settings_read_the_environment(clean_env):
+    clean_env.setenv("ERP_GRPC_PORT", " 6000 ")
+    clean_env.setenv("ERP_DATABASE_URL", "postgresql://shared")
+    clean_env.setenv("ERP_ORDERS_DATABASE_URL", "postgresql://orders")
+    clean_env.setenv("ERP_AMQP_URL", "amqp://x")
+    clean_env.setenv("ERP_MIGRATE_ON_START", "off")
+    clean_env.setenv("ERP_INVENTORY_TARGET", "inventory:443")
+    s = settings.load("orders")
+    assert s.grpc_port == 6000
+    assert s.database_url == "postgresql://orders"
+    assert s.event_transport == "amqp"
+    assert s.migrate_on_start is False
+    assert s.target("inventory") == "inventory:443"
+    assert settings.load("inventory").database_url == "postgresql://shared"
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("ERP_GRPC_PORT", "50o51", "ERP_GRPC_PORT must be an integer"),
+    ("ERP_EVENT_MAX_ATTEMPTS", "3.5", "ERP_EVENT_MAX_ATTEMPTS must be an integer"),
+    ("ERP_CACHE_TTL_SECONDS", "five", "ERP_CACHE_TTL_SECONDS must be a number"),
+    ("ERP_MIGRATE_ON_START", "maybe", "ERP_MIGRATE_ON_START must be true or false"),
+    ("ERP_EVENT_TRANSPORT", "kafka", "ERP_EVENT_TRANSPORT must be amqp or postgres"),
+    ("ERP_EVENT_TRANSPORT", "amqp", "needs ERP_AMQP_URL"),
+])
+def test_settings_refuse_a_bad_value_by_name(clean_env, name, value, message):
+    clean_env.setenv(name, value)
+    with pytest.raises(ValueError, match=message):
+        settings.load("orders")

@@ -1,0 +1,339 @@
+"""Orders' rules, state machine and use cases, run against in-memory fakes."""
+from __future__ import annotations
+
+import decimal
+import itertools
+from decimal import Decimal
+
+import pytest
+
+from erp.common.v1 import money_pb2
+from erp.events.v1 import inventory_events_pb2 as inv_ev
+from erp.events.v1 import orders_events_pb2 as ev
+from mesh.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from services.orders import domain, handlers
+from services.orders import events as orders_events
+from services.orders.domain import TRANSITIONS, InvalidTransition, LineInput, Order, OrderStatus, PlaceOrder
+from tests.unit.fakes import Emitted, FakeOrders, FakeUnitOfWork
+
+S = OrderStatus
+WH = "MAIN"
+
+
+def line(sku="SKU-A", quantity=1, price="1.00", currency="EUR", warehouse=WH) -> LineInput:
+    return LineInput(sku, warehouse, quantity, price, currency)
+
+
+def place(*lines: LineInput, request_id="req-1", customer="cust-1", currency="EUR") -> PlaceOrder:
+    return PlaceOrder(request_id, customer, currency, tuple(lines) or (line(),))
+
+
+def fields(exc: pytest.ExceptionInfo[InvalidArgument]) -> list[str]:
+    return [v.field for v in exc.value.violations]
+
+
+@pytest.fixture
+def uow() -> FakeUnitOfWork:
+    return FakeUnitOfWork(orders=FakeOrders())
+
+
+# ---------------------------------------------------------------- new_order validation
+
+
+def test_a_valid_placement_becomes_a_pending_order():
+    order = domain.new_order("o1", place(line("SKU-A", 2, "12.5"), line("SKU-B", 1, "0.0125", warehouse="")), WH)
+    assert order.status is S.PENDING
+    assert order.version == 1
+    assert [(x.line_no, x.sku, x.warehouse_code, x.quantity, x.unit_price) for x in order.lines] == [
+        (1, "SKU-A", WH, 2, Decimal("12.5")), (2, "SKU-B", WH, 1, Decimal("0.0125"))]
+    assert order.total == Decimal("25.0125")
+
+
+def test_every_problem_is_reported_at_once_with_its_field_path():
+    cmd = PlaceOrder("", "", "eur", (
+        line("SKU-A", quantity=0, currency="eur"),
+        line("SKU-B", price="1.23456", currency="eur"),
+        line("SKU-C", price="-1", currency="USD"),
+        line("SKU-A", currency="eur"),
+        line("", warehouse="W" * 33, currency="eur"),
+    ))
+    with pytest.raises(InvalidArgument) as exc:
+        domain.new_order("o1", cmd, WH)
+    assert fields(exc) == [
+        "request_id", "customer_id", "currency_code",
+        "lines[0].quantity",
+        "lines[1].unit_price.amount",
+        "lines[2].unit_price.amount", "lines[2].unit_price.currency_code",
+        "lines[3].sku",
+        "lines[4].sku", "lines[4].warehouse_code",
+    ]
+
+
+def test_a_line_in_another_currency_is_refused():
+    with pytest.raises(InvalidArgument) as exc:
+        domain.new_order("o1", place(line("SKU-A"), line("SKU-B", currency="USD")), WH)
+    assert fields(exc) == ["lines[1].unit_price.currency_code"]
+
+
+@pytest.mark.parametrize("warehouses", [("", WH), (WH, ""), ("", ""), (WH, WH)])
+def test_the_same_sku_twice_in_one_warehouse_is_refused_after_defaulting_the_warehouse(warehouses):
+    first, second = warehouses
+    with pytest.raises(InvalidArgument) as exc:
+        domain.new_order("o1", place(line("SKU-A", warehouse=first), line("SKU-A", warehouse=second)), WH)
+    assert fields(exc) == ["lines[1].sku"]
+
+
+def test_the_same_sku_in_two_warehouses_is_two_lines():
+    # the same SKU in two warehouses is two lines
+    order = domain.new_order("o1", place(line("SKU-A", warehouse="EAST"), line("SKU-A", warehouse=WH)), WH)
+    assert len(order.lines) == 2
+
+
+@pytest.mark.parametrize("price", ["1e5", "NaN", "1.23456", "", "abc", "1,00", "123456789012345"])
+def test_a_bad_price_is_refused(price):
+    with pytest.raises(InvalidArgument) as exc:
+        domain.new_order("o1", place(line(price=price)), WH)
+    assert fields(exc) == ["lines[0].unit_price.amount"]
+
+
+@pytest.mark.parametrize("quantity", [0, -1, domain.MAX_QUANTITY + 1])
+def test_a_bad_quantity_is_refused(quantity):
+    with pytest.raises(InvalidArgument) as exc:
+        domain.new_order("o1", place(line(quantity=quantity)), WH)
+    assert fields(exc) == ["lines[0].quantity"]
+
+
+def test_quantity_and_price_limits_are_inclusive():
+    order = domain.new_order("o1", place(line(quantity=domain.MAX_QUANTITY, price="0")), WH)
+    assert order.lines[0].quantity == domain.MAX_QUANTITY
+    assert order.total == 0
+
+
+def test_an_order_needs_lines_but_not_too_many():
+    with pytest.raises(InvalidArgument) as exc:
+        domain.new_order("o1", PlaceOrder("r", "c", "EUR", ()), WH)
+    assert fields(exc) == ["lines"]
+    many = tuple(line(f"SKU-{i}") for i in range(domain.MAX_LINES + 1))
+    with pytest.raises(InvalidArgument) as exc:
+        domain.new_order("o1", PlaceOrder("r", "c", "EUR", many), WH)
+    assert fields(exc) == ["lines"]
+    assert len(domain.new_order("o1", PlaceOrder("r", "c", "EUR", many[:-1]), WH).lines) == domain.MAX_LINES
+
+
+def test_the_total_is_exact_even_at_the_limits():
+    """The limits allow totals of 30 significant digits; the default 28-digit context would round them."""
+    lines = tuple(line(f"SKU-{i}", domain.MAX_QUANTITY, "99999999999999.9999") for i in range(domain.MAX_LINES - 1))
+    order = domain.new_order("o1", place(*lines, line("SMALL", 1, "0.0001")), WH)
+    with decimal.localcontext(prec=60):
+        exact = Decimal("99999999999999.9999") * domain.MAX_QUANTITY * (domain.MAX_LINES - 1) + Decimal("0.0001")
+    assert order.total == exact  # 19899999999999999980100000.0001
+
+
+def test_rejection_reason_names_every_failed_line():
+    reason = domain.rejection_reason([(1, "SKU-A", WH, 5, 2, "insufficient stock"),
+                                      (3, "NOPE", WH, 1, 0, "unknown sku")])
+    assert reason == ("stock not available: line 1 SKU-A@MAIN: insufficient stock (requested 5, available 2); "
+                      "line 3 NOPE@MAIN: unknown sku (requested 1, available 0)")
+
+
+# ---------------------------------------------------------------- the state machine
+
+EXPECTED_TRANSITIONS = {
+    S.PENDING: {S.CONFIRMED, S.REJECTED, S.CANCELLED},
+    S.CONFIRMED: {S.SHIPPED, S.CANCELLED},
+    S.SHIPPED: {S.INVOICED},
+    S.INVOICED: {S.COMPLETED},
+}
+ALLOWED = [(a, b) for a, targets in TRANSITIONS.items() for b in sorted(targets)]
+REFUSED = [(a, b) for a, b in itertools.product(S, S) if b not in TRANSITIONS.get(a, frozenset())]
+
+
+def an_order(status: OrderStatus = S.PENDING, version: int = 1) -> Order:
+    return Order("o1", "req-1", "cust-1", "EUR", [domain.OrderLine(1, "SKU-A", WH, 1, Decimal(1))],
+                 status=status, version=version)
+
+
+def test_the_transition_table_is_the_documented_one():
+    assert {k: set(v) for k, v in TRANSITIONS.items()} == EXPECTED_TRANSITIONS
+
+
+@pytest.mark.parametrize(("start", "target"), ALLOWED, ids=lambda s: str(s))
+def test_every_allowed_move_works(start, target):
+    order = an_order(start, version=4)
+    assert order.can_move_to(target)
+    order.move_to(target, "why")
+    assert order.status is target
+    assert order.version == 5
+    assert order.rejection_reason == ("why" if target is S.REJECTED else "")
+
+
+@pytest.mark.parametrize(("start", "target"), REFUSED, ids=lambda s: str(s))
+def test_every_other_move_is_refused(start, target):
+    order = an_order(start, version=4)
+    assert not order.can_move_to(target)
+    with pytest.raises(InvalidTransition) as exc:
+        order.move_to(target)
+    assert isinstance(exc.value, FailedPrecondition)
+    assert (order.status, order.version) == (start, 4)
+
+
+@pytest.mark.parametrize("terminal", [S.REJECTED, S.CANCELLED, S.COMPLETED])
+def test_terminal_states_have_no_moves(terminal):
+    assert terminal not in TRANSITIONS
+    assert not any(an_order(terminal).can_move_to(target) for target in S)
+
+
+def test_every_status_is_reachable_from_pending():
+    reached, frontier = {S.PENDING}, [S.PENDING]
+    while frontier:
+        for nxt in TRANSITIONS.get(frontier.pop(), ()):
+            if nxt not in reached:
+                reached.add(nxt)
+                frontier.append(nxt)
+    assert reached == set(S)
+
+
+def test_reject_keeps_the_reason_and_confirm_does_not_invent_one():
+    rejected, confirmed = an_order(), an_order()
+    rejected.reject("no stock")
+    confirmed.confirm()
+    assert (rejected.status, rejected.rejection_reason) == (S.REJECTED, "no stock")
+    assert (confirmed.status, confirmed.rejection_reason) == (S.CONFIRMED, "")
+
+
+# ---------------------------------------------------------------- place_order
+
+
+def test_place_order_stores_the_order_and_emits_order_placed_with_an_exact_total(uow):
+    order = handlers.place_order(uow, place(line("SKU-A", 3, "0.10"), line("SKU-B", 1, "5", warehouse="")), WH)
+    assert uow.committed
+    assert uow.orders.rows[order.order_id].status is S.PENDING
+    assert uow.events == [Emitted("order", order.order_id, 1, ev.OrderPlaced(
+        order_id=order.order_id, customer_id="cust-1",
+        total=money_pb2.Money(currency_code="EUR", amount="5.30"),
+        lines=[ev.OrderLineItem(line_no=1, sku="SKU-A", warehouse_code=WH, quantity=3,
+                                unit_price=money_pb2.Money(currency_code="EUR", amount="0.10")),
+               ev.OrderLineItem(line_no=2, sku="SKU-B", warehouse_code=WH, quantity=1,
+                                unit_price=money_pb2.Money(currency_code="EUR", amount="5.00"))]))]
+
+
+@pytest.mark.parametrize(("quantity", "price", "total"), [
+    (3, "0.10", "0.30"), (3, "0.1", "0.30"), (7, "0.0125", "0.0875"), (1, "19.99", "19.99"),
+    (10, "0.0001", "0.0010"), (1000000, "0.0003", "300.00"), (1, "0", "0.00"),
+])
+def test_the_total_is_an_exact_decimal_string(uow, quantity, price, total):
+    handlers.place_order(uow, place(line(quantity=quantity, price=price)), WH)
+    assert uow.events[0].payload.total.amount == total
+
+
+def test_placing_the_same_request_again_returns_the_first_order_and_emits_nothing(uow):
+    first = handlers.place_order(uow, place(line("SKU-A", 2)), WH)
+    again = handlers.place_order(uow, place(line("SKU-A", 2)), WH)
+    assert again.order_id == first.order_id
+    assert len(uow.orders.rows) == 1
+    assert len(uow.events) == 1
+
+
+def test_the_same_request_id_for_another_customer_is_already_exists(uow):
+    handlers.place_order(uow, place(customer="cust-1"), WH)
+    with pytest.raises(AlreadyExists):
+        handlers.place_order(uow, place(customer="cust-2"), WH)
+    assert len(uow.orders.rows) == 1
+    assert len(uow.events) == 1
+
+
+def test_an_invalid_placement_stores_and_emits_nothing(uow):
+    with pytest.raises(InvalidArgument):
+        handlers.place_order(uow, place(line(quantity=0)), WH)
+    assert uow.orders.rows == {}
+    assert uow.events == []
+    assert uow.commits == 0
+
+
+def test_get_order(uow):
+    order = handlers.place_order(uow, place(), WH)
+    assert handlers.get_order(uow, order.order_id).request_id == "req-1"
+    with pytest.raises(NotFound):
+        handlers.get_order(uow, "nope")
+    with pytest.raises(InvalidArgument):
+        handlers.get_order(uow, "")
+
+
+# ---------------------------------------------------------------- reactions to inventory's events
+
+
+def react(uow, fn, *args) -> None:
+    """Runs a reaction as the consumer does: inside its transaction, which it then commits."""
+    with uow:
+        fn(uow, *args)
+        assert not uow.committed  # reactions leave the commit to the consumer
+        uow.commit()
+
+
+@pytest.fixture
+def placed(uow) -> Order:
+    return handlers.place_order(uow, place(), WH)
+
+
+def test_stock_reserved_confirms_the_order(uow, placed):
+    react(uow, handlers.on_stock_reserved, placed.order_id)
+    stored = uow.orders.rows[placed.order_id]
+    assert (stored.status, stored.version) == (S.CONFIRMED, 2)
+    assert uow.events[-1] == Emitted("order", placed.order_id, 2,
+                                     ev.OrderConfirmed(order_id=placed.order_id, customer_id="cust-1"))
+
+
+def test_a_duplicate_stock_reserved_after_confirmation_changes_nothing(uow, placed):
+    react(uow, handlers.on_stock_reserved, placed.order_id)
+    events, saves = list(uow.events), uow.orders.saves
+    react(uow, handlers.on_stock_reserved, placed.order_id)
+    assert uow.events == events
+    assert uow.orders.saves == saves
+    assert uow.orders.rows[placed.order_id].version == 2
+
+
+def test_stock_reservation_failed_rejects_the_order_with_the_reason(uow, placed):
+    react(uow, handlers.on_stock_reservation_failed, placed.order_id, "stock not available: line 1")
+    stored = uow.orders.rows[placed.order_id]
+    assert (stored.status, stored.version, stored.rejection_reason) == (S.REJECTED, 2, "stock not available: line 1")
+    assert uow.events[-1] == Emitted("order", placed.order_id, 2, ev.OrderRejected(
+        order_id=placed.order_id, customer_id="cust-1", reason="stock not available: line 1"))
+
+
+def test_a_stale_event_after_the_outcome_changes_nothing(uow, placed):
+    react(uow, handlers.on_stock_reservation_failed, placed.order_id, "no stock")
+    events = list(uow.events)
+    react(uow, handlers.on_stock_reserved, placed.order_id)
+    react(uow, handlers.on_stock_reservation_failed, placed.order_id, "other")
+    stored = uow.orders.rows[placed.order_id]
+    assert (stored.status, stored.rejection_reason, stored.version) == (S.REJECTED, "no stock", 2)
+    assert uow.events == events
+
+
+@pytest.mark.parametrize("reaction", [handlers.on_stock_reserved,
+                                      lambda uow, oid: handlers.on_stock_reservation_failed(uow, oid, "x")])
+def test_an_event_for_an_unknown_order_is_not_found_so_the_consumer_retries(uow, reaction):
+    with pytest.raises(NotFound), uow:
+        reaction(uow, "no-such-order")
+    assert uow.events == []
+
+
+def test_the_consumer_turns_failed_lines_into_a_readable_reason(uow, placed):
+    consumes = orders_events.build()
+    handler = consumes.handlers["erp.events.v1.StockReservationFailed"]
+    event = inv_ev.StockReservationFailed(order_id=placed.order_id, lines=[
+        inv_ev.UnreservableLine(line_no=1, sku="SKU-A", warehouse_code=WH, requested=5, available=2,
+                                reason=inv_ev.RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK)])
+    react(uow, handler, event, None)
+    assert uow.orders.rows[placed.order_id].rejection_reason == (
+        "stock not available: line 1 SKU-A@MAIN: insufficient stock (requested 5, available 2)")
+
+
+def test_fake_orders_refuse_a_lost_update(uow, placed):
+    a = uow.orders.get(placed.order_id)
+    b = uow.orders.get(placed.order_id)
+    a.confirm()
+    uow.orders.save(a)
+    b.reject("late")
+    with pytest.raises(RuntimeError):
+        uow.orders.save(b)

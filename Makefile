@@ -33,7 +33,7 @@ protos-check: $(STAMP) ## Fail when the committed stubs are not what protos/ gen
 
 .PHONY: lint
 lint: $(STAMP) protos-check ## ruff, buf lint, buf breaking against the previous commit
-	$(VENV)/bin/ruff check mesh services clients/python/erp_client clients/python/generate.py tests loadtests
+	$(VENV)/bin/ruff check .
 	cd protos && ../$(VENV)/bin/buf lint
 	@$(PY) -m mesh.tools.buf_breaking
 

@@ -14,7 +14,7 @@ import time
 import grpc
 from grpc_status import rpc_status
 
-from mesh import context
+from mesh import context, metrics
 from mesh.errors import DomainError, to_status
 
 log = logging.getLogger("mesh.rpc")
@@ -86,12 +86,19 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
         rid = context.request_id.get()
         log.exception("unhandled error in %s", method, extra={"fields": {"method": method}})
         _abort(ctx, method, started, grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", [])
+    _observe(method, started, "OK")
     if log.isEnabledFor(logging.DEBUG):
         log.debug("rpc ok", extra={"fields": _fields(method, started, "OK")})
     return response
 
 
+def _observe(method: str, started: float, code: str) -> None:
+    metrics.RPC_REQUESTS.labels(method, code).inc()
+    metrics.RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+
+
 def _abort(ctx, method, started, code, message, details):
+    _observe(method, started, code.name)
     level = logging.ERROR if code == grpc.StatusCode.INTERNAL else logging.INFO
     log.log(level, "rpc failed: %s", message, extra={"fields": _fields(method, started, code.name)})
     ctx.abort_with_status(rpc_status.to_status(to_status(code, message, details)))

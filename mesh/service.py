@@ -16,7 +16,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 
-from mesh import db, embedded, logs
+from mesh import db, embedded, logs, metrics
 from mesh.cache import Cache
 from mesh.events.amqp import AmqpTransport
 from mesh.events.consumer import Consumer, EventHandlers
@@ -178,6 +178,7 @@ def run(spec: ServiceSpec) -> None:
     """Entry point of `python -m services.<name>`: serve until SIGTERM or SIGINT."""
     settings = load(spec.name)
     logs.configure(spec.name, settings.log_level, settings.log_format)
+    metrics.serve(settings.metrics_port, settings.grpc_host)
     running = start(spec, settings)
     stopping = threading.Event()
 

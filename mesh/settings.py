@@ -67,6 +67,7 @@ class Settings:
     amqp_namespace: str
     grpc_host: str
     grpc_port: int
+    metrics_port: int
     grpc_max_workers: int
     grpc_max_concurrent_rpcs: int
     grpc_max_message_bytes: int
@@ -119,6 +120,7 @@ def load(service: str) -> Settings:
         amqp_namespace=_env("ERP_AMQP_NAMESPACE", "erp"),
         grpc_host=_env("ERP_GRPC_HOST", "127.0.0.1"),
         grpc_port=_int("ERP_GRPC_PORT", DEFAULT_PORTS.get(service, 0)),
+        metrics_port=_int("ERP_METRICS_PORT", 0),
         grpc_max_workers=_int("ERP_GRPC_MAX_WORKERS", 16),
         grpc_max_concurrent_rpcs=_int("ERP_GRPC_MAX_CONCURRENT_RPCS", 256),
         grpc_max_message_bytes=_int("ERP_GRPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024),

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from google.protobuf import message
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh import context
+from mesh import context, metrics
 from mesh.events.envelope import Event, UndecodableEvent, decode, event_type
 from mesh.events.tables import inbox
 from mesh.events.transport import Ack, DeadLetter, Delivery, Outcome, Retry, Subscription, retry_delays
@@ -55,30 +55,35 @@ class Consumer:
         self.delays = retry_delays(retry_base_ms, max_attempts)
 
     def handle(self, delivery: Delivery) -> Outcome:
+        outcome, event_type = self._handle(delivery)
+        metrics.EVENTS_HANDLED.labels(self.handlers.consumer, event_type, type(outcome).__name__.lower()).inc()
+        return outcome
+
+    def _handle(self, delivery: Delivery) -> tuple[Outcome, str]:
         try:
             event = decode(delivery.body)
         except UndecodableEvent as exc:
             log.error("dead-lettering undecodable message: %s", exc)
-            return DeadLetter(f"undecodable: {exc}")
+            return DeadLetter(f"undecodable: {exc}"), "undecodable"
         env = event.envelope
         handler = self.handlers.handlers.get(env.event_type)
         if handler is None:
-            return DeadLetter(f"{self.handlers.consumer} has no handler for {env.event_type}")
+            return DeadLetter(f"{self.handlers.consumer} has no handler for {env.event_type}"), env.event_type
         with context.scope(correlation=env.correlation_id, causation=env.event_id):
             try:
                 self._apply(handler, event)
-                return Ack()
+                return Ack(), env.event_type
             except Exception as exc:  # noqa: BLE001 - every failure is retried, then dead-lettered
                 attempt = delivery.attempts + 1
                 error = f"{exc.__class__.__name__}: {exc}"
                 if attempt >= self.max_attempts:
                     log.error("dead-lettering %s %s after %d attempts: %s", env.event_type, env.event_id,
                               attempt, error)
-                    return DeadLetter(f"failed {attempt} times; last error {error}")
+                    return DeadLetter(f"failed {attempt} times; last error {error}"), env.event_type
                 delay = self.delays[min(attempt - 1, len(self.delays) - 1)]
                 log.warning("retrying %s %s in %.2fs (attempt %d): %s", env.event_type, env.event_id,
                             delay, attempt, error)
-                return Retry(delay, error)
+                return Retry(delay, error), env.event_type
 
     def _apply(self, handler: Handler, event: Event) -> None:
         env = event.envelope

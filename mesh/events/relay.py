@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
+from mesh import metrics
 from mesh.db import advisory_key
 from mesh.events.tables import outbox
 from mesh.events.transport import Publisher, PublishFailed, Unroutable
@@ -97,8 +98,10 @@ class Relay:
             return
         with self.engine.begin() as conn:
             conn.execute(outbox.update().where(outbox.c.id.in_(ids)).values(published_at=sa.func.now()))
+        metrics.EVENTS_PUBLISHED.labels(self.service).inc(len(ids))
 
     def _record_failure(self, row_id: int, error: str, quiet: bool = False) -> None:
+        metrics.PUBLISH_FAILURES.labels(self.service, error.split(":")[0][:40]).inc()
         log.log(logging.DEBUG if quiet else logging.WARNING, "outbox row %s not published: %s", row_id, error)
         with self.engine.begin() as conn:
             conn.execute(outbox.update().where(outbox.c.id == row_id)

@@ -153,3 +153,21 @@ def test_reflection_lists_the_services(embedded_mesh):
         names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"erp.orders.v1.OrderService", "grpc.health.v1.Health",
             "grpc.reflection.v1alpha.ServerReflection"} <= names
+
+
+def test_calls_are_counted_in_the_prometheus_metrics(embedded_mesh):
+    import socket
+    import urllib.request
+
+    from mesh import metrics
+
+    client, _ = embedded_mesh
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    metrics.serve(port, "127.0.0.1")
+    with pytest.raises(grpc.RpcError):
+        client.get_stock("NOT-THERE", "MAIN")
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'erp_rpc_requests_total{code="NOT_FOUND",method="/erp.inventory.v1.InventoryService/GetStock"}' in text
+    assert "erp_rpc_duration_seconds_bucket" in text

@@ -1,0 +1,19 @@
+"""Prometheus metrics every service exposes on ERP_METRICS_PORT (0: off) at /metrics."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, start_http_server
+
+RPC_REQUESTS = Counter("erp_rpc_requests_total", "gRPC calls served", ["method", "code"])
+RPC_SECONDS = Histogram(
+    "erp_rpc_duration_seconds", "gRPC call latency", ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+EVENTS_HANDLED = Counter("erp_events_handled_total", "events consumed", ["consumer", "event_type", "outcome"])
+EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows confirmed by the transport", ["service"])
+PUBLISH_FAILURES = Counter("erp_event_publish_failures_total", "outbox rows the transport refused",
+                           ["service", "reason"])
+
+
+def serve(port: int, host: str = "0.0.0.0") -> None:
+    if port > 0:
+        start_http_server(port, addr=host)

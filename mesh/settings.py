@@ -86,6 +86,12 @@ class Settings:
     log_format: str
     default_warehouse: str
     targets: dict[str, str]
+    # Every ERP_* variable, for settings only one service reads (see get()).
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def get(self, name: str, default: str) -> str:
+        """A service's own setting (documented in README's table), e.g. ERP_FINANCE_TAX_RATE."""
+        return self.env.get(name, "").strip() or default
 
     @property
     def schema(self) -> str:
@@ -139,4 +145,5 @@ def load(service: str) -> Settings:
         log_format=_env("ERP_LOG_FORMAT", "json").lower(),
         default_warehouse=_env("ERP_DEFAULT_WAREHOUSE", "MAIN"),
         targets=targets,
+        env={k: v for k, v in os.environ.items() if k.startswith("ERP_")},
     )

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from services import RUNNABLE
 from tests import support
 
 
@@ -82,4 +83,4 @@ def engines(request) -> support.Engines:
     with support.fresh_database(pg) as url:
         yield support.Engines(url, rd, "amqp" if amqp else "postgres", amqp, namespace)
     if amqp:
-        support.delete_amqp_namespace(amqp, namespace, ["inventory", "orders", "probe"])
+        support.delete_amqp_namespace(amqp, namespace, ["probe", *RUNNABLE])

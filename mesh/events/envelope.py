@@ -8,10 +8,22 @@ from google.protobuf import any_pb2, message, symbol_database, timestamp_pb2
 from erp.events.v1 import envelope_pb2
 from mesh import context
 
-# Importing the event modules registers their payload types for unpacking.
-from erp.events.v1 import inventory_events_pb2, orders_events_pb2  # noqa: F401  isort: skip
-
 _symbols = symbol_database.Default()
+
+
+def _register_event_modules() -> None:
+    """Imports every erp.events.v1 module so that any payload type can be unpacked."""
+    import importlib
+    import pkgutil
+
+    import erp.events.v1 as events_package
+
+    for module in pkgutil.iter_modules(events_package.__path__):
+        if module.name.endswith("_pb2"):
+            importlib.import_module(f"{events_package.__name__}.{module.name}")
+
+
+_register_event_modules()
 
 
 def event_type(payload: message.Message | type[message.Message]) -> str:

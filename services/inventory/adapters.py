@@ -36,6 +36,9 @@ stock_balances = sa.Table(
     sa.Column("on_hand", sa.BigInteger, nullable=False),
     sa.Column("reserved", sa.BigInteger, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("reorder_point", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("reorder_quantity", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("reorder_alerted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
     sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
     sa.CheckConstraint("reserved <= on_hand", name="no_oversell"),
@@ -65,12 +68,22 @@ reservations = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
+# Orders whose reservation was released before it was made (events out of order):
+# a late OrderPlaced for them must not reserve.
+closed_orders = sa.Table(
+    "closed_orders", metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
 _LEVEL_COLUMNS = (stock_balances.c.sku, stock_balances.c.warehouse_code, stock_balances.c.on_hand,
-                  stock_balances.c.reserved, stock_balances.c.version)
+                  stock_balances.c.reserved, stock_balances.c.version, stock_balances.c.reorder_point,
+                  stock_balances.c.reorder_quantity, stock_balances.c.reorder_alerted)
 
 
 def _level(row) -> StockLevel:
-    return StockLevel(row.sku, row.warehouse_code, row.on_hand, row.reserved, row.version)
+    return StockLevel(row.sku, row.warehouse_code, row.on_hand, row.reserved, row.version, row.reorder_point,
+                      row.reorder_quantity, row.reorder_alerted)
 
 
 class CatalogRepository:
@@ -161,6 +174,67 @@ class StockRepository:
 
     def savepoint(self) -> sa.NestedTransaction:
         return self.conn.begin_nested()
+
+    def reservations_for(self, order_id: str, status: str = "reserved") -> list[tuple[str, str, int]]:
+        """(sku, warehouse, quantity) of an order's reservations in a status, in sorted order."""
+        rows = self.conn.execute(
+            sa.select(reservations.c.sku, reservations.c.warehouse_code, reservations.c.quantity)
+            .where(reservations.c.order_id == order_id, reservations.c.status == status)
+            .order_by(reservations.c.sku, reservations.c.warehouse_code)
+        ).all()
+        return [(r.sku, r.warehouse_code, r.quantity) for r in rows]
+
+    def set_reservations_status(self, order_id: str, status: str) -> None:
+        self.conn.execute(reservations.update().where(reservations.c.order_id == order_id,
+                                                      reservations.c.status == "reserved").values(status=status))
+
+    def move(self, sku: str, warehouse_code: str, on_hand_delta: int, reserved_delta: int) -> StockLevel:
+        """Applies deltas to a balance (the CHECK constraints refuse an impossible result)."""
+        row = self.conn.execute(
+            stock_balances.update()
+            .where(stock_balances.c.sku == sku, stock_balances.c.warehouse_code == warehouse_code)
+            .values(on_hand=stock_balances.c.on_hand + on_hand_delta,
+                    reserved=stock_balances.c.reserved + reserved_delta, version=stock_balances.c.version + 1)
+            .returning(*_LEVEL_COLUMNS)
+        ).first()
+        return _level(row)
+
+    def is_closed(self, order_id: str) -> bool:
+        return self.conn.execute(sa.select(closed_orders.c.order_id)
+                                 .where(closed_orders.c.order_id == order_id)).first() is not None
+
+    def close(self, order_id: str) -> None:
+        self.conn.execute(insert(closed_orders).values(order_id=order_id).on_conflict_do_nothing())
+
+    def set_reorder(self, sku: str, warehouse_code: str, point: int, quantity: int) -> StockLevel:
+        row = self.conn.execute(
+            stock_balances.update()
+            .where(stock_balances.c.sku == sku, stock_balances.c.warehouse_code == warehouse_code)
+            .values(reorder_point=point, reorder_quantity=quantity)
+            .returning(*_LEVEL_COLUMNS)
+        ).first()
+        return _level(row)
+
+    def set_reorder_alerted(self, sku: str, warehouse_code: str, alerted: bool) -> None:
+        self.conn.execute(stock_balances.update().where(
+            stock_balances.c.sku == sku, stock_balances.c.warehouse_code == warehouse_code,
+        ).values(reorder_alerted=alerted))
+
+    def page(self, *, warehouse_code: str, sku_prefix: str, below_reorder_point: bool,
+             after: tuple[str, str] | None, limit: int) -> list[StockLevel]:
+        """Levels ordered by (warehouse, sku), after a key, for keyset paging."""
+        b = stock_balances.c
+        query = sa.select(*_LEVEL_COLUMNS).order_by(b.warehouse_code, b.sku).limit(limit)
+        if warehouse_code:
+            query = query.where(b.warehouse_code == warehouse_code)
+        if sku_prefix:
+            escaped = sku_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(b.sku.like(escaped + "%", escape="\\"))
+        if below_reorder_point:
+            query = query.where(b.reorder_point > 0, b.on_hand - b.reserved < b.reorder_point)
+        if after is not None:
+            query = query.where(sa.tuple_(b.warehouse_code, b.sku) > sa.tuple_(*after))
+        return [_level(r) for r in self.conn.execute(query)]
 
 
 class InventoryUnitOfWork(UnitOfWork):

@@ -36,10 +36,17 @@ class StockLevel:
     on_hand: int
     reserved: int
     version: int
+    reorder_point: int = 0
+    reorder_quantity: int = 0
+    reorder_alerted: bool = False  # a StockBelowReorderPoint is out for the current shortage
 
     @property
     def available(self) -> int:
         return max(0, self.on_hand - self.reserved)
+
+    @property
+    def below_reorder_point(self) -> bool:
+        return self.reorder_point > 0 and self.available < self.reorder_point
 
     @classmethod
     def empty(cls, sku: str, warehouse_code: str) -> StockLevel:
@@ -156,6 +163,36 @@ def adjusted(level: StockLevel, delta: int) -> StockLevel:
             f"cannot remove {-delta} of {level.sku} in {level.warehouse_code}: {level.reserved} of "
             f"{level.on_hand} on hand are reserved")
     return dataclasses.replace(level, on_hand=on_hand, version=level.version + 1)
+
+
+def reorder_signal(level: StockLevel) -> str | None:
+    """"alert" when a shortage starts (one event per shortage), "rearm" when it ends."""
+    if level.below_reorder_point and not level.reorder_alerted:
+        return "alert"
+    if level.reorder_alerted and not level.below_reorder_point:
+        return "rearm"
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class SetReorderPoint:
+    sku: str
+    warehouse_code: str
+    reorder_point: int
+    reorder_quantity: int
+
+
+def validate_reorder_point(cmd: SetReorderPoint) -> None:
+    v = Violations()
+    check_sku(v, "sku", cmd.sku)
+    check_warehouse(v, "warehouse_code", cmd.warehouse_code)
+    v.check(0 <= cmd.reorder_point <= MAX_QUANTITY, "reorder_point", f"must be 0-{MAX_QUANTITY}")
+    if cmd.reorder_point:
+        v.check(0 < cmd.reorder_quantity <= MAX_QUANTITY, "reorder_quantity",
+                f"must be 1-{MAX_QUANTITY} when reorder_point is set")
+    else:
+        v.check(cmd.reorder_quantity == 0, "reorder_quantity", "must be 0 when reorder_point is 0")
+    v.raise_if_any()
 
 
 def merge_lines(lines: tuple[ReserveLine, ...]) -> list[tuple[str, str, int]]:

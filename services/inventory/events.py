@@ -15,4 +15,16 @@ def build(cache) -> EventHandlers:
                       for line in event.lines)
         handlers.reserve(uow, cache, domain.ReserveOrder(event.order_id, lines))
 
+    @consumes.on(orders_ev.OrderRejected)
+    def on_order_rejected(uow, event: orders_ev.OrderRejected, _envelope) -> None:
+        handlers.release(uow, cache, event.order_id)  # compensation: the saga failed
+
+    @consumes.on(orders_ev.OrderCancelled)
+    def on_order_cancelled(uow, event: orders_ev.OrderCancelled, _envelope) -> None:
+        handlers.release(uow, cache, event.order_id)
+
+    @consumes.on(orders_ev.OrderShipped)
+    def on_order_shipped(uow, event: orders_ev.OrderShipped, _envelope) -> None:
+        handlers.issue(uow, cache, event.order_id)
+
     return consumes

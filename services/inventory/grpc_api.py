@@ -9,7 +9,8 @@ from services.inventory.domain import StockLevel
 
 def _level(level: StockLevel) -> pb.StockLevel:
     return pb.StockLevel(sku=level.sku, warehouse_code=level.warehouse_code, on_hand=level.on_hand,
-                         reserved=level.reserved, available=level.available, version=level.version)
+                         reserved=level.reserved, available=level.available, version=level.version,
+                         reorder_point=level.reorder_point, reorder_quantity=level.reorder_quantity)
 
 
 def _product(p: domain.Product) -> pb.Product:
@@ -47,3 +48,15 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         level = handlers.adjust_stock(self.runtime.uow(), self.runtime.cache, domain.AdjustStock(
             request.request_id, request.sku, request.warehouse_code, request.quantity_delta, request.reason))
         return pb.AdjustStockResponse(stock=_level(level))
+
+    def ListStock(self, request: pb.ListStockRequest, context) -> pb.ListStockResponse:
+        levels, token = handlers.list_stock(
+            self.runtime.uow(), warehouse_code=request.warehouse_code, sku_prefix=request.sku_prefix,
+            below_reorder_point=request.below_reorder_point, page_size=request.page.page_size,
+            page_token=request.page.page_token)
+        return pb.ListStockResponse(stocks=[_level(x) for x in levels], next_page_token=token)
+
+    def SetReorderPoint(self, request: pb.SetReorderPointRequest, context) -> pb.SetReorderPointResponse:
+        level = handlers.set_reorder_point(self.runtime.uow(), self.runtime.cache, domain.SetReorderPoint(
+            request.sku, request.warehouse_code, request.reorder_point, request.reorder_quantity))
+        return pb.SetReorderPointResponse(stock=_level(level))

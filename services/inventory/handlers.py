@@ -49,16 +49,30 @@ def _cache_key(sku: str, warehouse_code: str) -> str:
 
 
 def _encode(level: StockLevel) -> bytes:
-    return f"{level.on_hand}:{level.reserved}".encode()
+    return f"{level.on_hand}:{level.reserved}:{level.reorder_point}:{level.reorder_quantity}".encode()
 
 
 def _decode(sku: str, warehouse_code: str, version: int, raw: bytes) -> StockLevel:
-    on_hand, reserved = raw.split(b":")
-    return StockLevel(sku, warehouse_code, int(on_hand), int(reserved), version)
+    on_hand, reserved, point, quantity = (int(x) for x in raw.split(b":"))
+    return StockLevel(sku, warehouse_code, on_hand, reserved, version, point, quantity)
 
 
 def _publish_after_commit(uow, cache, levels: list[StockLevel]) -> None:
-    """Puts the committed levels in the cache once the transaction commits."""
+    """Raises reorder alerts for the changed levels, and puts them in the cache once
+    the transaction commits."""
+    from erp.events.v1 import inventory_events_pb2 as ev
+
+    for level in levels:
+        signal = domain.reorder_signal(level)
+        if signal == "alert":
+            uow.stock.set_reorder_alerted(level.sku, level.warehouse_code, True)
+            uow.emit(aggregate_type="stock", aggregate_id=f"{level.warehouse_code}/{level.sku}",
+                     version=level.version, payload=ev.StockBelowReorderPoint(
+                         sku=level.sku, warehouse_code=level.warehouse_code, available=level.available,
+                         reorder_point=level.reorder_point, reorder_quantity=level.reorder_quantity))
+        elif signal == "rearm":
+            uow.stock.set_reorder_alerted(level.sku, level.warehouse_code, False)
+
     def refresh() -> None:
         for level in levels:
             cache.set_if_newer(_cache_key(level.sku, level.warehouse_code), level.version, _encode(level))
@@ -149,6 +163,8 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
 
     if uow.stock.has_reservation(cmd.order_id):
         return True  # already reserved by an earlier delivery
+    if uow.stock.is_closed(cmd.order_id):
+        return False  # rejected or cancelled before this OrderPlaced arrived: reserve nothing
     merged = domain.merge_lines(cmd.lines)
     keys = [(sku, wh) for sku, wh, _ in merged]
     skus, codes = uow.stock.existing(keys)
@@ -195,3 +211,87 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
                                quantity=line.quantity) for line in cmd.lines]))
     _publish_after_commit(uow, cache, reserved)
     return True
+
+
+def _reserved_lines(lines: list[tuple[str, str, int]]):
+    from erp.events.v1 import inventory_events_pb2 as ev
+
+    return [ev.ReservedLine(sku=sku, warehouse_code=wh, quantity=qty) for sku, wh, qty in lines]
+
+
+def release(uow, cache, order_id: str) -> None:
+    """Gives an order's reserved stock back (order rejected or cancelled). Runs inside the
+    caller's transaction. Without a reservation, remembers the order as closed so that a
+    late OrderPlaced reserves nothing."""
+    from erp.events.v1 import inventory_events_pb2 as ev
+
+    uow.stock.close(order_id)
+    lines = uow.stock.reservations_for(order_id)
+    if not lines:
+        return
+    levels = []
+    for sku, wh, qty in lines:  # sorted: the same lock order as reserve()
+        levels.append(uow.stock.move(sku, wh, 0, -qty))
+        uow.stock.append(LedgerEntry(sku, wh, LedgerKind.RELEASE, 0, -qty, "reservation released",
+                                     reference=order_id))
+    uow.stock.set_reservations_status(order_id, "released")
+    uow.emit(aggregate_type="reservation", aggregate_id=order_id, version=2,
+             payload=ev.StockReleased(order_id=order_id, lines=_reserved_lines(lines)))
+    _publish_after_commit(uow, cache, levels)
+
+
+def issue(uow, cache, order_id: str) -> None:
+    """Takes an order's reserved stock out of the warehouse (shipment). Runs inside the
+    caller's transaction; an order with nothing reserved (already issued) changes nothing."""
+    from erp.events.v1 import inventory_events_pb2 as ev
+
+    lines = uow.stock.reservations_for(order_id)
+    if not lines:
+        return
+    levels = []
+    for sku, wh, qty in lines:
+        levels.append(uow.stock.move(sku, wh, -qty, -qty))
+        uow.stock.append(LedgerEntry(sku, wh, LedgerKind.ISSUE, -qty, -qty, "shipped", reference=order_id))
+    uow.stock.set_reservations_status(order_id, "issued")
+    uow.emit(aggregate_type="reservation", aggregate_id=order_id, version=3,
+             payload=ev.StockIssued(order_id=order_id, lines=_reserved_lines(lines)))
+    _publish_after_commit(uow, cache, levels)
+
+
+def set_reorder_point(uow, cache, cmd: domain.SetReorderPoint) -> StockLevel:
+    domain.validate_reorder_point(cmd)
+    with uow:
+        skus, codes = uow.stock.existing([(cmd.sku, cmd.warehouse_code)])
+        if cmd.sku not in skus:
+            raise NotFound(f"no product with SKU {cmd.sku}")
+        if cmd.warehouse_code not in codes:
+            raise NotFound(f"no warehouse {cmd.warehouse_code}")
+        uow.stock.ensure_row(cmd.sku, cmd.warehouse_code)
+        uow.stock.get(cmd.sku, cmd.warehouse_code, for_update=True)
+        level = uow.stock.set_reorder(cmd.sku, cmd.warehouse_code, cmd.reorder_point, cmd.reorder_quantity)
+        _publish_after_commit(uow, cache, [level])  # alert at once if already below the new point
+        # No ledger entry, so the version is unchanged and set_if_newer keeps the old
+        # cached copy: drop it instead.
+        uow.after_commit(lambda: cache.delete(_cache_key(cmd.sku, cmd.warehouse_code)))
+        uow.commit()
+    return level
+
+
+def list_stock(uow, *, warehouse_code: str, sku_prefix: str, below_reorder_point: bool, page_size: int,
+               page_token: str) -> tuple[list[StockLevel], str]:
+    from mesh import paging
+
+    v = Violations()
+    if warehouse_code:
+        domain.check_warehouse(v, "warehouse_code", warehouse_code)
+    v.check(len(sku_prefix) <= 64, "sku_prefix", "must be at most 64 characters")
+    v.raise_if_any()
+    size = paging.page_size(page_size)
+    filters = {"warehouse": warehouse_code, "prefix": sku_prefix, "below": below_reorder_point}
+    after = paging.decode(page_token, filters)
+    with uow:
+        levels = uow.stock.page(warehouse_code=warehouse_code, sku_prefix=sku_prefix,
+                                below_reorder_point=below_reorder_point,
+                                after=tuple(after) if after else None, limit=size + 1)
+    token = paging.next_token(levels, size, lambda x: [x.warehouse_code, x.sku], filters)
+    return levels[:size], token

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from mesh.uow import UnitOfWork
-from services.orders.domain import Order, OrderLine, OrderStatus
+from services.orders.domain import Order, OrderLine, OrderStatus, SagaStep
 
 metadata = sa.MetaData()
 
@@ -19,6 +19,12 @@ orders = sa.Table(
     sa.Column("rejection_reason", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("stock_step", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("credit_step", sa.Text, nullable=False, server_default="pending"),
+    sa.Column("invoice_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("invoiced_amount", sa.Numeric(18, 4), nullable=False, server_default="0"),
+    sa.Column("amount_paid", sa.Numeric(18, 4), nullable=False, server_default="0"),
+    sa.Column("cancellation_reason", sa.Text, nullable=False, server_default=""),
 )
 
 order_lines = sa.Table(
@@ -29,6 +35,7 @@ order_lines = sa.Table(
     sa.Column("warehouse_code", sa.Text, nullable=False),
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("unit_price", sa.Numeric(18, 4), nullable=False),
+    sa.Column("shipped_quantity", sa.BigInteger, nullable=False, server_default="0"),
 )
 
 
@@ -55,27 +62,58 @@ class OrderRepository:
     def save(self, order: Order) -> None:
         """Writes the order's state; the version check refuses a lost update."""
         updated = self.conn.execute(orders.update().where(
-            orders.c.order_id == order.order_id, orders.c.version == order.version - 1,
-        ).values(status=str(order.status), version=order.version, rejection_reason=order.rejection_reason,
-                 updated_at=order.updated_at)).rowcount
+            orders.c.order_id == order.order_id, orders.c.version == order.loaded_version,
+        ).values(**_state(order))).rowcount
         if updated != 1:
             raise RuntimeError(f"order {order.order_id} changed concurrently")
+        order.loaded_version = order.version
+        for line in order.lines:
+            self.conn.execute(order_lines.update().where(
+                order_lines.c.order_id == order.order_id, order_lines.c.line_no == line.line_no,
+                order_lines.c.shipped_quantity != line.shipped_quantity,
+            ).values(shipped_quantity=line.shipped_quantity))
+
+    def page(self, *, customer_id: str, status: OrderStatus | None, created_after, created_before,
+             after: tuple[str, str] | None, limit: int) -> list[Order]:
+        """Orders newest first (created_at desc, order_id desc), for keyset paging."""
+        query = sa.select(orders).order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit)
+        if customer_id:
+            query = query.where(orders.c.customer_id == customer_id)
+        if status is not None:
+            query = query.where(orders.c.status == str(status))
+        if created_after is not None:
+            query = query.where(orders.c.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(orders.c.created_at < created_before)
+        if after is not None:
+            query = query.where(sa.tuple_(orders.c.created_at, orders.c.order_id)
+                                < sa.tuple_(sa.cast(after[0], sa.DateTime(timezone=True)), after[1]))
+        return [self._load(row) for row in self.conn.execute(query)]
 
     def _load(self, row) -> Order:
-        lines = [OrderLine(r.line_no, r.sku, r.warehouse_code, r.quantity, r.unit_price)
+        lines = [OrderLine(r.line_no, r.sku, r.warehouse_code, r.quantity, r.unit_price, r.shipped_quantity)
                  for r in self.conn.execute(sa.select(order_lines).where(order_lines.c.order_id == row.order_id)
                                             .order_by(order_lines.c.line_no))]
         return Order(order_id=row.order_id, request_id=row.request_id, customer_id=row.customer_id,
                      currency_code=row.currency_code, lines=lines, status=OrderStatus(row.status),
                      version=row.version, rejection_reason=row.rejection_reason, created_at=row.created_at,
-                     updated_at=row.updated_at)
+                     updated_at=row.updated_at, stock_step=SagaStep(row.stock_step),
+                     credit_step=SagaStep(row.credit_step), invoice_id=row.invoice_id,
+                     invoiced_amount=row.invoiced_amount, amount_paid=row.amount_paid,
+                     cancellation_reason=row.cancellation_reason, loaded_version=row.version)
+
+
+def _state(order: Order) -> dict:
+    return {"status": str(order.status), "version": order.version, "rejection_reason": order.rejection_reason,
+            "updated_at": order.updated_at, "stock_step": str(order.stock_step),
+            "credit_step": str(order.credit_step), "invoice_id": order.invoice_id,
+            "invoiced_amount": order.invoiced_amount, "amount_paid": order.amount_paid,
+            "cancellation_reason": order.cancellation_reason}
 
 
 def _row(order: Order) -> dict:
     return {"order_id": order.order_id, "request_id": order.request_id, "customer_id": order.customer_id,
-            "currency_code": order.currency_code, "status": str(order.status), "version": order.version,
-            "rejection_reason": order.rejection_reason, "created_at": order.created_at,
-            "updated_at": order.updated_at}
+            "currency_code": order.currency_code, "created_at": order.created_at, **_state(order)}
 
 
 class OrdersUnitOfWork(UnitOfWork):

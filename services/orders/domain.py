@@ -25,12 +25,39 @@ class OrderStatus(enum.StrEnum):
 
 
 # Every allowed move; anything not listed is refused. Terminal states have no entry.
+# The status is the furthest milestone reached: finance invoices on confirmation
+# (invoice on order), so the usual path is CONFIRMED -> INVOICED -> SHIPPED ->
+# COMPLETED; an order shipped before its invoice arrives goes CONFIRMED -> SHIPPED and
+# records the invoice without moving back. COMPLETED = shipped and paid in full.
+# Fulfilment and payment status are derived from quantities and amounts, not stored.
+# An order can be cancelled until it ships.
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING: frozenset({OrderStatus.CONFIRMED, OrderStatus.REJECTED, OrderStatus.CANCELLED}),
-    OrderStatus.CONFIRMED: frozenset({OrderStatus.SHIPPED, OrderStatus.CANCELLED}),
-    OrderStatus.SHIPPED: frozenset({OrderStatus.INVOICED}),
-    OrderStatus.INVOICED: frozenset({OrderStatus.COMPLETED}),
+    OrderStatus.CONFIRMED: frozenset({OrderStatus.INVOICED, OrderStatus.SHIPPED, OrderStatus.CANCELLED}),
+    OrderStatus.INVOICED: frozenset({OrderStatus.SHIPPED, OrderStatus.CANCELLED}),
+    OrderStatus.SHIPPED: frozenset({OrderStatus.COMPLETED}),
 }
+
+
+class SagaStep(enum.StrEnum):
+    """Where one of the parallel checks of a pending order stands."""
+
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+
+
+class FulfilmentStatus(enum.StrEnum):
+    UNFULFILLED = "unfulfilled"
+    PARTLY_SHIPPED = "partly_shipped"
+    SHIPPED = "shipped"
+
+
+class PaymentStatus(enum.StrEnum):
+    NOT_INVOICED = "not_invoiced"
+    UNPAID = "unpaid"
+    PARTLY_PAID = "partly_paid"
+    PAID = "paid"
 
 
 class InvalidTransition(FailedPrecondition):
@@ -44,6 +71,7 @@ class OrderLine:
     warehouse_code: str
     quantity: int
     unit_price: Decimal
+    shipped_quantity: int = 0
 
     @property
     def amount(self) -> Decimal:
@@ -80,6 +108,16 @@ class Order:
     rejection_reason: str = ""
     created_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
     updated_at: dt.datetime = dataclasses.field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    stock_step: SagaStep = SagaStep.PENDING
+    credit_step: SagaStep = SagaStep.PENDING
+    invoice_id: str = ""
+    invoiced_amount: Decimal = Decimal(0)
+    amount_paid: Decimal = Decimal(0)
+    cancellation_reason: str = ""
+    # Statuses entered since loading, in order (not stored): each becomes an event.
+    entered: list[OrderStatus] = dataclasses.field(default_factory=list, compare=False, repr=False)
+    # The version as loaded (not stored): saving checks the row still has it.
+    loaded_version: int = dataclasses.field(default=0, compare=False, repr=False)
 
     @property
     def total(self) -> Decimal:
@@ -95,6 +133,7 @@ class Order:
         if not self.can_move_to(target):
             raise InvalidTransition(f"order {self.order_id} is {self.status} and cannot become {target}")
         self.status = target
+        self.entered.append(target)
         self.version += 1
         self.updated_at = dt.datetime.now(dt.UTC)
         if target is OrderStatus.REJECTED:
@@ -105,6 +144,94 @@ class Order:
 
     def reject(self, reason: str) -> None:
         self.move_to(OrderStatus.REJECTED, reason)
+
+    # The saga: stock and credit are checked in parallel; the order is confirmed when
+    # both pass and rejected as soon as one fails. Each returns the new status when
+    # the order moved, None when the answer changed nothing (late, repeated or stale).
+    def stock_answer(self, ok: bool, reason: str = "") -> OrderStatus | None:
+        return self._answer("stock_step", ok, reason)
+
+    def credit_answer(self, ok: bool, reason: str = "") -> OrderStatus | None:
+        return self._answer("credit_step", ok, reason)
+
+    def _answer(self, step: str, ok: bool, reason: str) -> OrderStatus | None:
+        if self.status is not OrderStatus.PENDING or getattr(self, step) is not SagaStep.PENDING:
+            return None
+        setattr(self, step, SagaStep.OK if ok else SagaStep.FAILED)
+        if not ok:
+            self.reject(reason)
+        elif self.stock_step is SagaStep.OK and self.credit_step is SagaStep.OK:
+            self.confirm()
+        else:
+            self.version += 1  # recorded half of the answer
+            self.updated_at = dt.datetime.now(dt.UTC)
+            return None
+        return self.status
+
+    @property
+    def fulfilment_status(self) -> FulfilmentStatus:
+        shipped = sum(line.shipped_quantity for line in self.lines)
+        if shipped == 0:
+            return FulfilmentStatus.UNFULFILLED
+        if shipped < sum(line.quantity for line in self.lines):
+            return FulfilmentStatus.PARTLY_SHIPPED
+        return FulfilmentStatus.SHIPPED
+
+    @property
+    def payment_status(self) -> PaymentStatus:
+        if not self.invoice_id:
+            return PaymentStatus.NOT_INVOICED
+        if self.amount_paid <= 0:
+            return PaymentStatus.UNPAID
+        if self.amount_paid < self.invoiced_amount:
+            return PaymentStatus.PARTLY_PAID
+        return PaymentStatus.PAID
+
+    def invoiced(self, invoice_id: str, amount: Decimal) -> bool:
+        """Records the invoice; returns whether anything changed."""
+        if self.invoice_id:
+            return False
+        self.invoice_id, self.invoiced_amount = invoice_id, amount
+        if self.status is OrderStatus.CONFIRMED:
+            self.move_to(OrderStatus.INVOICED)
+        else:
+            self._touch()
+        self._complete_if_done()
+        return True
+
+    def paid(self, amount: Decimal) -> None:
+        self.amount_paid += amount
+        self._touch()
+        self._complete_if_done()
+
+    def ship(self) -> bool:
+        """Ships every line in full; returns False when it had shipped already."""
+        if self.fulfilment_status is FulfilmentStatus.SHIPPED:
+            return False
+        if self.status not in (OrderStatus.CONFIRMED, OrderStatus.INVOICED):
+            raise InvalidTransition(f"order {self.order_id} is {self.status} and cannot ship")
+        self.lines = [dataclasses.replace(line, shipped_quantity=line.quantity) for line in self.lines]
+        self.move_to(OrderStatus.SHIPPED)
+        self._complete_if_done()
+        return True
+
+    def cancel(self, reason: str) -> bool:
+        """Cancels before shipment; returns False when it was cancelled already."""
+        if self.status is OrderStatus.CANCELLED:
+            return False
+        if not self.can_move_to(OrderStatus.CANCELLED):
+            raise InvalidTransition(f"order {self.order_id} is {self.status} and can no longer be cancelled")
+        self.cancellation_reason = reason
+        self.move_to(OrderStatus.CANCELLED)
+        return True
+
+    def _complete_if_done(self) -> None:
+        if (self.status is OrderStatus.SHIPPED and self.payment_status is PaymentStatus.PAID):
+            self.move_to(OrderStatus.COMPLETED)
+
+    def _touch(self) -> None:
+        self.version += 1
+        self.updated_at = dt.datetime.now(dt.UTC)
 
 
 def new_order(order_id: str, cmd: PlaceOrder, default_warehouse: str) -> Order:

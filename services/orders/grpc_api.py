@@ -1,6 +1,8 @@
 """The OrderService servicer: protobuf to commands and back, nothing more."""
 from __future__ import annotations
 
+import datetime as dt
+
 from google.protobuf import timestamp_pb2
 
 from erp.common.v1 import money_pb2
@@ -25,9 +27,14 @@ def to_proto(order: Order) -> pb.Order:
         order_id=order.order_id, customer_id=order.customer_id,
         status=pb.OrderStatus.Value("ORDER_STATUS_" + order.status.name),
         lines=[pb.OrderLine(sku=line.sku, warehouse_code=line.warehouse_code, quantity=line.quantity,
-                            unit_price=m(line.unit_price)) for line in order.lines],
+                            unit_price=m(line.unit_price), shipped_quantity=line.shipped_quantity)
+               for line in order.lines],
         total=m(order.total), rejection_reason=order.rejection_reason, version=order.version,
         created_at=_timestamp(order.created_at), updated_at=_timestamp(order.updated_at),
+        fulfilment_status=pb.FulfilmentStatus.Value("FULFILMENT_STATUS_" + order.fulfilment_status.name),
+        payment_status=pb.PaymentStatus.Value("PAYMENT_STATUS_" + order.payment_status.name),
+        invoice_id=order.invoice_id, invoiced_amount=m(order.invoiced_amount), amount_paid=m(order.amount_paid),
+        cancellation_reason=order.cancellation_reason,
     )
 
 
@@ -45,3 +52,21 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
 
     def GetOrder(self, request: pb.GetOrderRequest, context) -> pb.GetOrderResponse:
         return pb.GetOrderResponse(order=to_proto(handlers.get_order(self.runtime.uow(), request.order_id)))
+
+    def ListOrders(self, request: pb.ListOrdersRequest, context) -> pb.ListOrdersResponse:
+        status = None
+        if request.status != pb.ORDER_STATUS_UNSPECIFIED:
+            status = domain.OrderStatus[pb.OrderStatus.Name(request.status).removeprefix("ORDER_STATUS_")]
+        orders, token = handlers.list_orders(
+            self.runtime.uow(), customer_id=request.customer_id, status=status,
+            created_after=request.created_after.ToDatetime(dt.UTC) if request.HasField("created_after") else None,
+            created_before=request.created_before.ToDatetime(dt.UTC) if request.HasField("created_before") else None,
+            page_size=request.page.page_size, page_token=request.page.page_token)
+        return pb.ListOrdersResponse(orders=[to_proto(o) for o in orders], next_page_token=token)
+
+    def CancelOrder(self, request: pb.CancelOrderRequest, context) -> pb.CancelOrderResponse:
+        order = handlers.cancel_order(self.runtime.uow(), request.order_id, request.reason)
+        return pb.CancelOrderResponse(order=to_proto(order))
+
+    def MarkShipped(self, request: pb.MarkShippedRequest, context) -> pb.MarkShippedResponse:
+        return pb.MarkShippedResponse(order=to_proto(handlers.mark_shipped(self.runtime.uow(), request.order_id)))

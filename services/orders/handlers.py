@@ -1,12 +1,15 @@
-"""Orders' use cases. place_order owns its transaction; the on_* reactions run inside
-the event consumer's transaction and do not commit."""
+"""Orders' use cases. Command handlers own their transaction; the on_* reactions run
+inside the event consumer's transaction and do not commit. Every status an order
+enters becomes one event, written to the outbox with the order's new version."""
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from decimal import Decimal
 
 from erp.common.v1 import money_pb2
 from erp.events.v1 import orders_events_pb2 as ev
-from mesh import money
+from mesh import money, paging
 from mesh.errors import AlreadyExists, NotFound, Violations
 from services.orders import domain
 from services.orders.domain import Order, OrderStatus
@@ -22,15 +25,20 @@ def place_order(uow, cmd: domain.PlaceOrder, default_warehouse: str) -> Order:
             return existing
         uow.orders.add(order)
         uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
-                 payload=_order_placed(order))
+                 payload=ev.OrderPlaced(order_id=order.order_id, customer_id=order.customer_id,
+                                        total=_money(order, order.total), lines=_lines(order)))
         uow.commit()
     return order
 
 
-def get_order(uow, order_id: str) -> Order:
+def _check_id(order_id: str) -> None:
     v = Violations()
     v.check(0 < len(order_id) <= 64, "order_id", "must be 1-64 characters")
     v.raise_if_any()
+
+
+def get_order(uow, order_id: str) -> Order:
+    _check_id(order_id)
     with uow:
         order = uow.orders.get(order_id)
     if order is None:
@@ -38,43 +46,116 @@ def get_order(uow, order_id: str) -> Order:
     return order
 
 
-def _money(currency: str, amount) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=currency, amount=money.format_amount(amount))
+def list_orders(uow, *, customer_id: str, status: OrderStatus | None, created_after: dt.datetime | None,
+                created_before: dt.datetime | None, page_size: int, page_token: str) -> tuple[list[Order], str]:
+    v = Violations()
+    v.check(len(customer_id) <= 64, "customer_id", "must be at most 64 characters")
+    if created_after and created_before:
+        v.check(created_after < created_before, "created_before", "must be later than created_after")
+    v.raise_if_any()
+    size = paging.page_size(page_size)
+    filters = {"customer": customer_id, "status": str(status or ""), "after": str(created_after or ""),
+               "before": str(created_before or "")}
+    after = paging.decode(page_token, filters)
+    with uow:
+        orders = uow.orders.page(customer_id=customer_id, status=status, created_after=created_after,
+                                 created_before=created_before, after=tuple(after) if after else None,
+                                 limit=size + 1)
+    token = paging.next_token(orders, size, lambda o: [o.created_at.isoformat(), o.order_id], filters)
+    return orders[:size], token
 
 
-def _order_placed(order: Order) -> ev.OrderPlaced:
-    return ev.OrderPlaced(
-        order_id=order.order_id, customer_id=order.customer_id, total=_money(order.currency_code, order.total),
-        lines=[ev.OrderLineItem(line_no=line.line_no, sku=line.sku, warehouse_code=line.warehouse_code,
-                                quantity=line.quantity, unit_price=_money(order.currency_code, line.unit_price))
-               for line in order.lines])
+def cancel_order(uow, order_id: str, reason: str) -> Order:
+    _check_id(order_id)
+    v = Violations()
+    v.check(0 < len(reason.strip()) <= 500, "reason", "must be 1-500 characters")
+    v.raise_if_any()
+    with uow:
+        order = _locked(uow, order_id)
+        if order.cancel(reason.strip()):
+            _save_and_announce(uow, order)
+            uow.commit()
+    return order
 
 
-def _pending_order(uow, order_id: str) -> Order | None:
-    """The order, locked, if it still waits for stock; None when the event is stale."""
+def mark_shipped(uow, order_id: str) -> Order:
+    _check_id(order_id)
+    with uow:
+        order = _locked(uow, order_id)
+        if order.ship():
+            _save_and_announce(uow, order)
+            uow.commit()
+    return order
+
+
+def _locked(uow, order_id: str) -> Order:
     order = uow.orders.get(order_id, for_update=True)
     if order is None:
         # Events about an order come after its placement committed; a missing order is
-        # a real fault, so fail and let the consumer retry, then dead-letter.
+        # a real fault, so an event handler fails and the consumer retries, then dead-letters.
         raise NotFound(f"no order {order_id}")
-    return order if order.status is OrderStatus.PENDING else None
+    return order
 
 
-def on_stock_reserved(uow, order_id: str) -> None:
-    order = _pending_order(uow, order_id)
-    if order is None:
-        return
-    order.confirm()
+def on_stock_answer(uow, order_id: str, ok: bool, reason: str = "") -> None:
+    order = _locked(uow, order_id)
+    before = order.version
+    order.stock_answer(ok, reason)
+    if order.version != before:
+        _save_and_announce(uow, order)
+
+
+def on_credit_answer(uow, order_id: str, ok: bool, reason: str = "") -> None:
+    order = _locked(uow, order_id)
+    before = order.version
+    order.credit_answer(ok, reason)
+    if order.version != before:
+        _save_and_announce(uow, order)
+
+
+def on_invoice_issued(uow, order_id: str, invoice_id: str, total: Decimal) -> None:
+    order = _locked(uow, order_id)
+    if order.invoiced(invoice_id, total):
+        _save_and_announce(uow, order)
+
+
+def on_payment_received(uow, order_id: str, amount: Decimal) -> None:
+    order = _locked(uow, order_id)
+    order.paid(amount)
+    _save_and_announce(uow, order)
+
+
+def _save_and_announce(uow, order: Order) -> None:
     uow.orders.save(order)
-    uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
-             payload=ev.OrderConfirmed(order_id=order.order_id, customer_id=order.customer_id))
+    for status in order.entered:
+        if status is OrderStatus.INVOICED:
+            continue  # finance's InvoiceIssued already tells everyone
+        uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
+                 payload=_event_for(order, status))
+    order.entered.clear()
 
 
-def on_stock_reservation_failed(uow, order_id: str, reason: str) -> None:
-    order = _pending_order(uow, order_id)
-    if order is None:
-        return
-    order.reject(reason)
-    uow.orders.save(order)
-    uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
-             payload=ev.OrderRejected(order_id=order.order_id, customer_id=order.customer_id, reason=reason))
+def _event_for(order: Order, status: OrderStatus):
+    ids = {"order_id": order.order_id, "customer_id": order.customer_id}
+    if status is OrderStatus.CONFIRMED:
+        return ev.OrderConfirmed(**ids, lines=_lines(order), total=_money(order, order.total))
+    if status is OrderStatus.REJECTED:
+        return ev.OrderRejected(**ids, reason=order.rejection_reason)
+    if status is OrderStatus.CANCELLED:
+        return ev.OrderCancelled(**ids, reason=order.cancellation_reason, was_invoiced=bool(order.invoice_id),
+                                 total=_money(order, order.total))
+    if status is OrderStatus.SHIPPED:
+        return ev.OrderShipped(**ids, lines=_lines(order))
+    if status is OrderStatus.COMPLETED:
+        return ev.OrderCompleted(**ids)
+    raise AssertionError(f"no event for entering {status}")
+
+
+def _money(order: Order, amount) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=order.currency_code, amount=money.format_amount(amount))
+
+
+def _lines(order: Order) -> list[ev.OrderLineItem]:
+    return [ev.OrderLineItem(line_no=line.line_no, sku=line.sku, warehouse_code=line.warehouse_code,
+                             quantity=line.quantity, unit_price=_money(order, line.unit_price))
+            for line in order.lines]

@@ -2,26 +2,27 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 import pytest
 
 from erp_client import ErpClient
 from mesh import service
-from services.inventory.service import spec as inventory_spec
-from services.orders.service import spec as orders_spec
+from services import RUNNABLE
 from tests import support
 
 
 @contextlib.contextmanager
-def running_mesh(engines: support.Engines, data_dir, **overrides):
-    """Inventory and orders on the given engines; yields (client, {name: RunningService})."""
+def running_mesh(engines: support.Engines, data_dir, services=RUNNABLE, **overrides):
+    """The services on the given engines; yields (client, {name: RunningService})."""
     started = {}
     try:
-        for make_spec in (inventory_spec, orders_spec):
-            spec = make_spec()
-            started[spec.name] = service.start(spec, support.settings_for(spec.name, engines, data_dir, **overrides))
-        client = ErpClient(f"127.0.0.1:{started['inventory'].port}", f"127.0.0.1:{started['orders'].port}")
-        with client:
+        for name in services:
+            spec = importlib.import_module(f"services.{name}.service").spec()
+            settings = support.settings_for(spec.name, engines, data_dir, **overrides)
+            started[spec.name] = service.start(spec, settings)
+        targets = {f"{name}_target": f"127.0.0.1:{running.port}" for name, running in started.items()}
+        with ErpClient(**targets) as client:
             yield client, started
     finally:
         for running in started.values():
@@ -43,5 +44,5 @@ def embedded_engines(embedded_pg, embedded_redis):
 @pytest.fixture
 def embedded_mesh(embedded_engines, tmp_path):
     """For tests of behaviour that does not depend on the engines (the gRPC contract)."""
-    with running_mesh(embedded_engines, tmp_path) as (client, started):
+    with running_mesh(embedded_engines, tmp_path, services=("inventory", "orders")) as (client, started):
         yield client, started

@@ -109,7 +109,7 @@ def wait_health(target: str, expected: int, service: str = "", timeout: float = 
 
 
 def test_health_is_per_service_and_not_serving_while_the_database_is_unreachable(embedded_engines, tmp_path):
-    with running_mesh(embedded_engines, tmp_path) as (client, started):
+    with running_mesh(embedded_engines, tmp_path, services=("inventory", "orders")) as (client, started):
         target = f"127.0.0.1:{started['inventory'].port}"
         assert health_of(target) == SERVING
         assert health_of(target, "erp.inventory.v1.InventoryService") == SERVING
@@ -135,7 +135,7 @@ def test_health_is_per_service_and_not_serving_while_the_database_is_unreachable
 
 
 def test_draining_reports_not_serving_and_finishes_in_flight_calls(embedded_engines, tmp_path):
-    with running_mesh(embedded_engines, tmp_path) as (client, started):
+    with running_mesh(embedded_engines, tmp_path, services=("inventory", "orders")) as (client, started):
         inventory = started["inventory"]
         target = f"127.0.0.1:{inventory.port}"
         inventory.health.enter_graceful_shutdown()

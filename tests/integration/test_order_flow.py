@@ -1,4 +1,6 @@
-"""Placing orders through the generated stubs: one event hop each way, on every engine set."""
+"""Placing orders through the generated stubs, on every engine set: the saga's first
+hop (stock and credit in parallel), idempotent placement, and no oversell under
+concurrency."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -8,36 +10,36 @@ import sqlalchemy as sa
 
 from erp.orders.v1 import orders_pb2 as pb
 from erp_client.client import Line
-from mesh import db
 from services.inventory.adapters import ledger_mismatches
 
 
-def stock_up(client, stock: dict[tuple[str, str], int]) -> None:
+def stock_up(client, stock: dict[tuple[str, str], int], customers=("CUST-1",), limit="1000000.00") -> None:
     for code in {wh for _, wh in stock}:
         client.create_warehouse(code, f"Warehouse {code}")
     for (sku, wh), qty in stock.items():
         client.create_product(sku, f"Product {sku}")
         if qty:
             client.adjust_stock(sku, wh, qty, reason="opening stock")
+    for customer_id in customers:
+        client.create_customer(customer_id, f"Customer {customer_id}", limit, "EUR",
+                               email=f"{customer_id.lower()}@example.test")
 
 
 def assert_ledger_agrees(started) -> None:
-    engine = started["inventory"].runtime.engine
-    with engine.connect() as conn:
+    with started["inventory"].runtime.engine.connect() as conn:
         assert ledger_mismatches(conn) == []
 
 
-def test_an_order_is_confirmed_when_every_line_is_reserved(mesh):
+def test_an_order_is_confirmed_when_every_line_is_reserved_and_credit_approved(mesh):
     client, started = mesh
     stock_up(client, {("CHAIR", "MAIN"): 10, ("DESK", "MAIN"): 3})
     order = client.place_order("CUST-1", [Line("CHAIR", 4, "89.90"), Line("DESK", 1, "349.00")], "EUR")
     assert order.status == pb.ORDER_STATUS_PENDING
     assert order.total.amount == "708.60"
     order = client.wait_for_order(order.order_id, timeout=20)
-    assert order.status == pb.ORDER_STATUS_CONFIRMED
+    assert order.status in (pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_INVOICED)
     chair = client.get_stock("CHAIR", "MAIN")
     assert (chair.on_hand, chair.reserved, chair.available) == (10, 4, 6)
-    assert client.get_order(order.order_id).version == 2
     assert_ledger_agrees(started)
 
 
@@ -67,19 +69,25 @@ def test_placing_twice_with_one_request_id_creates_one_order(mesh):
 
 def test_fifty_concurrent_orders_for_ten_units_reserve_exactly_ten(mesh):
     client, started = mesh
-    stock_up(client, {("SCARCE", "MAIN"): 10, ("PLENTY", "MAIN"): 1000})
+    customers = [f"CUST-{i}" for i in range(7)]
+    stock_up(client, {("SCARCE", "MAIN"): 10, ("PLENTY", "MAIN"): 1000, ("PLENTY", "EAST"): 1000},
+             customers=customers)
 
     def place(i: int):
-        # Lines in both orders, so concurrent multi-line reservations cross each other.
-        lines = [Line("SCARCE", 1, "5.00"), Line("PLENTY", 1, "1.00")]
-        return client.place_order(f"CUST-{i % 7}", lines if i % 2 else lines[::-1]).order_id
+        # Lines in both orders and across warehouses, so concurrent multi-line
+        # reservations cross each other's locks.
+        lines = [Line("SCARCE", 1, "5.00"), Line("PLENTY", 1, "1.00"), Line("PLENTY", 2, "1.00", "EAST")]
+        return client.place_order(customers[i % 7], lines if i % 2 else lines[::-1]).order_id
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         ids = list(pool.map(place, range(50)))
     final = [client.wait_for_order(order_id, timeout=60) for order_id in ids]
     statuses = [o.status for o in final]
-    assert statuses.count(pb.ORDER_STATUS_CONFIRMED) == 10
+    # Finance may already have invoiced a confirmed order.
+    assert sum(s in (pb.ORDER_STATUS_CONFIRMED, pb.ORDER_STATUS_INVOICED) for s in statuses) == 10
     assert statuses.count(pb.ORDER_STATUS_REJECTED) == 40
+    # Rejected orders release what they held: only the ten confirmed orders keep stock.
+    client.wait_for(lambda: client.get_stock("PLENTY", "EAST"), lambda s: s.reserved == 20, timeout=30)
     scarce = client.get_stock("SCARCE", "MAIN")
     assert (scarce.on_hand, scarce.reserved, scarce.available) == (10, 10, 0)
     assert client.get_stock("PLENTY", "MAIN").reserved == 10
@@ -88,4 +96,3 @@ def test_fifty_concurrent_orders_for_ten_units_reserve_exactly_ten(mesh):
             "SELECT count(*) FROM stock_balances WHERE on_hand < 0 OR reserved > on_hand")).scalar()
     assert negative == 0
     assert_ledger_agrees(started)
-    assert db.ping(started["orders"].runtime.engine)

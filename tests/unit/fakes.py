@@ -175,15 +175,61 @@ class FakeStock:
         self.levels: dict[tuple[str, str], StockLevel] = {}
         self.ledger: list[LedgerEntry] = []
         self.reservations: dict[tuple[str, str, str], int] = {}  # (order, sku, warehouse) -> quantity
+        self.reservation_status: dict[tuple[str, str, str], str] = {}
+        self.closed: set[str] = set()
         self.calls: list[str] = []
         self.savepoints: list[FakeSavepoint] = []
 
     def snapshot(self):
-        return dict(self.levels), list(self.ledger), dict(self.reservations)
+        return (dict(self.levels), list(self.ledger), dict(self.reservations), dict(self.reservation_status),
+                set(self.closed))
 
     def restore(self, snap) -> None:
-        levels, ledger, reservations = snap
+        levels, ledger, reservations, status, closed = snap
         self.levels, self.ledger, self.reservations = dict(levels), list(ledger), dict(reservations)
+        self.reservation_status, self.closed = dict(status), set(closed)
+
+    def reservations_for(self, order_id: str, status: str = "reserved") -> list[tuple[str, str, int]]:
+        self.calls.append("reservations_for")
+        return sorted((sku, wh, qty) for (order, sku, wh), qty in self.reservations.items()
+                      if order == order_id and self.reservation_status[(order, sku, wh)] == status)
+
+    def set_reservations_status(self, order_id: str, status: str) -> None:
+        for key, current in self.reservation_status.items():
+            if key[0] == order_id and current == "reserved":
+                self.reservation_status[key] = status
+
+    def move(self, sku: str, warehouse_code: str, on_hand_delta: int, reserved_delta: int) -> StockLevel:
+        self.calls.append("move")
+        level = self.levels[(sku, warehouse_code)]
+        new = dataclasses.replace(level, on_hand=level.on_hand + on_hand_delta,
+                                  reserved=level.reserved + reserved_delta, version=level.version + 1)
+        _check_level(new)
+        self.levels[(sku, warehouse_code)] = new
+        return new
+
+    def is_closed(self, order_id: str) -> bool:
+        return order_id in self.closed
+
+    def close(self, order_id: str) -> None:
+        self.closed.add(order_id)
+
+    def set_reorder(self, sku: str, warehouse_code: str, point: int, quantity: int) -> StockLevel:
+        level = dataclasses.replace(self.levels[(sku, warehouse_code)], reorder_point=point,
+                                    reorder_quantity=quantity)
+        self.levels[(sku, warehouse_code)] = level
+        return level
+
+    def set_reorder_alerted(self, sku: str, warehouse_code: str, alerted: bool) -> None:
+        key = (sku, warehouse_code)
+        self.levels[key] = dataclasses.replace(self.levels[key], reorder_alerted=alerted)
+
+    def page(self, *, warehouse_code, sku_prefix, below_reorder_point, after, limit) -> list[StockLevel]:
+        rows = sorted(self.levels.values(), key=lambda x: (x.warehouse_code, x.sku))
+        rows = [x for x in rows if (not warehouse_code or x.warehouse_code == warehouse_code)
+                and x.sku.startswith(sku_prefix) and (not below_reorder_point or x.below_reorder_point)
+                and (after is None or (x.warehouse_code, x.sku) > tuple(after))]
+        return rows[:limit]
 
     def get(self, sku: str, warehouse_code: str, for_update: bool = False) -> StockLevel | None:
         self.calls.append("get")
@@ -245,6 +291,7 @@ class FakeStock:
         if key in self.reservations:
             raise FakeIntegrityError(f"duplicate reservation {key}")
         self.reservations[key] = quantity
+        self.reservation_status[key] = "reserved"
 
     def savepoint(self) -> FakeSavepoint:
         self.calls.append("savepoint")
@@ -274,21 +321,37 @@ class FakeOrders:
             raise FakeIntegrityError(f"duplicate request_id {order.request_id}")
         self.rows[order.order_id] = copy.deepcopy(order)
 
+    @staticmethod
+    def _loaded(order: Order) -> Order:
+        loaded = copy.deepcopy(order)
+        loaded.loaded_version = loaded.version
+        return loaded
+
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
         order = self.rows.get(order_id)
-        return copy.deepcopy(order) if order is not None else None
+        return self._loaded(order) if order is not None else None
 
     def by_request(self, request_id: str) -> Order | None:
         for order in self.rows.values():
             if order.request_id == request_id:
-                return copy.deepcopy(order)
+                return self._loaded(order)
         return None
 
+    def page(self, *, customer_id, status, created_after, created_before, after, limit) -> list[Order]:
+        rows = sorted(self.rows.values(), key=lambda o: (o.created_at, o.order_id), reverse=True)
+        rows = [o for o in rows if (not customer_id or o.customer_id == customer_id)
+                and (status is None or o.status is status)
+                and (created_after is None or o.created_at >= created_after)
+                and (created_before is None or o.created_at < created_before)
+                and (after is None or (o.created_at.isoformat(), o.order_id) < tuple(after))]
+        return [self._loaded(o) for o in rows[:limit]]
+
     def save(self, order: Order) -> None:
-        """Same rule as the SQL UPDATE ... WHERE version = order.version - 1."""
+        """Same rule as the SQL UPDATE ... WHERE version = <version as loaded>."""
         stored = self.rows.get(order.order_id)
-        if stored is None or stored.version != order.version - 1:
+        if stored is None or stored.version != order.loaded_version:
             raise RuntimeError(f"order {order.order_id} changed concurrently")
+        order.loaded_version = order.version
         self.rows[order.order_id] = copy.deepcopy(order)
         self.saves += 1
 

@@ -574,3 +574,86 @@ def test_no_sequence_of_adjustments_and_reservations_oversells(ops):
             assert sum(e.reserved_delta for e in entries) == level.reserved
             held = sum(q for (_, s, c), q in w.stock.reservations.items() if (s, c) == (sku, wh))
             assert held == level.reserved
+
+
+# ---------------------------------------------------------------- release, issue, reorder points
+
+
+def consume(world: World, fn, *args):
+    with world.uow:
+        result = fn(world.uow, world.cache, *args)
+        world.uow.commit()
+    return result
+
+
+def test_release_gives_the_reservation_back_once_with_ledger_entries(world):
+    world.adjust("SKU-A", 10)
+    world.reserve("order-1", ("SKU-A", WH, 4))
+    consume(world, handlers.release, "order-1")
+    assert (world.level("SKU-A").on_hand, world.level("SKU-A").reserved) == (10, 0)
+    assert world.stock.ledger[-1].kind is LedgerKind.RELEASE and world.stock.ledger[-1].reserved_delta == -4
+    assert world.uow.payloads(ev.StockReleased)[-1].order_id == "order-1"
+    events = list(world.uow.events)
+    consume(world, handlers.release, "order-1")  # again: nothing left to release
+    assert world.uow.events == events and world.level("SKU-A").reserved == 0
+
+
+def test_a_release_that_arrives_before_the_reservation_blocks_it(world):
+    world.adjust("SKU-A", 10)
+    consume(world, handlers.release, "order-1")  # OrderRejected overtook OrderPlaced
+    assert world.reserve("order-1", ("SKU-A", WH, 4)) is False
+    assert world.level("SKU-A").reserved == 0
+    assert world.uow.payloads(ev.StockReserved) == []
+
+
+def test_issue_takes_reserved_stock_out_once(world):
+    world.adjust("SKU-A", 10)
+    world.reserve("order-1", ("SKU-A", WH, 4))
+    consume(world, handlers.issue, "order-1")
+    assert (world.level("SKU-A").on_hand, world.level("SKU-A").reserved) == (6, 0)
+    assert world.stock.ledger[-1] == LedgerEntry("SKU-A", WH, LedgerKind.ISSUE, -4, -4, "shipped",
+                                                 reference="order-1")
+    consume(world, handlers.issue, "order-1")
+    consume(world, handlers.release, "order-1")  # a late cancellation cannot un-ship
+    assert (world.level("SKU-A").on_hand, world.level("SKU-A").reserved) == (6, 0)
+
+
+def test_falling_below_the_reorder_point_alerts_once_per_shortage(world):
+    world.adjust("SKU-A", 20)
+    handlers.set_reorder_point(world.uow, world.cache, domain.SetReorderPoint("SKU-A", WH, 10, 50))
+    world.reserve("order-1", ("SKU-A", WH, 8))  # available 12: fine
+    assert world.uow.payloads(ev.StockBelowReorderPoint) == []
+    world.reserve("order-2", ("SKU-A", WH, 5))  # available 7: shortage starts
+    world.adjust("SKU-A", -1)  # still short: no second alert
+    [alert] = world.uow.payloads(ev.StockBelowReorderPoint)
+    assert (alert.sku, alert.available, alert.reorder_point, alert.reorder_quantity) == ("SKU-A", 7, 10, 50)
+    world.adjust("SKU-A", 30)  # replenished: the shortage ends
+    world.reserve("order-3", ("SKU-A", WH, 30))  # and a new one starts
+    assert len(world.uow.payloads(ev.StockBelowReorderPoint)) == 2
+
+
+def test_reorder_point_validation():
+    with pytest.raises(InvalidArgument) as exc:
+        domain.validate_reorder_point(domain.SetReorderPoint("SKU-A", WH, 5, 0))
+    assert fields(exc) == {"reorder_quantity"}
+    with pytest.raises(InvalidArgument):
+        domain.validate_reorder_point(domain.SetReorderPoint("SKU-A", WH, -1, 0))
+    domain.validate_reorder_point(domain.SetReorderPoint("SKU-A", WH, 0, 0))
+
+
+def test_list_stock_pages_and_filters(world):
+    for sku in ("SKU-A", "SKU-B", "SKU-C"):
+        world.adjust(sku, 5)
+        world.adjust(sku, 5, wh="EAST")
+    handlers.set_reorder_point(world.uow, world.cache, domain.SetReorderPoint("SKU-B", WH, 10, 10))
+    kwargs = {"warehouse_code": "", "sku_prefix": "", "below_reorder_point": False}
+    first, token = handlers.list_stock(world.uow, **kwargs, page_size=4, page_token="")
+    rest, last = handlers.list_stock(world.uow, **kwargs, page_size=4, page_token=token)
+    assert [(x.warehouse_code, x.sku) for x in first + rest] == sorted((w, s) for s, w in world.stock.levels)
+    assert last == ""
+    short, _ = handlers.list_stock(world.uow, warehouse_code="", sku_prefix="", below_reorder_point=True,
+                                   page_size=0, page_token="")
+    assert [(x.sku, x.warehouse_code) for x in short] == [("SKU-B", WH)]
+    with pytest.raises(InvalidArgument):
+        handlers.list_stock(world.uow, warehouse_code=WH, sku_prefix="", below_reorder_point=False, page_size=4,
+                            page_token=token)

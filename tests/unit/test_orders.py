@@ -140,9 +140,9 @@ def test_rejection_reason_names_every_failed_line():
 
 EXPECTED_TRANSITIONS = {
     S.PENDING: {S.CONFIRMED, S.REJECTED, S.CANCELLED},
-    S.CONFIRMED: {S.SHIPPED, S.CANCELLED},
-    S.SHIPPED: {S.INVOICED},
-    S.INVOICED: {S.COMPLETED},
+    S.CONFIRMED: {S.INVOICED, S.SHIPPED, S.CANCELLED},
+    S.INVOICED: {S.SHIPPED, S.CANCELLED},
+    S.SHIPPED: {S.COMPLETED},
 }
 ALLOWED = [(a, b) for a, targets in TRANSITIONS.items() for b in sorted(targets)]
 REFUSED = [(a, b) for a, b in itertools.product(S, S) if b not in TRANSITIONS.get(a, frozenset())]
@@ -259,13 +259,13 @@ def test_get_order(uow):
         handlers.get_order(uow, "")
 
 
-# ---------------------------------------------------------------- reactions to inventory's events
+# ---------------------------------------------------------------- the saga's reactions
 
 
-def react(uow, fn, *args) -> None:
+def react(uow, fn, *args, **kwargs) -> None:
     """Runs a reaction as the consumer does: inside its transaction, which it then commits."""
     with uow:
-        fn(uow, *args)
+        fn(uow, *args, **kwargs)
         assert not uow.committed  # reactions leave the commit to the consumer
         uow.commit()
 
@@ -275,43 +275,51 @@ def placed(uow) -> Order:
     return handlers.place_order(uow, place(), WH)
 
 
-def test_stock_reserved_confirms_the_order(uow, placed):
-    react(uow, handlers.on_stock_reserved, placed.order_id)
+def confirmed_lines():
+    return [ev.OrderLineItem(line_no=1, sku="SKU-A", warehouse_code=WH, quantity=1,
+                             unit_price=money_pb2.Money(currency_code="EUR", amount="1.00"))]
+
+
+@pytest.mark.parametrize("first", ["stock", "credit"])
+def test_the_order_is_confirmed_once_both_checks_pass_in_either_order(uow, placed, first):
+    answers = {"stock": handlers.on_stock_answer, "credit": handlers.on_credit_answer}
+    second = "credit" if first == "stock" else "stock"
+    react(uow, answers[first], placed.order_id, ok=True)
+    halfway = uow.orders.rows[placed.order_id]
+    assert halfway.status is S.PENDING and halfway.version == 2
+    assert len(uow.events) == 1  # only OrderPlaced so far
+    react(uow, answers[second], placed.order_id, ok=True)
     stored = uow.orders.rows[placed.order_id]
-    assert (stored.status, stored.version) == (S.CONFIRMED, 2)
-    assert uow.events[-1] == Emitted("order", placed.order_id, 2,
-                                     ev.OrderConfirmed(order_id=placed.order_id, customer_id="cust-1"))
+    assert (stored.status, stored.version) == (S.CONFIRMED, 3)
+    assert uow.events[-1] == Emitted("order", placed.order_id, 3, ev.OrderConfirmed(
+        order_id=placed.order_id, customer_id="cust-1", lines=confirmed_lines(),
+        total=money_pb2.Money(currency_code="EUR", amount="1.00")))
 
 
-def test_a_duplicate_stock_reserved_after_confirmation_changes_nothing(uow, placed):
-    react(uow, handlers.on_stock_reserved, placed.order_id)
-    events, saves = list(uow.events), uow.orders.saves
-    react(uow, handlers.on_stock_reserved, placed.order_id)
-    assert uow.events == events
-    assert uow.orders.saves == saves
-    assert uow.orders.rows[placed.order_id].version == 2
-
-
-def test_stock_reservation_failed_rejects_the_order_with_the_reason(uow, placed):
-    react(uow, handlers.on_stock_reservation_failed, placed.order_id, "stock not available: line 1")
+@pytest.mark.parametrize("failing", ["stock", "credit"])
+def test_either_check_failing_rejects_the_order_and_a_late_success_changes_nothing(uow, placed, failing):
+    answers = {"stock": handlers.on_stock_answer, "credit": handlers.on_credit_answer}
+    other = "credit" if failing == "stock" else "stock"
+    react(uow, answers[failing], placed.order_id, ok=False, reason="no")
     stored = uow.orders.rows[placed.order_id]
-    assert (stored.status, stored.version, stored.rejection_reason) == (S.REJECTED, 2, "stock not available: line 1")
-    assert uow.events[-1] == Emitted("order", placed.order_id, 2, ev.OrderRejected(
-        order_id=placed.order_id, customer_id="cust-1", reason="stock not available: line 1"))
-
-
-def test_a_stale_event_after_the_outcome_changes_nothing(uow, placed):
-    react(uow, handlers.on_stock_reservation_failed, placed.order_id, "no stock")
+    assert (stored.status, stored.rejection_reason) == (S.REJECTED, "no")
+    assert uow.events[-1].payload == ev.OrderRejected(order_id=placed.order_id, customer_id="cust-1", reason="no")
     events = list(uow.events)
-    react(uow, handlers.on_stock_reserved, placed.order_id)
-    react(uow, handlers.on_stock_reservation_failed, placed.order_id, "other")
-    stored = uow.orders.rows[placed.order_id]
-    assert (stored.status, stored.rejection_reason, stored.version) == (S.REJECTED, "no stock", 2)
+    react(uow, answers[other], placed.order_id, ok=True)
+    react(uow, answers[failing], placed.order_id, ok=False, reason="again")
     assert uow.events == events
+    assert uow.orders.rows[placed.order_id].rejection_reason == "no"
 
 
-@pytest.mark.parametrize("reaction", [handlers.on_stock_reserved,
-                                      lambda uow, oid: handlers.on_stock_reservation_failed(uow, oid, "x")])
+def test_a_repeated_answer_changes_nothing(uow, placed):
+    react(uow, handlers.on_stock_answer, placed.order_id, ok=True)
+    saves = uow.orders.saves
+    react(uow, handlers.on_stock_answer, placed.order_id, ok=True)
+    assert uow.orders.saves == saves and uow.orders.rows[placed.order_id].version == 2
+
+
+@pytest.mark.parametrize("reaction", [lambda uow, oid: handlers.on_stock_answer(uow, oid, ok=True),
+                                      lambda uow, oid: handlers.on_credit_answer(uow, oid, ok=False)])
 def test_an_event_for_an_unknown_order_is_not_found_so_the_consumer_retries(uow, reaction):
     with pytest.raises(NotFound), uow:
         reaction(uow, "no-such-order")
@@ -327,6 +335,100 @@ def test_the_consumer_turns_failed_lines_into_a_readable_reason(uow, placed):
     react(uow, handler, event, None)
     assert uow.orders.rows[placed.order_id].rejection_reason == (
         "stock not available: line 1 SKU-A@MAIN: insufficient stock (requested 5, available 2)")
+
+
+def confirmed(uow) -> Order:
+    order = handlers.place_order(uow, place(line(quantity=2, price="10.00")), WH)
+    react(uow, handlers.on_stock_answer, order.order_id, ok=True)
+    react(uow, handlers.on_credit_answer, order.order_id, ok=True)
+    return uow.orders.rows[order.order_id]
+
+
+def test_invoice_then_shipment_then_payment_completes_the_order(uow):
+    order = confirmed(uow)
+    react(uow, handlers.on_invoice_issued, order.order_id, "inv-1", Decimal("24.00"))
+    assert uow.orders.rows[order.order_id].status is S.INVOICED
+    shipped = handlers.mark_shipped(uow, order.order_id)
+    assert shipped.status is S.SHIPPED and shipped.fulfilment_status is domain.FulfilmentStatus.SHIPPED
+    assert uow.events[-1].payload.DESCRIPTOR.name == "OrderShipped"
+    react(uow, handlers.on_payment_received, order.order_id, Decimal("10.00"))
+    assert uow.orders.rows[order.order_id].payment_status is domain.PaymentStatus.PARTLY_PAID
+    react(uow, handlers.on_payment_received, order.order_id, Decimal("14.00"))
+    done = uow.orders.rows[order.order_id]
+    assert (done.status, done.payment_status) == (S.COMPLETED, domain.PaymentStatus.PAID)
+    assert uow.events[-1].payload == ev.OrderCompleted(order_id=order.order_id, customer_id="cust-1")
+
+
+def test_paid_before_shipping_completes_on_shipment_with_both_events(uow):
+    order = confirmed(uow)
+    react(uow, handlers.on_invoice_issued, order.order_id, "inv-1", Decimal("24.00"))
+    react(uow, handlers.on_payment_received, order.order_id, Decimal("24.00"))
+    assert uow.orders.rows[order.order_id].status is S.INVOICED
+    handlers.mark_shipped(uow, order.order_id)
+    assert [e.payload.DESCRIPTOR.name for e in uow.events[-2:]] == ["OrderShipped", "OrderCompleted"]
+    assert uow.orders.rows[order.order_id].status is S.COMPLETED
+
+
+def test_an_invoice_arriving_after_shipment_is_recorded_without_moving_back(uow):
+    order = confirmed(uow)
+    handlers.mark_shipped(uow, order.order_id)
+    react(uow, handlers.on_invoice_issued, order.order_id, "inv-1", Decimal("24.00"))
+    stored = uow.orders.rows[order.order_id]
+    assert (stored.status, stored.invoice_id, stored.payment_status) == (S.SHIPPED, "inv-1",
+                                                                           domain.PaymentStatus.UNPAID)
+    react(uow, handlers.on_invoice_issued, order.order_id, "inv-2", Decimal("99"))  # a duplicate changes nothing
+    assert uow.orders.rows[order.order_id].invoice_id == "inv-1"
+
+
+def test_shipping_twice_is_harmless_and_shipping_a_pending_order_is_refused(uow, placed):
+    with pytest.raises(FailedPrecondition):
+        handlers.mark_shipped(uow, placed.order_id)
+    order = confirmed(uow)
+    handlers.mark_shipped(uow, order.order_id)
+    events = list(uow.events)
+    assert handlers.mark_shipped(uow, order.order_id).status is S.SHIPPED
+    assert uow.events == events
+
+
+def test_cancel_before_shipment_announces_whether_it_was_invoiced(uow):
+    order = confirmed(uow)
+    react(uow, handlers.on_invoice_issued, order.order_id, "inv-1", Decimal("24.00"))
+    cancelled = handlers.cancel_order(uow, order.order_id, "customer changed their mind")
+    assert cancelled.status is S.CANCELLED
+    assert uow.events[-1].payload == ev.OrderCancelled(
+        order_id=order.order_id, customer_id="cust-1", reason="customer changed their mind", was_invoiced=True,
+        total=money_pb2.Money(currency_code="EUR", amount="20.00"))
+    events = list(uow.events)
+    handlers.cancel_order(uow, order.order_id, "again")  # repeating succeeds and changes nothing
+    assert uow.events == events
+
+
+def test_cancel_after_shipment_is_refused(uow):
+    order = confirmed(uow)
+    handlers.mark_shipped(uow, order.order_id)
+    with pytest.raises(FailedPrecondition):
+        handlers.cancel_order(uow, order.order_id, "too late")
+    with pytest.raises(InvalidArgument):
+        handlers.cancel_order(uow, order.order_id, "")
+
+
+def test_list_orders_pages_newest_first_with_filters(uow):
+    ids = [handlers.place_order(uow, place(request_id=f"r{i}", customer=f"c{i % 2}"), WH).order_id
+           for i in range(5)]
+    first, token = handlers.list_orders(uow, customer_id="", status=None, created_after=None, created_before=None,
+                                        page_size=2, page_token="")
+    second, token2 = handlers.list_orders(uow, customer_id="", status=None, created_after=None,
+                                          created_before=None, page_size=2, page_token=token)
+    third, token3 = handlers.list_orders(uow, customer_id="", status=None, created_after=None,
+                                         created_before=None, page_size=2, page_token=token2)
+    assert [o.order_id for o in first + second + third] == ids[::-1]
+    assert token and token2 and token3 == ""
+    only_c0, _ = handlers.list_orders(uow, customer_id="c0", status=None, created_after=None,
+                                      created_before=None, page_size=10, page_token="")
+    assert {o.customer_id for o in only_c0} == {"c0"} and len(only_c0) == 3
+    with pytest.raises(InvalidArgument):  # a token belongs to its filters
+        handlers.list_orders(uow, customer_id="c0", status=None, created_after=None, created_before=None,
+                             page_size=2, page_token=token)
 
 
 def test_fake_orders_refuse_a_lost_update(uow, placed):

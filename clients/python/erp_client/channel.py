@@ -17,6 +17,9 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 SERVICES = (
     "erp.inventory.v1.InventoryService",
     "erp.orders.v1.OrderService",
+    "erp.crm.v1.CustomerService",
+    "erp.finance.v1.FinanceService",
+    "erp.notification.v1.NotificationService",
 )
 
 

@@ -4,6 +4,9 @@
     erp stock adjust SKU WAREHOUSE DELTA --reason "cycle count"
     erp order place --customer CUST-1 --line SKU-1:2:9.99 [--line SKU:QTY:PRICE[@WAREHOUSE] ...]
     erp order get ORDER_ID [--wait]
+    erp order cancel ORDER_ID --reason "..."
+    erp order ship ORDER_ID
+    erp demo            # one order from placement to payment, each service's view
     erp health
 """
 from __future__ import annotations
@@ -51,6 +54,12 @@ def parser() -> argparse.ArgumentParser:
     show = order.add_parser("get", help="read an order")
     show.add_argument("order_id")
     show.add_argument("--wait", action="store_true", help="wait until it is confirmed or rejected")
+    cancel = order.add_parser("cancel", help="cancel an order before shipment")
+    cancel.add_argument("order_id")
+    cancel.add_argument("--reason", required=True)
+    ship = order.add_parser("ship", help="mark an order shipped")
+    ship.add_argument("order_id")
+    sub.add_parser("demo", help="walk one order from placement to payment")
     sub.add_parser("health", help="health of every service")
     return p
 
@@ -66,10 +75,18 @@ def main(argv: list[str] | None = None) -> int:
             elif args.area == "order" and args.action == "place":
                 order = erp.place_order(args.customer, args.line, args.currency)
                 _print(erp.wait_for_order(order.order_id) if args.wait else order)
+            elif args.area == "order" and args.action == "cancel":
+                _print(erp.cancel_order(args.order_id, args.reason))
+            elif args.area == "order" and args.action == "ship":
+                _print(erp.mark_shipped(args.order_id))
             elif args.area == "order":
                 _print(erp.wait_for_order(args.order_id) if args.wait else erp.get_order(args.order_id))
+            elif args.area == "demo":
+                from erp_client import walkthrough
+
+                walkthrough.run(erp)
             else:
-                for service in ("inventory", "orders"):
+                for service in erp.SERVICES:
                     print(f"{service}: {erp.health(service)}")
     except grpc.RpcError as err:
         print(f"error: {err.code().name}: {err.details()}", file=sys.stderr)

@@ -16,9 +16,15 @@ from collections.abc import Iterable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from erp.common.v1 import money_pb2
+from erp.common.v1 import money_pb2, paging_pb2
+from erp.crm.v1 import crm_pb2 as crm
+from erp.crm.v1 import crm_pb2_grpc as crm_grpc
+from erp.finance.v1 import finance_pb2 as fin
+from erp.finance.v1 import finance_pb2_grpc as fin_grpc
 from erp.inventory.v1 import inventory_pb2 as inv
 from erp.inventory.v1 import inventory_pb2_grpc as inv_grpc
+from erp.notification.v1 import notification_pb2 as notif
+from erp.notification.v1 import notification_pb2_grpc as notif_grpc
 from erp.orders.v1 import orders_pb2 as ord_pb
 from erp.orders.v1 import orders_pb2_grpc as ord_grpc
 from erp_client.channel import DEFAULT_TIMEOUT_SECONDS, open_channel
@@ -44,21 +50,38 @@ def new_request_id() -> str:
 
 
 class ErpClient:
-    def __init__(self, inventory_target: str, orders_target: str, *, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    """One client for the whole mesh. Targets default to `make run`'s ports; any may be
+    None when the caller does not use that service."""
+
+    SERVICES = ("inventory", "orders", "crm", "finance", "notification")
+    GRPC_SERVICES = {"inventory": "erp.inventory.v1.InventoryService", "orders": "erp.orders.v1.OrderService",
+                     "crm": "erp.crm.v1.CustomerService", "finance": "erp.finance.v1.FinanceService",
+                     "notification": "erp.notification.v1.NotificationService"}
+    DEFAULT_PORTS = {"inventory": 50051, "orders": 50052, "crm": 50053, "finance": 50054, "notification": 50056}
+
+    def __init__(self, inventory_target: str | None = None, orders_target: str | None = None, *,
+                 crm_target: str | None = None, finance_target: str | None = None,
+                 notification_target: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  interceptors: Iterable[grpc.UnaryUnaryClientInterceptor] = ()) -> None:
         self.timeout = timeout
+        targets = {"inventory": inventory_target, "orders": orders_target, "crm": crm_target,
+                   "finance": finance_target, "notification": notification_target}
         self._channels = {
-            "inventory": open_channel(inventory_target, timeout=timeout, interceptors=tuple(interceptors)),
-            "orders": open_channel(orders_target, timeout=timeout, interceptors=tuple(interceptors)),
+            name: open_channel(target or f"127.0.0.1:{self.DEFAULT_PORTS[name]}", timeout=timeout,
+                               interceptors=tuple(interceptors))
+            for name, target in targets.items()
         }
         self.inventory = inv_grpc.InventoryServiceStub(self._channels["inventory"])
         self.orders = ord_grpc.OrderServiceStub(self._channels["orders"])
+        self.crm = crm_grpc.CustomerServiceStub(self._channels["crm"])
+        self.finance = fin_grpc.FinanceServiceStub(self._channels["finance"])
+        self.notification = notif_grpc.NotificationServiceStub(self._channels["notification"])
 
     @classmethod
     def from_env(cls, **kwargs) -> ErpClient:
-        """Targets from ERP_INVENTORY_TARGET and ERP_ORDERS_TARGET (defaults: make run's ports)."""
-        return cls(os.environ.get("ERP_INVENTORY_TARGET", "127.0.0.1:50051"),
-                   os.environ.get("ERP_ORDERS_TARGET", "127.0.0.1:50052"), **kwargs)
+        """Targets from ERP_<SERVICE>_TARGET (defaults: make run's ports)."""
+        targets = {f"{name}_target": os.environ.get(f"ERP_{name.upper()}_TARGET") for name in cls.SERVICES}
+        return cls(**targets, **kwargs)
 
     def __enter__(self) -> ErpClient:
         return self
@@ -117,9 +140,64 @@ class ErpClient:
                 raise TimeoutError(f"order {order_id} still {ord_pb.OrderStatus.Name(order.status)}")
             time.sleep(interval)
 
+    def list_orders(self, customer_id: str = "", page_size: int = 50, page_token: str = "") -> ord_pb.ListOrdersResponse:
+        request = ord_pb.ListOrdersRequest(customer_id=customer_id,
+                                           page=paging_pb2.PageRequest(page_size=page_size, page_token=page_token))
+        return self.orders.ListOrders(request, timeout=self.timeout)
+
+    def cancel_order(self, order_id: str, reason: str) -> ord_pb.Order:
+        request = ord_pb.CancelOrderRequest(order_id=order_id, reason=reason)
+        return self.orders.CancelOrder(request, timeout=self.timeout).order
+
+    def mark_shipped(self, order_id: str) -> ord_pb.Order:
+        return self.orders.MarkShipped(ord_pb.MarkShippedRequest(order_id=order_id), timeout=self.timeout).order
+
+    def wait_for(self, read, done, timeout: float = 30.0, interval: float = 0.05):
+        """Polls read() until done(result) holds; raises TimeoutError with the last result."""
+        end = time.monotonic() + timeout
+        while True:
+            result = read()
+            if done(result):
+                return result
+            if time.monotonic() >= end:
+                raise TimeoutError(f"condition not met in {timeout:.0f}s; last: {result}")
+            time.sleep(interval)
+
+    # crm
+    def create_customer(self, customer_id: str, name: str, credit_limit: str, currency_code: str = "EUR", *,
+                        email: str = "", webhook_url: str = "", payment_terms_days: int = 30) -> crm.Customer:
+        customer = crm.Customer(customer_id=customer_id, name=name, email=email, webhook_url=webhook_url,
+                                payment_terms_days=payment_terms_days,
+                                credit_limit=money_pb2.Money(currency_code=currency_code, amount=credit_limit))
+        return self.crm.CreateCustomer(crm.CreateCustomerRequest(customer=customer), timeout=self.timeout).customer
+
+    def get_customer(self, customer_id: str) -> crm.GetCustomerResponse:
+        return self.crm.GetCustomer(crm.GetCustomerRequest(customer_id=customer_id), timeout=self.timeout)
+
+    # finance
+    def invoices_for_order(self, order_id: str) -> list[fin.Invoice]:
+        return list(self.finance.ListInvoices(fin.ListInvoicesRequest(order_id=order_id),
+                                              timeout=self.timeout).invoices)
+
+    def record_payment(self, invoice_id: str, amount: str, currency_code: str = "EUR",
+                       request_id: str | None = None) -> fin.RecordPaymentResponse:
+        request = fin.RecordPaymentRequest(request_id=request_id or new_request_id(), invoice_id=invoice_id,
+                                           amount=money_pb2.Money(currency_code=currency_code, amount=amount))
+        return self.finance.RecordPayment(request, timeout=self.timeout)
+
+    def trial_balance(self, currency_code: str = "") -> fin.GetTrialBalanceResponse:
+        return self.finance.GetTrialBalance(fin.GetTrialBalanceRequest(currency_code=currency_code),
+                                            timeout=self.timeout)
+
+    # notification
+    def deliveries(self, customer_id: str = "", recipient: str = "") -> list[notif.Delivery]:
+        request = notif.ListDeliveriesRequest(customer_id=customer_id, recipient=recipient)
+        return list(self.notification.ListDeliveries(request, timeout=self.timeout).deliveries)
+
     # health
     def health(self, service: str) -> str:
-        """SERVING, NOT_SERVING, ... for one service ("inventory" or "orders")."""
+        """SERVING, NOT_SERVING, ... for one service, e.g. "inventory"."""
         stub = health_pb2_grpc.HealthStub(self._channels[service])
-        response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=self.timeout)
+        request = health_pb2.HealthCheckRequest(service=self.GRPC_SERVICES[service])
+        response = stub.Check(request, timeout=self.timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)

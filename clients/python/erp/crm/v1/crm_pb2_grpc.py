@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from erp.crm.v1 import crm_pb2 as erp_dot_crm_dot_v1_dot_crm__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,265 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class CustomerServiceStub:
+    """CustomerService owns customer accounts: who they are, how to reach them, whether
+    they may order, and how much credit they have. It keeps each customer's open
+    exposure (open orders plus unpaid invoices) as its own projection of order and
+    finance events, and answers every OrderPlaced with CreditApproved or CreditRejected.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateCustomer = channel.unary_unary(
+                '/erp.crm.v1.CustomerService/CreateCustomer',
+                request_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.CreateCustomerRequest.SerializeToString,
+                response_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.CreateCustomerResponse.FromString,
+                _registered_method=True)
+        self.GetCustomer = channel.unary_unary(
+                '/erp.crm.v1.CustomerService/GetCustomer',
+                request_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.GetCustomerRequest.SerializeToString,
+                response_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.GetCustomerResponse.FromString,
+                _registered_method=True)
+        self.ListCustomers = channel.unary_unary(
+                '/erp.crm.v1.CustomerService/ListCustomers',
+                request_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.ListCustomersRequest.SerializeToString,
+                response_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.ListCustomersResponse.FromString,
+                _registered_method=True)
+        self.UpdateCustomerStatus = channel.unary_unary(
+                '/erp.crm.v1.CustomerService/UpdateCustomerStatus',
+                request_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.UpdateCustomerStatusRequest.SerializeToString,
+                response_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.UpdateCustomerStatusResponse.FromString,
+                _registered_method=True)
+        self.SetCreditLimit = channel.unary_unary(
+                '/erp.crm.v1.CustomerService/SetCreditLimit',
+                request_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitRequest.SerializeToString,
+                response_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitResponse.FromString,
+                _registered_method=True)
+
+
+class CustomerServiceServicer:
+    """CustomerService owns customer accounts: who they are, how to reach them, whether
+    they may order, and how much credit they have. It keeps each customer's open
+    exposure (open orders plus unpaid invoices) as its own projection of order and
+    finance events, and answers every OrderPlaced with CreditApproved or CreditRejected.
+    """
+
+    def CreateCustomer(self, request, context):
+        """Creates a customer. The caller chooses the id; repeating an identical create
+        succeeds, a different one with the same id fails with ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCustomer(self, request, context):
+        """Returns one customer with its current exposure, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListCustomers(self, request, context):
+        """Lists customers by id, optionally only those in one status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateCustomerStatus(self, request, context):
+        """Changes a customer's status (active, on hold, blocked) with a reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCreditLimit(self, request, context):
+        """Sets a customer's credit limit. The currency must stay the customer's currency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_CustomerServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateCustomer,
+                    request_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.CreateCustomerRequest.FromString,
+                    response_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.CreateCustomerResponse.SerializeToString,
+            ),
+            'GetCustomer': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCustomer,
+                    request_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.GetCustomerRequest.FromString,
+                    response_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.GetCustomerResponse.SerializeToString,
+            ),
+            'ListCustomers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCustomers,
+                    request_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.ListCustomersRequest.FromString,
+                    response_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.ListCustomersResponse.SerializeToString,
+            ),
+            'UpdateCustomerStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateCustomerStatus,
+                    request_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.UpdateCustomerStatusRequest.FromString,
+                    response_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.UpdateCustomerStatusResponse.SerializeToString,
+            ),
+            'SetCreditLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCreditLimit,
+                    request_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitRequest.FromString,
+                    response_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'erp.crm.v1.CustomerService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('erp.crm.v1.CustomerService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class CustomerService:
+    """CustomerService owns customer accounts: who they are, how to reach them, whether
+    they may order, and how much credit they have. It keeps each customer's open
+    exposure (open orders plus unpaid invoices) as its own projection of order and
+    finance events, and answers every OrderPlaced with CreditApproved or CreditRejected.
+    """
+
+    @staticmethod
+    def CreateCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.crm.v1.CustomerService/CreateCustomer',
+            erp_dot_crm_dot_v1_dot_crm__pb2.CreateCustomerRequest.SerializeToString,
+            erp_dot_crm_dot_v1_dot_crm__pb2.CreateCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCustomer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.crm.v1.CustomerService/GetCustomer',
+            erp_dot_crm_dot_v1_dot_crm__pb2.GetCustomerRequest.SerializeToString,
+            erp_dot_crm_dot_v1_dot_crm__pb2.GetCustomerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCustomers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.crm.v1.CustomerService/ListCustomers',
+            erp_dot_crm_dot_v1_dot_crm__pb2.ListCustomersRequest.SerializeToString,
+            erp_dot_crm_dot_v1_dot_crm__pb2.ListCustomersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateCustomerStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.crm.v1.CustomerService/UpdateCustomerStatus',
+            erp_dot_crm_dot_v1_dot_crm__pb2.UpdateCustomerStatusRequest.SerializeToString,
+            erp_dot_crm_dot_v1_dot_crm__pb2.UpdateCustomerStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCreditLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.crm.v1.CustomerService/SetCreditLimit',
+            erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitRequest.SerializeToString,
+            erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -77,3 +77,33 @@ class StockAdjusted(_message.Message):
     on_hand: int
     reason: str
     def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity_delta: _Optional[int] = ..., on_hand: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class StockReleased(_message.Message):
+    __slots__ = ("order_id", "lines")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[ReservedLine]
+    def __init__(self, order_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[ReservedLine, _Mapping]]] = ...) -> None: ...
+
+class StockIssued(_message.Message):
+    __slots__ = ("order_id", "lines")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[ReservedLine]
+    def __init__(self, order_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[ReservedLine, _Mapping]]] = ...) -> None: ...
+
+class StockBelowReorderPoint(_message.Message):
+    __slots__ = ("sku", "warehouse_code", "available", "reorder_point", "reorder_quantity")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    REORDER_POINT_FIELD_NUMBER: _ClassVar[int]
+    REORDER_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    warehouse_code: str
+    available: int
+    reorder_point: int
+    reorder_quantity: int
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., available: _Optional[int] = ..., reorder_point: _Optional[int] = ..., reorder_quantity: _Optional[int] = ...) -> None: ...

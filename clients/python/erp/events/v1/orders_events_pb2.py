@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!erp/events/v1/orders_events.proto\x12\rerp.events.v1\x1a\x19\x65rp/common/v1/money.proto\"\x81\x01\n\rOrderLineItem\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12(\n\nunit_price\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\"\x86\x01\n\x0bOrderPlaced\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12+\n\x05lines\x18\x03 \x03(\x0b\x32\x1c.erp.events.v1.OrderLineItem\x12#\n\x05total\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\"7\n\x0eOrderConfirmed\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\"F\n\rOrderRejected\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!erp/events/v1/orders_events.proto\x12\rerp.events.v1\x1a\x19\x65rp/common/v1/money.proto\"\x81\x01\n\rOrderLineItem\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12(\n\nunit_price\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\"\x86\x01\n\x0bOrderPlaced\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12+\n\x05lines\x18\x03 \x03(\x0b\x32\x1c.erp.events.v1.OrderLineItem\x12#\n\x05total\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\"\x89\x01\n\x0eOrderConfirmed\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12+\n\x05lines\x18\x03 \x03(\x0b\x32\x1c.erp.events.v1.OrderLineItem\x12#\n\x05total\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\"F\n\rOrderRejected\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"\x82\x01\n\x0eOrderCancelled\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x14\n\x0cwas_invoiced\x18\x04 \x01(\x08\x12#\n\x05total\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\"b\n\x0cOrderShipped\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12+\n\x05lines\x18\x03 \x03(\x0b\x32\x1c.erp.events.v1.OrderLineItem\"7\n\x0eOrderCompleted\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ORDERLINEITEM']._serialized_end=209
   _globals['_ORDERPLACED']._serialized_start=212
   _globals['_ORDERPLACED']._serialized_end=346
-  _globals['_ORDERCONFIRMED']._serialized_start=348
-  _globals['_ORDERCONFIRMED']._serialized_end=403
-  _globals['_ORDERREJECTED']._serialized_start=405
-  _globals['_ORDERREJECTED']._serialized_end=475
+  _globals['_ORDERCONFIRMED']._serialized_start=349
+  _globals['_ORDERCONFIRMED']._serialized_end=486
+  _globals['_ORDERREJECTED']._serialized_start=488
+  _globals['_ORDERREJECTED']._serialized_end=558
+  _globals['_ORDERCANCELLED']._serialized_start=561
+  _globals['_ORDERCANCELLED']._serialized_end=691
+  _globals['_ORDERSHIPPED']._serialized_start=693
+  _globals['_ORDERSHIPPED']._serialized_end=791
+  _globals['_ORDERCOMPLETED']._serialized_start=793
+  _globals['_ORDERCOMPLETED']._serialized_end=848
 # @@protoc_insertion_point(module_scope)

@@ -34,12 +34,16 @@ class OrderPlaced(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLineItem, _Mapping]]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class OrderConfirmed(_message.Message):
-    __slots__ = ("order_id", "customer_id")
+    __slots__ = ("order_id", "customer_id", "lines", "total")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     customer_id: str
-    def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
+    lines: _containers.RepeatedCompositeFieldContainer[OrderLineItem]
+    total: _money_pb2.Money
+    def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLineItem, _Mapping]]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class OrderRejected(_message.Message):
     __slots__ = ("order_id", "customer_id", "reason")
@@ -50,3 +54,35 @@ class OrderRejected(_message.Message):
     customer_id: str
     reason: str
     def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class OrderCancelled(_message.Message):
+    __slots__ = ("order_id", "customer_id", "reason", "was_invoiced", "total")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    WAS_INVOICED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    customer_id: str
+    reason: str
+    was_invoiced: bool
+    total: _money_pb2.Money
+    def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., reason: _Optional[str] = ..., was_invoiced: _Optional[bool] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class OrderShipped(_message.Message):
+    __slots__ = ("order_id", "customer_id", "lines")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    customer_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[OrderLineItem]
+    def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[OrderLineItem, _Mapping]]] = ...) -> None: ...
+
+class OrderCompleted(_message.Message):
+    __slots__ = ("order_id", "customer_id")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    customer_id: str
+    def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...

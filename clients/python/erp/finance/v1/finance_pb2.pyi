@@ -1,8 +1,13 @@
+import datetime
+
 from erp.common.v1 import money_pb2 as _money_pb2
+from erp.common.v1 import paging_pb2 as _paging_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -14,14 +19,30 @@ class InvoiceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INVOICE_STATUS_PARTLY_PAID: _ClassVar[InvoiceStatus]
     INVOICE_STATUS_PAID: _ClassVar[InvoiceStatus]
     INVOICE_STATUS_OVERDUE: _ClassVar[InvoiceStatus]
+    INVOICE_STATUS_CREDITED: _ClassVar[InvoiceStatus]
 INVOICE_STATUS_UNSPECIFIED: InvoiceStatus
 INVOICE_STATUS_UNPAID: InvoiceStatus
 INVOICE_STATUS_PARTLY_PAID: InvoiceStatus
 INVOICE_STATUS_PAID: InvoiceStatus
 INVOICE_STATUS_OVERDUE: InvoiceStatus
+INVOICE_STATUS_CREDITED: InvoiceStatus
+
+class InvoiceLine(_message.Message):
+    __slots__ = ("line_no", "sku", "quantity", "unit_price", "amount")
+    LINE_NO_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    line_no: int
+    sku: str
+    quantity: int
+    unit_price: _money_pb2.Money
+    amount: _money_pb2.Money
+    def __init__(self, line_no: _Optional[int] = ..., sku: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
 
 class Invoice(_message.Message):
-    __slots__ = ("invoice_id", "number", "order_id", "customer_id", "subtotal", "tax", "total", "status")
+    __slots__ = ("invoice_id", "number", "order_id", "customer_id", "subtotal", "tax", "total", "status", "lines", "issued_at", "due_at", "amount_paid", "amount_due")
     INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +51,11 @@ class Invoice(_message.Message):
     TAX_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_PAID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_DUE_FIELD_NUMBER: _ClassVar[int]
     invoice_id: str
     number: str
     order_id: str
@@ -38,4 +64,167 @@ class Invoice(_message.Message):
     tax: _money_pb2.Money
     total: _money_pb2.Money
     status: InvoiceStatus
-    def __init__(self, invoice_id: _Optional[str] = ..., number: _Optional[str] = ..., order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., subtotal: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., tax: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., status: _Optional[_Union[InvoiceStatus, str]] = ...) -> None: ...
+    lines: _containers.RepeatedCompositeFieldContainer[InvoiceLine]
+    issued_at: _timestamp_pb2.Timestamp
+    due_at: _timestamp_pb2.Timestamp
+    amount_paid: _money_pb2.Money
+    amount_due: _money_pb2.Money
+    def __init__(self, invoice_id: _Optional[str] = ..., number: _Optional[str] = ..., order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., subtotal: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., tax: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., status: _Optional[_Union[InvoiceStatus, str]] = ..., lines: _Optional[_Iterable[_Union[InvoiceLine, _Mapping]]] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., amount_paid: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., amount_due: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class JournalLine(_message.Message):
+    __slots__ = ("account", "debit", "credit")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    DEBIT_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    debit: _money_pb2.Money
+    credit: _money_pb2.Money
+    def __init__(self, account: _Optional[str] = ..., debit: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., credit: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class JournalEntry(_message.Message):
+    __slots__ = ("entry_id", "posted_at", "memo", "reference", "lines", "reverses_entry_id")
+    ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    POSTED_AT_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    REVERSES_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    entry_id: int
+    posted_at: _timestamp_pb2.Timestamp
+    memo: str
+    reference: str
+    lines: _containers.RepeatedCompositeFieldContainer[JournalLine]
+    reverses_entry_id: int
+    def __init__(self, entry_id: _Optional[int] = ..., posted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., memo: _Optional[str] = ..., reference: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[JournalLine, _Mapping]]] = ..., reverses_entry_id: _Optional[int] = ...) -> None: ...
+
+class TrialBalanceLine(_message.Message):
+    __slots__ = ("account", "name", "debit", "credit", "balance")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DEBIT_FIELD_NUMBER: _ClassVar[int]
+    CREDIT_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    name: str
+    debit: _money_pb2.Money
+    credit: _money_pb2.Money
+    balance: _money_pb2.Money
+    def __init__(self, account: _Optional[str] = ..., name: _Optional[str] = ..., debit: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., credit: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., balance: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class AgingRow(_message.Message):
+    __slots__ = ("customer_id", "current", "days_1_30", "days_31_60", "days_61_90", "over_90", "total")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    DAYS_1_30_FIELD_NUMBER: _ClassVar[int]
+    DAYS_31_60_FIELD_NUMBER: _ClassVar[int]
+    DAYS_61_90_FIELD_NUMBER: _ClassVar[int]
+    OVER_90_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    current: _money_pb2.Money
+    days_1_30: _money_pb2.Money
+    days_31_60: _money_pb2.Money
+    days_61_90: _money_pb2.Money
+    over_90: _money_pb2.Money
+    total: _money_pb2.Money
+    def __init__(self, customer_id: _Optional[str] = ..., current: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., days_1_30: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., days_31_60: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., days_61_90: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., over_90: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class GetInvoiceRequest(_message.Message):
+    __slots__ = ("invoice_id",)
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    invoice_id: str
+    def __init__(self, invoice_id: _Optional[str] = ...) -> None: ...
+
+class GetInvoiceResponse(_message.Message):
+    __slots__ = ("invoice",)
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    invoice: Invoice
+    def __init__(self, invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+
+class ListInvoicesRequest(_message.Message):
+    __slots__ = ("page", "customer_id", "order_id", "status")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    customer_id: str
+    order_id: str
+    status: InvoiceStatus
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., customer_id: _Optional[str] = ..., order_id: _Optional[str] = ..., status: _Optional[_Union[InvoiceStatus, str]] = ...) -> None: ...
+
+class ListInvoicesResponse(_message.Message):
+    __slots__ = ("invoices", "next_page_token")
+    INVOICES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    invoices: _containers.RepeatedCompositeFieldContainer[Invoice]
+    next_page_token: str
+    def __init__(self, invoices: _Optional[_Iterable[_Union[Invoice, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RecordPaymentRequest(_message.Message):
+    __slots__ = ("request_id", "invoice_id", "amount", "reference")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    invoice_id: str
+    amount: _money_pb2.Money
+    reference: str
+    def __init__(self, request_id: _Optional[str] = ..., invoice_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class RecordPaymentResponse(_message.Message):
+    __slots__ = ("payment_id", "invoice")
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    invoice: Invoice
+    def __init__(self, payment_id: _Optional[str] = ..., invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
+
+class GetTrialBalanceRequest(_message.Message):
+    __slots__ = ("currency_code",)
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    currency_code: str
+    def __init__(self, currency_code: _Optional[str] = ...) -> None: ...
+
+class GetTrialBalanceResponse(_message.Message):
+    __slots__ = ("lines", "total_debit", "total_credit")
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_DEBIT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_CREDIT_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[TrialBalanceLine]
+    total_debit: _money_pb2.Money
+    total_credit: _money_pb2.Money
+    def __init__(self, lines: _Optional[_Iterable[_Union[TrialBalanceLine, _Mapping]]] = ..., total_debit: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., total_credit: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class GetReceivablesAgingRequest(_message.Message):
+    __slots__ = ("as_of", "currency_code")
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    as_of: _timestamp_pb2.Timestamp
+    currency_code: str
+    def __init__(self, as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., currency_code: _Optional[str] = ...) -> None: ...
+
+class GetReceivablesAgingResponse(_message.Message):
+    __slots__ = ("rows", "totals")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[AgingRow]
+    totals: AgingRow
+    def __init__(self, rows: _Optional[_Iterable[_Union[AgingRow, _Mapping]]] = ..., totals: _Optional[_Union[AgingRow, _Mapping]] = ...) -> None: ...
+
+class ListJournalEntriesRequest(_message.Message):
+    __slots__ = ("page", "reference")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    reference: str
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class ListJournalEntriesResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[JournalEntry]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

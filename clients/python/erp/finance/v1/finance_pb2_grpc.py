@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from erp.finance.v1 import finance_pb2 as erp_dot_finance_dot_v1_dot_finance__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,327 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class FinanceServiceStub:
+    """FinanceService owns money: customer invoices, payments, credit notes and the
+    double-entry journal. It issues an invoice when an order is confirmed (invoice on
+    order: the customer can pay before shipment, and an order cancelled before
+    shipment but after invoicing gets a credit note). Every journal entry balances;
+    posted entries are never edited, corrections are reversals.
+
+    Rounding rule, declared once: each line amount is quantity x unit price rounded
+    half up to the currency's minor unit (2 decimals); the subtotal is the sum of the
+    rounded lines; tax is subtotal x tax rate rounded half up to 2 decimals;
+    total = subtotal + tax.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.GetInvoice = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/GetInvoice',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetInvoiceRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetInvoiceResponse.FromString,
+                _registered_method=True)
+        self.ListInvoices = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/ListInvoices',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListInvoicesRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListInvoicesResponse.FromString,
+                _registered_method=True)
+        self.RecordPayment = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/RecordPayment',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.RecordPaymentRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.RecordPaymentResponse.FromString,
+                _registered_method=True)
+        self.GetTrialBalance = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/GetTrialBalance',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetTrialBalanceRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetTrialBalanceResponse.FromString,
+                _registered_method=True)
+        self.GetReceivablesAging = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/GetReceivablesAging',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetReceivablesAgingRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetReceivablesAgingResponse.FromString,
+                _registered_method=True)
+        self.ListJournalEntries = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/ListJournalEntries',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesResponse.FromString,
+                _registered_method=True)
+
+
+class FinanceServiceServicer:
+    """FinanceService owns money: customer invoices, payments, credit notes and the
+    double-entry journal. It issues an invoice when an order is confirmed (invoice on
+    order: the customer can pay before shipment, and an order cancelled before
+    shipment but after invoicing gets a credit note). Every journal entry balances;
+    posted entries are never edited, corrections are reversals.
+
+    Rounding rule, declared once: each line amount is quantity x unit price rounded
+    half up to the currency's minor unit (2 decimals); the subtotal is the sum of the
+    rounded lines; tax is subtotal x tax rate rounded half up to 2 decimals;
+    total = subtotal + tax.
+    """
+
+    def GetInvoice(self, request, context):
+        """Returns one invoice, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInvoices(self, request, context):
+        """Lists invoices by number, optionally for one customer, order or status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordPayment(self, request, context):
+        """Records a payment against an invoice (partial payments allowed). Idempotent by
+        request_id. FAILED_PRECONDITION when it would pay more than is due.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrialBalance(self, request, context):
+        """Debit and credit totals per account over all posted entries; they sum to zero.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReceivablesAging(self, request, context):
+        """What each customer owes, by how long it is overdue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListJournalEntries(self, request, context):
+        """Lists journal entries, newest last.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_FinanceServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'GetInvoice': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInvoice,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetInvoiceRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetInvoiceResponse.SerializeToString,
+            ),
+            'ListInvoices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInvoices,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListInvoicesRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListInvoicesResponse.SerializeToString,
+            ),
+            'RecordPayment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPayment,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.RecordPaymentRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.RecordPaymentResponse.SerializeToString,
+            ),
+            'GetTrialBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrialBalance,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetTrialBalanceRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetTrialBalanceResponse.SerializeToString,
+            ),
+            'GetReceivablesAging': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReceivablesAging,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetReceivablesAgingRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetReceivablesAgingResponse.SerializeToString,
+            ),
+            'ListJournalEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJournalEntries,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'erp.finance.v1.FinanceService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('erp.finance.v1.FinanceService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class FinanceService:
+    """FinanceService owns money: customer invoices, payments, credit notes and the
+    double-entry journal. It issues an invoice when an order is confirmed (invoice on
+    order: the customer can pay before shipment, and an order cancelled before
+    shipment but after invoicing gets a credit note). Every journal entry balances;
+    posted entries are never edited, corrections are reversals.
+
+    Rounding rule, declared once: each line amount is quantity x unit price rounded
+    half up to the currency's minor unit (2 decimals); the subtotal is the sum of the
+    rounded lines; tax is subtotal x tax rate rounded half up to 2 decimals;
+    total = subtotal + tax.
+    """
+
+    @staticmethod
+    def GetInvoice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/GetInvoice',
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetInvoiceRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInvoices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/ListInvoices',
+            erp_dot_finance_dot_v1_dot_finance__pb2.ListInvoicesRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.ListInvoicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordPayment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/RecordPayment',
+            erp_dot_finance_dot_v1_dot_finance__pb2.RecordPaymentRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.RecordPaymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrialBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/GetTrialBalance',
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetTrialBalanceRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetTrialBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReceivablesAging(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/GetReceivablesAging',
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetReceivablesAgingRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetReceivablesAgingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJournalEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/ListJournalEntries',
+            erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

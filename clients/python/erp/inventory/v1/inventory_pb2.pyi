@@ -1,3 +1,4 @@
+from erp.common.v1 import paging_pb2 as _paging_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -25,20 +26,24 @@ class Warehouse(_message.Message):
     def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class StockLevel(_message.Message):
-    __slots__ = ("sku", "warehouse_code", "on_hand", "reserved", "available", "version")
+    __slots__ = ("sku", "warehouse_code", "on_hand", "reserved", "available", "version", "reorder_point", "reorder_quantity")
     SKU_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
     RESERVED_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    REORDER_POINT_FIELD_NUMBER: _ClassVar[int]
+    REORDER_QUANTITY_FIELD_NUMBER: _ClassVar[int]
     sku: str
     warehouse_code: str
     on_hand: int
     reserved: int
     available: int
     version: int
-    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., available: _Optional[int] = ..., version: _Optional[int] = ...) -> None: ...
+    reorder_point: int
+    reorder_quantity: int
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., available: _Optional[int] = ..., version: _Optional[int] = ..., reorder_point: _Optional[int] = ..., reorder_quantity: _Optional[int] = ...) -> None: ...
 
 class StockKey(_message.Message):
     __slots__ = ("sku", "warehouse_code")
@@ -127,6 +132,44 @@ class AdjustStockRequest(_message.Message):
     def __init__(self, request_id: _Optional[str] = ..., sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity_delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class AdjustStockResponse(_message.Message):
+    __slots__ = ("stock",)
+    STOCK_FIELD_NUMBER: _ClassVar[int]
+    stock: StockLevel
+    def __init__(self, stock: _Optional[_Union[StockLevel, _Mapping]] = ...) -> None: ...
+
+class ListStockRequest(_message.Message):
+    __slots__ = ("page", "warehouse_code", "sku_prefix", "below_reorder_point")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    SKU_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    BELOW_REORDER_POINT_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    warehouse_code: str
+    sku_prefix: str
+    below_reorder_point: bool
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., warehouse_code: _Optional[str] = ..., sku_prefix: _Optional[str] = ..., below_reorder_point: _Optional[bool] = ...) -> None: ...
+
+class ListStockResponse(_message.Message):
+    __slots__ = ("stocks", "next_page_token")
+    STOCKS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    stocks: _containers.RepeatedCompositeFieldContainer[StockLevel]
+    next_page_token: str
+    def __init__(self, stocks: _Optional[_Iterable[_Union[StockLevel, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SetReorderPointRequest(_message.Message):
+    __slots__ = ("sku", "warehouse_code", "reorder_point", "reorder_quantity")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    REORDER_POINT_FIELD_NUMBER: _ClassVar[int]
+    REORDER_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    warehouse_code: str
+    reorder_point: int
+    reorder_quantity: int
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., reorder_point: _Optional[int] = ..., reorder_quantity: _Optional[int] = ...) -> None: ...
+
+class SetReorderPointResponse(_message.Message):
     __slots__ = ("stock",)
     STOCK_FIELD_NUMBER: _ClassVar[int]
     stock: StockLevel

@@ -68,6 +68,16 @@ class InventoryServiceStub:
                 request_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.AdjustStockRequest.SerializeToString,
                 response_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.AdjustStockResponse.FromString,
                 _registered_method=True)
+        self.ListStock = channel.unary_unary(
+                '/erp.inventory.v1.InventoryService/ListStock',
+                request_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.ListStockRequest.SerializeToString,
+                response_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.ListStockResponse.FromString,
+                _registered_method=True)
+        self.SetReorderPoint = channel.unary_unary(
+                '/erp.inventory.v1.InventoryService/SetReorderPoint',
+                request_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointRequest.SerializeToString,
+                response_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -124,6 +134,22 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListStock(self, request, context):
+        """Lists stock levels by warehouse and SKU, optionally for one warehouse, a SKU
+        prefix, or only levels below their reorder point.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetReorderPoint(self, request, context):
+        """Sets the reorder point of a SKU in a warehouse: when available stock falls
+        below it, inventory publishes StockBelowReorderPoint once per shortage.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -156,6 +182,16 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.AdjustStock,
                     request_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.AdjustStockRequest.FromString,
                     response_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.AdjustStockResponse.SerializeToString,
+            ),
+            'ListStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStock,
+                    request_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.ListStockRequest.FromString,
+                    response_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.ListStockResponse.SerializeToString,
+            ),
+            'SetReorderPoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetReorderPoint,
+                    request_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointRequest.FromString,
+                    response_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -324,6 +360,60 @@ class InventoryService:
             '/erp.inventory.v1.InventoryService/AdjustStock',
             erp_dot_inventory_dot_v1_dot_inventory__pb2.AdjustStockRequest.SerializeToString,
             erp_dot_inventory_dot_v1_dot_inventory__pb2.AdjustStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.inventory.v1.InventoryService/ListStock',
+            erp_dot_inventory_dot_v1_dot_inventory__pb2.ListStockRequest.SerializeToString,
+            erp_dot_inventory_dot_v1_dot_inventory__pb2.ListStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetReorderPoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.inventory.v1.InventoryService/SetReorderPoint',
+            erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointRequest.SerializeToString,
+            erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from erp.notification.v1 import notification_pb2 as erp_dot_notification_dot_v1_dot_notification__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,94 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class NotificationServiceStub:
+    """NotificationService tells customers what happened to their orders. It reacts to
+    the events customers care about (order confirmed or rejected, invoice issued,
+    payment received, order shipped), renders the event's template, and delivers it by
+    email (SMTP) and by signed webhook (HMAC-SHA256 over the body) to the addresses crm
+    publishes. It records every attempt, retries failures with backoff, and never
+    creates two deliveries of one event to one recipient.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListDeliveries = channel.unary_unary(
+                '/erp.notification.v1.NotificationService/ListDeliveries',
+                request_serializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.SerializeToString,
+                response_deserializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.FromString,
+                _registered_method=True)
+
+
+class NotificationServiceServicer:
+    """NotificationService tells customers what happened to their orders. It reacts to
+    the events customers care about (order confirmed or rejected, invoice issued,
+    payment received, order shipped), renders the event's template, and delivers it by
+    email (SMTP) and by signed webhook (HMAC-SHA256 over the body) to the addresses crm
+    publishes. It records every attempt, retries failures with backoff, and never
+    creates two deliveries of one event to one recipient.
+    """
+
+    def ListDeliveries(self, request, context):
+        """Lists deliveries, newest first, optionally for one recipient or event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_NotificationServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeliveries,
+                    request_deserializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.FromString,
+                    response_serializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'erp.notification.v1.NotificationService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('erp.notification.v1.NotificationService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class NotificationService:
+    """NotificationService tells customers what happened to their orders. It reacts to
+    the events customers care about (order confirmed or rejected, invoice issued,
+    payment received, order shipped), renders the event's template, and delivers it by
+    email (SMTP) and by signed webhook (HMAC-SHA256 over the body) to the addresses crm
+    publishes. It records every attempt, retries failures with backoff, and never
+    creates two deliveries of one event to one recipient.
+    """
+
+    @staticmethod
+    def ListDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.notification.v1.NotificationService/ListDeliveries',
+            erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.SerializeToString,
+            erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,6 +1,7 @@
 import datetime
 
 from erp.common.v1 import money_pb2 as _money_pb2
+from erp.common.v1 import paging_pb2 as _paging_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -10,6 +11,21 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class FulfilmentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FULFILMENT_STATUS_UNSPECIFIED: _ClassVar[FulfilmentStatus]
+    FULFILMENT_STATUS_UNFULFILLED: _ClassVar[FulfilmentStatus]
+    FULFILMENT_STATUS_PARTLY_SHIPPED: _ClassVar[FulfilmentStatus]
+    FULFILMENT_STATUS_SHIPPED: _ClassVar[FulfilmentStatus]
+
+class PaymentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PAYMENT_STATUS_UNSPECIFIED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_NOT_INVOICED: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_UNPAID: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_PARTLY_PAID: _ClassVar[PaymentStatus]
+    PAYMENT_STATUS_PAID: _ClassVar[PaymentStatus]
 
 class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -21,6 +37,15 @@ class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_STATUS_SHIPPED: _ClassVar[OrderStatus]
     ORDER_STATUS_INVOICED: _ClassVar[OrderStatus]
     ORDER_STATUS_COMPLETED: _ClassVar[OrderStatus]
+FULFILMENT_STATUS_UNSPECIFIED: FulfilmentStatus
+FULFILMENT_STATUS_UNFULFILLED: FulfilmentStatus
+FULFILMENT_STATUS_PARTLY_SHIPPED: FulfilmentStatus
+FULFILMENT_STATUS_SHIPPED: FulfilmentStatus
+PAYMENT_STATUS_UNSPECIFIED: PaymentStatus
+PAYMENT_STATUS_NOT_INVOICED: PaymentStatus
+PAYMENT_STATUS_UNPAID: PaymentStatus
+PAYMENT_STATUS_PARTLY_PAID: PaymentStatus
+PAYMENT_STATUS_PAID: PaymentStatus
 ORDER_STATUS_UNSPECIFIED: OrderStatus
 ORDER_STATUS_PENDING: OrderStatus
 ORDER_STATUS_CONFIRMED: OrderStatus
@@ -31,19 +56,21 @@ ORDER_STATUS_INVOICED: OrderStatus
 ORDER_STATUS_COMPLETED: OrderStatus
 
 class OrderLine(_message.Message):
-    __slots__ = ("sku", "warehouse_code", "quantity", "unit_price")
+    __slots__ = ("sku", "warehouse_code", "quantity", "unit_price", "shipped_quantity")
     SKU_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    SHIPPED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
     sku: str
     warehouse_code: str
     quantity: int
     unit_price: _money_pb2.Money
-    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+    shipped_quantity: int
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., shipped_quantity: _Optional[int] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("order_id", "customer_id", "status", "lines", "total", "rejection_reason", "version", "created_at", "updated_at")
+    __slots__ = ("order_id", "customer_id", "status", "lines", "total", "rejection_reason", "version", "created_at", "updated_at", "fulfilment_status", "payment_status", "invoice_id", "invoiced_amount", "amount_paid", "cancellation_reason")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +80,12 @@ class Order(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FULFILMENT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAYMENT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    INVOICE_ID_FIELD_NUMBER: _ClassVar[int]
+    INVOICED_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_PAID_FIELD_NUMBER: _ClassVar[int]
+    CANCELLATION_REASON_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     customer_id: str
     status: OrderStatus
@@ -62,7 +95,13 @@ class Order(_message.Message):
     version: int
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., rejection_reason: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    fulfilment_status: FulfilmentStatus
+    payment_status: PaymentStatus
+    invoice_id: str
+    invoiced_amount: _money_pb2.Money
+    amount_paid: _money_pb2.Money
+    cancellation_reason: str
+    def __init__(self, order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., lines: _Optional[_Iterable[_Union[OrderLine, _Mapping]]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., rejection_reason: _Optional[str] = ..., version: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fulfilment_status: _Optional[_Union[FulfilmentStatus, str]] = ..., payment_status: _Optional[_Union[PaymentStatus, str]] = ..., invoice_id: _Optional[str] = ..., invoiced_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., amount_paid: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., cancellation_reason: _Optional[str] = ...) -> None: ...
 
 class PlaceOrderRequest(_message.Message):
     __slots__ = ("request_id", "customer_id", "currency_code", "lines")
@@ -89,6 +128,54 @@ class GetOrderRequest(_message.Message):
     def __init__(self, order_id: _Optional[str] = ...) -> None: ...
 
 class GetOrderResponse(_message.Message):
+    __slots__ = ("order",)
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    order: Order
+    def __init__(self, order: _Optional[_Union[Order, _Mapping]] = ...) -> None: ...
+
+class ListOrdersRequest(_message.Message):
+    __slots__ = ("page", "customer_id", "status", "created_after", "created_before")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AFTER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    customer_id: str
+    status: OrderStatus
+    created_after: _timestamp_pb2.Timestamp
+    created_before: _timestamp_pb2.Timestamp
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., customer_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., created_after: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListOrdersResponse(_message.Message):
+    __slots__ = ("orders", "next_page_token")
+    ORDERS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    orders: _containers.RepeatedCompositeFieldContainer[Order]
+    next_page_token: str
+    def __init__(self, orders: _Optional[_Iterable[_Union[Order, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CancelOrderRequest(_message.Message):
+    __slots__ = ("order_id", "reason")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    reason: str
+    def __init__(self, order_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CancelOrderResponse(_message.Message):
+    __slots__ = ("order",)
+    ORDER_FIELD_NUMBER: _ClassVar[int]
+    order: Order
+    def __init__(self, order: _Optional[_Union[Order, _Mapping]] = ...) -> None: ...
+
+class MarkShippedRequest(_message.Message):
+    __slots__ = ("order_id",)
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    def __init__(self, order_id: _Optional[str] = ...) -> None: ...
+
+class MarkShippedResponse(_message.Message):
     __slots__ = ("order",)
     ORDER_FIELD_NUMBER: _ClassVar[int]
     order: Order

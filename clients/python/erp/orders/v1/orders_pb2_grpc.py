@@ -26,10 +26,12 @@ if _version_not_supported:
 
 
 class OrderServiceStub:
-    """OrderService owns sales orders and their state machine. Placing an order
-    publishes OrderPlaced; the order moves on as other services answer with events
-    (inventory reserves the stock, or cannot), so callers poll GetOrder or listen
-    for OrderConfirmed / OrderRejected.
+    """OrderService owns sales orders and their state machine, the hub of the
+    order-to-cash saga. Placing an order publishes OrderPlaced; inventory answers with
+    StockReserved or StockReservationFailed and crm with CreditApproved or
+    CreditRejected. The order is confirmed when both succeed and rejected (its
+    reservation released) when either fails. Finance invoices confirmed orders;
+    payments and shipment complete them. Callers poll GetOrder or listen to the events.
     """
 
     def __init__(self, channel):
@@ -48,13 +50,30 @@ class OrderServiceStub:
                 request_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderRequest.SerializeToString,
                 response_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderResponse.FromString,
                 _registered_method=True)
+        self.ListOrders = channel.unary_unary(
+                '/erp.orders.v1.OrderService/ListOrders',
+                request_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.ListOrdersRequest.SerializeToString,
+                response_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.ListOrdersResponse.FromString,
+                _registered_method=True)
+        self.CancelOrder = channel.unary_unary(
+                '/erp.orders.v1.OrderService/CancelOrder',
+                request_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.CancelOrderResponse.FromString,
+                _registered_method=True)
+        self.MarkShipped = channel.unary_unary(
+                '/erp.orders.v1.OrderService/MarkShipped',
+                request_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedRequest.SerializeToString,
+                response_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
-    """OrderService owns sales orders and their state machine. Placing an order
-    publishes OrderPlaced; the order moves on as other services answer with events
-    (inventory reserves the stock, or cannot), so callers poll GetOrder or listen
-    for OrderConfirmed / OrderRejected.
+    """OrderService owns sales orders and their state machine, the hub of the
+    order-to-cash saga. Placing an order publishes OrderPlaced; inventory answers with
+    StockReserved or StockReservationFailed and crm with CreditApproved or
+    CreditRejected. The order is confirmed when both succeed and rejected (its
+    reservation released) when either fails. Finance invoices confirmed orders;
+    payments and shipment complete them. Callers poll GetOrder or listen to the events.
     """
 
     def PlaceOrder(self, request, context):
@@ -73,6 +92,31 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListOrders(self, request, context):
+        """Lists orders, newest first, filtered by customer, status and creation time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelOrder(self, request, context):
+        """Cancels an order that has not shipped: its reservation is released and, if it
+        was invoiced, finance issues a credit note. FAILED_PRECONDITION after shipment.
+        Repeating the call on a cancelled order succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkShipped(self, request, context):
+        """Marks a confirmed order as shipped in full: inventory issues the reserved stock.
+        FAILED_PRECONDITION unless the order is confirmed or invoiced. Repeating the call
+        on a shipped order succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -86,6 +130,21 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     request_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderRequest.FromString,
                     response_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderResponse.SerializeToString,
             ),
+            'ListOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOrders,
+                    request_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.ListOrdersRequest.FromString,
+                    response_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.ListOrdersResponse.SerializeToString,
+            ),
+            'CancelOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelOrder,
+                    request_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.FromString,
+                    response_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.CancelOrderResponse.SerializeToString,
+            ),
+            'MarkShipped': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkShipped,
+                    request_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedRequest.FromString,
+                    response_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'erp.orders.v1.OrderService', rpc_method_handlers)
@@ -95,10 +154,12 @@ def add_OrderServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OrderService:
-    """OrderService owns sales orders and their state machine. Placing an order
-    publishes OrderPlaced; the order moves on as other services answer with events
-    (inventory reserves the stock, or cannot), so callers poll GetOrder or listen
-    for OrderConfirmed / OrderRejected.
+    """OrderService owns sales orders and their state machine, the hub of the
+    order-to-cash saga. Placing an order publishes OrderPlaced; inventory answers with
+    StockReserved or StockReservationFailed and crm with CreditApproved or
+    CreditRejected. The order is confirmed when both succeed and rejected (its
+    reservation released) when either fails. Finance invoices confirmed orders;
+    payments and shipment complete them. Callers poll GetOrder or listen to the events.
     """
 
     @staticmethod
@@ -145,6 +206,87 @@ class OrderService:
             '/erp.orders.v1.OrderService/GetOrder',
             erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderRequest.SerializeToString,
             erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.orders.v1.OrderService/ListOrders',
+            erp_dot_orders_dot_v1_dot_orders__pb2.ListOrdersRequest.SerializeToString,
+            erp_dot_orders_dot_v1_dot_orders__pb2.ListOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.orders.v1.OrderService/CancelOrder',
+            erp_dot_orders_dot_v1_dot_orders__pb2.CancelOrderRequest.SerializeToString,
+            erp_dot_orders_dot_v1_dot_orders__pb2.CancelOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkShipped(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.orders.v1.OrderService/MarkShipped',
+            erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedRequest.SerializeToString,
+            erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedResponse.FromString,
             options,
             channel_credentials,
             insecure,

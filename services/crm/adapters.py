@@ -1,0 +1,277 @@
+"""CRM's persistence: tables, repositories and its unit of work (SQLAlchemy Core).
+
+The credit check locks the customer's row (SELECT ... FOR UPDATE) before it reads the
+exposure, and every change to the exposure takes the same lock first, so two checks
+for one customer run one after the other and the second sees what the first counted.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from mesh.uow import UnitOfWork
+from services.crm.domain import (
+    ClosedBy,
+    Contact,
+    CreditDecision,
+    Customer,
+    CustomerStatus,
+    Exposure,
+    InvoiceBalance,
+    OrderExposure,
+)
+
+metadata = sa.MetaData()
+
+
+def _created():
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+def _updated():
+    return sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now())
+
+
+customers = sa.Table(
+    "customers", metadata,
+    sa.Column("customer_id", sa.Text, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("status_reason", sa.Text, nullable=False),
+    sa.Column("currency_code", sa.Text, nullable=False),
+    sa.Column("credit_limit", sa.Numeric(18, 4), nullable=False),
+    sa.Column("payment_terms_days", sa.Integer, nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("webhook_url", sa.Text, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("created_as", sa.Text, nullable=False),
+    _created(), _updated(),
+)
+
+customer_contacts = sa.Table(
+    "customer_contacts", metadata,
+    sa.Column("customer_id", sa.Text, sa.ForeignKey("customers.customer_id"), primary_key=True),
+    sa.Column("position", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("email", sa.Text, nullable=False),
+    sa.Column("phone", sa.Text, nullable=False),
+    sa.Column("role", sa.Text, nullable=False),
+)
+
+status_changes = sa.Table(
+    "customer_status_changes", metadata,
+    sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("customer_id", sa.Text, sa.ForeignKey("customers.customer_id"), nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("from_status", sa.Text, nullable=False),
+    sa.Column("to_status", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    _created(),
+)
+
+credit_decisions = sa.Table(
+    "credit_decisions", metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("approved", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("currency_code", sa.Text, nullable=False),
+    sa.Column("order_total", sa.Numeric(18, 4)),
+    sa.Column("exposure_after", sa.Numeric(18, 4)),
+    sa.Column("credit_limit", sa.Numeric(18, 4)),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+open_orders = sa.Table(
+    "open_orders", metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("currency_code", sa.Text, nullable=False),
+    sa.Column("amount", sa.Numeric(18, 4)),  # NULL: a tombstone (closed before it was approved)
+    sa.Column("closed_by", sa.Text),  # NULL while open
+    _created(),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+)
+
+unpaid_invoices = sa.Table(
+    "unpaid_invoices", metadata,
+    sa.Column("invoice_id", sa.Text, primary_key=True),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("currency_code", sa.Text, nullable=False),
+    sa.Column("total", sa.Numeric(18, 4)),
+    sa.Column("lowest_due", sa.Numeric(18, 4)),
+    sa.Column("credited", sa.Numeric(18, 4), nullable=False),
+    sa.Column("amount_due", sa.Numeric(18, 4), nullable=False),  # domain.InvoiceBalance.amount_due
+    _updated(),
+)
+
+credit_notes = sa.Table(
+    "credit_notes", metadata,
+    sa.Column("credit_note_id", sa.Text, primary_key=True),
+    sa.Column("invoice_id", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("unpaid_amount", sa.Numeric(18, 4), nullable=False),
+    _created(),
+)
+
+
+class CustomerRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def get(self, customer_id: str, for_update: bool = False) -> Customer | None:
+        query = sa.select(customers).where(customers.c.customer_id == customer_id)
+        row = self.conn.execute(query.with_for_update() if for_update else query).first()
+        return self._load([row])[0] if row else None
+
+    def list(self, after: str | None, status: CustomerStatus | None, limit: int) -> list[Customer]:
+        query = sa.select(customers).order_by(customers.c.customer_id).limit(limit)
+        if after is not None:
+            query = query.where(customers.c.customer_id > after)
+        if status is not None:
+            query = query.where(customers.c.status == str(status))
+        return self._load(self.conn.execute(query).all())
+
+    def add(self, customer: Customer) -> bool:
+        """Inserts the customer; False when the id exists (a concurrent create won)."""
+        inserted = self.conn.execute(
+            insert(customers).values(**_row(customer), created_as=customer.created_as)
+            .on_conflict_do_nothing(index_elements=["customer_id"]).returning(customers.c.customer_id)
+        ).first()
+        if inserted is None:
+            return False
+        if customer.contacts:
+            self.conn.execute(customer_contacts.insert(), [
+                {"customer_id": customer.customer_id, "position": i, "name": c.name, "email": c.email,
+                 "phone": c.phone, "role": c.role} for i, c in enumerate(customer.contacts)])
+        return True
+
+    def save(self, customer: Customer) -> None:
+        """Writes status and credit limit; the version check refuses a lost update."""
+        updated = self.conn.execute(customers.update().where(
+            customers.c.customer_id == customer.customer_id, customers.c.version == customer.version - 1,
+        ).values(status=str(customer.status), status_reason=customer.status_reason,
+                 credit_limit=customer.credit_limit, version=customer.version, updated_at=sa.func.now())).rowcount
+        if updated != 1:
+            raise RuntimeError(f"customer {customer.customer_id} changed concurrently")
+
+    def record_status_change(self, before: Customer, after: Customer) -> None:
+        self.conn.execute(status_changes.insert().values(
+            customer_id=after.customer_id, version=after.version, from_status=str(before.status),
+            to_status=str(after.status), reason=after.status_reason))
+
+    def _load(self, rows) -> list[Customer]:
+        if not rows:
+            return []
+        contacts: dict[str, list[Contact]] = {}
+        for c in self.conn.execute(
+                sa.select(customer_contacts).where(customer_contacts.c.customer_id.in_([r.customer_id for r in rows]))
+                .order_by(customer_contacts.c.customer_id, customer_contacts.c.position)):
+            contacts.setdefault(c.customer_id, []).append(Contact(c.name, c.email, c.phone, c.role))
+        return [Customer(
+            customer_id=r.customer_id, name=r.name, status=CustomerStatus(r.status), currency_code=r.currency_code,
+            credit_limit=r.credit_limit, payment_terms_days=r.payment_terms_days, email=r.email,
+            contacts=tuple(contacts.get(r.customer_id, ())), webhook_url=r.webhook_url, version=r.version,
+            status_reason=r.status_reason, created_as=r.created_as,
+        ) for r in rows]
+
+
+def _row(customer: Customer) -> dict:
+    return {"customer_id": customer.customer_id, "name": customer.name, "status": str(customer.status),
+            "status_reason": customer.status_reason, "currency_code": customer.currency_code,
+            "credit_limit": customer.credit_limit, "payment_terms_days": customer.payment_terms_days,
+            "email": customer.email, "webhook_url": customer.webhook_url, "version": customer.version}
+
+
+class CreditRepository:
+    """One decision per order, ever (the primary key makes it so)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def decision(self, order_id: str) -> CreditDecision | None:
+        row = self.conn.execute(sa.select(credit_decisions).where(credit_decisions.c.order_id == order_id)).first()
+        if row is None:
+            return None
+        return CreditDecision(row.order_id, row.customer_id, row.approved, row.reason, row.currency_code,
+                              row.order_total, row.exposure_after, row.credit_limit)
+
+    def add(self, decision: CreditDecision) -> None:
+        self.conn.execute(credit_decisions.insert().values(
+            order_id=decision.order_id, customer_id=decision.customer_id, approved=decision.approved,
+            reason=decision.reason, currency_code=decision.currency_code, order_total=decision.order_total,
+            exposure_after=decision.exposure_after, credit_limit=decision.credit_limit))
+
+
+class ExposureRepository:
+    """Open orders and unpaid invoices per customer: crm's projection of order and
+    finance events."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def totals(self, customer_id: str, currency_code: str) -> Exposure:
+        open_total = sa.select(sa.func.coalesce(sa.func.sum(open_orders.c.amount), 0)).where(
+            open_orders.c.customer_id == customer_id, open_orders.c.currency_code == currency_code,
+            open_orders.c.closed_by.is_(None)).scalar_subquery()
+        unpaid_total = sa.select(sa.func.coalesce(sa.func.sum(unpaid_invoices.c.amount_due), 0)).where(
+            unpaid_invoices.c.customer_id == customer_id, unpaid_invoices.c.currency_code == currency_code,
+            unpaid_invoices.c.amount_due > 0).scalar_subquery()
+        row = self.conn.execute(sa.select(open_total.label("open"), unpaid_total.label("unpaid"))).one()
+        return Exposure(Decimal(row.open), Decimal(row.unpaid))
+
+    # open orders
+    def order(self, order_id: str) -> OrderExposure | None:
+        row = self.conn.execute(sa.select(open_orders).where(open_orders.c.order_id == order_id)).first()
+        if row is None:
+            return None
+        return OrderExposure(row.order_id, row.customer_id, row.currency_code, row.amount,
+                             ClosedBy(row.closed_by) if row.closed_by else None)
+
+    def open_order(self, order: OrderExposure) -> None:
+        self.conn.execute(open_orders.insert().values(
+            order_id=order.order_id, customer_id=order.customer_id, currency_code=order.currency_code,
+            amount=order.amount))
+
+    def close_order(self, order_id: str, customer_id: str, closed_by: ClosedBy) -> bool:
+        """Closes an open order, or leaves a tombstone for one not seen yet; the first
+        closure wins. Returns whether anything changed."""
+        stmt = insert(open_orders).values(order_id=order_id, customer_id=customer_id, currency_code="",
+                                          amount=None, closed_by=str(closed_by), closed_at=sa.func.now())
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["order_id"], set_={"closed_by": str(closed_by), "closed_at": sa.func.now()},
+            where=open_orders.c.closed_by.is_(None))
+        return self.conn.execute(stmt.returning(open_orders.c.order_id)).first() is not None
+
+    # invoices
+    def invoice(self, invoice_id: str, customer_id: str, order_id: str, currency_code: str) -> InvoiceBalance:
+        """The invoice's balance, locked; created empty when this is the first event about it."""
+        self.conn.execute(insert(unpaid_invoices).values(
+            invoice_id=invoice_id, customer_id=customer_id, order_id=order_id, currency_code=currency_code,
+            credited=0, amount_due=0).on_conflict_do_nothing(index_elements=["invoice_id"]))
+        row = self.conn.execute(sa.select(unpaid_invoices).where(unpaid_invoices.c.invoice_id == invoice_id)
+                                .with_for_update()).one()
+        return InvoiceBalance(row.invoice_id, row.customer_id, row.order_id, row.currency_code, row.total,
+                              row.lowest_due, row.credited)
+
+    def save_invoice(self, balance: InvoiceBalance) -> None:
+        self.conn.execute(unpaid_invoices.update().where(unpaid_invoices.c.invoice_id == balance.invoice_id).values(
+            total=balance.total, lowest_due=balance.lowest_due, credited=balance.credited,
+            amount_due=balance.amount_due, updated_at=sa.func.now()))
+
+    def add_credit_note(self, credit_note_id: str, invoice_id: str, customer_id: str, unpaid_amount: Decimal) -> bool:
+        """Records a credit note; False when it was recorded already."""
+        return self.conn.execute(insert(credit_notes).values(
+            credit_note_id=credit_note_id, invoice_id=invoice_id, customer_id=customer_id,
+            unpaid_amount=unpaid_amount).on_conflict_do_nothing(index_elements=["credit_note_id"])
+            .returning(credit_notes.c.credit_note_id)).first() is not None
+
+
+class CrmUnitOfWork(UnitOfWork):
+    def start(self) -> None:
+        self.customers = CustomerRepository(self.connection)
+        self.credit = CreditRepository(self.connection)
+        self.exposure = ExposureRepository(self.connection)

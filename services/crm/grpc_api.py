@@ -1,0 +1,80 @@
+"""The CustomerService servicer: protobuf to commands and back, nothing more."""
+from __future__ import annotations
+
+from erp.common.v1 import money_pb2
+from erp.crm.v1 import crm_pb2 as pb
+from erp.crm.v1 import crm_pb2_grpc
+from mesh import money
+from services.crm import domain, handlers
+from services.crm.domain import Customer, Exposure
+
+
+def _status_in(value: int) -> str:
+    """A CustomerStatus number as the domain's status name: "" for UNSPECIFIED, the
+    number itself (which the domain refuses) for one this build does not know."""
+    if value == pb.CUSTOMER_STATUS_UNSPECIFIED:
+        return ""
+    try:
+        return pb.CustomerStatus.Name(value).removeprefix("CUSTOMER_STATUS_").lower()
+    except ValueError:
+        return str(value)
+
+
+def _status_out(status: domain.CustomerStatus) -> int:
+    return pb.CustomerStatus.Value("CUSTOMER_STATUS_" + status.name)
+
+
+def _money(currency: str, amount) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=currency, amount=money.format_amount(amount))
+
+
+def to_proto(c: Customer) -> pb.Customer:
+    return pb.Customer(
+        customer_id=c.customer_id, name=c.name, status=_status_out(c.status),
+        credit_limit=_money(c.currency_code, c.credit_limit), payment_terms_days=c.payment_terms_days,
+        email=c.email, contacts=[pb.Contact(name=x.name, email=x.email, phone=x.phone, role=x.role)
+                                 for x in c.contacts],
+        webhook_url=c.webhook_url, version=c.version,
+    )
+
+
+def _exposure(c: Customer, e: Exposure) -> pb.Exposure:
+    return pb.Exposure(open_orders=_money(c.currency_code, e.open_orders),
+                       unpaid_invoices=_money(c.currency_code, e.unpaid_invoices),
+                       total=_money(c.currency_code, e.total),
+                       available_credit=_money(c.currency_code, e.available(c.credit_limit)))
+
+
+class CustomerServicer(crm_pb2_grpc.CustomerServiceServicer):
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+
+    def CreateCustomer(self, request: pb.CreateCustomerRequest, context) -> pb.CreateCustomerResponse:
+        c = request.customer
+        customer = handlers.create_customer(self.runtime.uow(), domain.CreateCustomer(
+            customer_id=c.customer_id, name=c.name, status=_status_in(c.status),
+            credit_limit_amount=c.credit_limit.amount, credit_limit_currency=c.credit_limit.currency_code,
+            payment_terms_days=c.payment_terms_days, email=c.email,
+            contacts=tuple(domain.Contact(x.name, x.email, x.phone, x.role) for x in c.contacts),
+            webhook_url=c.webhook_url))
+        return pb.CreateCustomerResponse(customer=to_proto(customer))
+
+    def GetCustomer(self, request: pb.GetCustomerRequest, context) -> pb.GetCustomerResponse:
+        customer, exposure = handlers.get_customer(self.runtime.uow(), request.customer_id)
+        return pb.GetCustomerResponse(customer=to_proto(customer), exposure=_exposure(customer, exposure))
+
+    def ListCustomers(self, request: pb.ListCustomersRequest, context) -> pb.ListCustomersResponse:
+        found, token = handlers.list_customers(self.runtime.uow(), request.page.page_size, request.page.page_token,
+                                               _status_in(request.status))
+        return pb.ListCustomersResponse(customers=[to_proto(c) for c in found], next_page_token=token)
+
+    def UpdateCustomerStatus(self, request: pb.UpdateCustomerStatusRequest,
+                             context) -> pb.UpdateCustomerStatusResponse:
+        customer = handlers.update_customer_status(self.runtime.uow(), domain.UpdateCustomerStatus(
+            request.customer_id, _status_in(request.status), request.reason))
+        return pb.UpdateCustomerStatusResponse(customer=to_proto(customer))
+
+    def SetCreditLimit(self, request: pb.SetCreditLimitRequest, context) -> pb.SetCreditLimitResponse:
+        customer = handlers.set_credit_limit(self.runtime.uow(), domain.SetCreditLimit(
+            request.customer_id, request.credit_limit.amount, request.credit_limit.currency_code))
+        return pb.SetCreditLimitResponse(customer=to_proto(customer))

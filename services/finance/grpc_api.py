@@ -1,0 +1,104 @@
+"""The FinanceService servicer: protobuf to commands and back, nothing more."""
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import timestamp_pb2
+
+from erp.common.v1 import money_pb2
+from erp.finance.v1 import finance_pb2 as pb
+from erp.finance.v1 import finance_pb2_grpc
+from mesh.errors import FieldViolation, InvalidArgument
+from services.finance import domain, handlers
+from services.finance.domain import FinanceConfig, Invoice, InvoiceStatus, JournalEntry
+from services.finance.handlers import to_money
+
+_STATUS_TO_PROTO = {status: pb.InvoiceStatus.Value("INVOICE_STATUS_" + status.name) for status in InvoiceStatus}
+_STATUS_FROM_PROTO = {value: status for status, value in _STATUS_TO_PROTO.items()}
+
+
+def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def invoice_to_proto(invoice: Invoice, as_of: dt.datetime) -> pb.Invoice:
+    def m(amount) -> money_pb2.Money:
+        return to_money(invoice.currency_code, amount)
+
+    return pb.Invoice(
+        invoice_id=invoice.invoice_id, number=invoice.number, order_id=invoice.order_id,
+        customer_id=invoice.customer_id, subtotal=m(invoice.subtotal), tax=m(invoice.tax), total=m(invoice.total),
+        status=_STATUS_TO_PROTO[invoice.status(as_of)],
+        lines=[pb.InvoiceLine(line_no=line.line_no, sku=line.sku, quantity=line.quantity,
+                              unit_price=m(line.unit_price), amount=m(line.amount)) for line in invoice.lines],
+        issued_at=_timestamp(invoice.issued_at), due_at=_timestamp(invoice.due_at),
+        amount_paid=m(invoice.amount_paid), amount_due=m(invoice.amount_due),
+    )
+
+
+def entry_to_proto(entry: JournalEntry) -> pb.JournalEntry:
+    return pb.JournalEntry(
+        entry_id=entry.entry_id, posted_at=_timestamp(entry.posted_at), memo=entry.memo, reference=entry.reference,
+        lines=[pb.JournalLine(account=line.account, debit=to_money(entry.currency_code, line.debit),
+                              credit=to_money(entry.currency_code, line.credit)) for line in entry.lines],
+        reverses_entry_id=entry.reverses_entry_id or 0,
+    )
+
+
+def _aging_row(row: domain.AgingRow, currency: str) -> pb.AgingRow:
+    return pb.AgingRow(customer_id=row.customer_id, total=to_money(currency, row.total),
+                       **{name: to_money(currency, getattr(row, name)) for name in domain.BUCKETS})
+
+
+class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
+    def __init__(self, runtime, config: FinanceConfig) -> None:
+        self.runtime = runtime
+        self.config = config
+
+    def GetInvoice(self, request: pb.GetInvoiceRequest, context) -> pb.GetInvoiceResponse:
+        invoice = handlers.get_invoice(self.runtime.uow(), request.invoice_id)
+        return pb.GetInvoiceResponse(invoice=invoice_to_proto(invoice, handlers.utcnow()))
+
+    def ListInvoices(self, request: pb.ListInvoicesRequest, context) -> pb.ListInvoicesResponse:
+        if request.status and request.status not in _STATUS_FROM_PROTO:
+            raise InvalidArgument([FieldViolation("status", "is not an InvoiceStatus")])
+        now = handlers.utcnow()
+        query = handlers.InvoiceQuery(request.customer_id, request.order_id, _STATUS_FROM_PROTO.get(request.status))
+        found, token = handlers.list_invoices(self.runtime.uow(), query, request.page.page_size,
+                                              request.page.page_token, now)
+        return pb.ListInvoicesResponse(invoices=[invoice_to_proto(i, now) for i in found], next_page_token=token)
+
+    def RecordPayment(self, request: pb.RecordPaymentRequest, context) -> pb.RecordPaymentResponse:
+        cmd = domain.RecordPayment(request.request_id, request.invoice_id, request.amount.amount,
+                                   request.amount.currency_code, request.reference)
+        payment, invoice = handlers.record_payment(self.runtime.uow(), cmd)
+        return pb.RecordPaymentResponse(payment_id=payment.payment_id,
+                                        invoice=invoice_to_proto(invoice, handlers.utcnow()))
+
+    def GetTrialBalance(self, request: pb.GetTrialBalanceRequest, context) -> pb.GetTrialBalanceResponse:
+        currency, balance = handlers.trial_balance(self.runtime.uow(), request.currency_code, self.config)
+        return pb.GetTrialBalanceResponse(
+            lines=[pb.TrialBalanceLine(account=line.account, name=line.name, debit=to_money(currency, line.debit),
+                                       credit=to_money(currency, line.credit), balance=to_money(currency, line.balance))
+                   for line in balance.lines],
+            total_debit=to_money(currency, balance.total_debit), total_credit=to_money(currency, balance.total_credit))
+
+    def GetReceivablesAging(self, request: pb.GetReceivablesAgingRequest,
+                            context) -> pb.GetReceivablesAgingResponse:
+        as_of = None
+        if request.HasField("as_of"):
+            try:
+                as_of = request.as_of.ToDatetime(tzinfo=dt.UTC)
+            except (ValueError, OverflowError) as exc:
+                raise InvalidArgument([FieldViolation("as_of", "is not a valid timestamp")]) from exc
+        currency, rows, totals = handlers.receivables_aging(self.runtime.uow(), request.currency_code, as_of,
+                                                            self.config)
+        return pb.GetReceivablesAgingResponse(rows=[_aging_row(row, currency) for row in rows],
+                                              totals=_aging_row(totals, currency))
+
+    def ListJournalEntries(self, request: pb.ListJournalEntriesRequest, context) -> pb.ListJournalEntriesResponse:
+        found, token = handlers.list_journal_entries(self.runtime.uow(), request.reference, request.page.page_size,
+                                                     request.page.page_token)
+        return pb.ListJournalEntriesResponse(entries=[entry_to_proto(e) for e in found], next_page_token=token)

@@ -1,0 +1,82 @@
+"""The events notification consumes: CustomerUpdated (its projection of contacts) and
+the order-to-cash events a customer is told about, each turned into template fields."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+from erp.common.v1 import money_pb2
+from erp.events.v1 import crm_events_pb2 as crm_ev
+from erp.events.v1 import finance_events_pb2 as fin_ev
+from erp.events.v1 import orders_events_pb2 as orders_ev
+from mesh import money
+from mesh.events.consumer import EventHandlers
+from services.notification import domain, handlers
+
+MAX_LINES_SHOWN = 50
+
+
+def _money(m: money_pb2.Money) -> str:
+    amount = money.parse_amount(m.amount)
+    text = money.format_amount(amount) if amount is not None else m.amount[:32]
+    return f"{text} {m.currency_code[:3]}".strip()
+
+
+def _lines(lines: Iterable[orders_ev.OrderLineItem], with_prices: bool) -> str:
+    lines = list(lines)
+    shown = []
+    for line in lines[:MAX_LINES_SHOWN]:
+        text = f"  {line.quantity} x {line.sku}"
+        if with_prices and line.HasField("unit_price"):
+            text += f" at {_money(line.unit_price)}"
+        shown.append(text)
+    if len(lines) > MAX_LINES_SHOWN:
+        shown.append(f"  ... and {len(lines) - MAX_LINES_SHOWN} more lines")
+    return "\n".join(shown)
+
+
+def fields_of(payload) -> dict[str, str]:
+    """The template fields an event provides (see templates.py)."""
+    match payload:
+        case orders_ev.OrderConfirmed():
+            return {"order_id": payload.order_id, "total": _money(payload.total),
+                    "lines": _lines(payload.lines, with_prices=True)}
+        case orders_ev.OrderRejected():
+            return {"order_id": payload.order_id, "reason": payload.reason or "not given"}
+        case fin_ev.InvoiceIssued():
+            return {"invoice_id": payload.invoice_id, "invoice_number": payload.number or payload.invoice_id,
+                    "order_id": payload.order_id, "total": _money(payload.total), "due_date": payload.due_date}
+        case fin_ev.PaymentReceived():
+            balance = ("Your invoice is now paid in full." if payload.paid_in_full
+                       else f"Still due on this invoice: {_money(payload.amount_due)}.")
+            return {"payment_id": payload.payment_id, "invoice_id": payload.invoice_id,
+                    "order_id": payload.order_id, "amount": _money(payload.amount),
+                    "amount_due": _money(payload.amount_due), "balance": balance}
+        case orders_ev.OrderShipped():
+            return {"order_id": payload.order_id, "lines": _lines(payload.lines, with_prices=False)}
+    raise TypeError(f"no template fields for {type(payload).__name__}")
+
+
+NOTIFIED = (orders_ev.OrderConfirmed, orders_ev.OrderRejected, fin_ev.InvoiceIssued, fin_ev.PaymentReceived,
+            orders_ev.OrderShipped)
+
+
+def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
+    """wake: called after a transaction that queued deliveries commits (wakes the dispatcher)."""
+    consumes = EventHandlers(consumer="notification")
+
+    @consumes.on(crm_ev.CustomerUpdated)
+    def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
+        env = envelope.envelope
+        contact, problems = domain.contact(event.customer_id, event.name, event.email, event.webhook_url,
+                                           env.aggregate_version, env.occurred_at.ToDatetime(dt.UTC))
+        handlers.on_customer_updated(uow, contact, problems)
+
+    def on_notified_event(uow, event, envelope) -> None:
+        env = envelope.envelope
+        handlers.notify(uow, domain.Notify(env.event_id, env.event_type, event.customer_id, fields_of(event)),
+                        wake=wake)
+
+    for payload_type in NOTIFIED:
+        consumes.on(payload_type)(on_notified_event)
+    return consumes

@@ -1,0 +1,39 @@
+"""The NotificationService servicer: protobuf to commands and back, nothing more."""
+from __future__ import annotations
+
+from google.protobuf import timestamp_pb2
+
+from erp.notification.v1 import notification_pb2 as pb
+from erp.notification.v1 import notification_pb2_grpc
+from services.notification import domain, handlers
+from services.notification.domain import Delivery
+
+
+def _timestamp(value) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def to_proto(d: Delivery) -> pb.Delivery:
+    out = pb.Delivery(
+        delivery_id=d.delivery_id, event_id=d.event_id, recipient=d.recipient,
+        channel=pb.Channel.Value("CHANNEL_" + d.channel.name), attempts=d.attempts,
+        delivered=d.status is domain.DeliveryStatus.DELIVERED, event_type=d.event_type, customer_id=d.customer_id,
+        subject=d.subject, status=pb.DeliveryStatus.Value("DELIVERY_STATUS_" + d.status.name),
+        last_error=d.last_error, created_at=_timestamp(d.created_at),
+    )
+    if d.last_attempt_at is not None:
+        out.last_attempt_at.CopyFrom(_timestamp(d.last_attempt_at))
+    return out
+
+
+class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
+    def __init__(self, runtime) -> None:
+        self.runtime = runtime
+
+    def ListDeliveries(self, request: pb.ListDeliveriesRequest, context) -> pb.ListDeliveriesResponse:
+        found, token = handlers.list_deliveries(self.runtime.uow(), domain.ListDeliveries(
+            page_size=request.page.page_size, page_token=request.page.page_token, recipient=request.recipient,
+            customer_id=request.customer_id, event_id=request.event_id))
+        return pb.ListDeliveriesResponse(deliveries=[to_proto(d) for d in found], next_page_token=token)

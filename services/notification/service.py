@@ -1,0 +1,126 @@
+"""Wiring: the notification service as the mesh runs it, with its dispatcher thread.
+
+Settings (read with Settings.get, listed in README's configuration table):
+  ERP_NOTIFICATION_MAX_ATTEMPTS (6): attempts per delivery before it is FAILED
+  ERP_NOTIFICATION_RETRY_BASE_SECONDS (1): wait after the first failed attempt; doubles each time
+  ERP_NOTIFICATION_POLL_SECONDS (1): how often the dispatcher looks for deliveries other replicas queued
+  ERP_SMTP_URL (empty): smtp://host:port of the mail server; empty: email deliveries fail
+  ERP_SMTP_FROM (erp@localhost): sender address of the emails
+  ERP_WEBHOOK_SECRET (dev-webhook-secret): HMAC-SHA256 key of the webhook signature
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from pathlib import Path
+
+from erp.notification.v1 import notification_pb2, notification_pb2_grpc
+from mesh.service import Runtime, ServiceSpec
+from mesh.settings import Settings
+from services.notification import adapters, events, handlers
+from services.notification.adapters import NotificationUnitOfWork
+from services.notification.domain import RetryPolicy
+from services.notification.grpc_api import NotificationServicer
+
+NAME = "notification"
+DEFAULT_WEBHOOK_SECRET = "dev-webhook-secret"
+log = logging.getLogger("services.notification.dispatcher")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    policy: RetryPolicy
+    poll_seconds: float
+    smtp_url: str
+    smtp_from: str
+    webhook_secret: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Config:
+        def number(name: str, default: str, kind):
+            raw = settings.get(name, default)
+            try:
+                return kind(raw)
+            except ValueError as exc:
+                raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+        config = cls(
+            policy=RetryPolicy(number("ERP_NOTIFICATION_MAX_ATTEMPTS", "6", int),
+                               number("ERP_NOTIFICATION_RETRY_BASE_SECONDS", "1", float)),
+            poll_seconds=max(0.05, number("ERP_NOTIFICATION_POLL_SECONDS", "1", float)),
+            smtp_url=settings.get("ERP_SMTP_URL", ""),
+            smtp_from=settings.get("ERP_SMTP_FROM", "erp@localhost"),
+            webhook_secret=settings.get("ERP_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
+        )
+        if config.smtp_url:
+            adapters.parse_smtp_url(config.smtp_url)  # a malformed URL stops the start-up
+        return config
+
+
+class Dispatcher:
+    """Sends due deliveries until stopped: woken when the consumer commits new ones, and
+    every poll interval (or sooner, when a retry falls due) for the rest."""
+
+    def __init__(self) -> None:
+        self.wake = threading.Event()
+        self.config: Config | None = None
+
+    def configure(self, settings: Settings) -> Config:
+        if self.config is None:
+            self.config = Config.from_settings(settings)
+            if self.config.webhook_secret == DEFAULT_WEBHOOK_SECRET:
+                log.warning("ERP_WEBHOOK_SECRET is not set: webhooks are signed with the public default secret")
+            if not self.config.smtp_url:
+                log.warning("ERP_SMTP_URL is not set: email deliveries will fail")
+        return self.config
+
+    def run(self, runtime: Runtime, stop: threading.Event) -> None:
+        config = self.configure(runtime.settings)
+        senders = adapters.Senders(adapters.EmailSender(config.smtp_url, config.smtp_from),
+                                   adapters.WebhookSender(config.webhook_secret))
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                while not stop.is_set():
+                    if handlers.dispatch_next(runtime.uow(), senders, config.policy) is None:
+                        break
+                due = handlers.seconds_until_due(runtime.uow())
+                # A due row that another replica holds is skipped: look again shortly.
+                timeout = config.poll_seconds if due is None else min(config.poll_seconds, max(due, 0.02))
+            except Exception:  # noqa: BLE001 - database trouble: back off, keep the thread alive
+                log.exception("dispatcher error; retrying")
+                timeout = 1.0
+            _wait(self.wake, stop, timeout)
+
+
+def _wait(wake: threading.Event, stop: threading.Event, timeout: float) -> None:
+    """Waits for a wake-up or the timeout, returning soon after stop is set."""
+    end = time.monotonic() + timeout
+    while not stop.is_set():
+        remaining = end - time.monotonic()
+        if remaining <= 0 or wake.wait(min(remaining, 0.2)):
+            return
+
+
+def add_servicers(server, runtime: Runtime) -> None:
+    notification_pb2_grpc.add_NotificationServiceServicer_to_server(NotificationServicer(runtime), server)
+
+
+def spec() -> ServiceSpec:
+    dispatcher = Dispatcher()
+
+    def build_handlers(runtime: Runtime):
+        dispatcher.configure(runtime.settings)  # bad settings fail the start-up, not a thread
+        return events.build(dispatcher.wake.set)
+
+    return ServiceSpec(
+        name=NAME,
+        migrations_dir=Path(__file__).parent / "migrations",
+        grpc_services=(notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,),
+        add_servicers=add_servicers,
+        uow_class=NotificationUnitOfWork,
+        build_handlers=build_handlers,
+        background=dispatcher.run,
+    )

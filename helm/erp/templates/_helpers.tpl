@@ -1,0 +1,375 @@
+{{/* Names, labels, images. */}}
+
+{{- define "erp.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "erp.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Name of one component (a service, "migrations", "loadtest"): (list $ "inventory"). */}}
+{{- define "erp.componentName" -}}
+{{- $root := index . 0 -}}
+{{- printf "%s-%s" (include "erp.fullname" $root) (index . 1) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "erp.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Selector labels of one component: (list $ "inventory"). */}}
+{{- define "erp.selectorLabels" -}}
+{{- $root := index . 0 -}}
+app.kubernetes.io/name: {{ include "erp.name" $root }}
+app.kubernetes.io/instance: {{ $root.Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* Every pod of the release carries these two: the default-deny NetworkPolicy selects them. */}}
+{{- define "erp.releaseSelector" -}}
+app.kubernetes.io/name: {{ include "erp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* All labels of one component: (list $ "inventory"). */}}
+{{- define "erp.labels" -}}
+{{- $root := index . 0 -}}
+{{ include "erp.selectorLabels" . }}
+app.kubernetes.io/part-of: erp
+app.kubernetes.io/version: {{ $root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ $root.Release.Service }}
+helm.sh/chart: {{ include "erp.chart" $root }}
+{{- with $root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* repository@digest, or repository:tag (tag defaults to appVersion): (list $ .Values.image). */}}
+{{- define "erp.image" -}}
+{{- $root := index . 0 -}}
+{{- $image := index . 1 -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $image.repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* checkov skips every image gets when it is pinned by tag only: (list $image). */}}
+{{- define "erp.imageCheckovSkips" -}}
+{{- if not (index . 0).digest -}}
+checkov.io/skip1: CKV_K8S_43=Pinned by tag here; set image.digest (or loadtest.image.digest) to pull by digest.
+{{- end -}}
+{{- end -}}
+
+{{/*
+Deep merge of two maps, `over` winning, as JSON: (list $base $over). Written out because sprig's
+merge/mergeOverwrite drop false and 0 (an override of enabled: true with enabled: false would be lost).
+Lists are replaced, not appended.
+*/}}
+{{- define "erp.merge" -}}
+{{- $out := deepCopy (index . 0) -}}
+{{- range $key, $value := (index . 1) -}}
+{{- $current := get $out $key -}}
+{{- if and (kindIs "map" $value) (kindIs "map" $current) -}}
+{{- $_ := set $out $key (fromJson (include "erp.merge" (list $current $value))) -}}
+{{- else -}}
+{{- $_ := set $out $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* One service's settings: serviceDefaults merged with services.<name>, as JSON: (list $ "inventory"). */}}
+{{- define "erp.serviceConfig" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $svc := get $root.Values.services $name -}}
+{{- $merged := fromJson (include "erp.merge" (list $root.Values.serviceDefaults $svc)) -}}
+{{- $pg := fromJson (include "erp.merge" (list $root.Values.postgresql (default dict $svc.postgresql))) -}}
+{{- $_ := set $merged "postgresql" $pg -}}
+{{- $_ := set $merged "name" $name -}}
+{{- $_ := set $merged "calls" (default dict $merged.calls) -}}
+{{- $_ := set $merged "callers" (default list $merged.callers) -}}
+{{- $_ := set $merged "env" (default dict $merged.env) -}}
+{{- $_ := set $merged "secretEnv" (default dict $merged.secretEnv) -}}
+{{- $_ := set $merged "egress" (default list $merged.egress) -}}
+{{- include "erp.checkCalls" (list $root $merged.calls (printf "services.%s" $name)) -}}
+{{- toJson $merged -}}
+{{- end -}}
+
+{{/* Names of the enabled services, sorted, as JSON list. */}}
+{{- define "erp.enabledServices" -}}
+{{- $names := list -}}
+{{- range $name := keys .Values.services | sortAlpha -}}
+{{- if (get $.Values.services $name).enabled -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $names -}}
+{{- end -}}
+
+{{/* The address other pods use for a service: (list $ "inventory").
+Without Istio: the headless Service, so the client's round_robin balances calls over every ready pod
+(a ClusterIP would pin each client to one pod, since gRPC keeps one long-lived HTTP/2 connection).
+With Istio: the ClusterIP Service; the sidecar balances per request and applies the DestinationRule. */}}
+{{- define "erp.target" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $svc := get $root.Values.services $name -}}
+{{- $host := include "erp.componentName" (list $root $name) -}}
+{{- if not $root.Values.istio.enabled -}}
+{{- $host = printf "%s-headless" $host -}}
+{{- end -}}
+{{- printf "dns:///%s.%s.svc:%d" $host $root.Release.Namespace (int $svc.port) -}}
+{{- end -}}
+
+{{/* Fails unless every service named in a `calls` map is enabled and has methods: (list $ $calls $who). */}}
+{{- define "erp.checkCalls" -}}
+{{- $root := index . 0 -}}
+{{- range $callee, $methods := (index . 1) -}}
+{{- $target := get $root.Values.services $callee -}}
+{{- if not (and $target $target.enabled) -}}
+{{- fail (printf "%s calls %q, which is not an enabled service of this release" (index $ 2) $callee) -}}
+{{- end -}}
+{{- if not $methods -}}
+{{- fail (printf "%s calls %q with no methods: list them, or [\"*\"] for all" (index $ 2) $callee) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The container env of the database settings of one service: (list $ $config), $config from erp.serviceConfig.
+Either the whole URL from a Secret key, or username and password from a Secret, built into the URL with
+Kubernetes dependent env var expansion $(VAR) (the referenced vars come first).
+*/}}
+{{- define "erp.databaseEnv" -}}
+{{- $cfg := index . 1 -}}
+{{- $pg := $cfg.postgresql -}}
+{{- $upper := upper $cfg.name -}}
+{{- if not $pg.existingSecret -}}
+{{- fail (printf "services.%s.postgresql.existingSecret (or postgresql.existingSecret) is required: credentials come only from Secrets" $cfg.name) -}}
+{{- end -}}
+{{- if and (index . 0).Values.networkPolicy.enabled (not $pg.networkPeers) -}}
+{{- fail (printf "services.%s.postgresql.networkPeers is empty: with networkPolicy.enabled the service could not reach its database" $cfg.name) -}}
+{{- end -}}
+{{- if $pg.urlKey }}
+- name: ERP_{{ $upper }}_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $pg.existingSecret }}
+      key: {{ $pg.urlKey }}
+{{- else }}
+{{- if or (not $pg.host) (not $pg.database) -}}
+{{- fail (printf "services.%s.postgresql needs host and database (or urlKey)" $cfg.name) -}}
+{{- end }}
+- name: PG_{{ $upper }}_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $pg.existingSecret }}
+      key: {{ $pg.usernameKey }}
+- name: PG_{{ $upper }}_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $pg.existingSecret }}
+      key: {{ $pg.passwordKey }}
+- name: ERP_{{ $upper }}_DATABASE_URL
+  value: {{ printf "postgresql://$(PG_%s_USERNAME):$(PG_%s_PASSWORD)@%s:%d/%s?sslmode=%s" $upper $upper $pg.host (int $pg.port) $pg.database $pg.sslmode | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Redis and RabbitMQ env of a service: (list $). */}}
+{{- define "erp.brokerEnv" -}}
+{{- $root := index . 0 -}}
+{{- $redis := $root.Values.redis -}}
+{{- $amqp := $root.Values.amqp -}}
+{{- if and $root.Values.networkPolicy.enabled (or (not $redis.networkPeers) (not $amqp.networkPeers)) -}}
+{{- fail "redis.networkPeers and amqp.networkPeers are needed with networkPolicy.enabled (egress is denied by default)" -}}
+{{- end -}}
+{{- if $redis.urlKey }}
+- name: ERP_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "redis.existingSecret is required with redis.urlKey" $redis.existingSecret }}
+      key: {{ $redis.urlKey }}
+{{- else }}
+{{- $scheme := ternary "rediss" "redis" $redis.tls }}
+{{- if $redis.existingSecret }}
+- name: REDIS_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $redis.existingSecret }}
+      key: {{ $redis.passwordKey }}
+- name: ERP_REDIS_URL
+  value: {{ printf "%s://:$(REDIS_PASSWORD)@%s:%d/%d" $scheme (required "redis.host is required" $redis.host) (int $redis.port) (int $redis.db) | quote }}
+{{- else }}
+- name: ERP_REDIS_URL
+  value: {{ printf "%s://%s:%d/%d" $scheme (required "redis.host is required" $redis.host) (int $redis.port) (int $redis.db) | quote }}
+{{- end }}
+{{- end }}
+{{- if not $amqp.existingSecret -}}
+{{- fail "amqp.existingSecret is required: RabbitMQ credentials come only from a Secret" -}}
+{{- end }}
+{{- if $amqp.urlKey }}
+- name: ERP_AMQP_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $amqp.existingSecret }}
+      key: {{ $amqp.urlKey }}
+{{- else }}
+- name: AMQP_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $amqp.existingSecret }}
+      key: {{ $amqp.usernameKey }}
+- name: AMQP_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $amqp.existingSecret }}
+      key: {{ $amqp.passwordKey }}
+- name: ERP_AMQP_URL
+  value: {{ printf "%s://$(AMQP_USERNAME):$(AMQP_PASSWORD)@%s:%d/%s" (ternary "amqps" "amqp" $amqp.tls) (required "amqp.host is required" $amqp.host) (int $amqp.port) (urlquery $amqp.vhost) | quote }}
+{{- end }}
+- name: ERP_AMQP_NAMESPACE
+  value: {{ $root.Values.config.amqpNamespace | quote }}
+{{- end -}}
+
+{{/* Settings the chart owns; config.env / services.<name>.env may not set them. */}}
+{{- define "erp.reservedEnv" -}}
+ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_GRACE_SECONDS ERP_LOG_LEVEL ERP_LOG_FORMAT ERP_DATABASE_URL ERP_REDIS_URL ERP_AMQP_URL ERP_AMQP_NAMESPACE ERP_EVENT_TRANSPORT ERP_DATA_DIR
+{{- end -}}
+
+{{/* Fails when an env name is one the chart sets itself: (list $ $name $where). */}}
+{{- define "erp.checkReservedEnv" -}}
+{{- $reserved := splitList " " (include "erp.reservedEnv" (index . 0)) -}}
+{{- $key := index . 1 -}}
+{{- if or (has $key $reserved) (regexMatch "^ERP_[A-Z0-9]+_(DATABASE_URL|TARGET)$" $key) -}}
+{{- fail (printf "%s sets %s, which the chart sets itself" (index . 2) $key) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Plain extra env, checked against the reserved names; a name that looks like a credential is refused
+(it belongs in services.<name>.secretEnv): (list $ $envMap $where). */}}
+{{- define "erp.extraEnv" -}}
+{{- $env := index . 1 -}}
+{{- range $key := keys $env | sortAlpha }}
+{{- include "erp.checkReservedEnv" (list (index $ 0) $key (index $ 2)) -}}
+{{- if regexMatch "(?i)(PASSWORD|SECRET|TOKEN|CREDENTIAL)" $key -}}
+{{- fail (printf "%s sets %s as a plain value: put it in a Secret and reference it with services.<name>.secretEnv" (index $ 2) $key) -}}
+{{- end }}
+- name: {{ $key }}
+  value: {{ get $env $key | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Settings a service must get from a Secret; the chart refuses to render it without them. */}}
+{{- define "erp.requiredSecretEnv" -}}
+{{- toJson (dict "notification" (list "ERP_WEBHOOK_SECRET")) -}}
+{{- end -}}
+
+{{/* A service's settings from Secrets (services.<name>.secretEnv), as secretKeyRef env: (list $ $config $plainEnv). */}}
+{{- define "erp.secretEnv" -}}
+{{- $cfg := index . 1 -}}
+{{- $plain := index . 2 -}}
+{{- $where := printf "services.%s.secretEnv" $cfg.name -}}
+{{- range $key := default list (get (fromJson (include "erp.requiredSecretEnv" .)) $cfg.name) -}}
+{{- if not (hasKey $cfg.secretEnv $key) -}}
+{{- fail (printf "%s.%s is required: {secretName: ..., key: ...} of an existing Secret (never a plain value)" $where $key) -}}
+{{- end -}}
+{{- end -}}
+{{- range $key := keys $cfg.secretEnv | sortAlpha }}
+{{- include "erp.checkReservedEnv" (list (index $ 0) $key $where) -}}
+{{- if hasKey $plain $key -}}
+{{- fail (printf "%s is set both as a plain value (env) and from a Secret (%s)" $key $where) -}}
+{{- end }}
+{{- $ref := get $cfg.secretEnv $key }}
+- name: {{ $key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $ref.secretName }}
+      key: {{ $ref.key }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod and container security: the "restricted" Pod Security Standard. */}}
+{{- define "erp.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "erp.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* NetworkPolicy egress rule for DNS. */}}
+{{- define "erp.dnsEgress" -}}
+- to:
+    {{- toYaml .Values.networkPolicy.dnsPeers | nindent 4 }}
+  ports:
+    - protocol: UDP
+      port: 53
+    - protocol: TCP
+      port: 53
+{{- end -}}
+
+{{/* NetworkPolicy egress rule to istiod (sidecars), when Istio is on. */}}
+{{- define "erp.istiodEgress" -}}
+{{- if .Values.istio.enabled }}
+- to:
+    {{- toYaml .Values.networkPolicy.istiodPeers | nindent 4 }}
+  ports:
+    - protocol: TCP
+      port: 15012
+{{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rule to one gRPC service of the release: (list $ "inventory"). */}}
+{{- define "erp.grpcEgress" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- include "erp.selectorLabels" (list $root $name) | nindent 10 }}
+  ports:
+    - protocol: TCP
+      port: {{ int (get $root.Values.services $name).port }}
+{{- end -}}
+
+{{/* Istio request paths of gRPC methods: (list "/erp.orders.v1.OrderService/" $methods); "*" is all of them.
+The health service comes with any grant, so callers can check before they call. */}}
+{{- define "erp.grpcPaths" -}}
+{{- $prefix := index . 0 -}}
+{{- range $method := index . 1 }}
+{{- if eq $method "*" }}
+- {{ printf "%s*" $prefix | quote }}
+{{- else }}
+- {{ printf "%s%s" $prefix $method | quote }}
+{{- end }}
+{{- end }}
+- "/grpc.health.v1.Health/Check"
+- "/grpc.health.v1.Health/Watch"
+{{- end -}}

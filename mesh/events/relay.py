@@ -6,11 +6,13 @@ of the same aggregate wait behind it, so per-aggregate order holds; other aggreg
 carry on. A relay killed between publish and mark-sent republishes the row on restart;
 consumers' inboxes absorb the duplicate.
 
-An unroutable row (no queue bound to its type) is retried for a grace period, since a
-consuming service may not have declared its queue yet on a fresh install; after that it
-is marked with the reason and logged, since no service consumes that event type.
-Unroutable rows do not hold back their aggregate: no consumer sees them, so skipping
-them reorders nothing any consumer sees.
+An unroutable event type (no queue bound) is retried for a grace period, since a
+consuming service may not have declared its queue yet on a fresh install; after that
+its rows are marked "unrouted" in bulk and logged, since no service consumes it. While
+a type is unroutable the relay backs off on that type alone (its rows are left out of
+the batch, with no database write per attempt), so events nobody consumes never crowd
+out the ones that are. Unroutable rows do not hold back their aggregate: no consumer
+sees them, so skipping them reorders nothing any consumer sees.
 """
 from __future__ import annotations
 
@@ -42,35 +44,53 @@ class Relay:
         self.wake = threading.Event()
         self._publisher: Publisher | None = None
         self._last_cleanup = 0.0
+        # event type -> (monotonic time of its next try, current delay) while it is unroutable
+        self._unroutable: dict[str, tuple[float, float]] = {}
 
     def publish_pending(self) -> int:
-        """Publishes what is unsent, in id order; returns how many rows were confirmed."""
+        """Publishes what is unsent, in id order; returns how many rows it settled
+        (confirmed, or marked unrouted after the grace period)."""
+        total = 0
+        while True:
+            settled, rows_read, rested = self._round()
+            total += settled
+            # A full batch whose unroutable types now rest may hide routable rows behind it.
+            if not (rested and rows_read == BATCH):
+                return total
+
+    def _round(self) -> tuple[int, int, bool]:
+        """One batch: (rows settled, rows read, whether some type started resting)."""
+        now = time.monotonic()
+        resting = sorted(t for t, (retry_at, _) in self._unroutable.items() if retry_at > now)
+        query = (sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.aggregate_id,
+                           outbox.c.envelope, outbox.c.attempts,
+                           (sa.func.extract("epoch", sa.func.now() - outbox.c.created_at)).label("age"))
+                 .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(BATCH))
+        if resting:
+            query = query.where(outbox.c.event_type.not_in(resting))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.aggregate_id,
-                          outbox.c.envelope, outbox.c.attempts,
-                          (sa.func.extract("epoch", sa.func.now() - outbox.c.created_at)).label("age"))
-                .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(BATCH)
-            ).all()
+            rows = conn.execute(query).all()
         if not rows:
-            return 0
+            return 0, 0, False
         sent: list[int] = []
+        settled_unrouted = 0
         blocked: set[str] = set()
+        unroutable_now: set[str] = set()
         try:
             for row in rows:
-                if row.aggregate_id in blocked:
+                if row.aggregate_id in blocked or row.event_type in unroutable_now:
                     continue
                 try:
                     self._get_publisher().publish(row.event_type, str(row.event_id), bytes(row.envelope))
                     sent.append(row.id)
+                    self._unroutable.pop(row.event_type, None)
                 except Unroutable as exc:
+                    unroutable_now.add(row.event_type)
                     if row.age > self.unroutable_grace_seconds:
-                        log.warning("outbox row %s (%s): %s for %.0fs; marking it unrouted", row.id,
-                                    row.event_type, exc, row.age)
-                        self._record_failure(row.id, f"unrouted: {exc}")
-                        sent.append(row.id)
+                        settled_unrouted += self._mark_unrouted(row.event_type, str(exc))
                     else:
-                        self._record_failure(row.id, str(exc), quiet=row.attempts > 0)
+                        self._record_failure(row.id, str(exc), quiet=row.event_type in self._unroutable)
+                        self._rest(row.event_type)
                 except PublishFailed as exc:
                     blocked.add(row.aggregate_id)
                     self._record_failure(row.id, str(exc))
@@ -78,7 +98,28 @@ class Relay:
                     break
         finally:
             self._mark_sent(sent)
-        return len(sent)
+        return len(sent) + settled_unrouted, len(rows), bool(unroutable_now)
+
+    def _rest(self, event_type: str) -> None:
+        """Backs off on one unroutable type: 1 s, 2 s, ... up to 30 s between tries."""
+        _, delay = self._unroutable.get(event_type, (0.0, 0.5))
+        delay = min(delay * 2, 30.0)
+        self._unroutable[event_type] = (time.monotonic() + delay, delay)
+
+    def _mark_unrouted(self, event_type: str, error: str) -> int:
+        """Settles every row of a type that has been unroutable for the whole grace period."""
+        with self.engine.begin() as conn:
+            count = conn.execute(outbox.update().where(
+                outbox.c.published_at.is_(None), outbox.c.event_type == event_type,
+                outbox.c.created_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0,
+                                                                            self.unroutable_grace_seconds),
+            ).values(published_at=sa.func.now(), attempts=outbox.c.attempts + 1,
+                     last_error=f"unrouted: {error}"[:500])).rowcount
+        log.warning("%d outbox rows of %s marked unrouted: %s for over %.0fs", count, event_type, error,
+                    self.unroutable_grace_seconds)
+        metrics.PUBLISH_FAILURES.labels(self.service, "unrouted").inc(count)
+        self._rest(event_type)
+        return count
 
     def _get_publisher(self) -> Publisher:
         if self._publisher is None:
@@ -137,7 +178,7 @@ class Relay:
             if time.monotonic() - self._last_cleanup > 3600:
                 self._last_cleanup = time.monotonic()
                 self.cleanup()
-            if sent == BATCH:
+            if sent >= BATCH:
                 continue
             # After failures, wait longer before the next round (up to 5 s).
             backoff = self.poll_seconds if sent or not self._has_failed_rows() else min(backoff * 2, 5.0)

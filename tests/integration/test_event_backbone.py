@@ -232,3 +232,22 @@ def test_a_failed_publish_keeps_per_aggregate_order(probe):
     for aggregate in ("agg-0", "agg-1", "agg-2"):
         versions = [e.aggregate_version for e in envelopes if e.aggregate_id == aggregate]
         assert versions == sorted(versions)
+
+
+def test_events_nobody_consumes_do_not_crowd_out_the_ones_that_are(probe):
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    emit(engine, 600, payload_type=orders_ev.OrderRejected)  # more than a relay batch, unroutable
+    [wanted] = emit(engine, 1)
+    relay = Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=300)
+    assert relay.publish_pending() == 1  # the routable event behind them went out
+    with engine.connect() as conn:
+        tried = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE attempts > 0")).scalar()
+    assert tried == 1  # one try for the whole unroutable type, not one write per row
+    from mesh.events.envelope import decode
+
+    assert [decode(d.body).envelope.event_id for d in drain(subscription)] == [wanted]
+    subscription.close()
+    later = Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=0)
+    assert later.publish_pending() == 600  # after the grace period, settled in bulk
+    assert all(row.published_at is not None for row in unpublished(engine))

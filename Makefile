@@ -79,3 +79,18 @@ chart-test: $(STAMP) ## Chart: all chart tests, including starting the rendered 
 .PHONY: helm
 helm: $(STAMP) ## Run the pinned helm: make helm ARGS="template erp helm/erp -n erp"
 	$(PY) -m tests.chart.tools helm $(ARGS)
+
+# Load tests and the benchmark (loadtests/). Locust comes with the `load` extra, installed on demand: it pulls
+# in gevent, Flask and more that nothing else needs. Reports go to loadtests/reports/ (gitignored).
+LOAD_STAMP := $(VENV)/.installed-load
+$(LOAD_STAMP): $(STAMP) pyproject.toml requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[load]'
+	@touch $(LOAD_STAMP)
+
+.PHONY: loadtest
+loadtest: $(LOAD_STAMP) ## Locust suites, 30 s each, on a local mesh (real engines if up) or HOST=...; verdict
+	$(PY) -m loadtests.run $(if $(HOST),--host $(HOST),--local-mesh) --run-time $(or $(RUN_TIME),30s) $(SUITES)
+
+.PHONY: bench
+bench: $(STAMP) ## Benchmark: echo vs GetStock vs orders end to end; growth with catalog size and processes
+	$(PY) -m loadtests.bench $(BENCH_ARGS)

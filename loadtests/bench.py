@@ -1,0 +1,612 @@
+"""The benchmark: how close the mesh gets to what this machine allows, in one run, with one load generator.
+
+    .venv/bin/python -m loadtests.bench [--seconds 6] [--concurrency 16] [--order-seconds 20] [--quick]
+
+Rows (all on 127.0.0.1, every loop bounded in time):
+  1  echo            a bare sync gRPC unary echo server (ThreadPoolExecutor(16), bytes in, bytes out): the
+                     machine's limit for a Python gRPC call
+  2  GetStock        inventory's GetStock through the real service (interceptors, validation, Redis
+                     read-through cache, PostgreSQL behind it) over 1,000 SKUs, default cache TTL (5 s)
+  2r GetStock @rate  the same at a fixed offered rate (--rate, default 1,000/s): the issue's p99 target
+  3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
+                     reserved, credit checked, confirmed, invoiced (journal), notification recorded
+and the growth checks:
+  lookup latency with 1k, 100k and 1M SKUs (uniform keys: mostly cache misses at 100k and 1M, so this is
+  the PostgreSQL point-select path) and, at 1M, a stock ledger of ~3M rows (2M extra entries on 1,000
+  SKUs): flat latency means no lookup scans the ledger;
+  order throughput with 1 and 2 processes per service (separate ports: the mesh has no SO_REUSEPORT;
+  the generator round-robins over both with an `ipv4:a,b` target; events: competing consumers).
+
+The load generator is one separate process (sync grpc, N calls in flight kept up with futures, requests
+pre-serialized, responses not decoded) used for every row, so its own CPU cost is the same for all. For
+orders it keeps N orders in flight until fully processed, and detects completion by reading the orders and
+notification tables (one query per 50 ms for all open orders, not one poll per order): processed time =
+max(order's last update, notification's creation) - placement start, both clocks of this machine.
+
+Engines: external PostgreSQL, Redis and RabbitMQ when reachable (a fresh database `erp_bench_<id>`, AMQP
+namespace and cache prefix of its own, all removed afterwards), else the embedded ones (and the PostgreSQL
+event bus). The catalog is seeded straight into inventory's tables with INSERT ... SELECT generate_series
+(balances and their ledger entries, so balances still equal the ledger), customers through crm's API.
+
+Columns: req/s = calls completed in the measured window / window; p50/p99 = client-side latency;
+errors; cpu srv/gen/eng/oth = cores busy in the server processes / the load generator / PostgreSQL + Redis +
+RabbitMQ (all of theirs, other users' too) / everything else on the machine, over the window. The machine
+has 2 cores shared by all of them, and by whatever else runs: compare rows of one run only.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing as mp
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent import futures
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO_METHOD = "/bench.Echo/Echo"
+GETSTOCK = "/erp.inventory.v1.InventoryService/GetStock"
+PLACEORDER = "/erp.orders.v1.OrderService/PlaceOrder"
+CALL_TIMEOUT = 5.0
+ENGINE_NAMES = ("postgres", "redis-server", "beam.smp", "epmd", "erl_child_setup")
+
+
+# ------------------------------------------------------------------------------------------------ echo
+def serve_echo(port: int) -> None:
+    import grpc
+
+    def echo(request: bytes, _context) -> bytes:
+        return request
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})])
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    server.wait_for_termination(timeout=3600)
+
+
+# ------------------------------------------------------------------------------------------ generator
+def _channel(target: str):
+    import grpc
+
+    return grpc.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1),
+                                                  ("grpc.lb_policy_name", "round_robin")])
+
+
+def _summary(latencies: list[float], window: float, errors: Counter) -> dict:
+    latencies.sort()
+    n = len(latencies)
+    pick = (lambda q: latencies[min(n - 1, int(q * n))] * 1000) if n else (lambda q: None)
+    return {"rps": n / window if window else 0.0, "p50": pick(0.50), "p99": pick(0.99), "n": n,
+            "errors": sum(errors.values()), "error_codes": dict(errors)}
+
+
+def unary_load(target: str, method: str, payloads: list[bytes], concurrency: int, seconds: float,
+               warmup: float, rate: float = 0.0) -> dict:
+    """Closed loop (`concurrency` calls in flight) or, with `rate`, open loop at that many calls/s (at
+    most 4x concurrency in flight). Latencies of calls that start and end inside the window."""
+    channel = _channel(target)
+    call = channel.unary_unary(method)
+    lock = threading.Lock()
+    latencies: list[float] = []
+    errors: Counter = Counter()
+    counter = itertools.count()
+    start = time.perf_counter()
+    window_start, end = start + warmup, start + warmup + seconds
+    in_flight = [0]
+    finished = threading.Event()
+
+    def fire() -> None:
+        payload = payloads[next(counter) % len(payloads)]
+        t0 = time.perf_counter()
+        with lock:
+            in_flight[0] += 1
+        future = call.future(payload, timeout=CALL_TIMEOUT)
+        future.add_done_callback(lambda f, t0=t0: done(f, t0))
+
+    def done(future, t0: float) -> None:
+        t1 = time.perf_counter()
+        code = future.code()
+        with lock:
+            in_flight[0] -= 1
+            if window_start <= t0 and t1 <= end:
+                if code.name == "OK":
+                    latencies.append(t1 - t0)
+                else:
+                    errors[code.name] += 1
+            idle = in_flight[0] == 0
+        if not rate and t1 < end:
+            fire()
+        elif idle and t1 >= end:
+            finished.set()
+
+    if rate:
+        interval, next_at = 1 / rate, time.perf_counter()
+        while next_at < end:
+            now = time.perf_counter()
+            if next_at > now:
+                time.sleep(next_at - now)
+            if in_flight[0] < concurrency * 4:
+                fire()
+            else:
+                errors[f"NOT_SENT_{concurrency * 4}_IN_FLIGHT"] += 1 if next_at >= window_start else 0
+            next_at += interval
+    else:
+        for _ in range(concurrency):
+            fire()
+    finished.wait(end - time.perf_counter() + CALL_TIMEOUT + 2)
+    channel.close()
+    return _summary(latencies, seconds, errors)
+
+
+def order_load(target: str, database_url: str, payload_factory_args: dict, slots: int, seconds: float,
+               warmup: float, drain: float) -> dict:
+    """Keeps `slots` orders in flight until each is fully processed; see the module doc."""
+    import psycopg
+
+    from erp.orders.v1 import orders_pb2 as ord_pb
+
+    channel = _channel(target)
+    place = channel.unary_unary(PLACEORDER, response_deserializer=ord_pb.PlaceOrderResponse.FromString)
+    make = _order_factory(**payload_factory_args)
+    lock = threading.Lock()
+    pending: dict[str, float] = {}  # order id -> wall-clock placement start
+    place_latencies: list[float] = []
+    processed: list[tuple[float, float, str]] = []  # (processed at (wall), latency s, final status)
+    errors: Counter = Counter()
+    start = time.time()
+    window_start, end = start + warmup, start + warmup + seconds
+    cursor_time = [start - 1]
+
+    def fire() -> None:
+        wall, t0 = time.time(), time.perf_counter()
+        future = place.future(make(), timeout=CALL_TIMEOUT)
+        future.add_done_callback(lambda f, wall=wall, t0=t0: placed(f, wall, t0))
+
+    def placed(future, wall: float, t0: float) -> None:
+        elapsed = time.perf_counter() - t0
+        with lock:
+            if future.code().name != "OK":
+                errors["PlaceOrder " + future.code().name] += 1
+                refill = True
+            else:
+                pending[future.result().order.order_id] = wall
+                if wall >= window_start and wall + elapsed <= end:
+                    place_latencies.append(elapsed)
+                refill = False
+        if refill and time.time() < end:
+            fire()
+
+    for _ in range(slots):
+        fire()
+    seen_notice: dict[str, float] = {}
+    final: dict[str, tuple[str, float]] = {}
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        deadline = end + drain
+        while time.time() < deadline:
+            time.sleep(0.05)
+            with lock:
+                ids = list(pending)
+            if not ids and time.time() >= end:
+                break
+            rows = conn.execute(
+                "SELECT order_id, status, extract(epoch FROM updated_at) FROM orders.orders "
+                "WHERE order_id = ANY(%s) AND status IN ('invoiced', 'rejected', 'cancelled')", (ids,)).fetchall()
+            for order_id, status, updated in rows:
+                final[order_id] = (status, float(updated))
+            notices = conn.execute(
+                "SELECT subject, event_type, extract(epoch FROM created_at) FROM notification.deliveries "
+                "WHERE created_at >= to_timestamp(%s) AND event_type IN "
+                "('erp.events.v1.InvoiceIssued', 'erp.events.v1.OrderRejected')", (cursor_time[0],)).fetchall()
+            for subject, _, created in notices:
+                for word in subject.split():
+                    if len(word) >= 32 and word not in seen_notice:
+                        seen_notice[word] = float(created)
+                cursor_time[0] = max(cursor_time[0], float(created) - 1.0)
+            done_now = []
+            with lock:
+                for order_id in ids:
+                    if order_id in final and (order_id in seen_notice or final[order_id][0] == "cancelled"):
+                        status, updated = final.pop(order_id)
+                        at = max(updated, seen_notice.pop(order_id, 0.0))
+                        processed.append((at, at - pending.pop(order_id), status))
+                        done_now.append(order_id)
+            if time.time() < end:
+                for _ in done_now:
+                    fire()
+        stuck = len(pending)
+    channel.close()
+    in_window = sorted(lat for at, lat, _ in processed if window_start <= at <= end)  # processed in the window
+    count_in_window = sum(1 for at, _, _ in processed if window_start <= at <= end)
+    statuses = Counter(status for _, _, status in processed)
+    result = _summary(in_window, seconds, errors)
+    result.update({"rps": count_in_window / seconds, "stuck": stuck, "processed": len(processed),
+                   "statuses": dict(statuses), "place": _summary(place_latencies, seconds, Counter())})
+    return result
+
+
+def _order_factory(skus: list[str], customers: list[str], seed_: int = 1):
+    from erp.common.v1 import money_pb2
+    from erp.orders.v1 import orders_pb2 as ord_pb
+    from loadtests.seed import Zipf, unit_price
+
+    rng = random.Random(seed_)
+    popular = Zipf(skus, s=0.8, seed=seed_)
+
+    def make() -> bytes:
+        chosen = sorted({popular.draw(rng) for _ in range(rng.randint(1, 5))})
+        return ord_pb.PlaceOrderRequest(
+            request_id=str(uuid.uuid4()), customer_id=rng.choice(customers), currency_code="EUR",
+            lines=[ord_pb.OrderLine(sku=s, warehouse_code="MAIN", quantity=rng.randint(1, 3),
+                                    unit_price=money_pb2.Money(currency_code="EUR", amount=unit_price(s)))
+                   for s in chosen]).SerializeToString()
+
+    return make
+
+
+def generator_main(conn) -> None:
+    """The load generator process: runs jobs sent over the pipe, answers with their results."""
+    sys.path.insert(0, str(ROOT))
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        kind, kwargs = job
+        try:
+            conn.send(unary_load(**kwargs) if kind == "unary" else order_load(**kwargs))
+        except Exception as exc:  # noqa: BLE001 - report it to the parent, keep serving
+            conn.send({"failed": f"{exc.__class__.__name__}: {exc}"})
+
+
+# ------------------------------------------------------------------------------------------ measuring
+class Cpu:
+    """CPU seconds of process groups over a window (psutil)."""
+
+    def __init__(self, server_pids: list[int], generator_pid: int) -> None:
+        import psutil
+
+        self.psutil = psutil
+        self.server = [psutil.Process(p) for p in server_pids]
+        self.generator = psutil.Process(generator_pid)
+
+    def _engines(self):
+        return [p for p in self.psutil.process_iter(["name"]) if (p.info["name"] or "") in ENGINE_NAMES]
+
+    @staticmethod
+    def _sum(procs) -> float:
+        total = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except Exception:  # noqa: BLE001 - a process ended
+                pass
+        return total
+
+    def snapshot(self) -> tuple:
+        t = self.psutil.cpu_times()
+        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        engines = {p.pid: self._sum([p]) for p in self._engines()}
+        return (time.time(), self._sum(self.server), self._sum([self.generator]), engines, busy)
+
+    @staticmethod
+    def cores(before: tuple, after: tuple) -> dict:
+        dt = after[0] - before[0]
+        server, gen, busy = ((after[i] - before[i]) / dt for i in (1, 2, 4))
+        # engine processes alive at both ends (PostgreSQL backends come and go)
+        eng = sum(max(0.0, t - before[3][pid]) for pid, t in after[3].items() if pid in before[3]) / dt
+        return {"srv": server, "gen": gen, "eng": eng, "oth": max(0.0, busy - server - gen - eng)}
+
+
+class Bench:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.rows: list[dict] = []
+        parent, child = mp.Pipe()
+        self.pipe = parent
+        self.generator = mp.get_context("spawn").Process(target=generator_main, args=(child,), daemon=True)
+        self.generator.start()
+
+    def run(self, kind: str, server_pids: list[int], timeout: float, **kwargs) -> dict:
+        cpu = Cpu(server_pids, self.generator.pid)
+        self.pipe.send((kind, kwargs))
+        time.sleep(kwargs.get("warmup", 0))
+        before = cpu.snapshot()
+        if not self.pipe.poll(timeout):
+            raise TimeoutError(f"{kind} load did not finish in {timeout:.0f}s")
+        result = self.pipe.recv()
+        result["cpu"] = Cpu.cores(before, cpu.snapshot())
+        return result
+
+    def add(self, row: str, what: str, result: dict, **extra) -> dict:
+        entry = {"row": row, "what": what, **result, **extra}
+        self.rows.append(entry)
+        _print_row(entry)
+        return entry
+
+    def close(self) -> None:
+        self.pipe.send(None)
+        self.generator.join(5)
+
+
+HEADER = f"{'row':<4} {'what':<44} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}  cpu srv/gen/eng/oth  notes"
+
+
+def _fmt(x, spec=".2f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _print_row(r: dict) -> None:
+    if "failed" in r:
+        print(f"{r['row']:<4} {r['what']:<44} FAILED: {r['failed']}", flush=True)
+        return
+    c = r.get("cpu", {})
+    cpu = "/".join(_fmt(c.get(k), ".2f") for k in ("srv", "gen", "eng", "oth"))
+    print(f"{r['row']:<4} {r['what'][:44]:<44} {_fmt(r['rps'], '.0f'):>8} {_fmt(r['p50']):>7} {_fmt(r['p99']):>7} "
+          f"{r['errors']:>6}  {cpu:<19}  {r.get('notes', '')}", flush=True)
+
+
+# -------------------------------------------------------------------------------------------- seeding
+def seed_skus(database_url: str, first: int, last: int, extra_ledger_skus: int = 0, extra_per_sku: int = 0) -> float:
+    """Products BENCH-<n> for n in [first, last] in MAIN with 1,000,000 on hand (balance + ledger entry);
+    optionally `extra_per_sku` more ledger entries (+1/-1 pairs, net zero) on the first SKUs."""
+    import psycopg
+
+    started = time.monotonic()
+    sku = "'BENCH-' || lpad(g::text, 7, '0')"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SET search_path = inventory")
+        conn.execute("INSERT INTO warehouses (code, name) VALUES ('MAIN', 'Main warehouse') ON CONFLICT DO NOTHING")
+        if last >= first:
+            with conn.transaction():
+                conn.execute(f"INSERT INTO products (sku, name, unit_of_measure) SELECT {sku}, 'Bench item', 'EA' "
+                             "FROM generate_series(%s::int, %s::int) g", (first, last))
+                conn.execute(f"INSERT INTO stock_balances (sku, warehouse_code, on_hand, reserved, version) "
+                             f"SELECT {sku}, 'MAIN', 1000000, 0, 1 FROM generate_series(%s::int, %s::int) g", (first, last))
+                conn.execute(f"INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, "
+                             f"reason, reference) SELECT {sku}, 'MAIN', 'adjustment', 1000000, 0, 'bench opening stock', "
+                             "'bench' FROM generate_series(%s::int, %s::int) g", (first, last))
+        if extra_per_sku:
+            conn.execute(f"INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, reason, "
+                         f"reference) SELECT {sku}, 'MAIN', 'adjustment', CASE WHEN n %% 2 = 0 THEN 1 ELSE -1 END, 0, "
+                         "'bench cycle count', 'bench' FROM generate_series(1, %s::int) g, generate_series(1, %s::int) n",
+                         (extra_ledger_skus, extra_per_sku))
+        conn.execute("ANALYZE stock_balances")
+        conn.execute("ANALYZE stock_ledger")
+    return time.monotonic() - started
+
+
+def ledger_rows(database_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM inventory.stock_ledger").fetchone()[0]
+
+
+def integrity(database_url: str) -> dict:
+    """Oversold rows, balances that differ from their ledger, invoiced orders without an invoice."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        q = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        return {
+            "oversold": q("SELECT count(*) FROM inventory.stock_balances WHERE reserved > on_hand OR reserved < 0"),
+            "ledger_mismatch": q("""SELECT count(*) FROM inventory.stock_balances b LEFT JOIN (
+                SELECT sku, warehouse_code, sum(on_hand_delta) oh, sum(reserved_delta) rs FROM inventory.stock_ledger
+                GROUP BY 1, 2) s USING (sku, warehouse_code) WHERE coalesce(s.oh, 0) <> b.on_hand
+                OR coalesce(s.rs, 0) <> b.reserved"""),
+            "invoiced_without_invoice": q("""SELECT count(*) FROM orders.orders o WHERE o.status = 'invoiced'
+                AND NOT EXISTS (SELECT 1 FROM finance.invoices i WHERE i.order_id = o.order_id)"""),
+            "reserved_not_matching_orders": q("""SELECT count(*) FROM (SELECT r.order_id FROM inventory.reservations r
+                WHERE r.status = 'reserved' GROUP BY 1) r JOIN orders.orders o USING (order_id)
+                WHERE o.status IN ('rejected', 'cancelled')"""),
+        }
+
+
+def redis_hits(url: str) -> tuple[int, int]:
+    import redis
+
+    info = redis.Redis.from_url(url).info("stats")
+    return info["keyspace_hits"], info["keyspace_misses"]
+
+
+# ---------------------------------------------------------------------------------------------- main
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per lookup row")
+    parser.add_argument("--warmup", type=float, default=1.5)
+    parser.add_argument("--concurrency", type=int, default=16, help="calls in flight (closed-loop rows)")
+    parser.add_argument("--rate", type=float, default=1000.0, help="offered calls/s of row 2r")
+    parser.add_argument("--order-seconds", type=float, default=20.0, help="measured seconds per order row")
+    parser.add_argument("--order-slots", type=int, default=64, help="orders in flight")
+    parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait for open orders at the end")
+    parser.add_argument("--sizes", default="1000,100000,1000000", help="catalog sizes of the growth check")
+    parser.add_argument("--quick", action="store_true", help="sizes 1000,100000, 10 s order rows")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.order_seconds = "1000,100000", 10.0
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+
+    sys.path.insert(0, str(ROOT))
+    import psutil
+
+    from erp.crm.v1 import crm_pb2_grpc
+    from erp.inventory.v1 import inventory_pb2 as inv
+    from loadtests import localmesh, seed
+
+    run_id = uuid.uuid4().hex[:8]
+    engines = localmesh.engines(require_amqp=True)
+    engines = engines.database(f"erp_bench_{run_id}")
+    namespace = f"bench_{run_id}"
+    print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, load average "
+          f"{os.getloadavg()[0]:.1f} at start; python {sys.version.split()[0]}")
+    print(f"engines: {engines.description}; database erp_bench_{run_id}, namespace {namespace}")
+    print(f"generator: 1 process, sync grpc futures, {args.concurrency} in flight; lookup rows {args.seconds:.0f}s "
+          f"after {args.warmup:.1f}s warm-up\n")
+    bench = Bench(args)
+    echo_port = localmesh.free_ports(1)[0]
+    echo = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                             f"from loadtests.bench import serve_echo; serve_echo({echo_port})"])
+    started = time.monotonic()
+    try:
+        print(HEADER)
+        wait_serving_raw(f"127.0.0.1:{echo_port}")
+        lookup_payload = [inv.GetStockRequest(sku=f"BENCH-{i:07d}", warehouse_code="MAIN").SerializeToString()
+                          for i in random.Random(3).sample(range(1, sizes[0] + 1), sizes[0])]
+        common = dict(concurrency=args.concurrency, seconds=args.seconds, warmup=args.warmup)
+        echo_row = bench.add("1", "bare gRPC unary echo (sync server)", bench.run(
+            "unary", [echo.pid], 60, target=f"127.0.0.1:{echo_port}", method=ECHO_METHOD,
+            payloads=lookup_payload, **common))
+        echo.terminate()
+
+        with localmesh.mesh(engines, namespace, processes=1) as targets:
+            pids = _service_pids(psutil, targets)
+            seeded = 0
+            seeded_time = seed_skus(engines.database_url, 1, sizes[0])
+            seeded = sizes[0]
+            hits0 = redis_hits(engines.redis_url)
+            lookup = bench.add("2", f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL 5 s)", bench.run(
+                "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload, **common))
+            hits1 = redis_hits(engines.redis_url)
+            lookup["notes"] = f"redis hit ratio ~{_ratio(hits0, hits1)} (server-wide); ratio (2)/(1) = " \
+                              f"{lookup['rps'] / echo_row['rps']:.2f}" if echo_row.get("rps") else ""
+            print(f"     -> (2)/(1) throughput ratio {lookup['rps'] / max(echo_row['rps'], 1e-9):.2f} "
+                  f"(target >= 0.8); {lookup['notes']}", flush=True)
+            bench.add("2r", f"GetStock at {args.rate:.0f}/s offered, {sizes[0]:,} SKUs", bench.run(
+                "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
+                rate=args.rate, **common))
+            rated = bench.rows[-1]
+            print(f"     -> offered {args.rate:.0f}/s; errors {rated.get('error_codes')} (NOT_SENT: the generator "
+                  "skipped a call because that many were already waiting: the service did not keep up)", flush=True)
+            print(f"\ngrowth: lookups with uniform keys (mostly cache misses beyond the hot set) "
+                  f"[seeded {sizes[0]:,} SKUs in {seeded_time:.1f}s]")
+            print(HEADER)
+            for size in sizes:
+                if size > seeded:
+                    long_ledger = size >= 1_000_000
+                    took = seed_skus(engines.database_url, seeded + 1, size,
+                                     extra_ledger_skus=1000 if long_ledger else 0,
+                                     extra_per_sku=2000 if long_ledger else 0)
+                    seeded = size
+                    print(f"     (seeded up to {size:,} SKUs in {took:.1f}s; ledger now "
+                          f"{ledger_rows(engines.database_url):,} rows)", flush=True)
+                payloads = [inv.GetStockRequest(sku=f"BENCH-{i:07d}", warehouse_code="MAIN").SerializeToString()
+                            for i in random.Random(size).sample(range(1, size + 1), min(size, 200_000))]
+                hits0 = redis_hits(engines.redis_url)
+                bench.add("g", f"GetStock uniform over {size:,} SKUs", bench.run(
+                    "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=payloads, **common),
+                    notes=f"redis hit ratio ~{_ratio(hits0, redis_hits(engines.redis_url))}")
+            with _grpc_channel(targets["crm"]) as ch:
+                seed.seed_customers(crm_pb2_grpc.CustomerServiceStub(ch))
+            time.sleep(2)  # crm's CustomerUpdated reaches notification and finance
+        order_args = dict(skus=[f"BENCH-{i:07d}" for i in range(1, 1001)], customers=seed.CUSTOMERS)
+        print(f"\norders: {args.order_slots} orders in flight until fully processed, {args.order_seconds:.0f}s "
+              f"measured after {args.warmup:.1f}s; 1-5 lines of 1,000 SKUs (Zipf 0.8), 50 customers")
+        print(HEADER)
+        for processes in (1, 2):
+            with localmesh.mesh(engines, namespace, processes=processes) as targets:
+                pids = _service_pids(psutil, targets)
+                result = bench.run("orders", pids, args.order_seconds + args.drain + 60, target=targets["orders"],
+                                   database_url=engines.database_url, payload_factory_args=order_args,
+                                   slots=args.order_slots, seconds=args.order_seconds, warmup=args.warmup,
+                                   drain=args.drain)
+                if "failed" not in result:
+                    place = result["place"]
+                    result["notes"] = (f"processed {result['processed']} {result['statuses']}, stuck {result['stuck']}; "
+                                       f"PlaceOrder p50/p99 {_fmt(place['p50'])}/{_fmt(place['p99'])} ms")
+                bench.add("3" if processes == 1 else "3x2",
+                          f"orders fully processed, {processes} process{'es' if processes > 1 else ''}/service",
+                          result)
+        checks = integrity(engines.database_url)
+        print(f"\nintegrity after the order rows: {checks} (all must be 0)")
+        print(f"\nbenchmark took {time.monotonic() - started:.0f}s; load average {os.getloadavg()[0]:.1f} at the end")
+        verdict(bench.rows, echo_row, checks)
+        if args.json:
+            args.json.write_text(json.dumps(bench.rows, indent=2, default=str))
+        return 0
+    finally:
+        if echo.poll() is None:
+            echo.terminate()
+        bench.close()
+        _cleanup(engines, namespace, localmesh)
+
+
+def verdict(rows: list[dict], echo_row: dict, checks: dict) -> None:
+    by = {r["row"]: r for r in rows}
+    lines = []
+    if "2" in by and echo_row.get("rps"):
+        ratio = by["2"]["rps"] / echo_row["rps"]
+        lines.append(("lookup throughput >= 0.8x echo", f"{ratio:.2f}x", ratio >= 0.8))
+    if "2r" in by and by["2r"].get("p99") is not None:
+        r = by["2r"]
+        lines.append((f"lookup p99 < 10 ms at offered rate ({r['rps']:.0f}/s done)", f"{r['p99']:.1f} ms",
+                      r["p99"] < 10 and r["errors"] == 0))
+    for key in ("3", "3x2"):
+        if key in by and "rps" in by[key]:
+            r = by[key]
+            lines.append((f"orders >= 200/s fully processed ({key})", f"{r['rps']:.1f}/s", r["rps"] >= 200))
+            lines.append((f"orders p99 placement->processed < 1 s ({key})", f"{_fmt(r['p99'], '.0f')} ms",
+                          r["p99"] is not None and r["p99"] < 1000))
+            lines.append((f"no stuck orders ({key})", str(r["stuck"]), r["stuck"] == 0))
+    lines.append(("no oversell, ledger = balances, invoices", str(checks), not any(checks.values())))
+    print("\nverdict (issue 5 targets):")
+    for what, measured, ok in lines:
+        print(f"  {'PASS' if ok else 'MISS'}  {what:<52} {measured}")
+
+
+def _ratio(before: tuple[int, int], after: tuple[int, int]) -> str:
+    hits, misses = after[0] - before[0], after[1] - before[1]
+    return f"{hits / (hits + misses):.0%}" if hits + misses else "-"
+
+
+def _grpc_channel(target: str):
+    import grpc
+
+    return grpc.insecure_channel(target)
+
+
+def wait_serving_raw(target: str, timeout: float = 20) -> None:
+    import grpc
+
+    end = time.monotonic() + timeout
+    with grpc.insecure_channel(target) as channel:
+        while True:
+            try:
+                grpc.channel_ready_future(channel).result(timeout=1)
+                return
+            except grpc.FutureTimeoutError:
+                if time.monotonic() > end:
+                    raise TimeoutError(f"{target} did not start") from None
+
+
+def _service_pids(psutil, targets: dict) -> list[int]:
+    ports = {int(p.rsplit(":", 1)[1]) for t in targets.values() for p in t.removeprefix("ipv4:").split(",")}
+    pids = set()
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == "LISTEN" and conn.laddr.port in ports and conn.pid:
+            pids.add(conn.pid)
+    return sorted(pids)
+
+
+def _cleanup(engines, namespace: str, localmesh) -> None:
+    for what, step in (("database", lambda: localmesh.drop_database(engines)),
+                       ("AMQP namespace", lambda: engines.amqp_url and localmesh.delete_amqp_namespace(
+                           engines.amqp_url, namespace)),
+                       ("cache keys", lambda: localmesh.clear_cache(engines.redis_url, namespace))):
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - report and go on cleaning
+            print(f"cleanup of the {what} failed: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -44,5 +44,5 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("pika", "alembic.runtime.migration"):
+    for noisy in ("pika", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
@@ -194,13 +195,22 @@ def run(spec: ServiceSpec) -> None:
     logs.configure(spec.name, settings.log_level, settings.log_format)
     metrics.serve(settings.metrics_port, settings.grpc_host)
     running = start(spec, settings)
-    stopping = threading.Event()
+    wait_for_stop_signal()
+    running.stop()
+
+
+def wait_for_stop_signal() -> signal.Signals:
+    """Blocks the main thread until SIGTERM or SIGINT; returns which one came."""
+    received: list[signal.Signals] = []
 
     def on_signal(signum, _frame):
-        log.info("received %s", signal.Signals(signum).name)
-        stopping.set()
+        received.append(signal.Signals(signum))
+        log.info("received %s", received[-1].name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stopping.wait()
-    running.stop()
+    # Poll, never wait untimed: the kernel may deliver the signal to one of gRPC's or
+    # psycopg's threads, and Python runs handlers only when the main thread wakes.
+    while not received:
+        time.sleep(0.2)
+    return received[0]

@@ -104,3 +104,25 @@ def test_the_erp_command_line_reaches_a_running_mesh(processes):
     missing = subprocess.run([*cli, "stock", "get", "NOPE", "MAIN"], env=env, capture_output=True, text=True,
                              timeout=30)
     assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr
+
+
+# The signal lands on a worker thread, as the kernel may choose when gRPC's and psycopg's
+# threads are running; the main thread must still notice it.
+SIGNAL_ON_A_WORKER_THREAD = """
+import signal, threading, time
+from mesh.service import wait_for_stop_signal
+def worker():
+    time.sleep(0.5)
+    signal.pthread_kill(threading.get_ident(), signal.SIG{name})
+    time.sleep(60)
+threading.Thread(target=worker, daemon=True).start()
+print(wait_for_stop_signal().name, flush=True)
+"""
+
+
+@pytest.mark.parametrize("name", ["INT", "TERM"])
+def test_a_stop_signal_delivered_to_another_thread_still_stops_the_service(name):
+    out = subprocess.run([sys.executable, "-c", SIGNAL_ON_A_WORKER_THREAD.format(name=name)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"SIG{name}"

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
+from mesh import probes
 from mesh.settings import DEFAULT_PORTS
 from services import RUNNABLE
 
@@ -28,48 +29,6 @@ def _local(url: str) -> None:
     host = urlparse(url).hostname
     if host not in ("127.0.0.1", "localhost", None):
         raise SystemExit(f"refusing a non-local engine {host}: load tests only target 127.0.0.1")
-
-
-def _tcp(url: str, port: int) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def pg_ok(url: str) -> bool:
-    if not _tcp(url, 5432):
-        return False
-    import psycopg
-
-    try:
-        psycopg.connect(url, connect_timeout=2).close()
-        return True
-    except psycopg.Error:
-        return False
-
-
-def redis_ok(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-def amqp_ok(url: str) -> bool:
-    if not _tcp(url, 5672):
-        return False
-    import pika
-
-    try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not usable"
-        return False
 
 
 @dataclasses.dataclass
@@ -88,8 +47,8 @@ class Engines:
 def engines(data_dir: Path | None = None, require_amqp: bool = False) -> Engines:
     for url in (PG_SERVER, REDIS_URL, AMQP_URL):
         _local(url)
-    if pg_ok(PG_SERVER) and redis_ok(REDIS_URL):
-        amqp = AMQP_URL if amqp_ok(AMQP_URL) else ""
+    if probes.pg_reachable(PG_SERVER) and probes.redis_reachable(REDIS_URL):
+        amqp = AMQP_URL if probes.amqp_reachable(AMQP_URL) else ""
         if require_amqp and not amqp:
             print(f"note: RabbitMQ at {AMQP_URL} is not reachable: events go over the PostgreSQL bus", flush=True)
         what = "external PostgreSQL + Redis + " + ("RabbitMQ" if amqp else "PostgreSQL event bus")

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from mesh import probes
 from services import RUNNABLE
 from tests import support
 
@@ -36,19 +37,19 @@ def embedded_redis(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def external_pg() -> str:
-    support.need("PostgreSQL", support.EXTERNAL_PG, support.pg_reachable(support.EXTERNAL_PG))
+    support.need("PostgreSQL", support.EXTERNAL_PG, probes.pg_reachable(support.EXTERNAL_PG))
     return support.EXTERNAL_PG
 
 
 @pytest.fixture(scope="session")
 def external_redis() -> str:
-    support.need("Redis", support.EXTERNAL_REDIS, support.redis_reachable(support.EXTERNAL_REDIS))
+    support.need("Redis", support.EXTERNAL_REDIS, probes.redis_reachable(support.EXTERNAL_REDIS))
     return support.EXTERNAL_REDIS
 
 
 @pytest.fixture(scope="session")
 def external_amqp() -> str:
-    support.need("RabbitMQ", support.EXTERNAL_AMQP, support.amqp_reachable(support.EXTERNAL_AMQP))
+    support.need("RabbitMQ", support.EXTERNAL_AMQP, probes.amqp_reachable(support.EXTERNAL_AMQP))
     return support.EXTERNAL_AMQP
 
 

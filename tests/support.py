@@ -4,13 +4,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import socket
 import uuid
 from urllib.parse import urlparse
 
 import pika
 import pytest
-import redis
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -40,38 +38,6 @@ def need(name: str, url: str, reachable: bool) -> None:
 def redact(url: str) -> str:
     parsed = urlparse(url)
     return url.replace(f":{parsed.password}@", ":***@") if parsed.password else url
-
-
-def tcp_open(url: str, default_port: int) -> bool:
-    parsed = urlparse(url)
-    try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def pg_reachable(url: str) -> bool:
-    if not tcp_open(url, 5432):
-        return False
-    return db.ping(sa.create_engine(db.sqlalchemy_url(url)))
-
-
-def redis_reachable(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-def amqp_reachable(url: str) -> bool:
-    if not tcp_open(url, 5672):
-        return False
-    try:
-        pika.BlockingConnection(pika.URLParameters(url)).close()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
 
 
 @contextlib.contextmanager

@@ -34,12 +34,21 @@ protos-check: $(STAMP) ## Fail when the committed stubs are not what protos/ gen
 .PHONY: lint
 lint: $(STAMP) protos-check ## ruff, buf lint, buf breaking against the previous commit
 	$(VENV)/bin/ruff check .
+	$(PY) -m mesh.tools.proto_deps
 	cd protos && ../$(VENV)/bin/buf lint
 	@$(PY) -m mesh.tools.buf_breaking
 
 .PHONY: run
 run: $(STAMP) ## Start the whole mesh on embedded engines (Ctrl-C stops it); data in .data/
 	$(PY) -m mesh.devrun
+
+.PHONY: gateway-generate
+gateway-generate: $(STAMP) ## After changing a .proto: regenerate the gateway's OpenAPI document (and its Istio policy)
+	$(PY) -m services.gateway.openapi
+
+.PHONY: token
+token: $(STAMP) ## Print a development access token for the local gateway: make token SCOPES="orders.read orders.write"
+	@$(PY) -m services.gateway.devtoken $(SCOPES)
 
 .PHONY: migrate
 migrate: $(STAMP) ## Apply every service's migrations to ERP_DATABASE_URL (or the embedded PostgreSQL)

@@ -24,54 +24,68 @@ _sym_db = _symbol_database.Default()
 
 from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
 from erp.common.v1 import paging_pb2 as erp_dot_common_dot_v1_dot_paging__pb2
+from erp.options.v1 import access_pb2 as erp_dot_options_dot_v1_dot_access__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65rp/finance/v1/finance.proto\x12\x0e\x65rp.finance.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x01\n\x0bInvoiceLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12(\n\nunit_price\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12$\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\"\xcf\x03\n\x07Invoice\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12&\n\x08subtotal\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\x12!\n\x03tax\x18\x06 \x01(\x0b\x32\x14.erp.common.v1.Money\x12#\n\x05total\x18\x07 \x01(\x0b\x32\x14.erp.common.v1.Money\x12-\n\x06status\x18\x08 \x01(\x0e\x32\x1d.erp.finance.v1.InvoiceStatus\x12*\n\x05lines\x18\t \x03(\x0b\x32\x1b.erp.finance.v1.InvoiceLine\x12-\n\tissued_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0b\x61mount_paid\x18\x0c \x01(\x0b\x32\x14.erp.common.v1.Money\x12(\n\namount_due\x18\r \x01(\x0b\x32\x14.erp.common.v1.Money\"i\n\x0bJournalLine\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12#\n\x05\x64\x65\x62it\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\x12$\n\x06\x63redit\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\"\xb7\x01\n\x0cJournalEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x03\x12-\n\tposted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04memo\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\x12*\n\x05lines\x18\x05 \x03(\x0b\x32\x1b.erp.finance.v1.JournalLine\x12\x19\n\x11reverses_entry_id\x18\x06 \x01(\x03\"\xa3\x01\n\x10TrialBalanceLine\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12#\n\x05\x64\x65\x62it\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12$\n\x06\x63redit\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12%\n\x07\x62\x61lance\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\"\x8f\x02\n\x08\x41gingRow\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12%\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\'\n\tdays_1_30\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12(\n\ndays_31_60\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12(\n\ndays_61_90\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\x12%\n\x07over_90\x18\x06 \x01(\x0b\x32\x14.erp.common.v1.Money\x12#\n\x05total\x18\x07 \x01(\x0b\x32\x14.erp.common.v1.Money\"\'\n\x11GetInvoiceRequest\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\">\n\x12GetInvoiceResponse\x12(\n\x07invoice\x18\x01 \x01(\x0b\x32\x17.erp.finance.v1.Invoice\"\x95\x01\n\x13ListInvoicesRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.erp.finance.v1.InvoiceStatus\"Z\n\x14ListInvoicesResponse\x12)\n\x08invoices\x18\x01 \x03(\x0b\x32\x17.erp.finance.v1.Invoice\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"w\n\x14RecordPaymentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ninvoice_id\x18\x02 \x01(\t\x12$\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x11\n\treference\x18\x04 \x01(\t\"U\n\x15RecordPaymentResponse\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12(\n\x07invoice\x18\x02 \x01(\x0b\x32\x17.erp.finance.v1.Invoice\"/\n\x16GetTrialBalanceRequest\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\"\xa1\x01\n\x17GetTrialBalanceResponse\x12/\n\x05lines\x18\x01 \x03(\x0b\x32 .erp.finance.v1.TrialBalanceLine\x12)\n\x0btotal_debit\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\x12*\n\x0ctotal_credit\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\"^\n\x1aGetReceivablesAgingRequest\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcurrency_code\x18\x02 \x01(\t\"o\n\x1bGetReceivablesAgingResponse\x12&\n\x04rows\x18\x01 \x03(\x0b\x32\x18.erp.finance.v1.AgingRow\x12(\n\x06totals\x18\x02 \x01(\x0b\x32\x18.erp.finance.v1.AgingRow\"X\n\x19ListJournalEntriesRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x11\n\treference\x18\x02 \x01(\t\"d\n\x1aListJournalEntriesResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.erp.finance.v1.JournalEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xbc\x01\n\rInvoiceStatus\x12\x1e\n\x1aINVOICE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15INVOICE_STATUS_UNPAID\x10\x01\x12\x1e\n\x1aINVOICE_STATUS_PARTLY_PAID\x10\x02\x12\x17\n\x13INVOICE_STATUS_PAID\x10\x03\x12\x1a\n\x16INVOICE_STATUS_OVERDUE\x10\x04\x12\x1b\n\x17INVOICE_STATUS_CREDITED\x10\x05\x32\xdf\x04\n\x0e\x46inanceService\x12S\n\nGetInvoice\x12!.erp.finance.v1.GetInvoiceRequest\x1a\".erp.finance.v1.GetInvoiceResponse\x12Y\n\x0cListInvoices\x12#.erp.finance.v1.ListInvoicesRequest\x1a$.erp.finance.v1.ListInvoicesResponse\x12\\\n\rRecordPayment\x12$.erp.finance.v1.RecordPaymentRequest\x1a%.erp.finance.v1.RecordPaymentResponse\x12\x62\n\x0fGetTrialBalance\x12&.erp.finance.v1.GetTrialBalanceRequest\x1a\'.erp.finance.v1.GetTrialBalanceResponse\x12n\n\x13GetReceivablesAging\x12*.erp.finance.v1.GetReceivablesAgingRequest\x1a+.erp.finance.v1.GetReceivablesAgingResponse\x12k\n\x12ListJournalEntries\x12).erp.finance.v1.ListJournalEntriesRequest\x1a*.erp.finance.v1.ListJournalEntriesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x65rp/finance/v1/finance.proto\x12\x0e\x65rp.finance.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8d\x01\n\x0bInvoiceLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12(\n\nunit_price\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12$\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\"\xcf\x03\n\x07Invoice\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\x12\x0e\n\x06number\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x04 \x01(\t\x12&\n\x08subtotal\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\x12!\n\x03tax\x18\x06 \x01(\x0b\x32\x14.erp.common.v1.Money\x12#\n\x05total\x18\x07 \x01(\x0b\x32\x14.erp.common.v1.Money\x12-\n\x06status\x18\x08 \x01(\x0e\x32\x1d.erp.finance.v1.InvoiceStatus\x12*\n\x05lines\x18\t \x03(\x0b\x32\x1b.erp.finance.v1.InvoiceLine\x12-\n\tissued_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x0b\x61mount_paid\x18\x0c \x01(\x0b\x32\x14.erp.common.v1.Money\x12(\n\namount_due\x18\r \x01(\x0b\x32\x14.erp.common.v1.Money\"i\n\x0bJournalLine\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12#\n\x05\x64\x65\x62it\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\x12$\n\x06\x63redit\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\"\xb7\x01\n\x0cJournalEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x03\x12-\n\tposted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04memo\x18\x03 \x01(\t\x12\x11\n\treference\x18\x04 \x01(\t\x12*\n\x05lines\x18\x05 \x03(\x0b\x32\x1b.erp.finance.v1.JournalLine\x12\x19\n\x11reverses_entry_id\x18\x06 \x01(\x03\"\xa3\x01\n\x10TrialBalanceLine\x12\x0f\n\x07\x61\x63\x63ount\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12#\n\x05\x64\x65\x62it\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12$\n\x06\x63redit\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12%\n\x07\x62\x61lance\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\"\x8f\x02\n\x08\x41gingRow\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12%\n\x07\x63urrent\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\'\n\tdays_1_30\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12(\n\ndays_31_60\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12(\n\ndays_61_90\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\x12%\n\x07over_90\x18\x06 \x01(\x0b\x32\x14.erp.common.v1.Money\x12#\n\x05total\x18\x07 \x01(\x0b\x32\x14.erp.common.v1.Money\"\'\n\x11GetInvoiceRequest\x12\x12\n\ninvoice_id\x18\x01 \x01(\t\">\n\x12GetInvoiceResponse\x12(\n\x07invoice\x18\x01 \x01(\x0b\x32\x17.erp.finance.v1.Invoice\"\x95\x01\n\x13ListInvoicesRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x10\n\x08order_id\x18\x03 \x01(\t\x12-\n\x06status\x18\x04 \x01(\x0e\x32\x1d.erp.finance.v1.InvoiceStatus\"Z\n\x14ListInvoicesResponse\x12)\n\x08invoices\x18\x01 \x03(\x0b\x32\x17.erp.finance.v1.Invoice\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"w\n\x14RecordPaymentRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\ninvoice_id\x18\x02 \x01(\t\x12$\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x11\n\treference\x18\x04 \x01(\t\"U\n\x15RecordPaymentResponse\x12\x12\n\npayment_id\x18\x01 \x01(\t\x12(\n\x07invoice\x18\x02 \x01(\x0b\x32\x17.erp.finance.v1.Invoice\"/\n\x16GetTrialBalanceRequest\x12\x15\n\rcurrency_code\x18\x01 \x01(\t\"\xa1\x01\n\x17GetTrialBalanceResponse\x12/\n\x05lines\x18\x01 \x03(\x0b\x32 .erp.finance.v1.TrialBalanceLine\x12)\n\x0btotal_debit\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\x12*\n\x0ctotal_credit\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\"^\n\x1aGetReceivablesAgingRequest\x12)\n\x05\x61s_of\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rcurrency_code\x18\x02 \x01(\t\"o\n\x1bGetReceivablesAgingResponse\x12&\n\x04rows\x18\x01 \x03(\x0b\x32\x18.erp.finance.v1.AgingRow\x12(\n\x06totals\x18\x02 \x01(\x0b\x32\x18.erp.finance.v1.AgingRow\"X\n\x19ListJournalEntriesRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x11\n\treference\x18\x02 \x01(\t\"d\n\x1aListJournalEntriesResponse\x12-\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1c.erp.finance.v1.JournalEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xbc\x01\n\rInvoiceStatus\x12\x1e\n\x1aINVOICE_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15INVOICE_STATUS_UNPAID\x10\x01\x12\x1e\n\x1aINVOICE_STATUS_PARTLY_PAID\x10\x02\x12\x17\n\x13INVOICE_STATUS_PAID\x10\x03\x12\x1a\n\x16INVOICE_STATUS_OVERDUE\x10\x04\x12\x1b\n\x17INVOICE_STATUS_CREDITED\x10\x05\x32\xc5\x07\n\x0e\x46inanceService\x12\x8e\x01\n\nGetInvoice\x12!.erp.finance.v1.GetInvoiceRequest\x1a\".erp.finance.v1.GetInvoiceResponse\"9\xe2\xe0\x18\x14\n\x0c\x66inance.read\"\x04read\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/invoices/{invoice_id}\x12\x87\x01\n\x0cListInvoices\x12#.erp.finance.v1.ListInvoicesRequest\x1a$.erp.finance.v1.ListInvoicesResponse\",\xe2\xe0\x18\x14\n\x0c\x66inance.read\"\x04read\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/invoices\x12\xa8\x01\n\rRecordPayment\x12$.erp.finance.v1.RecordPaymentRequest\x1a%.erp.finance.v1.RecordPaymentResponse\"J\xe2\xe0\x18\x19\n\x10\x66inance.payments\"\x05write\x82\xd3\xe4\x93\x02\'\"\"/v1/invoices/{invoice_id}/payments:\x01*\x12\x99\x01\n\x0fGetTrialBalance\x12&.erp.finance.v1.GetTrialBalanceRequest\x1a\'.erp.finance.v1.GetTrialBalanceResponse\"5\xe2\xe0\x18\x19\n\x0f\x66inance.reports\"\x06report\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/trialBalance\x12\xa9\x01\n\x13GetReceivablesAging\x12*.erp.finance.v1.GetReceivablesAgingRequest\x1a+.erp.finance.v1.GetReceivablesAgingResponse\"9\xe2\xe0\x18\x19\n\x0f\x66inance.reports\"\x06report\x82\xd3\xe4\x93\x02\x16\x12\x14/v1/receivablesAging\x12\xa4\x01\n\x12ListJournalEntries\x12).erp.finance.v1.ListJournalEntriesRequest\x1a*.erp.finance.v1.ListJournalEntriesResponse\"7\xe2\xe0\x18\x19\n\x0f\x66inance.reports\"\x06report\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/journalEntriesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'erp.finance.v1.finance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INVOICESTATUS']._serialized_start=2651
-  _globals['_INVOICESTATUS']._serialized_end=2839
-  _globals['_INVOICELINE']._serialized_start=137
-  _globals['_INVOICELINE']._serialized_end=278
-  _globals['_INVOICE']._serialized_start=281
-  _globals['_INVOICE']._serialized_end=744
-  _globals['_JOURNALLINE']._serialized_start=746
-  _globals['_JOURNALLINE']._serialized_end=851
-  _globals['_JOURNALENTRY']._serialized_start=854
-  _globals['_JOURNALENTRY']._serialized_end=1037
-  _globals['_TRIALBALANCELINE']._serialized_start=1040
-  _globals['_TRIALBALANCELINE']._serialized_end=1203
-  _globals['_AGINGROW']._serialized_start=1206
-  _globals['_AGINGROW']._serialized_end=1477
-  _globals['_GETINVOICEREQUEST']._serialized_start=1479
-  _globals['_GETINVOICEREQUEST']._serialized_end=1518
-  _globals['_GETINVOICERESPONSE']._serialized_start=1520
-  _globals['_GETINVOICERESPONSE']._serialized_end=1582
-  _globals['_LISTINVOICESREQUEST']._serialized_start=1585
-  _globals['_LISTINVOICESREQUEST']._serialized_end=1734
-  _globals['_LISTINVOICESRESPONSE']._serialized_start=1736
-  _globals['_LISTINVOICESRESPONSE']._serialized_end=1826
-  _globals['_RECORDPAYMENTREQUEST']._serialized_start=1828
-  _globals['_RECORDPAYMENTREQUEST']._serialized_end=1947
-  _globals['_RECORDPAYMENTRESPONSE']._serialized_start=1949
-  _globals['_RECORDPAYMENTRESPONSE']._serialized_end=2034
-  _globals['_GETTRIALBALANCEREQUEST']._serialized_start=2036
-  _globals['_GETTRIALBALANCEREQUEST']._serialized_end=2083
-  _globals['_GETTRIALBALANCERESPONSE']._serialized_start=2086
-  _globals['_GETTRIALBALANCERESPONSE']._serialized_end=2247
-  _globals['_GETRECEIVABLESAGINGREQUEST']._serialized_start=2249
-  _globals['_GETRECEIVABLESAGINGREQUEST']._serialized_end=2343
-  _globals['_GETRECEIVABLESAGINGRESPONSE']._serialized_start=2345
-  _globals['_GETRECEIVABLESAGINGRESPONSE']._serialized_end=2456
-  _globals['_LISTJOURNALENTRIESREQUEST']._serialized_start=2458
-  _globals['_LISTJOURNALENTRIESREQUEST']._serialized_end=2546
-  _globals['_LISTJOURNALENTRIESRESPONSE']._serialized_start=2548
-  _globals['_LISTJOURNALENTRIESRESPONSE']._serialized_end=2648
-  _globals['_FINANCESERVICE']._serialized_start=2842
-  _globals['_FINANCESERVICE']._serialized_end=3449
+  _globals['_FINANCESERVICE'].methods_by_name['GetInvoice']._loaded_options = None
+  _globals['_FINANCESERVICE'].methods_by_name['GetInvoice']._serialized_options = b'\342\340\030\024\n\014finance.read\"\004read\202\323\344\223\002\033\022\031/v1/invoices/{invoice_id}'
+  _globals['_FINANCESERVICE'].methods_by_name['ListInvoices']._loaded_options = None
+  _globals['_FINANCESERVICE'].methods_by_name['ListInvoices']._serialized_options = b'\342\340\030\024\n\014finance.read\"\004read\202\323\344\223\002\016\022\014/v1/invoices'
+  _globals['_FINANCESERVICE'].methods_by_name['RecordPayment']._loaded_options = None
+  _globals['_FINANCESERVICE'].methods_by_name['RecordPayment']._serialized_options = b'\342\340\030\031\n\020finance.payments\"\005write\202\323\344\223\002\'\"\"/v1/invoices/{invoice_id}/payments:\001*'
+  _globals['_FINANCESERVICE'].methods_by_name['GetTrialBalance']._loaded_options = None
+  _globals['_FINANCESERVICE'].methods_by_name['GetTrialBalance']._serialized_options = b'\342\340\030\031\n\017finance.reports\"\006report\202\323\344\223\002\022\022\020/v1/trialBalance'
+  _globals['_FINANCESERVICE'].methods_by_name['GetReceivablesAging']._loaded_options = None
+  _globals['_FINANCESERVICE'].methods_by_name['GetReceivablesAging']._serialized_options = b'\342\340\030\031\n\017finance.reports\"\006report\202\323\344\223\002\026\022\024/v1/receivablesAging'
+  _globals['_FINANCESERVICE'].methods_by_name['ListJournalEntries']._loaded_options = None
+  _globals['_FINANCESERVICE'].methods_by_name['ListJournalEntries']._serialized_options = b'\342\340\030\031\n\017finance.reports\"\006report\202\323\344\223\002\024\022\022/v1/journalEntries'
+  _globals['_INVOICESTATUS']._serialized_start=2710
+  _globals['_INVOICESTATUS']._serialized_end=2898
+  _globals['_INVOICELINE']._serialized_start=196
+  _globals['_INVOICELINE']._serialized_end=337
+  _globals['_INVOICE']._serialized_start=340
+  _globals['_INVOICE']._serialized_end=803
+  _globals['_JOURNALLINE']._serialized_start=805
+  _globals['_JOURNALLINE']._serialized_end=910
+  _globals['_JOURNALENTRY']._serialized_start=913
+  _globals['_JOURNALENTRY']._serialized_end=1096
+  _globals['_TRIALBALANCELINE']._serialized_start=1099
+  _globals['_TRIALBALANCELINE']._serialized_end=1262
+  _globals['_AGINGROW']._serialized_start=1265
+  _globals['_AGINGROW']._serialized_end=1536
+  _globals['_GETINVOICEREQUEST']._serialized_start=1538
+  _globals['_GETINVOICEREQUEST']._serialized_end=1577
+  _globals['_GETINVOICERESPONSE']._serialized_start=1579
+  _globals['_GETINVOICERESPONSE']._serialized_end=1641
+  _globals['_LISTINVOICESREQUEST']._serialized_start=1644
+  _globals['_LISTINVOICESREQUEST']._serialized_end=1793
+  _globals['_LISTINVOICESRESPONSE']._serialized_start=1795
+  _globals['_LISTINVOICESRESPONSE']._serialized_end=1885
+  _globals['_RECORDPAYMENTREQUEST']._serialized_start=1887
+  _globals['_RECORDPAYMENTREQUEST']._serialized_end=2006
+  _globals['_RECORDPAYMENTRESPONSE']._serialized_start=2008
+  _globals['_RECORDPAYMENTRESPONSE']._serialized_end=2093
+  _globals['_GETTRIALBALANCEREQUEST']._serialized_start=2095
+  _globals['_GETTRIALBALANCEREQUEST']._serialized_end=2142
+  _globals['_GETTRIALBALANCERESPONSE']._serialized_start=2145
+  _globals['_GETTRIALBALANCERESPONSE']._serialized_end=2306
+  _globals['_GETRECEIVABLESAGINGREQUEST']._serialized_start=2308
+  _globals['_GETRECEIVABLESAGINGREQUEST']._serialized_end=2402
+  _globals['_GETRECEIVABLESAGINGRESPONSE']._serialized_start=2404
+  _globals['_GETRECEIVABLESAGINGRESPONSE']._serialized_end=2515
+  _globals['_LISTJOURNALENTRIESREQUEST']._serialized_start=2517
+  _globals['_LISTJOURNALENTRIESREQUEST']._serialized_end=2605
+  _globals['_LISTJOURNALENTRIESRESPONSE']._serialized_start=2607
+  _globals['_LISTJOURNALENTRIESRESPONSE']._serialized_end=2707
+  _globals['_FINANCESERVICE']._serialized_start=2901
+  _globals['_FINANCESERVICE']._serialized_end=3866
 # @@protoc_insertion_point(module_scope)

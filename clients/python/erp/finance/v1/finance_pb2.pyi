@@ -2,6 +2,8 @@ import datetime
 
 from erp.common.v1 import money_pb2 as _money_pb2
 from erp.common.v1 import paging_pb2 as _paging_pb2
+from erp.options.v1 import access_pb2 as _access_pb2
+from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper

@@ -1,4 +1,6 @@
 from erp.common.v1 import paging_pb2 as _paging_pb2
+from erp.options.v1 import access_pb2 as _access_pb2
+from google.api import annotations_pb2 as _annotations_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message

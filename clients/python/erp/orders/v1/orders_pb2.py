@@ -24,46 +24,58 @@ _sym_db = _symbol_database.Default()
 
 from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
 from erp.common.v1 import paging_pb2 as erp_dot_common_dot_v1_dot_paging__pb2
+from erp.options.v1 import access_pb2 as erp_dot_options_dot_v1_dot_access__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65rp/orders/v1/orders.proto\x12\rerp.orders.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\tOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12(\n\nunit_price\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x18\n\x10shipped_quantity\x18\x05 \x01(\x03\"\xb0\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.erp.orders.v1.OrderStatus\x12\'\n\x05lines\x18\x04 \x03(\x0b\x32\x18.erp.orders.v1.OrderLine\x12#\n\x05total\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x18\n\x10rejection_reason\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x11\x66ulfilment_status\x18\n \x01(\x0e\x32\x1f.erp.orders.v1.FulfilmentStatus\x12\x34\n\x0epayment_status\x18\x0b \x01(\x0e\x32\x1c.erp.orders.v1.PaymentStatus\x12\x12\n\ninvoice_id\x18\x0c \x01(\t\x12-\n\x0finvoiced_amount\x18\r \x01(\x0b\x32\x14.erp.common.v1.Money\x12)\n\x0b\x61mount_paid\x18\x0e \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x1b\n\x13\x63\x61ncellation_reason\x18\x0f \x01(\t\"|\n\x11PlaceOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x15\n\rcurrency_code\x18\x03 \x01(\t\x12\'\n\x05lines\x18\x04 \x03(\x0b\x32\x18.erp.orders.v1.OrderLine\"9\n\x12PlaceOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.erp.orders.v1.Order\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"7\n\x10GetOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.erp.orders.v1.Order\"\xe5\x01\n\x11ListOrdersRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.erp.orders.v1.OrderStatus\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x12ListOrdersResponse\x12$\n\x06orders\x18\x01 \x03(\x0b\x32\x14.erp.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x13\x43\x61ncelOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.erp.orders.v1.Order\"&\n\x12MarkShippedRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\":\n\x13MarkShippedResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.erp.orders.v1.Order*\x9d\x01\n\x10\x46ulfilmentStatus\x12!\n\x1d\x46ULFILMENT_STATUS_UNSPECIFIED\x10\x00\x12!\n\x1d\x46ULFILMENT_STATUS_UNFULFILLED\x10\x01\x12$\n FULFILMENT_STATUS_PARTLY_SHIPPED\x10\x02\x12\x1d\n\x19\x46ULFILMENT_STATUS_SHIPPED\x10\x03*\xa4\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPAYMENT_STATUS_NOT_INVOICED\x10\x01\x12\x19\n\x15PAYMENT_STATUS_UNPAID\x10\x02\x12\x1e\n\x1aPAYMENT_STATUS_PARTLY_PAID\x10\x03\x12\x17\n\x13PAYMENT_STATUS_PAID\x10\x04*\xe9\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x1a\n\x16ORDER_STATUS_CONFIRMED\x10\x02\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x03\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x18\n\x14ORDER_STATUS_SHIPPED\x10\x05\x12\x19\n\x15ORDER_STATUS_INVOICED\x10\x06\x12\x1a\n\x16ORDER_STATUS_COMPLETED\x10\x07\x32\xad\x03\n\x0cOrderService\x12Q\n\nPlaceOrder\x12 .erp.orders.v1.PlaceOrderRequest\x1a!.erp.orders.v1.PlaceOrderResponse\x12K\n\x08GetOrder\x12\x1e.erp.orders.v1.GetOrderRequest\x1a\x1f.erp.orders.v1.GetOrderResponse\x12Q\n\nListOrders\x12 .erp.orders.v1.ListOrdersRequest\x1a!.erp.orders.v1.ListOrdersResponse\x12T\n\x0b\x43\x61ncelOrder\x12!.erp.orders.v1.CancelOrderRequest\x1a\".erp.orders.v1.CancelOrderResponse\x12T\n\x0bMarkShipped\x12!.erp.orders.v1.MarkShippedRequest\x1a\".erp.orders.v1.MarkShippedResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x65rp/orders/v1/orders.proto\x12\rerp.orders.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x01\n\tOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12(\n\nunit_price\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x18\n\x10shipped_quantity\x18\x05 \x01(\x03\"\xb0\x04\n\x05Order\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.erp.orders.v1.OrderStatus\x12\'\n\x05lines\x18\x04 \x03(\x0b\x32\x18.erp.orders.v1.OrderLine\x12#\n\x05total\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x18\n\x10rejection_reason\x18\x06 \x01(\t\x12\x0f\n\x07version\x18\x07 \x01(\x03\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\x11\x66ulfilment_status\x18\n \x01(\x0e\x32\x1f.erp.orders.v1.FulfilmentStatus\x12\x34\n\x0epayment_status\x18\x0b \x01(\x0e\x32\x1c.erp.orders.v1.PaymentStatus\x12\x12\n\ninvoice_id\x18\x0c \x01(\t\x12-\n\x0finvoiced_amount\x18\r \x01(\x0b\x32\x14.erp.common.v1.Money\x12)\n\x0b\x61mount_paid\x18\x0e \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x1b\n\x13\x63\x61ncellation_reason\x18\x0f \x01(\t\"|\n\x11PlaceOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x15\n\rcurrency_code\x18\x03 \x01(\t\x12\'\n\x05lines\x18\x04 \x03(\x0b\x32\x18.erp.orders.v1.OrderLine\"9\n\x12PlaceOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.erp.orders.v1.Order\"#\n\x0fGetOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\"7\n\x10GetOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.erp.orders.v1.Order\"\xe5\x01\n\x11ListOrdersRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.erp.orders.v1.OrderStatus\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x12ListOrdersResponse\x12$\n\x06orders\x18\x01 \x03(\x0b\x32\x14.erp.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x12\x43\x61ncelOrderRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\":\n\x13\x43\x61ncelOrderResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.erp.orders.v1.Order\"&\n\x12MarkShippedRequest\x12\x10\n\x08order_id\x18\x01 \x01(\t\":\n\x13MarkShippedResponse\x12#\n\x05order\x18\x01 \x01(\x0b\x32\x14.erp.orders.v1.Order*\x9d\x01\n\x10\x46ulfilmentStatus\x12!\n\x1d\x46ULFILMENT_STATUS_UNSPECIFIED\x10\x00\x12!\n\x1d\x46ULFILMENT_STATUS_UNFULFILLED\x10\x01\x12$\n FULFILMENT_STATUS_PARTLY_SHIPPED\x10\x02\x12\x1d\n\x19\x46ULFILMENT_STATUS_SHIPPED\x10\x03*\xa4\x01\n\rPaymentStatus\x12\x1e\n\x1aPAYMENT_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPAYMENT_STATUS_NOT_INVOICED\x10\x01\x12\x19\n\x15PAYMENT_STATUS_UNPAID\x10\x02\x12\x1e\n\x1aPAYMENT_STATUS_PARTLY_PAID\x10\x03\x12\x17\n\x13PAYMENT_STATUS_PAID\x10\x04*\xe9\x01\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x1a\n\x16ORDER_STATUS_CONFIRMED\x10\x02\x12\x19\n\x15ORDER_STATUS_REJECTED\x10\x03\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x04\x12\x18\n\x14ORDER_STATUS_SHIPPED\x10\x05\x12\x19\n\x15ORDER_STATUS_INVOICED\x10\x06\x12\x1a\n\x16ORDER_STATUS_COMPLETED\x10\x07\x32\xc3\x05\n\x0cOrderService\x12\x81\x01\n\nPlaceOrder\x12 .erp.orders.v1.PlaceOrderRequest\x1a!.erp.orders.v1.PlaceOrderResponse\".\xe2\xe0\x18\x15\n\x0corders.write\"\x05write\x82\xd3\xe4\x93\x02\x0f\"\n/v1/orders:\x01*\x12\x81\x01\n\x08GetOrder\x12\x1e.erp.orders.v1.GetOrderRequest\x1a\x1f.erp.orders.v1.GetOrderResponse\"4\xe2\xe0\x18\x13\n\x0borders.read\"\x04read\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/orders/{order_id}\x12|\n\nListOrders\x12 .erp.orders.v1.ListOrdersRequest\x1a!.erp.orders.v1.ListOrdersResponse\")\xe2\xe0\x18\x13\n\x0borders.read\"\x04read\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/orders\x12\x96\x01\n\x0b\x43\x61ncelOrder\x12!.erp.orders.v1.CancelOrderRequest\x1a\".erp.orders.v1.CancelOrderResponse\"@\xe2\xe0\x18\x15\n\x0corders.write\"\x05write\x82\xd3\xe4\x93\x02!\"\x1c/v1/orders/{order_id}:cancel:\x01*\x12\x93\x01\n\x0bMarkShipped\x12!.erp.orders.v1.MarkShippedRequest\x1a\".erp.orders.v1.MarkShippedResponse\"=\xe2\xe0\x18\x14\n\x0borders.ship\"\x05write\x82\xd3\xe4\x93\x02\x1f\"\x1a/v1/orders/{order_id}:ship:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'erp.orders.v1.orders_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FULFILMENTSTATUS']._serialized_start=1646
-  _globals['_FULFILMENTSTATUS']._serialized_end=1803
-  _globals['_PAYMENTSTATUS']._serialized_start=1806
-  _globals['_PAYMENTSTATUS']._serialized_end=1970
-  _globals['_ORDERSTATUS']._serialized_start=1973
-  _globals['_ORDERSTATUS']._serialized_end=2206
-  _globals['_ORDERLINE']._serialized_start=134
-  _globals['_ORDERLINE']._serialized_end=268
-  _globals['_ORDER']._serialized_start=271
-  _globals['_ORDER']._serialized_end=831
-  _globals['_PLACEORDERREQUEST']._serialized_start=833
-  _globals['_PLACEORDERREQUEST']._serialized_end=957
-  _globals['_PLACEORDERRESPONSE']._serialized_start=959
-  _globals['_PLACEORDERRESPONSE']._serialized_end=1016
-  _globals['_GETORDERREQUEST']._serialized_start=1018
-  _globals['_GETORDERREQUEST']._serialized_end=1053
-  _globals['_GETORDERRESPONSE']._serialized_start=1055
-  _globals['_GETORDERRESPONSE']._serialized_end=1110
-  _globals['_LISTORDERSREQUEST']._serialized_start=1113
-  _globals['_LISTORDERSREQUEST']._serialized_end=1342
-  _globals['_LISTORDERSRESPONSE']._serialized_start=1344
-  _globals['_LISTORDERSRESPONSE']._serialized_end=1427
-  _globals['_CANCELORDERREQUEST']._serialized_start=1429
-  _globals['_CANCELORDERREQUEST']._serialized_end=1483
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1485
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1543
-  _globals['_MARKSHIPPEDREQUEST']._serialized_start=1545
-  _globals['_MARKSHIPPEDREQUEST']._serialized_end=1583
-  _globals['_MARKSHIPPEDRESPONSE']._serialized_start=1585
-  _globals['_MARKSHIPPEDRESPONSE']._serialized_end=1643
-  _globals['_ORDERSERVICE']._serialized_start=2209
-  _globals['_ORDERSERVICE']._serialized_end=2638
+  _globals['_ORDERSERVICE'].methods_by_name['PlaceOrder']._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['PlaceOrder']._serialized_options = b'\342\340\030\025\n\014orders.write\"\005write\202\323\344\223\002\017\"\n/v1/orders:\001*'
+  _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['GetOrder']._serialized_options = b'\342\340\030\023\n\013orders.read\"\004read\202\323\344\223\002\027\022\025/v1/orders/{order_id}'
+  _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['ListOrders']._serialized_options = b'\342\340\030\023\n\013orders.read\"\004read\202\323\344\223\002\014\022\n/v1/orders'
+  _globals['_ORDERSERVICE'].methods_by_name['CancelOrder']._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['CancelOrder']._serialized_options = b'\342\340\030\025\n\014orders.write\"\005write\202\323\344\223\002!\"\034/v1/orders/{order_id}:cancel:\001*'
+  _globals['_ORDERSERVICE'].methods_by_name['MarkShipped']._loaded_options = None
+  _globals['_ORDERSERVICE'].methods_by_name['MarkShipped']._serialized_options = b'\342\340\030\024\n\013orders.ship\"\005write\202\323\344\223\002\037\"\032/v1/orders/{order_id}:ship:\001*'
+  _globals['_FULFILMENTSTATUS']._serialized_start=1705
+  _globals['_FULFILMENTSTATUS']._serialized_end=1862
+  _globals['_PAYMENTSTATUS']._serialized_start=1865
+  _globals['_PAYMENTSTATUS']._serialized_end=2029
+  _globals['_ORDERSTATUS']._serialized_start=2032
+  _globals['_ORDERSTATUS']._serialized_end=2265
+  _globals['_ORDERLINE']._serialized_start=193
+  _globals['_ORDERLINE']._serialized_end=327
+  _globals['_ORDER']._serialized_start=330
+  _globals['_ORDER']._serialized_end=890
+  _globals['_PLACEORDERREQUEST']._serialized_start=892
+  _globals['_PLACEORDERREQUEST']._serialized_end=1016
+  _globals['_PLACEORDERRESPONSE']._serialized_start=1018
+  _globals['_PLACEORDERRESPONSE']._serialized_end=1075
+  _globals['_GETORDERREQUEST']._serialized_start=1077
+  _globals['_GETORDERREQUEST']._serialized_end=1112
+  _globals['_GETORDERRESPONSE']._serialized_start=1114
+  _globals['_GETORDERRESPONSE']._serialized_end=1169
+  _globals['_LISTORDERSREQUEST']._serialized_start=1172
+  _globals['_LISTORDERSREQUEST']._serialized_end=1401
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1403
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1486
+  _globals['_CANCELORDERREQUEST']._serialized_start=1488
+  _globals['_CANCELORDERREQUEST']._serialized_end=1542
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1544
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1602
+  _globals['_MARKSHIPPEDREQUEST']._serialized_start=1604
+  _globals['_MARKSHIPPEDREQUEST']._serialized_end=1642
+  _globals['_MARKSHIPPEDRESPONSE']._serialized_start=1644
+  _globals['_MARKSHIPPEDRESPONSE']._serialized_end=1702
+  _globals['_ORDERSERVICE']._serialized_start=2268
+  _globals['_ORDERSERVICE']._serialized_end=2975
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,73 @@
+"""The gateway's own settings (README "Configuration", ERP_GATEWAY_*), read through Settings.get."""
+from __future__ import annotations
+
+import dataclasses
+
+from mesh.settings import Settings
+
+DEFAULT_RATE_LIMITS = "read=50/100,write=10/20,report=1/5"
+
+
+@dataclasses.dataclass(frozen=True)
+class RateLimit:
+    """A GCRA limit: `per_second` sustained, up to `burst` at once."""
+
+    per_second: float
+    burst: int
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewayConfig:
+    http_host: str
+    http_port: int
+    jwks_url: str
+    issuer: str
+    audience: str
+    algorithms: tuple[str, ...]
+    leeway_seconds: float
+    jwks_refresh_seconds: float
+    jwks_min_refetch_seconds: float
+    internal_token_secret: str
+    max_deadline_seconds: float
+    max_body_bytes: int
+    rate_limits: dict[str, RateLimit]
+    rate_limit_when_redis_down: str  # "open" or "closed"
+    dev_issuer: bool
+
+
+def parse_rate_limits(text: str) -> dict[str, RateLimit]:
+    """"read=50/100,write=10/20" -> {class: RateLimit(per second, burst)}."""
+    limits = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, spec = item.partition("=")
+        rate, _, burst = spec.partition("/")
+        limits[name.strip()] = RateLimit(float(rate), int(burst or 1))
+        if limits[name.strip()].per_second <= 0 or limits[name.strip()].burst < 1:
+            raise ValueError(f"ERP_GATEWAY_RATE_LIMITS: {item!r} needs a rate > 0 and a burst >= 1")
+    return limits
+
+
+def load(settings: Settings) -> GatewayConfig:
+    get = settings.get
+    when_down = get("ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN", "open").lower()
+    if when_down not in ("open", "closed"):
+        raise ValueError("ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN must be open or closed")
+    dev = get("ERP_GATEWAY_DEV_ISSUER", "false").lower() in ("1", "true", "yes", "on")
+    http_port = int(get("ERP_GATEWAY_HTTP_PORT", "8080"))
+    return GatewayConfig(
+        http_host=settings.grpc_host,
+        http_port=http_port,
+        jwks_url=get("ERP_GATEWAY_JWKS_URL", f"http://127.0.0.1:{http_port}/dev/jwks.json" if dev else ""),
+        issuer=get("ERP_GATEWAY_ISSUER", "erp-dev-issuer" if dev else ""),
+        audience=get("ERP_GATEWAY_AUDIENCE", "erp-api"),
+        algorithms=tuple(a.strip() for a in get("ERP_GATEWAY_ALGORITHMS", "RS256,ES256").split(",") if a.strip()),
+        leeway_seconds=float(get("ERP_GATEWAY_LEEWAY_SECONDS", "30")),
+        jwks_refresh_seconds=float(get("ERP_GATEWAY_JWKS_REFRESH_SECONDS", "300")),
+        jwks_min_refetch_seconds=float(get("ERP_GATEWAY_JWKS_MIN_REFETCH_SECONDS", "30")),
+        internal_token_secret=settings.internal_token_secret,
+        max_deadline_seconds=float(get("ERP_GATEWAY_MAX_DEADLINE_SECONDS", "30")),
+        max_body_bytes=int(get("ERP_GATEWAY_MAX_BODY_BYTES", str(1024 * 1024))),
+        rate_limits=parse_rate_limits(get("ERP_GATEWAY_RATE_LIMITS", DEFAULT_RATE_LIMITS)),
+        rate_limit_when_redis_down=when_down,
+        dev_issuer=dev,
+    )

@@ -1,4 +1,5 @@
-"""Per-call context: request, correlation and causation ids and the deadline.
+"""Per-call context: request, correlation and causation ids, the deadline and the
+verified caller (subject and scopes, from the gateway's internal token).
 
 Set by the server interceptor for gRPC calls and by the event consumer for events;
 read by logging, the outbox (to stamp envelopes) and outgoing client calls.
@@ -16,6 +17,10 @@ correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlatio
 causation_id: contextvars.ContextVar[str] = contextvars.ContextVar("causation_id", default="")
 # Absolute time.monotonic() by which the current call must finish; None: no deadline.
 deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+# Who called, as the gateway verified it ("" when the call carried no internal token,
+# e.g. local runs without ERP_INTERNAL_AUTH). Handlers read it for approver identities.
+subject: contextvars.ContextVar[str] = contextvars.ContextVar("subject", default="")
+scopes: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("scopes", default=frozenset())
 
 
 def new_id() -> str:
@@ -24,15 +29,18 @@ def new_id() -> str:
 
 @contextlib.contextmanager
 def scope(
-    *, request: str = "", correlation: str = "", causation: str = "", timeout: float | None = None
+    *, request: str = "", correlation: str = "", causation: str = "", timeout: float | None = None,
+    caller: str = "", caller_scopes: frozenset[str] = frozenset(),
 ) -> Iterator[None]:
-    """Runs a block with the given ids (fresh ones where empty) and deadline."""
+    """Runs a block with the given ids (fresh ones where empty), deadline and caller."""
     req = request or new_id()
     tokens = [
         (request_id, request_id.set(req)),
         (correlation_id, correlation_id.set(correlation or req)),
         (causation_id, causation_id.set(causation or req)),
         (deadline, deadline.set(None if timeout is None else time.monotonic() + timeout)),
+        (subject, subject.set(caller)),
+        (scopes, scopes.set(caller_scopes)),
     ]
     try:
         yield

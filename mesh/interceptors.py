@@ -1,8 +1,9 @@
 """Cross-cutting concerns of every gRPC call, in one place.
 
 Server side: request and correlation ids, the incoming deadline, structured logs,
-refusing undecodable requests with INVALID_ARGUMENT, and the one mapping from domain
-errors to gRPC status codes (no exception text ever reaches a caller).
+the caller's internal token and scopes (when ERP_INTERNAL_AUTH is on), refusing
+undecodable requests with INVALID_ARGUMENT, and the one mapping from domain errors to
+gRPC status codes (no exception text ever reaches a caller).
 Client side: propagate ids and the remaining deadline to outgoing calls.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import grpc
 from grpc_status import rpc_status
 
-from mesh import context, metrics
+from mesh import access, context, identity, metrics
 from mesh.errors import DomainError, to_status
 
 log = logging.getLogger("mesh.rpc")
@@ -45,7 +46,47 @@ def _safe_deserializer(deserialize):
     return decode
 
 
+class CallRefused(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+class InternalAuth:
+    """Checks the gateway's internal token and, again, the method's scopes: a service
+    reached around the gateway refuses the call."""
+
+    def __init__(self, secret: str, rules: dict[str, access.Rule] | None = None) -> None:
+        identity.check_secret(secret)
+        self.secret = secret
+        self.rules = access.table() if rules is None else rules
+
+    def caller(self, method: str, metadata: dict) -> identity.Identity:
+        rule = self.rules.get(method)
+        if rule is None:  # health, reflection: not an erp API, open like the probes need
+            return identity.Identity("", frozenset())
+        token = metadata.get(identity.HEADER)
+        if not token:
+            raise CallRefused(grpc.StatusCode.UNAUTHENTICATED, "call the mesh through the gateway")
+        try:
+            caller = identity.verify(self.secret, token, method)
+        except identity.InvalidToken as exc:
+            raise CallRefused(grpc.StatusCode.UNAUTHENTICATED, str(exc)) from None
+        if not rule.grants(caller.scopes):
+            raise CallRefused(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs scopes {sorted(rule.scopes)}")
+        return caller
+
+
 class ServerInterceptor(grpc.ServerInterceptor):
+    def __init__(self, auth: InternalAuth | None = None) -> None:
+        self.auth = auth
+
+    def _caller(self, method: str, metadata: dict) -> identity.Identity:
+        if self.auth is not None:
+            return self.auth.caller(method, metadata)
+        # Without ERP_INTERNAL_AUTH nothing is verified, so nothing is believed either.
+        return identity.Identity("", frozenset())
+
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
@@ -57,10 +98,16 @@ class ServerInterceptor(grpc.ServerInterceptor):
         def behavior(request, ctx: grpc.ServicerContext):
             remaining = ctx.time_remaining()
             timeout = None if remaining is None or remaining > _NO_DEADLINE else remaining
+            try:
+                caller = self._caller(method, metadata)
+            except CallRefused as refused:
+                _abort(ctx, method, time.perf_counter(), refused.code, refused.message, [])
             with context.scope(
                 request=metadata.get(REQUEST_ID_KEY, ""),
                 correlation=metadata.get(CORRELATION_ID_KEY, ""),
                 timeout=timeout,
+                caller=caller.subject,
+                caller_scopes=caller.scopes,
             ):
                 return _call(method, inner, request, ctx)
 

@@ -23,7 +23,7 @@ from mesh.events.amqp import AmqpTransport
 from mesh.events.consumer import Consumer, EventHandlers
 from mesh.events.pgbus import PgTransport
 from mesh.events.relay import Relay
-from mesh.interceptors import ServerInterceptor
+from mesh.interceptors import InternalAuth, ServerInterceptor
 from mesh.settings import Settings, load
 from mesh.uow import UnitOfWork
 
@@ -110,6 +110,13 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     return Runtime(settings, engine, cache, transport, relay, spec.uow_class)
 
 
+def internal_auth(settings: Settings) -> InternalAuth | None:
+    """ERP_INTERNAL_AUTH on: every erp call must carry the gateway's internal token."""
+    if not settings.internal_auth:
+        return None
+    return InternalAuth(settings.internal_token_secret)
+
+
 def libpq_dsn(url: str) -> str:
     return make_url(db.sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -133,7 +140,7 @@ def start(spec: ServiceSpec, settings: Settings) -> RunningService:
                                         name=f"{spec.name}-background", daemon=True))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers, thread_name_prefix="grpc"),
-        interceptors=[ServerInterceptor()],
+        interceptors=[ServerInterceptor(internal_auth(settings))],
         options=[
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),

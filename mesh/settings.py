@@ -86,6 +86,10 @@ class Settings:
     log_format: str
     default_warehouse: str
     targets: dict[str, str]
+    # Every call must carry the gateway's internal token (mesh/identity.py); off for local
+    # runs and tests, on in the Helm chart.
+    internal_auth: bool = False
+    internal_token_secret: str = ""
     # Every ERP_* variable, for settings only one service reads (see get()).
     env: dict[str, str] = dataclasses.field(default_factory=dict)
 
@@ -145,5 +149,7 @@ def load(service: str) -> Settings:
         log_format=_env("ERP_LOG_FORMAT", "json").lower(),
         default_warehouse=_env("ERP_DEFAULT_WAREHOUSE", "MAIN"),
         targets=targets,
+        internal_auth=_bool("ERP_INTERNAL_AUTH", False),
+        internal_token_secret=_env("ERP_INTERNAL_TOKEN_SECRET"),
         env={k: v for k, v in os.environ.items() if k.startswith("ERP_")},
     )

@@ -1,0 +1,60 @@
+"""gRPC at the edge: a generic handler that admits each call (edge.py) and forwards it
+to the owning service as raw bytes, with its deadline (capped), cancellation,
+metadata (minus identity claims) and the service's status, details and trailers.
+Unknown and internal-only methods get UNIMPLEMENTED."""
+from __future__ import annotations
+
+import logging
+
+import grpc
+from grpc_status import rpc_status
+
+from mesh import identity
+from mesh.errors import to_status
+from services.gateway.edge import Edge, Refusal, stripped
+from services.gateway.upstream import HIDDEN_CODES, STATUS_DETAILS_KEY, UpstreamError, Upstreams
+
+log = logging.getLogger("gateway.grpc")
+
+
+class GrpcEdge(grpc.GenericRpcHandler):
+    def __init__(self, edge: Edge, upstreams: Upstreams, max_deadline_seconds: float) -> None:
+        self.edge, self.upstreams, self.max_deadline = edge, upstreams, max_deadline_seconds
+
+    def service(self, handler_call_details):
+        method = handler_call_details.method
+        if self.edge.rule(method) is None:
+            return None  # UNIMPLEMENTED, as for any method the server does not know
+
+        async def forward(request: bytes, ctx: grpc.aio.ServicerContext):
+            return await self.forward(method, request, ctx)
+
+        return grpc.unary_unary_rpc_method_handler(forward)  # no (de)serializers: raw bytes
+
+    def timeout(self, ctx) -> float:
+        remaining = ctx.time_remaining()
+        return self.max_deadline if remaining is None else min(remaining, self.max_deadline)
+
+    async def forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+        metadata = tuple(ctx.invocation_metadata() or ())
+        authorization = next((v for k, v in metadata if k == "authorization"), None)
+        try:
+            admission = await self.edge.admit(method, authorization, ctx.peer())
+        except Refusal as refusal:
+            await abort(ctx, refusal.code, refusal.message, refusal.details)
+        outgoing = [*stripped(metadata), (identity.HEADER, admission.internal_token)]
+        try:
+            reply = await self.upstreams.call(method, request, self.timeout(ctx), outgoing)
+        except UpstreamError as err:
+            if err.code in HIDDEN_CODES:
+                log.error("%s failed upstream with %s: %s", method, err.code.name, err.message)
+                await ctx.abort(err.code, "internal error")
+            await ctx.abort(err.code, err.message, trailing_metadata=err.trailing_metadata)
+        await ctx.send_initial_metadata(stripped(reply.initial_metadata))
+        ctx.set_trailing_metadata(tuple(kv for kv in reply.trailing_metadata if kv[0] != STATUS_DETAILS_KEY))
+        return reply.body
+
+
+async def abort(ctx: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str, details) -> None:
+    status = rpc_status.to_status(to_status(code, message, details))
+    await ctx.abort(status.code, status.details, trailing_metadata=status.trailing_metadata)

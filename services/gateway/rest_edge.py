@@ -1,0 +1,98 @@
+"""REST/JSON at the edge: routes from the google.api.http rules (routes.py), the same
+admission as gRPC (edge.py), JSON transcoded to the request message (transcode.py) and
+forwarded as bytes; errors come back as a google.rpc.Status JSON body with the HTTP
+status Envoy and grpc-gateway give each gRPC code."""
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from google.rpc import code_pb2, status_pb2
+
+from mesh import identity
+from services.gateway.edge import Edge, Refusal
+from services.gateway.ratelimit import retry_after_header
+from services.gateway.routes import NoRoute, RouteTable
+from services.gateway.transcode import HTTP_STATUS, BadRequest, build_request, render, status_json
+from services.gateway.upstream import HIDDEN_CODES, STATUS_DETAILS_KEY, UpstreamError, Upstreams
+
+log = logging.getLogger("gateway.rest")
+JSON = "application/json"
+PASSED_HEADERS = ("x-request-id", "x-correlation-id")
+
+
+def error(code: int, message: str, details=(), headers: dict | None = None) -> web.Response:
+    return web.Response(status=HTTP_STATUS[code], body=status_json(code, message, details), content_type=JSON,
+                        headers=headers)
+
+
+class RestEdge:
+    def __init__(self, edge: Edge, upstreams: Upstreams, table: RouteTable, max_deadline_seconds: float,
+                 max_body_bytes: int, documents: dict[str, dict]) -> None:
+        self.edge, self.upstreams, self.table = edge, upstreams, table
+        self.max_deadline, self.max_body = max_deadline_seconds, max_body_bytes
+        self.documents = documents  # path -> JSON document served as is (the OpenAPI, the dev JWKS)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.raw_path.split("?", 1)[0]
+        if request.method == "GET" and path in self.documents:
+            return web.json_response(self.documents[path])
+        if "access_token" in request.query:
+            return error(code_pb2.UNAUTHENTICATED, "tokens in the query string are refused: "
+                                                  "send Authorization: Bearer <token>")
+        try:
+            match = self.table.match(request.method, path)
+        except NoRoute as no_route:
+            if no_route.status == 405:
+                return web.Response(status=405, body=status_json(code_pb2.UNIMPLEMENTED, "method not allowed"),
+                                    content_type=JSON, headers={"Allow": ", ".join(no_route.allowed)})
+            return error(code_pb2.NOT_FOUND, f"no route for {request.method} {path}")
+        if (request.content_length or 0) > self.max_body:
+            return self.too_large()
+        try:
+            admission = await self.edge.admit(match.route.grpc_path, request.headers.get("Authorization"),
+                                              request.remote or "")
+        except Refusal as refusal:
+            headers = {"Retry-After": retry_after_header(refusal.retry_after_seconds)} \
+                if refusal.retry_after_seconds is not None else None
+            return error(refusal.code.value[0], refusal.message, refusal.details, headers)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self.too_large()
+        try:
+            message = build_request(match, body, list(request.query.items()))
+        except BadRequest as exc:
+            return error(code_pb2.INVALID_ARGUMENT, str(exc))
+        metadata = [(h, request.headers[h]) for h in PASSED_HEADERS if h in request.headers]
+        metadata.append((identity.HEADER, admission.internal_token))
+        try:
+            reply = await self.upstreams.call(match.route.grpc_path, message.SerializeToString(), self.max_deadline,
+                                              metadata)
+        except UpstreamError as err:
+            return upstream_error(match.route.grpc_path, err)
+        return web.Response(body=render(reply.body, match.route.method.output_type), content_type=JSON)
+
+    def too_large(self) -> web.Response:
+        return web.Response(status=413, content_type=JSON, body=status_json(
+            code_pb2.RESOURCE_EXHAUSTED, f"request body larger than {self.max_body} bytes"))
+
+
+def upstream_error(method: str, err: UpstreamError) -> web.Response:
+    code = err.code.value[0]
+    if err.code in HIDDEN_CODES:
+        log.error("%s failed upstream with %s: %s", method, err.code.name, err.message)
+        return error(code, "internal error")
+    details = []
+    raw = next((v for k, v in err.trailing_metadata if k == STATUS_DETAILS_KEY), None)
+    if raw:
+        try:
+            details = list(status_pb2.Status.FromString(raw).details)
+        except Exception:  # noqa: BLE001 - undecodable details are dropped, the status stays
+            details = []
+    return error(code, err.message, details)

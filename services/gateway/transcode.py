@@ -1,0 +1,109 @@
+"""JSON to protobuf and back for the REST edge, with the proto3 JSON mapping (what
+Envoy's transcoder and grpc-gateway do): lowerCamelCase or proto field names in,
+lowerCamelCase out, int64 as strings, enums by name, unknown fields refused."""
+from __future__ import annotations
+
+import json
+
+from google.protobuf import descriptor, json_format, message, message_factory
+from google.rpc import status_pb2
+
+from services.gateway.routes import Match
+
+F = descriptor.FieldDescriptor
+
+# gRPC code -> HTTP status, as grpc-gateway and Envoy map them.
+HTTP_STATUS = {
+    0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429,
+    9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
+}
+QUERY_SKIPPED = {"access_token"}
+
+
+class BadRequest(Exception):
+    """The request does not map onto the method's request message; safe to show."""
+
+
+def message_class(desc: descriptor.Descriptor) -> type[message.Message]:
+    return message_factory.GetMessageClass(desc)
+
+
+def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> message.Message:
+    route = match.route
+    request = message_class(route.method.input_type)()
+    try:
+        if route.body:
+            data = json.loads(body) if body.strip() else {}
+            if route.body == "*":
+                if not isinstance(data, dict):
+                    raise BadRequest("the request body must be a JSON object")
+                json_format.ParseDict(data, request)
+            else:
+                json_format.ParseDict({route.body: data}, request)
+        elif body.strip():
+            raise BadRequest(f"{route.http_method} {route.template.text} takes no request body")
+        bound = {route.body} if route.body and route.body != "*" else set()
+        for path, value in match.variables.items():
+            _set_path(request, path, [value])
+            bound.add(path[0])
+        if query and route.body == "*":
+            raise BadRequest("query parameters are not accepted where the body is the whole request")
+        for name, values in _group(query).items():
+            path = tuple(name.split("."))
+            if path[0] in bound:
+                raise BadRequest(f"{name} is already bound by the path or the body")
+            _set_path(request, path, values)
+    except json.JSONDecodeError:
+        raise BadRequest("the request body is not valid JSON") from None
+    except json_format.ParseError as exc:
+        raise BadRequest(f"invalid request: {exc}") from None
+    return request
+
+
+def _group(query: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in query:
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+def _set_path(request: message.Message, path: tuple[str, ...], values: list[str]) -> None:
+    """Sets a (nested) scalar field from path-variable or query-parameter strings."""
+    target, desc = request, request.DESCRIPTOR
+    for depth, name in enumerate(path):
+        field = desc.fields_by_name.get(name) or next((f for f in desc.fields if f.json_name == name), None)
+        if field is None:
+            raise BadRequest(f"unknown field {'.'.join(path)}")
+        if depth < len(path) - 1:
+            if field.type != F.TYPE_MESSAGE or _is_repeated(field):
+                raise BadRequest(f"{'.'.join(path[:depth + 1])} has no fields")
+            target, desc = getattr(target, field.name), field.message_type
+            continue
+        if field.type == F.TYPE_MESSAGE and field.message_type.full_name != "google.protobuf.Timestamp":
+            raise BadRequest(f"{'.'.join(path)} is a message: set its fields (name.field=value)")
+        if not _is_repeated(field) and len(values) > 1:
+            raise BadRequest(f"{'.'.join(path)} is given more than once")
+        converted = [_scalar(field, v, ".".join(path)) for v in values]
+        json_format.ParseDict({field.name: converted if _is_repeated(field) else converted[0]}, target)
+
+
+def _is_repeated(field: descriptor.FieldDescriptor) -> bool:
+    return field.is_repeated
+
+
+def _scalar(field: descriptor.FieldDescriptor, text: str, name: str):
+    if field.type == F.TYPE_BOOL:
+        if text not in ("true", "false"):
+            raise BadRequest(f"{name} must be true or false")
+        return text == "true"
+    return text  # the JSON mapping accepts numbers, enums and timestamps as strings
+
+
+def render(response_bytes: bytes, desc: descriptor.Descriptor) -> bytes:
+    response = message_class(desc).FromString(response_bytes)
+    return json_format.MessageToJson(response, indent=None).encode()
+
+
+def status_json(code: int, message_text: str, details=()) -> bytes:
+    status = status_pb2.Status(code=code, message=message_text, details=list(details))
+    return json_format.MessageToJson(status, indent=None, always_print_fields_with_no_presence=True).encode()

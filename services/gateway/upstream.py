@@ -1,0 +1,65 @@
+"""Calls to the owning services, as raw bytes: the gateway never re-serializes a gRPC
+request or response on its way through."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import grpc
+
+from erp_client.channel import MAX_MESSAGE_BYTES, service_config
+
+# Status codes whose text may carry a service's internals: the caller gets a generic message.
+HIDDEN_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+@dataclasses.dataclass
+class Reply:
+    body: bytes
+    initial_metadata: tuple
+    trailing_metadata: tuple
+
+
+class UpstreamError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str, trailing_metadata: tuple) -> None:
+        super().__init__(message)
+        self.code, self.message, self.trailing_metadata = code, message, trailing_metadata
+
+
+def domain_of(method: str) -> str:
+    """/erp.orders.v1.OrderService/GetOrder -> orders, the service that owns it."""
+    return method.lstrip("/").split(".")[1]
+
+
+class Upstreams:
+    def __init__(self, targets: dict[str, str]) -> None:
+        self.targets = targets
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def channel(self, domain: str) -> grpc.aio.Channel:
+        if domain not in self._channels:
+            self._channels[domain] = grpc.aio.insecure_channel(self.targets[domain], options=[
+                ("grpc.service_config", service_config()),
+                ("grpc.enable_retries", 1),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.keepalive_time_ms", 30_000),
+            ])
+        return self._channels[domain]
+
+    async def call(self, method: str, request: bytes, timeout: float, metadata: list) -> Reply:
+        # No serializers: bytes in, bytes out.
+        call = self.channel(domain_of(method)).unary_unary(method)(request, timeout=timeout, metadata=metadata)
+        try:
+            body = await call
+        except asyncio.CancelledError:
+            call.cancel()  # the caller went away: so does the call to the service
+            raise
+        except grpc.aio.AioRpcError as exc:
+            raise UpstreamError(exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ())) from None
+        return Reply(body, tuple(await call.initial_metadata() or ()), tuple(await call.trailing_metadata() or ()))
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()

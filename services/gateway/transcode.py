@@ -106,4 +106,6 @@ def render(response_bytes: bytes, desc: descriptor.Descriptor) -> bytes:
 
 def status_json(code: int, message_text: str, details=()) -> bytes:
     status = status_pb2.Status(code=code, message=message_text, details=list(details))
-    return json_format.MessageToJson(status, indent=None, always_print_fields_with_no_presence=True).encode()
+    # code and message always, even when empty; the details as the JSON mapping writes them
+    body = {"code": code, "message": message_text, **json_format.MessageToDict(status)}
+    return json.dumps(body).encode()

@@ -134,7 +134,7 @@ class Harness:
         settings = support.settings_for(
             "gateway", support.Engines("", redis_url, "postgres", namespace=self.prefix), tmp_path,
             targets={**{n: f"127.0.0.1:{p}" for n, p in DEFAULT_PORTS.items()}, **targets},
-            internal_token_secret=internal_secret,
+            internal_token_secret=internal_secret, grpc_max_concurrent_rpcs=1024,
             env={"ERP_GATEWAY_JWKS_URL": self.issuer.url, "ERP_GATEWAY_ISSUER": ISSUER,
                  "ERP_GATEWAY_AUDIENCE": AUDIENCE, "ERP_GATEWAY_HTTP_PORT": "0",
                  "ERP_GATEWAY_JWKS_MIN_REFETCH_SECONDS": "3600", **(env or {})})

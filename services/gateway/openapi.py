@@ -46,8 +46,9 @@ def scalar_schema(field: descriptor.FieldDescriptor) -> dict:
     if field.type == F.TYPE_MESSAGE:
         name = field.message_type.full_name
         return dict(WELL_KNOWN[name]) if name in WELL_KNOWN else {"$ref": f"#/components/schemas/{name}"}
-    if field.type == F.TYPE_ENUM:
-        return {"type": "string", "enum": [v.name for v in field.enum_type.values]}
+    if field.type == F.TYPE_ENUM:  # written by name; read by name or number, as the JSON mapping says
+        return {"anyOf": [{"type": "string", "enum": [v.name for v in field.enum_type.values]},
+                          {"type": "integer", "enum": [v.number for v in field.enum_type.values]}]}
     if field.type in INT64:  # the JSON mapping writes 64-bit integers as strings
         return {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$" if field.type not in
                 (F.TYPE_UINT64, F.TYPE_FIXED64) else "^[0-9]+$"}
@@ -70,6 +71,15 @@ def field_schema(field: descriptor.FieldDescriptor) -> dict:
     if field.is_repeated:
         return {"type": "array", "items": scalar_schema(field)}
     return scalar_schema(field)
+
+
+def parameter_schema(field: descriptor.FieldDescriptor) -> dict:
+    """A path or query parameter: text, so an enum is its name or its number written out."""
+    if field.type == F.TYPE_ENUM:
+        values = field.enum_type.values
+        one = {"type": "string", "enum": [v.name for v in values] + [str(v.number) for v in values]}
+        return {"type": "array", "items": one} if field.is_repeated else one
+    return field_schema(field)
 
 
 def message_schema(desc: descriptor.Descriptor, leave_out: frozenset[str] = frozenset()) -> dict:
@@ -120,10 +130,10 @@ def operation(route: Route) -> dict:
     method, request = route.method, route.method.input_type
     path_vars = [s.field_path for s in route.template.segments if isinstance(s, Variable)]
     bound = {p[0] for p in path_vars} | ({route.body} if route.body not in ("", "*") else set())
-    params = [{"name": ".".join(p), "in": "path", "required": True, "schema": scalar_schema(field_at(request, p))}
+    params = [{"name": ".".join(p), "in": "path", "required": True, "schema": parameter_schema(field_at(request, p))}
               for p in path_vars]
     if route.body != "*":
-        params += [{"name": name, "in": "query", "required": False, "schema": field_schema(field)}
+        params += [{"name": name, "in": "query", "required": False, "schema": parameter_schema(field)}
                    for name, field in leaf_fields(request) if name.split(".")[0] not in bound]
     op = {
         "operationId": f"{method.containing_service.name}_{method.name}",

@@ -35,10 +35,18 @@ class RestEdge:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body)
-        app.router.add_route("*", "/{tail:.*}", self.handle)
+        # every path (including ones with a decoded newline) comes to handle(): routing is ours
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self.handle)
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
+        try:
+            return await self.transcode(request)
+        except Exception:  # noqa: BLE001 - a bug here is a 500 with no text, never a stack trace
+            log.exception("REST edge failed on %s %s", request.method, request.path)
+            return error(code_pb2.INTERNAL, "internal error")
+
+    async def transcode(self, request: web.Request) -> web.Response:
         path = request.raw_path.split("?", 1)[0]
         if request.method == "GET" and path in self.documents:
             return web.json_response(self.documents[path])

@@ -148,21 +148,19 @@ class NoRoute(Exception):
 
 class RouteTable:
     def __init__(self, routes: list[Route]) -> None:
-        # Templates with a verb first: /v1/orders/x:cancel is the cancel route, not order "x:cancel".
-        self.routes = sorted(routes, key=lambda r: not r.template.verb)
+        self.routes = routes
 
     def match(self, http_method: str, path: str) -> Match:
         """The route for a request, or NoRoute(404) / NoRoute(405, allowed methods)."""
-        allowed = []
-        for route in self.routes:
-            variables = route.template.match(path)
-            if variables is None:
-                continue
+        candidates = [(r, v) for r in self.routes if (v := r.template.match(path)) is not None]
+        if any(r.template.verb for r, _ in candidates):
+            # a path ending in a known :verb belongs to that verb's routes only
+            candidates = [(r, v) for r, v in candidates if r.template.verb]
+        for route, variables in candidates:
             if route.http_method == http_method.upper():
                 return Match(route, variables)
-            allowed.append(route.http_method)
-        if allowed:
-            raise NoRoute(405, tuple(sorted(set(allowed))))
+        if candidates:
+            raise NoRoute(405, tuple(sorted({r.http_method for r, _ in candidates})))
         raise NoRoute(404)
 
 

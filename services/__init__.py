@@ -2,3 +2,5 @@
 
 # The services `make run` starts and `make migrate` migrates, in start order.
 RUNNABLE = ("inventory", "orders", "crm", "finance", "notification")
+# The edge: the API gateway (no database, no events). `make run` starts it after the services.
+EDGE = ("gateway",)

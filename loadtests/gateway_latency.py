@@ -1,0 +1,137 @@
+"""What the gateway adds to a call: GetStock direct to inventory vs through the gateway
+(gRPC edge and REST edge), in one run, on one machine.
+
+    .venv/bin/python -m loadtests.gateway_latency [--seconds 5] [--concurrency 16]
+
+Starts inventory and the gateway as processes (external engines when reachable, else the
+embedded ones), inventory with ERP_INTERNAL_AUTH on, so both paths pay for the internal
+token check: direct calls carry a token minted here, gateway calls a development access
+token. Sequential calls (one in flight) give the added latency; `--concurrency` calls in
+flight give the throughput. Cache hits only (one SKU): the figure is the gateway's cost.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import requests
+
+from erp.inventory.v1 import inventory_pb2 as pb
+from loadtests import localmesh
+from mesh import identity
+from services.gateway import devtoken
+
+GETSTOCK = "/erp.inventory.v1.InventoryService/GetStock"
+SECRET = "bench-internal-secret-" + uuid.uuid4().hex
+
+
+def seed(target: str) -> None:
+    def call(method: str, request, response_type):
+        token = identity.mint(SECRET, identity.Identity("bench", frozenset({"inventory.write"})), method)
+        with grpc.insecure_channel(target) as channel:
+            channel.unary_unary(method, request_serializer=lambda m: m.SerializeToString(),
+                                response_deserializer=response_type.FromString)(
+                request, metadata=[(identity.HEADER, token)], timeout=10)
+
+    prefix = "/erp.inventory.v1.InventoryService/"
+    call(prefix + "CreateProduct", pb.CreateProductRequest(product=pb.Product(sku="BENCH-1", name="b",
+                                                                              unit_of_measure="EA")),
+         pb.CreateProductResponse)
+    call(prefix + "CreateWarehouse", pb.CreateWarehouseRequest(warehouse=pb.Warehouse(code="MAIN", name="m")),
+         pb.CreateWarehouseResponse)
+    call(prefix + "AdjustStock", pb.AdjustStockRequest(request_id=uuid.uuid4().hex, sku="BENCH-1",
+                                                       warehouse_code="MAIN", quantity_delta=5, reason="bench"),
+         pb.AdjustStockResponse)
+
+
+def measure(one_call, seconds: float, concurrency: int) -> dict:
+    """Latencies of sequential calls, then calls/s with `concurrency` threads."""
+    for _ in range(50):
+        one_call()  # warm up: connections, caches
+    latencies = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter()
+        one_call()
+        latencies.append(time.perf_counter() - t0)
+    done = [0] * concurrency
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        while time.perf_counter() < stop:
+            one_call()
+            done[i] += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    return {"p50": statistics.median(latencies) * 1000, "p99": latencies[int(len(latencies) * 0.99)] * 1000,
+            "rps": sum(done) / seconds}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    eng = localmesh.engines()
+    namespace = "erpgwbench-" + uuid.uuid4().hex[:8]
+    eng = eng.database(namespace.replace("-", "_"))
+    data_dir = Path(tempfile.mkdtemp(prefix="erp-gw-bench-"))
+    http_port = localmesh.free_ports(1)[0]
+    env = {"ERP_INTERNAL_AUTH": "true", "ERP_INTERNAL_TOKEN_SECRET": SECRET, "ERP_GATEWAY_DEV_ISSUER": "true",
+           "ERP_GATEWAY_HTTP_PORT": str(http_port), "ERP_DATA_DIR": str(data_dir),
+           "ERP_GATEWAY_RATE_LIMITS": "read=1000000/1000000,write=1000000/1000000,report=1000000/1000000"}
+    print(f"engines: {eng.description}", flush=True)
+    with localmesh.mesh(eng, namespace, services=("inventory", "gateway"), extra_env=env) as targets:
+        seed(targets["inventory"])
+        request = pb.GetStockRequest(sku="BENCH-1", warehouse_code="MAIN").SerializeToString()
+        access_token = devtoken.token(devtoken.load_or_create_key(data_dir), ["inventory.read"])
+        direct_channel = grpc.insecure_channel(targets["inventory"])
+        gateway_channel = grpc.insecure_channel(targets["gateway"])
+        direct, via_gateway = direct_channel.unary_unary(GETSTOCK), gateway_channel.unary_unary(GETSTOCK)
+        session = requests.Session()
+        url = f"http://127.0.0.1:{http_port}/v1/warehouses/MAIN/stock/BENCH-1"
+        reader = identity.Identity("bench", frozenset({"inventory.read"}))
+
+        def direct_call():  # what the gateway would send: a fresh internal token per call
+            direct(request, metadata=[(identity.HEADER, identity.mint(SECRET, reader, GETSTOCK))], timeout=5)
+
+        def gateway_grpc_call():
+            via_gateway(request, metadata=[("authorization", f"Bearer {access_token}")], timeout=5)
+
+        local = threading.local()
+
+        def gateway_rest_call():
+            if not hasattr(local, "session"):
+                local.session = requests.Session()
+            response = local.session.get(url, headers={"Authorization": f"Bearer {access_token}"}, timeout=5)
+            response.raise_for_status()
+
+        rows = {"direct to inventory (gRPC)": measure(direct_call, args.seconds, args.concurrency),
+                "through the gateway (gRPC)": measure(gateway_grpc_call, args.seconds, args.concurrency),
+                "through the gateway (REST)": measure(gateway_rest_call, args.seconds, args.concurrency)}
+        session.close()
+        direct_channel.close()
+        gateway_channel.close()
+    base = rows["direct to inventory (gRPC)"]
+    print(f"\nGetStock, cache hit; sequential p50/p99, then {args.concurrency} in flight (cpu count {os.cpu_count()})")
+    print(f"{'path':<30} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'req/s':>8}")
+    for name, row in rows.items():
+        print(f"{name:<30} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['p50'] - base['p50']:>+10.2f} {row['rps']:>8.0f}")
+    localmesh.drop_database(eng)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,6 +45,7 @@ run: $(STAMP) ## Start the whole mesh on embedded engines (Ctrl-C stops it); dat
 .PHONY: gateway-generate
 gateway-generate: $(STAMP) ## After changing a .proto: regenerate the gateway's OpenAPI document (and its Istio policy)
 	$(PY) -m services.gateway.openapi
+	$(PY) -m services.gateway.policy
 
 .PHONY: token
 token: $(STAMP) ## Print a development access token for the local gateway: make token SCOPES="orders.read orders.write"

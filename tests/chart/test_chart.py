@@ -279,7 +279,10 @@ def test_every_pod_is_behind_default_deny_and_opens_only_what_it_needs(rendering
         assert len(own) == 1, f"{where}: expected one allow policy, got {[p['metadata']['name'] for p in own]}"
         egress_ports = {port["port"] for rule in own[0]["spec"]["egress"] for port in rule["ports"]}
         assert 53 in egress_ports, f"{where} cannot resolve names"
-        if kind == "Deployment":
+        if name == "erp-gateway":  # no database, no events: Redis (rate limits), istiod, the services, the issuer
+            assert {6380, 15012, 50051, 50052, 50053, 50054, 50056, 443} <= egress_ports
+            assert not {5432, 5671} & egress_ports, "the gateway reaches no database and no broker"
+        elif kind == "Deployment":
             assert {5432, 6380, 5671, 15012} <= egress_ports, where  # PostgreSQL, Redis, RabbitMQ (TLS), istiod
     orders = next(p for p in policies if p["metadata"]["name"] == "erp-orders")
     inventory = next(p for p in policies if p["metadata"]["name"] == "erp-inventory")
@@ -287,11 +290,12 @@ def test_every_pod_is_behind_default_deny_and_opens_only_what_it_needs(rendering
     assert any(port["port"] == 50051 for rule in orders["spec"]["egress"] for port in rule["ports"])
     grpc_in = next(r for r in inventory["spec"]["ingress"] if r["ports"] == [{"protocol": "TCP", "port": 50051}])
     callers = [peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") for peer in grpc_in["from"]]
-    assert {"orders", "loadtest"} <= set(callers)
-    # nobody calls orders inside the release except the load test (and the ingress gateway namespace)
+    assert {"orders", "loadtest", "gateway"} <= set(callers)
+    # nobody calls orders inside the release except the API gateway and the load test (and the ingress
+    # gateway namespace)
     grpc_in = next(r for r in orders["spec"]["ingress"] if r["ports"] == [{"protocol": "TCP", "port": 50052}])
-    assert {"loadtest", None} == {p.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component")
-                                  for p in grpc_in["from"]}
+    assert {"gateway", "loadtest", None} == {p.get("podSelector", {}).get("matchLabels", {})
+                                             .get("app.kubernetes.io/component") for p in grpc_in["from"]}
 
 
 PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16"}
@@ -311,8 +315,9 @@ def test_services_talk_over_events_and_only_notification_leaves_the_cluster(rend
     for name in ("inventory", "orders", "crm", "finance"):
         assert _egress_ports(policies[f"erp-{name}"]) == base, name
     for name in ("inventory", "orders", "crm", "finance", "notification"):
-        ingress_ports = {p["port"] for rule in policies[f"erp-{name}"]["spec"]["ingress"] for p in rule["ports"]}
-        assert not ingress_ports & grpc_ports, f"{name}: nobody in the release calls it by default"
+        grpc_in = [r for r in policies[f"erp-{name}"]["spec"]["ingress"] if {p["port"] for p in r["ports"]} & grpc_ports]
+        callers = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for r in grpc_in for peer in r["from"]]
+        assert callers == ["gateway"], f"{name}: only the API gateway calls it by default"
     notification = policies["erp-notification"]
     assert _egress_ports(notification) == base | {443}
     extra = [r for r in notification["spec"]["egress"] if r["ports"] == [{"protocol": "TCP", "port": 443}]]
@@ -421,12 +426,13 @@ def test_migrations_run_as_a_hook_before_the_pods(renderings):
     assert {d["kind"] for d in hook_objects} == {"Job", "ServiceAccount", "NetworkPolicy"}
     assert all(int(d["metadata"]["annotations"]["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
                for d in hook_objects if d is not job), "its ServiceAccount and NetworkPolicy must exist first"
-    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+    services = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] != "erp-gateway"]  # no database
+    for deployment in services:
         env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["ERP_MIGRATE_ON_START"] == "false"
     # It migrates exactly the enabled services, each with its own database URL.
     container = job["spec"]["template"]["spec"]["containers"][0]
-    services = sorted(d["metadata"]["name"].removeprefix("erp-") for d in docs if d["kind"] == "Deployment")
+    services = sorted(d["metadata"]["name"].removeprefix("erp-") for d in services)
     assert container["args"] == services == ["crm", "finance", "inventory", "notification", "orders"]
     urls = {e["name"] for e in container["env"] if e["name"].endswith("_DATABASE_URL")}
     assert urls == {f"ERP_{name.upper()}_DATABASE_URL" for name in services}

@@ -34,7 +34,7 @@ from google.protobuf import descriptor_pool
 from sqlalchemy.engine import make_url
 
 from mesh import db, settings
-from services import RUNNABLE
+from services import EDGE, RUNNABLE
 from tests import support
 from tests.chart import podrun
 from tests.chart.conftest import CHART, COMBINATIONS, NAMESPACE, RELEASE, documents, render
@@ -80,9 +80,18 @@ def test_every_method_the_chart_grants_exists():
             f"{where}: {service.full_name} has no method {method} (it has {sorted(service.methods_by_name)})"
 
 
+def test_the_gateway_in_the_chart_is_the_code_s_gateway():
+    """The gateway has a block of its own (gateway:, no database, no events), enabled by default."""
+    gateway = VALUES["gateway"]
+    assert gateway["enabled"] and gateway["port"] == settings.DEFAULT_PORTS["gateway"]
+    spec = importlib.import_module("services.gateway.service").spec()
+    template = (CHART / "templates" / "gateway.yaml").read_text()
+    assert all(f"service: {name}" in template for name in spec.grpc_services), "the probes ask for another name"
+
+
 def test_services_in_the_code_have_a_chart_entry():
     """Every service the code runs is deployed by default: a new service without a chart entry fails here."""
-    runnable = set(RUNNABLE) | {p.parent.name for p in (ROOT / "services").glob("*/__main__.py")}
+    runnable = set(RUNNABLE) | {p.parent.name for p in (ROOT / "services").glob("*/__main__.py")} - set(EDGE)
     missing = sorted(name for name in runnable if name not in VALUES["services"])
     assert not missing, (f"services {missing} exist in services/ but not in helm/erp/values.yaml: add them (a values "
                          "change: port, grpcService, postgresql) and their databases to k8s/postgres.yaml")
@@ -161,7 +170,7 @@ def cluster(helm, external_pg, external_redis, external_amqp, tmp_path):
     """The chart rendered for the local engines, with a fresh database and RabbitMQ namespace."""
     namespace = "erpchart-" + uuid.uuid4().hex[:8]
     enabled = sorted(n for n, s in VALUES["services"].items() if s["enabled"])
-    ports = podrun.free_ports(len(enabled) + 1)
+    ports = podrun.free_ports(len(enabled) + 3)
     pg_host, pg_port, pg_user, pg_password = _url_parts(external_pg)
     redis_host, redis_port, _, redis_password = _url_parts(external_redis)
     amqp_host, amqp_port, amqp_user, amqp_password = _url_parts(external_amqp)
@@ -170,6 +179,8 @@ def cluster(helm, external_pg, external_redis, external_amqp, tmp_path):
         database = make_url(db.sqlalchemy_url(database_url)).database
         overrides = {
             "metrics.port": ports[-1],
+            "gateway.port": ports[-2],
+            "gateway.httpPort": ports[-3],
             "postgresql.sslmode": "prefer",
             "postgresql.port": pg_port or 5432,
             "redis.port": redis_port or 6379,
@@ -198,10 +209,13 @@ def cluster(helm, external_pg, external_redis, external_amqp, tmp_path):
         for name in enabled:
             for setting, ref in (VALUES["services"][name].get("secretEnv") or {}).items():
                 secrets[(ref["secretName"], ref["key"])] = f"chart-test-{setting.lower()}"
+        secrets[(VALUES["internalAuth"]["existingSecret"], VALUES["internalAuth"]["key"])] = \
+            "chart-test-internal-token-secret-" + uuid.uuid4().hex
         secrets[(VALUES["redis"]["existingSecret"], VALUES["redis"]["passwordKey"])] = redis_password
         secrets[(VALUES["amqp"]["existingSecret"], VALUES["amqp"]["usernameKey"])] = amqp_user
         secrets[(VALUES["amqp"]["existingSecret"], VALUES["amqp"]["passwordKey"])] = amqp_password
         hosts[VALUES["redis"]["host"]] = redis_host
+        hosts[urlsplit(VALUES["gateway"]["jwksUrl"]).hostname] = "127.0.0.1"  # the issuer: not there, keys stay empty
         hosts[VALUES["amqp"]["host"]] = amqp_host
         yield Cluster(docs, secrets, hosts, database_url, external_amqp, namespace, enabled, tmp_path)
     env = Cluster.container_env_of(docs, secrets, hosts, "Deployment", f"{RELEASE}-inventory")
@@ -253,7 +267,7 @@ class Cluster:
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         return podrun.Pod(deployment["metadata"]["name"], container, self.env(container), self.tmp)
 
-    def check_pod(self, deployment: dict, probe_timeout: float | None = None) -> None:
+    def check_pod(self, deployment: dict, probe_timeout: float | None = None, consumes_events: bool = True) -> None:
         """Starts the Deployment's container and checks what the kubelet and Prometheus would see."""
         spec = deployment["spec"]["template"]["spec"]
         container = spec["containers"][0]
@@ -270,7 +284,8 @@ class Cluster:
             if "metrics" in ports:
                 with urllib.request.urlopen(f"http://{ip}:{ports['metrics']}/metrics", timeout=5) as response:
                     assert response.status == 200 and b"erp_rpc_requests_total" in response.read()
-            self._check_queue(pod, container["name"], timeout=5 if probe_timeout else 20)
+            if consumes_events:
+                self._check_queue(pod, container["name"], timeout=5 if probe_timeout else 20)
             code = pod.terminate(grace=spec["terminationGracePeriodSeconds"])
             assert code == 0, f"{pod.name} exited with {code} on SIGTERM:\n{pod.output()}"
         finally:
@@ -302,6 +317,7 @@ def test_rendered_pods_start_and_pass_the_probes_the_chart_declares(cluster):
     cluster.migrate()
     for name in cluster.enabled:
         cluster.check_pod(cluster.find("Deployment", f"{RELEASE}-{name}"))
+    cluster.check_pod(cluster.find("Deployment", f"{RELEASE}-gateway"), consumes_events=False)
 
 
 def _break_env(deployment: dict, old: str, new: str) -> dict:

@@ -188,14 +188,10 @@ Kubernetes dependent env var expansion $(VAR) (the referenced vars come first).
 {{- end }}
 {{- end -}}
 
-{{/* Redis and RabbitMQ env of a service: (list $). */}}
-{{- define "erp.brokerEnv" -}}
+{{/* Redis env (ERP_REDIS_URL) of a service or the gateway: (list $). */}}
+{{- define "erp.redisEnv" -}}
 {{- $root := index . 0 -}}
 {{- $redis := $root.Values.redis -}}
-{{- $amqp := $root.Values.amqp -}}
-{{- if and $root.Values.networkPolicy.enabled (or (not $redis.networkPeers) (not $amqp.networkPeers)) -}}
-{{- fail "redis.networkPeers and amqp.networkPeers are needed with networkPolicy.enabled (egress is denied by default)" -}}
-{{- end -}}
 {{- if $redis.urlKey }}
 - name: ERP_REDIS_URL
   valueFrom:
@@ -217,6 +213,17 @@ Kubernetes dependent env var expansion $(VAR) (the referenced vars come first).
   value: {{ printf "%s://%s:%d/%d" $scheme (required "redis.host is required" $redis.host) (int $redis.port) (int $redis.db) | quote }}
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/* Redis and RabbitMQ env of a service: (list $). */}}
+{{- define "erp.brokerEnv" -}}
+{{- $root := index . 0 -}}
+{{- $redis := $root.Values.redis -}}
+{{- $amqp := $root.Values.amqp -}}
+{{- if and $root.Values.networkPolicy.enabled (or (not $redis.networkPeers) (not $amqp.networkPeers)) -}}
+{{- fail "redis.networkPeers and amqp.networkPeers are needed with networkPolicy.enabled (egress is denied by default)" -}}
+{{- end -}}
+{{- include "erp.redisEnv" (list $root) }}
 {{- if not $amqp.existingSecret -}}
 {{- fail "amqp.existingSecret is required: RabbitMQ credentials come only from a Secret" -}}
 {{- end }}
@@ -246,7 +253,7 @@ Kubernetes dependent env var expansion $(VAR) (the referenced vars come first).
 
 {{/* Settings the chart owns; config.env / services.<name>.env may not set them. */}}
 {{- define "erp.reservedEnv" -}}
-ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_GRACE_SECONDS ERP_LOG_LEVEL ERP_LOG_FORMAT ERP_DATABASE_URL ERP_REDIS_URL ERP_AMQP_URL ERP_AMQP_NAMESPACE ERP_EVENT_TRANSPORT ERP_DATA_DIR
+ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_GRACE_SECONDS ERP_LOG_LEVEL ERP_LOG_FORMAT ERP_DATABASE_URL ERP_REDIS_URL ERP_AMQP_URL ERP_AMQP_NAMESPACE ERP_EVENT_TRANSPORT ERP_DATA_DIR ERP_INTERNAL_AUTH ERP_INTERNAL_TOKEN_SECRET
 {{- end -}}
 
 {{/* Fails when an env name is one the chart sets itself: (list $ $name $where). */}}
@@ -298,6 +305,20 @@ ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_G
     secretKeyRef:
       name: {{ $ref.secretName }}
       key: {{ $ref.key }}
+{{- end }}
+{{- end -}}
+
+{{/* The internal-token check of every service and the gateway's key (internalAuth): (list $). */}}
+{{- define "erp.internalAuthEnv" -}}
+{{- $auth := (index . 0).Values.internalAuth -}}
+- name: ERP_INTERNAL_AUTH
+  value: {{ ternary "true" "false" $auth.enabled | quote }}
+{{- if $auth.enabled }}
+- name: ERP_INTERNAL_TOKEN_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "internalAuth.existingSecret is required with internalAuth.enabled" $auth.existingSecret }}
+      key: {{ $auth.key }}
 {{- end }}
 {{- end -}}
 

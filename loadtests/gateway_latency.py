@@ -12,6 +12,7 @@ flight give the throughput. Cache hits only (one SKU): the figure is the gateway
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import statistics
 import tempfile
@@ -21,7 +22,6 @@ import uuid
 from pathlib import Path
 
 import grpc
-import requests
 
 from erp.inventory.v1 import inventory_pb2 as pb
 from loadtests import localmesh
@@ -100,8 +100,7 @@ def main() -> int:
         direct_channel = grpc.insecure_channel(targets["inventory"])
         gateway_channel = grpc.insecure_channel(targets["gateway"])
         direct, via_gateway = direct_channel.unary_unary(GETSTOCK), gateway_channel.unary_unary(GETSTOCK)
-        session = requests.Session()
-        url = f"http://127.0.0.1:{http_port}/v1/warehouses/MAIN/stock/BENCH-1"
+        path = "/v1/warehouses/MAIN/stock/BENCH-1"
         reader = identity.Identity("bench", frozenset({"inventory.read"}))
 
         def direct_call():  # what the gateway would send: a fresh internal token per call
@@ -112,16 +111,18 @@ def main() -> int:
 
         local = threading.local()
 
-        def gateway_rest_call():
-            if not hasattr(local, "session"):
-                local.session = requests.Session()
-            response = local.session.get(url, headers={"Authorization": f"Bearer {access_token}"}, timeout=5)
-            response.raise_for_status()
+        def gateway_rest_call():  # http.client, not requests: the client's own cost stays small
+            if not hasattr(local, "conn"):
+                local.conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+            local.conn.request("GET", path, headers={"Authorization": f"Bearer {access_token}"})
+            response = local.conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"REST GetStock answered {response.status}")
 
         rows = {"direct to inventory (gRPC)": measure(direct_call, args.seconds, args.concurrency),
                 "through the gateway (gRPC)": measure(gateway_grpc_call, args.seconds, args.concurrency),
                 "through the gateway (REST)": measure(gateway_rest_call, args.seconds, args.concurrency)}
-        session.close()
         direct_channel.close()
         gateway_channel.close()
     base = rows["direct to inventory (gRPC)"]

@@ -50,8 +50,12 @@ class GrpcEdge(grpc.GenericRpcHandler):
                 log.error("%s failed upstream with %s: %s", method, err.code.name, err.message)
                 await ctx.abort(err.code, "internal error")
             await ctx.abort(err.code, err.message, trailing_metadata=err.trailing_metadata)
-        await ctx.send_initial_metadata(stripped(reply.initial_metadata))
-        ctx.set_trailing_metadata(tuple(kv for kv in reply.trailing_metadata if kv[0] != STATUS_DETAILS_KEY))
+        initial = stripped(reply.initial_metadata)
+        if initial:  # sending headers apart costs a write of their own: only when there are any
+            await ctx.send_initial_metadata(initial)
+        trailing = tuple(kv for kv in reply.trailing_metadata if kv[0] != STATUS_DETAILS_KEY)
+        if trailing:
+            ctx.set_trailing_metadata(trailing)
         return reply.body
 
 

@@ -4,6 +4,7 @@ forwarded as bytes; errors come back as a google.rpc.Status JSON body with the H
 status Envoy and grpc-gateway give each gRPC code."""
 from __future__ import annotations
 
+import json
 import logging
 
 from aiohttp import web
@@ -31,7 +32,8 @@ class RestEdge:
                  max_body_bytes: int, documents: dict[str, dict]) -> None:
         self.edge, self.upstreams, self.table = edge, upstreams, table
         self.max_deadline, self.max_body = max_deadline_seconds, max_body_bytes
-        self.documents = documents  # path -> JSON document served as is (the OpenAPI, the dev JWKS)
+        # path -> JSON document served as is (the OpenAPI, the dev JWKS), serialized once
+        self.documents = {path: json.dumps(doc).encode() for path, doc in documents.items()}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=self.max_body)
@@ -49,7 +51,7 @@ class RestEdge:
     async def transcode(self, request: web.Request) -> web.Response:
         path = request.raw_path.split("?", 1)[0]
         if request.method == "GET" and path in self.documents:
-            return web.json_response(self.documents[path])
+            return web.Response(body=self.documents[path], content_type=JSON)
         if "access_token" in request.query:
             return error(code_pb2.UNAUTHENTICATED, "tokens in the query string are refused: "
                                                   "send Authorization: Bearer <token>")

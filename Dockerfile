@@ -58,7 +58,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     ERP_LOG_FORMAT=json
 WORKDIR /app
 # gRPC ports (gateway 50050, inventory 50051 ... notification 50056) and Prometheus metrics.
-EXPOSE 50050-50056 9464
+EXPOSE 50050-50056 8080 9464
 
 # ---------------------------------------------------------------------------------------------------
 FROM base AS loadtest

@@ -104,3 +104,7 @@ loadtest: $(LOAD_STAMP) ## Locust suites, 30 s each, on a local mesh (real engin
 .PHONY: bench
 bench: $(STAMP) ## Benchmark: echo vs GetStock vs orders end to end; growth with catalog size and processes
 	$(PY) -m loadtests.bench $(BENCH_ARGS)
+
+.PHONY: bench-gateway
+bench-gateway: $(STAMP) ## What the gateway adds: GetStock direct vs through its gRPC and REST edges
+	$(PY) -m loadtests.gateway_latency $(BENCH_ARGS)

@@ -163,10 +163,14 @@ class _CallDetails(
 
 
 class ClientInterceptor(grpc.UnaryUnaryClientInterceptor):
-    """Adds ids and caps the timeout by the incoming call's remaining deadline."""
+    """Adds ids and caps the timeout by the incoming call's remaining deadline. With an
+    internal-token secret (ERP_INTERNAL_AUTH on), it also passes the caller on: a token for
+    the outgoing method with the subject and scopes the incoming call was verified with,
+    so the callee decides on the original caller's scopes, as the gateway did."""
 
-    def __init__(self, default_timeout: float) -> None:
+    def __init__(self, default_timeout: float, internal_secret: str = "") -> None:
         self.default_timeout = default_timeout
+        self.internal_secret = internal_secret
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
         timeout = client_call_details.timeout or self.default_timeout
@@ -180,6 +184,9 @@ class ClientInterceptor(grpc.UnaryUnaryClientInterceptor):
             metadata.append((CORRELATION_ID_KEY, cid))
         if rid and REQUEST_ID_KEY not in keys:
             metadata.append((REQUEST_ID_KEY, context.new_id()))
+        if self.internal_secret and identity.HEADER not in keys:
+            caller = identity.Identity(context.subject.get(), context.scopes.get())
+            metadata.append((identity.HEADER, identity.mint(self.internal_secret, caller, client_call_details.method)))
         details = _CallDetails(
             client_call_details.method, timeout, metadata, client_call_details.credentials,
             client_call_details.wait_for_ready, client_call_details.compression,

@@ -106,3 +106,35 @@ def test_the_verified_caller_reaches_handlers_through_mesh_context():
         assert reply == b"approver-7|orders.read x"
     finally:
         server.stop(0)
+
+
+def test_a_service_calling_another_passes_the_verified_caller_on():
+    import dataclasses
+
+    from mesh.channels import channel_to
+    from mesh.settings import load
+
+    method = "/erp.orders.v1.OrderService/GetOrder"
+    rules = {method: access.table()[method]}
+
+    class Handler(grpc.GenericRpcHandler):
+        def service(self, details):
+            return grpc.unary_unary_rpc_method_handler(lambda _r, _c: context.subject.get().encode()) \
+                if details.method == method else None
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                         interceptors=[ServerInterceptor(InternalAuth(SECRET, rules))])
+    server.add_generic_rpc_handlers((Handler(),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    settings = dataclasses.replace(load("inventory"), targets={"orders": f"127.0.0.1:{port}"}, internal_auth=True,
+                                   internal_token_secret=SECRET)
+    try:
+        with channel_to(settings, "orders") as channel:
+            call = channel.unary_unary(method)
+            with context.scope(caller="user-9", caller_scopes=frozenset({"orders.read"})):
+                assert call(b"", timeout=10) == b"user-9"
+            with context.scope(caller="user-9", caller_scopes=frozenset({"inventory.read"})):
+                assert code_of(call, b"") == grpc.StatusCode.PERMISSION_DENIED, "the original caller's scopes decide"
+    finally:
+        server.stop(0)

@@ -1,6 +1,8 @@
 """Prometheus metrics every service exposes on ERP_METRICS_PORT (0: off) at /metrics."""
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Histogram, start_http_server
 
 RPC_REQUESTS = Counter("erp_rpc_requests_total", "gRPC calls served", ["method", "code"])
@@ -8,10 +10,21 @@ RPC_SECONDS = Histogram(
     "erp_rpc_duration_seconds", "gRPC call latency", ["method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+GATEWAY_REQUESTS = Counter("erp_gateway_requests_total", "calls through the gateway",
+                           ["edge", "method", "outcome"])  # edge grpc|rest; outcome: gRPC code or HTTP status
+GATEWAY_SECONDS = Histogram(
+    "erp_gateway_duration_seconds", "time in the gateway, upstream call included", ["edge"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
 EVENTS_HANDLED = Counter("erp_events_handled_total", "events consumed", ["consumer", "event_type", "outcome"])
 EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows confirmed by the transport", ["service"])
 PUBLISH_FAILURES = Counter("erp_event_publish_failures_total", "outbox rows the transport refused",
                            ["service", "reason"])
+
+
+def observe_gateway(edge: str, method: str, outcome: str, started: float) -> None:
+    GATEWAY_REQUESTS.labels(edge, method, outcome).inc()
+    GATEWAY_SECONDS.labels(edge).observe(time.perf_counter() - started)
 
 
 def serve(port: int, host: str = "0.0.0.0") -> None:

@@ -5,11 +5,12 @@ Unknown and internal-only methods get UNIMPLEMENTED."""
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 from grpc_status import rpc_status
 
-from mesh import identity
+from mesh import identity, metrics
 from mesh.errors import to_status
 from services.gateway.edge import Edge, Refusal, stripped
 from services.gateway.upstream import HIDDEN_CODES, STATUS_DETAILS_KEY, UpstreamError, Upstreams
@@ -36,16 +37,27 @@ class GrpcEdge(grpc.GenericRpcHandler):
         return self.max_deadline if remaining is None else min(remaining, self.max_deadline)
 
     async def forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+        started, outcome = time.perf_counter(), ["CANCELLED"]
+        try:
+            reply = await self._forward(method, request, ctx, outcome)
+            outcome[0] = "OK"
+            return reply
+        finally:
+            metrics.observe_gateway("grpc", method, outcome[0], started)
+
+    async def _forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext, outcome: list) -> bytes:
         metadata = tuple(ctx.invocation_metadata() or ())
         authorization = next((v for k, v in metadata if k == "authorization"), None)
         try:
             admission = await self.edge.admit(method, authorization, ctx.peer())
         except Refusal as refusal:
+            outcome[0] = refusal.code.name
             await abort(ctx, refusal.code, refusal.message, refusal.details)
         outgoing = [*stripped(metadata), (identity.HEADER, admission.internal_token)]
         try:
             reply = await self.upstreams.call(method, request, self.timeout(ctx), outgoing)
         except UpstreamError as err:
+            outcome[0] = err.code.name
             if err.code in HIDDEN_CODES:
                 log.error("%s failed upstream with %s: %s", method, err.code.name, err.message)
                 await ctx.abort(err.code, "internal error")

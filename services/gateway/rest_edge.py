@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
-from mesh import identity
+from mesh import identity, metrics
 from services.gateway.edge import Edge, Refusal
 from services.gateway.ratelimit import retry_after_header
 from services.gateway.routes import NoRoute, RouteTable
@@ -20,6 +21,7 @@ from services.gateway.upstream import HIDDEN_CODES, STATUS_DETAILS_KEY, Upstream
 log = logging.getLogger("gateway.rest")
 JSON = "application/json"
 PASSED_HEADERS = ("x-request-id", "x-correlation-id")
+ROUTED_METHOD = web.RequestKey("routed_method", str)  # the gRPC method a request was routed to, for metrics
 
 
 def error(code: int, message: str, details=(), headers: dict | None = None) -> web.Response:
@@ -42,11 +44,14 @@ class RestEdge:
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
         try:
-            return await self.transcode(request)
+            response = await self.transcode(request)
         except Exception:  # noqa: BLE001 - a bug here is a 500 with no text, never a stack trace
             log.exception("REST edge failed on %s %s", request.method, request.path)
-            return error(code_pb2.INTERNAL, "internal error")
+            response = error(code_pb2.INTERNAL, "internal error")
+        metrics.observe_gateway("rest", request.get(ROUTED_METHOD, "unrouted"), str(response.status), started)
+        return response
 
     async def transcode(self, request: web.Request) -> web.Response:
         path = request.raw_path.split("?", 1)[0]
@@ -62,6 +67,7 @@ class RestEdge:
                 return web.Response(status=405, body=status_json(code_pb2.UNIMPLEMENTED, "method not allowed"),
                                     content_type=JSON, headers={"Allow": ", ".join(no_route.allowed)})
             return error(code_pb2.NOT_FOUND, f"no route for {request.method} {path}")
+        request[ROUTED_METHOD] = match.route.grpc_path
         if (request.content_length or 0) > self.max_body:
             return self.too_large()
         try:

@@ -147,3 +147,18 @@ def test_health_and_reflection_answer_at_the_gateway(gateway):
     stub = health_pb2_grpc.HealthStub(gateway.channel)
     assert stub.Check(health_pb2.HealthCheckRequest(service="erp.gateway"), timeout=5).status == \
         health_pb2.HealthCheckResponse.SERVING
+
+
+def test_calls_through_the_gateway_are_counted(gateway):
+    from mesh import metrics
+
+    def count(edge, outcome):
+        return metrics.GATEWAY_REQUESTS.labels(edge, GET_ORDER, outcome)._value.get()
+
+    before = count("grpc", "OK"), count("grpc", "UNAUTHENTICATED"), count("rest", "401")
+    gateway.call(GET_ORDER, token=token(gateway))
+    with pytest.raises(grpc.RpcError):
+        gateway.call(GET_ORDER)
+    requests.get(f"{gateway.base_url}/v1/orders/o-1", timeout=10)
+    assert (count("grpc", "OK"), count("grpc", "UNAUTHENTICATED"), count("rest", "401")) == \
+        tuple(b + 1 for b in before)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from urllib.parse import urlsplit
 
 from mesh.settings import Settings
 
@@ -47,6 +48,15 @@ def parse_rate_limits(text: str) -> dict[str, RateLimit]:
     return limits
 
 
+def check_jwks_url(url: str) -> str:
+    """https, except on this machine (tests, the development issuer): keys fetched in the clear
+    could be swapped on the way, and every token signed with the swapped ones would pass."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost", "::1")):
+        return url
+    raise ValueError(f"ERP_GATEWAY_JWKS_URL must be an https:// URL, got {url!r}")
+
+
 def load(settings: Settings) -> GatewayConfig:
     get = settings.get
     when_down = get("ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN", "open").lower()
@@ -57,7 +67,7 @@ def load(settings: Settings) -> GatewayConfig:
     return GatewayConfig(
         http_host=settings.grpc_host,
         http_port=http_port,
-        jwks_url=get("ERP_GATEWAY_JWKS_URL", f"http://127.0.0.1:{http_port}/dev/jwks.json" if dev else ""),
+        jwks_url=check_jwks_url(get("ERP_GATEWAY_JWKS_URL", f"http://127.0.0.1:{http_port}/dev/jwks.json" if dev else "")),
         issuer=get("ERP_GATEWAY_ISSUER", "erp-dev-issuer" if dev else ""),
         audience=get("ERP_GATEWAY_AUDIENCE", "erp-api"),
         algorithms=tuple(a.strip() for a in get("ERP_GATEWAY_ALGORITHMS", "RS256,ES256").split(",") if a.strip()),

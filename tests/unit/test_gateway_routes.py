@@ -68,3 +68,11 @@ def test_unknown_key_ids_share_one_refetch_per_interval():
 
     assert asyncio.run(flood()) == [None] * 200
     assert len(fetches) == 1, "the start-up fetch only: the last fetch was less than an interval ago"
+
+
+def test_the_jwks_url_must_be_https_off_this_machine():
+    assert config.check_jwks_url("https://auth.example.com/jwks") == "https://auth.example.com/jwks"
+    assert config.check_jwks_url("http://127.0.0.1:8080/dev/jwks.json")
+    for bad in ("http://auth.example.com/jwks", "", "file:///etc/keys.json"):
+        with pytest.raises(ValueError):
+            config.check_jwks_url(bad)

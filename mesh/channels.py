@@ -13,4 +13,4 @@ from mesh.settings import Settings
 def channel_to(settings: Settings, service: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
     secret = settings.internal_token_secret if settings.internal_auth else ""
     return open_channel(settings.target(service), timeout=timeout,
-                        interceptors=(ClientInterceptor(timeout, internal_secret=secret),))
+                        interceptors=(ClientInterceptor(timeout, internal_secret=secret, service=settings.service),))

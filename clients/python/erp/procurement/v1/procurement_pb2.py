@@ -23,19 +23,113 @@ _sym_db = _symbol_database.Default()
 
 
 from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
+from erp.common.v1 import paging_pb2 as erp_dot_common_dot_v1_dot_paging__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$erp/procurement/v1/procurement.proto\x12\x12\x65rp.procurement.v1\x1a\x19\x65rp/common/v1/money.proto\"\\\n\x11PurchaseOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12(\n\nunit_price\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\"\xae\x01\n\rPurchaseOrder\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x13\n\x0bsupplier_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.erp.procurement.v1.PurchaseOrderStatus\x12\x34\n\x05lines\x18\x04 \x03(\x0b\x32%.erp.procurement.v1.PurchaseOrderLine*\x91\x02\n\x13PurchaseOrderStatus\x12%\n!PURCHASE_ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPURCHASE_ORDER_STATUS_DRAFT\x10\x01\x12#\n\x1fPURCHASE_ORDER_STATUS_SUBMITTED\x10\x02\x12\"\n\x1ePURCHASE_ORDER_STATUS_APPROVED\x10\x03\x12\"\n\x1ePURCHASE_ORDER_STATUS_REJECTED\x10\x04\x12#\n\x1fPURCHASE_ORDER_STATUS_CANCELLED\x10\x05\x12 \n\x1cPURCHASE_ORDER_STATUS_CLOSED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$erp/procurement/v1/procurement.proto\x12\x12\x65rp.procurement.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x0fSupplierContact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\"\x80\x02\n\x08Supplier\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".erp.procurement.v1.SupplierStatus\x12\x15\n\rcurrency_code\x18\x04 \x01(\t\x12\x1a\n\x12payment_terms_days\x18\x05 \x01(\x05\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x07 \x01(\t\x12\x35\n\x08\x63ontacts\x18\x08 \x03(\x0b\x32#.erp.procurement.v1.SupplierContact\x12\x0f\n\x07version\x18\t \x01(\x03\"\x9c\x01\n\rSupplierPrice\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12(\n\nunit_price\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x14\n\x0cmin_quantity\x18\x04 \x01(\x03\x12\x16\n\x0elead_time_days\x18\x05 \x01(\x05\x12\x11\n\tpreferred\x18\x06 \x01(\x08\"\xb6\x02\n\x11PurchaseOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12(\n\nunit_price\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x0f\n\x07line_no\x18\x04 \x01(\x05\x12\x15\n\rexpected_date\x18\x05 \x01(\t\x12\x19\n\x11received_quantity\x18\x06 \x01(\x03\x12\x17\n\x0f\x62illed_quantity\x18\x07 \x01(\x03\x12\x1b\n\x13receivable_quantity\x18\x08 \x01(\x03\x12\x39\n\x0ereceipt_status\x18\t \x01(\x0e\x32!.erp.procurement.v1.ReceiptStatus\x12$\n\x06\x61mount\x18\n \x01(\x0b\x32\x14.erp.common.v1.Money\"\x95\x01\n\x08\x41pproval\x12\x10\n\x08\x61pprover\x18\x01 \x01(\t\x12\x36\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32$.erp.procurement.v1.ApprovalDecision\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\x12.\n\ndecided_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x05\n\rPurchaseOrder\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x13\n\x0bsupplier_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.erp.procurement.v1.PurchaseOrderStatus\x12\x34\n\x05lines\x18\x04 \x03(\x0b\x32%.erp.procurement.v1.PurchaseOrderLine\x12\x0e\n\x06number\x18\x05 \x01(\t\x12\x15\n\rcurrency_code\x18\x06 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x07 \x01(\t\x12#\n\x05total\x18\x08 \x01(\x0b\x32\x14.erp.common.v1.Money\x12/\n\tapprovals\x18\t \x03(\x0b\x32\x1c.erp.procurement.v1.Approval\x12\x1a\n\x12\x61pprovals_required\x18\n \x01(\x05\x12\x39\n\x0ereceipt_status\x18\x0b \x01(\x0e\x32!.erp.procurement.v1.ReceiptStatus\x12\x39\n\x0e\x62illing_status\x18\x0c \x01(\x0e\x32!.erp.procurement.v1.BillingStatus\x12\x0c\n\x04note\x18\r \x01(\t\x12\x37\n\x06origin\x18\x0e \x01(\x0e\x32\'.erp.procurement.v1.PurchaseOrderOrigin\x12\x16\n\x0e\x63losing_reason\x18\x0f \x01(\t\x12\x14\n\x0csubmitted_by\x18\x10 \x01(\t\x12\x0f\n\x07version\x18\x11 \x01(\x03\x12.\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x10GoodsReceiptLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x0b\n\x03sku\x18\x03 \x01(\t\"\xe3\x01\n\x0cGoodsReceipt\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x19\n\x11purchase_order_id\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x33\n\x05lines\x18\x04 \x03(\x0b\x32$.erp.procurement.v1.GoodsReceiptLine\x12\x13\n\x0breceived_by\x18\x05 \x01(\t\x12\x11\n\treference\x18\x06 \x01(\t\x12/\n\x0breceived_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x15\x43reateSupplierRequest\x12.\n\x08supplier\x18\x01 \x01(\x0b\x32\x1c.erp.procurement.v1.Supplier\"H\n\x16\x43reateSupplierResponse\x12.\n\x08supplier\x18\x01 \x01(\x0b\x32\x1c.erp.procurement.v1.Supplier\")\n\x12GetSupplierRequest\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\"E\n\x13GetSupplierResponse\x12.\n\x08supplier\x18\x01 \x01(\x0b\x32\x1c.erp.procurement.v1.Supplier\"t\n\x14ListSuppliersRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".erp.procurement.v1.SupplierStatus\"a\n\x15ListSuppliersResponse\x12/\n\tsuppliers\x18\x01 \x03(\x0b\x32\x1c.erp.procurement.v1.Supplier\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"f\n\x1bUpdateSupplierStatusRequest\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".erp.procurement.v1.SupplierStatus\"N\n\x1cUpdateSupplierStatusResponse\x12.\n\x08supplier\x18\x01 \x01(\x0b\x32\x1c.erp.procurement.v1.Supplier\"K\n\x17SetSupplierPriceRequest\x12\x30\n\x05price\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.SupplierPrice\"L\n\x18SetSupplierPriceResponse\x12\x30\n\x05price\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.SupplierPrice\"=\n\x19ListSupplierPricesRequest\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\"O\n\x1aListSupplierPricesResponse\x12\x31\n\x06prices\x18\x01 \x03(\x0b\x32!.erp.procurement.v1.SupplierPrice\"\xa1\x01\n\x1a\x43reatePurchaseOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bsupplier_id\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x34\n\x05lines\x18\x04 \x03(\x0b\x32%.erp.procurement.v1.PurchaseOrderLine\x12\x0c\n\x04note\x18\x05 \x01(\t\"X\n\x1b\x43reatePurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"\xad\x01\n\x1aUpdatePurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x34\n\x05lines\x18\x04 \x03(\x0b\x32%.erp.procurement.v1.PurchaseOrderLine\x12\x0c\n\x04note\x18\x05 \x01(\t\"X\n\x1bUpdatePurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"M\n\x1aSubmitPurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x02 \x01(\t\"X\n\x1bSubmitPurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"[\n\x1b\x41pprovePurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pprover\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"Y\n\x1c\x41pprovePurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"Y\n\x1aRejectPurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pprover\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"X\n\x1bRejectPurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"G\n\x1a\x43\x61ncelPurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"X\n\x1b\x43\x61ncelPurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"F\n\x19\x43losePurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"W\n\x1a\x43losePurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"4\n\x17GetPurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\"U\n\x18GetPurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"\xfa\x01\n\x19ListPurchaseOrdersRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x13\n\x0bsupplier_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.erp.procurement.v1.PurchaseOrderStatus\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x1aListPurchaseOrdersResponse\x12:\n\x0fpurchase_orders\x18\x01 \x03(\x0b\x32!.erp.procurement.v1.PurchaseOrder\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x01\n\x19RecordGoodsReceiptRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x19\n\x11purchase_order_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.erp.procurement.v1.GoodsReceiptLine\x12\x13\n\x0breceived_by\x18\x04 \x01(\t\x12\x11\n\treference\x18\x05 \x01(\t\"\x8a\x01\n\x1aRecordGoodsReceiptResponse\x12\x31\n\x07receipt\x18\x01 \x01(\x0b\x32 .erp.procurement.v1.GoodsReceipt\x12\x39\n\x0epurchase_order\x18\x02 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"5\n\x18ListGoodsReceiptsRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\"O\n\x19ListGoodsReceiptsResponse\x12\x32\n\x08receipts\x18\x01 \x03(\x0b\x32 .erp.procurement.v1.GoodsReceipt*\x88\x01\n\x0eSupplierStatus\x12\x1f\n\x1bSUPPLIER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SUPPLIER_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18SUPPLIER_STATUS_INACTIVE\x10\x02\x12\x1b\n\x17SUPPLIER_STATUS_BLOCKED\x10\x03*\x91\x02\n\x13PurchaseOrderStatus\x12%\n!PURCHASE_ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPURCHASE_ORDER_STATUS_DRAFT\x10\x01\x12#\n\x1fPURCHASE_ORDER_STATUS_SUBMITTED\x10\x02\x12\"\n\x1ePURCHASE_ORDER_STATUS_APPROVED\x10\x03\x12\"\n\x1ePURCHASE_ORDER_STATUS_REJECTED\x10\x04\x12#\n\x1fPURCHASE_ORDER_STATUS_CANCELLED\x10\x05\x12 \n\x1cPURCHASE_ORDER_STATUS_CLOSED\x10\x06*\x80\x01\n\rReceiptStatus\x12\x1e\n\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16RECEIPT_STATUS_PENDING\x10\x01\x12\x1a\n\x16RECEIPT_STATUS_PARTIAL\x10\x02\x12\x17\n\x13RECEIPT_STATUS_FULL\x10\x03*\x83\x01\n\rBillingStatus\x12\x1e\n\x1a\x42ILLING_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x42ILLING_STATUS_NOT_BILLED\x10\x01\x12\x1a\n\x16\x42ILLING_STATUS_PARTIAL\x10\x02\x12\x17\n\x13\x42ILLING_STATUS_FULL\x10\x03*u\n\x10\x41pprovalDecision\x12!\n\x1d\x41PPROVAL_DECISION_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41PPROVAL_DECISION_APPROVED\x10\x01\x12\x1e\n\x1a\x41PPROVAL_DECISION_REJECTED\x10\x02*\x87\x01\n\x13PurchaseOrderOrigin\x12%\n!PURCHASE_ORDER_ORIGIN_UNSPECIFIED\x10\x00\x12 \n\x1cPURCHASE_ORDER_ORIGIN_MANUAL\x10\x01\x12\'\n#PURCHASE_ORDER_ORIGIN_REPLENISHMENT\x10\x02\x32\xb5\x0f\n\x12ProcurementService\x12g\n\x0e\x43reateSupplier\x12).erp.procurement.v1.CreateSupplierRequest\x1a*.erp.procurement.v1.CreateSupplierResponse\x12^\n\x0bGetSupplier\x12&.erp.procurement.v1.GetSupplierRequest\x1a\'.erp.procurement.v1.GetSupplierResponse\x12\x64\n\rListSuppliers\x12(.erp.procurement.v1.ListSuppliersRequest\x1a).erp.procurement.v1.ListSuppliersResponse\x12y\n\x14UpdateSupplierStatus\x12/.erp.procurement.v1.UpdateSupplierStatusRequest\x1a\x30.erp.procurement.v1.UpdateSupplierStatusResponse\x12m\n\x10SetSupplierPrice\x12+.erp.procurement.v1.SetSupplierPriceRequest\x1a,.erp.procurement.v1.SetSupplierPriceResponse\x12s\n\x12ListSupplierPrices\x12-.erp.procurement.v1.ListSupplierPricesRequest\x1a..erp.procurement.v1.ListSupplierPricesResponse\x12v\n\x13\x43reatePurchaseOrder\x12..erp.procurement.v1.CreatePurchaseOrderRequest\x1a/.erp.procurement.v1.CreatePurchaseOrderResponse\x12v\n\x13UpdatePurchaseOrder\x12..erp.procurement.v1.UpdatePurchaseOrderRequest\x1a/.erp.procurement.v1.UpdatePurchaseOrderResponse\x12v\n\x13SubmitPurchaseOrder\x12..erp.procurement.v1.SubmitPurchaseOrderRequest\x1a/.erp.procurement.v1.SubmitPurchaseOrderResponse\x12y\n\x14\x41pprovePurchaseOrder\x12/.erp.procurement.v1.ApprovePurchaseOrderRequest\x1a\x30.erp.procurement.v1.ApprovePurchaseOrderResponse\x12v\n\x13RejectPurchaseOrder\x12..erp.procurement.v1.RejectPurchaseOrderRequest\x1a/.erp.procurement.v1.RejectPurchaseOrderResponse\x12v\n\x13\x43\x61ncelPurchaseOrder\x12..erp.procurement.v1.CancelPurchaseOrderRequest\x1a/.erp.procurement.v1.CancelPurchaseOrderResponse\x12s\n\x12\x43losePurchaseOrder\x12-.erp.procurement.v1.ClosePurchaseOrderRequest\x1a..erp.procurement.v1.ClosePurchaseOrderResponse\x12m\n\x10GetPurchaseOrder\x12+.erp.procurement.v1.GetPurchaseOrderRequest\x1a,.erp.procurement.v1.GetPurchaseOrderResponse\x12s\n\x12ListPurchaseOrders\x12-.erp.procurement.v1.ListPurchaseOrdersRequest\x1a..erp.procurement.v1.ListPurchaseOrdersResponse\x12s\n\x12RecordGoodsReceipt\x12-.erp.procurement.v1.RecordGoodsReceiptRequest\x1a..erp.procurement.v1.RecordGoodsReceiptResponse\x12p\n\x11ListGoodsReceipts\x12,.erp.procurement.v1.ListGoodsReceiptsRequest\x1a-.erp.procurement.v1.ListGoodsReceiptsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'erp.procurement.v1.procurement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PURCHASEORDERSTATUS']._serialized_start=359
-  _globals['_PURCHASEORDERSTATUS']._serialized_end=632
-  _globals['_PURCHASEORDERLINE']._serialized_start=87
-  _globals['_PURCHASEORDERLINE']._serialized_end=179
-  _globals['_PURCHASEORDER']._serialized_start=182
-  _globals['_PURCHASEORDER']._serialized_end=356
+  _globals['_SUPPLIERSTATUS']._serialized_start=5404
+  _globals['_SUPPLIERSTATUS']._serialized_end=5540
+  _globals['_PURCHASEORDERSTATUS']._serialized_start=5543
+  _globals['_PURCHASEORDERSTATUS']._serialized_end=5816
+  _globals['_RECEIPTSTATUS']._serialized_start=5819
+  _globals['_RECEIPTSTATUS']._serialized_end=5947
+  _globals['_BILLINGSTATUS']._serialized_start=5950
+  _globals['_BILLINGSTATUS']._serialized_end=6081
+  _globals['_APPROVALDECISION']._serialized_start=6083
+  _globals['_APPROVALDECISION']._serialized_end=6200
+  _globals['_PURCHASEORDERORIGIN']._serialized_start=6203
+  _globals['_PURCHASEORDERORIGIN']._serialized_end=6338
+  _globals['_SUPPLIERCONTACT']._serialized_start=148
+  _globals['_SUPPLIERCONTACT']._serialized_end=223
+  _globals['_SUPPLIER']._serialized_start=226
+  _globals['_SUPPLIER']._serialized_end=482
+  _globals['_SUPPLIERPRICE']._serialized_start=485
+  _globals['_SUPPLIERPRICE']._serialized_end=641
+  _globals['_PURCHASEORDERLINE']._serialized_start=644
+  _globals['_PURCHASEORDERLINE']._serialized_end=954
+  _globals['_APPROVAL']._serialized_start=957
+  _globals['_APPROVAL']._serialized_end=1106
+  _globals['_PURCHASEORDER']._serialized_start=1109
+  _globals['_PURCHASEORDER']._serialized_end=1808
+  _globals['_GOODSRECEIPTLINE']._serialized_start=1810
+  _globals['_GOODSRECEIPTLINE']._serialized_end=1876
+  _globals['_GOODSRECEIPT']._serialized_start=1879
+  _globals['_GOODSRECEIPT']._serialized_end=2106
+  _globals['_CREATESUPPLIERREQUEST']._serialized_start=2108
+  _globals['_CREATESUPPLIERREQUEST']._serialized_end=2179
+  _globals['_CREATESUPPLIERRESPONSE']._serialized_start=2181
+  _globals['_CREATESUPPLIERRESPONSE']._serialized_end=2253
+  _globals['_GETSUPPLIERREQUEST']._serialized_start=2255
+  _globals['_GETSUPPLIERREQUEST']._serialized_end=2296
+  _globals['_GETSUPPLIERRESPONSE']._serialized_start=2298
+  _globals['_GETSUPPLIERRESPONSE']._serialized_end=2367
+  _globals['_LISTSUPPLIERSREQUEST']._serialized_start=2369
+  _globals['_LISTSUPPLIERSREQUEST']._serialized_end=2485
+  _globals['_LISTSUPPLIERSRESPONSE']._serialized_start=2487
+  _globals['_LISTSUPPLIERSRESPONSE']._serialized_end=2584
+  _globals['_UPDATESUPPLIERSTATUSREQUEST']._serialized_start=2586
+  _globals['_UPDATESUPPLIERSTATUSREQUEST']._serialized_end=2688
+  _globals['_UPDATESUPPLIERSTATUSRESPONSE']._serialized_start=2690
+  _globals['_UPDATESUPPLIERSTATUSRESPONSE']._serialized_end=2768
+  _globals['_SETSUPPLIERPRICEREQUEST']._serialized_start=2770
+  _globals['_SETSUPPLIERPRICEREQUEST']._serialized_end=2845
+  _globals['_SETSUPPLIERPRICERESPONSE']._serialized_start=2847
+  _globals['_SETSUPPLIERPRICERESPONSE']._serialized_end=2923
+  _globals['_LISTSUPPLIERPRICESREQUEST']._serialized_start=2925
+  _globals['_LISTSUPPLIERPRICESREQUEST']._serialized_end=2986
+  _globals['_LISTSUPPLIERPRICESRESPONSE']._serialized_start=2988
+  _globals['_LISTSUPPLIERPRICESRESPONSE']._serialized_end=3067
+  _globals['_CREATEPURCHASEORDERREQUEST']._serialized_start=3070
+  _globals['_CREATEPURCHASEORDERREQUEST']._serialized_end=3231
+  _globals['_CREATEPURCHASEORDERRESPONSE']._serialized_start=3233
+  _globals['_CREATEPURCHASEORDERRESPONSE']._serialized_end=3321
+  _globals['_UPDATEPURCHASEORDERREQUEST']._serialized_start=3324
+  _globals['_UPDATEPURCHASEORDERREQUEST']._serialized_end=3497
+  _globals['_UPDATEPURCHASEORDERRESPONSE']._serialized_start=3499
+  _globals['_UPDATEPURCHASEORDERRESPONSE']._serialized_end=3587
+  _globals['_SUBMITPURCHASEORDERREQUEST']._serialized_start=3589
+  _globals['_SUBMITPURCHASEORDERREQUEST']._serialized_end=3666
+  _globals['_SUBMITPURCHASEORDERRESPONSE']._serialized_start=3668
+  _globals['_SUBMITPURCHASEORDERRESPONSE']._serialized_end=3756
+  _globals['_APPROVEPURCHASEORDERREQUEST']._serialized_start=3758
+  _globals['_APPROVEPURCHASEORDERREQUEST']._serialized_end=3849
+  _globals['_APPROVEPURCHASEORDERRESPONSE']._serialized_start=3851
+  _globals['_APPROVEPURCHASEORDERRESPONSE']._serialized_end=3940
+  _globals['_REJECTPURCHASEORDERREQUEST']._serialized_start=3942
+  _globals['_REJECTPURCHASEORDERREQUEST']._serialized_end=4031
+  _globals['_REJECTPURCHASEORDERRESPONSE']._serialized_start=4033
+  _globals['_REJECTPURCHASEORDERRESPONSE']._serialized_end=4121
+  _globals['_CANCELPURCHASEORDERREQUEST']._serialized_start=4123
+  _globals['_CANCELPURCHASEORDERREQUEST']._serialized_end=4194
+  _globals['_CANCELPURCHASEORDERRESPONSE']._serialized_start=4196
+  _globals['_CANCELPURCHASEORDERRESPONSE']._serialized_end=4284
+  _globals['_CLOSEPURCHASEORDERREQUEST']._serialized_start=4286
+  _globals['_CLOSEPURCHASEORDERREQUEST']._serialized_end=4356
+  _globals['_CLOSEPURCHASEORDERRESPONSE']._serialized_start=4358
+  _globals['_CLOSEPURCHASEORDERRESPONSE']._serialized_end=4445
+  _globals['_GETPURCHASEORDERREQUEST']._serialized_start=4447
+  _globals['_GETPURCHASEORDERREQUEST']._serialized_end=4499
+  _globals['_GETPURCHASEORDERRESPONSE']._serialized_start=4501
+  _globals['_GETPURCHASEORDERRESPONSE']._serialized_end=4586
+  _globals['_LISTPURCHASEORDERSREQUEST']._serialized_start=4589
+  _globals['_LISTPURCHASEORDERSREQUEST']._serialized_end=4839
+  _globals['_LISTPURCHASEORDERSRESPONSE']._serialized_start=4841
+  _globals['_LISTPURCHASEORDERSRESPONSE']._serialized_end=4954
+  _globals['_RECORDGOODSRECEIPTREQUEST']._serialized_start=4957
+  _globals['_RECORDGOODSRECEIPTREQUEST']._serialized_end=5124
+  _globals['_RECORDGOODSRECEIPTRESPONSE']._serialized_start=5127
+  _globals['_RECORDGOODSRECEIPTRESPONSE']._serialized_end=5265
+  _globals['_LISTGOODSRECEIPTSREQUEST']._serialized_start=5267
+  _globals['_LISTGOODSRECEIPTSREQUEST']._serialized_end=5320
+  _globals['_LISTGOODSRECEIPTSRESPONSE']._serialized_start=5322
+  _globals['_LISTGOODSRECEIPTSRESPONSE']._serialized_end=5401
+  _globals['_PROCUREMENTSERVICE']._serialized_start=6341
+  _globals['_PROCUREMENTSERVICE']._serialized_end=8314
 # @@protoc_insertion_point(module_scope)

@@ -9,19 +9,15 @@ import enum
 import hashlib
 import hmac
 import json
-import re
-from urllib.parse import urlsplit
 
+from mesh.addresses import MAX_URL, valid_email, valid_webhook_url
 from mesh.errors import NotFound, Violations
 
-MAX_EMAIL = 254
-MAX_URL = 2048
 MAX_NAME = 200
 MAX_ID = 64
 MAX_ERROR = 500
 # However many attempts are configured, no retry waits longer than this.
 MAX_RETRY_DELAY_SECONDS = 3600.0
-EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
 
 class CustomerNotKnownYet(NotFound):
@@ -119,21 +115,6 @@ class RetryPolicy:
 
 
 # ---------------------------------------------------------------- contacts
-
-
-def valid_email(value: str) -> bool:
-    return len(value) <= MAX_EMAIL and bool(EMAIL_RE.fullmatch(value))
-
-
-def valid_webhook_url(value: str) -> bool:
-    """http(s) with a host; nothing else (urllib would also open file:// and ftp://)."""
-    if len(value) > MAX_URL or any(c.isspace() for c in value):
-        return False
-    try:
-        parts = urlsplit(value)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
 
 
 def contact(customer_id: str, name: str, email: str, webhook_url: str, version: int,

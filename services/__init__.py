@@ -1,4 +1,4 @@
 """The domain services. Each has the same inner shape (see README, "How it is built")."""
 
 # The services `make run` starts and `make migrate` migrates, in start order.
-RUNNABLE = ("inventory", "orders", "crm", "finance", "notification")
+RUNNABLE = ("inventory", "orders", "crm", "finance", "procurement", "notification")

@@ -15,6 +15,7 @@ from mesh.errors import NotFound, Violations
 
 MAX_NAME = 200
 MAX_ID = 64
+MAX_PARTY_ID = 80  # a customer id, or "supplier:" and a supplier id
 MAX_ERROR = 500
 # However many attempts are configured, no retry waits longer than this.
 MAX_RETRY_DELAY_SECONDS = 3600.0
@@ -218,6 +219,6 @@ def validate_list(query: ListDeliveries) -> None:
     v = Violations()
     v.check(query.page_size >= 0, "page.page_size", "must not be negative")
     v.check(len(query.recipient) <= MAX_URL, "recipient", f"must be at most {MAX_URL} characters")
-    v.check(len(query.customer_id) <= MAX_ID, "customer_id", f"must be at most {MAX_ID} characters")
+    v.check(len(query.customer_id) <= MAX_PARTY_ID, "customer_id", f"must be at most {MAX_PARTY_ID} characters")
     v.check(len(query.event_id) <= MAX_ID, "event_id", f"must be at most {MAX_ID} characters")
     v.raise_if_any()

@@ -188,14 +188,11 @@ def new_supplier(supplier: Supplier) -> Supplier:
 
 def parse_unit_price(v: Violations, field: str, amount: str, currency: str, expected_currency: str) -> Decimal:
     value = money.parse_amount(amount)
-    if value is None or not 0 <= value <= MAX_UNIT_PRICE:
-        v.add(f"{field}.amount", "must be a decimal such as 12.50, 0-9999999999.9999")
-        return ZERO
-    if value.as_tuple().exponent < -4:
-        v.add(f"{field}.amount", "must have at most 4 decimals")
+    v.check(value is not None and 0 <= value <= MAX_UNIT_PRICE, f"{field}.amount",
+            "must be a decimal such as 12.50, 0-9999999999.9999, at most 4 decimals")
     v.check(currency == expected_currency, f"{field}.currency_code",
             f"must be the supplier's currency {expected_currency}")
-    return value.quantize(FOUR_PLACES)
+    return value.quantize(FOUR_PLACES) if value is not None and 0 <= value <= MAX_UNIT_PRICE else ZERO
 
 
 def validate_price(price: SupplierPrice, amount: str, currency: str, supplier_currency: str) -> SupplierPrice:

@@ -186,6 +186,11 @@ def new_supplier(supplier: Supplier) -> Supplier:
                                webhook_url=webhook_url, contacts=tuple(contacts), version=1)
 
 
+def same_create(existing: Supplier, new: Supplier) -> bool:
+    """Whether new repeats the create that made existing (status and version move on later)."""
+    return dataclasses.replace(existing, status=new.status, version=new.version) == new
+
+
 def parse_unit_price(v: Violations, field: str, amount: str, currency: str, expected_currency: str) -> Decimal:
     value = money.parse_amount(amount)
     v.check(value is not None and 0 <= value <= MAX_UNIT_PRICE, f"{field}.amount",

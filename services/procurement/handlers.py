@@ -51,10 +51,15 @@ class Deps:
 
 
 def create_supplier(uow, supplier: Supplier) -> Supplier:
+    """A repeat of the create that made a supplier is answered with it (whatever changed
+    since); any other create of a taken id is a conflict."""
     supplier = domain.new_supplier(supplier)
     with uow:
         if not uow.suppliers.add(supplier):
-            raise AlreadyExists(f"supplier {supplier.supplier_id} exists")
+            existing = uow.suppliers.get(supplier.supplier_id)
+            if domain.same_create(existing, supplier):
+                return existing
+            raise AlreadyExists(f"supplier {supplier.supplier_id} exists with other data")
         uow.commit()
     return supplier
 

@@ -225,6 +225,7 @@ def test_bad_requests_get_the_status_that_says_what_is_wrong(mesh):
     client, _ = mesh
     supplied(client, skus=("BOLT",))
     p = client.procurement
+    assert client.create_supplier("ACME", "Acme Supply", email="orders@acme.test").version == 1  # a repeat
     assert code_of(lambda: client.create_supplier("ACME", "Again")) == grpc.StatusCode.ALREADY_EXISTS
     with pytest.raises(grpc.RpcError) as bad:
         p.CreateSupplier(pb.CreateSupplierRequest(supplier=pb.Supplier(

@@ -123,6 +123,12 @@ class ErpClient:
                                          warehouse_code=warehouse_code, quantity_delta=delta, reason=reason)
         return self.inventory.AdjustStock(request, timeout=self.timeout).stock
 
+    def set_reorder_point(self, sku: str, warehouse_code: str, reorder_point: int,
+                          reorder_quantity: int) -> inv.StockLevel:
+        request = inv.SetReorderPointRequest(sku=sku, warehouse_code=warehouse_code, reorder_point=reorder_point,
+                                             reorder_quantity=reorder_quantity)
+        return self.inventory.SetReorderPoint(request, timeout=self.timeout).stock
+
     # orders
     def place_order(self, customer_id: str, lines: Iterable[Line], currency_code: str = "EUR",
                     request_id: str | None = None) -> ord_pb.Order:
@@ -195,6 +201,23 @@ class ErpClient:
     def trial_balance(self, currency_code: str = "") -> fin.GetTrialBalanceResponse:
         return self.finance.GetTrialBalance(fin.GetTrialBalanceRequest(currency_code=currency_code),
                                             timeout=self.timeout)
+
+    def record_supplier_bill(self, purchase_order_id: str, supplier_bill_number: str,
+                             lines: Iterable[tuple[int, int, str]], currency_code: str = "EUR",
+                             request_id: str | None = None) -> fin.SupplierBill:
+        """lines: (purchase order line_no, quantity billed, unit price billed)."""
+        request = fin.RecordSupplierBillRequest(
+            request_id=request_id or new_request_id(), purchase_order_id=purchase_order_id,
+            supplier_bill_number=supplier_bill_number,
+            lines=[fin.SupplierBillLine(line_no=n, quantity=q, unit_price=money_pb2.Money(
+                currency_code=currency_code, amount=price)) for n, q, price in lines])
+        return self.finance.RecordSupplierBill(request, timeout=self.timeout).bill
+
+    def pay_supplier_bill(self, bill_id: str, amount: str, currency_code: str = "EUR",
+                          request_id: str | None = None) -> fin.PaySupplierBillResponse:
+        request = fin.PaySupplierBillRequest(request_id=request_id or new_request_id(), bill_id=bill_id,
+                                             amount=money_pb2.Money(currency_code=currency_code, amount=amount))
+        return self.finance.PaySupplierBill(request, timeout=self.timeout)
 
     # notification
     def deliveries(self, customer_id: str = "", recipient: str = "") -> list[notif.Delivery]:

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from erp.orders.v1 import orders_pb2 as pb
-from erp.procurement.v1 import procurement_pb2 as proc
+from erp.procurement.v1 import procurement_pb2 as proc_pb
 from erp_client import demo, walkthrough
 from erp_client.client import ErpClient, Line
 from mesh.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
@@ -85,7 +85,7 @@ def test_orders_cross_the_services_as_processes(processes, tmp_path):
         # ...then procure to pay: the order above took CHAIR-OAK below its reorder point (100), so procurement
         # raised a draft; it is approved, received in two deliveries, billed, matched and paid.
         po = walkthrough.procure_to_pay(erp, "CUST-1", out=printed.append)
-        assert (po.receipt_status, po.billing_status) == (proc.RECEIPT_STATUS_FULL, proc.BILLING_STATUS_FULL), \
+        assert (po.receipt_status, po.billing_status) == (proc_pb.RECEIPT_STATUS_FULL, proc_pb.BILLING_STATUS_FULL), \
             "\n".join(printed)
         balance = erp.trial_balance("EUR")
         assert balance.total_debit.amount == balance.total_credit.amount

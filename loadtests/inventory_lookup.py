@@ -39,8 +39,10 @@ def _seed(environment, **_):
 
     from erp.inventory.v1 import inventory_pb2_grpc
 
-    if os.environ.get("LOAD_SKIP_SEED"):
-        return
+    from locust.runners import WorkerRunner
+
+    if os.environ.get("LOAD_SKIP_SEED") or isinstance(environment.runner, WorkerRunner):
+        return  # with several Locust processes the master seeds, once
     with grpc.insecure_channel(target_for("inventory", environment.host)) as channel:
         seed.seed_catalog(inventory_pb2_grpc.InventoryServiceStub(channel))
 

@@ -87,6 +87,8 @@ class Settings:
     default_warehouse: str
     targets: dict[str, str]
     # Every ERP_* variable, for settings only one service reads (see get()).
+    # Server processes sharing the port (SO_REUSEPORT); 1: this process serves alone.
+    processes: int = 1
     env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def get(self, name: str, default: str) -> str:
@@ -138,6 +140,7 @@ def load(service: str) -> Settings:
         event_max_attempts=_int("ERP_EVENT_MAX_ATTEMPTS", 5),
         event_retry_base_ms=_int("ERP_EVENT_RETRY_BASE_MS", 200),
         event_consumer_threads=_int("ERP_EVENT_CONSUMER_THREADS", 1),
+        processes=_int("ERP_PROCESSES", 1),
         relay_poll_seconds=_float("ERP_RELAY_POLL_SECONDS", 0.2),
         unroutable_grace_seconds=_float("ERP_UNROUTABLE_GRACE_SECONDS", 300.0),
         health_check_seconds=_float("ERP_HEALTH_CHECK_SECONDS", 2.0),

@@ -14,8 +14,9 @@ and the growth checks:
   lookup latency with 1k, 100k and 1M SKUs (uniform keys: mostly cache misses at 100k and 1M, so this is
   the PostgreSQL point-select path) and, at 1M, a stock ledger of ~3M rows (2M extra entries on 1,000
   SKUs): flat latency means no lookup scans the ledger;
-  order throughput with 1 and 2 processes per service (separate ports: the mesh has no SO_REUSEPORT;
-  the generator round-robins over both with an `ipv4:a,b` target; events: competing consumers).
+  order throughput, and GetStock (row 2x2), with 1 and 2 processes per service (separate ports, which
+  costs the same as ERP_PROCESSES=2 on one SO_REUSEPORT port but lets the generator's one channel
+  round-robin over both with an `ipv4:a,b` target; events: competing consumers).
 
 The load generator is one separate process (sync grpc, N calls in flight kept up with futures, requests
 pre-serialized, responses not decoded) used for every row, so its own CPU cost is the same for all. For
@@ -515,6 +516,10 @@ def main() -> int:
         for processes in (1, 2):
             with localmesh.mesh(engines, namespace, processes=processes) as targets:
                 pids = _service_pids(psutil, targets)
+                if processes == 2:  # does a second server process help the lookup on this machine?
+                    bench.add("2x2", f"GetStock, {sizes[0]:,} SKUs, 2 inventory processes", bench.run(
+                        "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
+                        **common))
                 result = bench.run("orders", pids, args.order_seconds + args.drain + 60, target=targets["orders"],
                                    database_url=engines.database_url, payload_factory_args=order_args,
                                    slots=args.order_slots, seconds=args.order_seconds, warmup=args.warmup,

@@ -36,10 +36,9 @@ KEYS = seed.Zipf(seed.stock_keys(), s=1.0)
 @events.test_start.add_listener
 def _seed(environment, **_):
     import grpc
+    from locust.runners import WorkerRunner
 
     from erp.inventory.v1 import inventory_pb2_grpc
-
-    from locust.runners import WorkerRunner
 
     if os.environ.get("LOAD_SKIP_SEED") or isinstance(environment.runner, WorkerRunner):
         return  # with several Locust processes the master seeds, once

@@ -8,6 +8,7 @@ Rows (all on 127.0.0.1, every loop bounded in time):
   2  GetStock        inventory's GetStock through the real service (interceptors, validation, Redis
                      read-through cache, PostgreSQL behind it) over 1,000 SKUs, default cache TTL (5 s)
   2r GetStock @rate  the same at a fixed offered rate (--rate, default 1,000/s): the issue's p99 target
+  2n GetStock Redis  row 2 without the in-process copy of cached levels (ERP_CACHE_LOCAL_MS=0)
   3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
                      reserved, credit checked, confirmed, invoiced (journal), notification recorded
 and the growth checks:
@@ -509,6 +510,12 @@ def main() -> int:
             with _grpc_channel(targets["crm"]) as ch:
                 seed.seed_customers(crm_pb2_grpc.CustomerServiceStub(ch))
             time.sleep(2)  # crm's CustomerUpdated reaches notification and finance
+        # The same lookup without the in-process copy (ERP_CACHE_LOCAL_MS=0): every hit asks Redis.
+        with localmesh.mesh(engines, namespace, processes=1, services=("inventory",),
+                            extra_env={"ERP_CACHE_LOCAL_MS": "0"}) as targets:
+            bench.add("2n", f"GetStock, {sizes[0]:,} SKUs, Redis only (no in-process copy)", bench.run(
+                "unary", _service_pids(psutil, targets), 60, target=targets["inventory"], method=GETSTOCK,
+                payloads=lookup_payload, **common))
         order_args = dict(skus=[f"BENCH-{i:07d}" for i in range(1, 1001)], customers=seed.CUSTOMERS)
         print(f"\norders: {args.order_slots} orders in flight until fully processed, {args.order_seconds:.0f}s "
               f"measured after {args.warmup:.1f}s; 1-5 lines of 1,000 SKUs (Zipf 0.8), 50 customers")

@@ -102,7 +102,8 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     engine = db.create_engine(url, schema=settings.schema, pool_size=settings.db_pool_size)
     if settings.migrate_on_start:
         db.migrate(engine, settings.schema, spec.migrations_dir)
-    cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}", ttl_seconds=settings.cache_ttl_seconds)
+    cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}",
+                  ttl_seconds=settings.cache_ttl_seconds, local_ttl_seconds=settings.cache_local_seconds)
     if settings.event_transport == "amqp":
         transport: AmqpTransport | PgTransport = AmqpTransport(
             settings.amqp_url, settings.event_retry_base_ms, settings.event_max_attempts, settings.amqp_namespace)

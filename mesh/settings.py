@@ -75,6 +75,7 @@ class Settings:
     migrate_on_start: bool
     db_pool_size: int
     cache_ttl_seconds: float
+    cache_local_seconds: float
     cache_prefix: str
     event_max_attempts: int
     event_retry_base_ms: int
@@ -136,6 +137,7 @@ def load(service: str) -> Settings:
         migrate_on_start=_bool("ERP_MIGRATE_ON_START", True),
         db_pool_size=_int("ERP_DB_POOL_SIZE", 10),
         cache_ttl_seconds=_float("ERP_CACHE_TTL_SECONDS", 5.0),
+        cache_local_seconds=_float("ERP_CACHE_LOCAL_MS", 100.0) / 1000,
         cache_prefix=_env("ERP_CACHE_PREFIX", "erp"),
         event_max_attempts=_int("ERP_EVENT_MAX_ATTEMPTS", 5),
         event_retry_base_ms=_int("ERP_EVENT_RETRY_BASE_MS", 200),

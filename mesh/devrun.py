@@ -120,7 +120,7 @@ def main() -> int:
         print(f"  data folder  {settings.data_dir}\n  events       {transport}")
         if mail is not None:
             print(f"  email        {env['ERP_SMTP_URL']} (saved to {settings.data_dir / 'mail'})")
-        print("try:  .venv/bin/erp demo      (one order from placement to payment)\n"
+        print("try:  .venv/bin/erp demo      (one order from placement to payment, then procure to pay)\n"
               "      .venv/bin/erp stock get CHAIR-OAK MAIN\n"
               "      .venv/bin/erp order place --customer CUST-1 --line CHAIR-OAK:2:89.90 --wait\n", flush=True)
         while not stop["now"]:

@@ -368,20 +368,29 @@ class Payment:
     journal_entry_id: int | None = None
 
 
-def validate_payment(cmd: RecordPayment) -> Decimal:
-    """The payment amount, or InvalidArgument naming every bad field."""
-    v = Violations()
-    v.check(0 < len(cmd.request_id) <= MAX_ID, "request_id", "must be 1-64 characters (a UUID is a good choice)")
-    _check_id(v, "invoice_id", cmd.invoice_id)
-    amount = money.parse_amount(cmd.amount)
+def check_payment(v: Violations, request_id: str, paid: tuple[str, str], amount_text: str, currency_code: str,
+                  reference: str) -> Decimal | None:
+    """The checks every payment (a customer's, or to a supplier) shares; paid is the (field,
+    id) of what is paid. Returns the amount when it is valid."""
+    v.check(0 < len(request_id) <= MAX_ID, "request_id", "must be 1-64 characters (a UUID is a good choice)")
+    _check_id(v, *paid)
+    amount = money.parse_amount(amount_text)
     if amount is None:
         v.add("amount.amount", "must be a decimal such as 12.50")
     elif amount <= 0:
         v.add("amount.amount", "must be more than zero")
     elif amount != round_money(amount):
         v.add("amount.amount", "must have at most 2 decimals (the currency's minor unit)")
-    v.check(money.valid_currency(cmd.currency_code), "amount.currency_code", "must be an ISO 4217 code such as EUR")
-    v.check(len(cmd.reference) <= 200, "reference", "must be at most 200 characters")
+    v.check(money.valid_currency(currency_code), "amount.currency_code", "must be an ISO 4217 code such as EUR")
+    v.check(len(reference) <= 200, "reference", "must be at most 200 characters")
+    return amount
+
+
+def validate_payment(cmd: RecordPayment) -> Decimal:
+    """The payment amount, or InvalidArgument naming every bad field."""
+    v = Violations()
+    amount = check_payment(v, cmd.request_id, ("invoice_id", cmd.invoice_id), cmd.amount, cmd.currency_code,
+                           cmd.reference)
     v.raise_if_any()
     return amount
 

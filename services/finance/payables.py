@@ -32,9 +32,9 @@ from services.finance.domain import (
     ZERO,
     Account,
     JournalEntry,
+    check_payment,
     entry,
     line_amount,
-    round_money,
 )
 
 MAX_BILL_LINES = 200
@@ -506,17 +506,8 @@ class BillPayment:
 def validate_bill_payment(cmd: PaySupplierBill) -> Decimal:
     """The amount paid, or InvalidArgument naming every bad field."""
     v = Violations()
-    v.check(0 < len(cmd.request_id) <= MAX_ID, "request_id", "must be 1-64 characters (a UUID is a good choice)")
-    _check_id(v, "bill_id", cmd.bill_id)
-    amount = money.parse_amount(cmd.amount)
-    if amount is None:
-        v.add("amount.amount", "must be a decimal such as 12.50")
-    elif amount <= 0:
-        v.add("amount.amount", "must be more than zero")
-    elif amount != round_money(amount):
-        v.add("amount.amount", "must have at most 2 decimals (the currency's minor unit)")
-    v.check(money.valid_currency(cmd.currency_code), "amount.currency_code", "must be an ISO 4217 code such as EUR")
-    v.check(len(cmd.reference) <= MAX_REFERENCE, "reference", f"must be at most {MAX_REFERENCE} characters")
+    amount = check_payment(v, cmd.request_id, ("bill_id", cmd.bill_id), cmd.amount, cmd.currency_code,
+                           cmd.reference)
     v.raise_if_any()
     return amount
 

@@ -8,14 +8,16 @@ Rows (all on 127.0.0.1, every loop bounded in time):
   2  GetStock        inventory's GetStock through the real service (interceptors, validation, Redis
                      read-through cache, PostgreSQL behind it) over 1,000 SKUs, default cache TTL (5 s)
   2r GetStock @rate  the same at a fixed offered rate (--rate, default 1,000/s): the issue's p99 target
+  2n GetStock Redis  row 2 without the in-process copy of cached levels (ERP_CACHE_LOCAL_MS=0)
   3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
                      reserved, credit checked, confirmed, invoiced (journal), notification recorded
 and the growth checks:
   lookup latency with 1k, 100k and 1M SKUs (uniform keys: mostly cache misses at 100k and 1M, so this is
   the PostgreSQL point-select path) and, at 1M, a stock ledger of ~3M rows (2M extra entries on 1,000
   SKUs): flat latency means no lookup scans the ledger;
-  order throughput with 1 and 2 processes per service (separate ports: the mesh has no SO_REUSEPORT;
-  the generator round-robins over both with an `ipv4:a,b` target; events: competing consumers).
+  order throughput, and GetStock (row 2x2), with 1 and 2 processes per service (separate ports, which
+  costs the same as ERP_PROCESSES=2 on one SO_REUSEPORT port but lets the generator's one channel
+  round-robin over both with an `ipv4:a,b` target; events: competing consumers).
 
 The load generator is one separate process (sync grpc, N calls in flight kept up with futures, requests
 pre-serialized, responses not decoded) used for every row, so its own CPU cost is the same for all. For
@@ -508,6 +510,12 @@ def main() -> int:
             with _grpc_channel(targets["crm"]) as ch:
                 seed.seed_customers(crm_pb2_grpc.CustomerServiceStub(ch))
             time.sleep(2)  # crm's CustomerUpdated reaches notification and finance
+        # The same lookup without the in-process copy (ERP_CACHE_LOCAL_MS=0): every hit asks Redis.
+        with localmesh.mesh(engines, namespace, processes=1, services=("inventory",),
+                            extra_env={"ERP_CACHE_LOCAL_MS": "0"}) as targets:
+            bench.add("2n", f"GetStock, {sizes[0]:,} SKUs, Redis only (no in-process copy)", bench.run(
+                "unary", _service_pids(psutil, targets), 60, target=targets["inventory"], method=GETSTOCK,
+                payloads=lookup_payload, **common))
         order_args = dict(skus=[f"BENCH-{i:07d}" for i in range(1, 1001)], customers=seed.CUSTOMERS)
         print(f"\norders: {args.order_slots} orders in flight until fully processed, {args.order_seconds:.0f}s "
               f"measured after {args.warmup:.1f}s; 1-5 lines of 1,000 SKUs (Zipf 0.8), 50 customers")
@@ -515,6 +523,10 @@ def main() -> int:
         for processes in (1, 2):
             with localmesh.mesh(engines, namespace, processes=processes) as targets:
                 pids = _service_pids(psutil, targets)
+                if processes == 2:  # does a second server process help the lookup on this machine?
+                    bench.add("2x2", f"GetStock, {sizes[0]:,} SKUs, 2 inventory processes", bench.run(
+                        "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
+                        **common))
                 result = bench.run("orders", pids, args.order_seconds + args.drain + 60, target=targets["orders"],
                                    database_url=engines.database_url, payload_factory_args=order_args,
                                    slots=args.order_slots, seconds=args.order_seconds, warmup=args.warmup,

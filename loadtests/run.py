@@ -113,10 +113,17 @@ def run_suite(name: str, spec: dict, env: dict, out: Path, args) -> tuple[list[V
                "-u", str(users), "-r", str(spec.get("spawn_rate", users)), "-t", run_time,
                "--csv", str(prefix), "--html", str(prefix) + ".html", "--only-summary",
                "--exit-code-on-error", "0", "--stop-timeout", "0"]
+    # One Locust process (gevent, one core) tops out at a few hundred gRPC calls/s; more processes
+    # (Locust forks workers after loading the suite) spread users over cores. Stats, checks and
+    # the CSV are aggregated by the master.
+    processes = args.processes or spec.get("processes", 1)
+    if processes > 1:
+        command += ["--processes", str(processes)]
     if args.host:
         command += ["--host", args.host]
     suite_env = {**env, **{k: str(v) for k, v in spec.get("env", {}).items()}}
-    print(f"\n== {name}: {users} users, {run_time}  ({' '.join(command[1:])})", flush=True)
+    print(f"\n== {name}: {users} users in {processes} Locust process(es), {run_time}  "
+          f"({' '.join(command[1:])})", flush=True)
     limit = _seconds(run_time) + 240  # spawn, seeding and the end-of-test checks included
     try:
         rc = subprocess.run(command, env=suite_env, cwd=ROOT, timeout=limit).returncode
@@ -150,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-mesh", action="store_true", help="start a local mesh on 127.0.0.1 and target it")
     parser.add_argument("--run-time", help="override every suite's run time, e.g. 30s")
     parser.add_argument("--users", type=int, help="override every suite's user count")
+    parser.add_argument("--processes", type=int, help="Locust processes per suite (default: the suite's, else 1)")
     parser.add_argument("--reports", type=Path, default=HERE / "reports")
     args = parser.parse_args(argv)
     config = load_config(args.thresholds)

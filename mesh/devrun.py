@@ -127,7 +127,7 @@ def main() -> int:
         if mail is not None:
             print(f"  email        {env['ERP_SMTP_URL']} (saved to {settings.data_dir / 'mail'})")
         print(f"  REST         http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json; gRPC edge: the gateway above)")
-        print("try:  .venv/bin/erp demo      (one order from placement to payment)\n"
+        print("try:  .venv/bin/erp demo      (one order from placement to payment, then procure to pay)\n"
               "      .venv/bin/erp stock get CHAIR-OAK MAIN\n"
               "      .venv/bin/erp order place --customer CUST-1 --line CHAIR-OAK:2:89.90 --wait\n"
               "      TOKEN=$(make -s token SCOPES=\"inventory.read orders.read\")\n"

@@ -14,6 +14,7 @@ import time
 
 import grpc
 from grpc_status import rpc_status
+from sqlalchemy import exc as sa_exc
 
 from mesh import access, context, identity, metrics
 from mesh.errors import DomainError, to_status
@@ -127,6 +128,14 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
         response = inner(request, ctx)
     except DomainError as err:
         _abort(ctx, method, started, err.code, err.message, err.details())
+    except (sa_exc.OperationalError, sa_exc.TimeoutError) as err:
+        # Transient: a dropped or refused connection, a deadlock or serialization failure, an
+        # exhausted pool. UNAVAILABLE tells the caller (and its channel's retry policy) to try again.
+        rid = context.request_id.get()
+        log.warning("database unavailable in %s: %s", method, err.__class__.__name__,
+                    extra={"fields": {"method": method}})
+        _abort(ctx, method, started, grpc.StatusCode.UNAVAILABLE,
+               f"the database is unavailable right now (request id {rid}); retry", [])
     except Exception:
         if ctx.code() not in (None, grpc.StatusCode.OK):
             raise  # the servicer aborted on purpose; grpc carries its status

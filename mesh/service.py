@@ -2,9 +2,12 @@
 health, reflection, and a graceful shutdown. Every service's __main__ calls run()."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -99,7 +102,8 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     engine = db.create_engine(url, schema=settings.schema, pool_size=settings.db_pool_size)
     if settings.migrate_on_start:
         db.migrate(engine, settings.schema, spec.migrations_dir)
-    cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}", ttl_seconds=settings.cache_ttl_seconds)
+    cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}",
+                  ttl_seconds=settings.cache_ttl_seconds, local_ttl_seconds=settings.cache_local_seconds)
     if settings.event_transport == "amqp":
         transport: AmqpTransport | PgTransport = AmqpTransport(
             settings.amqp_url, settings.event_retry_base_ms, settings.event_max_attempts, settings.amqp_namespace)
@@ -121,8 +125,10 @@ def libpq_dsn(url: str) -> str:
     return make_url(db.sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def start(spec: ServiceSpec, settings: Settings) -> RunningService:
-    """Starts the service; binds settings.grpc_port (0 picks a free port, for tests)."""
+def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> RunningService:
+    """Starts the service; binds settings.grpc_port (0 picks a free port, for tests).
+    reuse_port: share the port with sibling processes (SO_REUSEPORT); otherwise a port
+    already taken is an error, not a silent split of the traffic."""
     runtime = build_runtime(spec, settings)
     stop_event = threading.Event()
     threads = [threading.Thread(target=runtime.relay.run, args=(stop_event,), name="relay", daemon=True)]
@@ -144,7 +150,7 @@ def start(spec: ServiceSpec, settings: Settings) -> RunningService:
         options=[
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
             # Clients reconnect (and re-resolve DNS) every few minutes, so replicas added
             # by an autoscaler get traffic; in-flight calls get 30 s to finish.
             ("grpc.max_connection_age_ms", 300_000),
@@ -200,10 +206,65 @@ def run(spec: ServiceSpec) -> None:
     """Entry point of `python -m services.<name>`: serve until SIGTERM or SIGINT."""
     settings = load(spec.name)
     logs.configure(spec.name, settings.log_level, settings.log_format)
+    if settings.processes > 1:
+        sys.exit(_run_processes(spec, settings))
     metrics.serve(settings.metrics_port, settings.grpc_host)
     running = start(spec, settings)
     wait_for_stop_signal()
     running.stop()
+
+
+def _run_processes(spec: ServiceSpec, settings: Settings) -> int:
+    """ERP_PROCESSES > 1: forks that many server processes on one port (SO_REUSEPORT; the
+    kernel spreads connections over them), each with its own pools, consumers and relay
+    (one relay leads, by advisory lock). They are forked before any gRPC object or thread
+    exists, as gRPC requires. This parent only forwards SIGTERM/SIGINT and waits; when a
+    child dies on its own it stops the others and exits 1, so the pod restarts whole.
+    Metrics: process i serves ERP_METRICS_PORT + i."""
+    if settings.grpc_port == 0:
+        raise ValueError("ERP_PROCESSES > 1 needs a fixed ERP_GRPC_PORT for the processes to share")
+    # Embedded engines are started here, once, and their URLs handed down.
+    settings = dataclasses.replace(settings, database_url=database_url(settings), redis_url=redis_url(settings))
+    children: list[int] = []
+    for i in range(settings.processes):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_serve_child(spec, settings, i))
+        children.append(pid)
+    log.info("%s: %d processes on port %d (%s)", spec.name, len(children), settings.grpc_port, children)
+    stopping: list[int] = []
+
+    def forward(signum, _frame):
+        stopping.append(signum)
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    failed = False
+    while children:
+        pid, status = os.waitpid(-1, 0)
+        if pid in children:
+            children.remove(pid)
+            if not stopping and children:
+                log.error("%s: process %d exited (%s); stopping the others", spec.name, pid, status)
+                failed = True
+                forward(signal.SIGTERM, None)
+            failed |= os.waitstatus_to_exitcode(status) != 0
+    return 1 if failed else 0
+
+
+def _serve_child(spec: ServiceSpec, settings: Settings, index: int) -> int:
+    try:
+        metrics.serve(settings.metrics_port + index if settings.metrics_port else 0, settings.grpc_host)
+        running = start(spec, settings, reuse_port=True)
+        wait_for_stop_signal()
+        running.stop()
+        return 0
+    except BaseException:  # noqa: BLE001 - report anything, then let the parent decide
+        log.exception("%s process %d failed", spec.name, index)
+        return 1
 
 
 def wait_for_stop_signal() -> signal.Signals:

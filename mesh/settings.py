@@ -75,6 +75,7 @@ class Settings:
     migrate_on_start: bool
     db_pool_size: int
     cache_ttl_seconds: float
+    cache_local_seconds: float
     cache_prefix: str
     event_max_attempts: int
     event_retry_base_ms: int
@@ -91,6 +92,8 @@ class Settings:
     internal_auth: bool = False
     internal_token_secret: str = ""
     # Every ERP_* variable, for settings only one service reads (see get()).
+    # Server processes sharing the port (SO_REUSEPORT); 1: this process serves alone.
+    processes: int = 1
     env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def get(self, name: str, default: str) -> str:
@@ -138,10 +141,12 @@ def load(service: str) -> Settings:
         migrate_on_start=_bool("ERP_MIGRATE_ON_START", True),
         db_pool_size=_int("ERP_DB_POOL_SIZE", 10),
         cache_ttl_seconds=_float("ERP_CACHE_TTL_SECONDS", 5.0),
+        cache_local_seconds=_float("ERP_CACHE_LOCAL_MS", 100.0) / 1000,
         cache_prefix=_env("ERP_CACHE_PREFIX", "erp"),
         event_max_attempts=_int("ERP_EVENT_MAX_ATTEMPTS", 5),
         event_retry_base_ms=_int("ERP_EVENT_RETRY_BASE_MS", 200),
         event_consumer_threads=_int("ERP_EVENT_CONSUMER_THREADS", 1),
+        processes=_int("ERP_PROCESSES", 1),
         relay_poll_seconds=_float("ERP_RELAY_POLL_SECONDS", 0.2),
         unroutable_grace_seconds=_float("ERP_UNROUTABLE_GRACE_SECONDS", 300.0),
         health_check_seconds=_float("ERP_HEALTH_CHECK_SECONDS", 2.0),

@@ -8,13 +8,26 @@
 """
 from __future__ import annotations
 
+import hashlib
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 
 from mesh import probes
 from services import RUNNABLE
 from tests import support
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config) -> None:
+    """Temporary files (the embedded PostgreSQL's data folder among them) go to a folder of
+    this checkout's own: pytest's shared /tmp/pytest-of-<user> keeps only the newest three
+    runs, so a second checkout testing at the same time deleted this run's database."""
+    if not config.option.basetemp:
+        digest = hashlib.sha256(str(config.rootpath).encode()).hexdigest()[:10]
+        config.option.basetemp = Path(tempfile.gettempdir()) / f"erp-mesh-pytest-{digest}"
 
 
 @pytest.fixture(scope="session")

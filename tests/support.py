@@ -73,6 +73,7 @@ def settings_for(service: str, engines: Engines, data_dir, **overrides) -> Setti
         data_dir=data_dir, database_url=engines.database_url, redis_url=engines.redis_url,
         amqp_url=engines.amqp_url, event_transport=engines.transport, amqp_namespace=engines.namespace,
         grpc_host="127.0.0.1", grpc_port=0, metrics_port=0, migrate_on_start=True, db_pool_size=10, cache_ttl_seconds=5.0,
+        cache_local_seconds=0.1,
         cache_prefix=engines.namespace,
         event_max_attempts=3, event_retry_base_ms=20, event_consumer_threads=1, relay_poll_seconds=0.05,
         unroutable_grace_seconds=300.0, health_check_seconds=0.2, shutdown_grace_seconds=2.0,

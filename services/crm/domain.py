@@ -9,17 +9,13 @@ import hashlib
 import json
 import re
 from decimal import Decimal
-from urllib.parse import urlsplit
 
-from mesh import money
+from mesh import addresses, money
 from mesh.errors import Violations
 
 # Patterns are used with fullmatch (a trailing newline never passes).
 CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 MAX_NAME = 200
-MAX_EMAIL = 254
-MAX_URL = 2048
 MAX_CONTACTS = 50
 MAX_PHONE = 50
 MAX_ROLE = 100
@@ -113,25 +109,6 @@ def check_customer_id(v: Violations, field: str, customer_id: str) -> None:
             "must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'")
 
 
-def _check_email(v: Violations, field: str, email: str) -> None:
-    if email:
-        v.check(len(email) <= MAX_EMAIL and bool(EMAIL_RE.fullmatch(email)), field,
-                f"must be an email address such as name@example.com (at most {MAX_EMAIL} characters) or empty")
-
-
-def _check_webhook_url(v: Violations, field: str, url: str) -> None:
-    if not url:
-        return
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises on a port that is not a number in range
-        ok = parts.scheme in ("https", "http") and bool(parts.hostname)
-    except ValueError:  # a malformed port or IPv6 literal
-        ok = False
-    ok = ok and len(url) <= MAX_URL and not any(c.isspace() for c in url)
-    v.check(ok, field, f"must be an http:// or https:// URL with a host (at most {MAX_URL} characters) or empty")
-
-
 def parse_status(v: Violations, field: str, status: str, default: CustomerStatus | None = None) -> CustomerStatus:
     if not status and default is not None:
         return default
@@ -174,16 +151,16 @@ def new_customer(cmd: CreateCustomer) -> Customer:
     v.check(0 <= cmd.payment_terms_days <= MAX_PAYMENT_TERMS_DAYS, "customer.payment_terms_days",
             f"must be 0-{MAX_PAYMENT_TERMS_DAYS}")
     email = cmd.email.strip()
-    _check_email(v, "customer.email", email)
+    addresses.check_email(v, "customer.email", email)
     webhook_url = cmd.webhook_url.strip()
-    _check_webhook_url(v, "customer.webhook_url", webhook_url)
+    addresses.check_webhook_url(v, "customer.webhook_url", webhook_url)
     v.check(len(cmd.contacts) <= MAX_CONTACTS, "customer.contacts", f"must hold at most {MAX_CONTACTS} contacts")
     contacts = []
     for i, c in enumerate(cmd.contacts[:MAX_CONTACTS]):
         field = f"customer.contacts[{i}]"
         contact = Contact(c.name.strip(), c.email.strip(), c.phone.strip(), c.role.strip())
         v.check(0 < len(contact.name) <= MAX_NAME, f"{field}.name", f"must be 1-{MAX_NAME} characters")
-        _check_email(v, f"{field}.email", contact.email)
+        addresses.check_email(v, f"{field}.email", contact.email)
         v.check(len(contact.phone) <= MAX_PHONE, f"{field}.phone", f"must be at most {MAX_PHONE} characters")
         v.check(len(contact.role) <= MAX_ROLE, f"{field}.role", f"must be at most {MAX_ROLE} characters")
         contacts.append(contact)

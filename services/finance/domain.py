@@ -39,9 +39,10 @@ class Account(enum.StrEnum):
     TAX_PAYABLE = "2200"
     REVENUE = "4000"
     COST_OF_GOODS_SOLD = "5000"
+    PURCHASE_PRICE_VARIANCE = "5100"
 
 
-# code -> (name, kind). The initial migration seeds the same rows (a unit test keeps them equal).
+# code -> (name, kind). The migrations seed the same rows (a unit test keeps them equal).
 CHART: dict[str, tuple[str, str]] = {
     Account.CASH: ("Cash", "asset"),
     Account.RECEIVABLES: ("Accounts receivable", "asset"),
@@ -51,10 +52,22 @@ CHART: dict[str, tuple[str, str]] = {
     Account.TAX_PAYABLE: ("Tax payable", "liability"),
     Account.REVENUE: ("Revenue", "revenue"),
     Account.COST_OF_GOODS_SOLD: ("Cost of goods sold", "expense"),
+    Account.PURCHASE_PRICE_VARIANCE: ("Purchase price variance", "expense"),
 }
 
 
 # ---------------------------------------------------------------- configuration
+
+
+def _fraction(name: str, raw: str, example: str) -> Decimal:
+    """A setting that is a decimal fraction from 0 to 1 with at most 6 decimals."""
+    try:
+        value = Decimal(raw)
+    except decimal.InvalidOperation as exc:
+        raise ValueError(f"{name} must be a decimal such as {example}, got {raw!r}") from exc
+    if not value.is_finite() or not 0 <= value <= 1 or value.as_tuple().exponent < -6:
+        raise ValueError(f"{name} must be between 0 and 1 with at most 6 decimals, got {raw!r}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,16 +75,15 @@ class FinanceConfig:
     tax_rate: Decimal
     default_payment_terms_days: int
     currency: str
+    # Three-way match of supplier bills (services/finance/payables.py), as fractions.
+    bill_quantity_tolerance: Decimal = Decimal(0)
+    bill_price_tolerance: Decimal = Decimal("0.02")
 
     @classmethod
-    def parse(cls, tax_rate: str, default_payment_terms_days: str, currency: str) -> FinanceConfig:
+    def parse(cls, tax_rate: str, default_payment_terms_days: str, currency: str,
+              bill_quantity_tolerance: str = "0", bill_price_tolerance: str = "0.02") -> FinanceConfig:
         """From the ERP_FINANCE_* settings; a bad value stops the service at start-up."""
-        try:
-            rate = Decimal(tax_rate)
-        except decimal.InvalidOperation as exc:
-            raise ValueError(f"ERP_FINANCE_TAX_RATE must be a decimal such as 0.20, got {tax_rate!r}") from exc
-        if not rate.is_finite() or not 0 <= rate <= 1 or rate.as_tuple().exponent < -6:
-            raise ValueError(f"ERP_FINANCE_TAX_RATE must be between 0 and 1 with at most 6 decimals, got {tax_rate!r}")
+        rate = _fraction("ERP_FINANCE_TAX_RATE", tax_rate, "0.20")
         try:
             terms = int(default_payment_terms_days)
         except ValueError as exc:
@@ -81,7 +93,9 @@ class FinanceConfig:
             raise ValueError(f"ERP_FINANCE_DEFAULT_PAYMENT_TERMS_DAYS must be 0-{MAX_PAYMENT_TERMS_DAYS}, got {terms}")
         if not money.valid_currency(currency):
             raise ValueError(f"ERP_FINANCE_CURRENCY must be an ISO 4217 code such as EUR, got {currency!r}")
-        return cls(rate, terms, currency)
+        return cls(rate, terms, currency,
+                   _fraction("ERP_FINANCE_BILL_QUANTITY_TOLERANCE", bill_quantity_tolerance, "0.05"),
+                   _fraction("ERP_FINANCE_BILL_PRICE_TOLERANCE", bill_price_tolerance, "0.02"))
 
 
 # ---------------------------------------------------------------- rounding and pricing
@@ -354,20 +368,29 @@ class Payment:
     journal_entry_id: int | None = None
 
 
-def validate_payment(cmd: RecordPayment) -> Decimal:
-    """The payment amount, or InvalidArgument naming every bad field."""
-    v = Violations()
-    v.check(0 < len(cmd.request_id) <= MAX_ID, "request_id", "must be 1-64 characters (a UUID is a good choice)")
-    _check_id(v, "invoice_id", cmd.invoice_id)
-    amount = money.parse_amount(cmd.amount)
+def check_payment(v: Violations, request_id: str, paid: tuple[str, str], amount_text: str, currency_code: str,
+                  reference: str) -> Decimal | None:
+    """The checks every payment (a customer's, or to a supplier) shares; paid is the (field,
+    id) of what is paid. Returns the amount when it is valid."""
+    v.check(0 < len(request_id) <= MAX_ID, "request_id", "must be 1-64 characters (a UUID is a good choice)")
+    _check_id(v, *paid)
+    amount = money.parse_amount(amount_text)
     if amount is None:
         v.add("amount.amount", "must be a decimal such as 12.50")
     elif amount <= 0:
         v.add("amount.amount", "must be more than zero")
     elif amount != round_money(amount):
         v.add("amount.amount", "must have at most 2 decimals (the currency's minor unit)")
-    v.check(money.valid_currency(cmd.currency_code), "amount.currency_code", "must be an ISO 4217 code such as EUR")
-    v.check(len(cmd.reference) <= 200, "reference", "must be at most 200 characters")
+    v.check(money.valid_currency(currency_code), "amount.currency_code", "must be an ISO 4217 code such as EUR")
+    v.check(len(reference) <= 200, "reference", "must be at most 200 characters")
+    return amount
+
+
+def validate_payment(cmd: RecordPayment) -> Decimal:
+    """The payment amount, or InvalidArgument naming every bad field."""
+    v = Violations()
+    amount = check_payment(v, cmd.request_id, ("invoice_id", cmd.invoice_id), cmd.amount, cmd.currency_code,
+                           cmd.reference)
     v.raise_if_any()
     return amount
 

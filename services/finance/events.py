@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
+from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh.events.consumer import EventHandlers
-from services.finance import domain, handlers
+from services.finance import domain, handlers, payables
 from services.finance.domain import FinanceConfig
 
 
@@ -14,6 +15,23 @@ def issue_command(event: orders_ev.OrderConfirmed) -> domain.IssueInvoice:
         lines=tuple(domain.OrderLineInput(line.line_no, line.sku, line.quantity, line.unit_price.amount,
                                           line.unit_price.currency_code) for line in event.lines),
         total_amount=event.total.amount, total_currency=event.total.currency_code)
+
+
+def approval_command(event: procurement_ev.PurchaseOrderApproved) -> payables.ApprovePurchaseOrder:
+    return payables.ApprovePurchaseOrder(
+        purchase_order_id=event.purchase_order_id, number=event.number, supplier_id=event.supplier_id,
+        payment_terms_days=event.payment_terms_days,
+        lines=tuple(payables.OrderLineInput(line.line_no, line.sku, line.quantity, line.unit_price.amount,
+                                            line.unit_price.currency_code) for line in event.lines),
+        total_currency=event.total.currency_code)
+
+
+def receipt_command(event: procurement_ev.GoodsReceived) -> payables.ReceiveGoods:
+    # The lines' unit_price is the order's price, which finance already knows from the
+    # approval: receipts are valued at finance's own copy.
+    return payables.ReceiveGoods(
+        receipt_id=event.receipt_id, purchase_order_id=event.purchase_order_id, supplier_id=event.supplier_id,
+        lines=tuple(payables.ReceivedLineInput(line.line_no, line.sku, line.quantity) for line in event.lines))
 
 
 def build(config: FinanceConfig) -> EventHandlers:
@@ -32,5 +50,13 @@ def build(config: FinanceConfig) -> EventHandlers:
     def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
         handlers.on_customer_updated(uow, domain.CustomerTerms(event.customer_id, event.payment_terms_days,
                                                                envelope.envelope.aggregate_version))
+
+    @consumes.on(procurement_ev.PurchaseOrderApproved)
+    def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
+        handlers.on_purchase_order_approved(uow, approval_command(event), envelope.envelope.aggregate_version)
+
+    @consumes.on(procurement_ev.GoodsReceived)
+    def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:
+        handlers.on_goods_received(uow, receipt_command(event), config)
 
     return consumes

@@ -9,12 +9,18 @@ from erp.common.v1 import money_pb2
 from erp.finance.v1 import finance_pb2 as pb
 from erp.finance.v1 import finance_pb2_grpc
 from mesh.errors import FieldViolation, InvalidArgument
-from services.finance import domain, handlers
+from services.finance import domain, handlers, payables
 from services.finance.domain import FinanceConfig, Invoice, InvoiceStatus, JournalEntry
 from services.finance.handlers import to_money
+from services.finance.payables import BillStatus, ReviewDecision, SupplierBill
 
 _STATUS_TO_PROTO = {status: pb.InvoiceStatus.Value("INVOICE_STATUS_" + status.name) for status in InvoiceStatus}
 _STATUS_FROM_PROTO = {value: status for status, value in _STATUS_TO_PROTO.items()}
+_BILL_STATUS_TO_PROTO = {status: pb.SupplierBillStatus.Value("SUPPLIER_BILL_STATUS_" + status.name)
+                         for status in BillStatus}
+_BILL_STATUS_FROM_PROTO = {value: status for status, value in _BILL_STATUS_TO_PROTO.items()}
+_DECISION_FROM_PROTO = {pb.BILL_REVIEW_DECISION_RELEASE: ReviewDecision.RELEASE,
+                        pb.BILL_REVIEW_DECISION_REJECT: ReviewDecision.REJECT}
 
 
 def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -44,6 +50,21 @@ def entry_to_proto(entry: JournalEntry) -> pb.JournalEntry:
         lines=[pb.JournalLine(account=line.account, debit=to_money(entry.currency_code, line.debit),
                               credit=to_money(entry.currency_code, line.credit)) for line in entry.lines],
         reverses_entry_id=entry.reverses_entry_id or 0,
+    )
+
+
+def bill_to_proto(bill: SupplierBill) -> pb.SupplierBill:
+    def m(amount) -> money_pb2.Money:
+        return to_money(bill.currency_code, amount)
+
+    return pb.SupplierBill(
+        bill_id=bill.bill_id, supplier_bill_number=bill.supplier_bill_number, purchase_order_id=bill.purchase_order_id,
+        supplier_id=bill.supplier_id, status=_BILL_STATUS_TO_PROTO[bill.status],
+        lines=[pb.SupplierBillLine(line_no=line.line_no, quantity=line.quantity, unit_price=m(line.unit_price),
+                                   sku=line.sku, amount=m(line.amount)) for line in bill.lines],
+        total=m(bill.total), amount_paid=m(bill.amount_paid), hold_reasons=bill.hold_reasons,
+        reviewed_by=bill.reviewed_by, review_note=bill.review_note, recorded_at=_timestamp(bill.recorded_at),
+        due_at=_timestamp(bill.due_at),
     )
 
 
@@ -102,3 +123,35 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
         found, token = handlers.list_journal_entries(self.runtime.uow(), request.reference, request.page.page_size,
                                                      request.page.page_token)
         return pb.ListJournalEntriesResponse(entries=[entry_to_proto(e) for e in found], next_page_token=token)
+
+    def RecordSupplierBill(self, request: pb.RecordSupplierBillRequest, context) -> pb.RecordSupplierBillResponse:
+        cmd = payables.RecordSupplierBill(
+            request.request_id, request.purchase_order_id, request.supplier_bill_number,
+            tuple(payables.BillLineInput(line.line_no, line.quantity, line.unit_price.amount,
+                                         line.unit_price.currency_code) for line in request.lines))
+        bill = handlers.record_supplier_bill(self.runtime.uow(), cmd, self.config)
+        return pb.RecordSupplierBillResponse(bill=bill_to_proto(bill))
+
+    def GetSupplierBill(self, request: pb.GetSupplierBillRequest, context) -> pb.GetSupplierBillResponse:
+        return pb.GetSupplierBillResponse(bill=bill_to_proto(handlers.get_supplier_bill(self.runtime.uow(),
+                                                                                         request.bill_id)))
+
+    def ListSupplierBills(self, request: pb.ListSupplierBillsRequest, context) -> pb.ListSupplierBillsResponse:
+        if request.status and request.status not in _BILL_STATUS_FROM_PROTO:
+            raise InvalidArgument([FieldViolation("status", "is not a SupplierBillStatus")])
+        query = handlers.SupplierBillQuery(request.supplier_id, request.purchase_order_id,
+                                           _BILL_STATUS_FROM_PROTO.get(request.status))
+        found, token = handlers.list_supplier_bills(self.runtime.uow(), query, request.page.page_size,
+                                                    request.page.page_token)
+        return pb.ListSupplierBillsResponse(bills=[bill_to_proto(b) for b in found], next_page_token=token)
+
+    def ReviewSupplierBill(self, request: pb.ReviewSupplierBillRequest, context) -> pb.ReviewSupplierBillResponse:
+        cmd = payables.ReviewSupplierBill(request.bill_id, _DECISION_FROM_PROTO.get(request.decision),
+                                          request.reviewer, request.note)
+        return pb.ReviewSupplierBillResponse(bill=bill_to_proto(handlers.review_supplier_bill(self.runtime.uow(), cmd)))
+
+    def PaySupplierBill(self, request: pb.PaySupplierBillRequest, context) -> pb.PaySupplierBillResponse:
+        cmd = payables.PaySupplierBill(request.request_id, request.bill_id, request.amount.amount,
+                                       request.amount.currency_code, request.reference)
+        payment, bill = handlers.pay_supplier_bill(self.runtime.uow(), cmd)
+        return pb.PaySupplierBillResponse(payment_id=payment.payment_id, bill=bill_to_proto(bill))

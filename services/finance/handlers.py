@@ -1,5 +1,6 @@
-"""Finance's use cases. record_payment and the reads own their transaction; the reactions
-to events (issue_invoice, on_order_cancelled, on_customer_updated) run inside the event
+"""Finance's use cases. record_payment, the supplier-bill requests and the reads own their
+transaction; the reactions to events (issue_invoice, on_order_cancelled,
+on_customer_updated, on_purchase_order_approved, on_goods_received) run inside the event
 consumer's transaction, with its inbox row, and do not commit.
 
 Every finance event about an order uses the order id as aggregate id and the invoice's
@@ -16,7 +17,7 @@ from erp.common.v1 import money_pb2
 from erp.events.v1 import finance_events_pb2 as ev
 from mesh import money, paging
 from mesh.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Violations
-from services.finance import domain
+from services.finance import domain, payables
 from services.finance.domain import (
     CreditNote,
     CustomerTerms,
@@ -26,6 +27,7 @@ from services.finance.domain import (
     JournalEntry,
     Payment,
 )
+from services.finance.payables import GoodsReceipt, PurchaseOrder, SupplierBill
 
 log = logging.getLogger("services.finance")
 
@@ -241,3 +243,203 @@ def receivables_aging(uow, currency_code: str, as_of: dt.datetime | None, config
         items = uow.invoices.open_items(currency, moment)
     rows, totals = domain.aging(items, moment)
     return currency, rows, totals
+
+
+# ---------------------------------------------------------------- payables: purchase orders and receipts
+#
+# Everything that changes a purchase order's received or billed quantities runs with the
+# order's rows locked (get(for_update=True)) and takes that lock before any bill's, so
+# concurrent bills, receipts and reviews for one order happen one after the other.
+
+
+def tolerances(config: FinanceConfig) -> payables.MatchTolerances:
+    return payables.MatchTolerances(config.bill_quantity_tolerance, config.bill_price_tolerance)
+
+
+def _order_for_update(uow, purchase_order_id: str) -> PurchaseOrder:
+    order = uow.purchase_orders.get(purchase_order_id, for_update=True)
+    if order is None:
+        raise payables.UnknownPurchaseOrder(f"finance knows no approved purchase order {purchase_order_id}")
+    return order
+
+
+def on_purchase_order_approved(uow, cmd: payables.ApprovePurchaseOrder, version: int) -> bool:
+    """Keeps the approved order (an older approval arriving late is ignored)."""
+    return uow.purchase_orders.upsert(payables.approved_order(cmd), version)
+
+
+def on_goods_received(uow, cmd: payables.ReceiveGoods, config: FinanceConfig,
+                      now: dt.datetime | None = None) -> GoodsReceipt | None:
+    """Posts a receipt once per receipt_id, then matches the order's held bills again:
+    one held because the goods had not arrived posts itself once they have. An order
+    finance does not know raises, so the event retries (the approval may be on its way)
+    and then dead-letters."""
+    payables.validate_receipt(cmd)
+    order = _order_for_update(uow, cmd.purchase_order_id)
+    if uow.goods_receipts.exists(cmd.receipt_id):  # checked under the order's lock: no twin can slip in
+        log.info("goods receipt %s was posted already; nothing to do", cmd.receipt_id)
+        return None
+    receipt = payables.receive(order, cmd)
+    entry = payables.receipt_entry(receipt, order)
+    if entry is not None:  # goods received free post nothing
+        receipt = dataclasses.replace(receipt, journal_entry_id=uow.journal.post(entry))
+    uow.goods_receipts.add(receipt)
+    _match_held_bills(uow, order, config, now or utcnow())
+    uow.purchase_orders.save_quantities(order)
+    return receipt
+
+
+def _match_held_bills(uow, order: PurchaseOrder, config: FinanceConfig, moment: dt.datetime) -> None:
+    """Oldest first, so an earlier bill gets the goods first; each one posted counts
+    against the next."""
+    for bill in uow.supplier_bills.held_for(order.purchase_order_id):
+        reasons = payables.match(bill.lines, order, tolerances(config))
+        if not reasons:
+            bill.hold([])  # matched now: no reasons left
+            _post_bill(uow, bill, order, moment)
+        elif reasons != bill.hold_reasons:
+            bill.hold(reasons)  # still held, for what is left (the quantities received changed)
+        else:
+            continue
+        uow.supplier_bills.save(bill)
+
+
+# ---------------------------------------------------------------- payables: supplier bills
+
+
+def _post_bill(uow, bill: SupplierBill, order: PurchaseOrder, moment: dt.datetime) -> None:
+    """Bills the order's quantities, posts the bill's entry and emits SupplierBillPosted;
+    the caller writes the bill and the order's quantities."""
+    payables.bill_order(order, bill)
+    entry = payables.bill_entry(bill, order)
+    bill.post(moment, uow.journal.post(entry) if entry is not None else None)
+    # Aggregate: the purchase order, versioned by its posted bills, so procurement sees them in order.
+    uow.emit(aggregate_type="supplier_bill", aggregate_id=order.purchase_order_id, version=order.bills_posted,
+             payload=ev.SupplierBillPosted(
+                 bill_id=bill.bill_id, purchase_order_id=order.purchase_order_id, supplier_id=bill.supplier_id,
+                 lines=[ev.BilledLine(line_no=x.line_no, quantity=x.quantity) for x in bill.lines],
+                 total=to_money(bill.currency_code, bill.total)))
+
+
+def _bill_repeat(uow, cmd: payables.RecordSupplierBill, parsed) -> SupplierBill | None:
+    """The bill a repeated request_id recorded; AlreadyExists when it recorded another bill."""
+    existing = uow.supplier_bills.by_request(cmd.request_id)
+    if existing is None:
+        return None
+    if not existing.same_request(cmd, parsed):
+        raise AlreadyExists(f"request_id {cmd.request_id} was used for another supplier bill")
+    return existing
+
+
+def record_supplier_bill(uow, cmd: payables.RecordSupplierBill, config: FinanceConfig,
+                         now: dt.datetime | None = None) -> SupplierBill:
+    """Records a bill and matches it: POSTED when it matches, HELD with the reasons otherwise."""
+    parsed = payables.validate_bill_request(cmd)
+    with uow:
+        repeat = _bill_repeat(uow, cmd, parsed)
+        if repeat is not None:
+            return repeat
+        order = _order_for_update(uow, cmd.purchase_order_id)
+        repeat = _bill_repeat(uow, cmd, parsed)  # a twin request committed while we waited for the lock
+        if repeat is not None:
+            return repeat
+        if uow.supplier_bills.by_number(order.supplier_id, cmd.supplier_bill_number) is not None:
+            raise AlreadyExists(f"supplier {order.supplier_id} already has a bill numbered "
+                                f"{cmd.supplier_bill_number}")
+        recorded_at = now or utcnow()
+        bill = payables.new_bill(str(uuid.uuid4()), cmd, order, payables.bill_lines(cmd, parsed, order), recorded_at)
+        bill.hold_reasons = payables.match(bill.lines, order, tolerances(config))
+        if not bill.hold_reasons:
+            _post_bill(uow, bill, order, recorded_at)
+            uow.purchase_orders.save_quantities(order)
+        uow.supplier_bills.add(bill)
+        uow.commit()
+    return bill
+
+
+def review_supplier_bill(uow, cmd: payables.ReviewSupplierBill, now: dt.datetime | None = None) -> SupplierBill:
+    """Release posts a held bill as it is (its hold reasons stay, for the record); reject
+    closes it. The same review repeated (a retried call) answers as the first time."""
+    payables.validate_review(cmd)
+    with uow:
+        found = uow.supplier_bills.get(cmd.bill_id)
+        if found is None:
+            raise NotFound(f"no supplier bill {cmd.bill_id}")
+        order = _order_for_update(uow, found.purchase_order_id)  # the order's lock first, then the bill's
+        bill = uow.supplier_bills.get(cmd.bill_id, for_update=True)
+        if bill.reviewed_as(cmd.decision, cmd.reviewer, cmd.note):
+            return bill
+        bill.review(cmd.decision, cmd.reviewer, cmd.note)
+        if cmd.decision is payables.ReviewDecision.RELEASE:
+            _post_bill(uow, bill, order, now or utcnow())
+            uow.purchase_orders.save_quantities(order)
+        uow.supplier_bills.save(bill)
+        uow.commit()
+    return bill
+
+
+def _bill_payment_repeat(uow, cmd: payables.PaySupplierBill, amount: Decimal
+                         ) -> tuple[payables.BillPayment, SupplierBill] | None:
+    existing = uow.bill_payments.by_request(cmd.request_id)
+    if existing is None:
+        return None
+    if (existing.bill_id, existing.amount, existing.currency_code) != (cmd.bill_id, amount, cmd.currency_code):
+        raise AlreadyExists(f"request_id {cmd.request_id} was used for another bill payment")
+    return existing, uow.supplier_bills.get(existing.bill_id)
+
+
+def pay_supplier_bill(uow, cmd: payables.PaySupplierBill, now: dt.datetime | None = None
+                      ) -> tuple[payables.BillPayment, SupplierBill]:
+    """Pays a posted bill in part or in full: Dr payables / Cr cash."""
+    amount = payables.validate_bill_payment(cmd)
+    with uow:
+        repeat = _bill_payment_repeat(uow, cmd, amount)
+        if repeat is not None:
+            return repeat
+        bill = uow.supplier_bills.get(cmd.bill_id, for_update=True)
+        if bill is None:
+            raise NotFound(f"no supplier bill {cmd.bill_id}")
+        repeat = _bill_payment_repeat(uow, cmd, amount)  # a twin committed while we waited for the lock
+        if repeat is not None:
+            return repeat
+        bill.pay(amount, cmd.currency_code)
+        payment = payables.BillPayment(str(uuid.uuid4()), cmd.request_id, bill.bill_id, amount, cmd.currency_code,
+                                       cmd.reference, now or utcnow())
+        payment = dataclasses.replace(payment, journal_entry_id=uow.journal.post(
+            payables.bill_payment_entry(payment, bill)))
+        uow.bill_payments.add(payment)
+        uow.supplier_bills.save(bill)
+        uow.commit()
+    return payment, bill
+
+
+def get_supplier_bill(uow, bill_id: str) -> SupplierBill:
+    _check_id("bill_id", bill_id, required=True)
+    with uow:
+        bill = uow.supplier_bills.get(bill_id)
+    if bill is None:
+        raise NotFound(f"no supplier bill {bill_id}")
+    return bill
+
+
+@dataclasses.dataclass(frozen=True)
+class SupplierBillQuery:
+    supplier_id: str = ""
+    purchase_order_id: str = ""
+    status: payables.BillStatus | None = None
+
+
+def list_supplier_bills(uow, query: SupplierBillQuery, page_size: int, page_token: str
+                        ) -> tuple[list[SupplierBill], str]:
+    """Oldest first (in the order they were recorded)."""
+    _check_id("supplier_id", query.supplier_id, required=False)
+    _check_id("purchase_order_id", query.purchase_order_id, required=False)
+    size = paging.page_size(page_size)
+    filters = {"supplier_id": query.supplier_id, "purchase_order_id": query.purchase_order_id,
+               "status": str(query.status or "")}
+    token_key = paging.decode(page_token, filters)
+    after = _key(token_key, 1)[0] if token_key is not None else None
+    with uow:
+        found = uow.supplier_bills.list(supplier_id=query.supplier_id, purchase_order_id=query.purchase_order_id,
+                                        status=query.status, after=after, limit=size + 1)
+    return found[:size], paging.next_token(found, size, lambda b: [b.seq], filters)

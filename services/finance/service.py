@@ -5,7 +5,11 @@ Settings of its own (README's configuration table):
 - ERP_FINANCE_DEFAULT_PAYMENT_TERMS_DAYS (default 30): days to pay when the customer's
   terms are not known (no CustomerUpdated received yet);
 - ERP_FINANCE_CURRENCY (default "EUR"): currency of the trial balance and aging reports
-  when a request names none.
+  when a request names none;
+- ERP_FINANCE_BILL_QUANTITY_TOLERANCE (default "0"): how far, as a fraction, the quantity
+  billed may go over the quantity received and ordered (0.05: 5%);
+- ERP_FINANCE_BILL_PRICE_TOLERANCE (default "0.02"): how far, as a fraction, a billed unit
+  price may differ from the purchase order's, either way.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ def config(settings: Settings) -> FinanceConfig:
         tax_rate=settings.get("ERP_FINANCE_TAX_RATE", "0.20"),
         default_payment_terms_days=settings.get("ERP_FINANCE_DEFAULT_PAYMENT_TERMS_DAYS", "30"),
         currency=settings.get("ERP_FINANCE_CURRENCY", "EUR"),
+        bill_quantity_tolerance=settings.get("ERP_FINANCE_BILL_QUANTITY_TOLERANCE", "0"),
+        bill_price_tolerance=settings.get("ERP_FINANCE_BILL_PRICE_TOLERANCE", "0.02"),
     )
 
 

@@ -7,10 +7,9 @@ import enum
 import re
 
 from mesh.errors import FailedPrecondition, Violations
+from mesh.identifiers import SKU_RE, WAREHOUSE_RE, check_request_id, check_sku, check_warehouse  # noqa: F401
 
 # Patterns are used with fullmatch (a trailing newline never passes).
-SKU_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
-WAREHOUSE_RE = re.compile(r"[A-Z0-9_-]{1,32}")
 UOM_RE = re.compile(r"[A-Za-z0-9]{1,16}")
 MAX_BATCH = 1000
 MAX_QUANTITY = 10**12
@@ -109,18 +108,6 @@ class ReserveLine:
 class ReserveOrder:
     order_id: str
     lines: tuple[ReserveLine, ...]
-
-
-def check_sku(v: Violations, field: str, sku: str) -> None:
-    v.check(bool(SKU_RE.fullmatch(sku)), field, "must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-'")
-
-
-def check_warehouse(v: Violations, field: str, code: str) -> None:
-    v.check(bool(WAREHOUSE_RE.fullmatch(code)), field, "must be 1-32 characters of A-Z, 0-9, '_' or '-'")
-
-
-def check_request_id(v: Violations, field: str, request_id: str) -> None:
-    v.check(0 < len(request_id) <= 64, field, "must be 1-64 characters (a UUID is a good choice)")
 
 
 def validate_product(cmd: CreateProduct) -> Product:

@@ -1,7 +1,8 @@
-"""The events inventory consumes, and what it does with each."""
+"""The events inventory consumes, and what it does with each: sales orders reserve,\nrelease and issue stock; goods receipts raise it."""
 from __future__ import annotations
 
 from erp.events.v1 import orders_events_pb2 as orders_ev
+from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh.events.consumer import EventHandlers
 from services.inventory import domain, handlers
 
@@ -26,5 +27,10 @@ def build(cache) -> EventHandlers:
     @consumes.on(orders_ev.OrderShipped)
     def on_order_shipped(uow, event: orders_ev.OrderShipped, _envelope) -> None:
         handlers.issue(uow, cache, event.order_id)
+
+    @consumes.on(procurement_ev.GoodsReceived)
+    def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:
+        handlers.receive(uow, cache, event.receipt_id, event.warehouse_code,
+                         [(line.line_no, line.sku, line.quantity) for line in event.lines])
 
     return consumes

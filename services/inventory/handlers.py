@@ -258,6 +258,37 @@ def issue(uow, cache, order_id: str) -> None:
     _publish_after_commit(uow, cache, levels)
 
 
+def receive(uow, cache, receipt_id: str, warehouse_code: str, lines: list[tuple[int, str, int]]) -> bool:
+    """Raises on hand by a goods receipt's lines ((line_no, sku, quantity)) through the
+    ledger. Runs inside the caller's transaction. Each line's ledger entry carries the
+    receipt and line as its request id, so a receipt counts once however often it is
+    delivered; returns False for a repeat. A SKU or warehouse inventory does not know is
+    a fault (the consumer retries, then dead-letters the event)."""
+    from erp.events.v1 import inventory_events_pb2 as ev
+
+    if any(quantity <= 0 for _, _, quantity in lines):
+        raise ValueError(f"goods receipt {receipt_id} has a line without a positive quantity")
+    keys = {line_no: f"receipt:{receipt_id}:{line_no}" for line_no, _, _ in lines}
+    if not lines or uow.stock.request_target(keys[lines[0][0]]) is not None:
+        return False
+    skus, codes = uow.stock.existing([(sku, warehouse_code) for _, sku, _ in lines])
+    unknown = sorted({sku for _, sku, _ in lines} - skus) + ([] if warehouse_code in codes else [warehouse_code])
+    if unknown:
+        raise NotFound(f"goods receipt {receipt_id} names what inventory does not know: {', '.join(unknown)}")
+    levels = []
+    for line_no, sku, quantity in sorted(lines, key=lambda x: (x[1], x[0])):  # SKU order: the lock order
+        uow.stock.ensure_row(sku, warehouse_code)
+        level = uow.stock.move(sku, warehouse_code, quantity, 0)
+        uow.stock.append(LedgerEntry(sku, warehouse_code, LedgerKind.RECEIPT, quantity, 0, "goods received",
+                                     reference=receipt_id, request_id=keys[line_no]))
+        uow.emit(aggregate_type="stock", aggregate_id=f"{warehouse_code}/{sku}", version=level.version,
+                 payload=ev.StockAdjusted(sku=sku, warehouse_code=warehouse_code, quantity_delta=quantity,
+                                          on_hand=level.on_hand, reason=f"goods receipt {receipt_id}"))
+        levels.append(level)
+    _publish_after_commit(uow, cache, levels)
+    return True
+
+
 def set_reorder_point(uow, cache, cmd: domain.SetReorderPoint) -> StockLevel:
     domain.validate_reorder_point(cmd)
     with uow:

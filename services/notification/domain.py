@@ -9,19 +9,16 @@ import enum
 import hashlib
 import hmac
 import json
-import re
-from urllib.parse import urlsplit
 
+from mesh.addresses import MAX_URL, valid_email, valid_webhook_url
 from mesh.errors import NotFound, Violations
 
-MAX_EMAIL = 254
-MAX_URL = 2048
 MAX_NAME = 200
 MAX_ID = 64
+MAX_PARTY_ID = 80  # a customer id, or "supplier:" and a supplier id
 MAX_ERROR = 500
 # However many attempts are configured, no retry waits longer than this.
 MAX_RETRY_DELAY_SECONDS = 3600.0
-EMAIL_RE = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
 
 class CustomerNotKnownYet(NotFound):
@@ -119,21 +116,6 @@ class RetryPolicy:
 
 
 # ---------------------------------------------------------------- contacts
-
-
-def valid_email(value: str) -> bool:
-    return len(value) <= MAX_EMAIL and bool(EMAIL_RE.fullmatch(value))
-
-
-def valid_webhook_url(value: str) -> bool:
-    """http(s) with a host; nothing else (urllib would also open file:// and ftp://)."""
-    if len(value) > MAX_URL or any(c.isspace() for c in value):
-        return False
-    try:
-        parts = urlsplit(value)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
 
 
 def contact(customer_id: str, name: str, email: str, webhook_url: str, version: int,
@@ -237,6 +219,6 @@ def validate_list(query: ListDeliveries) -> None:
     v = Violations()
     v.check(query.page_size >= 0, "page.page_size", "must not be negative")
     v.check(len(query.recipient) <= MAX_URL, "recipient", f"must be at most {MAX_URL} characters")
-    v.check(len(query.customer_id) <= MAX_ID, "customer_id", f"must be at most {MAX_ID} characters")
+    v.check(len(query.customer_id) <= MAX_PARTY_ID, "customer_id", f"must be at most {MAX_PARTY_ID} characters")
     v.check(len(query.event_id) <= MAX_ID, "event_id", f"must be at most {MAX_ID} characters")
     v.raise_if_any()

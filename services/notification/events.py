@@ -1,18 +1,22 @@
-"""The events notification consumes: CustomerUpdated (its projection of contacts) and
-the order-to-cash events a customer is told about, each turned into template fields."""
+"""The events notification consumes: CustomerUpdated (its projection of contacts), the
+order-to-cash events a customer is told about, and approved purchase orders a supplier
+is sent; each turned into template fields."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterable
 
 from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
+from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import money
 from mesh.events.consumer import EventHandlers
 from services.notification import domain, handlers
 
+log = logging.getLogger("services.notification")
 MAX_LINES_SHOWN = 50
 
 
@@ -35,6 +39,20 @@ def _lines(lines: Iterable[orders_ev.OrderLineItem], with_prices: bool) -> str:
     return "\n".join(shown)
 
 
+def _po_lines(lines: Iterable[procurement_ev.PurchaseOrderLineItem]) -> str:
+    lines = list(lines)
+    shown = [f"  {line.quantity} x {line.sku} at {_money(line.unit_price)}"
+             + (f", expected {line.expected_date}" if line.expected_date else "") for line in lines[:MAX_LINES_SHOWN]]
+    if len(lines) > MAX_LINES_SHOWN:
+        shown.append(f"  ... and {len(lines) - MAX_LINES_SHOWN} more lines")
+    return "\n".join(shown)
+
+
+def supplier_party(supplier_id: str) -> str:
+    """Deliveries to a supplier are recorded under this party id (customers use their own id)."""
+    return f"supplier:{supplier_id}"
+
+
 def fields_of(payload) -> dict[str, str]:
     """The template fields an event provides (see templates.py)."""
     match payload:
@@ -54,11 +72,18 @@ def fields_of(payload) -> dict[str, str]:
                     "amount_due": _money(payload.amount_due), "balance": balance}
         case orders_ev.OrderShipped():
             return {"order_id": payload.order_id, "lines": _lines(payload.lines, with_prices=False)}
+        case procurement_ev.PurchaseOrderApproved():
+            return {"purchase_order_id": payload.purchase_order_id,
+                    "purchase_order_number": payload.number or payload.purchase_order_id,
+                    "warehouse_code": payload.warehouse_code, "total": _money(payload.total),
+                    "lines": _po_lines(payload.lines)}
     raise TypeError(f"no template fields for {type(payload).__name__}")
 
 
 NOTIFIED = (orders_ev.OrderConfirmed, orders_ev.OrderRejected, fin_ev.InvoiceIssued, fin_ev.PaymentReceived,
             orders_ev.OrderShipped)
+# Events a supplier is sent, to the addresses the event carries.
+SUPPLIER_NOTIFIED = (procurement_ev.PurchaseOrderApproved,)
 
 
 def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
@@ -76,6 +101,19 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
         env = envelope.envelope
         handlers.notify(uow, domain.Notify(env.event_id, env.event_type, event.customer_id, fields_of(event)),
                         wake=wake)
+
+    @consumes.on(procurement_ev.PurchaseOrderApproved)
+    def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
+        # The event carries the supplier's addresses as they were at approval: that is who gets this order.
+        env = envelope.envelope
+        party = supplier_party(event.supplier_id)
+        contact, problems = domain.contact(party, event.supplier_name, event.supplier_email,
+                                           event.supplier_webhook_url, env.aggregate_version,
+                                           env.occurred_at.ToDatetime(dt.UTC))
+        for problem in problems:
+            log.warning("supplier %s: %s; that channel stays off", event.supplier_id, problem)
+        handlers.notify_contact(uow, contact, domain.Notify(env.event_id, env.event_type, party, fields_of(event)),
+                                wake=wake)
 
     for payload_type in NOTIFIED:
         consumes.on(payload_type)(on_notified_event)

@@ -40,6 +40,12 @@ def notify(uow, cmd: Notify, wake: Callable[[], None] = lambda: None, now: dt.da
     contact = uow.contacts.get(cmd.customer_id)
     if contact is None:
         raise CustomerNotKnownYet(f"customer {cmd.customer_id} is not known (yet): no CustomerUpdated seen")
+    return notify_contact(uow, contact, cmd, wake, now, new_id)
+
+
+def notify_contact(uow, contact: Contact, cmd: Notify, wake: Callable[[], None] = lambda: None,
+                   now: dt.datetime | None = None, new_id: Callable[[], str] = _new_id) -> list[Delivery]:
+    """notify() for a party whose addresses the event itself carries (a supplier)."""
     fields = {**cmd.fields, "customer_id": contact.customer_id, "customer_name": contact.name or contact.customer_id}
     cmd = Notify(cmd.event_id, cmd.event_type, cmd.customer_id, fields)
     planned = domain.plan(contact, cmd, templates.render(cmd.event_type, fields), new_id, now or _now())

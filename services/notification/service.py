@@ -78,8 +78,14 @@ class Dispatcher:
 
     def run(self, runtime: Runtime, stop: threading.Event) -> None:
         config = self.configure(runtime.settings)
-        senders = adapters.Senders(adapters.EmailSender(config.smtp_url, config.smtp_from),
-                                   adapters.WebhookSender(config.webhook_secret))
+        email_sender = adapters.EmailSender(config.smtp_url, config.smtp_from)
+        senders = adapters.Senders(email_sender, adapters.WebhookSender(config.webhook_secret))
+        try:
+            self._dispatch(runtime, config, senders, stop)
+        finally:
+            email_sender.close()
+
+    def _dispatch(self, runtime: Runtime, config: Config, senders, stop: threading.Event) -> None:
         while not stop.is_set():
             self.wake.clear()
             try:

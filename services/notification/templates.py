@@ -1,7 +1,7 @@
 """The notification templates, as data: one subject and plain-text body per event type.
 
 Fields are `${name}` placeholders (string.Template). Every template also gets
-`customer_name` and `customer_id`; the other fields are what services.notification.events
+`customer_name` and `customer_id` (for a supplier: its name and party id `supplier:<id>`); the other fields are what services.notification.events
 takes from each event. A template naming a field its event does not provide fails to
 render (a test renders every one).
 """
@@ -12,6 +12,7 @@ from string import Template
 
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
+from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from services.notification.domain import Rendered
 
 
@@ -61,6 +62,14 @@ TEMPLATES: dict[str, NotificationTemplate] = {
         "Dear ${customer_name},\n\n"
         "your order ${order_id} has left our warehouse:\n\n"
         "${lines}\n" + _SIGNATURE,
+    ),
+    procurement_ev.PurchaseOrderApproved.DESCRIPTOR.full_name: _template(
+        "Purchase order ${purchase_order_number}",
+        "Dear ${customer_name},\n\n"
+        "please deliver the goods of our purchase order ${purchase_order_number} to warehouse ${warehouse_code}:\n\n"
+        "${lines}\n\n"
+        "Order total: ${total}\n"
+        "Please quote ${purchase_order_number} on your delivery note and on your bill.\n" + _SIGNATURE,
     ),
 }
 

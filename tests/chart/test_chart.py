@@ -306,18 +306,22 @@ def _egress_ports(policy: dict) -> set[int]:
 
 
 def test_services_talk_over_events_and_only_notification_leaves_the_cluster(renderings):
-    """crm, finance and notification call no gRPC service and no service calls them (RabbitMQ events
-    only); notification alone reaches outside: webhooks on 443 anywhere but the private ranges."""
+    """The services talk over RabbitMQ events; the one gRPC call inside the release is procurement
+    asking inventory about SKUs. Notification alone reaches outside: webhooks on 443 anywhere but
+    the private ranges."""
     docs = documents(renderings["defaults"])
     policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
     base = {53, 5432, 6379, 5672}  # DNS, its database, Redis, RabbitMQ
     grpc_ports = {s["port"] for s in yaml.safe_load((CHART / "values.yaml").read_text())["services"].values()}
     for name in ("inventory", "orders", "crm", "finance"):
         assert _egress_ports(policies[f"erp-{name}"]) == base, name
-    for name in ("inventory", "orders", "crm", "finance", "notification"):
+    assert _egress_ports(policies["erp-procurement"]) == base | {50051}, "procurement asks inventory"
+    for name in ("inventory", "orders", "crm", "finance", "procurement", "notification"):
         grpc_in = [r for r in policies[f"erp-{name}"]["spec"]["ingress"] if {p["port"] for p in r["ports"]} & grpc_ports]
-        callers = [peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for r in grpc_in for peer in r["from"]]
-        assert callers == ["gateway"], f"{name}: only the API gateway calls it by default"
+        callers = sorted(peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                         for r in grpc_in for peer in r["from"])
+        expected = ["gateway", "procurement"] if name == "inventory" else ["gateway"]
+        assert callers == expected, f"{name}: only the API gateway (and, for inventory, procurement) calls it"
     notification = policies["erp-notification"]
     assert _egress_ports(notification) == base | {443}
     extra = [r for r in notification["spec"]["egress"] if r["ports"] == [{"protocol": "TCP", "port": 443}]]
@@ -330,7 +334,8 @@ def test_services_talk_over_events_and_only_notification_leaves_the_cluster(rend
     assert _egress_ports(migrations) == {53, 5432}
     peers = [p["podSelector"]["matchLabels"]["cnpg.io/cluster"] for r in migrations["spec"]["egress"]
              for p in r["to"] if "podSelector" in p and "cnpg.io/cluster" in p["podSelector"]["matchLabels"]]
-    assert sorted(peers) == sorted(f"erp-{n}-db" for n in ("inventory", "orders", "crm", "finance", "notification"))
+    assert sorted(peers) == sorted(f"erp-{n}-db" for n in ("inventory", "orders", "crm", "finance", "procurement",
+                                                            "notification"))
     # all-features narrows notification's egress to known receivers plus the SMTP relay: the list replaces the default
     narrowed = next(d for d in documents(renderings["all-features"])
                     if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "erp-notification")
@@ -433,7 +438,7 @@ def test_migrations_run_as_a_hook_before_the_pods(renderings):
     # It migrates exactly the enabled services, each with its own database URL.
     container = job["spec"]["template"]["spec"]["containers"][0]
     services = sorted(d["metadata"]["name"].removeprefix("erp-") for d in services)
-    assert container["args"] == services == ["crm", "finance", "inventory", "notification", "orders"]
+    assert container["args"] == services == ["crm", "finance", "inventory", "notification", "orders", "procurement"]
     urls = {e["name"] for e in container["env"] if e["name"].endswith("_DATABASE_URL")}
     assert urls == {f"ERP_{name.upper()}_DATABASE_URL" for name in services}
     minimal = documents(renderings["minimal"])

@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from erp.orders.v1 import orders_pb2 as pb
+from erp.procurement.v1 import procurement_pb2 as proc_pb
 from erp_client import demo, walkthrough
 from erp_client.client import ErpClient, Line
 from mesh.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
@@ -81,6 +82,13 @@ def test_orders_cross_the_services_as_processes(processes, tmp_path):
         done = walkthrough.run(erp, "CUST-1", out=printed.append)
         assert done.status == pb.ORDER_STATUS_COMPLETED, "\n".join(printed)
         assert any("trial balance" in line for line in printed)
+        # ...then procure to pay: the order above took CHAIR-OAK below its reorder point (100), so procurement
+        # raised a draft; it is approved, received in two deliveries, billed, matched and paid.
+        po = walkthrough.procure_to_pay(erp, "CUST-1", out=printed.append)
+        assert (po.receipt_status, po.billing_status) == (proc_pb.RECEIPT_STATUS_FULL, proc_pb.BILLING_STATUS_FULL), \
+            "\n".join(printed)
+        balance = erp.trial_balance("EUR")
+        assert balance.total_debit.amount == balance.total_credit.amount
         # Emails went through a real SMTP server.
         assert erp.wait_for(lambda: list((tmp_path / "mail").glob("*.eml")), bool, timeout=30)
 
@@ -126,3 +134,77 @@ def test_a_stop_signal_delivered_to_another_thread_still_stops_the_service(name)
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"SIG{name}"
+
+
+def _rpc_count(metrics_port: int) -> float:
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("erp_rpc_requests_total{") and "GetStock" in line)
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+@pytest.mark.parametrize("engines", ["pgbus-embedded"], indirect=True)
+def test_erp_processes_share_one_port_and_stop_together(engines, tmp_path):
+    import time
+
+    import grpc
+
+    from erp.inventory.v1 import inventory_pb2 as inv
+    from erp.inventory.v1 import inventory_pb2_grpc as inv_grpc
+
+    grpc_port, metrics_port = free_ports(2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
+    env.update(ERP_DATABASE_URL=engines.database_url, ERP_REDIS_URL=engines.redis_url, ERP_EVENT_TRANSPORT="postgres",
+               ERP_DATA_DIR=str(tmp_path), ERP_LOG_FORMAT="text", ERP_GRPC_PORT=str(grpc_port),
+               ERP_METRICS_PORT=str(metrics_port), ERP_PROCESSES="2", ERP_SHUTDOWN_GRACE_SECONDS="2")
+    parent = subprocess.Popen([sys.executable, "-m", "services.inventory"], env=env)
+    try:
+        wait_serving(f"127.0.0.1:{grpc_port}", timeout=60)
+        children = _children(parent.pid)
+        assert len(children) == 2
+        with ErpClient(f"127.0.0.1:{grpc_port}") as erp:
+            erp.create_warehouse("MAIN", "Main")
+            erp.create_product("SKU-1", "A product")
+        for _ in range(40):  # a new connection each time: the kernel spreads them over the processes
+            with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+                inv_grpc.InventoryServiceStub(channel).GetStock(inv.GetStockRequest(sku="SKU-1", warehouse_code="MAIN"),
+                                                                timeout=10)
+        served = [_rpc_count(metrics_port + i) for i in range(2)]
+        assert sum(served) == 40 and min(served) > 0, served
+        # One process dying takes the rest down with it: the pod restarts whole.
+        os.kill(children[0], signal.SIGKILL)
+        assert parent.wait(timeout=30) == 1
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{children[1]}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{children[1]}")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+@pytest.mark.parametrize("engines", ["pgbus-embedded"], indirect=True)
+def test_sigterm_stops_every_erp_process(engines, tmp_path):
+    grpc_port = free_ports(1)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
+    env.update(ERP_DATABASE_URL=engines.database_url, ERP_REDIS_URL=engines.redis_url, ERP_EVENT_TRANSPORT="postgres",
+               ERP_DATA_DIR=str(tmp_path), ERP_LOG_FORMAT="text", ERP_GRPC_PORT=str(grpc_port),
+               ERP_PROCESSES="2", ERP_SHUTDOWN_GRACE_SECONDS="2")
+    parent = subprocess.Popen([sys.executable, "-m", "services.orders"], env=env)
+    try:
+        wait_serving(f"127.0.0.1:{grpc_port}", timeout=60)
+        children = _children(parent.pid)
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(timeout=30) == 0
+        assert not [c for c in children if os.path.exists(f"/proc/{c}")]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()

@@ -8,6 +8,7 @@ import pytest
 
 from erp_client import ErpClient
 from mesh import service
+from mesh.settings import load
 from services import RUNNABLE
 from tests import support
 
@@ -19,7 +20,9 @@ def running_mesh(engines: support.Engines, data_dir, services=RUNNABLE, **overri
     try:
         for name in services:
             spec = importlib.import_module(f"services.{name}.service").spec()
-            settings = support.settings_for(spec.name, engines, data_dir, **overrides)
+            # Each service reaches the ones started before it (procurement asks inventory).
+            targets = {**load(spec.name).targets, **{n: f"127.0.0.1:{r.port}" for n, r in started.items()}}
+            settings = support.settings_for(spec.name, engines, data_dir, **{"targets": targets, **overrides})
             started[spec.name] = service.start(spec, settings)
         targets = {f"{name}_target": f"127.0.0.1:{running.port}" for name, running in started.items()}
         with ErpClient(**targets) as client:

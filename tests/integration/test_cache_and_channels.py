@@ -41,6 +41,27 @@ def test_values_expire_after_the_ttl(redis_url):
     assert cache.get_versioned("k") is None
 
 
+def test_the_in_process_copy_is_fresh_for_own_writes_and_stale_at_most_its_ttl_for_others(redis_url):
+    prefix = "erptest-" + uuid.uuid4().hex[:8]
+    here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=2.0)
+    there = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=2.0)  # another process
+    there.set_if_newer("k", 1, b"one")
+    assert here.get_versioned("k") == (1, b"one")  # read through Redis, now also kept in this process
+    there.set_if_newer("k", 2, b"two")
+    assert there.get_versioned("k") == (2, b"two")  # a process sees its own write at once
+    assert here.get_versioned("k") == (1, b"one")  # the other one: the bound written down
+    time.sleep(2.1)
+    assert here.get_versioned("k") == (2, b"two")
+    here.set_if_newer("k", 3, b"three")
+    assert here.get_versioned("k") == (3, b"three")
+    here.set_if_newer("k", 2, b"late reader")  # never replaces a newer value here either
+    assert here.get_versioned("k") == (3, b"three")
+    here.delete("k")
+    assert here.get_versioned("k") is None
+    here.close()
+    there.close()
+
+
 def test_a_dead_redis_makes_reads_miss_instead_of_fail():
     cache = Cache("redis://127.0.0.1:1/0", prefix="erptest", ttl_seconds=5)  # nothing listens on port 1
     assert cache.get_versioned("k") is None

@@ -125,13 +125,33 @@ def test_health_is_per_service_and_not_serving_while_the_database_is_unreachable
                          {"n": name})
         try:
             wait_health(target, NOT_SERVING, "erp.inventory.v1.InventoryService")
-            err = call_fails(client.adjust_stock, "SKU", "MAIN", 1, reason="x", code=grpc.StatusCode.INTERNAL)
-            assert "psycopg" not in err.details() and "request id" in err.details()
+            err = call_fails(client.adjust_stock, "SKU", "MAIN", 1, reason="x", code=grpc.StatusCode.UNAVAILABLE)
+            assert "psycopg" not in err.details() and "request id" in err.details() and "retry" in err.details()
         finally:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
             admin.dispose()
         wait_health(target, SERVING, "erp.inventory.v1.InventoryService")
+
+
+def test_a_call_after_the_server_dropped_the_pooled_connections_succeeds(embedded_engines, tmp_path):
+    """No pre-ping: the first statement on a dead pooled connection fails, the pool is invalidated,
+    the RPC answers UNAVAILABLE and the channel's retry policy repeats it on a new connection."""
+    with running_mesh(embedded_engines, tmp_path, services=("inventory",)) as (client, started):
+        client.create_warehouse("MAIN", "Main")
+        client.create_product("SKU", "A product")
+        for _ in range(3):  # a few pooled connections
+            client.adjust_stock("SKU", "MAIN", 1, reason="count")
+        name = make_url(db.sqlalchemy_url(embedded_engines.database_url)).database
+        admin = sa.create_engine(make_url(db.sqlalchemy_url(embedded_engines.database_url)).set(database="postgres"),
+                                 isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            killed = conn.execute(sa.text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                          "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name}).scalar()
+        admin.dispose()
+        assert killed > 0
+        assert client.adjust_stock("SKU", "MAIN", 1, reason="count").on_hand == 4
+        assert client.get_stock("SKU", "MAIN").on_hand == 4
 
 
 def test_draining_reports_not_serving_and_finishes_in_flight_calls(embedded_engines, tmp_path):

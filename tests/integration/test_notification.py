@@ -469,3 +469,39 @@ def test_the_senders_report_why_a_recipient_did_not_take_a_notification(receiver
     mail = dataclasses.replace(hook, channel=domain.Channel.EMAIL, recipient="x@example.test")
     with pytest.raises(domain.SendFailed, match="SMTP"):
         EmailSender(f"smtp://127.0.0.1:{closed}", "erp@example.test").send(mail, now)
+
+
+class CountingMailbox(Mailbox):
+    """Also counts SMTP sessions (one EHLO each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sessions = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802 - aiosmtpd's hook
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+
+def test_emails_share_one_smtp_session_and_survive_the_server_dropping_it():
+    now = dt.datetime.now(dt.UTC)
+    mailbox, port = CountingMailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    sender = EmailSender(f"smtp://127.0.0.1:{port}", "erp@example.test")
+    mail = domain.Delivery("D-1", "E-1", "erp.events.v1.OrderShipped", "C-1", domain.Channel.EMAIL,
+                           "x@example.test", "s", "b", {}, created_at=now, next_attempt_at=now)
+    try:
+        for i in range(3):
+            sender.send(dataclasses.replace(mail, delivery_id=f"D-{i}"), now)
+        assert (len(mailbox.messages), mailbox.sessions) == (3, 1)
+        controller.stop()  # the server goes away and comes back: the kept session is dead
+        controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+        controller.start()
+        sender.send(dataclasses.replace(mail, delivery_id="D-after"), now)
+        assert (len(mailbox.messages), mailbox.sessions) == (4, 2)
+        assert mailbox.messages[-1][1]["Message-ID"].startswith("<D-after@")
+    finally:
+        sender.close()
+        controller.stop()

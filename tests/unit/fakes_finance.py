@@ -1,8 +1,8 @@
 """In-memory stand-ins for finance's repositories.
 
 They keep the rules PostgreSQL enforces for finance (unique order per invoice, unique
-numbers and request ids, the invoice CHECKs, the version check, the balanced and
-append-only journal), independently of the domain's own checks, so a handler that
+numbers and request ids, the invoice and supplier-bill CHECKs, the version checks, the
+balanced and append-only journal, one goods receipt per receipt id), independently of the domain's own checks, so a handler that
 breaks one fails here as it would against the database. Stored values are copies.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from services.finance.domain import (
     Payment,
     PaymentState,
 )
+from services.finance.payables import BillPayment, BillStatus, GoodsReceipt, PurchaseOrder, SupplierBill
 from tests.unit.fakes import FakeIntegrityError, FakeUnitOfWork
 
 T0 = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
@@ -275,6 +276,164 @@ class FakeJournal:
         return [AccountTotals(code, CHART[code][0], *sums[code]) for code in sorted(sums)]
 
 
+# ---------------------------------------------------------------- payables
+
+
+class FakePurchaseOrders:
+    """Approved purchase orders with their quantities; for_update is a no-op (one thread)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, PurchaseOrder] = {}
+        self.versions: dict[str, int] = {}
+
+    def snapshot(self):
+        return copy.deepcopy((self.rows, self.versions))
+
+    def restore(self, snap) -> None:
+        self.rows, self.versions = copy.deepcopy(snap)
+
+    def upsert(self, order: PurchaseOrder, version: int) -> bool:
+        if self.versions.get(order.purchase_order_id, version) > version:
+            return False
+        stored = self.rows.get(order.purchase_order_id)
+        merged = copy.deepcopy(order)
+        if stored is not None:  # received and billed quantities survive a repeated approval
+            merged.bills_posted = stored.bills_posted
+            for line_no, line in merged.lines.items():
+                if line_no in stored.lines:
+                    line.received, line.billed = stored.lines[line_no].received, stored.lines[line_no].billed
+            merged.lines = {**stored.lines, **merged.lines}
+        self.rows[order.purchase_order_id] = merged
+        self.versions[order.purchase_order_id] = version
+        return True
+
+    def get(self, purchase_order_id: str, for_update: bool = False) -> PurchaseOrder | None:
+        return copy.deepcopy(self.rows.get(purchase_order_id))
+
+    def save_quantities(self, order: PurchaseOrder) -> None:
+        for line in order.lines.values():
+            if line.received < 0 or line.billed < 0:
+                raise FakeIntegrityError(f"po_line_quantities_not_negative: {line}")
+        stored = self.rows[order.purchase_order_id]
+        stored.bills_posted = order.bills_posted
+        for line_no, line in order.lines.items():
+            stored.lines[line_no].received, stored.lines[line_no].billed = line.received, line.billed
+
+
+class FakeGoodsReceipts:
+    def __init__(self) -> None:
+        self.rows: dict[str, GoodsReceipt] = {}
+
+    def snapshot(self):
+        return dict(self.rows)
+
+    def restore(self, snap) -> None:
+        self.rows = dict(snap)
+
+    def exists(self, receipt_id: str) -> bool:
+        return receipt_id in self.rows
+
+    def add(self, receipt: GoodsReceipt) -> None:
+        if receipt.receipt_id in self.rows:
+            raise FakeIntegrityError(f"duplicate goods receipt {receipt.receipt_id}")
+        if receipt.amount > 0 and receipt.journal_entry_id is None:
+            raise FakeIntegrityError(f"receipt_posted: {receipt}")
+        self.rows[receipt.receipt_id] = receipt
+
+
+def _check_bill(bill: SupplierBill) -> None:
+    """The CHECK constraints on supplier_bills."""
+    status = bill.status
+    if not 0 <= bill.amount_paid <= bill.total:
+        raise FakeIntegrityError(f"bill_never_overpaid: {bill.amount_paid} of {bill.total}")
+    if (status in (BillStatus.HELD, BillStatus.REJECTED)) != (bill.posted_at is None):
+        raise FakeIntegrityError(f"bill_posted_at: {bill}")
+    if status in (BillStatus.HELD, BillStatus.REJECTED) and (bill.amount_paid or bill.journal_entry_id):
+        raise FakeIntegrityError(f"bill_unposted_has_no_money: {bill}")
+    if status is BillStatus.REJECTED and not (bill.review_decision == "reject" and bill.reviewed_by):
+        raise FakeIntegrityError(f"bill_rejected_by_reviewer: {bill}")
+
+
+class FakeSupplierBills:
+    def __init__(self) -> None:
+        self.rows: dict[str, SupplierBill] = {}
+        self._next_seq = 1
+
+    def snapshot(self):
+        return copy.deepcopy(self.rows)
+
+    def restore(self, snap) -> None:
+        self.rows = copy.deepcopy(snap)  # like an identity, the sequence does not go back
+
+    def add(self, bill: SupplierBill) -> None:
+        for other in self.rows.values():
+            if other.request_id == bill.request_id:
+                raise AlreadyExists(f"request_id {bill.request_id} was used for another supplier bill")
+            if (other.supplier_id, other.supplier_bill_number) == (bill.supplier_id, bill.supplier_bill_number):
+                raise AlreadyExists(f"supplier {bill.supplier_id} already has a bill numbered "
+                                    f"{bill.supplier_bill_number}")
+        _check_bill(bill)
+        bill.seq, self._next_seq = self._next_seq, self._next_seq + 1
+        self.rows[bill.bill_id] = copy.deepcopy(bill)
+
+    def save(self, bill: SupplierBill) -> None:
+        stored = self.rows.get(bill.bill_id)
+        if stored is None or stored.version >= bill.version:
+            raise RuntimeError(f"supplier bill {bill.bill_id} changed concurrently")
+        _check_bill(bill)
+        self.rows[bill.bill_id] = copy.deepcopy(bill)
+
+    def get(self, bill_id: str, for_update: bool = False) -> SupplierBill | None:
+        return copy.deepcopy(self.rows.get(bill_id))
+
+    def by_request(self, request_id: str) -> SupplierBill | None:
+        return copy.deepcopy(next((b for b in self.rows.values() if b.request_id == request_id), None))
+
+    def by_number(self, supplier_id: str, supplier_bill_number: str) -> SupplierBill | None:
+        return copy.deepcopy(next((b for b in self.rows.values()
+                                   if (b.supplier_id, b.supplier_bill_number) == (supplier_id, supplier_bill_number)),
+                                  None))
+
+    def held_for(self, purchase_order_id: str) -> list[SupplierBill]:
+        return copy.deepcopy(sorted((b for b in self.rows.values() if b.purchase_order_id == purchase_order_id
+                                     and b.status is BillStatus.HELD), key=lambda b: b.seq))
+
+    def list(self, *, supplier_id: str, purchase_order_id: str, status: BillStatus | None, after: int | None,
+             limit: int) -> list[SupplierBill]:
+        found = [b for b in sorted(self.rows.values(), key=lambda b: b.seq)
+                 if (not supplier_id or b.supplier_id == supplier_id)
+                 and (not purchase_order_id or b.purchase_order_id == purchase_order_id)
+                 and (status is None or b.status is status) and (after is None or b.seq > after)]
+        return copy.deepcopy(found[:limit])
+
+
+class FakeBillPayments:
+    def __init__(self, bills: FakeSupplierBills, journal: FakeJournal) -> None:
+        self.bills = bills
+        self.journal = journal
+        self.rows: dict[str, BillPayment] = {}
+
+    def snapshot(self):
+        return dict(self.rows)
+
+    def restore(self, snap) -> None:
+        self.rows = dict(snap)
+
+    def add(self, payment: BillPayment) -> None:
+        if any(p.request_id == payment.request_id for p in self.rows.values()):
+            raise AlreadyExists(f"request_id {payment.request_id} was used for another bill payment")
+        if payment.bill_id not in self.bills.rows:
+            raise FakeIntegrityError(f"foreign key: no supplier bill {payment.bill_id}")
+        if payment.journal_entry_id not in self.journal.entries:
+            raise FakeIntegrityError(f"foreign key: no journal entry {payment.journal_entry_id}")
+        if payment.amount <= 0:
+            raise FakeIntegrityError(f"bill_payment_positive: {payment}")
+        self.rows[payment.payment_id] = payment
+
+    def by_request(self, request_id: str) -> BillPayment | None:
+        return next((p for p in self.rows.values() if p.request_id == request_id), None)
+
+
 def finance_uow() -> FakeUnitOfWork:
     """A unit of work over a fresh set of finance fakes, wired to each other."""
     journal = FakeJournal()
@@ -282,5 +441,8 @@ def finance_uow() -> FakeUnitOfWork:
     payments = FakePayments(invoices, journal)
     credit_notes = FakeCreditNotes(invoices)
     invoices.payments, invoices.credit_notes = payments, credit_notes
+    bills = FakeSupplierBills()
     return FakeUnitOfWork(numbers=FakeNumbers(), invoices=invoices, payments=payments, credit_notes=credit_notes,
-                          customers=FakeCustomers(), cancellations=FakeCancellations(), journal=journal)
+                          customers=FakeCustomers(), cancellations=FakeCancellations(), journal=journal,
+                          purchase_orders=FakePurchaseOrders(), goods_receipts=FakeGoodsReceipts(),
+                          supplier_bills=bills, bill_payments=FakeBillPayments(bills, journal))

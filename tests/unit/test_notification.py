@@ -15,6 +15,7 @@ from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
+from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import paging
 from mesh.errors import InvalidArgument, NotFound
 from mesh.events import envelope as envelopes
@@ -146,7 +147,7 @@ def test_customer_updated_event_is_projected_with_its_envelope_version():
 
 
 def test_every_notified_event_has_a_template_and_every_template_an_event():
-    assert set(templates.TEMPLATES) == {t.DESCRIPTOR.full_name for t in events.NOTIFIED}
+    assert set(templates.TEMPLATES) == {t.DESCRIPTOR.full_name for t in events.NOTIFIED + events.SUPPLIER_NOTIFIED}
     assert set(SAMPLES) == set(events.NOTIFIED)
 
 
@@ -268,7 +269,7 @@ def test_deliveries_follow_the_channels_the_customer_has(email, webhook, channel
 def test_the_consumer_handlers_cover_every_notified_event_and_use_the_envelope_event_id():
     consumes = events.build()
     assert set(consumes.event_types) == {crm_ev.CustomerUpdated.DESCRIPTOR.full_name} | {
-        t.DESCRIPTOR.full_name for t in events.NOTIFIED}
+        t.DESCRIPTOR.full_name for t in events.NOTIFIED + events.SUPPLIER_NOTIFIED}
     uow = fake_uow()
     uow.contacts.rows["C1"] = person()
     for payload in SAMPLES.values():
@@ -279,7 +280,7 @@ def test_the_consumer_handlers_cover_every_notified_event_and_use_the_envelope_e
             uow.commit()
     rows = list(uow.deliveries.rows.values())
     assert len(rows) == 2 * len(SAMPLES)
-    assert {d.event_type for d in rows} == set(templates.TEMPLATES)
+    assert {d.event_type for d in rows} == {t.DESCRIPTOR.full_name for t in events.NOTIFIED}
     assert len({d.event_id for d in rows}) == len(SAMPLES)
 
 
@@ -542,10 +543,55 @@ def test_paging_walks_every_delivery_exactly_once():
 def test_a_bad_listing_request_reports_every_field():
     uow = fake_uow()
     with pytest.raises(InvalidArgument) as exc:
-        listing(uow, page_size=-1, recipient="x" * 3000, customer_id="c" * 65, event_id="e" * 65)
+        listing(uow, page_size=-1, recipient="x" * 3000, customer_id="c" * 81, event_id="e" * 65)
     assert [v.field for v in exc.value.violations] == ["page.page_size", "recipient", "customer_id", "event_id"]
     no_filters = ListDeliveries(0, "").filters
     for token in ("garbage!", paging.encode([1, 2], no_filters), paging.encode(["2026-03-01T12:00:00", "D1"],
                                                                                no_filters)):
         with pytest.raises(InvalidArgument):
             listing(uow, token=token)
+
+
+# ---------------------------------------------------------------- suppliers
+
+
+def approved_po(email=MAIL, webhook_url=HOOK) -> procurement_ev.PurchaseOrderApproved:
+    return procurement_ev.PurchaseOrderApproved(
+        purchase_order_id="PO1", number="PO-2026-000001", supplier_id="S1", supplier_name="Acme Supply",
+        supplier_email=email, supplier_webhook_url=webhook_url, warehouse_code="MAIN", total=money("120"),
+        approved_by="bo", lines=[procurement_ev.PurchaseOrderLineItem(line_no=1, sku="BOLT", quantity=100,
+                                                                      unit_price=money("1.2"),
+                                                                      expected_date="2026-12-24")])
+
+
+def test_an_approved_purchase_order_is_sent_to_the_supplier_once_on_each_channel_it_names():
+    consumes = events.build()
+    handler = consumes.handlers[procurement_ev.PurchaseOrderApproved.DESCRIPTOR.full_name]
+    uow = fake_uow()  # no customer contact is needed: the event carries the supplier's addresses
+    payload = approved_po()
+    env = envelopes.build(source="procurement", aggregate_type="purchase_order", aggregate_id="PO1",
+                          aggregate_version=4, payload=payload)
+    for _ in range(2):  # a redelivery queues nothing more
+        with uow:
+            handler(uow, payload, Event(env, payload))
+            uow.commit()
+    rows = list(uow.deliveries.rows.values())
+    assert sorted((d.channel, d.recipient) for d in rows) == sorted([(domain.Channel.EMAIL, MAIL),
+                                                                     (domain.Channel.WEBHOOK, HOOK)])
+    assert {d.customer_id for d in rows} == {events.supplier_party("S1")}
+    email = next(d for d in rows if d.channel is domain.Channel.EMAIL)
+    assert email.subject == "Purchase order PO-2026-000001"
+    assert "Dear Acme Supply," in email.body and "100 x BOLT at 1.20 EUR, expected 2026-12-24" in email.body
+
+
+def test_a_supplier_address_that_cannot_be_used_turns_that_channel_off():
+    consumes = events.build()
+    handler = consumes.handlers[procurement_ev.PurchaseOrderApproved.DESCRIPTOR.full_name]
+    uow = fake_uow()
+    payload = approved_po(email="not an address")
+    env = envelopes.build(source="procurement", aggregate_type="purchase_order", aggregate_id="PO1",
+                          aggregate_version=4, payload=payload)
+    with uow:
+        handler(uow, payload, Event(env, payload))
+        uow.commit()
+    assert [d.channel for d in uow.deliveries.rows.values()] == [domain.Channel.WEBHOOK]

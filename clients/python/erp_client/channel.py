@@ -20,6 +20,7 @@ SERVICES = (
     "erp.crm.v1.CustomerService",
     "erp.finance.v1.FinanceService",
     "erp.notification.v1.NotificationService",
+    "erp.procurement.v1.ProcurementService",
 )
 
 

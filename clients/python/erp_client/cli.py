@@ -6,7 +6,7 @@
     erp order get ORDER_ID [--wait]
     erp order cancel ORDER_ID --reason "..."
     erp order ship ORDER_ID
-    erp demo            # one order from placement to payment, each service's view
+    erp demo            # one order from placement to payment, then procure to pay, each service's view
     erp health
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", required=True)
     ship = order.add_parser("ship", help="mark an order shipped")
     ship.add_argument("order_id")
-    sub.add_parser("demo", help="walk one order from placement to payment")
+    sub.add_parser("demo", help="walk one order from placement to payment, then procure to pay")
     sub.add_parser("health", help="health of every service")
     return p
 
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 from erp_client import walkthrough
 
                 walkthrough.run(erp)
+                walkthrough.procure_to_pay(erp)
             else:
                 for service in erp.SERVICES:
                     print(f"{service}: {erp.health(service)}")

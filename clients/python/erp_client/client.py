@@ -27,6 +27,8 @@ from erp.notification.v1 import notification_pb2 as notif
 from erp.notification.v1 import notification_pb2_grpc as notif_grpc
 from erp.orders.v1 import orders_pb2 as ord_pb
 from erp.orders.v1 import orders_pb2_grpc as ord_grpc
+from erp.procurement.v1 import procurement_pb2 as proc
+from erp.procurement.v1 import procurement_pb2_grpc as proc_grpc
 from erp_client.channel import DEFAULT_TIMEOUT_SECONDS, open_channel
 
 FINAL_ORDER_STATES = frozenset({
@@ -53,19 +55,23 @@ class ErpClient:
     """One client for the whole mesh. Targets default to `make run`'s ports; any may be
     None when the caller does not use that service."""
 
-    SERVICES = ("inventory", "orders", "crm", "finance", "notification")
+    SERVICES = ("inventory", "orders", "crm", "finance", "notification", "procurement")
     GRPC_SERVICES = {"inventory": "erp.inventory.v1.InventoryService", "orders": "erp.orders.v1.OrderService",
                      "crm": "erp.crm.v1.CustomerService", "finance": "erp.finance.v1.FinanceService",
-                     "notification": "erp.notification.v1.NotificationService"}
-    DEFAULT_PORTS = {"inventory": 50051, "orders": 50052, "crm": 50053, "finance": 50054, "notification": 50056}
+                     "notification": "erp.notification.v1.NotificationService",
+                     "procurement": "erp.procurement.v1.ProcurementService"}
+    DEFAULT_PORTS = {"inventory": 50051, "orders": 50052, "crm": 50053, "finance": 50054, "notification": 50056,
+                     "procurement": 50055}
 
     def __init__(self, inventory_target: str | None = None, orders_target: str | None = None, *,
                  crm_target: str | None = None, finance_target: str | None = None,
-                 notification_target: str | None = None, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 notification_target: str | None = None, procurement_target: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  interceptors: Iterable[grpc.UnaryUnaryClientInterceptor] = ()) -> None:
         self.timeout = timeout
         targets = {"inventory": inventory_target, "orders": orders_target, "crm": crm_target,
-                   "finance": finance_target, "notification": notification_target}
+                   "finance": finance_target, "notification": notification_target,
+                   "procurement": procurement_target}
         self._channels = {
             name: open_channel(target or f"127.0.0.1:{self.DEFAULT_PORTS[name]}", timeout=timeout,
                                interceptors=tuple(interceptors))
@@ -76,6 +82,7 @@ class ErpClient:
         self.crm = crm_grpc.CustomerServiceStub(self._channels["crm"])
         self.finance = fin_grpc.FinanceServiceStub(self._channels["finance"])
         self.notification = notif_grpc.NotificationServiceStub(self._channels["notification"])
+        self.procurement = proc_grpc.ProcurementServiceStub(self._channels["procurement"])
 
     @classmethod
     def from_env(cls, **kwargs) -> ErpClient:
@@ -115,6 +122,12 @@ class ErpClient:
         request = inv.AdjustStockRequest(request_id=request_id or new_request_id(), sku=sku,
                                          warehouse_code=warehouse_code, quantity_delta=delta, reason=reason)
         return self.inventory.AdjustStock(request, timeout=self.timeout).stock
+
+    def set_reorder_point(self, sku: str, warehouse_code: str, reorder_point: int,
+                          reorder_quantity: int) -> inv.StockLevel:
+        request = inv.SetReorderPointRequest(sku=sku, warehouse_code=warehouse_code, reorder_point=reorder_point,
+                                             reorder_quantity=reorder_quantity)
+        return self.inventory.SetReorderPoint(request, timeout=self.timeout).stock
 
     # orders
     def place_order(self, customer_id: str, lines: Iterable[Line], currency_code: str = "EUR",
@@ -189,10 +202,79 @@ class ErpClient:
         return self.finance.GetTrialBalance(fin.GetTrialBalanceRequest(currency_code=currency_code),
                                             timeout=self.timeout)
 
+    def record_supplier_bill(self, purchase_order_id: str, supplier_bill_number: str,
+                             lines: Iterable[tuple[int, int, str]], currency_code: str = "EUR",
+                             request_id: str | None = None) -> fin.SupplierBill:
+        """lines: (purchase order line_no, quantity billed, unit price billed)."""
+        request = fin.RecordSupplierBillRequest(
+            request_id=request_id or new_request_id(), purchase_order_id=purchase_order_id,
+            supplier_bill_number=supplier_bill_number,
+            lines=[fin.SupplierBillLine(line_no=n, quantity=q, unit_price=money_pb2.Money(
+                currency_code=currency_code, amount=price)) for n, q, price in lines])
+        return self.finance.RecordSupplierBill(request, timeout=self.timeout).bill
+
+    def pay_supplier_bill(self, bill_id: str, amount: str, currency_code: str = "EUR",
+                          request_id: str | None = None) -> fin.PaySupplierBillResponse:
+        request = fin.PaySupplierBillRequest(request_id=request_id or new_request_id(), bill_id=bill_id,
+                                             amount=money_pb2.Money(currency_code=currency_code, amount=amount))
+        return self.finance.PaySupplierBill(request, timeout=self.timeout)
+
     # notification
     def deliveries(self, customer_id: str = "", recipient: str = "") -> list[notif.Delivery]:
         request = notif.ListDeliveriesRequest(customer_id=customer_id, recipient=recipient)
         return list(self.notification.ListDeliveries(request, timeout=self.timeout).deliveries)
+
+    # procurement
+    def create_supplier(self, supplier_id: str, name: str, currency_code: str = "EUR", *, email: str = "",
+                        webhook_url: str = "", payment_terms_days: int = 30) -> proc.Supplier:
+        supplier = proc.Supplier(supplier_id=supplier_id, name=name, currency_code=currency_code, email=email,
+                                 webhook_url=webhook_url, payment_terms_days=payment_terms_days)
+        return self.procurement.CreateSupplier(proc.CreateSupplierRequest(supplier=supplier),
+                                               timeout=self.timeout).supplier
+
+    def set_supplier_price(self, supplier_id: str, sku: str, unit_price: str, currency_code: str = "EUR", *,
+                           preferred: bool = False, min_quantity: int = 1, lead_time_days: int = 0) -> proc.SupplierPrice:
+        price = proc.SupplierPrice(supplier_id=supplier_id, sku=sku, preferred=preferred, min_quantity=min_quantity,
+                                   lead_time_days=lead_time_days,
+                                   unit_price=money_pb2.Money(currency_code=currency_code, amount=unit_price))
+        return self.procurement.SetSupplierPrice(proc.SetSupplierPriceRequest(price=price),
+                                                 timeout=self.timeout).price
+
+    def create_purchase_order(self, supplier_id: str, lines: Iterable[tuple[str, int, str]], *,
+                              warehouse_code: str = "", currency_code: str = "EUR",
+                              request_id: str | None = None) -> proc.PurchaseOrder:
+        """lines: (sku, quantity, unit price or "" for the supplier's price)."""
+        request = proc.CreatePurchaseOrderRequest(
+            request_id=request_id or new_request_id(), supplier_id=supplier_id, warehouse_code=warehouse_code,
+            lines=[proc.PurchaseOrderLine(sku=sku, quantity=quantity, unit_price=money_pb2.Money(
+                currency_code=currency_code, amount=price) if price else None) for sku, quantity, price in lines])
+        return self.procurement.CreatePurchaseOrder(request, timeout=self.timeout).purchase_order
+
+    def get_purchase_order(self, purchase_order_id: str) -> proc.PurchaseOrder:
+        return self.procurement.GetPurchaseOrder(proc.GetPurchaseOrderRequest(purchase_order_id=purchase_order_id),
+                                                 timeout=self.timeout).purchase_order
+
+    def submit_purchase_order(self, purchase_order_id: str, submitted_by: str) -> proc.PurchaseOrder:
+        request = proc.SubmitPurchaseOrderRequest(purchase_order_id=purchase_order_id, submitted_by=submitted_by)
+        return self.procurement.SubmitPurchaseOrder(request, timeout=self.timeout).purchase_order
+
+    def approve_purchase_order(self, purchase_order_id: str, approver: str, comment: str = "") -> proc.PurchaseOrder:
+        request = proc.ApprovePurchaseOrderRequest(purchase_order_id=purchase_order_id, approver=approver,
+                                                   comment=comment)
+        return self.procurement.ApprovePurchaseOrder(request, timeout=self.timeout).purchase_order
+
+    def receive_goods(self, purchase_order_id: str, lines: Iterable[tuple[int, int]], received_by: str, *,
+                      request_id: str | None = None, reference: str = "") -> proc.RecordGoodsReceiptResponse:
+        """lines: (purchase order line_no, quantity received)."""
+        request = proc.RecordGoodsReceiptRequest(
+            request_id=request_id or new_request_id(), purchase_order_id=purchase_order_id,
+            received_by=received_by, reference=reference,
+            lines=[proc.GoodsReceiptLine(line_no=n, quantity=q) for n, q in lines])
+        return self.procurement.RecordGoodsReceipt(request, timeout=self.timeout)
+
+    def purchase_orders(self, supplier_id: str = "", status: int = 0) -> list[proc.PurchaseOrder]:
+        request = proc.ListPurchaseOrdersRequest(supplier_id=supplier_id, status=status)
+        return list(self.procurement.ListPurchaseOrders(request, timeout=self.timeout).purchase_orders)
 
     # health
     def health(self, service: str) -> str:

@@ -19,8 +19,24 @@ CUSTOMERS = [
 ]
 
 
+# (id, name, email, payment terms in days)
+SUPPLIERS = [
+    ("SUP-WOOD", "Nordic Wood Works AB", "sales@nordicwood.example", 30),
+    ("SUP-LIGHT", "Bright Lighting BV", "orders@brightlighting.example", 45),
+]
+# (supplier, sku, unit price in EUR, preferred, minimum quantity, lead time in days)
+SUPPLIER_PRICES = [
+    ("SUP-WOOD", "CHAIR-OAK", "41.50", True, 10, 14),
+    ("SUP-WOOD", "DESK-150", "155.00", True, 2, 21),
+    ("SUP-LIGHT", "LAMP-LED", "11.20", True, 50, 7),
+]
+# (sku, warehouse, reorder point, reorder quantity): a shortage raises a draft purchase order.
+REORDER_POINTS = [("CHAIR-OAK", "MAIN", 100, 60), ("DESK-150", "MAIN", 10, 20), ("LAMP-LED", "MAIN", 50, 200)]
+
+
 def load(erp: ErpClient) -> int:
-    """Creates the warehouses, products, opening stock and customers; returns the number of SKUs."""
+    """Creates the warehouses, products, opening stock, customers, suppliers, their prices and the
+    reorder points; returns the number of SKUs."""
     for code, name in WAREHOUSES:
         erp.create_warehouse(code, name)
     for sku, name, uom, stock in PRODUCTS:
@@ -30,4 +46,11 @@ def load(erp: ErpClient) -> int:
                              request_id=f"demo-opening-{sku}-{warehouse}")
     for customer_id, name, limit, email, terms in CUSTOMERS:
         erp.create_customer(customer_id, name, limit, "EUR", email=email, payment_terms_days=terms)
+    for supplier_id, name, email, terms in SUPPLIERS:
+        erp.create_supplier(supplier_id, name, "EUR", email=email, payment_terms_days=terms)
+    for supplier_id, sku, price, preferred, minimum, lead_time in SUPPLIER_PRICES:
+        erp.set_supplier_price(supplier_id, sku, price, preferred=preferred, min_quantity=minimum,
+                               lead_time_days=lead_time)
+    for sku, warehouse, point, quantity in REORDER_POINTS:
+        erp.set_reorder_point(sku, warehouse, point, quantity)
     return len(PRODUCTS)

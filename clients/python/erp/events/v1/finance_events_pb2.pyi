@@ -1,7 +1,8 @@
 from erp.common.v1 import money_pb2 as _money_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -59,3 +60,25 @@ class CreditNoteIssued(_message.Message):
     amount: _money_pb2.Money
     unpaid_amount: _money_pb2.Money
     def __init__(self, credit_note_id: _Optional[str] = ..., number: _Optional[str] = ..., invoice_id: _Optional[str] = ..., order_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., unpaid_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class BilledLine(_message.Message):
+    __slots__ = ("line_no", "quantity")
+    LINE_NO_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    line_no: int
+    quantity: int
+    def __init__(self, line_no: _Optional[int] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class SupplierBillPosted(_message.Message):
+    __slots__ = ("bill_id", "purchase_order_id", "supplier_id", "lines", "total")
+    BILL_ID_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUPPLIER_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    bill_id: str
+    purchase_order_id: str
+    supplier_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[BilledLine]
+    total: _money_pb2.Money
+    def __init__(self, bill_id: _Optional[str] = ..., purchase_order_id: _Optional[str] = ..., supplier_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[BilledLine, _Mapping]]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...

@@ -22,12 +22,36 @@ class InvoiceStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INVOICE_STATUS_PAID: _ClassVar[InvoiceStatus]
     INVOICE_STATUS_OVERDUE: _ClassVar[InvoiceStatus]
     INVOICE_STATUS_CREDITED: _ClassVar[InvoiceStatus]
+
+class SupplierBillStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SUPPLIER_BILL_STATUS_UNSPECIFIED: _ClassVar[SupplierBillStatus]
+    SUPPLIER_BILL_STATUS_HELD: _ClassVar[SupplierBillStatus]
+    SUPPLIER_BILL_STATUS_POSTED: _ClassVar[SupplierBillStatus]
+    SUPPLIER_BILL_STATUS_PARTLY_PAID: _ClassVar[SupplierBillStatus]
+    SUPPLIER_BILL_STATUS_PAID: _ClassVar[SupplierBillStatus]
+    SUPPLIER_BILL_STATUS_REJECTED: _ClassVar[SupplierBillStatus]
+
+class BillReviewDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    BILL_REVIEW_DECISION_UNSPECIFIED: _ClassVar[BillReviewDecision]
+    BILL_REVIEW_DECISION_RELEASE: _ClassVar[BillReviewDecision]
+    BILL_REVIEW_DECISION_REJECT: _ClassVar[BillReviewDecision]
 INVOICE_STATUS_UNSPECIFIED: InvoiceStatus
 INVOICE_STATUS_UNPAID: InvoiceStatus
 INVOICE_STATUS_PARTLY_PAID: InvoiceStatus
 INVOICE_STATUS_PAID: InvoiceStatus
 INVOICE_STATUS_OVERDUE: InvoiceStatus
 INVOICE_STATUS_CREDITED: InvoiceStatus
+SUPPLIER_BILL_STATUS_UNSPECIFIED: SupplierBillStatus
+SUPPLIER_BILL_STATUS_HELD: SupplierBillStatus
+SUPPLIER_BILL_STATUS_POSTED: SupplierBillStatus
+SUPPLIER_BILL_STATUS_PARTLY_PAID: SupplierBillStatus
+SUPPLIER_BILL_STATUS_PAID: SupplierBillStatus
+SUPPLIER_BILL_STATUS_REJECTED: SupplierBillStatus
+BILL_REVIEW_DECISION_UNSPECIFIED: BillReviewDecision
+BILL_REVIEW_DECISION_RELEASE: BillReviewDecision
+BILL_REVIEW_DECISION_REJECT: BillReviewDecision
 
 class InvoiceLine(_message.Message):
     __slots__ = ("line_no", "sku", "quantity", "unit_price", "amount")
@@ -230,3 +254,135 @@ class ListJournalEntriesResponse(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[JournalEntry]
     next_page_token: str
     def __init__(self, entries: _Optional[_Iterable[_Union[JournalEntry, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class SupplierBillLine(_message.Message):
+    __slots__ = ("line_no", "quantity", "unit_price", "sku", "amount")
+    LINE_NO_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_PRICE_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    line_no: int
+    quantity: int
+    unit_price: _money_pb2.Money
+    sku: str
+    amount: _money_pb2.Money
+    def __init__(self, line_no: _Optional[int] = ..., quantity: _Optional[int] = ..., unit_price: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., sku: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class SupplierBill(_message.Message):
+    __slots__ = ("bill_id", "supplier_bill_number", "purchase_order_id", "supplier_id", "status", "lines", "total", "amount_paid", "hold_reasons", "reviewed_by", "review_note", "recorded_at", "due_at")
+    BILL_ID_FIELD_NUMBER: _ClassVar[int]
+    SUPPLIER_BILL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUPPLIER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_PAID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_REASONS_FIELD_NUMBER: _ClassVar[int]
+    REVIEWED_BY_FIELD_NUMBER: _ClassVar[int]
+    REVIEW_NOTE_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    bill_id: str
+    supplier_bill_number: str
+    purchase_order_id: str
+    supplier_id: str
+    status: SupplierBillStatus
+    lines: _containers.RepeatedCompositeFieldContainer[SupplierBillLine]
+    total: _money_pb2.Money
+    amount_paid: _money_pb2.Money
+    hold_reasons: _containers.RepeatedScalarFieldContainer[str]
+    reviewed_by: str
+    review_note: str
+    recorded_at: _timestamp_pb2.Timestamp
+    due_at: _timestamp_pb2.Timestamp
+    def __init__(self, bill_id: _Optional[str] = ..., supplier_bill_number: _Optional[str] = ..., purchase_order_id: _Optional[str] = ..., supplier_id: _Optional[str] = ..., status: _Optional[_Union[SupplierBillStatus, str]] = ..., lines: _Optional[_Iterable[_Union[SupplierBillLine, _Mapping]]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., amount_paid: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., hold_reasons: _Optional[_Iterable[str]] = ..., reviewed_by: _Optional[str] = ..., review_note: _Optional[str] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordSupplierBillRequest(_message.Message):
+    __slots__ = ("request_id", "purchase_order_id", "supplier_bill_number", "lines")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    SUPPLIER_BILL_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    purchase_order_id: str
+    supplier_bill_number: str
+    lines: _containers.RepeatedCompositeFieldContainer[SupplierBillLine]
+    def __init__(self, request_id: _Optional[str] = ..., purchase_order_id: _Optional[str] = ..., supplier_bill_number: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[SupplierBillLine, _Mapping]]] = ...) -> None: ...
+
+class RecordSupplierBillResponse(_message.Message):
+    __slots__ = ("bill",)
+    BILL_FIELD_NUMBER: _ClassVar[int]
+    bill: SupplierBill
+    def __init__(self, bill: _Optional[_Union[SupplierBill, _Mapping]] = ...) -> None: ...
+
+class GetSupplierBillRequest(_message.Message):
+    __slots__ = ("bill_id",)
+    BILL_ID_FIELD_NUMBER: _ClassVar[int]
+    bill_id: str
+    def __init__(self, bill_id: _Optional[str] = ...) -> None: ...
+
+class GetSupplierBillResponse(_message.Message):
+    __slots__ = ("bill",)
+    BILL_FIELD_NUMBER: _ClassVar[int]
+    bill: SupplierBill
+    def __init__(self, bill: _Optional[_Union[SupplierBill, _Mapping]] = ...) -> None: ...
+
+class ListSupplierBillsRequest(_message.Message):
+    __slots__ = ("page", "supplier_id", "purchase_order_id", "status")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    SUPPLIER_ID_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    supplier_id: str
+    purchase_order_id: str
+    status: SupplierBillStatus
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., supplier_id: _Optional[str] = ..., purchase_order_id: _Optional[str] = ..., status: _Optional[_Union[SupplierBillStatus, str]] = ...) -> None: ...
+
+class ListSupplierBillsResponse(_message.Message):
+    __slots__ = ("bills", "next_page_token")
+    BILLS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    bills: _containers.RepeatedCompositeFieldContainer[SupplierBill]
+    next_page_token: str
+    def __init__(self, bills: _Optional[_Iterable[_Union[SupplierBill, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ReviewSupplierBillRequest(_message.Message):
+    __slots__ = ("bill_id", "decision", "reviewer", "note")
+    BILL_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REVIEWER_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    bill_id: str
+    decision: BillReviewDecision
+    reviewer: str
+    note: str
+    def __init__(self, bill_id: _Optional[str] = ..., decision: _Optional[_Union[BillReviewDecision, str]] = ..., reviewer: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ReviewSupplierBillResponse(_message.Message):
+    __slots__ = ("bill",)
+    BILL_FIELD_NUMBER: _ClassVar[int]
+    bill: SupplierBill
+    def __init__(self, bill: _Optional[_Union[SupplierBill, _Mapping]] = ...) -> None: ...
+
+class PaySupplierBillRequest(_message.Message):
+    __slots__ = ("request_id", "bill_id", "amount", "reference")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    BILL_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    request_id: str
+    bill_id: str
+    amount: _money_pb2.Money
+    reference: str
+    def __init__(self, request_id: _Optional[str] = ..., bill_id: _Optional[str] = ..., amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., reference: _Optional[str] = ...) -> None: ...
+
+class PaySupplierBillResponse(_message.Message):
+    __slots__ = ("payment_id", "bill")
+    PAYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    BILL_FIELD_NUMBER: _ClassVar[int]
+    payment_id: str
+    bill: SupplierBill
+    def __init__(self, payment_id: _Optional[str] = ..., bill: _Optional[_Union[SupplierBill, _Mapping]] = ...) -> None: ...

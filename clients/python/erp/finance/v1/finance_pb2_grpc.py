@@ -74,6 +74,31 @@ class FinanceServiceStub:
                 request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesRequest.SerializeToString,
                 response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesResponse.FromString,
                 _registered_method=True)
+        self.RecordSupplierBill = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/RecordSupplierBill',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.RecordSupplierBillRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.RecordSupplierBillResponse.FromString,
+                _registered_method=True)
+        self.GetSupplierBill = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/GetSupplierBill',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierBillRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierBillResponse.FromString,
+                _registered_method=True)
+        self.ListSupplierBills = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/ListSupplierBills',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListSupplierBillsRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListSupplierBillsResponse.FromString,
+                _registered_method=True)
+        self.ReviewSupplierBill = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/ReviewSupplierBill',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ReviewSupplierBillRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ReviewSupplierBillResponse.FromString,
+                _registered_method=True)
+        self.PaySupplierBill = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/PaySupplierBill',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillResponse.FromString,
+                _registered_method=True)
 
 
 class FinanceServiceServicer:
@@ -132,6 +157,50 @@ class FinanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordSupplierBill(self, request, context):
+        """Records a supplier's bill against an approved purchase order and matches it
+        three ways: billed against ordered and received quantities, billed against
+        ordered prices, within ERP_FINANCE_BILL_QUANTITY_TOLERANCE and
+        ERP_FINANCE_BILL_PRICE_TOLERANCE. A matched bill posts payables (Dr goods
+        received not invoiced, Dr or Cr purchase price variance, Cr payables); a
+        mismatch is HELD with the reasons, and matched again when more goods arrive.
+        Idempotent by request_id; ALREADY_EXISTS for a supplier's bill number used twice.
+        FAILED_PRECONDITION when finance knows no approved purchase order by that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSupplierBill(self, request, context):
+        """Returns one supplier bill, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSupplierBills(self, request, context):
+        """Lists supplier bills, oldest first, by supplier, purchase order and status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewSupplierBill(self, request, context):
+        """Decides on a held bill: release posts it as it is (the reviewer accepts the
+        differences), reject closes it without posting. FAILED_PRECONDITION unless held.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PaySupplierBill(self, request, context):
+        """Pays a posted bill, in part or in full: Dr payables / Cr cash. Idempotent by
+        request_id; FAILED_PRECONDITION when it would pay more than is open.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FinanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +233,31 @@ def add_FinanceServiceServicer_to_server(servicer, server):
                     servicer.ListJournalEntries,
                     request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesRequest.FromString,
                     response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesResponse.SerializeToString,
+            ),
+            'RecordSupplierBill': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordSupplierBill,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.RecordSupplierBillRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.RecordSupplierBillResponse.SerializeToString,
+            ),
+            'GetSupplierBill': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSupplierBill,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierBillRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierBillResponse.SerializeToString,
+            ),
+            'ListSupplierBills': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSupplierBills,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListSupplierBillsRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListSupplierBillsResponse.SerializeToString,
+            ),
+            'ReviewSupplierBill': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewSupplierBill,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ReviewSupplierBillRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ReviewSupplierBillResponse.SerializeToString,
+            ),
+            'PaySupplierBill': grpc.unary_unary_rpc_method_handler(
+                    servicer.PaySupplierBill,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -338,6 +432,141 @@ class FinanceService:
             '/erp.finance.v1.FinanceService/ListJournalEntries',
             erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesRequest.SerializeToString,
             erp_dot_finance_dot_v1_dot_finance__pb2.ListJournalEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordSupplierBill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/RecordSupplierBill',
+            erp_dot_finance_dot_v1_dot_finance__pb2.RecordSupplierBillRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.RecordSupplierBillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSupplierBill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/GetSupplierBill',
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierBillRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierBillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSupplierBills(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/ListSupplierBills',
+            erp_dot_finance_dot_v1_dot_finance__pb2.ListSupplierBillsRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.ListSupplierBillsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewSupplierBill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/ReviewSupplierBill',
+            erp_dot_finance_dot_v1_dot_finance__pb2.ReviewSupplierBillRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.ReviewSupplierBillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PaySupplierBill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/PaySupplierBill',
+            erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillResponse.FromString,
             options,
             channel_credentials,
             insecure,

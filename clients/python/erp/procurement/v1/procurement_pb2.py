@@ -23,19 +23,149 @@ _sym_db = _symbol_database.Default()
 
 
 from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
+from erp.common.v1 import paging_pb2 as erp_dot_common_dot_v1_dot_paging__pb2
+from erp.options.v1 import access_pb2 as erp_dot_options_dot_v1_dot_access__pb2
+from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$erp/procurement/v1/procurement.proto\x12\x12\x65rp.procurement.v1\x1a\x19\x65rp/common/v1/money.proto\"\\\n\x11PurchaseOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12(\n\nunit_price\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\"\xae\x01\n\rPurchaseOrder\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x13\n\x0bsupplier_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.erp.procurement.v1.PurchaseOrderStatus\x12\x34\n\x05lines\x18\x04 \x03(\x0b\x32%.erp.procurement.v1.PurchaseOrderLine*\x91\x02\n\x13PurchaseOrderStatus\x12%\n!PURCHASE_ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPURCHASE_ORDER_STATUS_DRAFT\x10\x01\x12#\n\x1fPURCHASE_ORDER_STATUS_SUBMITTED\x10\x02\x12\"\n\x1ePURCHASE_ORDER_STATUS_APPROVED\x10\x03\x12\"\n\x1ePURCHASE_ORDER_STATUS_REJECTED\x10\x04\x12#\n\x1fPURCHASE_ORDER_STATUS_CANCELLED\x10\x05\x12 \n\x1cPURCHASE_ORDER_STATUS_CLOSED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$erp/procurement/v1/procurement.proto\x12\x12\x65rp.procurement.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x0fSupplierContact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\"\x80\x02\n\x08Supplier\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".erp.procurement.v1.SupplierStatus\x12\x15\n\rcurrency_code\x18\x04 \x01(\t\x12\x1a\n\x12payment_terms_days\x18\x05 \x01(\x05\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x07 \x01(\t\x12\x35\n\x08\x63ontacts\x18\x08 \x03(\x0b\x32#.erp.procurement.v1.SupplierContact\x12\x0f\n\x07version\x18\t \x01(\x03\"\x9c\x01\n\rSupplierPrice\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12(\n\nunit_price\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x14\n\x0cmin_quantity\x18\x04 \x01(\x03\x12\x16\n\x0elead_time_days\x18\x05 \x01(\x05\x12\x11\n\tpreferred\x18\x06 \x01(\x08\"\xb6\x02\n\x11PurchaseOrderLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12(\n\nunit_price\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x0f\n\x07line_no\x18\x04 \x01(\x05\x12\x15\n\rexpected_date\x18\x05 \x01(\t\x12\x19\n\x11received_quantity\x18\x06 \x01(\x03\x12\x17\n\x0f\x62illed_quantity\x18\x07 \x01(\x03\x12\x1b\n\x13receivable_quantity\x18\x08 \x01(\x03\x12\x39\n\x0ereceipt_status\x18\t \x01(\x0e\x32!.erp.procurement.v1.ReceiptStatus\x12$\n\x06\x61mount\x18\n \x01(\x0b\x32\x14.erp.common.v1.Money\"\x95\x01\n\x08\x41pproval\x12\x10\n\x08\x61pprover\x18\x01 \x01(\t\x12\x36\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32$.erp.procurement.v1.ApprovalDecision\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\x12.\n\ndecided_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbb\x05\n\rPurchaseOrder\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x13\n\x0bsupplier_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.erp.procurement.v1.PurchaseOrderStatus\x12\x34\n\x05lines\x18\x04 \x03(\x0b\x32%.erp.procurement.v1.PurchaseOrderLine\x12\x0e\n\x06number\x18\x05 \x01(\t\x12\x15\n\rcurrency_code\x18\x06 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x07 \x01(\t\x12#\n\x05total\x18\x08 \x01(\x0b\x32\x14.erp.common.v1.Money\x12/\n\tapprovals\x18\t \x03(\x0b\x32\x1c.erp.procurement.v1.Approval\x12\x1a\n\x12\x61pprovals_required\x18\n \x01(\x05\x12\x39\n\x0ereceipt_status\x18\x0b \x01(\x0e\x32!.erp.procurement.v1.ReceiptStatus\x12\x39\n\x0e\x62illing_status\x18\x0c \x01(\x0e\x32!.erp.procurement.v1.BillingStatus\x12\x0c\n\x04note\x18\r \x01(\t\x12\x37\n\x06origin\x18\x0e \x01(\x0e\x32\'.erp.procurement.v1.PurchaseOrderOrigin\x12\x16\n\x0e\x63losing_reason\x18\x0f \x01(\t\x12\x14\n\x0csubmitted_by\x18\x10 \x01(\t\x12\x0f\n\x07version\x18\x11 \x01(\x03\x12.\n\ncreated_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x13 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x10GoodsReceiptLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\x0b\n\x03sku\x18\x03 \x01(\t\"\xe3\x01\n\x0cGoodsReceipt\x12\x12\n\nreceipt_id\x18\x01 \x01(\t\x12\x19\n\x11purchase_order_id\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x33\n\x05lines\x18\x04 \x03(\x0b\x32$.erp.procurement.v1.GoodsReceiptLine\x12\x13\n\x0breceived_by\x18\x05 \x01(\t\x12\x11\n\treference\x18\x06 \x01(\t\x12/\n\x0breceived_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"G\n\x15\x43reateSupplierRequest\x12.\n\x08supplier\x18\x01 \x01(\x0b\x32\x1c.erp.procurement.v1.Supplier\"H\n\x16\x43reateSupplierResponse\x12.\n\x08supplier\x18\x01 \x01(\x0b\x32\x1c.erp.procurement.v1.Supplier\")\n\x12GetSupplierRequest\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\"E\n\x13GetSupplierResponse\x12.\n\x08supplier\x18\x01 \x01(\x0b\x32\x1c.erp.procurement.v1.Supplier\"t\n\x14ListSuppliersRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".erp.procurement.v1.SupplierStatus\"a\n\x15ListSuppliersResponse\x12/\n\tsuppliers\x18\x01 \x03(\x0b\x32\x1c.erp.procurement.v1.Supplier\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"f\n\x1bUpdateSupplierStatusRequest\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".erp.procurement.v1.SupplierStatus\"N\n\x1cUpdateSupplierStatusResponse\x12.\n\x08supplier\x18\x01 \x01(\x0b\x32\x1c.erp.procurement.v1.Supplier\"K\n\x17SetSupplierPriceRequest\x12\x30\n\x05price\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.SupplierPrice\"L\n\x18SetSupplierPriceResponse\x12\x30\n\x05price\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.SupplierPrice\"=\n\x19ListSupplierPricesRequest\x12\x13\n\x0bsupplier_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\"O\n\x1aListSupplierPricesResponse\x12\x31\n\x06prices\x18\x01 \x03(\x0b\x32!.erp.procurement.v1.SupplierPrice\"\xa1\x01\n\x1a\x43reatePurchaseOrderRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x13\n\x0bsupplier_id\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x34\n\x05lines\x18\x04 \x03(\x0b\x32%.erp.procurement.v1.PurchaseOrderLine\x12\x0c\n\x04note\x18\x05 \x01(\t\"X\n\x1b\x43reatePurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"\xad\x01\n\x1aUpdatePurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x18\n\x10\x65xpected_version\x18\x02 \x01(\x03\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x34\n\x05lines\x18\x04 \x03(\x0b\x32%.erp.procurement.v1.PurchaseOrderLine\x12\x0c\n\x04note\x18\x05 \x01(\t\"X\n\x1bUpdatePurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"M\n\x1aSubmitPurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x02 \x01(\t\"X\n\x1bSubmitPurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"[\n\x1b\x41pprovePurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pprover\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"Y\n\x1c\x41pprovePurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"Y\n\x1aRejectPurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pprover\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"X\n\x1bRejectPurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"G\n\x1a\x43\x61ncelPurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"X\n\x1b\x43\x61ncelPurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"F\n\x19\x43losePurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"W\n\x1a\x43losePurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"4\n\x17GetPurchaseOrderRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\"U\n\x18GetPurchaseOrderResponse\x12\x39\n\x0epurchase_order\x18\x01 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"\xfa\x01\n\x19ListPurchaseOrdersRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x13\n\x0bsupplier_id\x18\x02 \x01(\t\x12\x37\n\x06status\x18\x03 \x01(\x0e\x32\'.erp.procurement.v1.PurchaseOrderStatus\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x1aListPurchaseOrdersResponse\x12:\n\x0fpurchase_orders\x18\x01 \x03(\x0b\x32!.erp.procurement.v1.PurchaseOrder\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xa7\x01\n\x19RecordGoodsReceiptRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x19\n\x11purchase_order_id\x18\x02 \x01(\t\x12\x33\n\x05lines\x18\x03 \x03(\x0b\x32$.erp.procurement.v1.GoodsReceiptLine\x12\x13\n\x0breceived_by\x18\x04 \x01(\t\x12\x11\n\treference\x18\x05 \x01(\t\"\x8a\x01\n\x1aRecordGoodsReceiptResponse\x12\x31\n\x07receipt\x18\x01 \x01(\x0b\x32 .erp.procurement.v1.GoodsReceipt\x12\x39\n\x0epurchase_order\x18\x02 \x01(\x0b\x32!.erp.procurement.v1.PurchaseOrder\"5\n\x18ListGoodsReceiptsRequest\x12\x19\n\x11purchase_order_id\x18\x01 \x01(\t\"O\n\x19ListGoodsReceiptsResponse\x12\x32\n\x08receipts\x18\x01 \x03(\x0b\x32 .erp.procurement.v1.GoodsReceipt*\x88\x01\n\x0eSupplierStatus\x12\x1f\n\x1bSUPPLIER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SUPPLIER_STATUS_ACTIVE\x10\x01\x12\x1c\n\x18SUPPLIER_STATUS_INACTIVE\x10\x02\x12\x1b\n\x17SUPPLIER_STATUS_BLOCKED\x10\x03*\x91\x02\n\x13PurchaseOrderStatus\x12%\n!PURCHASE_ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x1f\n\x1bPURCHASE_ORDER_STATUS_DRAFT\x10\x01\x12#\n\x1fPURCHASE_ORDER_STATUS_SUBMITTED\x10\x02\x12\"\n\x1ePURCHASE_ORDER_STATUS_APPROVED\x10\x03\x12\"\n\x1ePURCHASE_ORDER_STATUS_REJECTED\x10\x04\x12#\n\x1fPURCHASE_ORDER_STATUS_CANCELLED\x10\x05\x12 \n\x1cPURCHASE_ORDER_STATUS_CLOSED\x10\x06*\x80\x01\n\rReceiptStatus\x12\x1e\n\x1aRECEIPT_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16RECEIPT_STATUS_PENDING\x10\x01\x12\x1a\n\x16RECEIPT_STATUS_PARTIAL\x10\x02\x12\x17\n\x13RECEIPT_STATUS_FULL\x10\x03*\x83\x01\n\rBillingStatus\x12\x1e\n\x1a\x42ILLING_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x42ILLING_STATUS_NOT_BILLED\x10\x01\x12\x1a\n\x16\x42ILLING_STATUS_PARTIAL\x10\x02\x12\x17\n\x13\x42ILLING_STATUS_FULL\x10\x03*u\n\x10\x41pprovalDecision\x12!\n\x1d\x41PPROVAL_DECISION_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41PPROVAL_DECISION_APPROVED\x10\x01\x12\x1e\n\x1a\x41PPROVAL_DECISION_REJECTED\x10\x02*\x87\x01\n\x13PurchaseOrderOrigin\x12%\n!PURCHASE_ORDER_ORIGIN_UNSPECIFIED\x10\x00\x12 \n\x1cPURCHASE_ORDER_ORIGIN_MANUAL\x10\x01\x12\'\n#PURCHASE_ORDER_ORIGIN_REPLENISHMENT\x10\x02\x32\xce\x19\n\x12ProcurementService\x12\xa6\x01\n\x0e\x43reateSupplier\x12).erp.procurement.v1.CreateSupplierRequest\x1a*.erp.procurement.v1.CreateSupplierResponse\"=\xe2\xe0\x18\x1a\n\x11procurement.write\"\x05write\x82\xd3\xe4\x93\x02\x19\"\r/v1/suppliers:\x08supplier\x12\x9f\x01\n\x0bGetSupplier\x12&.erp.procurement.v1.GetSupplierRequest\x1a\'.erp.procurement.v1.GetSupplierResponse\"?\xe2\xe0\x18\x18\n\x10procurement.read\"\x04read\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/suppliers/{supplier_id}\x12\x97\x01\n\rListSuppliers\x12(.erp.procurement.v1.ListSuppliersRequest\x1a).erp.procurement.v1.ListSuppliersResponse\"1\xe2\xe0\x18\x18\n\x10procurement.read\"\x04read\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/suppliers\x12\xcc\x01\n\x14UpdateSupplierStatus\x12/.erp.procurement.v1.UpdateSupplierStatusRequest\x1a\x30.erp.procurement.v1.UpdateSupplierStatusResponse\"Q\xe2\xe0\x18\x1a\n\x11procurement.write\"\x05write\x82\xd3\xe4\x93\x02-\"(/v1/suppliers/{supplier_id}:updateStatus:\x01*\x12\xae\x01\n\x10SetSupplierPrice\x12+.erp.procurement.v1.SetSupplierPriceRequest\x1a,.erp.procurement.v1.SetSupplierPriceResponse\"?\xe2\xe0\x18\x1a\n\x11procurement.write\"\x05write\x82\xd3\xe4\x93\x02\x1b\x1a\x12/v1/supplierPrices:\x05price\x12\xab\x01\n\x12ListSupplierPrices\x12-.erp.procurement.v1.ListSupplierPricesRequest\x1a..erp.procurement.v1.ListSupplierPricesResponse\"6\xe2\xe0\x18\x18\n\x10procurement.read\"\x04read\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/supplierPrices\x12\xb3\x01\n\x13\x43reatePurchaseOrder\x12..erp.procurement.v1.CreatePurchaseOrderRequest\x1a/.erp.procurement.v1.CreatePurchaseOrderResponse\";\xe2\xe0\x18\x1a\n\x11procurement.write\"\x05write\x82\xd3\xe4\x93\x02\x17\"\x12/v1/purchaseOrders:\x01*\x12\xc7\x01\n\x13UpdatePurchaseOrder\x12..erp.procurement.v1.UpdatePurchaseOrderRequest\x1a/.erp.procurement.v1.UpdatePurchaseOrderResponse\"O\xe2\xe0\x18\x1a\n\x11procurement.write\"\x05write\x82\xd3\xe4\x93\x02+\x1a&/v1/purchaseOrders/{purchase_order_id}:\x01*\x12\xce\x01\n\x13SubmitPurchaseOrder\x12..erp.procurement.v1.SubmitPurchaseOrderRequest\x1a/.erp.procurement.v1.SubmitPurchaseOrderResponse\"V\xe2\xe0\x18\x1a\n\x11procurement.write\"\x05write\x82\xd3\xe4\x93\x02\x32\"-/v1/purchaseOrders/{purchase_order_id}:submit:\x01*\x12\xd4\x01\n\x14\x41pprovePurchaseOrder\x12/.erp.procurement.v1.ApprovePurchaseOrderRequest\x1a\x30.erp.procurement.v1.ApprovePurchaseOrderResponse\"Y\xe2\xe0\x18\x1c\n\x13procurement.approve\"\x05write\x82\xd3\xe4\x93\x02\x33\"./v1/purchaseOrders/{purchase_order_id}:approve:\x01*\x12\xd0\x01\n\x13RejectPurchaseOrder\x12..erp.procurement.v1.RejectPurchaseOrderRequest\x1a/.erp.procurement.v1.RejectPurchaseOrderResponse\"X\xe2\xe0\x18\x1c\n\x13procurement.approve\"\x05write\x82\xd3\xe4\x93\x02\x32\"-/v1/purchaseOrders/{purchase_order_id}:reject:\x01*\x12\xce\x01\n\x13\x43\x61ncelPurchaseOrder\x12..erp.procurement.v1.CancelPurchaseOrderRequest\x1a/.erp.procurement.v1.CancelPurchaseOrderResponse\"V\xe2\xe0\x18\x1a\n\x11procurement.write\"\x05write\x82\xd3\xe4\x93\x02\x32\"-/v1/purchaseOrders/{purchase_order_id}:cancel:\x01*\x12\xca\x01\n\x12\x43losePurchaseOrder\x12-.erp.procurement.v1.ClosePurchaseOrderRequest\x1a..erp.procurement.v1.ClosePurchaseOrderResponse\"U\xe2\xe0\x18\x1a\n\x11procurement.write\"\x05write\x82\xd3\xe4\x93\x02\x31\",/v1/purchaseOrders/{purchase_order_id}:close:\x01*\x12\xb9\x01\n\x10GetPurchaseOrder\x12+.erp.procurement.v1.GetPurchaseOrderRequest\x1a,.erp.procurement.v1.GetPurchaseOrderResponse\"J\xe2\xe0\x18\x18\n\x10procurement.read\"\x04read\x82\xd3\xe4\x93\x02(\x12&/v1/purchaseOrders/{purchase_order_id}\x12\xab\x01\n\x12ListPurchaseOrders\x12-.erp.procurement.v1.ListPurchaseOrdersRequest\x1a..erp.procurement.v1.ListPurchaseOrdersResponse\"6\xe2\xe0\x18\x18\n\x10procurement.read\"\x04read\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/purchaseOrders\x12\xd4\x01\n\x12RecordGoodsReceipt\x12-.erp.procurement.v1.RecordGoodsReceiptRequest\x1a..erp.procurement.v1.RecordGoodsReceiptResponse\"_\xe2\xe0\x18\x1c\n\x13procurement.receive\"\x05write\x82\xd3\xe4\x93\x02\x39\"4/v1/purchaseOrders/{purchase_order_id}/goodsReceipts:\x01*\x12\xca\x01\n\x11ListGoodsReceipts\x12,.erp.procurement.v1.ListGoodsReceiptsRequest\x1a-.erp.procurement.v1.ListGoodsReceiptsResponse\"X\xe2\xe0\x18\x18\n\x10procurement.read\"\x04read\x82\xd3\xe4\x93\x02\x36\x12\x34/v1/purchaseOrders/{purchase_order_id}/goodsReceiptsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'erp.procurement.v1.procurement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PURCHASEORDERSTATUS']._serialized_start=359
-  _globals['_PURCHASEORDERSTATUS']._serialized_end=632
-  _globals['_PURCHASEORDERLINE']._serialized_start=87
-  _globals['_PURCHASEORDERLINE']._serialized_end=179
-  _globals['_PURCHASEORDER']._serialized_start=182
-  _globals['_PURCHASEORDER']._serialized_end=356
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['CreateSupplier']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['CreateSupplier']._serialized_options = b'\342\340\030\032\n\021procurement.write\"\005write\202\323\344\223\002\031\"\r/v1/suppliers:\010supplier'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['GetSupplier']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['GetSupplier']._serialized_options = b'\342\340\030\030\n\020procurement.read\"\004read\202\323\344\223\002\035\022\033/v1/suppliers/{supplier_id}'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ListSuppliers']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ListSuppliers']._serialized_options = b'\342\340\030\030\n\020procurement.read\"\004read\202\323\344\223\002\017\022\r/v1/suppliers'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['UpdateSupplierStatus']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['UpdateSupplierStatus']._serialized_options = b'\342\340\030\032\n\021procurement.write\"\005write\202\323\344\223\002-\"(/v1/suppliers/{supplier_id}:updateStatus:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['SetSupplierPrice']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['SetSupplierPrice']._serialized_options = b'\342\340\030\032\n\021procurement.write\"\005write\202\323\344\223\002\033\032\022/v1/supplierPrices:\005price'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ListSupplierPrices']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ListSupplierPrices']._serialized_options = b'\342\340\030\030\n\020procurement.read\"\004read\202\323\344\223\002\024\022\022/v1/supplierPrices'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['CreatePurchaseOrder']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['CreatePurchaseOrder']._serialized_options = b'\342\340\030\032\n\021procurement.write\"\005write\202\323\344\223\002\027\"\022/v1/purchaseOrders:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['UpdatePurchaseOrder']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['UpdatePurchaseOrder']._serialized_options = b'\342\340\030\032\n\021procurement.write\"\005write\202\323\344\223\002+\032&/v1/purchaseOrders/{purchase_order_id}:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['SubmitPurchaseOrder']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['SubmitPurchaseOrder']._serialized_options = b'\342\340\030\032\n\021procurement.write\"\005write\202\323\344\223\0022\"-/v1/purchaseOrders/{purchase_order_id}:submit:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ApprovePurchaseOrder']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ApprovePurchaseOrder']._serialized_options = b'\342\340\030\034\n\023procurement.approve\"\005write\202\323\344\223\0023\"./v1/purchaseOrders/{purchase_order_id}:approve:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['RejectPurchaseOrder']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['RejectPurchaseOrder']._serialized_options = b'\342\340\030\034\n\023procurement.approve\"\005write\202\323\344\223\0022\"-/v1/purchaseOrders/{purchase_order_id}:reject:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['CancelPurchaseOrder']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['CancelPurchaseOrder']._serialized_options = b'\342\340\030\032\n\021procurement.write\"\005write\202\323\344\223\0022\"-/v1/purchaseOrders/{purchase_order_id}:cancel:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ClosePurchaseOrder']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ClosePurchaseOrder']._serialized_options = b'\342\340\030\032\n\021procurement.write\"\005write\202\323\344\223\0021\",/v1/purchaseOrders/{purchase_order_id}:close:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['GetPurchaseOrder']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['GetPurchaseOrder']._serialized_options = b'\342\340\030\030\n\020procurement.read\"\004read\202\323\344\223\002(\022&/v1/purchaseOrders/{purchase_order_id}'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ListPurchaseOrders']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ListPurchaseOrders']._serialized_options = b'\342\340\030\030\n\020procurement.read\"\004read\202\323\344\223\002\024\022\022/v1/purchaseOrders'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['RecordGoodsReceipt']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['RecordGoodsReceipt']._serialized_options = b'\342\340\030\034\n\023procurement.receive\"\005write\202\323\344\223\0029\"4/v1/purchaseOrders/{purchase_order_id}/goodsReceipts:\001*'
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ListGoodsReceipts']._loaded_options = None
+  _globals['_PROCUREMENTSERVICE'].methods_by_name['ListGoodsReceipts']._serialized_options = b'\342\340\030\030\n\020procurement.read\"\004read\202\323\344\223\0026\0224/v1/purchaseOrders/{purchase_order_id}/goodsReceipts'
+  _globals['_SUPPLIERSTATUS']._serialized_start=5463
+  _globals['_SUPPLIERSTATUS']._serialized_end=5599
+  _globals['_PURCHASEORDERSTATUS']._serialized_start=5602
+  _globals['_PURCHASEORDERSTATUS']._serialized_end=5875
+  _globals['_RECEIPTSTATUS']._serialized_start=5878
+  _globals['_RECEIPTSTATUS']._serialized_end=6006
+  _globals['_BILLINGSTATUS']._serialized_start=6009
+  _globals['_BILLINGSTATUS']._serialized_end=6140
+  _globals['_APPROVALDECISION']._serialized_start=6142
+  _globals['_APPROVALDECISION']._serialized_end=6259
+  _globals['_PURCHASEORDERORIGIN']._serialized_start=6262
+  _globals['_PURCHASEORDERORIGIN']._serialized_end=6397
+  _globals['_SUPPLIERCONTACT']._serialized_start=207
+  _globals['_SUPPLIERCONTACT']._serialized_end=282
+  _globals['_SUPPLIER']._serialized_start=285
+  _globals['_SUPPLIER']._serialized_end=541
+  _globals['_SUPPLIERPRICE']._serialized_start=544
+  _globals['_SUPPLIERPRICE']._serialized_end=700
+  _globals['_PURCHASEORDERLINE']._serialized_start=703
+  _globals['_PURCHASEORDERLINE']._serialized_end=1013
+  _globals['_APPROVAL']._serialized_start=1016
+  _globals['_APPROVAL']._serialized_end=1165
+  _globals['_PURCHASEORDER']._serialized_start=1168
+  _globals['_PURCHASEORDER']._serialized_end=1867
+  _globals['_GOODSRECEIPTLINE']._serialized_start=1869
+  _globals['_GOODSRECEIPTLINE']._serialized_end=1935
+  _globals['_GOODSRECEIPT']._serialized_start=1938
+  _globals['_GOODSRECEIPT']._serialized_end=2165
+  _globals['_CREATESUPPLIERREQUEST']._serialized_start=2167
+  _globals['_CREATESUPPLIERREQUEST']._serialized_end=2238
+  _globals['_CREATESUPPLIERRESPONSE']._serialized_start=2240
+  _globals['_CREATESUPPLIERRESPONSE']._serialized_end=2312
+  _globals['_GETSUPPLIERREQUEST']._serialized_start=2314
+  _globals['_GETSUPPLIERREQUEST']._serialized_end=2355
+  _globals['_GETSUPPLIERRESPONSE']._serialized_start=2357
+  _globals['_GETSUPPLIERRESPONSE']._serialized_end=2426
+  _globals['_LISTSUPPLIERSREQUEST']._serialized_start=2428
+  _globals['_LISTSUPPLIERSREQUEST']._serialized_end=2544
+  _globals['_LISTSUPPLIERSRESPONSE']._serialized_start=2546
+  _globals['_LISTSUPPLIERSRESPONSE']._serialized_end=2643
+  _globals['_UPDATESUPPLIERSTATUSREQUEST']._serialized_start=2645
+  _globals['_UPDATESUPPLIERSTATUSREQUEST']._serialized_end=2747
+  _globals['_UPDATESUPPLIERSTATUSRESPONSE']._serialized_start=2749
+  _globals['_UPDATESUPPLIERSTATUSRESPONSE']._serialized_end=2827
+  _globals['_SETSUPPLIERPRICEREQUEST']._serialized_start=2829
+  _globals['_SETSUPPLIERPRICEREQUEST']._serialized_end=2904
+  _globals['_SETSUPPLIERPRICERESPONSE']._serialized_start=2906
+  _globals['_SETSUPPLIERPRICERESPONSE']._serialized_end=2982
+  _globals['_LISTSUPPLIERPRICESREQUEST']._serialized_start=2984
+  _globals['_LISTSUPPLIERPRICESREQUEST']._serialized_end=3045
+  _globals['_LISTSUPPLIERPRICESRESPONSE']._serialized_start=3047
+  _globals['_LISTSUPPLIERPRICESRESPONSE']._serialized_end=3126
+  _globals['_CREATEPURCHASEORDERREQUEST']._serialized_start=3129
+  _globals['_CREATEPURCHASEORDERREQUEST']._serialized_end=3290
+  _globals['_CREATEPURCHASEORDERRESPONSE']._serialized_start=3292
+  _globals['_CREATEPURCHASEORDERRESPONSE']._serialized_end=3380
+  _globals['_UPDATEPURCHASEORDERREQUEST']._serialized_start=3383
+  _globals['_UPDATEPURCHASEORDERREQUEST']._serialized_end=3556
+  _globals['_UPDATEPURCHASEORDERRESPONSE']._serialized_start=3558
+  _globals['_UPDATEPURCHASEORDERRESPONSE']._serialized_end=3646
+  _globals['_SUBMITPURCHASEORDERREQUEST']._serialized_start=3648
+  _globals['_SUBMITPURCHASEORDERREQUEST']._serialized_end=3725
+  _globals['_SUBMITPURCHASEORDERRESPONSE']._serialized_start=3727
+  _globals['_SUBMITPURCHASEORDERRESPONSE']._serialized_end=3815
+  _globals['_APPROVEPURCHASEORDERREQUEST']._serialized_start=3817
+  _globals['_APPROVEPURCHASEORDERREQUEST']._serialized_end=3908
+  _globals['_APPROVEPURCHASEORDERRESPONSE']._serialized_start=3910
+  _globals['_APPROVEPURCHASEORDERRESPONSE']._serialized_end=3999
+  _globals['_REJECTPURCHASEORDERREQUEST']._serialized_start=4001
+  _globals['_REJECTPURCHASEORDERREQUEST']._serialized_end=4090
+  _globals['_REJECTPURCHASEORDERRESPONSE']._serialized_start=4092
+  _globals['_REJECTPURCHASEORDERRESPONSE']._serialized_end=4180
+  _globals['_CANCELPURCHASEORDERREQUEST']._serialized_start=4182
+  _globals['_CANCELPURCHASEORDERREQUEST']._serialized_end=4253
+  _globals['_CANCELPURCHASEORDERRESPONSE']._serialized_start=4255
+  _globals['_CANCELPURCHASEORDERRESPONSE']._serialized_end=4343
+  _globals['_CLOSEPURCHASEORDERREQUEST']._serialized_start=4345
+  _globals['_CLOSEPURCHASEORDERREQUEST']._serialized_end=4415
+  _globals['_CLOSEPURCHASEORDERRESPONSE']._serialized_start=4417
+  _globals['_CLOSEPURCHASEORDERRESPONSE']._serialized_end=4504
+  _globals['_GETPURCHASEORDERREQUEST']._serialized_start=4506
+  _globals['_GETPURCHASEORDERREQUEST']._serialized_end=4558
+  _globals['_GETPURCHASEORDERRESPONSE']._serialized_start=4560
+  _globals['_GETPURCHASEORDERRESPONSE']._serialized_end=4645
+  _globals['_LISTPURCHASEORDERSREQUEST']._serialized_start=4648
+  _globals['_LISTPURCHASEORDERSREQUEST']._serialized_end=4898
+  _globals['_LISTPURCHASEORDERSRESPONSE']._serialized_start=4900
+  _globals['_LISTPURCHASEORDERSRESPONSE']._serialized_end=5013
+  _globals['_RECORDGOODSRECEIPTREQUEST']._serialized_start=5016
+  _globals['_RECORDGOODSRECEIPTREQUEST']._serialized_end=5183
+  _globals['_RECORDGOODSRECEIPTRESPONSE']._serialized_start=5186
+  _globals['_RECORDGOODSRECEIPTRESPONSE']._serialized_end=5324
+  _globals['_LISTGOODSRECEIPTSREQUEST']._serialized_start=5326
+  _globals['_LISTGOODSRECEIPTSREQUEST']._serialized_end=5379
+  _globals['_LISTGOODSRECEIPTSRESPONSE']._serialized_start=5381
+  _globals['_LISTGOODSRECEIPTSRESPONSE']._serialized_end=5460
+  _globals['_PROCUREMENTSERVICE']._serialized_start=6400
+  _globals['_PROCUREMENTSERVICE']._serialized_end=9678
 # @@protoc_insertion_point(module_scope)

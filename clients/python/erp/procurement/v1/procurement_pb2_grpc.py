@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from erp.procurement.v1 import procurement_pb2 as erp_dot_procurement_dot_v1_dot_procurement__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -22,3 +23,826 @@ if _version_not_supported:
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
+
+
+class ProcurementServiceStub:
+    """ProcurementService owns procure to pay up to the supplier bill: suppliers and
+    their prices, purchase orders with their approval, and goods receipts.
+
+    A purchase order is a draft until submitted; a submitted order is approved by one
+    approver, or by two different approvers when its total is above the configured
+    amount (ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE). Approval publishes
+    PurchaseOrderApproved (notification tells the supplier, finance starts expecting
+    the bill). Goods are received against an approved order, in as many partial
+    receipts as needed, up to the ordered quantity plus the over-receipt tolerance
+    (ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE); each receipt publishes GoodsReceived
+    (inventory raises on hand, finance books goods received not invoiced). Stock
+    falling below its reorder point raises or extends a draft order for the SKU's
+    preferred supplier. Receipt and billing status are derived from quantities.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateSupplier = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/CreateSupplier',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CreateSupplierRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CreateSupplierResponse.FromString,
+                _registered_method=True)
+        self.GetSupplier = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/GetSupplier',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.GetSupplierRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.GetSupplierResponse.FromString,
+                _registered_method=True)
+        self.ListSuppliers = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/ListSuppliers',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSuppliersRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSuppliersResponse.FromString,
+                _registered_method=True)
+        self.UpdateSupplierStatus = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/UpdateSupplierStatus',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdateSupplierStatusRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdateSupplierStatusResponse.FromString,
+                _registered_method=True)
+        self.SetSupplierPrice = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/SetSupplierPrice',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.SetSupplierPriceRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.SetSupplierPriceResponse.FromString,
+                _registered_method=True)
+        self.ListSupplierPrices = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/ListSupplierPrices',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSupplierPricesRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSupplierPricesResponse.FromString,
+                _registered_method=True)
+        self.CreatePurchaseOrder = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/CreatePurchaseOrder',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CreatePurchaseOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CreatePurchaseOrderResponse.FromString,
+                _registered_method=True)
+        self.UpdatePurchaseOrder = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/UpdatePurchaseOrder',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdatePurchaseOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdatePurchaseOrderResponse.FromString,
+                _registered_method=True)
+        self.SubmitPurchaseOrder = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/SubmitPurchaseOrder',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.SubmitPurchaseOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.SubmitPurchaseOrderResponse.FromString,
+                _registered_method=True)
+        self.ApprovePurchaseOrder = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/ApprovePurchaseOrder',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ApprovePurchaseOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ApprovePurchaseOrderResponse.FromString,
+                _registered_method=True)
+        self.RejectPurchaseOrder = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/RejectPurchaseOrder',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.RejectPurchaseOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.RejectPurchaseOrderResponse.FromString,
+                _registered_method=True)
+        self.CancelPurchaseOrder = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/CancelPurchaseOrder',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CancelPurchaseOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CancelPurchaseOrderResponse.FromString,
+                _registered_method=True)
+        self.ClosePurchaseOrder = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/ClosePurchaseOrder',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ClosePurchaseOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ClosePurchaseOrderResponse.FromString,
+                _registered_method=True)
+        self.GetPurchaseOrder = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/GetPurchaseOrder',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.GetPurchaseOrderRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.GetPurchaseOrderResponse.FromString,
+                _registered_method=True)
+        self.ListPurchaseOrders = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/ListPurchaseOrders',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListPurchaseOrdersRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListPurchaseOrdersResponse.FromString,
+                _registered_method=True)
+        self.RecordGoodsReceipt = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/RecordGoodsReceipt',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.RecordGoodsReceiptRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.RecordGoodsReceiptResponse.FromString,
+                _registered_method=True)
+        self.ListGoodsReceipts = channel.unary_unary(
+                '/erp.procurement.v1.ProcurementService/ListGoodsReceipts',
+                request_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListGoodsReceiptsRequest.SerializeToString,
+                response_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListGoodsReceiptsResponse.FromString,
+                _registered_method=True)
+
+
+class ProcurementServiceServicer:
+    """ProcurementService owns procure to pay up to the supplier bill: suppliers and
+    their prices, purchase orders with their approval, and goods receipts.
+
+    A purchase order is a draft until submitted; a submitted order is approved by one
+    approver, or by two different approvers when its total is above the configured
+    amount (ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE). Approval publishes
+    PurchaseOrderApproved (notification tells the supplier, finance starts expecting
+    the bill). Goods are received against an approved order, in as many partial
+    receipts as needed, up to the ordered quantity plus the over-receipt tolerance
+    (ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE); each receipt publishes GoodsReceived
+    (inventory raises on hand, finance books goods received not invoiced). Stock
+    falling below its reorder point raises or extends a draft order for the SKU's
+    preferred supplier. Receipt and billing status are derived from quantities.
+    """
+
+    def CreateSupplier(self, request, context):
+        """Creates a supplier. ALREADY_EXISTS when the id is taken.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSupplier(self, request, context):
+        """Returns one supplier, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSuppliers(self, request, context):
+        """Lists suppliers by id, optionally only those in one status.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSupplierStatus(self, request, context):
+        """Changes a supplier's status. Orders cannot be submitted to an inactive or blocked supplier.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetSupplierPrice(self, request, context):
+        """Sets (creates or replaces) a supplier's price for a SKU. At most one price per
+        SKU is preferred; marking one preferred unmarks the others. NOT_FOUND for an
+        unknown supplier or SKU (checked with inventory).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSupplierPrices(self, request, context):
+        """Lists prices, by supplier or by SKU.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreatePurchaseOrder(self, request, context):
+        """Creates a draft purchase order. Lines without a unit price take the supplier's
+        price. Idempotent by request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePurchaseOrder(self, request, context):
+        """Replaces a draft's lines, receiving warehouse and note. FAILED_PRECONDITION
+        unless the order is a draft; ABORTED when expected_version is not the current one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitPurchaseOrder(self, request, context):
+        """Submits a draft for approval. FAILED_PRECONDITION for an empty order or an
+        inactive supplier. Repeating the call on a submitted order succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApprovePurchaseOrder(self, request, context):
+        """Records an approval. The order is approved when it has the approvals its total
+        needs; FAILED_PRECONDITION when the same approver approves twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectPurchaseOrder(self, request, context):
+        """Rejects a submitted order, with the approver and reason recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelPurchaseOrder(self, request, context):
+        """Cancels an order before anything was received. Repeating the call succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClosePurchaseOrder(self, request, context):
+        """Closes an approved order: nothing more will be received. Repeating the call succeeds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPurchaseOrder(self, request, context):
+        """Returns one purchase order with its approvals, or NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPurchaseOrders(self, request, context):
+        """Lists purchase orders, newest first, by supplier, status and creation time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordGoodsReceipt(self, request, context):
+        """Records goods received against an approved order. FAILED_PRECONDITION when a
+        line would exceed its ordered quantity plus the tolerance. Idempotent by request_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGoodsReceipts(self, request, context):
+        """Lists the goods receipts of one purchase order, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ProcurementServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateSupplier': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSupplier,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CreateSupplierRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CreateSupplierResponse.SerializeToString,
+            ),
+            'GetSupplier': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSupplier,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.GetSupplierRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.GetSupplierResponse.SerializeToString,
+            ),
+            'ListSuppliers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSuppliers,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSuppliersRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSuppliersResponse.SerializeToString,
+            ),
+            'UpdateSupplierStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSupplierStatus,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdateSupplierStatusRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdateSupplierStatusResponse.SerializeToString,
+            ),
+            'SetSupplierPrice': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetSupplierPrice,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.SetSupplierPriceRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.SetSupplierPriceResponse.SerializeToString,
+            ),
+            'ListSupplierPrices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSupplierPrices,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSupplierPricesRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSupplierPricesResponse.SerializeToString,
+            ),
+            'CreatePurchaseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreatePurchaseOrder,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CreatePurchaseOrderRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CreatePurchaseOrderResponse.SerializeToString,
+            ),
+            'UpdatePurchaseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePurchaseOrder,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdatePurchaseOrderRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdatePurchaseOrderResponse.SerializeToString,
+            ),
+            'SubmitPurchaseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitPurchaseOrder,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.SubmitPurchaseOrderRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.SubmitPurchaseOrderResponse.SerializeToString,
+            ),
+            'ApprovePurchaseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApprovePurchaseOrder,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ApprovePurchaseOrderRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ApprovePurchaseOrderResponse.SerializeToString,
+            ),
+            'RejectPurchaseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectPurchaseOrder,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.RejectPurchaseOrderRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.RejectPurchaseOrderResponse.SerializeToString,
+            ),
+            'CancelPurchaseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelPurchaseOrder,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CancelPurchaseOrderRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.CancelPurchaseOrderResponse.SerializeToString,
+            ),
+            'ClosePurchaseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClosePurchaseOrder,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ClosePurchaseOrderRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ClosePurchaseOrderResponse.SerializeToString,
+            ),
+            'GetPurchaseOrder': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPurchaseOrder,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.GetPurchaseOrderRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.GetPurchaseOrderResponse.SerializeToString,
+            ),
+            'ListPurchaseOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPurchaseOrders,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListPurchaseOrdersRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListPurchaseOrdersResponse.SerializeToString,
+            ),
+            'RecordGoodsReceipt': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordGoodsReceipt,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.RecordGoodsReceiptRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.RecordGoodsReceiptResponse.SerializeToString,
+            ),
+            'ListGoodsReceipts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGoodsReceipts,
+                    request_deserializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListGoodsReceiptsRequest.FromString,
+                    response_serializer=erp_dot_procurement_dot_v1_dot_procurement__pb2.ListGoodsReceiptsResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'erp.procurement.v1.ProcurementService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('erp.procurement.v1.ProcurementService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ProcurementService:
+    """ProcurementService owns procure to pay up to the supplier bill: suppliers and
+    their prices, purchase orders with their approval, and goods receipts.
+
+    A purchase order is a draft until submitted; a submitted order is approved by one
+    approver, or by two different approvers when its total is above the configured
+    amount (ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE). Approval publishes
+    PurchaseOrderApproved (notification tells the supplier, finance starts expecting
+    the bill). Goods are received against an approved order, in as many partial
+    receipts as needed, up to the ordered quantity plus the over-receipt tolerance
+    (ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE); each receipt publishes GoodsReceived
+    (inventory raises on hand, finance books goods received not invoiced). Stock
+    falling below its reorder point raises or extends a draft order for the SKU's
+    preferred supplier. Receipt and billing status are derived from quantities.
+    """
+
+    @staticmethod
+    def CreateSupplier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/CreateSupplier',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.CreateSupplierRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.CreateSupplierResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSupplier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/GetSupplier',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.GetSupplierRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.GetSupplierResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSuppliers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/ListSuppliers',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSuppliersRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSuppliersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSupplierStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/UpdateSupplierStatus',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdateSupplierStatusRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdateSupplierStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetSupplierPrice(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/SetSupplierPrice',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.SetSupplierPriceRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.SetSupplierPriceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSupplierPrices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/ListSupplierPrices',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSupplierPricesRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ListSupplierPricesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreatePurchaseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/CreatePurchaseOrder',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.CreatePurchaseOrderRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.CreatePurchaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePurchaseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/UpdatePurchaseOrder',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdatePurchaseOrderRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.UpdatePurchaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitPurchaseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/SubmitPurchaseOrder',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.SubmitPurchaseOrderRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.SubmitPurchaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApprovePurchaseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/ApprovePurchaseOrder',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ApprovePurchaseOrderRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ApprovePurchaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectPurchaseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/RejectPurchaseOrder',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.RejectPurchaseOrderRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.RejectPurchaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelPurchaseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/CancelPurchaseOrder',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.CancelPurchaseOrderRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.CancelPurchaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClosePurchaseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/ClosePurchaseOrder',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ClosePurchaseOrderRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ClosePurchaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPurchaseOrder(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/GetPurchaseOrder',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.GetPurchaseOrderRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.GetPurchaseOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPurchaseOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/ListPurchaseOrders',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ListPurchaseOrdersRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ListPurchaseOrdersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordGoodsReceipt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/RecordGoodsReceipt',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.RecordGoodsReceiptRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.RecordGoodsReceiptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGoodsReceipts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.procurement.v1.ProcurementService/ListGoodsReceipts',
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ListGoodsReceiptsRequest.SerializeToString,
+            erp_dot_procurement_dot_v1_dot_procurement__pb2.ListGoodsReceiptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -1,0 +1,3 @@
+from mesh.migrations.env import run
+
+run()

@@ -53,3 +53,18 @@ def time_remaining() -> float | None:
     """Seconds left before the current deadline, or None when there is none."""
     end = deadline.get()
     return None if end is None else max(0.0, end - time.monotonic())
+
+
+def acting_person(claimed: str, field: str) -> str:
+    """Who is acting (an approver, a receiver): the verified caller when the call carried
+    one (ERP_INTERNAL_AUTH), so nobody approves in someone else's name; else what the
+    request claims (local runs without the gateway). A claim naming someone other than
+    the verified caller is refused."""
+    verified = subject.get()
+    if not verified:
+        return claimed
+    if claimed and claimed != verified:
+        from mesh.errors import FieldViolation, InvalidArgument
+
+        raise InvalidArgument([FieldViolation(field, f"must be empty or the caller's own identity ({verified})")])
+    return verified

@@ -8,6 +8,7 @@ from google.protobuf import timestamp_pb2
 from erp.common.v1 import money_pb2
 from erp.finance.v1 import finance_pb2 as pb
 from erp.finance.v1 import finance_pb2_grpc
+from mesh import context as call_context  # the verified caller; `context` is the gRPC one
 from mesh.errors import FieldViolation, InvalidArgument
 from services.finance import domain, handlers, payables
 from services.finance.domain import FinanceConfig, Invoice, InvoiceStatus, JournalEntry
@@ -147,7 +148,7 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
 
     def ReviewSupplierBill(self, request: pb.ReviewSupplierBillRequest, context) -> pb.ReviewSupplierBillResponse:
         cmd = payables.ReviewSupplierBill(request.bill_id, _DECISION_FROM_PROTO.get(request.decision),
-                                          request.reviewer, request.note)
+                                          call_context.acting_person(request.reviewer, "reviewer"), request.note)
         return pb.ReviewSupplierBillResponse(bill=bill_to_proto(handlers.review_supplier_bill(self.runtime.uow(), cmd)))
 
     def PaySupplierBill(self, request: pb.PaySupplierBillRequest, context) -> pb.PaySupplierBillResponse:

@@ -8,6 +8,7 @@ from google.protobuf import timestamp_pb2
 from erp.common.v1 import money_pb2
 from erp.procurement.v1 import procurement_pb2 as pb
 from erp.procurement.v1 import procurement_pb2_grpc
+from mesh import context as call_context  # the verified caller; `context` is the gRPC one
 from mesh import money
 from services.procurement import domain, handlers
 from services.procurement.domain import GoodsReceipt, PurchaseOrder, QuantityStatus, Supplier, SupplierPrice
@@ -142,15 +143,18 @@ class ProcurementServicer(procurement_pb2_grpc.ProcurementServiceServicer):
         return pb.UpdatePurchaseOrderResponse(purchase_order=order_to_proto(order))
 
     def SubmitPurchaseOrder(self, request, context):
-        order = handlers.submit(self.uow(), self.deps, request.purchase_order_id, request.submitted_by)
+        order = handlers.submit(self.uow(), self.deps, request.purchase_order_id,
+                                 call_context.acting_person(request.submitted_by, "submitted_by"))
         return pb.SubmitPurchaseOrderResponse(purchase_order=order_to_proto(order))
 
     def ApprovePurchaseOrder(self, request, context):
-        order = handlers.approve(self.uow(), self.deps, request.purchase_order_id, request.approver, request.comment)
+        order = handlers.approve(self.uow(), self.deps, request.purchase_order_id,
+                                 call_context.acting_person(request.approver, "approver"), request.comment)
         return pb.ApprovePurchaseOrderResponse(purchase_order=order_to_proto(order))
 
     def RejectPurchaseOrder(self, request, context):
-        order = handlers.reject(self.uow(), self.deps, request.purchase_order_id, request.approver, request.reason)
+        order = handlers.reject(self.uow(), self.deps, request.purchase_order_id,
+                                call_context.acting_person(request.approver, "approver"), request.reason)
         return pb.RejectPurchaseOrderResponse(purchase_order=order_to_proto(order))
 
     def CancelPurchaseOrder(self, request, context):
@@ -180,7 +184,7 @@ class ProcurementServicer(procurement_pb2_grpc.ProcurementServiceServicer):
     def RecordGoodsReceipt(self, request, context):
         receipt, order = handlers.receive_goods(self.uow(), self.deps, handlers.ReceiveGoods(
             request.request_id, request.purchase_order_id, tuple((x.line_no, x.quantity) for x in request.lines),
-            request.received_by, request.reference))
+            call_context.acting_person(request.received_by, "received_by"), request.reference))
         return pb.RecordGoodsReceiptResponse(receipt=receipt_to_proto(receipt), purchase_order=order_to_proto(order))
 
     def ListGoodsReceipts(self, request, context):

@@ -342,3 +342,16 @@ def test_settings_refuse_a_bad_value_by_name(clean_env, name, value, message):
     clean_env.setenv(name, value)
     with pytest.raises(ValueError, match=message):
         settings.load("orders")
+
+
+def test_the_acting_person_is_the_verified_caller_when_there_is_one():
+    from mesh import context
+    from mesh.errors import InvalidArgument
+
+    assert context.acting_person("alice", "approver") == "alice", "no verified caller: the request's claim"
+    with context.scope(caller="bob"):
+        assert context.acting_person("", "approver") == "bob"
+        assert context.acting_person("bob", "approver") == "bob"
+        with pytest.raises(InvalidArgument) as caught:
+            context.acting_person("alice", "approver")
+        assert caught.value.violations[0].field == "approver"

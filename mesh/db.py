@@ -52,15 +52,21 @@ def ensure_database(url: str) -> None:
     parsed = make_url(sqlalchemy_url(url))
     name = parsed.database or "postgres"
     admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def exists(conn) -> bool:
+        return bool(conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar())
+
     try:
         with admin.connect() as conn:
-            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
-            if not exists:
+            if not exists(conn):
                 log.info("creating database %s", name)
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.ProgrammingError as exc:  # a concurrent creator won the race
-        if "already exists" not in str(exc):
-            raise
+                try:
+                    conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                except (sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                    # Services starting together race to create it: the loser sees "already
+                    # exists" or a unique violation on pg_database. Either way it is there now.
+                    if not exists(conn):
+                        raise
     finally:
         admin.dispose()
 

@@ -66,6 +66,15 @@ def external_amqp() -> str:
     return support.EXTERNAL_AMQP
 
 
+@pytest.fixture(scope="session")
+def redis_server(request) -> str:
+    """A Redis for tests that need one but not a particular one: the external one where it runs (and in
+    CI, where it must), else the embedded one, so a newcomer's machine runs these tests too."""
+    if support.REQUIRE_EXTERNAL or probes.redis_reachable(support.EXTERNAL_REDIS):
+        return request.getfixturevalue("external_redis")
+    return request.getfixturevalue("embedded_redis")
+
+
 @pytest.fixture(params=["embedded", "external"])
 def pg_server(request) -> str:
     """Each test using it runs on the embedded and on the external PostgreSQL."""

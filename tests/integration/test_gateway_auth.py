@@ -27,8 +27,8 @@ def backend():
 
 
 @pytest.fixture
-def gateway(external_redis, tmp_path, backend):
-    harness = Harness(external_redis, tmp_path, {"orders": f"127.0.0.1:{backend.port}"})
+def gateway(redis_server, tmp_path, backend):
+    harness = Harness(redis_server, tmp_path, {"orders": f"127.0.0.1:{backend.port}"})
     yield harness
     harness.close()
 

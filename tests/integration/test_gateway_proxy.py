@@ -27,8 +27,8 @@ def backend():
 
 
 @pytest.fixture
-def gateway(external_redis, tmp_path, backend):
-    harness = Harness(external_redis, tmp_path, {"orders": f"127.0.0.1:{backend.port}"})
+def gateway(redis_server, tmp_path, backend):
+    harness = Harness(redis_server, tmp_path, {"orders": f"127.0.0.1:{backend.port}"})
     yield harness
     harness.close()
 
@@ -122,10 +122,10 @@ def test_unknown_methods_are_unimplemented(gateway, backend):
     assert backend.seen == []
 
 
-def test_internal_only_methods_are_refused_over_grpc_and_rest(external_redis, tmp_path, backend):
+def test_internal_only_methods_are_refused_over_grpc_and_rest(redis_server, tmp_path, backend):
     rules = dict(access.table())
     rules[LIST_ORDERS] = dataclasses.replace(rules[LIST_ORDERS], internal_only=True)
-    harness = Harness(external_redis, tmp_path, {"orders": f"127.0.0.1:{backend.port}"}, rules=rules)
+    harness = Harness(redis_server, tmp_path, {"orders": f"127.0.0.1:{backend.port}"}, rules=rules)
     try:
         with pytest.raises(grpc.RpcError) as caught:
             harness.call(LIST_ORDERS, token=token(harness))

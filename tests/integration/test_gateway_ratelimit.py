@@ -26,8 +26,8 @@ def backend():
 
 
 @pytest.fixture
-def gateway(external_redis, tmp_path, backend):
-    harness = Harness(external_redis, tmp_path, {"orders": f"127.0.0.1:{backend.port}"}, env=LIMITS)
+def gateway(redis_server, tmp_path, backend):
+    harness = Harness(redis_server, tmp_path, {"orders": f"127.0.0.1:{backend.port}"}, env=LIMITS)
     yield harness
     harness.close()
 

@@ -34,8 +34,8 @@ def backend():
 
 
 @pytest.fixture(scope="module")
-def gateway(external_redis, tmp_path_factory, backend):
-    harness = Harness(external_redis, tmp_path_factory.mktemp("gw"), {
+def gateway(redis_server, tmp_path_factory, backend):
+    harness = Harness(redis_server, tmp_path_factory.mktemp("gw"), {
         "orders": f"127.0.0.1:{backend.port}", "inventory": f"127.0.0.1:{backend.port}"},
         env={"ERP_GATEWAY_MAX_BODY_BYTES": "4096"})
     yield harness

@@ -17,6 +17,8 @@ GATEWAY_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 EVENTS_HANDLED = Counter("erp_events_handled_total", "events consumed", ["consumer", "event_type", "outcome"])
+EVENT_BATCH_FALLBACKS = Counter("erp_event_batch_fallbacks_total",
+                                "batches of deliveries rolled back and applied one event at a time", ["consumer"])
 EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows confirmed by the transport", ["service"])
 PUBLISH_FAILURES = Counter("erp_event_publish_failures_total", "outbox rows the transport refused",
                            ["service", "reason"])

@@ -251,3 +251,82 @@ def test_events_nobody_consumes_do_not_crowd_out_the_ones_that_are(probe):
     later = Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=0)
     assert later.publish_pending() == 600  # after the grace period, settled in bulk
     assert all(row.published_at is not None for row in unpublished(engine))
+
+
+def receive_all(subscription, count: int, timeout: float = 10.0) -> list:
+    """Deliveries until `count` have arrived (over as many receives as it takes), unsettled."""
+    got: list = []
+    end = time.monotonic() + timeout
+    while len(got) < count and time.monotonic() < end:
+        got += subscription.receive(timeout=0.3)
+    assert len(got) == count, f"expected {count} deliveries, got {len(got)}"
+    return got
+
+
+class CountingUnitsOfWork:
+    def __init__(self, engine) -> None:
+        self.engine, self.opened = engine, 0
+
+    def __call__(self) -> UnitOfWork:
+        self.opened += 1
+        return UnitOfWork(self.engine, "probe")
+
+
+def hooked_handlers(ran: list[str], poison: set[str] = frozenset()) -> EventHandlers:
+    """Records each event's effect and an after-commit hook; raises for the events in `poison`."""
+    handlers = EventHandlers(consumer="probe")
+
+    @handlers.on(inv_ev.StockAdjusted)
+    def record(uow, payload, event) -> None:
+        event_id = event.envelope.event_id
+        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event_id})
+        uow.after_commit(lambda: ran.append(event_id))
+        if event_id in poison:
+            raise RuntimeError("poison event")
+
+    return handlers
+
+
+def test_a_batch_of_deliveries_is_applied_in_one_transaction(probe):
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    ids = emit(engine, 8)
+    Relay(engine, "probe", transport.publisher).publish_pending()
+    batch = receive_all(subscription, 8)
+    units, ran = CountingUnitsOfWork(engine), []
+    consumer = Consumer(hooked_handlers(ran), units, MAX_ATTEMPTS, 20)
+    outcomes = consumer.handle_batch(batch)
+    subscription.settle(list(zip(batch, outcomes)))
+    subscription.close()
+    from mesh.events.transport import Ack
+
+    assert outcomes == [Ack()] * 8
+    assert units.opened == 1  # one transaction for the eight events
+    assert sorted(effects(engine)) == sorted(ids) and sorted(ran) == sorted(ids)
+    # The same deliveries again (a redelivery after a lost ack) change nothing.
+    assert consumer.handle_batch(batch) == [Ack()] * 8
+    assert sorted(effects(engine)) == sorted(ids) and len(ran) == 8
+
+
+def test_one_failing_event_in_a_batch_costs_only_itself_a_retry(probe):
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    ids = emit(engine, 5)
+    Relay(engine, "probe", transport.publisher).publish_pending()
+    batch = receive_all(subscription, 5)
+    from mesh.events.envelope import decode
+    from mesh.events.transport import Ack, Retry
+
+    order = [decode(d.body).envelope.event_id for d in batch]
+    ran: list[str] = []
+    consumer = Consumer(hooked_handlers(ran, poison={order[2]}), CountingUnitsOfWork(engine), MAX_ATTEMPTS, 20)
+    outcomes = consumer.handle_batch(batch)
+    subscription.settle(list(zip(batch, outcomes)))
+    subscription.close()
+    assert [type(o) for o in outcomes] == [Ack, Ack, Retry, Ack, Ack]
+    assert "poison event" in outcomes[2].error
+    healthy = sorted(i for i in ids if i != order[2])
+    # The rolled-back batch left nothing behind: each healthy event took effect once, its hook ran once,
+    # and the poison event's hook never ran.
+    assert sorted(effects(engine)) == healthy
+    assert sorted(ran) == healthy

@@ -239,7 +239,7 @@ class StubUnitOfWork:
         self.log = log
         self.connection = self
 
-    def execute(self, statement):
+    def execute(self, statement, parameters=None):
         self.log.append("inbox")
         return self._Result()
 

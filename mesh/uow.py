@@ -12,6 +12,7 @@ from mesh.events import envelope
 from mesh.events.tables import outbox
 
 log = logging.getLogger("mesh.uow")
+OUTBOX_INSERT = outbox.insert()  # one statement object: its compiled form is cached, not rebuilt per event
 
 
 class UnitOfWork:
@@ -44,10 +45,9 @@ class UnitOfWork:
         """Writes an event to the outbox in this transaction; returns its event id."""
         env = envelope.build(source=self.service, aggregate_type=aggregate_type, aggregate_id=aggregate_id,
                              aggregate_version=version, payload=payload)
-        self.connection.execute(outbox.insert().values(
-            event_id=env.event_id, event_type=env.event_type, aggregate_id=aggregate_id,
-            envelope=env.SerializeToString(),
-        ))
+        self.connection.execute(OUTBOX_INSERT, {
+            "event_id": env.event_id, "event_type": env.event_type, "aggregate_id": aggregate_id,
+            "envelope": env.SerializeToString()})
         return env.event_id
 
     def after_commit(self, fn: Callable[[], None]) -> None:

@@ -106,14 +106,41 @@ class CatalogRepository:
         self.conn.execute(warehouses.insert().values(code=warehouse.code, name=warehouse.name))
 
 
+def _key(table: sa.Table):
+    return sa.and_(table.c.sku == sa.bindparam("k_sku"), table.c.warehouse_code == sa.bindparam("k_wh"))
+
+
+# The statements of the order path, built once: SQLAlchemy then reuses their compiled form
+# instead of building and hashing a new statement per call (measured: a third of a reservation's CPU).
+_b = stock_balances.c
+_GET = sa.select(*_LEVEL_COLUMNS).where(_key(stock_balances))
+_ENSURE_ROW = insert(stock_balances).values(sku=sa.bindparam("k_sku"), warehouse_code=sa.bindparam("k_wh"),
+                                            on_hand=0, reserved=0, version=0).on_conflict_do_nothing()
+_TRY_RESERVE = (stock_balances.update()
+                .where(_key(stock_balances), _b.on_hand - _b.reserved >= sa.bindparam("qty", type_=sa.BigInteger))
+                .values(reserved=_b.reserved + sa.bindparam("qty", type_=sa.BigInteger), version=_b.version + 1)
+                .returning(*_LEVEL_COLUMNS))
+_MOVE = (stock_balances.update().where(_key(stock_balances))
+         .values(on_hand=_b.on_hand + sa.bindparam("on_hand_delta", type_=sa.BigInteger),
+                 reserved=_b.reserved + sa.bindparam("reserved_delta", type_=sa.BigInteger),
+                 version=_b.version + 1)
+         .returning(*_LEVEL_COLUMNS))
+_SKUS_FOUND = sa.select(products.c.sku).where(products.c.sku.in_(sa.bindparam("skus", expanding=True)))
+_CODES_FOUND = sa.select(warehouses.c.code).where(warehouses.c.code.in_(sa.bindparam("codes", expanding=True)))
+_HAS_RESERVATION = (sa.select(sa.literal(1)).select_from(reservations)
+                    .where(reservations.c.order_id == sa.bindparam("order_id")).limit(1))
+_IS_CLOSED = sa.select(closed_orders.c.order_id).where(closed_orders.c.order_id == sa.bindparam("order_id"))
+_LEDGER_INSERT = stock_ledger.insert()
+_RESERVATION_INSERT = reservations.insert()
+
+
 class StockRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
 
     def get(self, sku: str, warehouse_code: str, for_update: bool = False) -> StockLevel | None:
-        query = sa.select(*_LEVEL_COLUMNS).where(stock_balances.c.sku == sku,
-                                                 stock_balances.c.warehouse_code == warehouse_code)
-        row = self.conn.execute(query.with_for_update() if for_update else query).first()
+        query = _GET.with_for_update() if for_update else _GET
+        row = self.conn.execute(query, {"k_sku": sku, "k_wh": warehouse_code}).first()
         return _level(row) if row else None
 
     def many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
@@ -124,16 +151,14 @@ class StockRepository:
 
     def existing(self, keys: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
         """Which of the keys' SKUs and warehouses exist."""
-        skus = {k[0] for k in keys}
-        codes = {k[1] for k in keys}
-        found_skus = set(self.conn.execute(sa.select(products.c.sku).where(products.c.sku.in_(skus))).scalars())
-        found_codes = set(self.conn.execute(
-            sa.select(warehouses.c.code).where(warehouses.c.code.in_(codes))).scalars())
+        skus = sorted({k[0] for k in keys})
+        codes = sorted({k[1] for k in keys})
+        found_skus = set(self.conn.execute(_SKUS_FOUND, {"skus": skus}).scalars())
+        found_codes = set(self.conn.execute(_CODES_FOUND, {"codes": codes}).scalars())
         return found_skus, found_codes
 
     def ensure_row(self, sku: str, warehouse_code: str) -> None:
-        self.conn.execute(insert(stock_balances).values(sku=sku, warehouse_code=warehouse_code, on_hand=0,
-                                                        reserved=0, version=0).on_conflict_do_nothing())
+        self.conn.execute(_ENSURE_ROW, {"k_sku": sku, "k_wh": warehouse_code})
 
     def save(self, level: StockLevel) -> None:
         self.conn.execute(stock_balances.update().where(
@@ -142,21 +167,16 @@ class StockRepository:
 
     def try_reserve(self, sku: str, warehouse_code: str, quantity: int) -> StockLevel | None:
         """Reserves quantity if that much is available, atomically; None when it is not."""
-        row = self.conn.execute(
-            stock_balances.update()
-            .where(stock_balances.c.sku == sku, stock_balances.c.warehouse_code == warehouse_code,
-                   stock_balances.c.on_hand - stock_balances.c.reserved >= quantity)
-            .values(reserved=stock_balances.c.reserved + quantity, version=stock_balances.c.version + 1)
-            .returning(*_LEVEL_COLUMNS)
-        ).first()
+        row = self.conn.execute(_TRY_RESERVE, {"k_sku": sku, "k_wh": warehouse_code, "qty": quantity}).first()
         return _level(row) if row else None
 
-    def append(self, entry: LedgerEntry) -> None:
-        self.conn.execute(stock_ledger.insert().values(
-            sku=entry.sku, warehouse_code=entry.warehouse_code, kind=str(entry.kind),
-            on_hand_delta=entry.on_hand_delta, reserved_delta=entry.reserved_delta, reason=entry.reason,
-            reference=entry.reference, request_id=entry.request_id,
-        ))
+    def append(self, *entries: LedgerEntry) -> None:
+        """Writes ledger entries (several in one statement)."""
+        if entries:
+            self.conn.execute(_LEDGER_INSERT, [{
+                "sku": e.sku, "warehouse_code": e.warehouse_code, "kind": str(e.kind),
+                "on_hand_delta": e.on_hand_delta, "reserved_delta": e.reserved_delta, "reason": e.reason,
+                "reference": e.reference, "request_id": e.request_id} for e in entries])
 
     def request_target(self, request_id: str) -> tuple[str, str] | None:
         """The (sku, warehouse) an already-applied request changed, if any."""
@@ -165,12 +185,13 @@ class StockRepository:
         return (row.sku, row.warehouse_code) if row else None
 
     def has_reservation(self, order_id: str) -> bool:
-        return self.conn.execute(sa.select(sa.literal(1)).select_from(reservations)
-                                 .where(reservations.c.order_id == order_id).limit(1)).first() is not None
+        return self.conn.execute(_HAS_RESERVATION, {"order_id": order_id}).first() is not None
 
-    def add_reservation(self, order_id: str, sku: str, warehouse_code: str, quantity: int) -> None:
-        self.conn.execute(reservations.insert().values(order_id=order_id, sku=sku, warehouse_code=warehouse_code,
-                                                       quantity=quantity, status="reserved"))
+    def add_reservations(self, order_id: str, lines: list[tuple[str, str, int]]) -> None:
+        """Records an order's reservations, (sku, warehouse, quantity) each, in one statement."""
+        self.conn.execute(_RESERVATION_INSERT, [
+            {"order_id": order_id, "sku": sku, "warehouse_code": wh, "quantity": qty, "status": "reserved"}
+            for sku, wh, qty in lines])
 
     def savepoint(self) -> sa.NestedTransaction:
         return self.conn.begin_nested()
@@ -190,18 +211,12 @@ class StockRepository:
 
     def move(self, sku: str, warehouse_code: str, on_hand_delta: int, reserved_delta: int) -> StockLevel:
         """Applies deltas to a balance (the CHECK constraints refuse an impossible result)."""
-        row = self.conn.execute(
-            stock_balances.update()
-            .where(stock_balances.c.sku == sku, stock_balances.c.warehouse_code == warehouse_code)
-            .values(on_hand=stock_balances.c.on_hand + on_hand_delta,
-                    reserved=stock_balances.c.reserved + reserved_delta, version=stock_balances.c.version + 1)
-            .returning(*_LEVEL_COLUMNS)
-        ).first()
+        row = self.conn.execute(_MOVE, {"k_sku": sku, "k_wh": warehouse_code, "on_hand_delta": on_hand_delta,
+                                        "reserved_delta": reserved_delta}).first()
         return _level(row)
 
     def is_closed(self, order_id: str) -> bool:
-        return self.conn.execute(sa.select(closed_orders.c.order_id)
-                                 .where(closed_orders.c.order_id == order_id)).first() is not None
+        return self.conn.execute(_IS_CLOSED, {"order_id": order_id}).first() is not None
 
     def close(self, order_id: str) -> None:
         self.conn.execute(insert(closed_orders).values(order_id=order_id).on_conflict_do_nothing())

@@ -201,10 +201,9 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
                  payload=ev.StockReservationFailed(order_id=cmd.order_id, lines=lines))
         return False
     savepoint.commit()
-    for sku, wh, qty in merged:
-        uow.stock.add_reservation(cmd.order_id, sku, wh, qty)
-        uow.stock.append(LedgerEntry(sku, wh, LedgerKind.RESERVATION, 0, qty, "order reservation",
-                                     reference=cmd.order_id))
+    uow.stock.add_reservations(cmd.order_id, merged)
+    uow.stock.append(*(LedgerEntry(sku, wh, LedgerKind.RESERVATION, 0, qty, "order reservation",
+                                   reference=cmd.order_id) for sku, wh, qty in merged))
     uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1, payload=ev.StockReserved(
         order_id=cmd.order_id,
         lines=[ev.ReservedLine(line_no=line.line_no, sku=line.sku, warehouse_code=line.warehouse_code,

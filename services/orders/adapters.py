@@ -39,20 +39,33 @@ order_lines = sa.Table(
 )
 
 
+# The statements every saga step runs, built once: SQLAlchemy reuses their compiled form
+# instead of building and hashing a new statement per call.
+_INSERT = orders.insert()
+_INSERT_LINES = order_lines.insert()
+_GET = sa.select(orders).where(orders.c.order_id == sa.bindparam("id"))
+_GET_FOR_UPDATE = _GET.with_for_update()
+_LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("id")).order_by(order_lines.c.line_no)
+_SAVE = orders.update().where(orders.c.order_id == sa.bindparam("id"), orders.c.version == sa.bindparam("loaded"))
+_SAVE_SHIPPED = order_lines.update().where(order_lines.c.order_id == sa.bindparam("id"),
+                                           order_lines.c.line_no == sa.bindparam("line"))
+
+
 class OrderRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self._shipped: dict[str, dict[int, int]] = {}  # order id -> shipped quantity per line, as loaded
 
     def add(self, order: Order) -> None:
-        self.conn.execute(orders.insert().values(**_row(order)))
-        self.conn.execute(order_lines.insert(), [
+        self.conn.execute(_INSERT, _row(order))
+        self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
+        self.conn.execute(_INSERT_LINES, [
             {"order_id": order.order_id, "line_no": line.line_no, "sku": line.sku,
              "warehouse_code": line.warehouse_code, "quantity": line.quantity, "unit_price": line.unit_price}
             for line in order.lines])
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
-        query = sa.select(orders).where(orders.c.order_id == order_id)
-        row = self.conn.execute(query.with_for_update() if for_update else query).first()
+        row = self.conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"id": order_id}).first()
         return self._load(row) if row else None
 
     def by_request(self, request_id: str) -> Order | None:
@@ -61,17 +74,17 @@ class OrderRepository:
 
     def save(self, order: Order) -> None:
         """Writes the order's state; the version check refuses a lost update."""
-        updated = self.conn.execute(orders.update().where(
-            orders.c.order_id == order.order_id, orders.c.version == order.loaded_version,
-        ).values(**_state(order))).rowcount
+        updated = self.conn.execute(_SAVE, {"id": order.order_id, "loaded": order.loaded_version,
+                                            **_state(order)}).rowcount
         if updated != 1:
             raise RuntimeError(f"order {order.order_id} changed concurrently")
         order.loaded_version = order.version
-        for line in order.lines:
-            self.conn.execute(order_lines.update().where(
-                order_lines.c.order_id == order.order_id, order_lines.c.line_no == line.line_no,
-                order_lines.c.shipped_quantity != line.shipped_quantity,
-            ).values(shipped_quantity=line.shipped_quantity))
+        loaded = self._shipped.get(order.order_id, {})
+        changed = [{"id": order.order_id, "line": line.line_no, "shipped_quantity": line.shipped_quantity}
+                   for line in order.lines if loaded.get(line.line_no) != line.shipped_quantity]
+        if changed:
+            self.conn.execute(_SAVE_SHIPPED, changed)
+        self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
 
     def page(self, *, customer_id: str, status: OrderStatus | None, created_after, created_before,
              after: tuple[str, str] | None, limit: int) -> list[Order]:
@@ -92,8 +105,8 @@ class OrderRepository:
 
     def _load(self, row) -> Order:
         lines = [OrderLine(r.line_no, r.sku, r.warehouse_code, r.quantity, r.unit_price, r.shipped_quantity)
-                 for r in self.conn.execute(sa.select(order_lines).where(order_lines.c.order_id == row.order_id)
-                                            .order_by(order_lines.c.line_no))]
+                 for r in self.conn.execute(_LINES, {"id": row.order_id})]
+        self._shipped[row.order_id] = {line.line_no: line.shipped_quantity for line in lines}
         return Order(order_id=row.order_id, request_id=row.request_id, customer_id=row.customer_id,
                      currency_code=row.currency_code, lines=lines, status=OrderStatus(row.status),
                      version=row.version, rejection_reason=row.rejection_reason, created_at=row.created_at,

@@ -268,11 +268,12 @@ class FakeStock:
         self.levels[(sku, warehouse_code)] = new
         return new
 
-    def append(self, entry: LedgerEntry) -> None:
+    def append(self, *entries: LedgerEntry) -> None:
         self.calls.append("append")
-        if entry.request_id is not None and any(e.request_id == entry.request_id for e in self.ledger):
-            raise FakeIntegrityError(f"duplicate ledger request_id {entry.request_id}")
-        self.ledger.append(entry)
+        for entry in entries:
+            if entry.request_id is not None and any(e.request_id == entry.request_id for e in self.ledger):
+                raise FakeIntegrityError(f"duplicate ledger request_id {entry.request_id}")
+            self.ledger.append(entry)
 
     def request_target(self, request_id: str) -> tuple[str, str] | None:
         self.calls.append("request_target")
@@ -285,13 +286,14 @@ class FakeStock:
         self.calls.append("has_reservation")
         return any(order == order_id for order, _, _ in self.reservations)
 
-    def add_reservation(self, order_id: str, sku: str, warehouse_code: str, quantity: int) -> None:
-        self.calls.append("add_reservation")
-        key = (order_id, sku, warehouse_code)
-        if key in self.reservations:
-            raise FakeIntegrityError(f"duplicate reservation {key}")
-        self.reservations[key] = quantity
-        self.reservation_status[key] = "reserved"
+    def add_reservations(self, order_id: str, lines: list[tuple[str, str, int]]) -> None:
+        self.calls.append("add_reservations")
+        for sku, warehouse_code, quantity in lines:
+            key = (order_id, sku, warehouse_code)
+            if key in self.reservations:
+                raise FakeIntegrityError(f"duplicate reservation {key}")
+            self.reservations[key] = quantity
+            self.reservation_status[key] = "reserved"
 
     def savepoint(self) -> FakeSavepoint:
         self.calls.append("savepoint")

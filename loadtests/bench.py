@@ -434,6 +434,8 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,100000,1000000", help="catalog sizes of the growth check")
     parser.add_argument("--quick", action="store_true", help="sizes 1000,100000, 10 s order rows")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--only", choices=("lookup", "orders"), help="run the echo and lookup rows, or only the order rows")
+    parser.add_argument("--order-processes", default="1,2", help="processes per service of the order rows")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.order_seconds = "1000,100000", 10.0
@@ -442,7 +444,6 @@ def main() -> int:
     sys.path.insert(0, str(ROOT))
     import psutil
 
-    from erp.crm.v1 import crm_pb2_grpc
     from erp.inventory.v1 import inventory_pb2 as inv
     from loadtests import localmesh, seed
 
@@ -470,79 +471,15 @@ def main() -> int:
         lookup_payload = [inv.GetStockRequest(sku=hot.draw(rng), warehouse_code="MAIN").SerializeToString()
                           for _ in range(20_000)]
         common = dict(concurrency=args.concurrency, seconds=args.seconds, warmup=args.warmup)
-        echo_row = bench.add("1", "bare gRPC unary echo (sync server)", bench.run(
-            "unary", [echo.pid], 60, target=f"127.0.0.1:{echo_port}", method=ECHO_METHOD,
-            payloads=lookup_payload, **common))
-        echo.terminate()
-
-        with localmesh.mesh(engines, namespace, processes=1) as targets:
-            pids = _service_pids(psutil, targets)
-            seeded = 0
-            seeded_time = seed_skus(engines.database_url, 1, sizes[0])
-            seeded = sizes[0]
-            hits0 = redis_hits(engines.redis_url)
-            lookup = bench.add("2", f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL 5 s)", bench.run(
-                "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload, **common))
-            hits1 = redis_hits(engines.redis_url)
-            lookup["notes"] = f"redis hit ratio ~{_ratio(hits0, hits1)} (server-wide); ratio (2)/(1) = " \
-                              f"{lookup['rps'] / echo_row['rps']:.2f}" if echo_row.get("rps") else ""
-            print(f"     -> (2)/(1) throughput ratio {lookup['rps'] / max(echo_row['rps'], 1e-9):.2f} "
-                  f"(target >= 0.8); {lookup['notes']}", flush=True)
-            bench.add("2r", f"GetStock at {args.rate:.0f}/s offered, {sizes[0]:,} SKUs", bench.run(
-                "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
-                rate=args.rate, **common))
-            rated = bench.rows[-1]
-            print(f"     -> offered {args.rate:.0f}/s; errors {rated.get('error_codes')} (NOT_SENT: the generator "
-                  "skipped a call because that many were already waiting: the service did not keep up)", flush=True)
-            print(f"\ngrowth: lookups with uniform keys (mostly cache misses beyond the hot set) "
-                  f"[seeded {sizes[0]:,} SKUs in {seeded_time:.1f}s]")
-            print(HEADER)
-            for size in sizes:
-                if size > seeded:
-                    long_ledger = size >= 1_000_000
-                    took = seed_skus(engines.database_url, seeded + 1, size,
-                                     extra_ledger_skus=1000 if long_ledger else 0,
-                                     extra_per_sku=2000 if long_ledger else 0)
-                    seeded = size
-                    print(f"     (seeded up to {size:,} SKUs in {took:.1f}s; ledger now "
-                          f"{ledger_rows(engines.database_url):,} rows)", flush=True)
-                payloads = [inv.GetStockRequest(sku=f"BENCH-{i:07d}", warehouse_code="MAIN").SerializeToString()
-                            for i in random.Random(size).sample(range(1, size + 1), min(size, 200_000))]
-                hits0 = redis_hits(engines.redis_url)
-                bench.add("g", f"GetStock uniform over {size:,} SKUs", bench.run(
-                    "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=payloads, **common),
-                    notes=f"redis hit ratio ~{_ratio(hits0, redis_hits(engines.redis_url))}")
-            with _grpc_channel(targets["crm"]) as ch:
-                seed.seed_customers(crm_pb2_grpc.CustomerServiceStub(ch))
-            time.sleep(2)  # crm's CustomerUpdated reaches notification and finance
-        # The same lookup without the in-process copy (ERP_CACHE_LOCAL_MS=0): every hit asks Redis.
-        with localmesh.mesh(engines, namespace, processes=1, services=("inventory",),
-                            extra_env={"ERP_CACHE_LOCAL_MS": "0"}) as targets:
-            bench.add("2n", f"GetStock, {sizes[0]:,} SKUs, Redis only (no in-process copy)", bench.run(
-                "unary", _service_pids(psutil, targets), 60, target=targets["inventory"], method=GETSTOCK,
+        echo_row = {} if args.only == "orders" else bench.add(
+            "1", "bare gRPC unary echo (sync server)", bench.run(
+                "unary", [echo.pid], 60, target=f"127.0.0.1:{echo_port}", method=ECHO_METHOD,
                 payloads=lookup_payload, **common))
-        order_args = dict(skus=[f"BENCH-{i:07d}" for i in range(1, 1001)], customers=seed.CUSTOMERS)
-        print(f"\norders: {args.order_slots} orders in flight until fully processed, {args.order_seconds:.0f}s "
-              f"measured after {args.warmup:.1f}s; 1-5 lines of 1,000 SKUs (Zipf 0.8), 50 customers")
-        print(HEADER)
-        for processes in (1, 2):
-            with localmesh.mesh(engines, namespace, processes=processes) as targets:
-                pids = _service_pids(psutil, targets)
-                if processes == 2:  # does a second server process help the lookup on this machine?
-                    bench.add("2x2", f"GetStock, {sizes[0]:,} SKUs, 2 inventory processes", bench.run(
-                        "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
-                        **common))
-                result = bench.run("orders", pids, args.order_seconds + args.drain + 60, target=targets["orders"],
-                                   database_url=engines.database_url, payload_factory_args=order_args,
-                                   slots=args.order_slots, seconds=args.order_seconds, warmup=args.warmup,
-                                   drain=args.drain)
-                if "failed" not in result:
-                    place = result["place"]
-                    result["notes"] = (f"processed {result['processed']} {result['statuses']}, stuck {result['stuck']}; "
-                                       f"PlaceOrder p50/p99 {_fmt(place['p50'])}/{_fmt(place['p99'])} ms")
-                bench.add("3" if processes == 1 else "3x2",
-                          f"orders fully processed, {processes} process{'es' if processes > 1 else ''}/service",
-                          result)
+        echo.terminate()
+        if args.only != "orders":
+            lookup_rows(args, bench, engines, namespace, echo_row, lookup_payload, sizes, common)
+        if args.only != "lookup":
+            order_rows(args, bench, engines, namespace, lookup_payload, common)
         checks = integrity(engines.database_url)
         print(f"\nintegrity after the order rows: {checks} (all must be 0)")
         print(f"\nbenchmark took {time.monotonic() - started:.0f}s; load average {os.getloadavg()[0]:.1f} at the end")
@@ -555,6 +492,100 @@ def main() -> int:
             echo.terminate()
         bench.close()
         _cleanup(engines, namespace, localmesh)
+
+
+def lookup_rows(args, bench: Bench, engines, namespace: str, echo_row: dict, lookup_payload: list[bytes],
+                sizes: list[int], common: dict) -> None:
+    """Rows 2, 2r, the growth rows and 2n; seeds the catalog and the customers the order rows use."""
+    import psutil
+
+    from erp.crm.v1 import crm_pb2_grpc
+    from erp.inventory.v1 import inventory_pb2 as inv
+    from loadtests import localmesh, seed
+
+    with localmesh.mesh(engines, namespace, processes=1) as targets:
+        pids = _service_pids(psutil, targets)
+        seeded = 0
+        seeded_time = seed_skus(engines.database_url, 1, sizes[0])
+        seeded = sizes[0]
+        hits0 = redis_hits(engines.redis_url)
+        lookup = bench.add("2", f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL 5 s)", bench.run(
+            "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload, **common))
+        hits1 = redis_hits(engines.redis_url)
+        lookup["notes"] = f"redis hit ratio ~{_ratio(hits0, hits1)} (server-wide); ratio (2)/(1) = " \
+                          f"{lookup['rps'] / echo_row['rps']:.2f}" if echo_row.get("rps") else ""
+        print(f"     -> (2)/(1) throughput ratio {lookup['rps'] / max(echo_row['rps'], 1e-9):.2f} "
+              f"(target >= 0.8); {lookup['notes']}", flush=True)
+        bench.add("2r", f"GetStock at {args.rate:.0f}/s offered, {sizes[0]:,} SKUs", bench.run(
+            "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
+            rate=args.rate, **common))
+        rated = bench.rows[-1]
+        print(f"     -> offered {args.rate:.0f}/s; errors {rated.get('error_codes')} (NOT_SENT: the generator "
+              "skipped a call because that many were already waiting: the service did not keep up)", flush=True)
+        print(f"\ngrowth: lookups with uniform keys (mostly cache misses beyond the hot set) "
+              f"[seeded {sizes[0]:,} SKUs in {seeded_time:.1f}s]")
+        print(HEADER)
+        for size in sizes:
+            if size > seeded:
+                long_ledger = size >= 1_000_000
+                took = seed_skus(engines.database_url, seeded + 1, size,
+                                 extra_ledger_skus=1000 if long_ledger else 0,
+                                 extra_per_sku=2000 if long_ledger else 0)
+                seeded = size
+                print(f"     (seeded up to {size:,} SKUs in {took:.1f}s; ledger now "
+                      f"{ledger_rows(engines.database_url):,} rows)", flush=True)
+            payloads = [inv.GetStockRequest(sku=f"BENCH-{i:07d}", warehouse_code="MAIN").SerializeToString()
+                        for i in random.Random(size).sample(range(1, size + 1), min(size, 200_000))]
+            hits0 = redis_hits(engines.redis_url)
+            bench.add("g", f"GetStock uniform over {size:,} SKUs", bench.run(
+                "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=payloads, **common),
+                notes=f"redis hit ratio ~{_ratio(hits0, redis_hits(engines.redis_url))}")
+        with _grpc_channel(targets["crm"]) as ch:
+            seed.seed_customers(crm_pb2_grpc.CustomerServiceStub(ch))
+        time.sleep(2)  # crm's CustomerUpdated reaches notification and finance
+    # The same lookup without the in-process copy (ERP_CACHE_LOCAL_MS=0): every hit asks Redis.
+    with localmesh.mesh(engines, namespace, processes=1, services=("inventory",),
+                        extra_env={"ERP_CACHE_LOCAL_MS": "0"}) as targets:
+        bench.add("2n", f"GetStock, {sizes[0]:,} SKUs, Redis only (no in-process copy)", bench.run(
+            "unary", _service_pids(psutil, targets), 60, target=targets["inventory"], method=GETSTOCK,
+            payloads=lookup_payload, **common))
+
+
+def order_rows(args, bench: Bench, engines, namespace: str, lookup_payload: list[bytes], common: dict) -> None:
+    """Rows 3 and 3x2 (and 2x2: GetStock on two inventory processes); with --only orders, seeds first."""
+    import psutil
+
+    from erp.crm.v1 import crm_pb2_grpc
+    from loadtests import localmesh, seed
+
+    if args.only == "orders":  # the services create their schemas; then the catalog and customers
+        with localmesh.mesh(engines, namespace, processes=1) as targets:
+            seed_skus(engines.database_url, 1, 1000)
+            with _grpc_channel(targets["crm"]) as ch:
+                seed.seed_customers(crm_pb2_grpc.CustomerServiceStub(ch))
+            time.sleep(2)
+    order_args = dict(skus=[f"BENCH-{i:07d}" for i in range(1, 1001)], customers=seed.CUSTOMERS)
+    print(f"\norders: {args.order_slots} orders in flight until fully processed, {args.order_seconds:.0f}s "
+          f"measured after {args.warmup:.1f}s; 1-5 lines of 1,000 SKUs (Zipf 0.8), 50 customers")
+    print(HEADER)
+    for processes in sorted(int(n) for n in args.order_processes.split(",")):
+        with localmesh.mesh(engines, namespace, processes=processes) as targets:
+            pids = _service_pids(psutil, targets)
+            if processes == 2 and args.only != "orders":  # does a second process help the lookup here?
+                bench.add("2x2", "GetStock, 1,000 SKUs, 2 inventory processes", bench.run(
+                    "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
+                    **common))
+            result = bench.run("orders", pids, args.order_seconds + args.drain + 60, target=targets["orders"],
+                               database_url=engines.database_url, payload_factory_args=order_args,
+                               slots=args.order_slots, seconds=args.order_seconds, warmup=args.warmup,
+                               drain=args.drain)
+            if "failed" not in result:
+                place = result["place"]
+                result["notes"] = (f"processed {result['processed']} {result['statuses']}, stuck {result['stuck']}; "
+                                   f"PlaceOrder p50/p99 {_fmt(place['p50'])}/{_fmt(place['p99'])} ms")
+            bench.add("3" if processes == 1 else "3x2",
+                      f"orders fully processed, {processes} process{'es' if processes > 1 else ''}/service",
+                      result)
 
 
 def verdict(rows: list[dict], echo_row: dict, checks: dict) -> None:

@@ -118,13 +118,38 @@ credit_notes = sa.Table(
 )
 
 
+# The statements of the credit check and the invoice projection, built once: SQLAlchemy reuses their
+# compiled form instead of building and hashing a new statement per event.
+_CUSTOMER = sa.select(customers).where(customers.c.customer_id == sa.bindparam("id"))
+_CUSTOMER_FOR_UPDATE = _CUSTOMER.with_for_update()
+_CONTACTS = (sa.select(customer_contacts).where(customer_contacts.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
+             .order_by(customer_contacts.c.customer_id, customer_contacts.c.position))
+_DECISION = sa.select(credit_decisions).where(credit_decisions.c.order_id == sa.bindparam("id"))
+_DECISION_INSERT = credit_decisions.insert()
+_OPEN_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(open_orders.c.amount), 0)).where(
+    open_orders.c.customer_id == sa.bindparam("customer"), open_orders.c.currency_code == sa.bindparam("currency"),
+    open_orders.c.closed_by.is_(None)).scalar_subquery()
+_UNPAID_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(unpaid_invoices.c.amount_due), 0)).where(
+    unpaid_invoices.c.customer_id == sa.bindparam("customer"),
+    unpaid_invoices.c.currency_code == sa.bindparam("currency"), unpaid_invoices.c.amount_due > 0).scalar_subquery()
+_TOTALS = sa.select(_OPEN_TOTAL.label("open"), _UNPAID_TOTAL.label("unpaid"))
+_OPEN_ORDER = sa.select(open_orders).where(open_orders.c.order_id == sa.bindparam("id"))
+_OPEN_ORDER_INSERT = open_orders.insert()
+_INVOICE_ENSURE = insert(unpaid_invoices).values(
+    invoice_id=sa.bindparam("p_invoice"), customer_id=sa.bindparam("p_customer"), order_id=sa.bindparam("p_order"),
+    currency_code=sa.bindparam("p_currency"), credited=0, amount_due=0,
+).on_conflict_do_nothing(index_elements=["invoice_id"])
+_INVOICE_LOCKED = sa.select(unpaid_invoices).where(unpaid_invoices.c.invoice_id == sa.bindparam("id")).with_for_update()
+_INVOICE_SAVE = unpaid_invoices.update().where(unpaid_invoices.c.invoice_id == sa.bindparam("id")).values(
+    updated_at=sa.func.now())
+
+
 class CustomerRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
 
     def get(self, customer_id: str, for_update: bool = False) -> Customer | None:
-        query = sa.select(customers).where(customers.c.customer_id == customer_id)
-        row = self.conn.execute(query.with_for_update() if for_update else query).first()
+        row = self.conn.execute(_CUSTOMER_FOR_UPDATE if for_update else _CUSTOMER, {"id": customer_id}).first()
         return self._load([row])[0] if row else None
 
     def list(self, after: str | None, status: CustomerStatus | None, limit: int) -> list[Customer]:
@@ -167,9 +192,7 @@ class CustomerRepository:
         if not rows:
             return []
         contacts: dict[str, list[Contact]] = {}
-        for c in self.conn.execute(
-                sa.select(customer_contacts).where(customer_contacts.c.customer_id.in_([r.customer_id for r in rows]))
-                .order_by(customer_contacts.c.customer_id, customer_contacts.c.position)):
+        for c in self.conn.execute(_CONTACTS, {"ids": [r.customer_id for r in rows]}):
             contacts.setdefault(c.customer_id, []).append(Contact(c.name, c.email, c.phone, c.role))
         return [Customer(
             customer_id=r.customer_id, name=r.name, status=CustomerStatus(r.status), currency_code=r.currency_code,
@@ -193,17 +216,17 @@ class CreditRepository:
         self.conn = conn
 
     def decision(self, order_id: str) -> CreditDecision | None:
-        row = self.conn.execute(sa.select(credit_decisions).where(credit_decisions.c.order_id == order_id)).first()
+        row = self.conn.execute(_DECISION, {"id": order_id}).first()
         if row is None:
             return None
         return CreditDecision(row.order_id, row.customer_id, row.approved, row.reason, row.currency_code,
                               row.order_total, row.exposure_after, row.credit_limit)
 
     def add(self, decision: CreditDecision) -> None:
-        self.conn.execute(credit_decisions.insert().values(
-            order_id=decision.order_id, customer_id=decision.customer_id, approved=decision.approved,
-            reason=decision.reason, currency_code=decision.currency_code, order_total=decision.order_total,
-            exposure_after=decision.exposure_after, credit_limit=decision.credit_limit))
+        self.conn.execute(_DECISION_INSERT, {
+            "order_id": decision.order_id, "customer_id": decision.customer_id, "approved": decision.approved,
+            "reason": decision.reason, "currency_code": decision.currency_code, "order_total": decision.order_total,
+            "exposure_after": decision.exposure_after, "credit_limit": decision.credit_limit})
 
 
 class ExposureRepository:
@@ -214,27 +237,20 @@ class ExposureRepository:
         self.conn = conn
 
     def totals(self, customer_id: str, currency_code: str) -> Exposure:
-        open_total = sa.select(sa.func.coalesce(sa.func.sum(open_orders.c.amount), 0)).where(
-            open_orders.c.customer_id == customer_id, open_orders.c.currency_code == currency_code,
-            open_orders.c.closed_by.is_(None)).scalar_subquery()
-        unpaid_total = sa.select(sa.func.coalesce(sa.func.sum(unpaid_invoices.c.amount_due), 0)).where(
-            unpaid_invoices.c.customer_id == customer_id, unpaid_invoices.c.currency_code == currency_code,
-            unpaid_invoices.c.amount_due > 0).scalar_subquery()
-        row = self.conn.execute(sa.select(open_total.label("open"), unpaid_total.label("unpaid"))).one()
+        row = self.conn.execute(_TOTALS, {"customer": customer_id, "currency": currency_code}).one()
         return Exposure(Decimal(row.open), Decimal(row.unpaid))
 
     # open orders
     def order(self, order_id: str) -> OrderExposure | None:
-        row = self.conn.execute(sa.select(open_orders).where(open_orders.c.order_id == order_id)).first()
+        row = self.conn.execute(_OPEN_ORDER, {"id": order_id}).first()
         if row is None:
             return None
         return OrderExposure(row.order_id, row.customer_id, row.currency_code, row.amount,
                              ClosedBy(row.closed_by) if row.closed_by else None)
 
     def open_order(self, order: OrderExposure) -> None:
-        self.conn.execute(open_orders.insert().values(
-            order_id=order.order_id, customer_id=order.customer_id, currency_code=order.currency_code,
-            amount=order.amount))
+        self.conn.execute(_OPEN_ORDER_INSERT, {"order_id": order.order_id, "customer_id": order.customer_id,
+                                               "currency_code": order.currency_code, "amount": order.amount})
 
     def close_order(self, order_id: str, customer_id: str, closed_by: ClosedBy) -> bool:
         """Closes an open order, or leaves a tombstone for one not seen yet; the first
@@ -249,18 +265,16 @@ class ExposureRepository:
     # invoices
     def invoice(self, invoice_id: str, customer_id: str, order_id: str, currency_code: str) -> InvoiceBalance:
         """The invoice's balance, locked; created empty when this is the first event about it."""
-        self.conn.execute(insert(unpaid_invoices).values(
-            invoice_id=invoice_id, customer_id=customer_id, order_id=order_id, currency_code=currency_code,
-            credited=0, amount_due=0).on_conflict_do_nothing(index_elements=["invoice_id"]))
-        row = self.conn.execute(sa.select(unpaid_invoices).where(unpaid_invoices.c.invoice_id == invoice_id)
-                                .with_for_update()).one()
+        self.conn.execute(_INVOICE_ENSURE, {"p_invoice": invoice_id, "p_customer": customer_id, "p_order": order_id,
+                                            "p_currency": currency_code})
+        row = self.conn.execute(_INVOICE_LOCKED, {"id": invoice_id}).one()
         return InvoiceBalance(row.invoice_id, row.customer_id, row.order_id, row.currency_code, row.total,
                               row.lowest_due, row.credited)
 
     def save_invoice(self, balance: InvoiceBalance) -> None:
-        self.conn.execute(unpaid_invoices.update().where(unpaid_invoices.c.invoice_id == balance.invoice_id).values(
-            total=balance.total, lowest_due=balance.lowest_due, credited=balance.credited,
-            amount_due=balance.amount_due, updated_at=sa.func.now()))
+        self.conn.execute(_INVOICE_SAVE, {"id": balance.invoice_id, "total": balance.total,
+                                          "lowest_due": balance.lowest_due, "credited": balance.credited,
+                                          "amount_due": balance.amount_due})
 
     def add_credit_note(self, credit_note_id: str, invoice_id: str, customer_id: str, unpaid_amount: Decimal) -> bool:
         """Records a credit note; False when it was recorded already."""

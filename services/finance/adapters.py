@@ -172,10 +172,14 @@ class NumberSequences:
     def next(self, kind: str, year: int) -> int:
         """The next number of (kind, year); the counter row stays locked until the
         transaction ends, and a rollback undoes the increment (no gaps)."""
-        stmt = insert(number_sequences).values(kind=kind, year=year, last_value=1)
-        stmt = stmt.on_conflict_do_update(index_elements=[number_sequences.c.kind, number_sequences.c.year],
-                                          set_={"last_value": number_sequences.c.last_value + 1})
-        return self.conn.execute(stmt.returning(number_sequences.c.last_value)).scalar_one()
+        return self.conn.execute(_NEXT_NUMBER, {"kind": kind, "year": year}).scalar_one()
+
+
+# Built once (the invoice path runs them per order): SQLAlchemy reuses their compiled form.
+_NEXT_NUMBER = (insert(number_sequences).values(kind=sa.bindparam("kind"), year=sa.bindparam("year"), last_value=1)
+                .on_conflict_do_update(index_elements=[number_sequences.c.kind, number_sequences.c.year],
+                                       set_={"last_value": number_sequences.c.last_value + 1})
+                .returning(number_sequences.c.last_value))
 
 
 # ---------------------------------------------------------------- invoices
@@ -191,21 +195,31 @@ def _invoice_row(invoice: Invoice) -> dict:
             "due_date": invoice.due_date, "journal_entry_id": invoice.journal_entry_id, "version": invoice.version}
 
 
+_INVOICE_INSERT = invoices.insert()
+_INVOICE_LINES_INSERT = invoice_lines.insert()
+_INVOICE_LINES = (sa.select(invoice_lines).where(invoice_lines.c.invoice_id.in_(sa.bindparam("ids", expanding=True)))
+                  .order_by(invoice_lines.c.invoice_id, invoice_lines.c.line_no))
+_INVOICE_BY_ID = sa.select(invoices).where(invoices.c.invoice_id == sa.bindparam("key"))
+_INVOICE_BY_ID_FOR_UPDATE = _INVOICE_BY_ID.with_for_update()
+_INVOICE_BY_ORDER = sa.select(invoices).where(invoices.c.order_id == sa.bindparam("key"))
+_INVOICE_BY_ORDER_FOR_UPDATE = _INVOICE_BY_ORDER.with_for_update()
+
+
 class InvoiceRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
 
     def add(self, invoice: Invoice) -> None:
-        self.conn.execute(invoices.insert().values(**_invoice_row(invoice)))
-        self.conn.execute(invoice_lines.insert(), [
+        self.conn.execute(_INVOICE_INSERT, _invoice_row(invoice))
+        self.conn.execute(_INVOICE_LINES_INSERT, [
             {"invoice_id": invoice.invoice_id, "line_no": line.line_no, "sku": line.sku, "quantity": line.quantity,
              "unit_price": line.unit_price, "amount": line.amount} for line in invoice.lines])
 
     def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None:
-        return self._one(invoices.c.invoice_id == invoice_id, for_update)
+        return self._one(_INVOICE_BY_ID_FOR_UPDATE if for_update else _INVOICE_BY_ID, invoice_id)
 
     def by_order(self, order_id: str, for_update: bool = False) -> Invoice | None:
-        return self._one(invoices.c.order_id == order_id, for_update)
+        return self._one(_INVOICE_BY_ORDER_FOR_UPDATE if for_update else _INVOICE_BY_ORDER, order_id)
 
     def save(self, invoice: Invoice) -> None:
         """Writes the payment state; the version check refuses a lost update."""
@@ -249,19 +263,15 @@ class InvoiceRepository:
                  .order_by(invoices.c.customer_id, invoices.c.due_date))
         return [OpenItem(r.customer_id, r.due_date, r.due) for r in self.conn.execute(query)]
 
-    def _one(self, condition, for_update: bool) -> Invoice | None:
-        query = sa.select(invoices).where(condition)
-        rows = self.conn.execute(query.with_for_update() if for_update else query).all()
-        loaded = self._load(rows)
+    def _one(self, query, key: str) -> Invoice | None:
+        loaded = self._load(self.conn.execute(query, {"key": key}).all())
         return loaded[0] if loaded else None
 
     def _load(self, rows: Sequence) -> list[Invoice]:
         if not rows:
             return []
         lines: dict[str, list[InvoiceLine]] = {}
-        for r in self.conn.execute(sa.select(invoice_lines)
-                                   .where(invoice_lines.c.invoice_id.in_([row.invoice_id for row in rows]))
-                                   .order_by(invoice_lines.c.invoice_id, invoice_lines.c.line_no)):
+        for r in self.conn.execute(_INVOICE_LINES, {"ids": [row.invoice_id for row in rows]}):
             lines.setdefault(r.invoice_id, []).append(InvoiceLine(r.line_no, r.sku, r.quantity, r.unit_price, r.amount))
         return [Invoice(
             invoice_id=row.invoice_id, year=row.number_year, seq=row.number_seq, order_id=row.order_id,
@@ -320,6 +330,9 @@ class CreditNoteRepository:
 # ---------------------------------------------------------------- projections and tombstones
 
 
+_PAYMENT_TERMS = sa.select(customers.c.payment_terms_days).where(customers.c.customer_id == sa.bindparam("id"))
+
+
 class CustomerRepository:
     """Payment terms per customer, a projection of CustomerUpdated events."""
 
@@ -327,8 +340,7 @@ class CustomerRepository:
         self.conn = conn
 
     def payment_terms(self, customer_id: str) -> int | None:
-        return self.conn.execute(sa.select(customers.c.payment_terms_days)
-                                 .where(customers.c.customer_id == customer_id)).scalar()
+        return self.conn.execute(_PAYMENT_TERMS, {"id": customer_id}).scalar()
 
     def upsert(self, terms: CustomerTerms) -> bool:
         """Stores the terms unless a newer version is already stored; returns whether it did."""
@@ -342,6 +354,9 @@ class CustomerRepository:
         return self.conn.execute(stmt).rowcount == 1
 
 
+_CANCELLED = sa.select(sa.literal(1)).where(cancelled_orders.c.order_id == sa.bindparam("id"))
+
+
 class CancellationRepository:
     """Orders cancelled before finance invoiced them: a late OrderConfirmed is ignored."""
 
@@ -352,11 +367,14 @@ class CancellationRepository:
         self.conn.execute(insert(cancelled_orders).values(order_id=order_id, reason=reason).on_conflict_do_nothing())
 
     def exists(self, order_id: str) -> bool:
-        return self.conn.execute(sa.select(sa.literal(1)).where(cancelled_orders.c.order_id == order_id)).first() \
-            is not None
+        return self.conn.execute(_CANCELLED, {"id": order_id}).first() is not None
 
 
 # ---------------------------------------------------------------- the journal
+
+
+_ENTRY_INSERT = journal_entries.insert().returning(journal_entries.c.entry_id)
+_ENTRY_LINES_INSERT = journal_lines.insert()
 
 
 class JournalRepository:
@@ -366,10 +384,10 @@ class JournalRepository:
     def post(self, entry: JournalEntry) -> int:
         """Inserts a checked entry and its lines; returns its id. Never updates anything."""
         entry.check()
-        entry_id = self.conn.execute(journal_entries.insert().values(
-            memo=entry.memo, reference=entry.reference, currency_code=entry.currency_code,
-            reverses_entry_id=entry.reverses_entry_id).returning(journal_entries.c.entry_id)).scalar_one()
-        self.conn.execute(journal_lines.insert(), [
+        entry_id = self.conn.execute(_ENTRY_INSERT, {
+            "memo": entry.memo, "reference": entry.reference, "currency_code": entry.currency_code,
+            "reverses_entry_id": entry.reverses_entry_id}).scalar_one()
+        self.conn.execute(_ENTRY_LINES_INSERT, [
             {"entry_id": entry_id, "line_no": i + 1, "account": line.account, "debit": line.debit,
              "credit": line.credit} for i, line in enumerate(entry.lines)])
         return entry_id

@@ -69,12 +69,27 @@ delivery_attempts = sa.Table(
 )
 
 
+# The statements run per notified event and per delivery, built once: SQLAlchemy reuses their
+# compiled form instead of building and hashing a new statement per call.
+_CONTACT = sa.select(contacts).where(contacts.c.customer_id == sa.bindparam("id"))
+_DELIVERY_INSERT = (insert(deliveries).on_conflict_do_nothing(constraint="one_delivery_per_event_channel_recipient")
+                    .returning(sa.literal(1)))
+_CLAIM_DUE = (sa.select(deliveries)
+              .where(deliveries.c.status == str(DeliveryStatus.PENDING),
+                     deliveries.c.next_attempt_at <= sa.bindparam("now"))
+              .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
+              .limit(1).with_for_update(skip_locked=True))
+_RECORD = deliveries.update().where(deliveries.c.delivery_id == sa.bindparam("id"),
+                                    deliveries.c.attempts == sa.bindparam("before"))
+_ATTEMPT_INSERT = delivery_attempts.insert()
+
+
 class ContactRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
 
     def get(self, customer_id: str) -> Contact | None:
-        row = self.conn.execute(sa.select(contacts).where(contacts.c.customer_id == customer_id)).first()
+        row = self.conn.execute(_CONTACT, {"id": customer_id}).first()
         if row is None:
             return None
         return Contact(row.customer_id, row.name, row.email, row.webhook_url, row.version, row.occurred_at)
@@ -110,22 +125,16 @@ class DeliveryRepository:
     def add(self, d: Delivery) -> bool:
         """Inserts the delivery; False (and nothing written) when the event already has one
         for that channel and recipient."""
-        stmt = insert(deliveries).values(
-            delivery_id=d.delivery_id, event_id=d.event_id, event_type=d.event_type, customer_id=d.customer_id,
-            channel=str(d.channel), recipient=d.recipient, subject=d.subject, body=d.body, data=d.data,
-            status=str(d.status), attempts=d.attempts, last_error=d.last_error, created_at=d.created_at,
-            last_attempt_at=d.last_attempt_at, next_attempt_at=d.next_attempt_at,
-        ).on_conflict_do_nothing(constraint="one_delivery_per_event_channel_recipient").returning(sa.literal(1))
-        return self.conn.execute(stmt).first() is not None
+        return self.conn.execute(_DELIVERY_INSERT, {
+            "delivery_id": d.delivery_id, "event_id": d.event_id, "event_type": d.event_type,
+            "customer_id": d.customer_id, "channel": str(d.channel), "recipient": d.recipient, "subject": d.subject,
+            "body": d.body, "data": d.data, "status": str(d.status), "attempts": d.attempts,
+            "last_error": d.last_error, "created_at": d.created_at, "last_attempt_at": d.last_attempt_at,
+            "next_attempt_at": d.next_attempt_at}).first() is not None
 
     def claim_due(self, now: dt.datetime) -> Delivery | None:
         """The next pending delivery that is due, locked; rows other dispatchers hold are skipped."""
-        row = self.conn.execute(
-            sa.select(deliveries)
-            .where(deliveries.c.status == str(DeliveryStatus.PENDING), deliveries.c.next_attempt_at <= now)
-            .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
-            .limit(1).with_for_update(skip_locked=True)
-        ).first()
+        row = self.conn.execute(_CLAIM_DUE, {"now": now}).first()
         return _delivery(row) if row else None
 
     def next_due_at(self) -> dt.datetime | None:
@@ -135,15 +144,15 @@ class DeliveryRepository:
 
     def record(self, d: Delivery, attempt: Attempt) -> None:
         """Writes the delivery's state after an attempt, and the attempt itself."""
-        updated = self.conn.execute(deliveries.update().where(
-            deliveries.c.delivery_id == d.delivery_id, deliveries.c.attempts == attempt.attempt_no - 1,
-        ).values(status=str(d.status), attempts=d.attempts, last_error=d.last_error,
-                 last_attempt_at=d.last_attempt_at, next_attempt_at=d.next_attempt_at)).rowcount
+        updated = self.conn.execute(_RECORD, {
+            "id": d.delivery_id, "before": attempt.attempt_no - 1, "status": str(d.status), "attempts": d.attempts,
+            "last_error": d.last_error, "last_attempt_at": d.last_attempt_at,
+            "next_attempt_at": d.next_attempt_at}).rowcount
         if updated != 1:
             raise RuntimeError(f"delivery {d.delivery_id} changed concurrently")
-        self.conn.execute(delivery_attempts.insert().values(
-            delivery_id=attempt.delivery_id, attempt_no=attempt.attempt_no, attempted_at=attempt.attempted_at,
-            ok=attempt.ok, error=attempt.error))
+        self.conn.execute(_ATTEMPT_INSERT, {
+            "delivery_id": attempt.delivery_id, "attempt_no": attempt.attempt_no,
+            "attempted_at": attempt.attempted_at, "ok": attempt.ok, "error": attempt.error})
 
     def list(self, query: domain.ListDeliveries, after: tuple[dt.datetime, str] | None, limit: int) -> list[Delivery]:
         """Newest first (created_at, then delivery_id, descending), after the given key."""

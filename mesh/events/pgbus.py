@@ -15,7 +15,7 @@ import psycopg
 import sqlalchemy as sa
 
 from mesh.db import advisory_key
-from mesh.events.transport import Ack, DeadLetter, Delivery, Outcome, Retry, Unroutable
+from mesh.events.transport import Ack, DeadLetter, Delivery, Message, Outcome, Retry
 
 log = logging.getLogger("mesh.events.pgbus")
 SCHEMA = "erp_bus"
@@ -50,19 +50,25 @@ def ensure_schema(engine: sa.Engine) -> None:
         conn.exec_driver_sql(DDL)
 
 
+_ROUTE = sa.text(f"INSERT INTO {SCHEMA}.messages (queue, event_id, event_type, body) "
+                 f"SELECT queue, :id, :type, :body FROM {SCHEMA}.bindings WHERE event_type = :type")
+
+
 class PgPublisher:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def publish(self, event_type: str, event_id: str, body: bytes) -> None:
+    def publish_many(self, messages: list[Message]) -> set[str]:
+        """One transaction for the batch: a message routes to one row per bound queue."""
+        unroutable: set[str] = set()
         with self.engine.begin() as conn:
-            routed = conn.execute(sa.text(
-                f"INSERT INTO {SCHEMA}.messages (queue, event_id, event_type, body) "
-                f"SELECT queue, :id, :type, :body FROM {SCHEMA}.bindings WHERE event_type = :type"
-            ), {"id": event_id, "type": event_type, "body": body}).rowcount
-            if not routed:
-                raise Unroutable(f"no queue bound to {event_type}")
-            conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+            for m in messages:
+                routed = conn.execute(_ROUTE, {"id": m.event_id, "type": m.event_type, "body": m.body}).rowcount
+                if not routed:
+                    unroutable.add(m.event_id)
+            if len(unroutable) < len(messages):
+                conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
+        return unroutable
 
     def close(self) -> None:
         pass

@@ -1,10 +1,12 @@
-"""The outbox relay: publishes committed outbox rows and marks them sent after the confirm.
+"""The outbox relay: publishes committed outbox rows and marks them sent once the transport
+has accepted them.
 
 One relay per service is active at a time (a PostgreSQL advisory lock elects it), so
-rows go out in commit order. A row that fails to publish stays unsent, and later rows
-of the same aggregate wait behind it, so per-aggregate order holds; other aggregates
-carry on. A relay killed between publish and mark-sent republishes the row on restart;
-consumers' inboxes absorb the duplicate.
+rows go out in commit order. Unsent rows go out in batches (one AMQP transaction each:
+one round trip per batch, not per row); a batch the transport does not accept stays
+unsent as a whole and is tried again, in id order, so per-aggregate order holds. A
+relay killed between publish and mark-sent republishes the rows on restart; consumers'
+inboxes absorb the duplicates.
 
 An unroutable event type (no queue bound) is retried for a grace period, since a
 consuming service may not have declared its queue yet on a fresh install; after that
@@ -26,7 +28,7 @@ import sqlalchemy as sa
 from mesh import metrics
 from mesh.db import advisory_key
 from mesh.events.tables import outbox
-from mesh.events.transport import Publisher, PublishFailed, Unroutable
+from mesh.events.transport import Message, Publisher, PublishFailed
 
 log = logging.getLogger("mesh.events.relay")
 BATCH = 500
@@ -73,32 +75,32 @@ class Relay:
         if not rows:
             return 0, 0, False
         sent: list[int] = []
-        settled_unrouted = 0
-        blocked: set[str] = set()
-        unroutable_now: set[str] = set()
         try:
-            for row in rows:
-                if row.aggregate_id in blocked or row.event_type in unroutable_now:
-                    continue
-                try:
-                    self._get_publisher().publish(row.event_type, str(row.event_id), bytes(row.envelope))
-                    sent.append(row.id)
-                    self._unroutable.pop(row.event_type, None)
-                except Unroutable as exc:
-                    unroutable_now.add(row.event_type)
-                    if row.age > self.unroutable_grace_seconds:
-                        settled_unrouted += self._mark_unrouted(row.event_type, str(exc))
-                    else:
-                        self._record_failure(row.id, str(exc), quiet=row.event_type in self._unroutable)
-                        self._rest(row.event_type)
-                except PublishFailed as exc:
-                    blocked.add(row.aggregate_id)
-                    self._record_failure(row.id, str(exc))
-                    self._drop_publisher()  # the connection may be broken: start a new one
-                    break
-        finally:
-            self._mark_sent(sent)
-        return len(sent) + settled_unrouted, len(rows), bool(unroutable_now)
+            unroutable = self._get_publisher().publish_many(
+                [Message(row.event_type, str(row.event_id), bytes(row.envelope)) for row in rows])
+        except PublishFailed as exc:
+            # Nothing of the batch counts as sent; the first row carries the error. Order per
+            # aggregate holds: every row is tried again, in id order, in the next round.
+            self._record_failure(rows[0].id, str(exc))
+            self._drop_publisher()  # the connection may be broken: start a new one
+            return 0, len(rows), False
+        settled_unrouted = 0
+        unroutable_types: dict[str, list] = {}
+        for row in rows:
+            if str(row.event_id) in unroutable:
+                unroutable_types.setdefault(row.event_type, []).append(row)
+            else:
+                sent.append(row.id)
+                self._unroutable.pop(row.event_type, None)
+        self._mark_sent(sent)
+        for event_type, unrouted in unroutable_types.items():
+            error = f"no queue bound to {event_type}"
+            if max(row.age for row in unrouted) > self.unroutable_grace_seconds:
+                settled_unrouted += self._mark_unrouted(event_type, error)
+            else:
+                self._record_failure(unrouted[0].id, error, quiet=event_type in self._unroutable)
+                self._rest(event_type)
+        return len(sent) + settled_unrouted, len(rows), bool(unroutable_types)
 
     def _rest(self, event_type: str) -> None:
         """Backs off on one unroutable type: 1 s, 2 s, ... up to 30 s between tries."""

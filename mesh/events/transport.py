@@ -39,9 +39,19 @@ class DeadLetter:
 Outcome = Ack | Retry | DeadLetter
 
 
+@dataclasses.dataclass(frozen=True)
+class Message:
+    event_type: str
+    event_id: str
+    body: bytes
+
+
 class Publisher(Protocol):
-    def publish(self, event_type: str, event_id: str, body: bytes) -> None:
-        """Returns once the transport has durably accepted the message, or raises PublishFailed."""
+    def publish_many(self, messages: list[Message]) -> set[str]:
+        """Publishes the messages, in order, as one batch. Returns once the transport has durably
+        accepted them, with the ids of those no queue is bound to (not delivered anywhere).
+        Raises PublishFailed when it cannot say the batch was accepted: then some of it may
+        have been, and a retry repeats those (consumers' inboxes absorb the repeats)."""
 
     def close(self) -> None: ...
 

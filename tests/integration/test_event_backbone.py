@@ -198,18 +198,18 @@ def test_an_unroutable_publish_is_detected_and_kept_until_the_grace_period_ends(
 
 
 class FailingOnce:
-    """Wraps a publisher; its second publish fails like a dropped broker connection."""
+    """Wraps a publisher; its first batch fails like a dropped broker connection."""
 
     def __init__(self, inner) -> None:
         self.inner, self.calls = inner, 0
 
-    def publish(self, event_type, event_id, body) -> None:
+    def publish_many(self, messages) -> set[str]:
         from mesh.events.transport import PublishFailed
 
         self.calls += 1
-        if self.calls == 2:
+        if self.calls == 1:
             raise PublishFailed("connection lost")
-        self.inner.publish(event_type, event_id, body)
+        return self.inner.publish_many(messages)
 
     def close(self) -> None:
         self.inner.close()
@@ -221,9 +221,12 @@ def test_a_failed_publish_keeps_per_aggregate_order(probe):
     emit(engine, 9)  # aggregates agg-0, agg-1, agg-2, versions 1..9 round robin
     flaky = FailingOnce(transport.publisher())
     relay = Relay(engine, "probe", lambda: flaky)
-    assert relay.publish_pending() == 1  # stops at the failure...
+    assert relay.publish_pending() == 0  # the batch failed: nothing counts as sent...
+    rows = unpublished(engine)
+    assert all(row.published_at is None for row in rows)
+    assert rows[0].attempts == 1 and "connection lost" in rows[0].last_error
     relay.publisher_factory = transport.publisher
-    assert relay.publish_pending() == 8  # ...and goes on from it
+    assert relay.publish_pending() == 9  # ...and it all goes again, in order
     from mesh.events.envelope import decode
 
     envelopes = [decode(d.body).envelope for d in drain(subscription)]
@@ -232,6 +235,22 @@ def test_a_failed_publish_keeps_per_aggregate_order(probe):
     for aggregate in ("agg-0", "agg-1", "agg-2"):
         versions = [e.aggregate_version for e in envelopes if e.aggregate_id == aggregate]
         assert versions == sorted(versions)
+
+
+def test_one_batch_mixes_routable_and_unroutable_events(probe):
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    wanted = emit(engine, 3)
+    emit(engine, 2, payload_type=orders_ev.OrderRejected)  # nobody is bound to this type here
+    wanted += emit(engine, 3)
+    relay = Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=300)
+    assert relay.publish_pending() == 6
+    from mesh.events.envelope import decode
+
+    assert sorted(decode(d.body).envelope.event_id for d in drain(subscription)) == sorted(wanted)
+    subscription.close()
+    left = [row for row in unpublished(engine) if row.published_at is None]
+    assert [row.event_type for row in left] == [orders_ev.OrderRejected.DESCRIPTOR.full_name] * 2
 
 
 def test_events_nobody_consumes_do_not_crowd_out_the_ones_that_are(probe):
@@ -296,7 +315,7 @@ def test_a_batch_of_deliveries_is_applied_in_one_transaction(probe):
     units, ran = CountingUnitsOfWork(engine), []
     consumer = Consumer(hooked_handlers(ran), units, MAX_ATTEMPTS, 20)
     outcomes = consumer.handle_batch(batch)
-    subscription.settle(list(zip(batch, outcomes)))
+    subscription.settle(list(zip(batch, outcomes, strict=True)))
     subscription.close()
     from mesh.events.transport import Ack
 
@@ -321,7 +340,7 @@ def test_one_failing_event_in_a_batch_costs_only_itself_a_retry(probe):
     ran: list[str] = []
     consumer = Consumer(hooked_handlers(ran, poison={order[2]}), CountingUnitsOfWork(engine), MAX_ATTEMPTS, 20)
     outcomes = consumer.handle_batch(batch)
-    subscription.settle(list(zip(batch, outcomes)))
+    subscription.settle(list(zip(batch, outcomes, strict=True)))
     subscription.close()
     assert [type(o) for o in outcomes] == [Ack, Ack, Retry, Ack, Ack]
     assert "poison event" in outcomes[2].error

@@ -26,7 +26,7 @@ from erp.finance.v1 import finance_pb2_grpc
 from mesh import service
 from mesh.events import envelope
 from mesh.events.consumer import Consumer
-from mesh.events.transport import Ack, Delivery, Retry
+from mesh.events.transport import Ack, Delivery, Message, Retry
 from services.finance import handlers
 from services.finance.events import issue_command
 from services.finance.service import config as finance_config
@@ -172,8 +172,8 @@ def test_an_order_confirmed_is_invoiced_once_even_when_delivered_twice(finance):
         sentinel = envelope.build(source="crm", aggregate_type="customer", aggregate_id="LAST", aggregate_version=1,
                                   payload=customer("LAST", 1))
         # At-least-once delivery: the same event twice on the wire.
-        for env in (terms, order, order, sentinel):
-            publisher.publish(env.event_type, env.event_id, env.SerializeToString())
+        publisher.publish_many([Message(env.event_type, env.event_id, env.SerializeToString())
+                                for env in (terms, order, order, sentinel)])
         publisher.close()
         eventually(lambda: scalar(fin, "SELECT count(*) FROM customers WHERE customer_id = 'LAST'"))
         # And a second OrderConfirmed for the order with an event id of its own.

@@ -183,8 +183,7 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
         if wh not in codes:
             failed[(sku, wh)] = (0, ev.RESERVATION_FAILURE_REASON_UNKNOWN_WAREHOUSE)
             continue
-        uow.stock.ensure_row(sku, wh)
-        level = uow.stock.try_reserve(sku, wh, qty)
+        level = uow.stock.try_reserve(sku, wh, qty)  # no balance row yet: nothing available, None
         if level is None:
             current = uow.stock.get(sku, wh)
             failed[(sku, wh)] = (current.available if current else 0,

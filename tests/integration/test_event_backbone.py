@@ -349,3 +349,25 @@ def test_one_failing_event_in_a_batch_costs_only_itself_a_retry(probe):
     # and the poison event's hook never ran.
     assert sorted(effects(engine)) == healthy
     assert sorted(ran) == healthy
+
+
+def test_an_event_delivered_twice_in_one_batch_takes_effect_once(probe):
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    [event_id] = emit(engine, 1)
+    relay = Relay(engine, "probe", transport.publisher)
+    relay.publish_pending()
+    with engine.begin() as conn:  # the relay "crashed" before marking: the same row goes again
+        conn.execute(sa.text("UPDATE outbox SET published_at = NULL"))
+    relay.publish_pending()
+    batch = receive_all(subscription, 2)
+    ran: list[str] = []
+    units = CountingUnitsOfWork(engine)
+    outcomes = Consumer(hooked_handlers(ran), units, MAX_ATTEMPTS, 20).handle_batch(batch)
+    subscription.settle(list(zip(batch, outcomes, strict=True)))
+    subscription.close()
+    from mesh.events.transport import Ack
+
+    assert outcomes == [Ack(), Ack()]
+    assert units.opened == 1  # applied as a batch, not after a rolled-back one
+    assert effects(engine) == [event_id] and ran == [event_id]

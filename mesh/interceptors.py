@@ -81,6 +81,9 @@ class InternalAuth:
 class ServerInterceptor(grpc.ServerInterceptor):
     def __init__(self, auth: InternalAuth | None = None) -> None:
         self.auth = auth
+        # method -> its wrapped handler: built on the first call, not on every one (grpc
+        # asks the interceptor per call; a cache hit of GetStock is ~0.5 ms of CPU in all).
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def _caller(self, method: str, metadata: dict) -> identity.Identity:
         if self.auth is not None:
@@ -89,14 +92,21 @@ class ServerInterceptor(grpc.ServerInterceptor):
         return identity.Identity("", frozenset())
 
     def intercept_service(self, continuation, handler_call_details):
+        wrapped = self._wrapped.get(handler_call_details.method)
+        if wrapped is not None:
+            return wrapped
         handler = continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler  # unknown methods get UNIMPLEMENTED; streams (health watch, reflection) pass
-        method = handler_call_details.method
-        metadata = dict(handler_call_details.invocation_metadata or ())
+        wrapped = self._wrap(handler_call_details.method, handler)
+        self._wrapped[handler_call_details.method] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
 
         def behavior(request, ctx: grpc.ServicerContext):
+            metadata = dict(ctx.invocation_metadata() or ())
             remaining = ctx.time_remaining()
             timeout = None if remaining is None or remaining > _NO_DEADLINE else remaining
             try:
@@ -148,9 +158,16 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
     return response
 
 
+_series: dict[tuple[str, str], tuple] = {}  # (method, code) -> its counter and histogram children
+
+
 def _observe(method: str, started: float, code: str) -> None:
-    metrics.RPC_REQUESTS.labels(method, code).inc()
-    metrics.RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+    series = _series.get((method, code))
+    if series is None:  # .labels() takes a lock and builds a key on every call; look it up once
+        series = _series[(method, code)] = (metrics.RPC_REQUESTS.labels(method, code),
+                                            metrics.RPC_SECONDS.labels(method))
+    series[0].inc()
+    series[1].observe(time.perf_counter() - started)
 
 
 def _abort(ctx, method, started, code, message, details):

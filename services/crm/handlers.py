@@ -116,7 +116,7 @@ def _money(currency: str, amount) -> money_pb2.Money:
 
 def _lock_customer(uow, customer_id: str) -> Customer | None:
     """Serializes everything that reads or changes this customer's exposure."""
-    return uow.customers.get(customer_id, for_update=True)
+    return uow.customers.lock_for_exposure(customer_id)
 
 
 def check_credit(uow, cmd: domain.CheckCredit) -> domain.CreditDecision:

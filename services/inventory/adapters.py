@@ -130,6 +130,7 @@ _CODES_FOUND = sa.select(warehouses.c.code).where(warehouses.c.code.in_(sa.bindp
 _HAS_RESERVATION = (sa.select(sa.literal(1)).select_from(reservations)
                     .where(reservations.c.order_id == sa.bindparam("order_id")).limit(1))
 _IS_CLOSED = sa.select(closed_orders.c.order_id).where(closed_orders.c.order_id == sa.bindparam("order_id"))
+_ORDER_SEEN = sa.select(sa.exists(_HAS_RESERVATION).label("reserved"), sa.exists(_IS_CLOSED).label("closed"))
 _LEDGER_INSERT = stock_ledger.insert()
 _RESERVATION_INSERT = reservations.insert()
 
@@ -184,8 +185,10 @@ class StockRepository:
                                 .where(stock_ledger.c.request_id == request_id)).first()
         return (row.sku, row.warehouse_code) if row else None
 
-    def has_reservation(self, order_id: str) -> bool:
-        return self.conn.execute(_HAS_RESERVATION, {"order_id": order_id}).first() is not None
+    def order_seen(self, order_id: str) -> tuple[bool, bool]:
+        """(has a reservation, is closed) for an order, in one query."""
+        row = self.conn.execute(_ORDER_SEEN, {"order_id": order_id}).one()
+        return row.reserved, row.closed
 
     def add_reservations(self, order_id: str, lines: list[tuple[str, str, int]]) -> None:
         """Records an order's reservations, (sku, warehouse, quantity) each, in one statement."""
@@ -214,9 +217,6 @@ class StockRepository:
         row = self.conn.execute(_MOVE, {"k_sku": sku, "k_wh": warehouse_code, "on_hand_delta": on_hand_delta,
                                         "reserved_delta": reserved_delta}).first()
         return _level(row)
-
-    def is_closed(self, order_id: str) -> bool:
-        return self.conn.execute(_IS_CLOSED, {"order_id": order_id}).first() is not None
 
     def close(self, order_id: str) -> None:
         self.conn.execute(insert(closed_orders).values(order_id=order_id).on_conflict_do_nothing())

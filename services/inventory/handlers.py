@@ -161,9 +161,10 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
     caller's transaction. Returns whether the stock was reserved."""
     from erp.events.v1 import inventory_events_pb2 as ev
 
-    if uow.stock.has_reservation(cmd.order_id):
+    reserved, closed = uow.stock.order_seen(cmd.order_id)
+    if reserved:
         return True  # already reserved by an earlier delivery
-    if uow.stock.is_closed(cmd.order_id):
+    if closed:
         return False  # rejected or cancelled before this OrderPlaced arrived: reserve nothing
     merged = domain.merge_lines(cmd.lines)
     keys = [(sku, wh) for sku, wh, _ in merged]

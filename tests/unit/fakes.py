@@ -208,9 +208,6 @@ class FakeStock:
         self.levels[(sku, warehouse_code)] = new
         return new
 
-    def is_closed(self, order_id: str) -> bool:
-        return order_id in self.closed
-
     def close(self, order_id: str) -> None:
         self.closed.add(order_id)
 
@@ -282,9 +279,9 @@ class FakeStock:
                 return entry.sku, entry.warehouse_code
         return None
 
-    def has_reservation(self, order_id: str) -> bool:
-        self.calls.append("has_reservation")
-        return any(order == order_id for order, _, _ in self.reservations)
+    def order_seen(self, order_id: str) -> tuple[bool, bool]:
+        self.calls.append("order_seen")
+        return any(order == order_id for order, _, _ in self.reservations), order_id in self.closed
 
     def add_reservations(self, order_id: str, lines: list[tuple[str, str, int]]) -> None:
         self.calls.append("add_reservations")

@@ -40,6 +40,11 @@ class FakeCustomers:
         self.calls.append(f"lock customer {customer_id}" if for_update else f"get customer {customer_id}")
         return self.rows.get(customer_id)
 
+    def lock_for_exposure(self, customer_id: str) -> Customer | None:
+        self.calls.append(f"lock customer {customer_id}")
+        found = self.rows.get(customer_id)
+        return dataclasses.replace(found, contacts=()) if found else None
+
     def list(self, after: str | None, status: CustomerStatus | None, limit: int) -> list[Customer]:
         found = sorted((c for c in self.rows.values()
                         if (after is None or c.customer_id > after) and (status is None or c.status is status)),

@@ -19,7 +19,7 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPError
 
-from mesh.events.transport import DeadLetter, Delivery, Message, Outcome, PublishFailed, Retry, retry_delays
+from mesh.events.transport import Ack, DeadLetter, Delivery, Message, Outcome, PublishFailed, Retry, retry_delays
 
 log = logging.getLogger("mesh.events.amqp")
 
@@ -105,6 +105,7 @@ class AmqpSubscription:
         self.channel.basic_qos(prefetch_count=prefetch)
         self._messages = self.channel.consume(self.queue, inactivity_timeout=0.5)
         self._prefetch = prefetch
+        self._unacked: set[int] = set()  # delivery tags received and not settled yet
 
     def receive(self, timeout: float) -> list[Delivery]:
         batch: list[Delivery] = []
@@ -112,12 +113,20 @@ class AmqpSubscription:
         while method is not None:
             headers = props.headers or {}
             batch.append(Delivery(body=body, attempts=int(headers.get(ATTEMPTS_HEADER, 0)), tag=(method, props)))
+            self._unacked.add(method.delivery_tag)
             if len(batch) >= self._prefetch or not self.channel.get_waiting_message_count():
                 break
             method, props, body = next(self._messages)
         return batch
 
     def settle(self, outcomes: list[tuple[Delivery, Outcome]]) -> None:
+        tags = {delivery.tag[0].delivery_tag for delivery, _ in outcomes}
+        if tags and tags == self._unacked and all(isinstance(outcome, Ack) for _, outcome in outcomes):
+            # Every unacked delivery of this channel acked at once: one frame, not one per message.
+            self.channel.basic_ack(max(tags), multiple=True)
+            self._unacked.clear()
+            return
+        self._unacked -= tags
         for delivery, outcome in outcomes:
             method, props = delivery.tag
             if isinstance(outcome, Retry):

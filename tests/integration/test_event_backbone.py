@@ -321,6 +321,9 @@ def test_a_batch_of_deliveries_is_applied_in_one_transaction(probe):
 
     assert outcomes == [Ack()] * 8
     assert units.opened == 1  # one transaction for the eight events
+    again = transport.subscribe("probe", [ADJUSTED])
+    assert drain(again) == []  # all eight acked (AMQP: in one frame), none redelivered
+    again.close()
     assert sorted(effects(engine)) == sorted(ids) and sorted(ran) == sorted(ids)
     # The same deliveries again (a redelivery after a lost ack) change nothing.
     assert consumer.handle_batch(batch) == [Ack()] * 8

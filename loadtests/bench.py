@@ -12,6 +12,8 @@ Rows (all on 127.0.0.1, every loop bounded in time):
   2n GetStock Redis  row 2 without the in-process copy of cached levels (ERP_CACHE_LOCAL_MS=0)
   3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
                      reserved, credit checked, confirmed, invoiced (journal), notification recorded
+  3l orders, light   the same with 1/8 of the orders in flight: latency below saturation (at saturation a
+                     closed loop's latency is just slots / throughput)
 and the growth checks:
   lookup latency with 1k, 100k and 1M SKUs (uniform keys: mostly cache misses at 100k and 1M, so this is
   the PostgreSQL point-select path) and, at 1M, a stock ledger of ~3M rows (2M extra entries on 1,000
@@ -589,6 +591,14 @@ def order_rows(args, bench: Bench, engines, namespace: str, lookup_payload: list
             bench.add("3" if processes == 1 else "3x2",
                       f"orders fully processed, {processes} process{'es' if processes > 1 else ''}/service",
                       result)
+            if processes == 1:  # the same below saturation: what placement->processed costs without queueing
+                slots = max(1, args.order_slots // 8)
+                light = bench.run("orders", pids, args.order_seconds + args.drain + 60, target=targets["orders"],
+                                  database_url=engines.database_url, payload_factory_args=order_args,
+                                  slots=slots, seconds=args.order_seconds, warmup=args.warmup, drain=args.drain)
+                if "failed" not in light:
+                    light["notes"] = f"processed {light['processed']}, stuck {light['stuck']}"
+                bench.add("3l", f"orders, {slots} in flight (below saturation)", light)
 
 
 def verdict(rows: list[dict], echo_row: dict, checks: dict) -> None:

@@ -11,6 +11,9 @@ again on the next claim: receivers drop the repeat by its delivery id.)
 from __future__ import annotations
 
 import datetime as dt
+import email.header
+import email.policy
+import email.quoprimime
 import email.utils
 import smtplib
 import threading
@@ -198,28 +201,60 @@ class EmailSender:
         self._session: smtplib.SMTP | None = None
         self._lock = threading.Lock()
 
+    def render(self, d: Delivery, now: dt.datetime) -> bytes:
+        """The email as it goes on the wire (CRLF lines, RFC 5322 with a MIME text part).
+
+        Built from strings with the email package's encoders (formataddr, Header,
+        quoted-printable) instead of an EmailMessage, whose header registry parses and
+        re-folds every header: ~0.75 ms an email, 40% of this service's CPU under load
+        (py-spy), against ~20 us here. A non-ASCII name or subject is RFC 2047-encoded, a
+        non-ASCII body goes quoted-printable; a line break in a header value, or a
+        non-ASCII address, is refused (ValueError), so no header can be injected."""
+        name = d.data.get("customer_name", "")
+        for value in (name, d.recipient, d.subject, d.event_type, d.delivery_id):
+            if "\r" in value or "\n" in value:
+                raise ValueError("a header value holds a line break")
+        if not d.recipient.isascii():
+            raise ValueError(f"the address {d.recipient!r} is not ASCII")
+        charset = "us-ascii" if d.subject.isascii() else "utf-8"
+        headers = [
+            ("From", self.sender),
+            ("To", email.utils.formataddr((name, d.recipient), charset="utf-8")),
+            ("Subject", email.header.Header(d.subject, charset, maxlinelen=78, header_name="Subject")
+             .encode(linesep="\r\n")),
+            ("Date", email.utils.format_datetime(now)),
+            ("Message-ID", f"<{d.delivery_id}@{self.domain}>"),  # a repeat has the same id
+            ("X-ERP-Delivery-Id", d.delivery_id),
+            ("X-ERP-Event-Type", d.event_type),
+            ("MIME-Version", "1.0"),
+            ("Content-Type", 'text/plain; charset="utf-8"'),
+        ]
+        text = d.body.replace("\r\n", "\n").replace("\r", "\n")
+        if not text.endswith("\n"):
+            text += "\n"
+        if text.isascii() and all(len(line) <= 998 for line in text.split("\n")):
+            headers.append(("Content-Transfer-Encoding", "7bit"))
+            payload = text.replace("\n", "\r\n")
+        else:
+            headers.append(("Content-Transfer-Encoding", "quoted-printable"))
+            # quoprimime encodes a str of byte values (as email.charset does): the UTF-8 bytes, as latin-1
+            payload = email.quoprimime.body_encode(text.encode("utf-8").decode("latin-1"), eol="\r\n")
+        return ("".join(f"{key}: {value}\r\n" for key, value in headers) + "\r\n" + payload).encode("ascii")
+
     def message(self, d: Delivery, now: dt.datetime) -> EmailMessage:
-        msg = EmailMessage()
-        msg["From"] = self.sender
-        msg["To"] = email.utils.formataddr((d.data.get("customer_name", ""), d.recipient))
-        msg["Subject"] = d.subject
-        msg["Date"] = email.utils.format_datetime(now)
-        msg["Message-ID"] = f"<{d.delivery_id}@{self.domain}>"  # a repeat has the same id
-        msg["X-ERP-Delivery-Id"] = d.delivery_id
-        msg["X-ERP-Event-Type"] = d.event_type
-        msg.set_content(d.body)
-        return msg
+        """The email as a mail reader sees it (parsed from what render() sends)."""
+        return email.message_from_bytes(self.render(d, now), policy=email.policy.default)
 
     def send(self, d: Delivery, now: dt.datetime) -> None:
         if not self.host:
             raise SendFailed("no SMTP server configured")
         try:
-            msg = self.message(d, now)
-        except (ValueError, TypeError) as exc:  # e.g. an address the email package refuses
+            raw = self.render(d, now)
+        except (ValueError, TypeError) as exc:  # e.g. a line break in the subject
             raise SendFailed(f"cannot build the email: {exc}") from exc
         try:
             with self._lock:
-                self._send(msg, d.recipient)
+                self._send(raw, d.recipient)
         except smtplib.SMTPResponseException as exc:
             raise SendFailed(f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
@@ -229,18 +264,18 @@ class EmailSender:
             raise SendFailed(f"SMTP {exc.__class__.__name__}: {exc}") from exc
 
 
-    def _send(self, msg: EmailMessage, recipient: str) -> None:
+    def _send(self, raw: bytes, recipient: str) -> None:
         reused = self._session is not None
         try:
             if self._session is None:
                 self._session = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            self._session.send_message(msg, from_addr=self.sender, to_addrs=[recipient])
+            self._session.sendmail(self.sender, [recipient], raw)
         except smtplib.SMTPServerDisconnected:
             self._drop()
             if not reused:
                 raise
             self._session = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            self._session.send_message(msg, from_addr=self.sender, to_addrs=[recipient])
+            self._session.sendmail(self.sender, [recipient], raw)
         except smtplib.SMTPRecipientsRefused:
             raise  # the session is fine: only this recipient was refused
         except (smtplib.SMTPException, OSError):

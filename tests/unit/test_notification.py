@@ -449,6 +449,31 @@ def test_the_email_message_id_is_derived_from_the_delivery_id():
     assert msg.get_content().strip() == "Hello"
 
 
+def test_an_email_with_non_ascii_name_subject_and_body_reads_back_as_written():
+    body = "Chère Zoë,\nvotre commande est confirmée.\n.\n" + "é" * 300
+    d = pending(channel=Channel.EMAIL, recipient=MAIL, subject="Commande O1 confirmée — 李雷 " + "x" * 100,
+                body=body, data={"customer_name": 'Zoë Ünal, "QA"'})
+    sender = EmailSender("smtp://mail.example.com:2525", "erp@shop.example")
+    raw = sender.render(d, T0)
+    assert raw.isascii() and max(len(line) for line in raw.split(b"\r\n")) <= 78
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only, as SMTP wants
+    msg = sender.message(d, T0)
+    assert msg["To"].addresses[0].display_name == 'Zoë Ünal, "QA"' and msg["To"].addresses[0].addr_spec == MAIL
+    assert msg["Subject"] == d.subject
+    assert msg.get_content().replace("\r\n", "\n") == body + "\n"
+
+
+@pytest.mark.parametrize("field", ["subject", "customer_name"])
+def test_a_line_break_in_a_header_value_is_refused_not_sent(field):
+    d = pending(channel=Channel.EMAIL, recipient=MAIL, subject="Order O1\r\nBcc: victim@example.com",
+                data={"customer_name": "Ada"})
+    if field == "customer_name":
+        d = pending(channel=Channel.EMAIL, recipient=MAIL, subject="Order O1",
+                    data={"customer_name": "Ada\nBcc: victim@example.com"})
+    with pytest.raises(SendFailed, match="cannot build the email: a header value holds a line break"):
+        EmailSender("smtp://127.0.0.1:9", "erp@shop.example").send(d, T0)
+
+
 def test_a_webhook_url_that_is_not_http_is_never_opened():
     with pytest.raises(SendFailed, match="not an http"):
         WebhookSender("s").send(pending(recipient="file:///etc/passwd"), T0)

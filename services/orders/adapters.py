@@ -45,6 +45,7 @@ _INSERT = orders.insert()
 _INSERT_LINES = order_lines.insert()
 _GET = sa.select(orders).where(orders.c.order_id == sa.bindparam("id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
+_BY_REQUEST = sa.select(orders).where(orders.c.request_id == sa.bindparam("request"))
 _LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("id")).order_by(order_lines.c.line_no)
 _SAVE = orders.update().where(orders.c.order_id == sa.bindparam("id"), orders.c.version == sa.bindparam("loaded"))
 _SAVE_SHIPPED = order_lines.update().where(order_lines.c.order_id == sa.bindparam("id"),
@@ -69,7 +70,7 @@ class OrderRepository:
         return self._load(row) if row else None
 
     def by_request(self, request_id: str) -> Order | None:
-        row = self.conn.execute(sa.select(orders).where(orders.c.request_id == request_id)).first()
+        row = self.conn.execute(_BY_REQUEST, {"request": request_id}).first()
         return self._load(row) if row else None
 
     def save(self, order: Order) -> None:

@@ -374,3 +374,47 @@ def test_an_event_delivered_twice_in_one_batch_takes_effect_once(probe):
     assert outcomes == [Ack(), Ack()]
     assert units.opened == 1  # applied as a batch, not after a rolled-back one
     assert effects(engine) == [event_id] and ran == [event_id]
+
+
+def test_a_batch_kept_waiting_for_a_lock_gives_up_and_applies_its_events_one_by_one(probe):
+    """Two replicas' batches can wait on each other's row locks; a batch gives up a wait
+    (lock_timeout) and falls back instead of stalling until the deadlock detector fires."""
+    engine, transport, _ = probe
+    from mesh import metrics
+    from mesh.events.transport import Ack
+
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO effects (event_id) VALUES ('the-lock')"))
+    ids = emit(engine, 3)
+    Relay(engine, "probe", transport.publisher).publish_pending()
+    batch = receive_all(subscription, 3)
+    handlers = EventHandlers(consumer="probe")
+
+    @handlers.on(inv_ev.StockAdjusted)
+    def record(uow, payload, event) -> None:
+        uow.connection.execute(sa.text("SELECT 1 FROM effects WHERE event_id = 'the-lock' FOR UPDATE"))
+        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event.envelope.event_id})
+
+    fallbacks = metrics.EVENT_BATCH_FALLBACKS.labels("probe")
+    before = fallbacks._value.get()
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(sa.text("SELECT 1 FROM effects WHERE event_id = 'the-lock' FOR UPDATE"))
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(
+        outcomes=Consumer(handlers, lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20).handle_batch(batch)))
+    worker.start()
+    try:
+        end = time.monotonic() + 20
+        while fallbacks._value.get() == before and time.monotonic() < end:
+            time.sleep(0.02)
+        assert fallbacks._value.get() == before + 1  # gave up while the lock was still held
+    finally:
+        holder.rollback()
+        holder.close()
+    worker.join(20)
+    subscription.settle(list(zip(batch, result["outcomes"], strict=True)))
+    subscription.close()
+    assert result["outcomes"] == [Ack()] * 3
+    assert sorted(e for e in effects(engine) if e != "the-lock") == sorted(ids)

@@ -118,6 +118,20 @@ class Cache:
         except redis.RedisError as exc:
             self._trip(exc)
 
+    def set_many_if_newer(self, entries: list[tuple[str, int, bytes]]) -> None:
+        """set_if_newer for several (key, version, value) in one round trip (a pipeline)."""
+        for key, version, value in entries:
+            self.local.put(key, version, value)
+        if not entries or not self._available():
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for key, version, value in entries:
+                self._set_if_newer(keys=[self._key(key)], args=[version, value, self.ttl_ms], client=pipe)
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._trip(exc)
+
     def delete(self, *keys: str) -> None:
         if not keys:
             return

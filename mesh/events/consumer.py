@@ -70,6 +70,7 @@ class Consumer:
         self.uow_factory = uow_factory
         self.max_attempts = max_attempts
         self.delays = retry_delays(retry_base_ms, max_attempts)
+        self._ack_counters: dict[str, Any] = {}
 
     def handle(self, delivery: Delivery) -> Outcome:
         outcome, event_type = self._handle(delivery)
@@ -94,8 +95,16 @@ class Consumer:
             metrics.EVENT_BATCH_FALLBACKS.labels(self.handlers.consumer).inc()
             return [self.handle(d) for d in deliveries]
         for _, event in ready:
-            metrics.EVENTS_HANDLED.labels(self.handlers.consumer, event.envelope.event_type, "ack").inc()
+            self._acked(event.envelope.event_type).inc()
         return [Ack() for _ in deliveries]
+
+    def _acked(self, event_type: str):
+        """The ack counter of one event type (.labels() takes a lock per call: looked up once)."""
+        counter = self._ack_counters.get(event_type)
+        if counter is None:
+            counter = self._ack_counters[event_type] = metrics.EVENTS_HANDLED.labels(
+                self.handlers.consumer, event_type, "ack")
+        return counter
 
     def _apply_together(self, ready: list[tuple[Handler, Event]]) -> bool:
         """Applies every event in one transaction; False (all rolled back) when one fails."""

@@ -74,8 +74,8 @@ def _publish_after_commit(uow, cache, levels: list[StockLevel]) -> None:
             uow.stock.set_reorder_alerted(level.sku, level.warehouse_code, False)
 
     def refresh() -> None:
-        for level in levels:
-            cache.set_if_newer(_cache_key(level.sku, level.warehouse_code), level.version, _encode(level))
+        cache.set_many_if_newer([(_cache_key(level.sku, level.warehouse_code), level.version, _encode(level))
+                                 for level in levels])
 
     uow.after_commit(refresh)
 

@@ -33,6 +33,16 @@ def test_an_older_version_never_replaces_a_newer_one(redis_url):
     cache.close()
 
 
+def test_several_values_set_in_one_round_trip_keep_the_newer_version_rule(redis_url):
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=5)
+    cache.set_if_newer("a", 5, b"a5")
+    cache.set_many_if_newer([("a", 4, b"a4"), ("b", 1, b"b1"), ("c", 7, b"c7")])
+    elsewhere = Cache(redis_url, prefix=cache.prefix, ttl_seconds=5)  # no in-process copy: what Redis holds
+    assert [elsewhere.get_versioned(k) for k in "abc"] == [(5, b"a5"), (1, b"b1"), (7, b"c7")]
+    cache.close()
+    elsewhere.close()
+
+
 def test_values_expire_after_the_ttl(redis_url):
     cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=0.2)
     cache.set_if_newer("k", 1, b"v")

@@ -384,6 +384,10 @@ class FakeCache:
         version, _, value = raw.partition(b":")
         return int(version), value
 
+    def set_many_if_newer(self, entries: list[tuple[str, int, bytes]]) -> None:
+        for key, version, value in entries:
+            self.set_if_newer(key, version, value)
+
     def set_if_newer(self, key: str, version: int, value: bytes) -> None:
         current = self.data.get(key)
         if current is not None:

@@ -1,10 +1,13 @@
 """Inventory's persistence: tables, repositories and its unit of work (SQLAlchemy Core).
 
-Reservations are atomic conditional UPDATEs (available >= quantity in the WHERE
-clause); the CHECK constraints on stock_balances are the backstop. Balances are a
+A reservation locks the order's balance rows in key order (one SELECT ... FOR UPDATE),
+checks availability on those current numbers, and updates them; the CHECK constraints
+on stock_balances are the backstop. Balances are a
 projection of stock_ledger, written in the same transaction as each ledger entry.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -116,10 +119,11 @@ _b = stock_balances.c
 _GET = sa.select(*_LEVEL_COLUMNS).where(_key(stock_balances))
 _ENSURE_ROW = insert(stock_balances).values(sku=sa.bindparam("k_sku"), warehouse_code=sa.bindparam("k_wh"),
                                             on_hand=0, reserved=0, version=0).on_conflict_do_nothing()
-_TRY_RESERVE = (stock_balances.update()
-                .where(_key(stock_balances), _b.on_hand - _b.reserved >= sa.bindparam("qty", type_=sa.BigInteger))
-                .values(reserved=_b.reserved + sa.bindparam("qty", type_=sa.BigInteger), version=_b.version + 1)
-                .returning(*_LEVEL_COLUMNS))
+_LOCK = (sa.select(*_LEVEL_COLUMNS)
+         .where(sa.tuple_(_b.sku, _b.warehouse_code).in_(sa.bindparam("keys", expanding=True)))
+         .order_by(_b.sku, _b.warehouse_code).with_for_update())
+_RESERVE = (stock_balances.update().where(_key(stock_balances))
+            .values(reserved=_b.reserved + sa.bindparam("qty", type_=sa.BigInteger), version=_b.version + 1))
 _MOVE = (stock_balances.update().where(_key(stock_balances))
          .values(on_hand=_b.on_hand + sa.bindparam("on_hand_delta", type_=sa.BigInteger),
                  reserved=_b.reserved + sa.bindparam("reserved_delta", type_=sa.BigInteger),
@@ -166,10 +170,20 @@ class StockRepository:
             stock_balances.c.sku == level.sku, stock_balances.c.warehouse_code == level.warehouse_code,
         ).values(on_hand=level.on_hand, reserved=level.reserved, version=level.version))
 
-    def try_reserve(self, sku: str, warehouse_code: str, quantity: int) -> StockLevel | None:
-        """Reserves quantity if that much is available, atomically; None when it is not."""
-        row = self.conn.execute(_TRY_RESERVE, {"k_sku": sku, "k_wh": warehouse_code, "qty": quantity}).first()
-        return _level(row) if row else None
+    def lock(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
+        """The balances of these keys that exist, locked (FOR UPDATE) in key order, in one query."""
+        if not keys:
+            return {}
+        return {(r.sku, r.warehouse_code): _level(r) for r in self.conn.execute(_LOCK, {"keys": sorted(keys)})}
+
+    def reserve_locked(self, moves: list[tuple[StockLevel, int]]) -> list[StockLevel]:
+        """Reserves quantity on each level, which this transaction holds locked (lock()), so
+        availability was checked on current numbers; one round trip for all; the new levels.
+        The CHECK constraints still refuse an oversell."""
+        self.conn.execute(_RESERVE, [{"k_sku": level.sku, "k_wh": level.warehouse_code, "qty": qty}
+                                     for level, qty in moves])
+        return [dataclasses.replace(level, reserved=level.reserved + qty, version=level.version + 1)
+                for level, qty in moves]
 
     def append(self, *entries: LedgerEntry) -> None:
         """Writes ledger entries (several in one statement)."""
@@ -195,9 +209,6 @@ class StockRepository:
         self.conn.execute(_RESERVATION_INSERT, [
             {"order_id": order_id, "sku": sku, "warehouse_code": wh, "quantity": qty, "status": "reserved"}
             for sku, wh, qty in lines])
-
-    def savepoint(self) -> sa.NestedTransaction:
-        return self.conn.begin_nested()
 
     def reservations_for(self, order_id: str, status: str = "reserved") -> list[tuple[str, str, int]]:
         """(sku, warehouse, quantity) of an order's reservations in a status, in sorted order."""

@@ -169,30 +169,20 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
     merged = domain.merge_lines(cmd.lines)
     keys = [(sku, wh) for sku, wh, _ in merged]
     skus, codes = uow.stock.existing(keys)
+    levels = uow.stock.lock(keys)  # one query; rows locked in key order, so reservations cannot deadlock
     failed: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (available, reason)
-    savepoint = uow.stock.savepoint()
-    reserved: list[StockLevel] = []
     for sku, wh, qty in merged:
         if any(line.quantity <= 0 for line in cmd.lines if (line.sku, line.warehouse_code) == (sku, wh)):
             # Never trust an event's numbers: a negative reservation would release
             # stock that other orders hold.
             failed[(sku, wh)] = (0, ev.RESERVATION_FAILURE_REASON_INVALID_QUANTITY)
-            continue
-        if sku not in skus:
+        elif sku not in skus:
             failed[(sku, wh)] = (0, ev.RESERVATION_FAILURE_REASON_UNKNOWN_SKU)
-            continue
-        if wh not in codes:
+        elif wh not in codes:
             failed[(sku, wh)] = (0, ev.RESERVATION_FAILURE_REASON_UNKNOWN_WAREHOUSE)
-            continue
-        level = uow.stock.try_reserve(sku, wh, qty)  # no balance row yet: nothing available, None
-        if level is None:
-            current = uow.stock.get(sku, wh)
-            failed[(sku, wh)] = (current.available if current else 0,
-                                 ev.RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK)
-        else:
-            reserved.append(level)
-    if failed:
-        savepoint.rollback()  # all or none
+        elif (available := levels[(sku, wh)].available if (sku, wh) in levels else 0) < qty:
+            failed[(sku, wh)] = (available, ev.RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK)
+    if failed:  # all or none: nothing was changed
         lines = [ev.UnreservableLine(line_no=line.line_no, sku=line.sku, warehouse_code=line.warehouse_code,
                                      requested=line.quantity, available=failed[(line.sku, line.warehouse_code)][0],
                                      reason=failed[(line.sku, line.warehouse_code)][1])
@@ -200,7 +190,7 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
         uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1,
                  payload=ev.StockReservationFailed(order_id=cmd.order_id, lines=lines))
         return False
-    savepoint.commit()
+    reserved = uow.stock.reserve_locked([(levels[(sku, wh)], qty) for sku, wh, qty in merged])
     uow.stock.add_reservations(cmd.order_id, merged)
     uow.stock.append(*(LedgerEntry(sku, wh, LedgerKind.RESERVATION, 0, qty, "order reservation",
                                    reference=cmd.order_id) for sku, wh, qty in merged))

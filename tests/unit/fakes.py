@@ -151,22 +151,6 @@ def _check_level(level: StockLevel) -> None:
         raise FakeIntegrityError(f"no_oversell: {level}")
 
 
-class FakeSavepoint:
-    def __init__(self, stock: FakeStock) -> None:
-        self._stock = stock
-        self._snapshot = stock.snapshot()
-        self.state = "open"
-
-    def rollback(self) -> None:
-        assert self.state == "open", f"savepoint already {self.state}"
-        self._stock.restore(self._snapshot)
-        self.state = "rolled back"
-
-    def commit(self) -> None:
-        assert self.state == "open", f"savepoint already {self.state}"
-        self.state = "released"
-
-
 class FakeStock:
     """Balances, ledger and reservations; products and warehouses come from the catalog."""
 
@@ -178,7 +162,6 @@ class FakeStock:
         self.reservation_status: dict[tuple[str, str, str], str] = {}
         self.closed: set[str] = set()
         self.calls: list[str] = []
-        self.savepoints: list[FakeSavepoint] = []
 
     def snapshot(self):
         return (dict(self.levels), list(self.ledger), dict(self.reservations), dict(self.reservation_status),
@@ -255,15 +238,21 @@ class FakeStock:
         _check_level(level)
         self.levels[key] = level
 
-    def try_reserve(self, sku: str, warehouse_code: str, quantity: int) -> StockLevel | None:
-        self.calls.append("try_reserve")
-        level = self.levels.get((sku, warehouse_code))
-        if level is None or level.on_hand - level.reserved < quantity:
-            return None
-        new = dataclasses.replace(level, reserved=level.reserved + quantity, version=level.version + 1)
-        _check_level(new)
-        self.levels[(sku, warehouse_code)] = new
-        return new
+    def lock(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
+        self.calls.append("lock")
+        return {k: self.levels[k] for k in sorted(keys) if k in self.levels}
+
+    def reserve_locked(self, moves: list[tuple[StockLevel, int]]) -> list[StockLevel]:
+        self.calls.append("reserve_locked")
+        new_levels = []
+        for level, qty in moves:
+            current = self.levels[(level.sku, level.warehouse_code)]
+            assert current == level, "reserve_locked on a level that changed since lock()"
+            new = dataclasses.replace(current, reserved=current.reserved + qty, version=current.version + 1)
+            _check_level(new)
+            self.levels[(level.sku, level.warehouse_code)] = new
+            new_levels.append(new)
+        return new_levels
 
     def append(self, *entries: LedgerEntry) -> None:
         self.calls.append("append")
@@ -291,12 +280,6 @@ class FakeStock:
                 raise FakeIntegrityError(f"duplicate reservation {key}")
             self.reservations[key] = quantity
             self.reservation_status[key] = "reserved"
-
-    def savepoint(self) -> FakeSavepoint:
-        self.calls.append("savepoint")
-        sp = FakeSavepoint(self)
-        self.savepoints.append(sp)
-        return sp
 
 
 # ---------------------------------------------------------------- orders

@@ -21,6 +21,7 @@ class UnitOfWork:
         self.service = service
         self._on_commit = on_commit
         self._after_commit: list[Callable[[], None]] = []
+        self._outbox: list[dict] = []
         self.connection: sa.Connection
 
     def __enter__(self):
@@ -28,6 +29,7 @@ class UnitOfWork:
         self.connection.begin()
         self._committed = False
         self._after_commit = []
+        self._outbox = []
         self.start()
         return self
 
@@ -42,19 +44,27 @@ class UnitOfWork:
             self.connection.close()
 
     def emit(self, *, aggregate_type: str, aggregate_id: str, version: int, payload: message.Message) -> str:
-        """Writes an event to the outbox in this transaction; returns its event id."""
+        """Writes an event to the outbox in this transaction; returns its event id. The rows are
+        inserted together, in emit order, when the transaction commits (one statement for a
+        batch of events, not one per event)."""
         env = envelope.build(source=self.service, aggregate_type=aggregate_type, aggregate_id=aggregate_id,
                              aggregate_version=version, payload=payload)
-        self.connection.execute(OUTBOX_INSERT, {
-            "event_id": env.event_id, "event_type": env.event_type, "aggregate_id": aggregate_id,
-            "envelope": env.SerializeToString()})
+        self._outbox.append({"event_id": env.event_id, "event_type": env.event_type, "aggregate_id": aggregate_id,
+                             "envelope": env.SerializeToString()})
         return env.event_id
+
+    def flush_events(self) -> None:
+        """Inserts the events emitted so far (commit does it; the ids follow emit order)."""
+        if self._outbox:
+            rows, self._outbox = self._outbox, []
+            self.connection.execute(OUTBOX_INSERT, rows)
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Runs fn once the transaction has committed (cache invalidation, relay wake-up)."""
         self._after_commit.append(fn)
 
     def commit(self) -> None:
+        self.flush_events()
         self.connection.commit()
         self._committed = True
         for fn in [*self._after_commit, *([self._on_commit] if self._on_commit else [])]:
@@ -64,4 +74,5 @@ class UnitOfWork:
                 log.exception("after-commit hook failed")
 
     def rollback(self) -> None:
+        self._outbox = []
         self.connection.rollback()

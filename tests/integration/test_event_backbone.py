@@ -282,6 +282,14 @@ def receive_all(subscription, count: int, timeout: float = 10.0) -> list:
     return got
 
 
+def published_batch(engine, transport, count: int):
+    """A subscription with `count` events emitted, relayed and received (not settled yet)."""
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    ids = emit(engine, count)
+    Relay(engine, "probe", transport.publisher).publish_pending()
+    return subscription, ids, receive_all(subscription, count)
+
+
 class CountingUnitsOfWork:
     def __init__(self, engine) -> None:
         self.engine, self.opened = engine, 0
@@ -308,10 +316,7 @@ def hooked_handlers(ran: list[str], poison: set[str] = frozenset()) -> EventHand
 
 def test_a_batch_of_deliveries_is_applied_in_one_transaction(probe):
     engine, transport, _ = probe
-    subscription = transport.subscribe("probe", [ADJUSTED])
-    ids = emit(engine, 8)
-    Relay(engine, "probe", transport.publisher).publish_pending()
-    batch = receive_all(subscription, 8)
+    subscription, ids, batch = published_batch(engine, transport, 8)
     units, ran = CountingUnitsOfWork(engine), []
     consumer = Consumer(hooked_handlers(ran), units, MAX_ATTEMPTS, 20)
     outcomes = consumer.handle_batch(batch)
@@ -332,10 +337,7 @@ def test_a_batch_of_deliveries_is_applied_in_one_transaction(probe):
 
 def test_one_failing_event_in_a_batch_costs_only_itself_a_retry(probe):
     engine, transport, _ = probe
-    subscription = transport.subscribe("probe", [ADJUSTED])
-    ids = emit(engine, 5)
-    Relay(engine, "probe", transport.publisher).publish_pending()
-    batch = receive_all(subscription, 5)
+    subscription, ids, batch = published_batch(engine, transport, 5)
     from mesh.events.envelope import decode
     from mesh.events.transport import Ack, Retry
 

@@ -129,9 +129,12 @@ _DECISION_INSERT = credit_decisions.insert()
 _OPEN_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(open_orders.c.amount), 0)).where(
     open_orders.c.customer_id == sa.bindparam("customer"), open_orders.c.currency_code == sa.bindparam("currency"),
     open_orders.c.closed_by.is_(None)).scalar_subquery()
+# "amount_due > 0" is written into the SQL, not bound, so that a prepared statement's generic plan
+# can still use the partial index unpaid_invoices_by_customer (WHERE amount_due > 0).
 _UNPAID_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(unpaid_invoices.c.amount_due), 0)).where(
     unpaid_invoices.c.customer_id == sa.bindparam("customer"),
-    unpaid_invoices.c.currency_code == sa.bindparam("currency"), unpaid_invoices.c.amount_due > 0).scalar_subquery()
+    unpaid_invoices.c.currency_code == sa.bindparam("currency"),
+    unpaid_invoices.c.amount_due > sa.literal_column("0")).scalar_subquery()
 _TOTALS = sa.select(_OPEN_TOTAL.label("open"), _UNPAID_TOTAL.label("unpaid"))
 _OPEN_ORDER = sa.select(open_orders).where(open_orders.c.order_id == sa.bindparam("id"))
 _OPEN_ORDER_INSERT = open_orders.insert()

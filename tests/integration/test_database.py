@@ -26,3 +26,48 @@ def test_services_starting_together_create_their_database_once(pg_server):
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def _partial_index_cases():
+    """Hot statements whose WHERE must prove a partial index's predicate, with their parameters."""
+    import datetime as dt
+
+    from services.crm import adapters as crm
+    from services.notification import adapters as notification
+
+    now = dt.datetime.now(dt.UTC)
+    return [
+        ("notification", notification._CLAIM_DUE, {"now": now}, "deliveries_due"),
+        ("notification", sa.select(sa.func.min(notification.deliveries.c.next_attempt_at))
+         .where(notification._PENDING), {}, "deliveries_due"),
+        ("crm", crm._UNPAID_TOTAL.element, {"customer": "C-1", "currency": "EUR"}, "unpaid_invoices_by_customer"),
+    ]
+
+
+def test_hot_statements_use_their_partial_index_in_a_generic_plan(database):
+    """psycopg prepares a statement after 5 runs and PostgreSQL may then plan it generically,
+    where "status = $1" cannot prove an index's "status = 'pending'": a full scan per call."""
+    from pathlib import Path
+
+    from psycopg import sql
+    from sqlalchemy.dialects import postgresql
+
+    import services
+
+    root = Path(services.__file__).parent
+    dialect = postgresql.dialect(paramstyle="numeric_dollar")  # $1, $2: what a prepared statement has
+    for schema, statement, params, index in _partial_index_cases():
+        engine = db.create_engine(database, schema=schema, pool_size=1)
+        db.migrate(engine, schema, root / schema / "migrations")
+        compiled = statement.compile(dialect=dialect)
+        values = compiled.construct_params(params)
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            arguments = ", ".join(sql.Literal(values[name]).as_string(raw) for name in compiled.positiontup or ())
+            conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+            conn.exec_driver_sql("SET enable_seqscan = off")  # the index wins whenever it can be used at all
+            conn.exec_driver_sql(f"PREPARE hot AS {compiled}")
+            plan = [row[0] for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE hot({arguments})" if arguments
+                                                            else "EXPLAIN EXECUTE hot")]
+        engine.dispose()
+        assert any(index in line for line in plan), f"{schema}: {index} not used:\n" + "\n".join(plan)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import threading
+import time
 import uuid
 from urllib.parse import urlparse
 
@@ -98,3 +100,24 @@ def delete_amqp_namespace(url: str, namespace: str, services: list[str], base_ms
         ch.exchange_delete(f"{namespace}.events")
     finally:
         conn.close()
+
+
+def handle_batch_behind_a_lock(engine, lock_sql: str, consumer, batch: list, hold_seconds: float = 0.5,
+                               while_held=None) -> list:
+    """Runs consumer.handle_batch(batch) while another transaction holds the row lock of lock_sql
+    for hold_seconds (then releases it); while_held() runs just before the release. The outcomes."""
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(sa.text(lock_sql))
+    result: dict = {}
+    worker = threading.Thread(target=lambda: result.update(outcomes=consumer.handle_batch(batch)))
+    worker.start()
+    try:
+        time.sleep(hold_seconds)
+        if while_held is not None:
+            while_held()
+    finally:
+        holder.rollback()
+        holder.close()
+    worker.join(20)
+    return result["outcomes"]

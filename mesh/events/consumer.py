@@ -41,6 +41,7 @@ FIRST_TIME = (insert(inbox).values(consumer=sa.bindparam("consumer"), event_id=s
                                    event_type=sa.bindparam("event_type"))
               .on_conflict_do_nothing().returning(sa.literal(1)))
 BATCH_LOCK_TIMEOUT = sa.text("SET LOCAL lock_timeout = '100ms'")
+LOCK_FIRST_TIMEOUT = sa.text("SET LOCAL lock_timeout = '5s'")
 FIRST_TIMES = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)  # a batch's: one statement
 
 
@@ -50,6 +51,10 @@ class EventHandlers:
 
     consumer: str
     handlers: dict[str, Handler] = dataclasses.field(default_factory=dict)
+    # Locks, in one global order, the rows a batch of these events will lock (crm: the batch's
+    # customers), before any handler runs: replicas' batches then queue for those rows instead
+    # of deadlocking, and that wait does not count against BATCH_LOCK_TIMEOUT.
+    lock_first: Callable[[Any, list[Event]], None] | None = None
 
     def on(self, payload_type: type[message.Message]) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
@@ -110,6 +115,9 @@ class Consumer:
         """Applies every event in one transaction; False (all rolled back) when one fails."""
         try:
             with self.uow_factory() as uow:
+                if self.handlers.lock_first is not None:
+                    uow.connection.execute(LOCK_FIRST_TIMEOUT)
+                    self.handlers.lock_first(uow, [event for _, event in ready])
                 uow.connection.execute(BATCH_LOCK_TIMEOUT)
                 first_time = set(uow.connection.execute(FIRST_TIMES, [
                     {"consumer": self.handlers.consumer, "event_id": e.envelope.event_id,

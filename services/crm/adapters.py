@@ -122,6 +122,8 @@ credit_notes = sa.Table(
 # compiled form instead of building and hashing a new statement per event.
 _CUSTOMER = sa.select(customers).where(customers.c.customer_id == sa.bindparam("id"))
 _CUSTOMER_FOR_UPDATE = _CUSTOMER.with_for_update()
+_LOCK_CUSTOMERS = (sa.select(customers.c.customer_id).where(customers.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
+                   .order_by(customers.c.customer_id).with_for_update())
 _CONTACTS = (sa.select(customer_contacts).where(customer_contacts.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
              .order_by(customer_contacts.c.customer_id, customer_contacts.c.position))
 _DECISION = sa.select(credit_decisions).where(credit_decisions.c.order_id == sa.bindparam("id"))
@@ -160,6 +162,11 @@ class CustomerRepository:
     def get(self, customer_id: str, for_update: bool = False) -> Customer | None:
         row = self.conn.execute(_CUSTOMER_FOR_UPDATE if for_update else _CUSTOMER, {"id": customer_id}).first()
         return self._load([row])[0] if row else None
+
+    def lock_all(self, customer_ids: list[str]) -> None:
+        """Locks these customers in id order (a batch's customers, before its handlers run)."""
+        if customer_ids:
+            self.conn.execute(_LOCK_CUSTOMERS, {"ids": customer_ids}).all()
 
     def lock_for_exposure(self, customer_id: str) -> Customer | None:
         """The customer, locked, without its contacts (one query less): what the credit check

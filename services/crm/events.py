@@ -9,7 +9,9 @@ from services.crm.domain import ClosedBy
 
 
 def build() -> EventHandlers:
-    consumes = EventHandlers(consumer="crm")
+    # Every event crm consumes names its customer, and each handler locks that customer first.
+    consumes = EventHandlers(consumer="crm", lock_first=lambda uow, events: uow.customers.lock_all(
+        sorted({event.payload.customer_id for event in events})))
 
     @consumes.on(orders_ev.OrderPlaced)
     def on_order_placed(uow, event: orders_ev.OrderPlaced, _envelope) -> None:

@@ -174,12 +174,19 @@ class NumberSequences:
         transaction ends, and a rollback undoes the increment (no gaps)."""
         return self.conn.execute(_NEXT_NUMBER, {"kind": kind, "year": year}).scalar_one()
 
+    def lock(self, kind: str, year: int) -> None:
+        """Takes the (kind, year) counter's row lock now, if the counter exists."""
+        self.conn.execute(_LOCK_NUMBER, {"kind": kind, "year": year}).all()
+
 
 # Built once (the invoice path runs them per order): SQLAlchemy reuses their compiled form.
 _NEXT_NUMBER = (insert(number_sequences).values(kind=sa.bindparam("kind"), year=sa.bindparam("year"), last_value=1)
                 .on_conflict_do_update(index_elements=[number_sequences.c.kind, number_sequences.c.year],
                                        set_={"last_value": number_sequences.c.last_value + 1})
                 .returning(number_sequences.c.last_value))
+_LOCK_NUMBER = (sa.select(number_sequences.c.last_value)
+                .where(number_sequences.c.kind == sa.bindparam("kind"), number_sequences.c.year == sa.bindparam("year"))
+                .with_for_update())
 
 
 # ---------------------------------------------------------------- invoices

@@ -1,6 +1,8 @@
 """The events finance consumes, and what it does with each."""
 from __future__ import annotations
 
+import datetime as dt
+
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
@@ -34,8 +36,16 @@ def receipt_command(event: procurement_ev.GoodsReceived) -> payables.ReceiveGood
         lines=tuple(payables.ReceivedLineInput(line.line_no, line.sku, line.quantity) for line in event.lines))
 
 
+def lock_invoice_numbers(uow, events) -> None:
+    """A batch that will issue invoices takes the invoice number counter before anything else:
+    gapless numbering serializes issuing anyway, and this way replicas' batches queue for the
+    counter instead of timing out on it while holding other rows."""
+    if any(isinstance(event.payload, orders_ev.OrderConfirmed) for event in events):
+        uow.numbers.lock(domain.INVOICE_PREFIX, dt.datetime.now(dt.UTC).year)
+
+
 def build(config: FinanceConfig) -> EventHandlers:
-    consumes = EventHandlers(consumer="finance")
+    consumes = EventHandlers(consumer="finance", lock_first=lock_invoice_numbers)
 
     @consumes.on(orders_ev.OrderConfirmed)
     def on_order_confirmed(uow, event: orders_ev.OrderConfirmed, _envelope) -> None:

@@ -382,3 +382,34 @@ def test_competing_replicas_on_the_bus_approve_only_what_fits(crm, probe):
     assert [k for k in approved if k.startswith("P-")] == [f"P-{i}" for i in range(8)]
     assert exposure(stub, "CUST-1")[:3] == ("60.00", "0.00", "60.00")
     assert exposure(stub, "CUST-2")[3] == "200.00"
+
+
+def test_a_batch_locks_its_customers_first_so_it_queues_instead_of_falling_back(crm):
+    """Replicas' batches lock the customers they touch up front, in id order: one waiting on
+    another waits (no deadlock is possible) instead of giving up after the batch lock timeout."""
+    from mesh import metrics
+
+    stub, running, _ = crm
+    for customer_id in ("CUST-A", "CUST-B"):
+        new_customer(stub, customer_id, "100.00")
+    # Handled in this order, without locking first, the batch would hold CUST-B and then wait for CUST-A.
+    batch = [Delivery(envelope.build(source="orders", aggregate_type="order", aggregate_id=order_id,
+                                     aggregate_version=1, payload=orders_ev.OrderPlaced(
+                                         order_id=order_id, customer_id=customer_id, total=eur("10.00"))
+                                     ).SerializeToString(), 0, None)
+             for order_id, customer_id in (("O-B", "CUST-B"), ("O-A", "CUST-A"))]
+    fallbacks = metrics.EVENT_BATCH_FALLBACKS.labels("crm")
+    before = fallbacks._value.get()
+
+    def cust_b_is_free() -> None:  # the batch waits for CUST-A and has not taken CUST-B
+        with running.runtime.engine.connect() as other:
+            other.execute(sa.text("SET lock_timeout = '1s'"))
+            other.execute(sa.text("SELECT 1 FROM customers WHERE customer_id = 'CUST-B' FOR UPDATE"))
+            other.rollback()
+
+    outcomes = support.handle_batch_behind_a_lock(  # held five times the batch lock timeout
+        running.runtime.engine, "SELECT 1 FROM customers WHERE customer_id = 'CUST-A' FOR UPDATE",
+        consumer_for(running), batch, while_held=cust_b_is_free)
+    assert outcomes == [Ack(), Ack()]
+    assert fallbacks._value.get() == before  # applied as one batch, after waiting
+    assert sorted(decisions(running)) == ["O-A", "O-B"]

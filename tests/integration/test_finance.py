@@ -413,3 +413,22 @@ def test_receivables_aging_buckets(finance):
     assert overdue == []  # nothing is past its due date yet, as of now
     now = fin.stub.GetReceivablesAging(pb.GetReceivablesAgingRequest())
     assert now.totals.total.amount == "172.00"
+
+
+def test_a_batch_that_issues_invoices_queues_for_the_number_counter_instead_of_falling_back(finance):
+    """The invoice number counter is taken first: a batch waiting for another's counter waits
+    (numbering is serial anyway) rather than giving up after the batch lock timeout."""
+    from mesh import metrics
+
+    finance.deliver(order_confirmed("O-FIRST"), "O-FIRST")  # the counter row of this year exists now
+    batch = [Delivery(envelope.build(source="orders", aggregate_type="order", aggregate_id=order_id,
+                                     aggregate_version=2, payload=order_confirmed(order_id)).SerializeToString(),
+                      0, None) for order_id in ("O-1", "O-2")]
+    fallbacks = metrics.EVENT_BATCH_FALLBACKS.labels("finance")
+    before = fallbacks._value.get()
+    outcomes = support.handle_batch_behind_a_lock(  # held five times the batch lock timeout
+        finance.engine, "SELECT 1 FROM number_sequences WHERE kind = 'INV' FOR UPDATE", finance.consumer, batch)
+    assert outcomes == [Ack(), Ack()]
+    assert fallbacks._value.get() == before  # applied as one batch, after waiting
+    assert [finance.invoice_of(o).number for o in ("O-1", "O-2")] == [
+        f"INV-{this_year()}-000002", f"INV-{this_year()}-000003"]

@@ -158,16 +158,9 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
     return response
 
 
-_series: dict[tuple[str, str], tuple] = {}  # (method, code) -> its counter and histogram children
-
-
 def _observe(method: str, started: float, code: str) -> None:
-    series = _series.get((method, code))
-    if series is None:  # .labels() takes a lock and builds a key on every call; look it up once
-        series = _series[(method, code)] = (metrics.RPC_REQUESTS.labels(method, code),
-                                            metrics.RPC_SECONDS.labels(method))
-    series[0].inc()
-    series[1].observe(time.perf_counter() - started)
+    metrics.labelled(metrics.RPC_REQUESTS, method, code).inc()
+    metrics.labelled(metrics.RPC_SECONDS, method).observe(time.perf_counter() - started)
 
 
 def _abort(ctx, method, started, code, message, details):

@@ -1,6 +1,7 @@
 """Prometheus metrics every service exposes on ERP_METRICS_PORT (0: off) at /metrics."""
 from __future__ import annotations
 
+import functools
 import time
 
 from prometheus_client import Counter, Histogram, start_http_server
@@ -22,6 +23,13 @@ EVENT_BATCH_FALLBACKS = Counter("erp_event_batch_fallbacks_total",
 EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows confirmed by the transport", ["service"])
 PUBLISH_FAILURES = Counter("erp_event_publish_failures_total", "outbox rows the transport refused",
                            ["service", "reason"])
+
+
+@functools.cache
+def labelled(metric, *labels: str):
+    """metric.labels(*labels), looked up once: .labels() takes a lock and builds a key on every
+    call, which showed on hot paths (every RPC, every event)."""
+    return metric.labels(*labels)
 
 
 def observe_gateway(edge: str, method: str, outcome: str, started: float) -> None:

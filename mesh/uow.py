@@ -53,18 +53,14 @@ class UnitOfWork:
                              "envelope": env.SerializeToString()})
         return env.event_id
 
-    def flush_events(self) -> None:
-        """Inserts the events emitted so far (commit does it; the ids follow emit order)."""
-        if self._outbox:
-            rows, self._outbox = self._outbox, []
-            self.connection.execute(OUTBOX_INSERT, rows)
-
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Runs fn once the transaction has committed (cache invalidation, relay wake-up)."""
         self._after_commit.append(fn)
 
     def commit(self) -> None:
-        self.flush_events()
+        if self._outbox:  # the emitted events, in emit order (the relay ships by id)
+            rows, self._outbox = self._outbox, []
+            self.connection.execute(OUTBOX_INSERT, rows)
         self.connection.commit()
         self._committed = True
         for fn in [*self._after_commit, *([self._on_commit] if self._on_commit else [])]:

@@ -37,12 +37,10 @@ log = logging.getLogger("mesh.events.consumer")
 Handler = Callable[[Any, message.Message, Event], None]  # (unit of work, payload, event)
 
 # Built once: an INSERT built per event costs more Python than the round trip it makes.
-FIRST_TIME = (insert(inbox).values(consumer=sa.bindparam("consumer"), event_id=sa.bindparam("event_id"),
-                                   event_type=sa.bindparam("event_type"))
-              .on_conflict_do_nothing().returning(sa.literal(1)))
+# One statement inserts the inbox rows of all the events of a transaction; it returns the new ones.
+FIRST_TIMES = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
 BATCH_LOCK_TIMEOUT = sa.text("SET LOCAL lock_timeout = '100ms'")
 LOCK_FIRST_TIMEOUT = sa.text("SET LOCAL lock_timeout = '5s'")
-FIRST_TIMES = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)  # a batch's: one statement
 
 
 @dataclasses.dataclass
@@ -75,11 +73,11 @@ class Consumer:
         self.uow_factory = uow_factory
         self.max_attempts = max_attempts
         self.delays = retry_delays(retry_base_ms, max_attempts)
-        self._ack_counters: dict[str, Any] = {}
 
     def handle(self, delivery: Delivery) -> Outcome:
         outcome, event_type = self._handle(delivery)
-        metrics.EVENTS_HANDLED.labels(self.handlers.consumer, event_type, type(outcome).__name__.lower()).inc()
+        metrics.labelled(metrics.EVENTS_HANDLED, self.handlers.consumer, event_type,
+                         type(outcome).__name__.lower()).inc()
         return outcome
 
     def handle_batch(self, deliveries: list[Delivery]) -> list[Outcome]:
@@ -97,19 +95,11 @@ class Consumer:
                 break
             ready.append((handler, event))
         if len(ready) < len(deliveries) or not self._apply_together(ready):
-            metrics.EVENT_BATCH_FALLBACKS.labels(self.handlers.consumer).inc()
+            metrics.labelled(metrics.EVENT_BATCH_FALLBACKS, self.handlers.consumer).inc()
             return [self.handle(d) for d in deliveries]
         for _, event in ready:
-            self._acked(event.envelope.event_type).inc()
+            metrics.labelled(metrics.EVENTS_HANDLED, self.handlers.consumer, event.envelope.event_type, "ack").inc()
         return [Ack() for _ in deliveries]
-
-    def _acked(self, event_type: str):
-        """The ack counter of one event type (.labels() takes a lock per call: looked up once)."""
-        counter = self._ack_counters.get(event_type)
-        if counter is None:
-            counter = self._ack_counters[event_type] = metrics.EVENTS_HANDLED.labels(
-                self.handlers.consumer, event_type, "ack")
-        return counter
 
     def _apply_together(self, ready: list[tuple[Handler, Event]]) -> bool:
         """Applies every event in one transaction; False (all rolled back) when one fails."""
@@ -119,17 +109,7 @@ class Consumer:
                     uow.connection.execute(LOCK_FIRST_TIMEOUT)
                     self.handlers.lock_first(uow, [event for _, event in ready])
                 uow.connection.execute(BATCH_LOCK_TIMEOUT)
-                first_time = set(uow.connection.execute(FIRST_TIMES, [
-                    {"consumer": self.handlers.consumer, "event_id": e.envelope.event_id,
-                     "event_type": e.envelope.event_type} for _, e in ready]).scalars())
-                for handler, event in ready:
-                    env = event.envelope
-                    if env.event_id not in first_time:  # handled before, or earlier in this batch
-                        log.info("duplicate %s %s ignored", env.event_type, env.event_id)
-                        continue
-                    first_time.discard(env.event_id)
-                    with context.scope(correlation=env.correlation_id, causation=env.event_id):
-                        handler(uow, event.payload, event)
+                self._apply_in(uow, ready)
                 uow.commit()
             return True
         except Exception as exc:  # noqa: BLE001 - each event is applied again alone, and retried there
@@ -165,19 +145,24 @@ class Consumer:
 
     def _apply(self, handler: Handler, event: Event) -> None:
         with self.uow_factory() as uow:
-            self._apply_in(uow, handler, event)
+            self._apply_in(uow, [(handler, event)])
             uow.commit()
 
-    def _apply_in(self, uow, handler: Handler, event: Event) -> None:
-        """Records the event in the inbox and runs its handler, in uow's transaction; a duplicate
-        (its inbox row is there) changes nothing."""
-        env = event.envelope
-        first_time = uow.connection.execute(FIRST_TIME, {
-            "consumer": self.handlers.consumer, "event_id": env.event_id, "event_type": env.event_type}).first()
-        if first_time is None:
-            log.info("duplicate %s %s ignored", env.event_type, env.event_id)
-            return
-        handler(uow, event.payload, event)
+    def _apply_in(self, uow, ready: list[tuple[Handler, Event]]) -> None:
+        """Records the events in the inbox and runs the handler of each new one, in order, in
+        uow's transaction; a duplicate (its inbox row is there, or it came earlier in this
+        batch) changes nothing."""
+        first_time = set(uow.connection.execute(FIRST_TIMES, [
+            {"consumer": self.handlers.consumer, "event_id": e.envelope.event_id,
+             "event_type": e.envelope.event_type} for _, e in ready]).scalars())
+        for handler, event in ready:
+            env = event.envelope
+            if env.event_id not in first_time:
+                log.info("duplicate %s %s ignored", env.event_type, env.event_id)
+                continue
+            first_time.discard(env.event_id)
+            with context.scope(correlation=env.correlation_id, causation=env.event_id):
+                handler(uow, event.payload, event)
 
     def run(self, subscription_factory: Callable[[], Subscription], stop: threading.Event) -> None:
         """Receives, handles and settles until `stop` is set; reconnects after transport errors."""

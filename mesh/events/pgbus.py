@@ -1,7 +1,7 @@
 """The embedded transport: a message bus in PostgreSQL that needs no broker.
 
 It keeps the RabbitMQ transport's semantics: publishing routes a message into one row
-per bound queue and is "confirmed" once committed (no binding: Unroutable); a
+per bound queue and is "confirmed" once committed (no binding: unroutable); a
 subscriber locks a batch (FOR UPDATE SKIP LOCKED, so replicas compete like consumers
 of one queue), settles each message, and commits: deleted when acked, delayed when
 retried, marked dead when dead-lettered. LISTEN/NOTIFY wakes subscribers at once.

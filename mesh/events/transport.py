@@ -6,11 +6,7 @@ from typing import Protocol
 
 
 class PublishFailed(Exception):
-    """The transport did not confirm the message; the relay keeps it and tries again."""
-
-
-class Unroutable(PublishFailed):
-    """No queue is bound to the event type (RabbitMQ returned the mandatory message)."""
+    """The transport did not accept the batch; the relay keeps it and tries again."""
 
 
 @dataclasses.dataclass

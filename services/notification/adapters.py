@@ -85,6 +85,7 @@ _CLAIM_DUE = (sa.select(deliveries)
               .where(_PENDING, deliveries.c.next_attempt_at <= sa.bindparam("now"))
               .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
               .limit(1).with_for_update(skip_locked=True))
+_NEXT_DUE = sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(_PENDING)
 _RECORD = deliveries.update().where(deliveries.c.delivery_id == sa.bindparam("id"),
                                     deliveries.c.attempts == sa.bindparam("before"))
 _ATTEMPT_INSERT = delivery_attempts.insert()
@@ -145,8 +146,7 @@ class DeliveryRepository:
 
     def next_due_at(self) -> dt.datetime | None:
         """When the earliest pending delivery is due (None: nothing pending)."""
-        return self.conn.execute(sa.select(sa.func.min(deliveries.c.next_attempt_at))
-                                 .where(_PENDING)).scalar()
+        return self.conn.execute(_NEXT_DUE).scalar()
 
     def record(self, d: Delivery, attempt: Attempt) -> None:
         """Writes the delivery's state after an attempt, and the attempt itself."""

@@ -38,8 +38,7 @@ def _partial_index_cases():
     now = dt.datetime.now(dt.UTC)
     return [
         ("notification", notification._CLAIM_DUE, {"now": now}, "deliveries_due"),
-        ("notification", sa.select(sa.func.min(notification.deliveries.c.next_attempt_at))
-         .where(notification._PENDING), {}, "deliveries_due"),
+        ("notification", notification._NEXT_DUE, {}, "deliveries_due"),
         ("crm", crm._UNPAID_TOTAL.element, {"customer": "C-1", "currency": "EUR"}, "unpaid_invoices_by_customer"),
     ]
 

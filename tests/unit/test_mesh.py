@@ -229,11 +229,14 @@ def test_decode_refuses_a_payload_that_does_not_parse():
 
 
 class StubUnitOfWork:
-    """Just enough of a unit of work for Consumer._apply: the inbox insert says 'first time'."""
+    """Just enough of a unit of work for Consumer._apply: the inbox insert says 'first time' for every event."""
 
     class _Result:
-        def first(self):
-            return (1,)
+        def __init__(self, rows: list[dict]) -> None:
+            self.rows = rows
+
+        def scalars(self):
+            return [row["event_id"] for row in self.rows]
 
     def __init__(self, log: list[str]) -> None:
         self.log = log
@@ -241,7 +244,7 @@ class StubUnitOfWork:
 
     def execute(self, statement, parameters=None):
         self.log.append("inbox")
-        return self._Result()
+        return self._Result(parameters)
 
     def __enter__(self):
         return self

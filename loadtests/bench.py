@@ -3,11 +3,11 @@
     .venv/bin/python -m loadtests.bench [--seconds 6] [--concurrency 16] [--order-seconds 20] [--quick]
 
 Rows (all on 127.0.0.1, every loop bounded in time):
-  1  echo            a bare sync gRPC unary echo server (ThreadPoolExecutor(16), bytes in, bytes out): the
-                     machine's limit for a Python gRPC call
+  1  echo            a bare sync gRPC unary echo server (ThreadPoolExecutor of the services' default size,
+                     bytes in, bytes out): the machine's limit for a Python gRPC call
   2  GetStock        inventory's GetStock through the real service (interceptors, validation, Redis
                      read-through cache, PostgreSQL behind it) over 1,000 SKUs with Zipf-skewed popularity
-                     (s = 1.0), default cache TTL (5 s) and in-process copy (100 ms)
+                     (s = 1.0), default cache TTL (5 s), near cache kept in step by Redis invalidations
   2r GetStock @rate  the same at a fixed offered rate (--rate, default 1,000/s): the issue's p99 target
   2n GetStock Redis  row 2 without the in-process copy of cached levels (ERP_CACHE_LOCAL_MS=0)
   3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
@@ -70,7 +70,9 @@ def serve_echo(port: int) -> None:
     def echo(request: bytes, _context) -> bytes:
         return request
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    from mesh.settings import GRPC_WORKERS
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=GRPC_WORKERS))
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
         "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})])
     server.add_insecure_port(f"127.0.0.1:{port}")

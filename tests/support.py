@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from mesh import db
 from mesh.events.amqp import queue_name, retry_queue
 from mesh.events.transport import retry_delays
-from mesh.settings import Settings, load
+from mesh.settings import GRPC_WORKERS, Settings, load
 
 # In CI the external engines are part of the contract: their absence fails the run.
 REQUIRE_EXTERNAL = os.environ.get("ERP_TEST_REQUIRE_EXTERNAL", "").lower() in ("1", "true", "yes") or \
@@ -79,7 +79,7 @@ def settings_for(service: str, engines: Engines, data_dir, **overrides) -> Setti
         cache_prefix=engines.namespace,
         event_max_attempts=3, event_retry_base_ms=20, event_consumer_threads=1, relay_poll_seconds=0.05,
         unroutable_grace_seconds=300.0, health_check_seconds=0.2, shutdown_grace_seconds=2.0,
-        grpc_max_workers=16, grpc_max_concurrent_rpcs=256, grpc_max_message_bytes=4 * 1024 * 1024,
+        grpc_max_workers=GRPC_WORKERS, grpc_max_concurrent_rpcs=256, grpc_max_message_bytes=4 * 1024 * 1024,
         log_level="INFO", log_format="text", default_warehouse="MAIN", env={},
         internal_auth=False, internal_token_secret="",
     )

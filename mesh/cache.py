@@ -2,20 +2,31 @@
 database and the cache is skipped for a short while (a circuit breaker), so a dead
 Redis costs one timeout per second, not one per call.
 
-Versioned values (get_versioned/set_if_newer) are also kept in this process for
-ERP_CACHE_LOCAL_MS (default 100 ms; 0 turns it off): a hit then costs no Redis round
-trip. This process's own writes replace its entries at once (newest version wins), so
-only a change committed by another process of the service can be served stale, for at
-most that long on top of the Redis bound."""
+Versioned values (read_through / set_many_if_newer) are also kept in this process (a
+near cache), so a hit costs no Redis round trip. Redis tells every process which keys
+changed (CLIENT TRACKING in broadcast mode over the cache's prefix, pushed to a
+connection of ours that follow_invalidations reads), so a copy lives as long as the
+Redis value (the TTL) and is dropped when any process writes the key: a change is seen
+here once Redis has pushed its invalidation, normally well under a millisecond after
+the writer updated Redis. While that connection is down (or follow_invalidations is not
+running), a copy lives only local_ttl_seconds (ERP_CACHE_LOCAL_MS; 0 turns the copy off)."""
 from __future__ import annotations
 
+import itertools
 import logging
+import threading
 import time
+from collections.abc import Callable, Iterable
 
 import redis
 
+from mesh import metrics
+
 log = logging.getLogger("mesh.cache")
+_LOCAL_READS, _REDIS_READS, _LOADS = (metrics.CACHE_READS.labels(w) for w in ("local", "redis", "load"))
 OPEN_SECONDS = 1.0
+INVALIDATION_CHANNEL = "__redis__:invalidate"
+PING_SECONDS = 5.0  # how often the invalidation connection proves it is alive
 
 # Values are stored as b"<version>:<payload>"; an older version never replaces a newer one.
 SET_IF_NEWER = """
@@ -28,44 +39,79 @@ redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
+# A value and its remaining lifetime in ms, in one round trip (a copy here must not outlive it).
+GET_WITH_TTL = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
+
 
 class LocalEntries:
-    """key -> (expires at, version, value), bounded; dict operations are atomic under the GIL."""
+    """key -> (expires at, version, value): this process's copy, filled only by reads and
+    dropped by invalidations. A fill that began before an invalidation of its key is
+    refused: the reader may hold the value that the invalidated write replaced."""
 
-    def __init__(self, ttl_seconds: float, max_entries: int = 100_000) -> None:
-        self.ttl = ttl_seconds
+    def __init__(self, max_entries: int = 100_000) -> None:
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, int, bytes]] = {}
+        self._lock = threading.Lock()  # invalidations come from the listener and from writers
+        self._generations = itertools.count(1)
+        self._generation = 0  # of the latest invalidation
+        self._dropped_at: dict[str, int] = {}  # key -> generation of its latest invalidation
+        self._floor = 0  # fills that began before this generation are refused (all were dropped)
 
     def get(self, key: str) -> tuple[int, bytes] | None:
-        entry = self._entries.get(key)
+        entry = self._entries.get(key)  # dict reads are atomic under the GIL: no lock on hits
         if entry is None or entry[0] < time.monotonic():
             return None
         return entry[1], entry[2]
 
-    def put(self, key: str, version: int, value: bytes) -> None:
-        if self.ttl <= 0:
-            return
-        current = self._entries.get(key)
-        if current is not None and current[1] > version and current[0] >= time.monotonic():
-            return  # a newer value is here already
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()  # rare; cheaper than tracking recency on every hit
-        self._entries[key] = (time.monotonic() + self.ttl, version, value)
+    def mark(self) -> int:
+        """Taken before reading a value that fill() will keep."""
+        return self._generation
 
-    def drop(self, key: str) -> None:
-        self._entries.pop(key, None)
+    def fill(self, key: str, version: int, value: bytes, seen: int, ttl: float) -> None:
+        with self._lock:
+            if ttl <= 0 or seen < self._floor or self._dropped_at.get(key, 0) > seen:
+                return
+            current = self._entries.get(key)
+            if current is not None and current[1] > version and current[0] >= time.monotonic():
+                return  # a newer value is here already
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()  # rare; cheaper than tracking recency on every hit
+            self._entries[key] = (time.monotonic() + ttl, version, value)
+
+    def invalidate(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            self._generation = generation = next(self._generations)
+            if len(self._dropped_at) >= self.max_entries:
+                self._dropped_at.clear()
+                self._floor = generation
+            for key in keys:
+                self._entries.pop(key, None)
+                self._dropped_at[key] = generation
+
+    def invalidate_all(self) -> None:
+        with self._lock:
+            self._generation = self._floor = next(self._generations)
+            self._entries.clear()
+            self._dropped_at.clear()
+
+
+class TrackingRefused(Exception):
+    """This Redis cannot push invalidations (before 6.0, or an ACL forbids CLIENT TRACKING)."""
 
 
 class Cache:
     def __init__(self, url: str, prefix: str, ttl_seconds: float, local_ttl_seconds: float = 0.0) -> None:
+        self.url = url
         self.client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25,
                                            health_check_interval=30)
         self.prefix = prefix
         self.ttl_ms = max(1, int(ttl_seconds * 1000))
         self._open_until = 0.0
         self._set_if_newer = self.client.register_script(SET_IF_NEWER)
-        self.local = LocalEntries(local_ttl_seconds)
+        self._get_ttl = self.client.register_script(GET_WITH_TTL)
+        self.local = LocalEntries()
+        self.local_ttl = local_ttl_seconds
+        self.tracking = False  # invalidations are reaching this process
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -96,38 +142,78 @@ class Cache:
             self._trip(exc)
 
     def get_versioned(self, key: str) -> tuple[int, bytes] | None:
-        """A value stored by set_if_newer, with its version."""
-        local = self.local.get(key)
-        if local is not None:
-            return local
+        """What Redis holds for a key written by set_if_newer, with its version."""
         raw = self.get(key)
         if raw is None:
             return None
         version, _, value = raw.partition(b":")
-        self.local.put(key, int(version), value)
         return int(version), value
+
+    def read_through(self, key: str, load: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes]:
+        """(version, value) from this process's copy, else Redis, else load() (which may
+        raise), stored in Redis; the value read is kept here too."""
+        kept = self.local.get(key)
+        if kept is not None:
+            _LOCAL_READS.inc()
+            return kept
+        seen = self.local.mark()
+        lifetime = 0.0 if self.local_ttl <= 0 else self.ttl_ms / 1000 if self.tracking else self.local_ttl
+        found, left_ms = self._get_with_ttl(key)
+        if found is None:
+            found = load()
+            _LOADS.inc()
+            self._fill_redis(key, *found)
+        else:
+            _REDIS_READS.inc()
+            lifetime = min(lifetime, left_ms / 1000)  # a copy never outlives the Redis value
+        self.local.fill(key, found[0], found[1], seen, lifetime)
+        return found
+
+    def _get_with_ttl(self, key: str) -> tuple[tuple[int, bytes] | None, int]:
+        if not self._available():
+            return None, 0
+        try:
+            raw, left_ms = self._get_ttl(keys=[self._key(key)])
+        except redis.RedisError as exc:
+            self._trip(exc)
+            return None, 0
+        if raw is None:
+            return None, 0
+        version, _, value = raw.partition(b":")
+        return (int(version), value), left_ms
+
+    def _store(self, key: str, version: int, value: bytes, client=None) -> None:
+        self._set_if_newer(keys=[self._key(key)], args=[version, value, self.ttl_ms], client=client)
+
+    def _fill_redis(self, key: str, version: int, value: bytes) -> None:
+        if not self._available():
+            return
+        try:
+            self._store(key, version, value)
+        except redis.RedisError as exc:
+            self._trip(exc)
 
     def set_if_newer(self, key: str, version: int, value: bytes) -> None:
         """Stores value unless the cache already holds this or a newer version, so a slow
         reader can never overwrite what a later writer put there."""
-        self.local.put(key, version, value)
+        self.set_many_if_newer([(key, version, value)])
+
+    def set_many_if_newer(self, entries: list[tuple[str, int, bytes]]) -> None:
+        """set_if_newer for several (key, version, value) in one round trip (a pipeline).
+        This process's copies are dropped at once (it reads its own writes); the others'
+        when Redis pushes the invalidations."""
+        if not entries:
+            return
+        self.local.invalidate(key for key, _, _ in entries)
         if not self._available():
             return
         try:
-            self._set_if_newer(keys=[self._key(key)], args=[version, value, self.ttl_ms])
-        except redis.RedisError as exc:
-            self._trip(exc)
-
-    def set_many_if_newer(self, entries: list[tuple[str, int, bytes]]) -> None:
-        """set_if_newer for several (key, version, value) in one round trip (a pipeline)."""
-        for key, version, value in entries:
-            self.local.put(key, version, value)
-        if not entries or not self._available():
-            return
-        try:
+            if len(entries) == 1:
+                self._store(*entries[0])
+                return
             pipe = self.client.pipeline(transaction=False)
             for key, version, value in entries:
-                self._set_if_newer(keys=[self._key(key)], args=[version, value, self.ttl_ms], client=pipe)
+                self._store(key, version, value, client=pipe)
             pipe.execute()
         except redis.RedisError as exc:
             self._trip(exc)
@@ -135,13 +221,87 @@ class Cache:
     def delete(self, *keys: str) -> None:
         if not keys:
             return
-        for key in keys:
-            self.local.drop(key)
+        self.local.invalidate(keys)
         try:
             self.client.delete(*(self._key(k) for k in keys))
         except redis.RedisError as exc:
             # The TTL bounds how long a value can outlive a failed invalidation.
             self._trip(exc)
+
+    # ---------------------------------------------------------------------------- invalidations
+    def follow_invalidations(self, stop: threading.Event) -> None:
+        """Runs until stop is set (a service runs it in a thread of its own): keeps
+        self.tracking true while Redis pushes this prefix's invalidations, and applies them."""
+        if self.local_ttl <= 0:
+            return
+        backoff = 0.5
+        while not stop.is_set():
+            conn = None
+            try:
+                conn = self._tracking_connection()
+                self.local.invalidate_all()  # what was kept before now missed no invalidation
+                self.tracking, backoff = True, 0.5
+                metrics.CACHE_TRACKING.set(1)
+                log.info("following cache invalidations for %s:*", self.prefix)
+                self._apply_invalidations(conn, stop)
+            except TrackingRefused as exc:
+                log.warning("redis refuses CLIENT TRACKING (%s): in-process copies live %.0f ms", exc,
+                            self.local_ttl * 1000)
+                return
+            except (redis.RedisError, OSError) as exc:
+                if self.tracking:
+                    log.warning("cache invalidations lost (%s); in-process copies dropped", exc.__class__.__name__)
+            finally:
+                was_tracking, self.tracking = self.tracking, False
+                metrics.CACHE_TRACKING.set(0)
+                if was_tracking:
+                    self.local.invalidate_all()
+                if conn is not None:
+                    conn.disconnect()
+            stop.wait(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _tracking_connection(self):
+        """A RESP2 connection subscribed to the invalidation channel that receives, by
+        redirection to itself, the invalidations of every key under this prefix."""
+        pool = redis.ConnectionPool.from_url(self.url, protocol=2, socket_timeout=PING_SECONDS,
+                                             socket_connect_timeout=1.0)
+        conn = pool.make_connection()
+        conn.connect()
+        conn.send_command("CLIENT", "SETNAME", f"invalidations:{self.prefix}")  # for CLIENT LIST
+        conn.read_response()
+        conn.send_command("CLIENT", "ID")
+        client_id = conn.read_response()
+        try:
+            conn.send_command("CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST",
+                              "PREFIX", f"{self.prefix}:")
+            conn.read_response()
+        except redis.ResponseError as exc:
+            conn.disconnect()
+            raise TrackingRefused(str(exc)) from None
+        conn.send_command("SUBSCRIBE", INVALIDATION_CHANNEL)
+        conn.read_response()
+        return conn
+
+    def _apply_invalidations(self, conn, stop: threading.Event) -> None:
+        strip = len(self.prefix) + 1
+        pinged_at, answered = time.monotonic(), True
+        while not stop.is_set():
+            if conn.can_read(timeout=0.1):  # short: stop is noticed soon
+                kind, *rest = conn.read_response()
+                if kind == b"message":
+                    keys = rest[1]
+                    if keys is None:  # FLUSHDB / FLUSHALL
+                        self.local.invalidate_all()
+                    else:
+                        self.local.invalidate([k.decode()[strip:] for k in keys])
+                elif kind == b"pong":
+                    answered = True
+            if time.monotonic() - pinged_at >= PING_SECONDS:
+                if not answered:
+                    raise redis.ConnectionError("no answer to PING on the invalidation connection")
+                conn.send_command("PING")
+                pinged_at, answered = time.monotonic(), False
 
     def ping(self) -> bool:
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import time
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 RPC_REQUESTS = Counter("erp_rpc_requests_total", "gRPC calls served", ["method", "code"])
 RPC_SECONDS = Histogram(
@@ -21,6 +21,9 @@ EVENTS_HANDLED = Counter("erp_events_handled_total", "events consumed", ["consum
 EVENT_BATCH_FALLBACKS = Counter("erp_event_batch_fallbacks_total",
                                 "batches of deliveries rolled back and applied one event at a time", ["consumer"])
 EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows confirmed by the transport", ["service"])
+CACHE_READS = Counter("erp_cache_reads_total", "read-through cache reads, by where the value came from",
+                      ["where"])  # local (this process's copy), redis, or load (the database)
+CACHE_TRACKING = Gauge("erp_cache_invalidations_following", "1 while Redis pushes this process its invalidations")
 PUBLISH_FAILURES = Counter("erp_event_publish_failures_total", "outbox rows the transport refused",
                            ["service", "reason"])
 

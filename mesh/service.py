@@ -46,6 +46,9 @@ class ServiceSpec:
     # Other long-running work of the service (for example notification's dispatcher): run in
     # its own thread with the runtime and the stop event; it must return soon after stop is set.
     background: Callable[[Runtime, threading.Event], None] | None = None
+    # The service reads through the cache's in-process copy (Cache.read_through): follow
+    # Redis's invalidations in a thread, so those copies stay fresh.
+    near_cache: bool = False
 
 
 @dataclasses.dataclass
@@ -132,6 +135,9 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
     runtime = build_runtime(spec, settings)
     stop_event = threading.Event()
     threads = [threading.Thread(target=runtime.relay.run, args=(stop_event,), name="relay", daemon=True)]
+    if spec.near_cache:
+        threads.append(threading.Thread(target=runtime.cache.follow_invalidations, args=(stop_event,),
+                                        name="cache-invalidations", daemon=True))
     handlers = spec.build_handlers(runtime) if spec.build_handlers else None
     if handlers is not None and handlers.handlers:
         consumer = Consumer(handlers, runtime.uow, settings.event_max_attempts, settings.event_retry_base_ms)

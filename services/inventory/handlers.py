@@ -81,26 +81,25 @@ def _publish_after_commit(uow, cache, levels: list[StockLevel]) -> None:
 
 
 def get_stock(uow, cache, sku: str, warehouse_code: str) -> StockLevel:
-    """Read-through: Redis first, then PostgreSQL. Never used for reservations."""
+    """Read-through: this process's copy, then Redis, then PostgreSQL. Never used for reservations."""
     v = Violations()
     domain.check_sku(v, "sku", sku)
     domain.check_warehouse(v, "warehouse_code", warehouse_code)
     v.raise_if_any()
-    key = _cache_key(sku, warehouse_code)
-    cached = cache.get_versioned(key)
-    if cached is not None:
-        return _decode(sku, warehouse_code, *cached)
-    with uow:
-        level = uow.stock.get(sku, warehouse_code)
-        if level is None:
-            skus, codes = uow.stock.existing([(sku, warehouse_code)])
-            if sku not in skus:
-                raise NotFound(f"no product with SKU {sku}")
-            if warehouse_code not in codes:
-                raise NotFound(f"no warehouse {warehouse_code}")
-            level = StockLevel.empty(sku, warehouse_code)
-    cache.set_if_newer(key, level.version, _encode(level))
-    return level
+
+    def load() -> tuple[int, bytes]:
+        with uow:
+            level = uow.stock.get(sku, warehouse_code)
+            if level is None:
+                skus, codes = uow.stock.existing([(sku, warehouse_code)])
+                if sku not in skus:
+                    raise NotFound(f"no product with SKU {sku}")
+                if warehouse_code not in codes:
+                    raise NotFound(f"no warehouse {warehouse_code}")
+                level = StockLevel.empty(sku, warehouse_code)
+        return level.version, _encode(level)
+
+    return _decode(sku, warehouse_code, *cache.read_through(_cache_key(sku, warehouse_code), load))
 
 
 def batch_get_stock(uow, keys: list[tuple[str, str]]) -> tuple[list[StockLevel], list[tuple[str, str]]]:

@@ -24,4 +24,5 @@ def spec() -> ServiceSpec:
         add_servicers=add_servicers,
         uow_class=InventoryUnitOfWork,
         build_handlers=lambda runtime: events.build(runtime.cache),
+        near_cache=True,
     )

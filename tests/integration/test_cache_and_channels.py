@@ -2,18 +2,24 @@
 through the mesh's client interceptor to a real gRPC server."""
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 import uuid
+from collections import Counter
 from concurrent import futures
 
 import grpc
 import pytest
+import redis
+from prometheus_client import REGISTRY
 
 from erp.inventory.v1 import inventory_pb2 as inv
 from erp.inventory.v1 import inventory_pb2_grpc
 from mesh import context
 from mesh.cache import Cache
 from mesh.interceptors import ClientInterceptor, ServerInterceptor
+from tests import support
 
 
 @pytest.fixture(params=["embedded", "external"])
@@ -51,25 +57,101 @@ def test_values_expire_after_the_ttl(redis_url):
     assert cache.get_versioned("k") is None
 
 
-def test_the_in_process_copy_is_fresh_for_own_writes_and_stale_at_most_its_ttl_for_others(redis_url):
+def _load(version: int, value: bytes):
+    return lambda: (version, value)
+
+
+def _wait_for(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def _reads() -> Counter:
+    return Counter({where: REGISTRY.get_sample_value("erp_cache_reads_total", {"where": where}) or 0
+                    for where in ("local", "redis", "load")})
+
+
+@contextlib.contextmanager
+def _following(cache: Cache):
+    """cache.follow_invalidations in a thread, as a service runs it, until the block ends."""
+    stop = threading.Event()
+    thread = threading.Thread(target=cache.follow_invalidations, args=(stop,), daemon=True)
+    thread.start()
+    _wait_for(lambda: cache.tracking)
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        cache.close()
+
+
+def test_without_invalidations_another_process_change_is_seen_within_the_local_ttl(redis_url):
     prefix = "erptest-" + uuid.uuid4().hex[:8]
-    here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=2.0)
-    there = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=2.0)  # another process
+    here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=1.0)
+    there = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=1.0)  # another process
     there.set_if_newer("k", 1, b"one")
-    assert here.get_versioned("k") == (1, b"one")  # read through Redis, now also kept in this process
+    assert here.read_through("k", _load(0, b"db")) == (1, b"one")  # via Redis, now also kept here
     there.set_if_newer("k", 2, b"two")
-    assert there.get_versioned("k") == (2, b"two")  # a process sees its own write at once
-    assert here.get_versioned("k") == (1, b"one")  # the other one: the bound written down
-    time.sleep(2.1)
-    assert here.get_versioned("k") == (2, b"two")
-    here.set_if_newer("k", 3, b"three")
-    assert here.get_versioned("k") == (3, b"three")
-    here.set_if_newer("k", 2, b"late reader")  # never replaces a newer value here either
-    assert here.get_versioned("k") == (3, b"three")
-    here.delete("k")
-    assert here.get_versioned("k") is None
+    assert there.read_through("k", _load(0, b"db")) == (2, b"two")  # a process sees its own write at once
+    assert here.read_through("k", _load(0, b"db")) == (1, b"one")  # the other one: the bound written down
+    time.sleep(1.1)
+    assert here.read_through("k", _load(0, b"db")) == (2, b"two")
     here.close()
     there.close()
+
+
+def test_a_write_in_one_process_drops_the_copies_of_the_others(redis_url):
+    prefix = "erptest-" + uuid.uuid4().hex[:8]
+    here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=0.1)
+    there = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=0.1)
+    with _following(here), _following(there):
+        there.set_if_newer("k", 1, b"one")
+        time.sleep(0.2)  # that write's own invalidation has reached here
+        assert here.read_through("k", _load(0, b"db")) == (1, b"one")
+        time.sleep(0.3)  # past local_ttl: with invalidations a copy lives as long as the Redis value
+        before = _reads()
+        assert here.read_through("k", _load(0, b"db")) == (1, b"one")
+        assert _reads() - before == Counter(local=1)  # served from the copy, no Redis round trip
+        there.set_many_if_newer([("k", 2, b"two"), ("other", 1, b"x")])
+        _wait_for(lambda: here.local.get("k") is None)
+        assert here.read_through("k", _load(0, b"db")) == (2, b"two")
+        there.delete("k")
+        _wait_for(lambda: here.local.get("k") is None)
+        assert here.read_through("k", _load(7, b"from the database")) == (7, b"from the database")
+
+
+def test_a_kept_copy_never_outlives_the_redis_value_it_was_read_from(redis_url):
+    prefix = "erptest-" + uuid.uuid4().hex[:8]
+    here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=0.1)
+    there = Cache(redis_url, prefix=prefix, ttl_seconds=0.5, local_ttl_seconds=0.1)  # writes short-lived values
+    with _following(here):
+        there.set_if_newer("k", 1, b"one")
+        time.sleep(0.1)
+        here.read_through("k", _load(0, b"db"))
+        assert here.local.get("k") == (1, b"one")
+        time.sleep(0.6)  # Redis may push the expiry's invalidation later than that; the copy is gone anyway
+        assert here.local.get("k") is None
+    there.close()
+
+
+def test_a_lost_invalidation_connection_drops_the_copies_until_it_is_back(redis_url):
+    prefix = "erptest-" + uuid.uuid4().hex[:8]
+    here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=0.1)
+    with _following(here):
+        here.set_if_newer("k", 1, b"one")
+        time.sleep(0.2)
+        here.read_through("k", _load(0, b"db"))
+        assert here.local.get("k") == (1, b"one")
+        admin = redis.Redis.from_url(redis_url)
+        [tracker] = [c for c in admin.client_list() if c["name"] == f"invalidations:{prefix}"]
+        admin.client_kill_filter(_id=tracker["id"])
+        _wait_for(lambda: not here.tracking)
+        assert here.local.get("k") is None
+        _wait_for(lambda: here.tracking)  # reconnected
+        admin.close()
 
 
 def test_a_dead_redis_makes_reads_miss_instead_of_fail():
@@ -114,3 +196,37 @@ def test_outgoing_calls_inherit_the_incoming_deadline_and_correlation_id():
     assert 0 < within <= 0.51  # capped by the caller's own deadline (clocks differ by microseconds)
     assert servicer.correlations[1] == "corr-1"
     assert servicer.correlations[0] not in ("", "corr-1")  # a fresh one when the caller has none
+
+
+@pytest.mark.parametrize("engines", ["pgbus-embedded", "pgbus-external"], indirect=True)
+def test_two_inventory_processes_see_each_others_stock_changes_at_once(engines, tmp_path):
+    """Copies that would otherwise live a minute: only Redis's invalidations make the
+    second process see the first one's adjustment."""
+    from mesh import service
+    from services.inventory import service as inventory
+
+    settings = support.settings_for("inventory", engines, tmp_path, cache_ttl_seconds=60.0, cache_local_seconds=60.0)
+    writer, reader = service.start(inventory.spec(), settings), service.start(inventory.spec(), settings)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{writer.port}") as w, grpc.insecure_channel(f"127.0.0.1:{reader.port}") as r:
+            writes, reads = inventory_pb2_grpc.InventoryServiceStub(w), inventory_pb2_grpc.InventoryServiceStub(r)
+            writes.CreateProduct(inv.CreateProductRequest(product=inv.Product(sku="NEAR-1", name="n", unit_of_measure="EA")))
+            writes.CreateWarehouse(inv.CreateWarehouseRequest(warehouse=inv.Warehouse(code="NEARWH", name="n")))
+
+            def adjust(delta: int) -> None:
+                writes.AdjustStock(inv.AdjustStockRequest(request_id=str(uuid.uuid4()), sku="NEAR-1",
+                                                          warehouse_code="NEARWH", quantity_delta=delta, reason="count"))
+
+            def on_hand() -> int:
+                return reads.GetStock(inv.GetStockRequest(sku="NEAR-1", warehouse_code="NEARWH")).stock.on_hand
+
+            _wait_for(lambda: reader.runtime.cache.tracking)
+            adjust(5)
+            _wait_for(lambda: on_hand() == 5)
+            time.sleep(0.2)
+            assert on_hand() == 5  # now kept in the reader's copy
+            adjust(3)
+            _wait_for(lambda: on_hand() == 8, seconds=5.0)
+    finally:
+        writer.stop(grace=1)
+        reader.stop(grace=1)

@@ -367,6 +367,13 @@ class FakeCache:
         version, _, value = raw.partition(b":")
         return int(version), value
 
+    def read_through(self, key: str, load) -> tuple[int, bytes]:
+        found = self.get_versioned(key)
+        if found is None:
+            found = load()
+            self.set_if_newer(key, *found)
+        return found
+
     def set_many_if_newer(self, entries: list[tuple[str, int, bytes]]) -> None:
         for key, version, value in entries:
             self.set_if_newer(key, version, value)

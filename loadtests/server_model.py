@@ -17,7 +17,7 @@ What it does, all on 127.0.0.1 and bounded in time (about a minute at the defaul
 
 Rows (the "what" column says what each figure measures):
   echo        bare unary handler returning the request bytes (no protobuf, no interceptor): per-call
-              framework cost. sync: grpc.server + ThreadPoolExecutor(16); aio: grpc.aio.server.
+              framework cost. sync: grpc.server + ThreadPoolExecutor(--workers); aio: grpc.aio.server.
   hit         GetStock over 8 hot SKUs, cache TTL 1 h: validation + one Redis GET that hits.
               sync: the production path, mesh.service.start(services.inventory.service.spec()) ->
               ServerInterceptor -> InventoryServicer -> handlers.get_stock -> mesh.cache.Cache.
@@ -71,6 +71,8 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+
+from mesh.settings import GRPC_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
 WAREHOUSE = "MAIN"
@@ -739,7 +741,7 @@ def _prepare_data(products_count: int) -> dict:
             "postmaster_pid": postmaster}
 
 
-def _cases(aio_db: str, with_raw: bool, workers: int = 16) -> list[Case]:
+def _cases(aio_db: str, with_raw: bool, workers: int = GRPC_WORKERS) -> list[Case]:
     sync_path = f"mesh.service.start ({workers} threads): interceptor -> servicer -> handlers.get_stock"
     aio_path = "grpc.aio + async port (redis.asyncio"
     miss_db = "SQLAlchemy async" if aio_db == "sqlalchemy" else "raw psycopg async"
@@ -856,7 +858,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="calls in flight (default 16)")
     parser.add_argument("--products", type=int, default=1000, help="products/stock rows (default 1000)")
     parser.add_argument("--hot", type=int, default=8, help="hot SKUs of the cache-hit case (default 8)")
-    parser.add_argument("--workers", type=int, default=16, help="sync server threads (production default 16)")
+    parser.add_argument("--workers", type=int, default=GRPC_WORKERS,
+                        help=f"sync server threads (default {GRPC_WORKERS}, as the services)")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw-psycopg aio row")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args(argv)

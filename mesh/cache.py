@@ -43,6 +43,13 @@ return 1
 GET_WITH_TTL = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
 
 
+def _versioned(raw: bytes | None) -> tuple[int, bytes] | None:
+    if raw is None:
+        return None
+    version, _, value = raw.partition(b":")
+    return int(version), value
+
+
 class LocalEntries:
     """key -> (expires at, version, value): this process's copy, filled only by reads and
     dropped by invalidations. A fill that began before an invalidation of its key is
@@ -143,11 +150,7 @@ class Cache:
 
     def get_versioned(self, key: str) -> tuple[int, bytes] | None:
         """What Redis holds for a key written by set_if_newer, with its version."""
-        raw = self.get(key)
-        if raw is None:
-            return None
-        version, _, value = raw.partition(b":")
-        return int(version), value
+        return _versioned(self.get(key))
 
     def read_through(self, key: str, load: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes]:
         """(version, value) from this process's copy, else Redis, else load() (which may
@@ -177,10 +180,7 @@ class Cache:
         except redis.RedisError as exc:
             self._trip(exc)
             return None, 0
-        if raw is None:
-            return None, 0
-        version, _, value = raw.partition(b":")
-        return (int(version), value), left_ms
+        return _versioned(raw), left_ms
 
     def _store(self, key: str, version: int, value: bytes, client=None) -> None:
         self._set_if_newer(keys=[self._key(key)], args=[version, value, self.ttl_ms], client=client)

@@ -27,6 +27,18 @@ EXTERNAL_REDIS = os.environ.get("ERP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 EXTERNAL_AMQP = os.environ.get("ERP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
+def wait_for(what: str, check, timeout: float = 20.0):
+    """check()'s first truthy result, asked every 20 ms; fails naming `what` after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}; last saw {result!r}")
+        time.sleep(0.02)
+
+
 def need(name: str, url: str, reachable: bool) -> None:
     """Skip (newcomer's machine) or fail (CI) when an external engine is not reachable."""
     if reachable:

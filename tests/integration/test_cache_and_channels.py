@@ -61,13 +61,6 @@ def _load(version: int, value: bytes):
     return lambda: (version, value)
 
 
-def _wait_for(condition, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
-
-
 def _reads() -> Counter:
     return Counter({where: REGISTRY.get_sample_value("erp_cache_reads_total", {"where": where}) or 0
                     for where in ("local", "redis", "load")})
@@ -79,7 +72,7 @@ def _following(cache: Cache):
     stop = threading.Event()
     thread = threading.Thread(target=cache.follow_invalidations, args=(stop,), daemon=True)
     thread.start()
-    _wait_for(lambda: cache.tracking)
+    support.wait_for("invalidations to be followed", lambda: cache.tracking)
     try:
         yield
     finally:
@@ -116,10 +109,10 @@ def test_a_write_in_one_process_drops_the_copies_of_the_others(redis_url):
         assert here.read_through("k", _load(0, b"db")) == (1, b"one")
         assert _reads() - before == Counter(local=1)  # served from the copy, no Redis round trip
         there.set_many_if_newer([("k", 2, b"two"), ("other", 1, b"x")])
-        _wait_for(lambda: here.local.get("k") is None)
+        support.wait_for("the copy to be dropped", lambda: here.local.get("k") is None)
         assert here.read_through("k", _load(0, b"db")) == (2, b"two")
         there.delete("k")
-        _wait_for(lambda: here.local.get("k") is None)
+        support.wait_for("the copy to be dropped", lambda: here.local.get("k") is None)
         assert here.read_through("k", _load(7, b"from the database")) == (7, b"from the database")
 
 
@@ -148,9 +141,9 @@ def test_a_lost_invalidation_connection_drops_the_copies_until_it_is_back(redis_
         admin = redis.Redis.from_url(redis_url)
         [tracker] = [c for c in admin.client_list() if c["name"] == f"invalidations:{prefix}"]
         admin.client_kill_filter(_id=tracker["id"])
-        _wait_for(lambda: not here.tracking)
+        support.wait_for("the lost connection to be noticed", lambda: not here.tracking)
         assert here.local.get("k") is None
-        _wait_for(lambda: here.tracking)  # reconnected
+        support.wait_for("a new invalidation connection", lambda: here.tracking)
         admin.close()
 
 
@@ -220,13 +213,13 @@ def test_two_inventory_processes_see_each_others_stock_changes_at_once(engines, 
             def on_hand() -> int:
                 return reads.GetStock(inv.GetStockRequest(sku="NEAR-1", warehouse_code="NEARWH")).stock.on_hand
 
-            _wait_for(lambda: reader.runtime.cache.tracking)
+            support.wait_for("invalidations to be followed", lambda: reader.runtime.cache.tracking)
             adjust(5)
-            _wait_for(lambda: on_hand() == 5)
+            support.wait_for("the first adjustment", lambda: on_hand() == 5)
             time.sleep(0.2)
             assert on_hand() == 5  # now kept in the reader's copy
             adjust(3)
-            _wait_for(lambda: on_hand() == 8, seconds=5.0)
+            support.wait_for("the reader to see the second adjustment", lambda: on_hand() == 8, timeout=5.0)
     finally:
         writer.stop(grace=1)
         reader.stop(grace=1)

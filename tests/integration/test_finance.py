@@ -133,17 +133,6 @@ def field_violations(err: grpc.RpcError) -> list[str]:
     raise AssertionError("no BadRequest detail")
 
 
-def eventually(check, timeout: float = 30.0):
-    end = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
-
-
 def scalar(fin: Finance, sql: str, **params):
     with fin.engine.connect() as conn:
         return conn.execute(sa.text(sql), params).scalar()
@@ -175,7 +164,8 @@ def test_an_order_confirmed_is_invoiced_once_even_when_delivered_twice(finance):
         publisher.publish_many([Message(env.event_type, env.event_id, env.SerializeToString())
                                 for env in (terms, order, order, sentinel)])
         publisher.close()
-        eventually(lambda: scalar(fin, "SELECT count(*) FROM customers WHERE customer_id = 'LAST'"))
+        support.wait_for("customer LAST to be projected",
+                         lambda: scalar(fin, "SELECT count(*) FROM customers WHERE customer_id = 'LAST'"), timeout=30)
         # And a second OrderConfirmed for the order with an event id of its own.
         fin.deliver(order_confirmed("O-1"), "O-1", version=2)
 

@@ -55,17 +55,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(what: str, check, timeout: float = 20.0):
-    end = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}; last saw {result!r}")
-        time.sleep(0.05)
-
-
 # ---------------------------------------------------------------- a real SMTP server
 
 
@@ -209,7 +198,7 @@ class Probe:
             with self.engine.connect() as conn:
                 return conn.execute(sa.text("SELECT count(*) FROM outbox WHERE published_at IS NULL")).scalar() == 0
 
-        wait_for("the outbox to be published", all_sent)
+        support.wait_for("the outbox to be published", all_sent)
 
     def customer(self, customer_id: str, email_: str = "", webhook: str = "", name: str = "") -> str:
         return self.publish(crm_ev.CustomerUpdated(customer_id=customer_id, name=name or f"Customer {customer_id}",
@@ -246,7 +235,7 @@ class Notification:
             return found if len(found) == count and all(
                 d.status != pb.DELIVERY_STATUS_PENDING for d in found) else None
 
-        return wait_for(f"{count} settled deliveries for {filters}", done)
+        return support.wait_for(f"{count} settled deliveries for {filters}", done)
 
     def attempts(self, delivery_id: str) -> list:
         with self.running.runtime.engine.connect() as conn:
@@ -259,7 +248,7 @@ class Notification:
                 return conn.execute(sa.text("SELECT 1 FROM contacts WHERE customer_id = :c"),
                                     {"c": customer_id}).first()
 
-        wait_for(f"customer {customer_id} to be projected", known)
+        support.wait_for(f"customer {customer_id} to be projected", known)
 
 
 @pytest.fixture

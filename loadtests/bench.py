@@ -7,7 +7,7 @@ Rows (all on 127.0.0.1, every loop bounded in time):
                      bytes in, bytes out): the machine's limit for a Python gRPC call
   2  GetStock        inventory's GetStock through the real service (interceptors, validation, Redis
                      read-through cache, PostgreSQL behind it) over 1,000 SKUs with Zipf-skewed popularity
-                     (s = 1.0), default cache TTL (5 s), near cache kept in step by Redis invalidations
+                     (s = 1.0), default cache TTL, near cache kept in step by Redis invalidations
   2r GetStock @rate  the same at a fixed offered rate (--rate, default 1,000/s): the issue's p99 target
   2n GetStock Redis  row 2 without the in-process copy of cached levels (ERP_CACHE_LOCAL_MS=0)
   3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
@@ -506,6 +506,7 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_row: dict, loo
     from erp.crm.v1 import crm_pb2_grpc
     from erp.inventory.v1 import inventory_pb2 as inv
     from loadtests import localmesh, seed
+    from mesh.settings import load
 
     with localmesh.mesh(engines, namespace, processes=1) as targets:
         pids = _service_pids(psutil, targets)
@@ -513,7 +514,8 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_row: dict, loo
         seeded_time = seed_skus(engines.database_url, 1, sizes[0])
         seeded = sizes[0]
         hits0 = redis_hits(engines.redis_url)
-        lookup = bench.add("2", f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL 5 s)", bench.run(
+        ttl = load("inventory").cache_ttl_seconds
+        lookup = bench.add("2", f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL {ttl:.0f} s)", bench.run(
             "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload, **common))
         hits1 = redis_hits(engines.redis_url)
         lookup["notes"] = f"redis hit ratio ~{_ratio(hits0, hits1)} (server-wide); ratio (2)/(1) = " \

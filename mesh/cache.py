@@ -119,6 +119,8 @@ class Cache:
         self.local = LocalEntries()
         self.local_ttl = local_ttl_seconds
         self.tracking = False  # invalidations are reaching this process
+        self._unsettled: set[str] = set()  # keys whose update after a commit did not reach Redis
+        self._unsettled_lock = threading.Lock()
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -201,13 +203,17 @@ class Cache:
     def set_many_if_newer(self, entries: list[tuple[str, int, bytes]]) -> None:
         """set_if_newer for several (key, version, value) in one round trip (a pipeline).
         This process's copies are dropped at once (it reads its own writes); the others'
-        when Redis pushes the invalidations."""
+        when Redis pushes the invalidations. Keys whose update does not reach Redis are
+        deleted there as soon as it answers again (see settle)."""
         if not entries:
             return
-        self.local.invalidate(key for key, _, _ in entries)
+        keys = [key for key, _, _ in entries]
+        self.local.invalidate(keys)
         if not self._available():
+            self._unsettle(keys)
             return
         try:
+            self.settle()
             if len(entries) == 1:
                 self._store(*entries[0])
                 return
@@ -216,17 +222,37 @@ class Cache:
                 self._store(key, version, value, client=pipe)
             pipe.execute()
         except redis.RedisError as exc:
+            self._unsettle(keys)
             self._trip(exc)
 
     def delete(self, *keys: str) -> None:
         if not keys:
             return
         self.local.invalidate(keys)
+        if not self._available():
+            self._unsettle(keys)
+            return
         try:
+            self.settle()
             self.client.delete(*(self._key(k) for k in keys))
         except redis.RedisError as exc:
-            # The TTL bounds how long a value can outlive a failed invalidation.
+            self._unsettle(keys)
             self._trip(exc)
+
+    def _unsettle(self, keys) -> None:
+        with self._unsettled_lock:
+            self._unsettled.update(keys)
+
+    def settle(self) -> None:
+        """Deletes from Redis the keys whose update after a commit did not reach it (an
+        error, or the breaker open), so the value they hold now cannot outlive the change
+        by more than this process's time without Redis. Raises RedisError when Redis fails."""
+        if not self._unsettled:
+            return
+        with self._unsettled_lock:
+            if self._unsettled:
+                self.client.delete(*(self._key(k) for k in self._unsettled))
+                self._unsettled.clear()
 
     # ---------------------------------------------------------------------------- invalidations
     def follow_invalidations(self, stop: threading.Event) -> None:
@@ -287,6 +313,11 @@ class Cache:
         strip = len(self.prefix) + 1
         pinged_at, answered = time.monotonic(), True
         while not stop.is_set():
+            if self._unsettled and self._available():
+                try:
+                    self.settle()  # without waiting for this process's next write
+                except redis.RedisError as exc:
+                    self._trip(exc)
             if conn.can_read(timeout=0.1):  # short: stop is noticed soon
                 kind, *rest = conn.read_response()
                 if kind == b"message":

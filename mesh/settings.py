@@ -145,7 +145,7 @@ def load(service: str) -> Settings:
         shutdown_grace_seconds=_float("ERP_SHUTDOWN_GRACE_SECONDS", 10.0),
         migrate_on_start=_bool("ERP_MIGRATE_ON_START", True),
         db_pool_size=_int("ERP_DB_POOL_SIZE", 10),
-        cache_ttl_seconds=_float("ERP_CACHE_TTL_SECONDS", 5.0),
+        cache_ttl_seconds=_float("ERP_CACHE_TTL_SECONDS", 60.0),
         cache_local_seconds=_float("ERP_CACHE_LOCAL_MS", 100.0) / 1000,
         cache_prefix=_env("ERP_CACHE_PREFIX", "erp"),
         event_max_attempts=_int("ERP_EVENT_MAX_ATTEMPTS", 5),

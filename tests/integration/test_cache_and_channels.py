@@ -147,6 +147,36 @@ def test_a_lost_invalidation_connection_drops_the_copies_until_it_is_back(redis_
         admin.close()
 
 
+def test_an_update_made_while_the_breaker_is_open_deletes_the_stale_value_once_redis_answers(redis_url):
+    prefix = "erptest-" + uuid.uuid4().hex[:8]
+    writer = Cache(redis_url, prefix=prefix, ttl_seconds=60)
+    elsewhere = Cache(redis_url, prefix=prefix, ttl_seconds=60)  # what Redis holds
+    writer.set_if_newer("k", 1, b"one")
+    writer._trip(redis.ConnectionError("a blip"))  # the breaker opens: the next update skips Redis
+    writer.set_if_newer("k", 2, b"two")
+    assert elsewhere.get_versioned("k") == (1, b"one")  # stale in Redis for now
+    writer._open_until = 0.0  # the breaker closes
+    writer.set_if_newer("other", 1, b"x")  # the next write settles what was left
+    assert elsewhere.get_versioned("k") is None
+    assert elsewhere.get_versioned("other") == (1, b"x")
+    writer.close()
+    elsewhere.close()
+
+
+def test_a_process_following_invalidations_settles_without_waiting_for_its_next_write(redis_url):
+    prefix = "erptest-" + uuid.uuid4().hex[:8]
+    writer = Cache(redis_url, prefix=prefix, ttl_seconds=60, local_ttl_seconds=0.1)
+    elsewhere = Cache(redis_url, prefix=prefix, ttl_seconds=60)
+    with _following(writer):
+        writer.set_if_newer("k", 1, b"one")
+        writer._trip(redis.ConnectionError("a blip"))
+        writer.delete("k")  # skipped while the breaker is open
+        assert elsewhere.get_versioned("k") == (1, b"one")
+        writer._open_until = 0.0
+        support.wait_for("the stale value to be deleted", lambda: elsewhere.get_versioned("k") is None)
+    elsewhere.close()
+
+
 def test_a_dead_redis_makes_reads_miss_instead_of_fail():
     cache = Cache("redis://127.0.0.1:1/0", prefix="erptest", ttl_seconds=5)  # nothing listens on port 1
     assert cache.get_versioned("k") is None

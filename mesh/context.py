@@ -27,26 +27,35 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _values(request: str, correlation: str, causation: str, timeout: float | None, caller: str,
+            caller_scopes: frozenset[str]) -> tuple:
+    req = request or new_id()
+    return ((request_id, req), (correlation_id, correlation or req), (causation_id, causation or req),
+            (deadline, None if timeout is None else time.monotonic() + timeout), (subject, caller),
+            (scopes, caller_scopes))
+
+
 @contextlib.contextmanager
 def scope(
     *, request: str = "", correlation: str = "", causation: str = "", timeout: float | None = None,
     caller: str = "", caller_scopes: frozenset[str] = frozenset(),
 ) -> Iterator[None]:
     """Runs a block with the given ids (fresh ones where empty), deadline and caller."""
-    req = request or new_id()
-    tokens = [
-        (request_id, request_id.set(req)),
-        (correlation_id, correlation_id.set(correlation or req)),
-        (causation_id, causation_id.set(causation or req)),
-        (deadline, deadline.set(None if timeout is None else time.monotonic() + timeout)),
-        (subject, subject.set(caller)),
-        (scopes, scopes.set(caller_scopes)),
-    ]
+    tokens = [(var, var.set(value))
+              for var, value in _values(request, correlation, causation, timeout, caller, caller_scopes)]
     try:
         yield
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
+def begin_call(*, request: str, correlation: str, timeout: float | None, caller: str,
+               caller_scopes: frozenset[str]) -> None:
+    """scope() for a gRPC handler, without the undo: grpc runs each call in a
+    contextvars.Context of its own, which ends with the call."""
+    for var, value in _values(request, correlation, "", timeout, caller, caller_scopes):
+        var.set(value)
 
 
 def time_remaining() -> float | None:

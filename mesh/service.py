@@ -152,7 +152,6 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
                                         name=f"{spec.name}-background", daemon=True))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers, thread_name_prefix="grpc"),
-        interceptors=[ServerInterceptor(internal_auth(settings))],
         options=[
             ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
             ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
@@ -164,9 +163,10 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
         ],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
-    spec.add_servicers(server, runtime)
+    calls = ServerInterceptor(internal_auth(settings)).wrapping(server)
+    spec.add_servicers(calls, runtime)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, calls)
     names = (*spec.grpc_services, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")

@@ -358,3 +358,41 @@ def test_the_acting_person_is_the_verified_caller_when_there_is_one():
         with pytest.raises(InvalidArgument) as caught:
             context.acting_person("alice", "approver")
         assert caught.value.violations[0].field == "approver"
+
+
+def test_registration_wraps_unary_handlers_and_passes_streams():
+    from mesh.interceptors import ServerInterceptor
+
+    registered = {}
+
+    class Server:
+        def add_registered_method_handlers(self, service, handlers):
+            registered.update({f"/{service}/{name}": h for name, h in handlers.items()})
+
+        def add_generic_rpc_handlers(self, handlers):
+            registered["generic"] = handlers[0]
+
+    def unary(request, ctx):
+        return request
+
+    def stream(request, ctx):
+        yield request
+
+    handlers = {"Get": grpc.unary_unary_rpc_method_handler(unary),
+                "Watch": grpc.unary_stream_rpc_method_handler(stream)}
+    wrapping = ServerInterceptor().wrapping(Server())
+    wrapping.add_registered_method_handlers("erp.Test", handlers)
+    wrapping.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("erp.Test", handlers),))
+
+    assert registered["/erp.Test/Get"].unary_unary is not unary
+    assert registered["/erp.Test/Watch"] is handlers["Watch"]
+
+    class Details:
+        method, invocation_metadata = "/erp.Test/Get", ()
+
+    by_generic = registered["generic"].service(Details())
+    assert by_generic.unary_unary is not unary and registered["generic"].service(Details()) is by_generic
+    Details.method = "/erp.Test/Watch"
+    assert registered["generic"].service(Details()) is handlers["Watch"]
+    Details.method = "/erp.Test/Nope"
+    assert registered["generic"].service(Details()) is None  # grpc answers UNIMPLEMENTED

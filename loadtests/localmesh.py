@@ -147,26 +147,12 @@ def bind_sink(url: str, namespace: str) -> None:
 
 def delete_amqp_namespace(url: str, namespace: str, services=RUNNABLE) -> None:
     """Removes a run's exchange and queues (service queues, their dead-letter and retry queues)."""
-    import pika
-
-    from mesh.events.amqp import queue_name, retry_queue
-    from mesh.events.transport import retry_delays
+    from mesh.events.amqp import delete_namespace
     from mesh.settings import load
 
     settings = load("loadtest")
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        ch = conn.channel()
-        for service in services:
-            queue = queue_name(namespace, service)
-            for name in [queue, queue + ".dlq",
-                         *(retry_queue(queue, d) for d in retry_delays(settings.event_retry_base_ms,
-                                                                        settings.event_max_attempts))]:
-                ch.queue_delete(name)
-        ch.queue_delete(sink_queue(namespace))
-        ch.exchange_delete(f"{namespace}.events")
-    finally:
-        conn.close()
+    delete_namespace(url, namespace, services, [(settings.event_retry_base_ms, settings.event_max_attempts)],
+                     queues=[sink_queue(namespace)])
 
 
 def drop_database(eng: Engines) -> None:

@@ -9,14 +9,12 @@ import time
 import uuid
 from urllib.parse import urlparse
 
-import pika
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from mesh import db
-from mesh.events.amqp import queue_name, retry_queue
-from mesh.events.transport import retry_delays
+from mesh.events.amqp import delete_namespace
 from mesh.settings import GRPC_WORKERS, Settings, load
 
 # In CI the external engines are part of the contract: their absence fails the run.
@@ -101,17 +99,11 @@ def settings_for(service: str, engines: Engines, data_dir, **overrides) -> Setti
 
 def delete_amqp_namespace(url: str, namespace: str, services: list[str], base_ms: int = 20,
                           max_attempts: int = 3) -> None:
-    """Removes a test run's exchange and queues from the broker."""
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        ch = conn.channel()
-        for service in services:
-            queue = queue_name(namespace, service)
-            for name in [queue, queue + ".dlq", *(retry_queue(queue, d) for d in retry_delays(base_ms, max_attempts))]:
-                ch.queue_delete(name)
-        ch.exchange_delete(f"{namespace}.events")
-    finally:
-        conn.close()
+    """Removes a test run's exchange and queues from the broker: the retry queues of the tests'
+    settings and of the defaults, which services started as processes use."""
+    defaults = load("probe")
+    delete_namespace(url, namespace, services,
+                     [(base_ms, max_attempts), (defaults.event_retry_base_ms, defaults.event_max_attempts)])
 
 
 def handle_batch_behind_a_lock(engine, lock_sql: str, consumer, batch: list, hold_seconds: float = 0.5,

@@ -181,6 +181,26 @@ def declare_service_queues(ch: BlockingChannel, namespace: str, service: str, ev
     ch.queue_declare(queue + ".dlq", durable=True, arguments=_quorum())
 
 
+def delete_namespace(url: str, namespace: str, services, retries, queues=()) -> None:
+    """Undoes declare_service_queues for a namespace that is done with (a test or benchmark run):
+    each service's queue, dead-letter queue and retry queues of every (base_ms, max_attempts) in
+    `retries`, then `queues` and the exchange. Queues left behind pile up: a few hundred quorum
+    queues have wedged this project's brokers."""
+    conn = _connect(url)
+    try:
+        ch = conn.channel()
+        delays = sorted({d for base_ms, attempts in retries for d in retry_delays(base_ms, attempts)})
+        for service in services:
+            queue = queue_name(namespace, service)
+            for name in [queue, queue + ".dlq", *(retry_queue(queue, d) for d in delays)]:
+                ch.queue_delete(name)
+        for name in queues:
+            ch.queue_delete(name)
+        ch.exchange_delete(exchange_name(namespace))
+    finally:
+        conn.close()
+
+
 class AmqpTransport:
     def __init__(self, url: str, base_ms: int, max_attempts: int, namespace: str = "erp") -> None:
         self.url = url

@@ -11,6 +11,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.crm.domain import (
     ClosedBy,
@@ -203,7 +204,8 @@ class CustomerRepository:
         ).values(status=str(customer.status), status_reason=customer.status_reason,
                  credit_limit=customer.credit_limit, version=customer.version, updated_at=sa.func.now())).rowcount
         if updated != 1:
-            raise RuntimeError(f"customer {customer.customer_id} changed concurrently")
+            raise Aborted(f"customer {customer.customer_id} was changed by another request at the same time; "
+                          "read it again and retry")
 
     def record_status_change(self, before: Customer, after: Customer) -> None:
         self.conn.execute(status_changes.insert().values(

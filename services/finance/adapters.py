@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh.errors import AlreadyExists
+from mesh.errors import Aborted, AlreadyExists
 from mesh.uow import UnitOfWork
 from services.finance.domain import (
     AccountTotals,
@@ -235,7 +235,8 @@ class InvoiceRepository:
         ).values(amount_paid=invoice.amount_paid, amount_credited=invoice.amount_credited, state=str(invoice.state),
                  version=invoice.version)).rowcount
         if updated != 1:
-            raise RuntimeError(f"invoice {invoice.invoice_id} changed concurrently")
+            raise Aborted(f"invoice {invoice.invoice_id} was changed by another request at the same time; "
+                          "read it again and retry")
 
     def list(self, *, customer_id: str, order_id: str, states: frozenset[PaymentState] | None,
              overdue: bool | None, today: dt.date, after: tuple[int, int] | None, limit: int) -> list[Invoice]:
@@ -644,7 +645,8 @@ class SupplierBillRepository:
             supplier_bills.c.bill_id == bill.bill_id, supplier_bills.c.version < bill.version,
         ).values(**_bill_row(bill))).rowcount
         if updated != 1:
-            raise RuntimeError(f"supplier bill {bill.bill_id} changed concurrently")
+            raise Aborted(f"supplier bill {bill.bill_id} was changed by another request at the same time; "
+                          "read it again and retry")
         self.conn.execute(supplier_bill_hold_reasons.delete().where(supplier_bill_hold_reasons.c.bill_id == bill.bill_id))
         self._write_reasons(bill)
 

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
+from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.notification import domain
 from services.notification.domain import Attempt, Channel, Contact, Delivery, DeliveryStatus, SendFailed
@@ -155,7 +156,8 @@ class DeliveryRepository:
             "last_error": d.last_error, "last_attempt_at": d.last_attempt_at,
             "next_attempt_at": d.next_attempt_at}).rowcount
         if updated != 1:
-            raise RuntimeError(f"delivery {d.delivery_id} changed concurrently")
+            raise Aborted(f"delivery {d.delivery_id} was changed by another dispatcher at the same time; "
+                          "read it again and retry")
         self.conn.execute(_ATTEMPT_INSERT, {
             "delivery_id": attempt.delivery_id, "attempt_no": attempt.attempt_no,
             "attempted_at": attempt.attempted_at, "ok": attempt.ok, "error": attempt.error})

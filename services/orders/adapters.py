@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.orders.domain import Order, OrderLine, OrderStatus, SagaStep
 
@@ -78,7 +79,8 @@ class OrderRepository:
         updated = self.conn.execute(_SAVE, {"id": order.order_id, "loaded": order.loaded_version,
                                             **_state(order)}).rowcount
         if updated != 1:
-            raise RuntimeError(f"order {order.order_id} changed concurrently")
+            raise Aborted(f"order {order.order_id} was changed by another request at the same time; "
+                          "read it again and retry")
         order.loaded_version = order.version
         loaded = self._shipped.get(order.order_id, {})
         changed = [{"id": order.order_id, "line": line.line_no, "shipped_quantity": line.shipped_quantity}

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from erp.inventory.v1 import inventory_pb2 as inv
 from erp.inventory.v1 import inventory_pb2_grpc
 from mesh.channels import channel_to
-from mesh.errors import Unavailable
+from mesh.errors import Aborted, Unavailable
 from mesh.uow import UnitOfWork
 from services.procurement.domain import (
     Approval,
@@ -254,7 +254,8 @@ class PurchaseOrderRepository:
             purchase_orders.c.version == order.loaded_version,
         ).values(**_state(order))).rowcount
         if updated != 1:
-            raise RuntimeError(f"purchase order {order.purchase_order_id} changed concurrently")
+            raise Aborted(f"purchase order {order.purchase_order_id} was changed by another request at the same time; "
+                          "read it again and retry")
         self.conn.execute(purchase_order_lines.delete().where(
             purchase_order_lines.c.purchase_order_id == order.purchase_order_id))
         self._write_lines(order)

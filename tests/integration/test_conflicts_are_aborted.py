@@ -1,0 +1,148 @@
+"""An optimistic-lock conflict is ABORTED (retry), never INTERNAL: every repository whose
+version check can fail raises mesh.errors.Aborted, and the one mapping in mesh.interceptors
+turns it into StatusCode.ABORTED with a message saying what changed. Real PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from concurrent import futures
+from decimal import Decimal
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2
+
+from mesh import db
+from mesh.errors import Aborted
+from mesh.interceptors import ServerInterceptor
+from services.crm.adapters import CrmUnitOfWork
+from services.crm.domain import CreateCustomer, CustomerStatus, new_customer, with_status
+from services.finance.adapters import FinanceUnitOfWork
+from services.finance.domain import Invoice
+from services.finance.payables import SupplierBill
+from services.notification.adapters import NotificationUnitOfWork
+from services.notification.domain import Attempt, Channel, Delivery
+from services.orders.adapters import OrdersUnitOfWork
+from services.orders.domain import Order
+from services.procurement.adapters import ProcurementUnitOfWork
+from services.procurement.domain import Origin, POStatus, PurchaseOrder
+from tests import support
+
+NOW = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def database(external_pg):
+    with support.fresh_database(external_pg) as url:
+        yield url
+
+
+@pytest.fixture
+def engine_for(database):
+    engines = []
+
+    def make(service: str):
+        engine = db.create_engine(database, schema=service, pool_size=2)
+        engines.append(engine)
+        db.migrate(engine, service, importlib.import_module(f"services.{service}.service").spec().migrations_dir)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+def customer(customer_id: str = "CUST-1"):
+    return new_customer(CreateCustomer(customer_id=customer_id, name="Acme", status="", credit_limit_amount="100.00",
+                                       credit_limit_currency="EUR", payment_terms_days=30, email="", contacts=(),
+                                       webhook_url=""))
+
+
+def test_a_lost_customer_update_is_aborted(engine_for):
+    engine = engine_for("crm")
+    with CrmUnitOfWork(engine, "crm") as uow:
+        uow.customers.add(customer())
+        uow.commit()
+    with CrmUnitOfWork(engine, "crm") as first, CrmUnitOfWork(engine, "crm") as second:
+        mine, theirs = first.customers.get("CUST-1"), second.customers.get("CUST-1")
+        second.customers.save(with_status(theirs, CustomerStatus.ON_HOLD, "late payments"))
+        second.commit()
+        with pytest.raises(Aborted, match="CUST-1 was changed by another request.*retry"):
+            first.customers.save(with_status(mine, CustomerStatus.BLOCKED, "fraud"))
+
+
+def test_a_lost_order_update_is_aborted(engine_for):
+    order = Order(order_id="00000000-0000-0000-0000-000000000001", request_id="r-1", customer_id="CUST-1",
+                  currency_code="EUR", lines=[], version=2, loaded_version=1)
+    with OrdersUnitOfWork(engine_for("orders"), "orders") as uow, pytest.raises(Aborted, match="retry"):
+        uow.orders.save(order)  # no row at version 1: another writer moved it on
+
+
+def test_lost_invoice_and_supplier_bill_updates_are_aborted(engine_for):
+    engine = engine_for("finance")
+    invoice = Invoice(invoice_id="00000000-0000-0000-0000-000000000002", year=2026, seq=1,
+                      order_id="00000000-0000-0000-0000-000000000001", customer_id="CUST-1", currency_code="EUR",
+                      lines=[], subtotal=Decimal(0), tax=Decimal(0), total=Decimal(0), tax_rate=Decimal(0),
+                      order_amount=Decimal(0), issued_at=NOW, due_at=NOW, version=2)
+    bill = SupplierBill(bill_id="00000000-0000-0000-0000-000000000003", request_id="r-2",
+                        supplier_bill_number="B-1", purchase_order_id="00000000-0000-0000-0000-000000000004",
+                        supplier_id="SUP-1", currency_code="EUR", lines=[], recorded_at=NOW, due_at=NOW, version=2)
+    with FinanceUnitOfWork(engine, "finance") as uow, pytest.raises(Aborted, match="invoice .* retry"):
+        uow.invoices.save(invoice)
+    with FinanceUnitOfWork(engine, "finance") as uow, pytest.raises(Aborted, match="supplier bill .* retry"):
+        uow.supplier_bills.save(bill)
+
+
+def test_a_lost_purchase_order_update_is_aborted(engine_for):
+    order = PurchaseOrder(purchase_order_id="00000000-0000-0000-0000-000000000005", request_id="r-3",
+                          number="PO-2026-000001", supplier_id="SUP-1", currency_code="EUR", warehouse_code="MAIN",
+                          lines=[], status=POStatus.SUBMITTED, origin=Origin.MANUAL, created_at=NOW, updated_at=NOW,
+                          version=2, loaded_version=1)
+    with ProcurementUnitOfWork(engine_for("procurement"), "procurement") as uow, \
+            pytest.raises(Aborted, match="purchase order .* retry"):
+        uow.orders.save(order)
+
+
+def test_a_lost_delivery_update_is_aborted(engine_for):
+    delivery = Delivery(delivery_id="00000000-0000-0000-0000-000000000006", event_id="e-1",
+                        event_type="erp.orders.v1.OrderConfirmed", customer_id="CUST-1", channel=Channel.EMAIL,
+                        recipient="a@example.com", subject="s", body="b", data={}, created_at=NOW,
+                        next_attempt_at=NOW, attempts=1)
+    with NotificationUnitOfWork(engine_for("notification"), "notification") as uow, \
+            pytest.raises(Aborted, match="delivery .* retry"):
+        uow.deliveries.record(delivery, Attempt(delivery.delivery_id, 1, NOW, ""))
+
+
+def test_a_conflict_reaches_the_caller_as_aborted_not_internal(engine_for):
+    """Through the real per-call wrap: a handler that loses the version race answers ABORTED."""
+    engine = engine_for("crm")
+    with CrmUnitOfWork(engine, "crm") as uow:
+        uow.customers.add(customer())
+        uow.commit()
+
+    def lose_the_race(request, ctx):
+        with CrmUnitOfWork(engine, "crm") as first, CrmUnitOfWork(engine, "crm") as second:
+            mine, theirs = first.customers.get("CUST-1"), second.customers.get("CUST-1")
+            second.customers.save(with_status(theirs, CustomerStatus.ON_HOLD, "late payments"))
+            second.commit()
+            first.customers.save(with_status(mine, CustomerStatus.BLOCKED, "fraud"))
+            first.commit()
+        return empty_pb2.Empty()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.unary_unary_rpc_method_handler(lose_the_race, request_deserializer=empty_pb2.Empty.FromString,
+                                                  response_serializer=empty_pb2.Empty.SerializeToString)
+    ServerInterceptor().wrapping(server).add_registered_method_handlers("test.Conflicts", {"Update": handler})
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/test.Conflicts/Update", request_serializer=empty_pb2.Empty.SerializeToString,
+                                       response_deserializer=empty_pb2.Empty.FromString, _registered_method=True)
+            with pytest.raises(grpc.RpcError) as info:
+                call(empty_pb2.Empty(), timeout=10)
+    finally:
+        server.stop(0)
+    assert info.value.code() == grpc.StatusCode.ABORTED, info.value.details()
+    assert "CUST-1 was changed by another request" in info.value.details()
+    assert "retry" in info.value.details()

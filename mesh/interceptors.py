@@ -16,7 +16,7 @@ import grpc
 from grpc_status import rpc_status
 from sqlalchemy import exc as sa_exc
 
-from mesh import access, context, identity, metrics
+from mesh import access, context, identity, metrics, validation
 from mesh.errors import DomainError, to_status
 
 log = logging.getLogger("mesh.rpc")
@@ -174,6 +174,7 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
         _abort(ctx, method, started, grpc.StatusCode.INVALID_ARGUMENT,
                "request body is not a valid protobuf message for " + method, [])
     try:
+        validation.refuse_nul(request)  # PostgreSQL refuses NUL in text: INVALID_ARGUMENT, not INTERNAL
         response = inner(request, ctx)
     except DomainError as err:
         _abort(ctx, method, started, err.code, err.message, err.details())

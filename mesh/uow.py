@@ -8,6 +8,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from google.protobuf import message
 
+from mesh import locks
 from mesh.events import envelope
 from mesh.events.tables import outbox
 
@@ -22,6 +23,7 @@ class UnitOfWork:
         self._on_commit = on_commit
         self._after_commit: list[Callable[[], None]] = []
         self._outbox: list[dict] = []
+        self._locked: set[int] = set()
         self.connection: sa.Connection
 
     def __enter__(self):
@@ -30,6 +32,7 @@ class UnitOfWork:
         self._committed = False
         self._after_commit = []
         self._outbox = []
+        self._locked = set()
         self.start()
         return self
 
@@ -42,6 +45,16 @@ class UnitOfWork:
                 self.connection.rollback()
         finally:
             self.connection.close()
+
+    def lock(self, kind: str, *ids: str) -> None:
+        """Serializes this transaction with every other writer of these aggregates (mesh.locks):
+        call it first, before reading the state the change depends on. Idempotent within a
+        transaction: an aggregate locked already (by the event consumer) costs nothing."""
+        self.lock_all([(kind, ident) for ident in ids])
+
+    def lock_all(self, refs) -> None:
+        """lock() for several (kind, id) aggregates at once, in the one global key order."""
+        locks.lock_aggregates(self.connection, self.service, refs, self._locked)
 
     def emit(self, *, aggregate_type: str, aggregate_id: str, version: int, payload: message.Message) -> str:
         """Writes an event to the outbox in this transaction; returns its event id. The rows are
@@ -71,4 +84,5 @@ class UnitOfWork:
 
     def rollback(self) -> None:
         self._outbox = []
+        self._locked = set()  # the rollback released them
         self.connection.rollback()

@@ -14,13 +14,19 @@ row locks longer than one event would, and two replicas' batches can wait on eac
 (measured: crm's customer locks, with two processes); so a batch waits at most
 BATCH_LOCK_TIMEOUT for a lock, then falls back to one event per transaction, instead of
 waiting for PostgreSQL's deadlock detector (1 s).
+
+Every handler is registered with the aggregates it writes (`on(..., lock=...)`). Before any
+handler runs, the transaction takes the advisory locks of all its events' aggregates, sorted
+(mesh.locks): a replica handling another event of the same aggregate (a release racing its
+reservation, a cancellation racing its invoice) waits for this transaction to commit, and
+then reads what it wrote.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,10 +37,13 @@ from mesh import context, metrics
 from mesh.events.envelope import Event, UndecodableEvent, decode, event_type
 from mesh.events.tables import inbox
 from mesh.events.transport import Ack, DeadLetter, Delivery, Outcome, Retry, Subscription, retry_delays
+from mesh.locks import AggregateRef
 
 log = logging.getLogger("mesh.events.consumer")
 
 Handler = Callable[[Any, message.Message, Event], None]  # (unit of work, payload, event)
+# The consumer's own aggregates that handling a payload reads and writes: (kind, id) pairs.
+LockKeys = Callable[[Any], Iterable[AggregateRef]]
 
 # Built once: an INSERT built per event costs more Python than the round trip it makes.
 # One statement inserts the inbox rows of all the events of a transaction; it returns the new ones.
@@ -49,17 +58,26 @@ class EventHandlers:
 
     consumer: str
     handlers: dict[str, Handler] = dataclasses.field(default_factory=dict)
+    locks: dict[str, LockKeys] = dataclasses.field(default_factory=dict)
     # Locks, in one global order, the rows a batch of these events will lock (crm: the batch's
     # customers), before any handler runs: replicas' batches then queue for those rows instead
     # of deadlocking, and that wait does not count against BATCH_LOCK_TIMEOUT.
     lock_first: Callable[[Any, list[Event]], None] | None = None
 
-    def on(self, payload_type: type[message.Message]) -> Callable[[Handler], Handler]:
+    def on(self, payload_type: type[message.Message], *, lock: LockKeys) -> Callable[[Handler], Handler]:
+        """Registers the handler of one event type. `lock(payload)` names the aggregates (of
+        this service) the handler reads and writes, as (kind, id) pairs: they are locked
+        before it runs (mesh.locks). Required, so that no handler is added without deciding."""
         def register(fn: Handler) -> Handler:
             self.handlers[event_type(payload_type)] = fn
+            self.locks[event_type(payload_type)] = lock
             return fn
 
         return register
+
+    def aggregates(self, events: Iterable[Event]) -> list[AggregateRef]:
+        """The aggregates the handlers of these events lock."""
+        return [ref for event in events for ref in self.locks[event.envelope.event_type](event.payload)]
 
     @property
     def event_types(self) -> list[str]:
@@ -105,8 +123,9 @@ class Consumer:
         """Applies every event in one transaction; False (all rolled back) when one fails."""
         try:
             with self.uow_factory() as uow:
+                uow.connection.execute(LOCK_FIRST_TIMEOUT)
+                uow.lock_all(self.handlers.aggregates(event for _, event in ready))
                 if self.handlers.lock_first is not None:
-                    uow.connection.execute(LOCK_FIRST_TIMEOUT)
                     self.handlers.lock_first(uow, [event for _, event in ready])
                 uow.connection.execute(BATCH_LOCK_TIMEOUT)
                 self._apply_in(uow, ready)
@@ -145,6 +164,8 @@ class Consumer:
 
     def _apply(self, handler: Handler, event: Event) -> None:
         with self.uow_factory() as uow:
+            uow.connection.execute(LOCK_FIRST_TIMEOUT)
+            uow.lock_all(self.handlers.aggregates([event]))
             self._apply_in(uow, [(handler, event)])
             uow.commit()
 

@@ -6,6 +6,7 @@ import datetime as dt
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
+from mesh import locks
 from mesh.events.consumer import EventHandlers
 from services.finance import domain, handlers, payables
 from services.finance.domain import FinanceConfig
@@ -44,28 +45,34 @@ def lock_invoice_numbers(uow, events) -> None:
         uow.numbers.lock(domain.INVOICE_PREFIX, dt.datetime.now(dt.UTC).year)
 
 
+# A sales order's invoice and its cancellation serialize: a cancellation that overtakes the
+# invoice leaves a tombstone the invoice must see, or the order is invoiced and never credited.
+ORDER = locks.by("order", "order_id")
+PURCHASE_ORDER = locks.by("purchase_order", "purchase_order_id")
+
+
 def build(config: FinanceConfig) -> EventHandlers:
     consumes = EventHandlers(consumer="finance", lock_first=lock_invoice_numbers)
 
-    @consumes.on(orders_ev.OrderConfirmed)
+    @consumes.on(orders_ev.OrderConfirmed, lock=ORDER)
     def on_order_confirmed(uow, event: orders_ev.OrderConfirmed, _envelope) -> None:
         handlers.issue_invoice(uow, issue_command(event), config)
 
-    @consumes.on(orders_ev.OrderCancelled)
+    @consumes.on(orders_ev.OrderCancelled, lock=ORDER)
     def on_order_cancelled(uow, event: orders_ev.OrderCancelled, _envelope) -> None:
         handlers.on_order_cancelled(uow, domain.CancelOrder(event.order_id, event.customer_id, event.reason,
                                                             event.was_invoiced))
 
-    @consumes.on(crm_ev.CustomerUpdated)
+    @consumes.on(crm_ev.CustomerUpdated, lock=locks.by("customer", "customer_id"))
     def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
         handlers.on_customer_updated(uow, domain.CustomerTerms(event.customer_id, event.payment_terms_days,
                                                                envelope.envelope.aggregate_version))
 
-    @consumes.on(procurement_ev.PurchaseOrderApproved)
+    @consumes.on(procurement_ev.PurchaseOrderApproved, lock=PURCHASE_ORDER)
     def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
         handlers.on_purchase_order_approved(uow, approval_command(event), envelope.envelope.aggregate_version)
 
-    @consumes.on(procurement_ev.GoodsReceived)
+    @consumes.on(procurement_ev.GoodsReceived, lock=PURCHASE_ORDER)
     def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:
         handlers.on_goods_received(uow, receipt_command(event), config)
 

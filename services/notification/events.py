@@ -12,7 +12,7 @@ from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
-from mesh import money
+from mesh import locks, money
 from mesh.events.consumer import EventHandlers
 from services.notification import domain, handlers
 
@@ -86,11 +86,15 @@ NOTIFIED = (orders_ev.OrderConfirmed, orders_ev.OrderRejected, fin_ev.InvoiceIss
 SUPPLIER_NOTIFIED = (procurement_ev.PurchaseOrderApproved,)
 
 
+# A customer's contact data and the deliveries rendered from it.
+CUSTOMER = locks.by("customer", "customer_id")
+
+
 def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
     """wake: called after a transaction that queued deliveries commits (wakes the dispatcher)."""
     consumes = EventHandlers(consumer="notification")
 
-    @consumes.on(crm_ev.CustomerUpdated)
+    @consumes.on(crm_ev.CustomerUpdated, lock=CUSTOMER)
     def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
         env = envelope.envelope
         contact, problems = domain.contact(event.customer_id, event.name, event.email, event.webhook_url,
@@ -102,7 +106,7 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
         handlers.notify(uow, domain.Notify(env.event_id, env.event_type, event.customer_id, fields_of(event)),
                         wake=wake)
 
-    @consumes.on(procurement_ev.PurchaseOrderApproved)
+    @consumes.on(procurement_ev.PurchaseOrderApproved, lock=locks.by("supplier", "supplier_id"))
     def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
         # The event carries the supplier's addresses as they were at approval: that is who gets this order.
         env = envelope.envelope
@@ -116,5 +120,5 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
                                 wake=wake)
 
     for payload_type in NOTIFIED:
-        consumes.on(payload_type)(on_notified_event)
+        consumes.on(payload_type, lock=CUSTOMER)(on_notified_event)
     return consumes

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
-from mesh import db
+from mesh import db, locks
 from mesh.events.amqp import AmqpTransport, queue_name
 from mesh.events.consumer import Consumer, EventHandlers
 from mesh.events.pgbus import SCHEMA, PgTransport
@@ -50,7 +50,7 @@ def emit(engine, count: int, payload_type=inv_ev.StockAdjusted) -> list[str]:
 def recording_handlers(fail: bool = False) -> EventHandlers:
     handlers = EventHandlers(consumer="probe")
 
-    @handlers.on(inv_ev.StockAdjusted)
+    @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
     def record(uow, payload, event) -> None:
         if fail:
             raise RuntimeError("handler always fails")
@@ -303,7 +303,7 @@ def hooked_handlers(ran: list[str], poison: set[str] = frozenset()) -> EventHand
     """Records each event's effect and an after-commit hook; raises for the events in `poison`."""
     handlers = EventHandlers(consumer="probe")
 
-    @handlers.on(inv_ev.StockAdjusted)
+    @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
     def record(uow, payload, event) -> None:
         event_id = event.envelope.event_id
         uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event_id})
@@ -393,7 +393,7 @@ def test_a_batch_kept_waiting_for_a_lock_gives_up_and_applies_its_events_one_by_
     batch = receive_all(subscription, 3)
     handlers = EventHandlers(consumer="probe")
 
-    @handlers.on(inv_ev.StockAdjusted)
+    @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
     def record(uow, payload, event) -> None:
         uow.connection.execute(sa.text("SELECT 1 FROM effects WHERE event_id = 'the-lock' FOR UPDATE"))
         uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event.envelope.event_id})

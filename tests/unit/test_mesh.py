@@ -13,7 +13,7 @@ from google.rpc import code_pb2, error_details_pb2
 from erp.events.v1 import envelope_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
-from mesh import context, money, settings
+from mesh import context, locks, money, settings
 from mesh.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -243,8 +243,11 @@ class StubUnitOfWork:
         self.connection = self
 
     def execute(self, statement, parameters=None):
-        self.log.append("inbox")
+        self.log.append("inbox" if isinstance(parameters, list) else "set")
         return self._Result(parameters)
+
+    def lock_all(self, refs) -> None:
+        self.log.extend(f"lock {kind}:{ident}" for kind, ident in refs)
 
     def __enter__(self):
         return self
@@ -258,7 +261,7 @@ class StubUnitOfWork:
 
 def consumer_with(handler, log: list[str], max_attempts: int = 3) -> Consumer:
     handlers = EventHandlers(consumer="test")
-    handlers.on(inv_ev.StockReserved)(handler)
+    handlers.on(inv_ev.StockReserved, lock=locks.by("order", "order_id"))(handler)
     return Consumer(handlers, lambda: StubUnitOfWork(log), max_attempts=max_attempts, retry_base_ms=100)
 
 
@@ -268,7 +271,7 @@ def test_consumer_acks_after_committing_the_handlers_effect():
     consumer = consumer_with(lambda uow, payload, event: seen.append(payload.order_id), log)
     assert consumer.handle(Delivery(valid_envelope().SerializeToString(), 0, None)) == Ack()
     assert seen == ["o1"]
-    assert log == ["inbox", "commit"]
+    assert log == ["set", "lock order:o1", "inbox", "commit"]  # the aggregate is locked before anything else
 
 
 def test_consumer_retries_with_backoff_then_dead_letters():

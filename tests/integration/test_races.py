@@ -1,0 +1,214 @@
+"""Every handler runs beside a copy of itself: the races between writers of one aggregate,
+each forced (tests/interleaving.py) on real PostgreSQL with the real consumers, handlers and
+migrations. Each test stops the first handler inside its transaction, right after the read its
+decision depends on, runs the competing handler, and checks the invariant at the end. Each
+fails without the aggregate locks the consumer takes (mesh.locks)."""
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+
+from erp.common.v1 import money_pb2
+from erp.events.v1 import inventory_events_pb2 as inv_ev
+from erp.events.v1 import orders_events_pb2 as orders_ev
+from mesh import service
+from mesh.events import envelope
+from mesh.events.consumer import Consumer
+from mesh.events.transport import Ack, Delivery
+from services.finance import adapters as finance_adapters
+from services.finance.service import spec as finance_spec
+from services.inventory import adapters as inventory_adapters
+from services.procurement import adapters as procurement_adapters
+from tests import support
+from tests.integration.conftest import running_mesh
+from tests.interleaving import PausePoint, interleave
+
+# The interleavings are about PostgreSQL, not the transport: both PostgreSQL servers, one bus.
+ON_EACH_POSTGRES = pytest.mark.parametrize("engines", ["pgbus-embedded", "pgbus-external"], indirect=True)
+
+
+@dataclasses.dataclass
+class Handling:
+    """One service's consumer, fed events by hand as its transport would."""
+
+    consumer: Consumer
+    engine: sa.Engine
+
+    def deliver(self, payload, aggregate_id: str = "agg"):
+        env = envelope.build(source="test", aggregate_type="test", aggregate_id=aggregate_id, aggregate_version=1,
+                             payload=payload)
+        return self.consumer.handle(Delivery(body=env.SerializeToString(), attempts=0, tag=None))
+
+    def rows(self, sql: str, **params) -> list:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).all()
+
+
+def handling(running: service.RunningService) -> Handling:
+    runtime = running.runtime
+    return Handling(Consumer(running.spec.build_handlers(runtime), runtime.uow, 3, 20), runtime.engine)
+
+
+def eur(amount: str) -> money_pb2.Money:
+    return money_pb2.Money(currency_code="EUR", amount=amount)
+
+
+def order_line(sku: str, quantity: int, price: str = "10.00", line_no: int = 1) -> orders_ev.OrderLineItem:
+    return orders_ev.OrderLineItem(line_no=line_no, sku=sku, warehouse_code="MAIN", quantity=quantity,
+                                   unit_price=eur(price))
+
+
+# ---------------------------------------------------------------- inventory: a reservation and its release
+
+
+@pytest.fixture
+def inventory(engines, tmp_path):
+    with running_mesh(engines, tmp_path, services=("inventory",)) as (client, started):
+        client.create_warehouse("MAIN", "Main")
+        client.create_product("CHAIR", "Chair")
+        client.adjust_stock("CHAIR", "MAIN", 10, reason="opening stock")
+        yield handling(started["inventory"])
+
+
+def placed(order_id: str, quantity: int = 4) -> orders_ev.OrderPlaced:
+    return orders_ev.OrderPlaced(order_id=order_id, customer_id="CUST-1", total=eur("40.00"),
+                                 lines=[order_line("CHAIR", quantity)])
+
+
+def assert_no_stock_held_by_closed_orders(inv: Handling) -> None:
+    [(on_hand, reserved)] = inv.rows("SELECT on_hand, reserved FROM stock_balances WHERE sku = 'CHAIR'")
+    held = inv.rows("SELECT r.order_id FROM reservations r JOIN closed_orders c USING (order_id) "
+                    "WHERE r.status = 'reserved'")
+    assert held == [], f"stock reserved by closed orders: {held}"
+    assert (on_hand, reserved) == (10, 0)
+
+
+@ON_EACH_POSTGRES
+@pytest.mark.parametrize("closing", [orders_ev.OrderCancelled, orders_ev.OrderRejected])
+def test_a_release_racing_its_reservation_leaves_nothing_reserved(inventory, monkeypatch, closing):
+    """reserve() has read "not closed, not reserved" when the release runs on another replica."""
+    order_id = str(uuid.uuid4())
+    pause = PausePoint(monkeypatch, inventory_adapters.StockRepository, "order_seen")
+    run = interleave(inventory.engine, pause,
+                     lambda: inventory.deliver(placed(order_id)),
+                     lambda: inventory.deliver(closing(order_id=order_id, customer_id="CUST-1")))
+    assert (run.first, run.second) == (Ack(), Ack())
+    assert run.second_waited, "the release committed inside the reservation's transaction"
+    assert_no_stock_held_by_closed_orders(inventory)
+    [(status,)] = inventory.rows("SELECT status FROM reservations WHERE order_id = :o", o=order_id)
+    assert status == "released"
+
+
+@ON_EACH_POSTGRES
+def test_a_reservation_racing_a_release_that_came_first_reserves_nothing(inventory, monkeypatch):
+    """The release (no reservation yet) has written its tombstone when a late OrderPlaced runs."""
+    order_id = str(uuid.uuid4())
+    pause = PausePoint(monkeypatch, inventory_adapters.StockRepository, "reservations_for")
+    run = interleave(inventory.engine, pause,
+                     lambda: inventory.deliver(orders_ev.OrderCancelled(order_id=order_id, customer_id="CUST-1")),
+                     lambda: inventory.deliver(placed(order_id)))
+    assert (run.first, run.second) == (Ack(), Ack())
+    assert run.second_waited
+    assert_no_stock_held_by_closed_orders(inventory)
+    assert inventory.rows("SELECT 1 FROM reservations WHERE order_id = :o", o=order_id) == []
+
+
+@ON_EACH_POSTGRES
+def test_a_release_waiting_on_a_busy_sku_still_sees_the_reservation(inventory, monkeypatch):
+    """The window of the credit rejection: reserve() waits for the stock rows' lock (another
+    order holds them) while the release runs."""
+    order_id = str(uuid.uuid4())
+    pause = PausePoint(monkeypatch, inventory_adapters.StockRepository, "lock")
+    run = interleave(inventory.engine, pause,
+                     lambda: inventory.deliver(placed(order_id, 3)),
+                     lambda: inventory.deliver(orders_ev.OrderRejected(order_id=order_id, customer_id="CUST-1",
+                                                                       reason="credit rejected")))
+    assert (run.first, run.second) == (Ack(), Ack())
+    assert run.second_waited
+    assert_no_stock_held_by_closed_orders(inventory)
+
+
+# ---------------------------------------------------------------- finance: an invoice and its cancellation
+
+
+@pytest.fixture
+def finance(engines, tmp_path):
+    running = service.start(finance_spec(), support.settings_for("finance", engines, tmp_path))
+    try:
+        yield handling(running)
+    finally:
+        running.stop(grace=1)
+
+
+def confirmed(order_id: str) -> orders_ev.OrderConfirmed:
+    return orders_ev.OrderConfirmed(order_id=order_id, customer_id="CUST-1", lines=[order_line("CHAIR", 2)],
+                                    total=eur("20.00"))
+
+
+def cancelled(order_id: str) -> orders_ev.OrderCancelled:
+    return orders_ev.OrderCancelled(order_id=order_id, customer_id="CUST-1", reason="changed their mind",
+                                    was_invoiced=False, total=eur("20.00"))
+
+
+def assert_no_uncredited_invoice_for_a_cancelled_order(fin: Handling, order_id: str) -> None:
+    invoices = fin.rows("SELECT invoice_id FROM invoices WHERE order_id = :o", o=order_id)
+    notes = fin.rows("SELECT credit_note_id FROM credit_notes WHERE order_id = :o", o=order_id)
+    assert len(notes) == len(invoices), f"{len(invoices)} invoice(s), {len(notes)} credit note(s)"
+    [(balance,)] = fin.rows("SELECT coalesce(sum(debit) - sum(credit), 0) FROM journal_lines")
+    assert balance == Decimal(0)
+
+
+@ON_EACH_POSTGRES
+def test_a_cancellation_racing_the_invoice_credits_it(finance, monkeypatch):
+    """issue_invoice() has read "not cancelled" when the cancellation runs on another replica."""
+    order_id = str(uuid.uuid4())
+    pause = PausePoint(monkeypatch, finance_adapters.CancellationRepository, "exists")
+    run = interleave(finance.engine, pause, lambda: finance.deliver(confirmed(order_id)),
+                     lambda: finance.deliver(cancelled(order_id)))
+    assert (run.first, run.second) == (Ack(), Ack())
+    assert run.second_waited, "the cancellation committed inside the invoice's transaction"
+    assert_no_uncredited_invoice_for_a_cancelled_order(finance, order_id)
+    assert len(finance.rows("SELECT 1 FROM invoices WHERE order_id = :o", o=order_id)) == 1
+
+
+@ON_EACH_POSTGRES
+def test_an_invoice_racing_a_cancellation_that_came_first_is_never_issued(finance, monkeypatch):
+    order_id = str(uuid.uuid4())
+    pause = PausePoint(monkeypatch, finance_adapters.InvoiceRepository, "by_order")
+    run = interleave(finance.engine, pause, lambda: finance.deliver(cancelled(order_id)),
+                     lambda: finance.deliver(confirmed(order_id)))
+    assert (run.first, run.second) == (Ack(), Ack())
+    assert run.second_waited
+    assert finance.rows("SELECT 1 FROM invoices WHERE order_id = :o", o=order_id) == []
+    assert_no_uncredited_invoice_for_a_cancelled_order(finance, order_id)
+
+
+# ---------------------------------------------------------------- procurement: two shortages, one draft
+
+
+@ON_EACH_POSTGRES
+def test_two_shortages_racing_raise_one_replenishment_draft(engines, tmp_path, monkeypatch):
+    with running_mesh(engines, tmp_path, services=("inventory", "procurement")) as (client, started):
+        client.create_warehouse("MAIN", "Main")
+        for sku in ("CHAIR", "DESK"):
+            client.create_product(sku, sku)
+        client.create_supplier("SUP-1", "Supplier", email="sup@example.test")
+        for sku in ("CHAIR", "DESK"):
+            client.set_supplier_price("SUP-1", sku, "5.00", preferred=True)
+        proc = handling(started["procurement"])
+        pause = PausePoint(monkeypatch, procurement_adapters.PurchaseOrderRepository, "open_replenishment_draft")
+
+        def shortage(sku: str):
+            return proc.deliver(inv_ev.StockBelowReorderPoint(sku=sku, warehouse_code="MAIN", available=1,
+                                                              reorder_point=5, reorder_quantity=20),
+                                aggregate_id=f"MAIN/{sku}")
+
+        run = interleave(proc.engine, pause, lambda: shortage("CHAIR"), lambda: shortage("DESK"))
+        assert (run.first, run.second) == (Ack(), Ack())
+        assert run.second_waited
+        drafts = proc.rows("SELECT purchase_order_id FROM purchase_orders WHERE origin = 'replenishment'")
+        assert len(drafts) == 1, f"{len(drafts)} replenishment drafts for one supplier and warehouse"

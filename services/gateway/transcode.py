@@ -57,6 +57,8 @@ def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> me
         raise BadRequest(f"invalid request: {exc}") from None
     except ValueError:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
         raise BadRequest("the request body is not valid JSON") from None
+    except RecursionError:  # '[[[[...' deeper than the parser's stack: the caller's input, not our bug
+        raise BadRequest("the request body is nested too deeply") from None
     return request
 
 

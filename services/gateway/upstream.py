@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 import grpc
+from google.rpc import status_pb2
 
 from erp_client.channel import MAX_MESSAGE_BYTES, service_config
 
 # Status codes whose text may carry a service's internals: the caller gets a generic message.
 HIDDEN_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# Codes grpc's transport (or a proxy on the way) also produces, with text about addresses and
+# sockets ("ipv4:10.0.0.7:50051: Connection refused"): unless the service itself set the status,
+# the caller gets this message about the owning service instead.
+TRANSPORT_MESSAGES = {
+    grpc.StatusCode.UNAVAILABLE: "{} is unavailable, retry later",
+    grpc.StatusCode.DEADLINE_EXCEEDED: "deadline exceeded calling {}",
+}
+log = logging.getLogger("gateway.upstream")
 
 
 @dataclasses.dataclass
@@ -30,6 +40,20 @@ class UpstreamError(Exception):
 def domain_of(method: str) -> str:
     """/erp.orders.v1.OrderService/GetOrder -> orders, the service that owns it."""
     return method.lstrip("/").split(".")[1]
+
+
+def set_by_the_service(code: grpc.StatusCode, message: str, trailing_metadata: tuple) -> bool:
+    """Whether the service's own code set this status: the mesh (mesh.interceptors) sends every
+    status it sets with its google.rpc.Status, same code and message, in the trailers; grpc's
+    transport, its deadline and a proxy on the way never do."""
+    raw = next((v for k, v in trailing_metadata if k == STATUS_DETAILS_KEY), None)
+    if not raw:
+        return False
+    try:
+        status = status_pb2.Status.FromString(raw)
+    except Exception:  # noqa: BLE001 - undecodable: not the mesh's
+        return False
+    return status.code == code.value[0] and status.message == message
 
 
 class Upstreams:
@@ -57,7 +81,11 @@ class Upstreams:
             call.cancel()  # the caller went away: so does the call to the service
             raise
         except grpc.aio.AioRpcError as exc:
-            raise UpstreamError(exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ())) from None
+            code, message, trailing = exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ())
+            if code in TRANSPORT_MESSAGES and not set_by_the_service(code, message, trailing):
+                log.warning("%s failed in transport with %s: %s", method, code.name, message)
+                message = TRANSPORT_MESSAGES[code].format(domain_of(method))
+            raise UpstreamError(code, message, trailing) from None
         return Reply(body, tuple(await call.initial_metadata() or ()), tuple(await call.trailing_metadata() or ()))
 
     async def close(self) -> None:

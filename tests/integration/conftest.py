@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 
 import pytest
@@ -14,21 +15,27 @@ from tests import support
 
 
 @contextlib.contextmanager
-def running_mesh(engines: support.Engines, data_dir, services=RUNNABLE, **overrides):
-    """The services on the given engines; yields (client, {name: RunningService})."""
-    started = {}
+def running_mesh(engines: support.Engines, data_dir, services=RUNNABLE, replicas: int = 1, **overrides):
+    """The services on the given engines; yields (client, {name: RunningService}).
+
+    replicas > 1 runs that many copies of each service, as the chart does: they share the
+    service's port (SO_REUSEPORT, so each new connection goes to one of them), compete for
+    its events, and elect one relay; the dict holds the first copy of each."""
+    started, copies = {}, []
     try:
         for name in services:
             spec = importlib.import_module(f"services.{name}.service").spec()
             # Each service reaches the ones started before it (procurement asks inventory).
             targets = {**load(spec.name).targets, **{n: f"127.0.0.1:{r.port}" for n, r in started.items()}}
             settings = support.settings_for(spec.name, engines, data_dir, **{"targets": targets, **overrides})
-            started[spec.name] = service.start(spec, settings)
+            started[spec.name] = service.start(spec, settings, reuse_port=replicas > 1)
+            shared = dataclasses.replace(settings, grpc_port=started[spec.name].port)
+            copies += [service.start(spec, shared, reuse_port=True) for _ in range(replicas - 1)]
         targets = {f"{name}_target": f"127.0.0.1:{running.port}" for name, running in started.items()}
         with ErpClient(**targets) as client:
             yield client, started
     finally:
-        for running in started.values():
+        for running in [*copies, *started.values()]:
             running.stop(grace=1)
 
 

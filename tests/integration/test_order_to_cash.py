@@ -1,5 +1,5 @@
-"""Order to cash across all five services, on every engine set: confirmation,
-invoicing, notification, shipment, payments, compensation and cancellation."""
+"""Order to cash across all five services, on every engine set, two replicas of each:
+confirmation, invoicing, notification, shipment, payments, compensation and cancellation."""
 from __future__ import annotations
 
 from decimal import Decimal
@@ -10,7 +10,16 @@ import sqlalchemy as sa
 from erp.finance.v1 import finance_pb2 as fin
 from erp.orders.v1 import orders_pb2 as pb
 from erp_client.client import Line
+from tests.integration.conftest import running_mesh
 from tests.integration.test_order_flow import assert_ledger_agrees, stock_up
+
+
+@pytest.fixture
+def mesh(engines, tmp_path):
+    """Two replicas of every service, as the chart deploys them: competing consumers, one
+    elected relay, every handler beside a copy of itself."""
+    with running_mesh(engines, tmp_path, replicas=2) as (client, started):
+        yield client, started
 
 
 def invoice_of(client, order_id: str) -> fin.Invoice:

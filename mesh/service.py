@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 
-from mesh import db, embedded, logs, metrics
+from mesh import db, embedded, idempotency, logs, metrics
 from mesh.cache import Cache
 from mesh.events.amqp import AmqpTransport
 from mesh.events.consumer import Consumer, EventHandlers
@@ -164,6 +164,12 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
     calls = ServerInterceptor(internal_auth(settings)).wrapping(server)
+    guard = idempotency_guard(spec, runtime)
+    if guard is not None:  # only a service with mutating RPCs (a request_id field) has keys to keep
+        calls = guard.wrapping(calls)
+        threads.append(threading.Thread(
+            target=guard.run_pruner, name="idempotency-pruner", daemon=True,
+            args=(stop_event, float(settings.get("ERP_IDEMPOTENCY_PRUNE_SECONDS", str(idempotency.PRUNE_SECONDS))))))
     spec.add_servicers(calls, runtime)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, calls)
@@ -181,6 +187,14 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
     server.start()
     log.info("%s listening on %s:%d", spec.name, settings.grpc_host, port)
     return RunningService(spec, runtime, server, port, health_servicer, stop_event, threads)
+
+
+def idempotency_guard(spec: ServiceSpec, runtime: Runtime) -> idempotency.Idempotency | None:
+    """The idempotency keys of the service's mutating RPCs (mesh/idempotency.py); None when it has none."""
+    if not idempotency.mutating_methods(spec.grpc_services):
+        return None
+    hours = float(runtime.settings.get("ERP_IDEMPOTENCY_RETENTION_HOURS", str(idempotency.RETENTION_HOURS)))
+    return idempotency.Idempotency(runtime.engine, retention_hours=hours)
 
 
 def _set_health(servicer: health.HealthServicer, services: tuple[str, ...], ok: bool) -> None:

@@ -1,0 +1,331 @@
+"""Idempotency keys that mean one request (DESIGN decision 13), for every mutating RPC.
+
+A mutating RPC is one whose request message has a `request_id` field (decision 1); the
+list comes from the descriptors, so a new one is covered by being declared. Every call of
+one goes through `Idempotency.guarded`, installed at registration (mesh/service.py), inside
+the per-call work of mesh/interceptors.py (so its refusals are mapped like any domain
+error). Nothing else pays for it: GetStock and every other read are not wrapped.
+
+The key: the request's `request_id`, unique per service (one table, `idempotency_keys`,
+in the service's own schema). That is the scope the handlers' own tables already give a
+request id (orders.request_id, the stock ledger's request_id... are unique per service,
+whoever calls), so a narrower scope (per caller, per method) would only let a second caller
+in for the handler to answer with the first caller's result.
+
+The fingerprint: SHA-256 of the method's full name, the verified caller (mesh.context
+subject: empty without ERP_INTERNAL_AUTH) and the whole request message as received,
+serialized deterministically with unknown fields dropped (fields the server does not read
+change nothing). So the same key reused by another method, another caller or with any
+field different ("10" and "10.00" are different amounts as far as a key is concerned) is
+refused, never answered with another request's result.
+
+One call, step by step:
+1. claim: INSERT (key, method, fingerprint) ON CONFLICT DO NOTHING, committed before the
+   handler runs. Any effect under a key is therefore made by a request with the stored
+   fingerprint: a later mismatch is refused even when the first call crashed half-way.
+2. a key already there: another fingerprint -> ALREADY_EXISTS (KeyReused, naming the
+   key); a stored response -> that response, the first call's result.
+3. otherwise lock the key's row (SELECT ... FOR UPDATE, in slices of at most a second,
+   until the call's deadline) and look again: whoever holds the lock while the response is
+   empty runs the handler. Twins of a call in progress wait for it and answer with its
+   stored response; they never run the handler beside it, so they never lose a unique race
+   (no INTERNAL). The handler keeps its own transaction (mesh/uow.py) and stays
+   idempotent by request id on its own: should the process die between the handler's commit
+   and the response's, the lock goes with its connection and the next call with the same
+   body runs the handler again, which finds the first effect and answers with it.
+4. the handler answered: its response is stored on the locked row (first result kept).
+   It refused (a DomainError: nothing was committed) -> the claim is deleted, so the key
+   can be used again, with any body (as payment APIs do for refused requests). Anything
+   else (a lost database, a bug: the effect may or may not have committed) -> the claim
+   stays, with no response: the same body may retry, another body is refused.
+
+Retention: keys are kept `ERP_IDEMPOTENCY_RETENTION_HOURS` (168, 7 days) after their first
+use; `prune` deletes older ones in small batches, every `ERP_IDEMPOTENCY_PRUNE_SECONDS`
+(mesh/service.py runs it in a thread of every service that has mutating RPCs). After that
+a key is forgotten here; the handlers' own request-id checks still keep it from making a
+second effect.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Iterable
+
+import grpc
+import sqlalchemy as sa
+from google.protobuf import any_pb2, descriptor_pool, message_factory
+from google.rpc import error_details_pb2
+from psycopg import errors as pg_errors
+from sqlalchemy.dialects.postgresql import BYTEA
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from mesh import context
+from mesh.errors import Aborted, AlreadyExists, DomainError
+
+log = logging.getLogger("mesh.idempotency")
+
+KEY_FIELD = "request_id"
+MAX_KEY = 64  # longer (or empty) keys are left to the handler, which refuses them
+RETENTION_HOURS = 168.0
+PRUNE_SECONDS = 600.0
+PRUNE_BATCH = 500
+# How long a twin waits for the call in progress with its key when its own call has no deadline.
+WAIT_SECONDS = 30.0
+_LOCK_SLICE_SECONDS = 1.0
+
+
+def _columns() -> list[sa.Column]:
+    return [
+        sa.Column("request_id", sa.Text, primary_key=True),
+        sa.Column("method", sa.Text, nullable=False),
+        sa.Column("fingerprint", BYTEA, nullable=False),
+        sa.Column("response", BYTEA),  # empty until the first call's handler answered
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
+metadata = sa.MetaData()
+keys = sa.Table("idempotency_keys", metadata, *_columns())
+
+
+def create_table(op) -> None:
+    """Called from a migration of every service that has mutating RPCs."""
+    op.create_table("idempotency_keys", *_columns())
+    op.create_index("idempotency_keys_by_age", "idempotency_keys", ["created_at"])
+
+
+def drop_table(op) -> None:
+    op.drop_table("idempotency_keys")
+
+
+class KeyReused(AlreadyExists):
+    """The key was first used for another request. ALREADY_EXISTS, not INVALID_ARGUMENT (the
+    request itself is valid) nor FAILED_PRECONDITION (no state of the system will ever make
+    this key right for this request): the thing the caller tries to create, a request under
+    this key, exists already; a new key is the fix. An ErrorInfo detail (reason
+    IDEMPOTENCY_KEY_REUSED) tells it apart from other ALREADY_EXISTS answers."""
+
+    reason = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"request_id {key} was already used for a different request; "
+                         "use a new request_id for a new request")
+        self.key = key
+
+    def details(self) -> list[any_pb2.Any]:
+        packed = any_pb2.Any()
+        packed.Pack(error_details_pb2.ErrorInfo(reason=self.reason, domain="erp",
+                                                metadata={"request_id": self.key}))
+        return [packed]
+
+
+# ---------------------------------------------------------------- which methods
+
+
+def _split(method: str) -> tuple[str, str]:
+    service, _, name = method.lstrip("/").partition("/")
+    return service, name
+
+
+def method_descriptor(method: str):
+    """The descriptor of "/pkg.Service/Method", or None when the default pool does not know it."""
+    service, name = _split(method)
+    try:
+        return descriptor_pool.Default().FindServiceByName(service).methods_by_name.get(name)
+    except KeyError:
+        return None
+
+
+def is_mutating(method_desc) -> bool:
+    return method_desc is not None and KEY_FIELD in method_desc.input_type.fields_by_name
+
+
+def mutating_methods(service_names: Iterable[str]) -> list[str]:
+    """"/pkg.Service/Method" of every mutating RPC of the named services, from the descriptors."""
+    found = []
+    for service in service_names:
+        for m in descriptor_pool.Default().FindServiceByName(service).methods:
+            if is_mutating(m):
+                found.append(f"/{service}/{m.name}")
+    return found
+
+
+def fingerprint(method: str, request, caller: str) -> bytes:
+    canonical = type(request)()
+    canonical.CopyFrom(request)
+    canonical.DiscardUnknownFields()
+    digest = hashlib.sha256()
+    for part in (method.encode(), caller.encode(), canonical.SerializeToString(deterministic=True)):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.digest()
+
+
+# ---------------------------------------------------------------- the guard
+
+_CLAIM = pg_insert(keys).on_conflict_do_nothing(index_elements=["request_id"]).returning(keys.c.request_id)
+_READ = sa.select(keys.c.fingerprint, keys.c.response).where(keys.c.request_id == sa.bindparam("key"))
+_READ_LOCKED = _READ.with_for_update()
+_STORE = keys.update().where(keys.c.request_id == sa.bindparam("key")).values(response=sa.bindparam("response"))
+_FREE = keys.delete().where(keys.c.request_id == sa.bindparam("key"), keys.c.response.is_(None))
+
+
+class Idempotency:
+    def __init__(self, engine: sa.Engine, retention_hours: float = RETENTION_HOURS,
+                 wait_seconds: float = WAIT_SECONDS) -> None:
+        self.engine = engine
+        self.retention_hours = retention_hours
+        self.wait_seconds = wait_seconds
+
+    # -- registration
+
+    def wrapping(self, server) -> _GuardingServer:
+        """`server` (a grpc.Server or mesh.interceptors' wrapping one) for add_*Servicer_to_server:
+        the mutating methods it registers come guarded; the others pass untouched."""
+        return _GuardingServer(server, self)
+
+    def wrapped(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+        if handler is None or handler.unary_unary is None:
+            return handler
+        desc = method_descriptor(method)
+        if not is_mutating(desc):
+            return handler
+        response_class = message_factory.GetMessageClass(desc.output_type)
+        inner = handler.unary_unary
+
+        def behavior(request, ctx):
+            return self.guarded(method, request, lambda: inner(request, ctx), response_class)
+
+        return grpc.unary_unary_rpc_method_handler(
+            behavior, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    # -- one call
+
+    def guarded(self, method: str, request, run, response_class):
+        """run()'s answer for the first request with this key; the stored answer for the same
+        request again; KeyReused for another request with this key."""
+        key = getattr(request, KEY_FIELD, "")
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY:
+            return run()  # the handler's validation refuses it; nothing to remember
+        fp = fingerprint(method, request, context.subject.get())
+        remaining = context.time_remaining()
+        until = time.monotonic() + (self.wait_seconds if remaining is None else remaining)
+        while True:
+            found = self._claim_or_read(key, method, fp)
+            if found is not None:
+                if found.fingerprint != fp:
+                    raise KeyReused(key)
+                if found.response is not None:
+                    return response_class.FromString(found.response)
+            done, response = self._run_locked(key, fp, run, response_class, until)
+            if done:
+                return response
+            # The first request with this key was refused and freed it: claim it again.
+
+    def _claim_or_read(self, key: str, method: str, fp: bytes):
+        """None when this call claimed the key; else the key's row (fingerprint, response)."""
+        with self.engine.connect() as conn:
+            claimed = conn.execute(_CLAIM, {"request_id": key, "method": method, "fingerprint": fp}).first()
+            row = None if claimed else conn.execute(_READ, {"key": key}).first()
+            conn.commit()
+        return row
+
+    def _run_locked(self, key: str, fp: bytes, run, response_class, until: float):
+        """(True, response) once answered; (False, None) when the key's row is gone."""
+        with self.engine.connect() as conn:
+            row = self._lock(conn, key, until)
+            if row is None:
+                conn.rollback()
+                return False, None
+            if row.fingerprint != fp:
+                raise KeyReused(key)
+            if row.response is not None:  # a twin answered while this call waited
+                conn.rollback()
+                return True, response_class.FromString(row.response)
+            try:
+                response = run()
+            except DomainError:
+                conn.execute(_FREE, {"key": key})  # refused: nothing was done under the key
+                conn.commit()
+                raise
+            # Anything else propagates; the rollback keeps the claim (fingerprint, no response).
+            conn.execute(_STORE, {"key": key, "response": response.SerializeToString()})
+            conn.commit()
+            return True, response
+
+    def _lock(self, conn: sa.Connection, key: str, until: float):
+        """The key's row, locked; waits in slices, each in a transaction of its own, so a
+        waiting call does not hold a pooled connection the call it waits for may need."""
+        while True:
+            left = until - time.monotonic()
+            if left <= 0:
+                raise Aborted(f"request_id {key} is still being processed by another call; retry it")
+            conn.begin()
+            slice_ms = max(1, int(min(left, _LOCK_SLICE_SECONDS) * 1000))
+            conn.execute(sa.text(f"SET LOCAL lock_timeout = {slice_ms}"))
+            try:
+                return conn.execute(_READ_LOCKED, {"key": key}).first()
+            except sa.exc.OperationalError as err:
+                if not isinstance(err.orig, pg_errors.LockNotAvailable):
+                    raise
+                conn.rollback()
+
+    # -- retention
+
+    def prune(self, batch: int = PRUNE_BATCH) -> int:
+        """Deletes keys older than the retention, at most `batch` of them; returns how many."""
+        with self.engine.connect() as conn:
+            deleted = conn.execute(sa.text(
+                "DELETE FROM idempotency_keys WHERE request_id IN ("
+                " SELECT request_id FROM idempotency_keys"
+                " WHERE created_at < now() - make_interval(secs => :seconds)"
+                " ORDER BY created_at LIMIT :batch FOR UPDATE SKIP LOCKED)"),
+                {"seconds": self.retention_hours * 3600, "batch": batch}).rowcount
+            conn.commit()
+        return deleted
+
+    def run_pruner(self, stop: threading.Event, every_seconds: float = PRUNE_SECONDS,
+                   batch: int = PRUNE_BATCH) -> None:
+        """Prunes in small batches (a short pause between them) every `every_seconds` until stop."""
+        while not stop.wait(every_seconds):
+            try:
+                total = 0
+                while not stop.is_set():
+                    deleted = self.prune(batch)
+                    total += deleted
+                    if deleted < batch:
+                        break
+                    stop.wait(0.05)
+                if total:
+                    log.info("pruned %d idempotency keys older than %g hours", total, self.retention_hours)
+            except Exception:  # noqa: BLE001 - a lost database: try again next round
+                log.warning("pruning idempotency keys failed", exc_info=True)
+
+
+class _GuardingServer:
+    """Stands for a server while servicers register: guards what they add, then hands it on."""
+
+    def __init__(self, server, guard: Idempotency) -> None:
+        self._server, self._guard = server, guard
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        self._server.add_registered_method_handlers(
+            service, {name: self._guard.wrapped(f"/{service}/{name}", h) for name, h in handlers.items()})
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_GuardedGeneric(h, self._guard) for h in handlers))
+
+
+class _GuardedGeneric(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler, guard: Idempotency) -> None:
+        self._inner, self._guard = inner, guard
+        self._by_method: dict[str, grpc.RpcMethodHandler | None] = {}
+
+    def service(self, handler_call_details):
+        method = handler_call_details.method
+        if method not in self._by_method:
+            self._by_method[method] = self._guard.wrapped(method, self._inner.service(handler_call_details))
+        return self._by_method[method]

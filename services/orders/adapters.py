@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
@@ -42,7 +43,8 @@ order_lines = sa.Table(
 
 # The statements every saga step runs, built once: SQLAlchemy reuses their compiled form
 # instead of building and hashing a new statement per call.
-_INSERT = orders.insert()
+# A twin placement with the same request id committed first: nothing inserted, no error.
+_INSERT = pg_insert(orders).on_conflict_do_nothing(index_elements=["request_id"]).returning(orders.c.order_id)
 _INSERT_LINES = order_lines.insert()
 _GET = sa.select(orders).where(orders.c.order_id == sa.bindparam("id"))
 _GET_FOR_UPDATE = _GET.with_for_update()
@@ -58,13 +60,17 @@ class OrderRepository:
         self.conn = conn
         self._shipped: dict[str, dict[int, int]] = {}  # order id -> shipped quantity per line, as loaded
 
-    def add(self, order: Order) -> None:
-        self.conn.execute(_INSERT, _row(order))
+    def add(self, order: Order) -> bool:
+        """Inserts the order; False (and nothing inserted) when another order already has its
+        request id (a twin request that committed first, even while this one waited for it)."""
+        if self.conn.execute(_INSERT, _row(order)).first() is None:
+            return False
         self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
         self.conn.execute(_INSERT_LINES, [
             {"order_id": order.order_id, "line_no": line.line_no, "sku": line.sku,
              "warehouse_code": line.warehouse_code, "quantity": line.quantity, "unit_price": line.unit_price}
             for line in order.lines])
+        return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
         row = self.conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"id": order_id}).first()

@@ -195,7 +195,7 @@ def _effects(engine, sample: Sample, key: str) -> int:
 
 
 def _key(method: str) -> str:
-    return f"{method.rsplit('/', 1)[1]}-{uuid.uuid4().hex[:12]}"
+    return f"{method.rsplit('/', 1)[-1]}-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.mark.parametrize("method", MUTATING)
@@ -312,3 +312,39 @@ def test_keys_are_kept_for_the_retention_then_pruned(world):
     pruners = {name for name, running in started.items()
                if any(t.name == "idempotency-pruner" for t in running.threads)}
     assert pruners == {_service(m) for m in MUTATING}
+
+
+def test_a_placement_that_waited_for_its_twin_answers_with_the_twin_s_order(world):
+    """Below the keys, forced: a twin's transaction has inserted the order with this request id and
+    not committed; place_order waits on the unique index, the twin commits, and place_order answers
+    with the twin's order (before: a unique-key violation, INTERNAL to the caller)."""
+    _, started, engine = world
+    from services.orders import domain as orders_domain
+    from services.orders import handlers as orders_handlers
+
+    runtime = started["orders"].runtime
+    cmd = orders_domain.PlaceOrder(request_id=_key("PlaceOrder"), customer_id=CUSTOMER, currency_code=EUR,
+                                   lines=(orders_domain.LineInput(SKU, "MAIN", 1, "1.00", EUR),))
+    twin = orders_domain.new_order(str(uuid.uuid4()), cmd, "MAIN")
+    result: dict = {}
+
+    def place() -> None:
+        try:
+            result["order"] = orders_handlers.place_order(runtime.uow(), cmd, "MAIN")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            result["error"] = exc
+
+    def waiting_on_a_lock() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                        " AND wait_event_type = 'Lock'")).scalar_one() > 0
+
+    placing = threading.Thread(target=place)
+    with runtime.uow() as holder:
+        holder.orders.add(twin)
+        placing.start()
+        support.wait_for("place_order to wait for the twin's insert", waiting_on_a_lock)
+        holder.commit()
+    placing.join(10)
+    assert "error" not in result, repr(result.get("error"))
+    assert result["order"].order_id == twin.order_id

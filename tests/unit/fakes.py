@@ -54,6 +54,7 @@ class FakeUnitOfWork:
         self._hooks: list[Callable[[], None]] = []
         self._snapshot: dict[str, Any] = {}
         self._events_mark = 0
+        self.locked: list[tuple[str, str]] = []
 
     # transaction
     def __enter__(self) -> FakeUnitOfWork:
@@ -75,6 +76,16 @@ class FakeUnitOfWork:
     def _mark(self) -> None:
         self._snapshot = {name: repo.snapshot() for name, repo in self._repos.items()}
         self._events_mark = len(self.events)
+
+    def lock(self, kind: str, *ids: str) -> None:
+        """Aggregate locks (mesh.locks) serialize transactions; one thread needs none. Kept for
+        tests that check which aggregates a handler locks."""
+        assert self.active, "lock outside the unit of work"
+        self.locked.extend((kind, ident) for ident in ids)
+
+    def lock_all(self, refs) -> None:
+        for kind, ident in refs:
+            self.lock(kind, ident)
 
     def commit(self) -> None:
         assert self.active, "commit outside the unit of work"
@@ -296,12 +307,13 @@ class FakeOrders:
     def restore(self, snap) -> None:
         self.rows = copy.deepcopy(snap)
 
-    def add(self, order: Order) -> None:
+    def add(self, order: Order) -> bool:
         if order.order_id in self.rows:
             raise FakeIntegrityError(f"duplicate order {order.order_id}")
         if any(o.request_id == order.request_id for o in self.rows.values()):
-            raise FakeIntegrityError(f"duplicate request_id {order.request_id}")
+            return False  # as the real one: ON CONFLICT (request_id) DO NOTHING
         self.rows[order.order_id] = copy.deepcopy(order)
+        return True
 
     @staticmethod
     def _loaded(order: Order) -> Order:

@@ -1,8 +1,13 @@
 """Keyset pagination for List calls: opaque page tokens that carry the last key seen
-and a fingerprint of the filters, so a token used with other filters is refused."""
+and a fingerprint of the filters, so a token used with other filters is refused.
+
+A token is the caller's input: base64 JSON anyone can forge. decode() checks the key
+against the listing's shape (one kind per element: str, int or TIMESTAMP) before it goes
+anywhere near SQL, so a forged or stale token is INVALID_ARGUMENT, never INTERNAL."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 
@@ -10,6 +15,11 @@ from mesh.errors import FieldViolation, InvalidArgument
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# A key element that is a time: an ISO 8601 string with its offset (what datetime.isoformat()
+# writes); decode() hands it back in UTC, in the form PostgreSQL reads.
+TIMESTAMP = "timestamp"
+MAX_KEY_TEXT = 1024  # characters in a text key element; ids and codes are far shorter
+NOT_ISSUED = "is not a token this service issued"
 
 
 def page_size(requested: int) -> int:
@@ -28,18 +38,45 @@ def encode(last_key: list, filters: dict) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(token: str, filters: dict) -> list | None:
-    """The last key a token carries, or None for the first page."""
+def decode(token: str, filters: dict, shape: tuple) -> list | None:
+    """The last key a token carries, or None for the first page. `shape` is the key's kinds,
+    one per element, as the listing's next_token writes them: (TIMESTAMP, str) for
+    [created_at.isoformat(), id]; a key of another length or kind is refused."""
     if not token:
         return None
     try:
         data = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         key, fingerprint = data["k"], data["f"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidArgument([FieldViolation("page.page_token", "is not a token this service issued")]) from exc
+        raise _not_issued() from exc
     if fingerprint != _fingerprint(filters):
         raise InvalidArgument([FieldViolation("page.page_token", "was issued for other filters")])
-    return key
+    if not isinstance(key, list) or len(key) != len(shape):
+        raise _not_issued()
+    return [_element(value, kind) for value, kind in zip(key, shape, strict=True)]
+
+
+def _element(value, kind):
+    if kind is str:
+        if isinstance(value, str) and len(value) <= MAX_KEY_TEXT and "\x00" not in value:
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63:
+            return value
+    elif kind == TIMESTAMP:
+        try:
+            moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+            if moment is not None and moment.tzinfo is not None:
+                return moment.astimezone(dt.UTC).isoformat()
+        except (ValueError, OverflowError):
+            pass
+    else:
+        raise ValueError(f"unknown page key kind {kind!r}")
+    raise _not_issued()
+
+
+def _not_issued() -> InvalidArgument:
+    return InvalidArgument([FieldViolation("page.page_token", NOT_ISSUED)])
 
 
 def next_token(items: list, size: int, key_of, filters: dict) -> str:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from erp.common.v1 import money_pb2
 from erp.events.v1 import finance_events_pb2 as ev
 from mesh import money, paging
-from mesh.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound, Violations
+from mesh.errors import AlreadyExists, NotFound, Violations
 from services.finance import domain, payables
 from services.finance.domain import (
     CreditNote,
@@ -171,13 +171,6 @@ def _check_id(field: str, value: str, required: bool) -> None:
     v.raise_if_any()
 
 
-def _key(token_key, length: int) -> list[int]:
-    if not (isinstance(token_key, list) and len(token_key) == length
-            and all(isinstance(x, int) and not isinstance(x, bool) for x in token_key)):
-        raise InvalidArgument([FieldViolation("page.page_token", "is not a token this service issued")])
-    return token_key
-
-
 def get_invoice(uow, invoice_id: str) -> Invoice:
     _check_id("invoice_id", invoice_id, required=True)
     with uow:
@@ -200,8 +193,8 @@ def list_invoices(uow, query: InvoiceQuery, page_size: int, page_token: str,
     _check_id("order_id", query.order_id, required=False)
     size = paging.page_size(page_size)
     filters = {"customer_id": query.customer_id, "order_id": query.order_id, "status": str(query.status or "")}
-    token_key = paging.decode(page_token, filters)
-    after = tuple(_key(token_key, 2)) if token_key is not None else None
+    token_key = paging.decode(page_token, filters, (int, int))
+    after = tuple(token_key) if token_key is not None else None
     states, overdue = domain.status_filter(query.status) if query.status else (None, None)
     with uow:
         found = uow.invoices.list(customer_id=query.customer_id, order_id=query.order_id, states=states,
@@ -213,8 +206,8 @@ def list_journal_entries(uow, reference: str, page_size: int, page_token: str) -
     _check_id("reference", reference, required=False)
     size = paging.page_size(page_size)
     filters = {"reference": reference}
-    token_key = paging.decode(page_token, filters)
-    after = _key(token_key, 1)[0] if token_key is not None else None
+    token_key = paging.decode(page_token, filters, (int,))
+    after = token_key[0] if token_key is not None else None
     with uow:
         found = uow.journal.list(reference=reference, after=after, limit=size + 1)
     return found[:size], paging.next_token(found, size, lambda e: [e.entry_id], filters)
@@ -437,8 +430,8 @@ def list_supplier_bills(uow, query: SupplierBillQuery, page_size: int, page_toke
     size = paging.page_size(page_size)
     filters = {"supplier_id": query.supplier_id, "purchase_order_id": query.purchase_order_id,
                "status": str(query.status or "")}
-    token_key = paging.decode(page_token, filters)
-    after = _key(token_key, 1)[0] if token_key is not None else None
+    token_key = paging.decode(page_token, filters, (int,))
+    after = token_key[0] if token_key is not None else None
     with uow:
         found = uow.supplier_bills.list(supplier_id=query.supplier_id, purchase_order_id=query.purchase_order_id,
                                         status=query.status, after=after, limit=size + 1)

@@ -307,7 +307,7 @@ def list_stock(uow, *, warehouse_code: str, sku_prefix: str, below_reorder_point
     v.raise_if_any()
     size = paging.page_size(page_size)
     filters = {"warehouse": warehouse_code, "prefix": sku_prefix, "below": below_reorder_point}
-    after = paging.decode(page_token, filters)
+    after = paging.decode(page_token, filters, (str, str))
     with uow:
         levels = uow.stock.page(warehouse_code=warehouse_code, sku_prefix=sku_prefix,
                                 below_reorder_point=below_reorder_point,

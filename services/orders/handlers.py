@@ -64,7 +64,7 @@ def list_orders(uow, *, customer_id: str, status: OrderStatus | None, created_af
     size = paging.page_size(page_size)
     filters = {"customer": customer_id, "status": str(status or ""), "after": str(created_after or ""),
                "before": str(created_before or "")}
-    after = paging.decode(page_token, filters)
+    after = paging.decode(page_token, filters, (paging.TIMESTAMP, str))
     with uow:
         orders = uow.orders.page(customer_id=customer_id, status=status, created_after=created_after,
                                  created_before=created_before, after=tuple(after) if after else None,

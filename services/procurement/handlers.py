@@ -86,7 +86,7 @@ def get_supplier(uow, supplier_id: str) -> Supplier:
 def list_suppliers(uow, status: SupplierStatus | None, page_size: int, page_token: str) -> tuple[list[Supplier], str]:
     size = paging.page_size(page_size)
     filters = {"status": str(status or "")}
-    after = paging.decode(page_token, filters)
+    after = paging.decode(page_token, filters, (str,))
     with uow:
         found = uow.suppliers.page(status, after[0] if after else None, size + 1)
     return found[:size], paging.next_token(found, size, lambda s: [s.supplier_id], filters)
@@ -316,7 +316,7 @@ def list_purchase_orders(uow, *, supplier_id: str, status: POStatus | None, crea
     size = paging.page_size(page_size)
     filters = {"supplier": supplier_id, "status": str(status or ""), "after": str(created_after or ""),
                "before": str(created_before or "")}
-    after = paging.decode(page_token, filters)
+    after = paging.decode(page_token, filters, (paging.TIMESTAMP, str))
     with uow:
         found = uow.orders.page(supplier_id=supplier_id, status=status, created_after=created_after,
                                 created_before=created_before, after=tuple(after) if after else None,

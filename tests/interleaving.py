@@ -20,19 +20,21 @@ _BLOCKED_BY = sa.text("SELECT count(*) FROM pg_stat_activity WHERE CAST(:pid AS 
 
 
 class PausePoint:
-    """Stops the paused thread right after its first call of owner.name returns (owner is a
-    repository class: its instances keep their connection in .conn), until resumed."""
+    """Stops the first call of owner.name made once armed (by interleave, as it starts the
+    first handler), right after it returns, until resumed. owner is a repository class: its
+    instances keep their connection in .conn. Any thread: an RPC runs in a server thread."""
 
     def __init__(self, monkeypatch, owner: type, name: str) -> None:
         self.reached = threading.Event()
         self.resumed = threading.Event()
         self.backend_pid: int | None = None
-        self.thread: int | None = None
+        self.armed = threading.Event()
+        self._claim = threading.Lock()
         original = getattr(owner, name)
 
         def paused(this, *args, **kwargs):
             result = original(this, *args, **kwargs)
-            if threading.get_ident() == self.thread and not self.reached.is_set():
+            if self.armed.is_set() and self._claim.acquire(blocking=False):
                 self.backend_pid = this.conn.connection.driver_connection.info.backend_pid
                 self.reached.set()
                 self.resumed.wait(30)
@@ -60,11 +62,8 @@ def interleave(engine: sa.Engine, pause: PausePoint, first: Callable[[], Any], s
         except Exception as exc:  # noqa: BLE001 - handed back to the test
             results[name] = exc
 
-    def run_first() -> None:
-        pause.thread = threading.get_ident()
-        run("first", first)
-
-    a = threading.Thread(target=run_first, daemon=True)
+    pause.armed.set()
+    a = threading.Thread(target=run, args=("first", first), daemon=True)
     a.start()
     if not pause.reached.wait(timeout):
         pause.resumed.set()

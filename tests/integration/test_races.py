@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from erp.common.v1 import money_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
+from erp.procurement.v1 import procurement_pb2 as proc_pb
+from erp_client import ErpClient
 from mesh import service
 from mesh.events import envelope
 from mesh.events.consumer import Consumer
@@ -37,6 +39,7 @@ class Handling:
 
     consumer: Consumer
     engine: sa.Engine
+    target: str  # the service's gRPC address
 
     def deliver(self, payload, aggregate_id: str = "agg"):
         env = envelope.build(source="test", aggregate_type="test", aggregate_id=aggregate_id, aggregate_version=1,
@@ -50,7 +53,8 @@ class Handling:
 
 def handling(running: service.RunningService) -> Handling:
     runtime = running.runtime
-    return Handling(Consumer(running.spec.build_handlers(runtime), runtime.uow, 3, 20), runtime.engine)
+    return Handling(Consumer(running.spec.build_handlers(runtime), runtime.uow, 3, 20), runtime.engine,
+                    f"127.0.0.1:{running.port}")
 
 
 def eur(amount: str) -> money_pb2.Money:
@@ -212,3 +216,32 @@ def test_two_shortages_racing_raise_one_replenishment_draft(engines, tmp_path, m
         assert run.second_waited
         drafts = proc.rows("SELECT purchase_order_id FROM purchase_orders WHERE origin = 'replenishment'")
         assert len(drafts) == 1, f"{len(drafts)} replenishment drafts for one supplier and warehouse"
+
+
+@ON_EACH_POSTGRES
+def test_two_suppliers_made_preferred_at_once_leave_one_preferred(engines, tmp_path, monkeypatch):
+    with running_mesh(engines, tmp_path, services=("inventory", "procurement")) as (client, started):
+        client.create_warehouse("MAIN", "Main")
+        client.create_product("CHAIR", "Chair")
+        for supplier in ("SUP-1", "SUP-2"):
+            client.create_supplier(supplier, supplier)
+        pause = PausePoint(monkeypatch, procurement_adapters.SupplierRepository, "put_price")
+        run = interleave(started["procurement"].runtime.engine, pause,
+                         lambda: client.set_supplier_price("SUP-1", "CHAIR", "5.00", preferred=True),
+                         lambda: client.set_supplier_price("SUP-2", "CHAIR", "6.00", preferred=True))
+        assert not isinstance(run.first, Exception) and not isinstance(run.second, Exception), run
+        assert run.second_waited
+        preferred = [p.supplier_id for p in client.procurement.ListSupplierPrices(
+            proc_pb.ListSupplierPricesRequest(sku="CHAIR")).prices if p.preferred]
+        assert preferred == ["SUP-2"]
+
+
+@ON_EACH_POSTGRES
+def test_twin_creates_of_one_product_both_answer_it(inventory, monkeypatch):
+    """The second create used to hit the primary key (INTERNAL); now it waits and finds the first."""
+    pause = PausePoint(monkeypatch, inventory_adapters.CatalogRepository, "product")
+    with ErpClient(inventory_target=inventory.target) as client:
+        run = interleave(inventory.engine, pause, lambda: client.create_product("TABLE", "Table"),
+                         lambda: client.create_product("TABLE", "Table"))
+    assert run.first == run.second and run.first.sku == "TABLE", run
+    assert run.second_waited

@@ -10,6 +10,7 @@ from services.inventory.domain import LedgerEntry, LedgerKind, StockLevel
 def create_product(uow, cmd: domain.CreateProduct) -> domain.Product:
     product = domain.validate_product(cmd)
     with uow:
+        uow.lock("product", product.sku)  # a twin create waits, then finds this one (not a key violation)
         existing = uow.catalog.product(product.sku)
         if existing is not None:
             if existing != product:
@@ -23,6 +24,7 @@ def create_product(uow, cmd: domain.CreateProduct) -> domain.Product:
 def create_warehouse(uow, cmd: domain.CreateWarehouse) -> domain.Warehouse:
     warehouse = domain.validate_warehouse(cmd)
     with uow:
+        uow.lock("warehouse", warehouse.code)
         existing = uow.catalog.warehouse(warehouse.code)
         if existing is not None:
             if existing != warehouse:

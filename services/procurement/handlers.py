@@ -114,6 +114,9 @@ def set_supplier_price(uow, deps: Deps, price: SupplierPrice, amount: str, curre
     if deps.catalog.unknown_skus([price.sku]):
         raise NotFound(f"inventory has no product with SKU {price.sku}")
     with uow:
+        # One preferred supplier per SKU: clearing the others and setting this one must not
+        # interleave with another supplier doing the same, or both end up preferred.
+        uow.lock("sku_prices", price.sku)
         uow.suppliers.put_price(price)
         uow.commit()
     return price

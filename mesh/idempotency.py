@@ -13,11 +13,11 @@ whoever calls), so a narrower scope (per caller, per method) would only let a se
 in for the handler to answer with the first caller's result.
 
 The fingerprint: SHA-256 of the method's full name, the verified caller (mesh.context
-subject: empty without ERP_INTERNAL_AUTH) and the whole request message as received,
-serialized deterministically with unknown fields dropped (fields the server does not read
-change nothing). So the same key reused by another method, another caller or with any
-field different ("10" and "10.00" are different amounts as far as a key is concerned) is
-refused, never answered with another request's result.
+subject: empty without ERP_INTERNAL_AUTH) and the whole request message, serialized
+deterministically, with unknown fields dropped (the server reads none of them) and every
+money amount written one way ("50", "50.0" and "50.00" are one amount to the handlers, so
+to the key too). So the same key reused by another method, another caller or with any
+field different is refused, never answered with another request's result.
 
 One call, step by step:
 1. claim: INSERT (key, method, fingerprint) ON CONFLICT DO NOTHING, committed before the
@@ -47,6 +47,7 @@ second effect.
 """
 from __future__ import annotations
 
+import decimal
 import hashlib
 import logging
 import threading
@@ -152,10 +153,34 @@ def mutating_methods(service_names: Iterable[str]) -> list[str]:
     return found
 
 
+MONEY = "erp.common.v1.Money"
+
+
+def _canonical_amount(amount: str) -> str:
+    try:
+        value = decimal.Decimal(amount)
+    except decimal.InvalidOperation:
+        return amount  # not a number: the handler refuses it
+    return format(value.normalize(), "f") if value.is_finite() else amount
+
+
+def _canonicalize(msg) -> None:
+    """Money amounts as the handlers read them: "10", "10.0" and "10.00" are one amount."""
+    if msg.DESCRIPTOR.full_name == MONEY:
+        msg.amount = _canonical_amount(msg.amount)
+        return
+    for field, value in msg.ListFields():
+        if field.message_type is None or (field.message_type.GetOptions().map_entry):
+            continue
+        for item in (value if field.is_repeated else (value,)):
+            _canonicalize(item)
+
+
 def fingerprint(method: str, request, caller: str) -> bytes:
     canonical = type(request)()
     canonical.CopyFrom(request)
     canonical.DiscardUnknownFields()
+    _canonicalize(canonical)
     digest = hashlib.sha256()
     for part in (method.encode(), caller.encode(), canonical.SerializeToString(deterministic=True)):
         digest.update(len(part).to_bytes(8, "big"))

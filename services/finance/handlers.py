@@ -250,7 +250,11 @@ def tolerances(config: FinanceConfig) -> payables.MatchTolerances:
 
 
 def _order_for_update(uow, purchase_order_id: str) -> PurchaseOrder:
-    order = uow.purchase_orders.get(purchase_order_id, for_update=True)
+    return _order(uow, purchase_order_id, for_update=True)
+
+
+def _order(uow, purchase_order_id: str, for_update: bool = False) -> PurchaseOrder:
+    order = uow.purchase_orders.get(purchase_order_id, for_update=for_update)
     if order is None:
         raise payables.UnknownPurchaseOrder(f"finance knows no approved purchase order {purchase_order_id}")
     return order
@@ -332,6 +336,11 @@ def record_supplier_bill(uow, cmd: payables.RecordSupplierBill, config: FinanceC
         repeat = _bill_repeat(uow, cmd, parsed)
         if repeat is not None:
             return repeat
+        # A supplier's bill number is taken once across all its orders: bills of two orders
+        # with one number serialize on it (before the order's row, the one lock order), so the
+        # second is ALREADY_EXISTS rather than a unique-key violation.
+        supplier_id = _order(uow, cmd.purchase_order_id).supplier_id  # an order's supplier never changes
+        uow.lock("supplier_bill_number", f"{supplier_id}/{cmd.supplier_bill_number}")
         order = _order_for_update(uow, cmd.purchase_order_id)
         repeat = _bill_repeat(uow, cmd, parsed)  # a twin request committed while we waited for the lock
         if repeat is not None:

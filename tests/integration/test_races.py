@@ -9,12 +9,14 @@ import dataclasses
 import uuid
 from decimal import Decimal
 
+import grpc
 import pytest
 import sqlalchemy as sa
 
 from erp.common.v1 import money_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
+from erp.finance.v1 import finance_pb2_grpc
 from erp.procurement.v1 import procurement_pb2 as proc_pb
 from erp_client import ErpClient
 from mesh import service
@@ -26,6 +28,7 @@ from services.finance.service import spec as finance_spec
 from services.inventory import adapters as inventory_adapters
 from services.procurement import adapters as procurement_adapters
 from tests import support
+from tests.integration import test_supplier_bills as bills
 from tests.integration.conftest import running_mesh
 from tests.interleaving import PausePoint, interleave
 
@@ -245,3 +248,26 @@ def test_twin_creates_of_one_product_both_answer_it(inventory, monkeypatch):
                          lambda: client.create_product("TABLE", "Table"))
     assert run.first == run.second and run.first.sku == "TABLE", run
     assert run.second_waited
+
+
+@ON_EACH_POSTGRES
+def test_one_bill_number_on_two_orders_at_once_is_already_exists_not_internal(engines, tmp_path, monkeypatch):
+    """The number check ran under each order's own lock, so bills of two orders passed it together."""
+    running = service.start(finance_spec(), support.settings_for("finance", engines, tmp_path))
+    try:
+        fin = handling(running)
+        for po in ("PO-1", "PO-2"):
+            assert fin.deliver(bills.approved(po), aggregate_id=po) == Ack()
+            assert fin.deliver(bills.received(f"R-{po}", po, (1, "CHAIR", 10)), aggregate_id=po) == Ack()
+        pause = PausePoint(monkeypatch, finance_adapters.SupplierBillRepository, "by_number")
+        channel = grpc.insecure_channel(fin.target)
+        stub = finance_pb2_grpc.FinanceServiceStub(channel)
+        run = interleave(fin.engine, pause,
+                         lambda: stub.RecordSupplierBill(bills.bill_request("PO-1", "B-7", (1, 10, "50.00"))),
+                         lambda: stub.RecordSupplierBill(bills.bill_request("PO-2", "B-7", (1, 10, "50.00"))))
+        channel.close()
+        assert not isinstance(run.first, Exception), run.first
+        assert isinstance(run.second, grpc.RpcError) and run.second.code() == grpc.StatusCode.ALREADY_EXISTS, run
+        assert run.second_waited
+    finally:
+        running.stop(grace=1)

@@ -194,6 +194,13 @@ _CLAIM = pg_insert(keys).on_conflict_do_nothing(index_elements=["request_id"]).r
 _READ = sa.select(keys.c.fingerprint, keys.c.response).where(keys.c.request_id == sa.bindparam("key"))
 _READ_LOCKED = _READ.with_for_update()
 _STORE = keys.update().where(keys.c.request_id == sa.bindparam("key")).values(response=sa.bindparam("response"))
+# The key's own commits do not wait for the WAL flush (synchronous_commit off, this
+# transaction only): a claim is on disk before the effect it guards, because the handler's
+# commit, a normal one, flushes the WAL up to and past it; a stored response lost in a crash
+# leaves the claim without one, and the same request then runs the idempotent handler again.
+_NO_FLUSH = sa.text("SELECT set_config('synchronous_commit', 'off', true)")
+_LOCK_SETTINGS = sa.text("SELECT set_config('synchronous_commit', 'off', true),"
+                         " set_config('lock_timeout', :timeout, true)")
 _FREE = keys.delete().where(keys.c.request_id == sa.bindparam("key"), keys.c.response.is_(None))
 
 
@@ -238,59 +245,63 @@ class Idempotency:
         fp = fingerprint(method, request, context.subject.get())
         remaining = context.time_remaining()
         until = time.monotonic() + (self.wait_seconds if remaining is None else remaining)
-        while True:
-            found = self._claim_or_read(key, method, fp)
-            if found is not None:
-                if found.fingerprint != fp:
-                    raise KeyReused(key)
-                if found.response is not None:
-                    return response_class.FromString(found.response)
-            done, response = self._run_locked(key, fp, run, response_class, until)
-            if done:
-                return response
-            # The first request with this key was refused and freed it: claim it again.
+        with self.engine.connect() as conn:  # one connection for the claim and the lock
+            while True:
+                found = self._claim_or_read(conn, key, method, fp)
+                if found is not None:
+                    if found.fingerprint != fp:
+                        raise KeyReused(key)
+                    if found.response is not None:
+                        return response_class.FromString(found.response)
+                done, response = self._run_locked(conn, key, fp, run, response_class, until)
+                if done:
+                    return response
+                # The first request with this key was refused and freed it: claim it again.
 
-    def _claim_or_read(self, key: str, method: str, fp: bytes):
+    @staticmethod
+    def _claim_or_read(conn: sa.Connection, key: str, method: str, fp: bytes):
         """None when this call claimed the key; else the key's row (fingerprint, response)."""
-        with self.engine.connect() as conn:
-            claimed = conn.execute(_CLAIM, {"request_id": key, "method": method, "fingerprint": fp}).first()
-            row = None if claimed else conn.execute(_READ, {"key": key}).first()
-            conn.commit()
+        conn.execute(_NO_FLUSH)
+        claimed = conn.execute(_CLAIM, {"request_id": key, "method": method, "fingerprint": fp}).first()
+        row = None if claimed else conn.execute(_READ, {"key": key}).first()
+        conn.commit()
         return row
 
-    def _run_locked(self, key: str, fp: bytes, run, response_class, until: float):
+    def _run_locked(self, conn: sa.Connection, key: str, fp: bytes, run, response_class, until: float):
         """(True, response) once answered; (False, None) when the key's row is gone."""
-        with self.engine.connect() as conn:
-            row = self._lock(conn, key, until)
-            if row is None:
-                conn.rollback()
-                return False, None
-            if row.fingerprint != fp:
-                raise KeyReused(key)
-            if row.response is not None:  # a twin answered while this call waited
-                conn.rollback()
-                return True, response_class.FromString(row.response)
-            try:
-                response = run()
-            except DomainError:
-                conn.execute(_FREE, {"key": key})  # refused: nothing was done under the key
-                conn.commit()
-                raise
-            # Anything else propagates; the rollback keeps the claim (fingerprint, no response).
-            conn.execute(_STORE, {"key": key, "response": response.SerializeToString()})
+        row = self._lock(conn, key, until)
+        if row is None:
+            conn.rollback()
+            return False, None
+        if row.fingerprint != fp:
+            raise KeyReused(key)
+        if row.response is not None:  # a twin answered while this call waited
+            conn.rollback()
+            return True, response_class.FromString(row.response)
+        try:
+            response = run()
+        except DomainError:
+            conn.execute(_FREE, {"key": key})  # refused: nothing was done under the key
             conn.commit()
-            return True, response
+            raise
+        # Anything else propagates; closing the connection rolls back and keeps the claim
+        # (fingerprint, no response).
+        conn.execute(_STORE, {"key": key, "response": response.SerializeToString()})
+        conn.commit()
+        return True, response
 
     def _lock(self, conn: sa.Connection, key: str, until: float):
-        """The key's row, locked; waits in slices, each in a transaction of its own, so a
-        waiting call does not hold a pooled connection the call it waits for may need."""
+        """The key's row, locked; waits in slices of at most a second (lock_timeout), until
+        `until`. A call holds at most two pooled connections (this one and its handler's), and
+        calls in progress are at most ERP_GRPC_MAX_WORKERS, so waiting twins cannot starve the
+        call they wait for while that is at most ERP_DB_POOL_SIZE (4 and 10 by default)."""
         while True:
             left = until - time.monotonic()
             if left <= 0:
                 raise Aborted(f"request_id {key} is still being processed by another call; retry it")
             conn.begin()
             slice_ms = max(1, int(min(left, _LOCK_SLICE_SECONDS) * 1000))
-            conn.execute(sa.text(f"SET LOCAL lock_timeout = {slice_ms}"))
+            conn.execute(_LOCK_SETTINGS, {"timeout": f"{slice_ms}ms"})
             try:
                 return conn.execute(_READ_LOCKED, {"key": key}).first()
             except sa.exc.OperationalError as err:

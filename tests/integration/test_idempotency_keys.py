@@ -348,3 +348,53 @@ def test_a_placement_that_waited_for_its_twin_answers_with_the_twin_s_order(worl
     placing.join(10)
     assert "error" not in result, repr(result.get("error"))
     assert result["order"].order_id == twin.order_id
+
+
+@pytest.mark.parametrize("owner", ["answers", "dies"])
+def test_a_twin_waits_for_the_call_in_progress_and_takes_its_answer_or_its_place(world, owner):
+    """Forced: a call with this key is in progress (its claim stored, its row locked, no answer
+    yet) when a twin arrives. The twin waits on the lock; when the first call stores its answer the
+    twin returns that answer and runs nothing; when the first call dies (its transaction ends with
+    no answer) the twin runs the handler itself, once."""
+    w, started, engine = world
+    method = "/erp.inventory.v1.InventoryService/AdjustStock"
+    sample, key = SAMPLES[method], _key(method)
+    request = sample.request(w, key)
+    fp = idempotency.fingerprint(method, request, "")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO inventory.idempotency_keys (request_id, method, fingerprint)"
+                             " VALUES (:k, :m, :fp)"), {"k": key, "m": method, "fp": fp})
+    first_answer = inv.AdjustStockResponse(stock=inv.StockLevel(sku=SKU, warehouse_code="MAIN", on_hand=424242))
+    result: dict = {}
+
+    def twin() -> None:
+        try:
+            result["answer"] = _call(started, method, request)
+        except grpc.RpcError as err:
+            result["error"] = f"{err.code().name}: {err.details()}"
+
+    def a_call_waits_on_a_lock() -> bool:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                        " AND wait_event_type = 'Lock'")).scalar_one() > 0
+
+    waiting = threading.Thread(target=twin)
+    with engine.connect() as holder:  # the first call, inside its handler
+        holder.execute(sa.text("SELECT 1 FROM inventory.idempotency_keys WHERE request_id = :k FOR UPDATE"),
+                       {"k": key})
+        waiting.start()
+        support.wait_for("the twin to wait for the call in progress", a_call_waits_on_a_lock)
+        if owner == "answers":
+            holder.execute(sa.text("UPDATE inventory.idempotency_keys SET response = :r WHERE request_id = :k"),
+                           {"k": key, "r": first_answer.SerializeToString()})
+            holder.commit()
+        else:
+            holder.rollback()
+    waiting.join(20)
+    assert "error" not in result, result["error"]
+    if owner == "answers":
+        assert result["answer"] == first_answer
+        assert _effects(engine, sample, key) == 0
+    else:
+        assert result["answer"].stock.on_hand != 424242
+        assert _effects(engine, sample, key) == 1

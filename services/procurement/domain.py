@@ -86,9 +86,11 @@ class InvalidTransition(FailedPrecondition):
 class ProcurementConfig:
     second_approval_above: Decimal  # orders with a larger total need two different approvers
     over_receipt_tolerance: Decimal  # fraction of the ordered quantity that may arrive on top
+    segregate_duties: bool = True  # whoever submitted an order cannot approve it
 
     @classmethod
-    def parse(cls, second_approval_above: str, over_receipt_tolerance: str) -> ProcurementConfig:
+    def parse(cls, second_approval_above: str, over_receipt_tolerance: str,
+              segregate_duties: str = "true") -> ProcurementConfig:
         """From the ERP_PROCUREMENT_* settings; a bad value stops the service at start-up."""
         above = money.parse_amount(second_approval_above)
         if above is None or above < 0:
@@ -102,7 +104,11 @@ class ProcurementConfig:
         if not tolerance.is_finite() or not 0 <= tolerance <= 1:
             raise ValueError("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE must be between 0 and 1, "
                              f"got {over_receipt_tolerance!r}")
-        return cls(above, tolerance)
+        segregate = {"true": True, "1": True, "yes": True, "on": True,
+                     "false": False, "0": False, "no": False, "off": False}.get(segregate_duties.strip().lower())
+        if segregate is None:
+            raise ValueError(f"ERP_PROCUREMENT_SEGREGATE_DUTIES must be true or false, got {segregate_duties!r}")
+        return cls(above, tolerance, segregate)
 
     def approvals_required(self, total: Decimal) -> int:
         return 2 if total > self.second_approval_above else 1
@@ -349,11 +355,15 @@ class PurchaseOrder:
     def approvers(self) -> set[str]:
         return {a.approver for a in self.approvals if a.decision is Decision.APPROVED}
 
-    def approve(self, approver: str, comment: str, now: dt.datetime) -> None:
-        """Records an approval; the order is approved once it has the approvals it needs."""
+    def approve(self, approver: str, comment: str, now: dt.datetime, segregate_duties: bool = True) -> None:
+        """Records an approval; the order is approved once it has the approvals it needs.
+        With segregation of duties, whoever submitted the order cannot approve it."""
         if self.status is not POStatus.SUBMITTED:
             raise InvalidTransition(f"purchase order {self.purchase_order_id} is {self.status}; only a "
                                     "submitted order can be approved")
+        if segregate_duties and approver == self.submitted_by:
+            raise FailedPrecondition(f"{approver} submitted purchase order {self.purchase_order_id} and cannot also "
+                                     "approve it (segregation of duties): someone else must approve it")
         if approver in self.approvers():
             raise FailedPrecondition(f"{approver} already approved purchase order {self.purchase_order_id}; "
                                      f"an order of {self.total} {self.currency_code} needs a different approver")

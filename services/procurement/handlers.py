@@ -252,7 +252,7 @@ def approve(uow, deps: Deps, purchase_order_id: str, approver: str, comment: str
         order = _locked(uow, purchase_order_id)
         if order.status is POStatus.APPROVED and approver in order.approvers():
             return order  # a repeat of the approval that completed it
-        order.approve(approver, comment, deps.now())
+        order.approve(approver, comment, deps.now(), deps.config.segregate_duties)
         uow.orders.save(order)
         if order.status is POStatus.APPROVED:
             uow.emit(aggregate_type="purchase_order", aggregate_id=order.purchase_order_id, version=order.version,

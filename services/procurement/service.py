@@ -4,7 +4,9 @@ Settings of its own (README's configuration table):
 - ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE (default "10000.00"): purchase orders with a
   larger total need a second approval by a different approver;
 - ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE (default "0.05"): fraction of a line's ordered
-  quantity that may be received on top of it (rounded down to whole units).
+  quantity that may be received on top of it (rounded down to whole units);
+- ERP_PROCUREMENT_SEGREGATE_DUTIES (default "true"): whoever submitted a purchase order
+  cannot approve it (FAILED_PRECONDITION saying so).
 It asks inventory (ERP_INVENTORY_TARGET) whether SKUs and warehouses exist when drafts
 and prices are edited.
 """
@@ -28,6 +30,7 @@ def config(settings: Settings) -> ProcurementConfig:
     return ProcurementConfig.parse(
         second_approval_above=settings.get("ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE", "10000.00"),
         over_receipt_tolerance=settings.get("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE", "0.05"),
+        segregate_duties=settings.get("ERP_PROCUREMENT_SEGREGATE_DUTIES", "true"),
     )
 
 

@@ -80,6 +80,39 @@ def test_only_a_submitted_order_is_approved_or_rejected():
     assert po.status is POStatus.REJECTED and len(po.approvals) == 1 and po.closing_reason == "too dear"
 
 
+def test_whoever_submitted_an_order_cannot_approve_it():
+    po = submitted(("BOLT", 4, "2.50"))
+    with pytest.raises(FailedPrecondition, match="sam submitted purchase order PO1 and cannot also approve it"):
+        po.approve("sam", "", T0)
+    assert po.status is POStatus.SUBMITTED and po.approvals == []
+    po.approve("ada", "", T0)
+    assert po.status is POStatus.APPROVED
+
+
+def test_neither_of_two_approvers_may_be_the_submitter():
+    po = submitted(("BOLT", 8000, "2.50"), required=2)
+    po.approve("ada", "", T0)
+    with pytest.raises(FailedPrecondition, match="segregation of duties"):
+        po.approve("sam", "", T0)
+    po.approve("bo", "", T0)
+    assert po.status is POStatus.APPROVED
+
+
+def test_with_segregation_off_the_submitter_may_approve():
+    po = submitted(("BOLT", 4, "2.50"))
+    po.approve("sam", "", T0, segregate_duties=False)
+    assert po.status is POStatus.APPROVED
+
+
+def test_segregation_of_duties_is_on_unless_the_setting_says_false():
+    assert CONFIG.segregate_duties is True
+    assert ProcurementConfig.parse("100", "0.05").segregate_duties is True
+    assert ProcurementConfig.parse("100", "0.05", " TRUE ").segregate_duties is True
+    assert ProcurementConfig.parse("100", "0.05", "false").segregate_duties is False
+    with pytest.raises(ValueError, match="ERP_PROCUREMENT_SEGREGATE_DUTIES must be true or false"):
+        ProcurementConfig.parse("100", "0.05", "maybe")
+
+
 def test_an_empty_draft_is_not_submitted_and_a_repeat_submit_changes_nothing():
     with pytest.raises(FailedPrecondition, match="no lines"):
         order().submit("sam", 1, T0)

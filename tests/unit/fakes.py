@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from google.protobuf import message
 
+from mesh.errors import Aborted
 from services.inventory.domain import LedgerEntry, Product, StockLevel, Warehouse
 from services.orders.domain import Order
 
@@ -344,7 +345,7 @@ class FakeOrders:
         """Same rule as the SQL UPDATE ... WHERE version = <version as loaded>."""
         stored = self.rows.get(order.order_id)
         if stored is None or stored.version != order.loaded_version:
-            raise RuntimeError(f"order {order.order_id} changed concurrently")
+            raise Aborted(f"order {order.order_id} changed concurrently")
         order.loaded_version = order.version
         self.rows[order.order_id] = copy.deepcopy(order)
         self.saves += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
+from mesh.errors import Aborted
 from services.crm.domain import (
     ClosedBy,
     CreditDecision,
@@ -64,7 +65,7 @@ class FakeCustomers:
         self.calls.append(f"save customer {customer.customer_id}")
         stored = self.rows.get(customer.customer_id)
         if stored is None or stored.version != customer.version - 1:
-            raise RuntimeError(f"customer {customer.customer_id} changed concurrently")
+            raise Aborted(f"customer {customer.customer_id} changed concurrently")
         _check_customer(customer)
         # Only status, its reason, the credit limit and the version are written.
         self.rows[customer.customer_id] = dataclasses.replace(

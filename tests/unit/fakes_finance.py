@@ -12,7 +12,7 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
-from mesh.errors import AlreadyExists
+from mesh.errors import Aborted, AlreadyExists
 from services.finance.domain import (
     CHART,
     AccountTotals,
@@ -98,7 +98,7 @@ class FakeInvoices:
     def save(self, invoice: Invoice) -> None:
         stored = self.rows.get(invoice.invoice_id)
         if stored is None or stored.version != invoice.version - 1:
-            raise RuntimeError(f"invoice {invoice.invoice_id} changed concurrently")
+            raise Aborted(f"invoice {invoice.invoice_id} changed concurrently")
         _check_invoice(invoice)
         # Only the payment state is written, as in the SQL UPDATE.
         self.rows[invoice.invoice_id] = dataclasses.replace(
@@ -379,7 +379,7 @@ class FakeSupplierBills:
     def save(self, bill: SupplierBill) -> None:
         stored = self.rows.get(bill.bill_id)
         if stored is None or stored.version >= bill.version:
-            raise RuntimeError(f"supplier bill {bill.bill_id} changed concurrently")
+            raise Aborted(f"supplier bill {bill.bill_id} changed concurrently")
         _check_bill(bill)
         self.rows[bill.bill_id] = copy.deepcopy(bill)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from mesh.errors import Aborted
 from services.notification import domain
 from services.notification.domain import Attempt, Channel, Contact, Delivery, DeliveryStatus, SendFailed
 from tests.unit.fakes import FakeIntegrityError, FakeUnitOfWork
@@ -83,7 +84,7 @@ class FakeDeliveries:
     def record(self, d: Delivery, attempt: Attempt) -> None:
         stored = self.rows.get(d.delivery_id)
         if stored is None or stored.attempts != attempt.attempt_no - 1:
-            raise RuntimeError(f"delivery {d.delivery_id} changed concurrently")
+            raise Aborted(f"delivery {d.delivery_id} changed concurrently")
         if d.status is not DeliveryStatus.PENDING and d.attempts == 0:
             raise FakeIntegrityError("settled_after_an_attempt")
         if attempt.ok != (attempt.error == ""):

@@ -10,7 +10,7 @@ import pytest
 from erp.common.v1 import money_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as ev
-from mesh.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from mesh.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.orders import domain, handlers
 from services.orders import events as orders_events
 from services.orders.domain import TRANSITIONS, InvalidTransition, LineInput, Order, OrderStatus, PlaceOrder
@@ -437,5 +437,5 @@ def test_fake_orders_refuse_a_lost_update(uow, placed):
     a.confirm()
     uow.orders.save(a)
     b.reject("late")
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Aborted):
         uow.orders.save(b)

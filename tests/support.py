@@ -125,3 +125,27 @@ def handle_batch_behind_a_lock(engine, lock_sql: str, consumer, batch: list, hol
         holder.close()
     worker.join(20)
     return result["outcomes"]
+
+
+@contextlib.contextmanager
+def wrapped_method(behaviour, request_type, response_type):
+    """One unary method, behind mesh's per-call wrap (mesh.interceptors), on a gRPC server of
+    its own on 127.0.0.1; yields a callable that calls it."""
+    from concurrent import futures
+
+    import grpc
+
+    from mesh.interceptors import ServerInterceptor
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=request_type.FromString,
+                                                  response_serializer=response_type.SerializeToString)
+    ServerInterceptor().wrapping(server).add_registered_method_handlers("test.Wrapped", {"Call": handler})
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel.unary_unary("/test.Wrapped/Call", request_serializer=request_type.SerializeToString,
+                                      response_deserializer=response_type.FromString, _registered_method=True)
+    finally:
+        server.stop(0)

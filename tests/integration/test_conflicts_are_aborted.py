@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from concurrent import futures
 from decimal import Decimal
 
 import grpc
@@ -14,7 +13,6 @@ from google.protobuf import empty_pb2
 
 from mesh import db
 from mesh.errors import Aborted
-from mesh.interceptors import ServerInterceptor
 from services.crm.adapters import CrmUnitOfWork
 from services.crm.domain import CreateCustomer, CustomerStatus, new_customer, with_status
 from services.finance.adapters import FinanceUnitOfWork
@@ -129,20 +127,9 @@ def test_a_conflict_reaches_the_caller_as_aborted_not_internal(engine_for):
             first.commit()
         return empty_pb2.Empty()
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    handler = grpc.unary_unary_rpc_method_handler(lose_the_race, request_deserializer=empty_pb2.Empty.FromString,
-                                                  response_serializer=empty_pb2.Empty.SerializeToString)
-    ServerInterceptor().wrapping(server).add_registered_method_handlers("test.Conflicts", {"Update": handler})
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary("/test.Conflicts/Update", request_serializer=empty_pb2.Empty.SerializeToString,
-                                       response_deserializer=empty_pb2.Empty.FromString, _registered_method=True)
-            with pytest.raises(grpc.RpcError) as info:
-                call(empty_pb2.Empty(), timeout=10)
-    finally:
-        server.stop(0)
+    with support.wrapped_method(lose_the_race, empty_pb2.Empty, empty_pb2.Empty) as call, \
+            pytest.raises(grpc.RpcError) as info:
+        call(empty_pb2.Empty(), timeout=10)
     assert info.value.code() == grpc.StatusCode.ABORTED, info.value.details()
     assert "CUST-1 was changed by another request" in info.value.details()
     assert "retry" in info.value.details()

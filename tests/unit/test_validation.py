@@ -2,8 +2,6 @@
 INVALID_ARGUMENT naming the field's path; the walk is planned once per message type."""
 from __future__ import annotations
 
-from concurrent import futures
-
 import grpc
 import pytest
 from google.protobuf import duration_pb2, empty_pb2, struct_pb2
@@ -15,7 +13,7 @@ from erp.options.v1 import access_pb2
 from erp.orders.v1 import orders_pb2 as ordpb
 from mesh import validation
 from mesh.errors import InvalidArgument
-from mesh.interceptors import ServerInterceptor
+from tests import support
 
 
 def paths(message) -> list[str]:
@@ -71,21 +69,10 @@ def test_the_per_call_wrap_refuses_a_nul_with_invalid_argument_before_the_handle
         reached.append(request)
         return inv.GetStockResponse()
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    handler = grpc.unary_unary_rpc_method_handler(get_stock, request_deserializer=inv.GetStockRequest.FromString,
-                                                  response_serializer=inv.GetStockResponse.SerializeToString)
-    ServerInterceptor().wrapping(server).add_registered_method_handlers("test.Inventory", {"GetStock": handler})
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary("/test.Inventory/GetStock", request_serializer=inv.GetStockRequest.SerializeToString,
-                                       response_deserializer=inv.GetStockResponse.FromString, _registered_method=True)
-            call(inv.GetStockRequest(sku="CHAIR", warehouse_code="MAIN"), timeout=10)
-            with pytest.raises(grpc.RpcError) as info:
-                call(inv.GetStockRequest(sku="CHA\x00IR", warehouse_code="MAIN"), timeout=10)
-    finally:
-        server.stop(0)
+    with support.wrapped_method(get_stock, inv.GetStockRequest, inv.GetStockResponse) as call:
+        call(inv.GetStockRequest(sku="CHAIR", warehouse_code="MAIN"), timeout=10)
+        with pytest.raises(grpc.RpcError) as info:
+            call(inv.GetStockRequest(sku="CHA\x00IR", warehouse_code="MAIN"), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     status = rpc_status.from_call(info.value)
     bad = error_details_pb2.BadRequest()

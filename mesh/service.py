@@ -140,7 +140,8 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
                                         name="cache-invalidations", daemon=True))
     handlers = spec.build_handlers(runtime) if spec.build_handlers else None
     if handlers is not None and handlers.handlers:
-        consumer = Consumer(handlers, runtime.uow, settings.event_max_attempts, settings.event_retry_base_ms)
+        consumer = Consumer(handlers, runtime.uow, settings.event_max_attempts, settings.event_retry_base_ms,
+                            ready=lambda: db.ping(runtime.engine))
 
         def subscribe():
             return runtime.transport.subscribe(spec.name, handlers.event_types)

@@ -132,7 +132,7 @@ class AmqpSubscription:
             if isinstance(outcome, Retry):
                 index = min(delivery.attempts, len(self.delays) - 1)
                 self._republish(retry_queue(self.queue, self.delays[index]), delivery, props,
-                                {ATTEMPTS_HEADER: delivery.attempts + 1, ERROR_HEADER: outcome.error[:500]})
+                                {ATTEMPTS_HEADER: delivery.attempts + int(outcome.counted), ERROR_HEADER: outcome.error[:500]})
             elif isinstance(outcome, DeadLetter):
                 self._republish(self.queue + ".dlq", delivery, props,
                                 {ATTEMPTS_HEADER: delivery.attempts + 1, ERROR_HEADER: outcome.reason[:500],

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from google.protobuf import message
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh import context, metrics
+from mesh import context, faults, metrics
 from mesh.events.envelope import Event, UndecodableEvent, decode, event_type
 from mesh.events.tables import inbox
 from mesh.events.transport import Ack, DeadLetter, Delivery, Outcome, Retry, Subscription, retry_delays
@@ -50,6 +50,10 @@ LockKeys = Callable[[Any], Iterable[AggregateRef]]
 FIRST_TIMES = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
 BATCH_LOCK_TIMEOUT = sa.text("SET LOCAL lock_timeout = '100ms'")
 LOCK_FIRST_TIMEOUT = sa.text("SET LOCAL lock_timeout = '5s'")
+# An infrastructure failure (mesh.faults) sends the delivery back after this, uncounted, and the
+# consumer takes nothing more until its dependencies answer, asking at most this often.
+OUTAGE_RETRY_SECONDS = 1.0
+OUTAGE_POLL_MAX_SECONDS = 5.0
 
 
 @dataclasses.dataclass
@@ -86,11 +90,13 @@ class EventHandlers:
 
 class Consumer:
     def __init__(self, handlers: EventHandlers, uow_factory: Callable[[], Any], max_attempts: int,
-                 retry_base_ms: int) -> None:
+                 retry_base_ms: int, ready: Callable[[], bool] | None = None) -> None:
+        """ready(): whether the dependencies answer (the database); polled after an outage."""
         self.handlers = handlers
         self.uow_factory = uow_factory
         self.max_attempts = max_attempts
         self.delays = retry_delays(retry_base_ms, max_attempts)
+        self.ready = ready
 
     def handle(self, delivery: Delivery) -> Outcome:
         outcome, event_type = self._handle(delivery)
@@ -153,6 +159,10 @@ class Consumer:
             except Exception as exc:  # noqa: BLE001 - every failure is retried, then dead-lettered
                 attempt = delivery.attempts + 1
                 error = f"{exc.__class__.__name__}: {exc}"
+                if faults.is_infrastructure(exc):
+                    log.warning("%s %s not handled, the infrastructure failed (%s); again in %.1fs, "
+                                "no attempt counted", env.event_type, env.event_id, error, OUTAGE_RETRY_SECONDS)
+                    return Retry(OUTAGE_RETRY_SECONDS, error, counted=False), env.event_type
                 if attempt >= self.max_attempts:
                     log.error("dead-lettering %s %s after %d attempts: %s", env.event_type, env.event_id,
                               attempt, error)
@@ -185,6 +195,17 @@ class Consumer:
             with context.scope(correlation=env.correlation_id, causation=env.event_id):
                 handler(uow, event.payload, event)
 
+    def wait_until_ready(self, stop: threading.Event) -> None:
+        """Takes no more deliveries until ready() answers (or stop): an outage is waited out,
+        not spent on the events' retries."""
+        if self.ready is None:
+            return
+        pause = OUTAGE_RETRY_SECONDS
+        while not stop.is_set() and not self.ready():
+            log.warning("%s: dependencies not answering; pausing deliveries %.1fs", self.handlers.consumer, pause)
+            stop.wait(pause)
+            pause = min(pause * 2, OUTAGE_POLL_MAX_SECONDS)
+
     def run(self, subscription_factory: Callable[[], Subscription], stop: threading.Event) -> None:
         """Receives, handles and settles until `stop` is set; reconnects after transport errors."""
         while not stop.is_set():
@@ -197,7 +218,10 @@ class Consumer:
             try:
                 while not stop.is_set():
                     deliveries = subscription.receive(timeout=0.5)
-                    subscription.settle(list(zip(deliveries, self.handle_batch(deliveries), strict=True)))
+                    outcomes = self.handle_batch(deliveries)
+                    subscription.settle(list(zip(deliveries, outcomes, strict=True)))
+                    if any(isinstance(o, Retry) and not o.counted for o in outcomes):
+                        self.wait_until_ready(stop)
             except Exception:  # noqa: BLE001
                 log.exception("consumer transport error; resubscribing")
                 stop.wait(1.0)

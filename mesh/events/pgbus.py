@@ -122,9 +122,10 @@ class PgSubscription:
                     conn.execute(sa.text(f"DELETE FROM {SCHEMA}.messages WHERE id = :id"), {"id": delivery.tag})
                 elif isinstance(outcome, Retry):
                     conn.execute(sa.text(
-                        f"UPDATE {SCHEMA}.messages SET attempts = attempts + 1, last_error = :e, "
+                        f"UPDATE {SCHEMA}.messages SET attempts = attempts + :n, last_error = :e, "
                         "available_at = now() + make_interval(secs => :d) WHERE id = :id"
-                    ), {"id": delivery.tag, "e": outcome.error[:500], "d": outcome.delay_seconds})
+                    ), {"id": delivery.tag, "e": outcome.error[:500], "d": outcome.delay_seconds,
+                        "n": int(outcome.counted)})
                 elif isinstance(outcome, DeadLetter):
                     conn.execute(sa.text(
                         f"UPDATE {SCHEMA}.messages SET attempts = attempts + 1, dead = true, last_error = :e "

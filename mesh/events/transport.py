@@ -25,6 +25,9 @@ class Ack:
 class Retry:
     delay_seconds: float
     error: str
+    # False when the handler did not fail, the infrastructure did (mesh.faults): the delivery
+    # goes again with its attempts unchanged, so an outage never dead-letters it.
+    counted: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,6 +19,7 @@ from mesh.events.pgbus import SCHEMA, PgTransport
 from mesh.events.relay import Relay
 from mesh.service import libpq_dsn
 from mesh.uow import UnitOfWork
+from tests import support
 
 MIGRATIONS = Path(__file__).parent / "probe_migrations"
 ADJUSTED = inv_ev.StockAdjusted.DESCRIPTOR.full_name
@@ -161,6 +162,39 @@ def test_a_handler_that_always_fails_ends_in_the_dead_letter_queue_and_can_be_re
     drain(subscription, fixed)
     subscription.close()
     assert effects(engine) == [event_id]
+    assert transport.dead_letters("probe", 10) == []
+
+
+def test_an_outage_during_handling_is_waited_out_and_never_dead_letters(probe):
+    """The database connection dies under the handler more times than max_attempts allows: each
+    is retried without counting, the consumer waits for the database before taking more, and the
+    event takes effect once (DESIGN decision 12). Before, it was dead-lettered."""
+    engine, transport, _ = probe
+    transport.subscribe("probe", [ADJUSTED]).close()
+    [event_id] = emit(engine, 1)
+    Relay(engine, "probe", transport.publisher).publish_pending()
+    outages, asked = [], []
+    handlers = EventHandlers(consumer="probe")
+
+    @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
+    def record(uow, payload, event) -> None:
+        if len(outages) <= MAX_ATTEMPTS:  # one more than the attempts an event has
+            outages.append(1)
+            uow.connection.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event.envelope.event_id})
+
+    def ready() -> bool:
+        asked.append(1)
+        return db.ping(engine)
+
+    consumer = Consumer(handlers, lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20, ready=ready)
+    stop, thread = run_consumer(transport, consumer)
+    try:
+        support.wait_for("the event's effect", lambda: effects(engine) == [event_id], timeout=30)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert len(outages) == MAX_ATTEMPTS + 1 and len(asked) >= MAX_ATTEMPTS + 1
     assert transport.dead_letters("probe", 10) == []
 
 

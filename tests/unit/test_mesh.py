@@ -3,17 +3,22 @@ envelopes and settings."""
 from __future__ import annotations
 
 import os
+import threading
 from decimal import Decimal
+from unittest import mock
 
 import grpc
+import psycopg
 import pytest
+import redis
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2
+from sqlalchemy import exc as sa_exc
 
 from erp.events.v1 import envelope_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
-from mesh import context, locks, money, settings
+from mesh import context, faults, locks, money, settings
 from mesh.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -399,3 +404,60 @@ def test_registration_wraps_unary_handlers_and_passes_streams():
     assert registered["generic"].service(Details()) is handlers["Watch"]
     Details.method = "/erp.Test/Nope"
     assert registered["generic"].service(Details()) is None  # grpc answers UNIMPLEMENTED
+
+
+# ---------------------------------------------------------------- infrastructure failures are not attempts
+
+
+def _sa_error(orig: Exception) -> sa_exc.OperationalError:
+    return sa_exc.OperationalError("SELECT 1", {}, orig)
+
+
+@pytest.mark.parametrize("error", [
+    _sa_error(psycopg.OperationalError("server closed the connection unexpectedly")),  # no SQLSTATE: gone
+    _sa_error(psycopg.errors.AdminShutdown()),  # 57P01, a restart or failover
+    _sa_error(psycopg.errors.ConnectionFailure()),  # class 08
+    _sa_error(psycopg.errors.DeadlockDetected()),
+    _sa_error(psycopg.errors.LockNotAvailable()),  # lock_timeout: contention
+    sa_exc.TimeoutError("QueuePool limit reached"),
+    redis.ConnectionError("Connection refused"),
+    ConnectionResetError(),
+])
+def test_the_infrastructure_failing_is_recognised(error):
+    assert faults.is_infrastructure(error)
+
+
+@pytest.mark.parametrize("error", [
+    ValueError("malformed amount"),
+    _sa_error(psycopg.errors.QueryCanceled()),  # statement_timeout: the handler's own statement
+    sa_exc.IntegrityError("INSERT", {}, psycopg.errors.UniqueViolation()),
+    NotFound("no order o1"),
+])
+def test_a_handlers_own_failure_is_not_the_infrastructures(error):
+    assert not faults.is_infrastructure(error)
+
+
+def test_an_infrastructure_failure_is_retried_uncounted_even_on_the_last_attempt():
+    def lost_database(uow, payload, event):
+        raise _sa_error(psycopg.errors.AdminShutdown())
+
+    consumer = consumer_with(lost_database, [], max_attempts=3)
+    outcome = consumer.handle(Delivery(valid_envelope().SerializeToString(), 2, None))
+    assert isinstance(outcome, Retry) and not outcome.counted
+    assert "AdminShutdown" in outcome.error
+
+
+def test_the_consumer_takes_nothing_more_until_its_dependencies_answer():
+    answers = iter([False, False, True])
+    asked = []
+
+    def ready() -> bool:
+        asked.append(1)
+        return next(answers)
+
+    consumer = Consumer(EventHandlers(consumer="test"), lambda: None, 3, 100, ready=ready)
+    stop = threading.Event()
+    with mock.patch.object(stop, "wait") as waited:  # no real sleeping in a unit test
+        consumer.wait_until_ready(stop)
+    assert len(asked) == 3
+    assert [c.args[0] for c in waited.call_args_list] == [1.0, 2.0]  # backs off while it waits

@@ -6,6 +6,7 @@ all live there, so no service can read another's tables by accident.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import zlib
 from pathlib import Path
@@ -26,11 +27,57 @@ def sqlalchemy_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_engine(url: str, schema: str | None = None, pool_size: int = 10) -> sa.Engine:
-    """An engine whose connections see `schema` first on the search path."""
-    connect_args: dict = {"connect_timeout": 5}
-    if schema:
-        connect_args["options"] = f"-csearch_path={schema},public"
+@dataclasses.dataclass(frozen=True)
+class Timeouts:
+    """Every network wait on PostgreSQL is bounded (DESIGN decision 12). A black-holed server
+    (packets dropped, not refused) otherwise holds a connection until the kernel gives up,
+    about 15 minutes: connect_timeout bounds the connection's start, tcp_user_timeout bounds
+    unacknowledged data, keepalives find a dead peer on an idle connection, and the statement
+    and lock timeouts bound what the server itself may take."""
+
+    connect_seconds: int = 5
+    statement_ms: int = 30_000
+    lock_ms: int = 10_000
+    tcp_user_timeout_ms: int = 10_000
+    keepalive_idle_seconds: int = 10
+    keepalive_interval_seconds: int = 5
+    keepalive_count: int = 3
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> Timeouts:
+        """ERP_DB_CONNECT_TIMEOUT_SECONDS, ERP_DB_STATEMENT_TIMEOUT_MS, ERP_DB_LOCK_TIMEOUT_MS,
+        ERP_DB_TCP_USER_TIMEOUT_MS (README's configuration table); 0 turns one off."""
+        def read(name: str, default: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            if not raw.isdigit():
+                raise ValueError(f"{name} must be a whole number, got {raw!r}")
+            return int(raw)
+
+        return cls(connect_seconds=read("ERP_DB_CONNECT_TIMEOUT_SECONDS", cls.connect_seconds),
+                   statement_ms=read("ERP_DB_STATEMENT_TIMEOUT_MS", cls.statement_ms),
+                   lock_ms=read("ERP_DB_LOCK_TIMEOUT_MS", cls.lock_ms),
+                   tcp_user_timeout_ms=read("ERP_DB_TCP_USER_TIMEOUT_MS", cls.tcp_user_timeout_ms))
+
+    def connect_args(self, schema: str | None) -> dict:
+        options = f"-cstatement_timeout={self.statement_ms} -clock_timeout={self.lock_ms}"
+        if schema:
+            options += f" -csearch_path={schema},public"
+        return {"connect_timeout": self.connect_seconds, "options": options, "keepalives": 1,
+                "keepalives_idle": self.keepalive_idle_seconds, "keepalives_interval": self.keepalive_interval_seconds,
+                "keepalives_count": self.keepalive_count, "tcp_user_timeout": self.tcp_user_timeout_ms}
+
+
+# The health check's own connection: a new one per check, never from the pool (a pool wedged
+# on a black-holed server would block the check with it), answered within seconds or failed.
+HEALTH_TIMEOUTS = Timeouts(connect_seconds=2, statement_ms=2_000, lock_ms=2_000, tcp_user_timeout_ms=2_000,
+                           keepalive_idle_seconds=1, keepalive_interval_seconds=1, keepalive_count=2)
+
+
+def create_engine(url: str, schema: str | None = None, pool_size: int = 10,
+                  timeouts: Timeouts = Timeouts()) -> sa.Engine:
+    """An engine whose connections see `schema` first on the search path, every wait bounded."""
     return sa.create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
@@ -43,8 +90,14 @@ def create_engine(url: str, schema: str | None = None, pool_size: int = 10) -> s
         pool_pre_ping=False,
         pool_recycle=1800,
         pool_timeout=10,
-        connect_args=connect_args,
+        connect_args=timeouts.connect_args(schema),
     )
+
+
+def health_engine(url: str, schema: str | None = None) -> sa.Engine:
+    """For the health check: no pool (a new connection each time), HEALTH_TIMEOUTS."""
+    return sa.create_engine(sqlalchemy_url(url), poolclass=sa.pool.NullPool,
+                            connect_args=HEALTH_TIMEOUTS.connect_args(schema))
 
 
 def ensure_database(url: str) -> None:
@@ -85,6 +138,9 @@ def migrate(engine: sa.Engine, schema: str, migrations_dir: Path) -> None:
     from alembic.config import Config
 
     with engine.connect() as conn:
+        # A migration may rewrite a large table, and replicas wait here for the one migrating.
+        conn.execute(sa.text("SET statement_timeout = 0"))
+        conn.execute(sa.text("SET lock_timeout = 0"))
         conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": advisory_key("migrate:" + schema)})
         try:
             conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
@@ -97,6 +153,8 @@ def migrate(engine: sa.Engine, schema: str, migrations_dir: Path) -> None:
             conn.commit()
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": advisory_key("migrate:" + schema)})
+            conn.execute(sa.text("RESET statement_timeout"))  # back to the engine's (the connection is pooled)
+            conn.execute(sa.text("RESET lock_timeout"))
             conn.commit()
 
 

@@ -61,6 +61,11 @@ class Runtime:
     transport: AmqpTransport | PgTransport
     relay: Relay
     uow_class: type[UnitOfWork]
+    health_engine: sa.Engine  # a new connection per check, short timeouts (db.health_engine)
+
+    def database_answers(self) -> bool:
+        """Whether the database answers within seconds, asked on a connection of its own."""
+        return db.ping(self.health_engine)
 
     def uow(self) -> UnitOfWork:
         return self.uow_class(self.engine, self.settings.service, on_commit=self.relay.wake.set)
@@ -102,7 +107,8 @@ def redis_url(settings: Settings) -> str:
 def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     url = database_url(settings)
     db.ensure_database(url)
-    engine = db.create_engine(url, schema=settings.schema, pool_size=settings.db_pool_size)
+    engine = db.create_engine(url, schema=settings.schema, pool_size=settings.db_pool_size,
+                              timeouts=db.Timeouts.from_env(settings.env))
     if settings.migrate_on_start:
         db.migrate(engine, settings.schema, spec.migrations_dir)
     cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}",
@@ -114,7 +120,8 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
         transport = PgTransport(engine, libpq_dsn(url))
     relay = Relay(engine, settings.service, transport.publisher, settings.relay_poll_seconds,
                   settings.unroutable_grace_seconds)
-    return Runtime(settings, engine, cache, transport, relay, spec.uow_class)
+    return Runtime(settings, engine, cache, transport, relay, spec.uow_class,
+                   db.health_engine(url, schema=settings.schema))
 
 
 def internal_auth(settings: Settings) -> InternalAuth | None:
@@ -141,7 +148,7 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
     handlers = spec.build_handlers(runtime) if spec.build_handlers else None
     if handlers is not None and handlers.handlers:
         consumer = Consumer(handlers, runtime.uow, settings.event_max_attempts, settings.event_retry_base_ms,
-                            ready=lambda: db.ping(runtime.engine))
+                            ready=runtime.database_answers)
 
         def subscribe():
             return runtime.transport.subscribe(spec.name, handlers.event_types)
@@ -213,7 +220,7 @@ def _monitor_health(runtime: Runtime, servicer: health.HealthServicer, services:
     """NOT_SERVING while the service's database is unreachable."""
     last = None
     while not stop.wait(runtime.settings.health_check_seconds):
-        ok = db.ping(runtime.engine)
+        ok = runtime.database_answers()
         if ok != last:
             if last is not None:
                 log.warning("database %s; health %s", "back" if ok else "unreachable",

@@ -137,7 +137,7 @@ def start_replica(service: str, index: int, engines: support.Engines, data_dir: 
     engine = db.create_engine(engines.database_url, schema=config.schema, pool_size=2)
     cache = Cache(engines.redis_url, prefix=f"{config.cache_prefix}:{service}", ttl_seconds=config.cache_ttl_seconds,
                   local_ttl_seconds=config.cache_local_seconds)
-    runtime = Runtime(config, engine, cache, None, _NoRelay(), spec.uow_class)  # type: ignore[arg-type]
+    runtime = Runtime(config, engine, cache, None, _NoRelay(), spec.uow_class, engine)  # type: ignore[arg-type]
     consumer = Consumer(spec.build_handlers(runtime), runtime.uow, MAX_ATTEMPTS, 1)
     return Replica(service, index, runtime, consumer)
 

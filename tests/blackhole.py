@@ -1,0 +1,73 @@
+"""A TCP proxy a test owns, that can black-hole the server behind it.
+
+While black-holed it still accepts connections and takes what clients send, but forwards
+nothing and answers nothing: to a client the server is there and silent, which is what a
+dropped network path looks like to anything that waits for an answer (a connection's
+start-up, a query). Only the proxy's own port is affected, never the shared server.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+
+
+class BlackHoleProxy:
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.silent = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def black_hole(self) -> None:
+        """From now on nothing passes, either way, on old connections and new ones."""
+        self.silent.set()
+
+    def heal(self) -> None:
+        """New connections pass again; the ones cut while silent are closed (as a router's
+        lost state would leave them), so their clients see an error instead of waiting."""
+        self.silent.clear()
+        with self._lock:
+            cut, self._sockets = self._sockets, []
+        for s in cut:
+            s.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.heal()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = None
+            if not self.silent.is_set():
+                try:
+                    upstream = socket.create_connection(self.target, timeout=5)
+                    upstream.settimeout(None)  # the timeout was for connecting: an idle link is fine
+                except OSError:
+                    client.close()
+                    continue
+            with self._lock:
+                self._sockets += [client] + ([upstream] if upstream else [])
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            if upstream is not None:
+                threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket | None) -> None:
+        try:
+            while data := source.recv(65536):
+                if sink is not None and not self.silent.is_set():
+                    sink.sendall(data)
+        except OSError:
+            pass
+        for s in (source, sink):
+            if s is not None:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

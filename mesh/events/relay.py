@@ -59,6 +59,9 @@ class Relay:
         self._last_cleanup = 0.0
         # event type -> (monotonic time of its next try, current delay) while it is unroutable
         self._unroutable: dict[str, tuple[float, float]] = {}
+        # The last batch was refused by the transport (broker down): the relay then backs off
+        # for real, instead of re-reading the outbox on every commit that wakes it.
+        self.transport_failing = False
 
     def publish_pending(self) -> int:
         """Publishes what is unsent, in id order; returns how many rows it settled
@@ -88,7 +91,9 @@ class Relay:
             # aggregate holds: every row is tried again, in id order, in the next round.
             self._record_failure(rows[0].id, str(exc))
             self._drop_publisher()  # the connection may be broken: start a new one
+            self.transport_failing = True
             return 0, len(rows), False
+        self.transport_failing = False
         settled_unrouted = 0
         unroutable_types: dict[str, list] = {}
         for row in rows:
@@ -189,7 +194,10 @@ class Relay:
                 continue
             # After failures, wait longer before the next round (up to 5 s).
             backoff = self.poll_seconds if sent or not self._has_failed_rows() else min(backoff * 2, 5.0)
-            self.wake.wait(backoff)
+            if self.transport_failing:
+                stop.wait(backoff)  # the broker is down: a commit's wake-up must not cut the wait short
+            else:
+                self.wake.wait(backoff)
 
     def _has_failed_rows(self) -> bool:
         with self.engine.connect() as conn:

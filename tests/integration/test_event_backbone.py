@@ -198,6 +198,33 @@ def test_an_outage_during_handling_is_waited_out_and_never_dead_letters(probe):
     assert transport.dead_letters("probe", 10) == []
 
 
+def test_a_relay_facing_a_down_broker_backs_off_whatever_the_commits(probe):
+    """Before, every commit woke the relay, which re-read the outbox and tried the broker again:
+    one round per commit for as long as the broker was down."""
+    engine, _, _ = probe
+    tries = []
+
+    def broker_down():
+        tries.append(1)
+        raise ConnectionRefusedError("broker down")
+
+    relay = Relay(engine, "probe", broker_down, poll_seconds=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        for _ in range(40):  # 40 commits in about 2 s, each waking the relay
+            emit(engine, 1)
+            relay.wake.set()
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(5)
+    # Backing off 0.1, 0.2, 0.4, 0.8 s... leaves room for about 6 tries in 2 s, not 40.
+    assert 2 <= len(tries) <= 8, f"{len(tries)} publish tries for 40 commits"
+    assert all(row.published_at is None for row in unpublished(engine))  # nothing lost meanwhile
+
+
 def test_a_poison_message_goes_straight_to_the_dead_letter_queue(probe):
     engine, transport, engines = probe
     subscription = transport.subscribe("probe", [ADJUSTED])

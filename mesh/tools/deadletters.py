@@ -16,7 +16,11 @@ from mesh.events.amqp import AmqpTransport
 from mesh.events.envelope import UndecodableEvent, decode
 from mesh.events.pgbus import PgTransport
 from mesh.service import database_url, libpq_dsn
-from mesh.settings import load
+from mesh.settings import DEFAULT_PORTS, load
+
+# The services that consume events (the gateway has no queue): a mistyped name is an error,
+# not an empty listing that exits 0.
+CONSUMERS = sorted(name for name in DEFAULT_PORTS if name != "gateway")
 
 
 def transport_for(service: str):
@@ -42,7 +46,7 @@ def describe(letter: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("list", "replay"))
-    parser.add_argument("service", help="the consuming service, for example inventory")
+    parser.add_argument("service", choices=CONSUMERS, help="the consuming service, for example inventory")
     parser.add_argument("--limit", type=int, default=20)
     args = parser.parse_args(argv)
     transport = transport_for(args.service)

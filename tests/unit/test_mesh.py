@@ -461,3 +461,12 @@ def test_the_consumer_takes_nothing_more_until_its_dependencies_answer():
         consumer.wait_until_ready(stop)
     assert len(asked) == 3
     assert [c.args[0] for c in waited.call_args_list] == [1.0, 2.0]  # backs off while it waits
+
+
+def test_deadletters_refuses_a_service_that_has_no_queue(capsys):
+    from mesh.tools import deadletters
+
+    with pytest.raises(SystemExit) as exit_:
+        deadletters.main(["list", "inventroy"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'inventroy'" in capsys.readouterr().err

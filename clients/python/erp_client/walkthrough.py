@@ -113,7 +113,13 @@ def procure_to_pay(erp: ErpClient, customer_id: str = "CUST-1", sku: str = "CHAI
     po = erp.receive_goods(po.purchase_order_id, rest, "goods-in@erp.example", reference="delivery 2").purchase_order
     out(f"    second delivery {rest} -> {_po_status(po)}")
     out(f"    inventory: {_stock(erp.wait_for(lambda: erp.get_stock(sku, 'MAIN'), lambda s: s.on_hand > level.on_hand))}")
-    bill = erp.wait_for(lambda: _record_bill(erp, po), lambda b: b is not None)
+    # Recorded once: held until finance has heard of the goods, then matched again by finance
+    # itself. A repeat of the call would answer what the first call answered (its idempotency
+    # key), so the bill's progress is read with GetSupplierBill.
+    held = _record_bill(erp, po)
+    bill = erp.wait_for(lambda: erp.finance.GetSupplierBill(fin.GetSupplierBillRequest(bill_id=held.bill_id),
+                                                            timeout=erp.timeout).bill,
+                        lambda b: b.status != fin.SUPPLIER_BILL_STATUS_HELD)
     out(f"11. finance matched the supplier's bill {bill.supplier_bill_number} three ways: "
         f"{fin.SupplierBillStatus.Name(bill.status).removeprefix('SUPPLIER_BILL_STATUS_')}, {bill.total.amount} EUR")
     paid = erp.pay_supplier_bill(bill.bill_id, bill.total.amount).bill
@@ -125,9 +131,8 @@ def procure_to_pay(erp: ErpClient, customer_id: str = "CUST-1", sku: str = "CHAI
     return po
 
 
-def _record_bill(erp: ErpClient, po: proc.PurchaseOrder) -> fin.SupplierBill | None:
-    """The supplier's bill for everything received, once finance knows the goods arrived."""
-    bill = erp.record_supplier_bill(po.purchase_order_id, f"{po.supplier_id}-{po.number}",
+def _record_bill(erp: ErpClient, po: proc.PurchaseOrder) -> fin.SupplierBill:
+    """The supplier's bill for everything received (posted, or held until finance has seen the goods)."""
+    return erp.record_supplier_bill(po.purchase_order_id, f"{po.supplier_id}-{po.number}",
                                     [(x.line_no, x.received_quantity, x.unit_price.amount) for x in po.lines],
                                     request_id=f"demo-bill-{po.purchase_order_id}")
-    return bill if bill.status != fin.SUPPLIER_BILL_STATUS_HELD else None

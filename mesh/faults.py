@@ -9,6 +9,9 @@ before it takes more. Everything else (a handler's bug, an event it cannot apply
 """
 from __future__ import annotations
 
+import os
+import signal
+
 import psycopg
 import redis
 import sqlalchemy as sa
@@ -38,3 +41,19 @@ def is_infrastructure(exc: BaseException) -> bool:
     if isinstance(exc, sa.exc.DisconnectionError | sa.exc.TimeoutError):  # pool checkout timed out
         return True
     return isinstance(exc, redis.ConnectionError | redis.TimeoutError | ConnectionError | TimeoutError)
+
+
+# The chaos suite (chaos/) starts replicas with ERP_CRASH_POINTS_DIR and drops a file named
+# "<pid>.<point>" there to make that process die (SIGKILL, no cleanup) the next time it passes
+# the point: between the relay's publish and its mark-sent, between a consumer's commit and its
+# ack. Without the variable a crash point is one comparison.
+_CRASH_POINTS_DIR = os.environ.get("ERP_CRASH_POINTS_DIR", "")
+
+
+def crash_point(name: str) -> None:
+    if not _CRASH_POINTS_DIR:
+        return
+    flag = os.path.join(_CRASH_POINTS_DIR, f"{os.getpid()}.{name}")
+    if os.path.exists(flag):
+        os.unlink(flag)
+        os.kill(os.getpid(), signal.SIGKILL)

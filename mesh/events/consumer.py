@@ -219,6 +219,8 @@ class Consumer:
                 while not stop.is_set():
                     deliveries = subscription.receive(timeout=0.5)
                     outcomes = self.handle_batch(deliveries)
+                    if deliveries:
+                        faults.crash_point("consumer.committed")
                     subscription.settle(list(zip(deliveries, outcomes, strict=True)))
                     if any(isinstance(o, Retry) and not o.counted for o in outcomes):
                         self.wait_until_ready(stop)

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from mesh import metrics
+from mesh import faults, metrics
 from mesh.db import advisory_key
 from mesh.events.tables import outbox
 from mesh.events.transport import Message, Publisher, PublishFailed
@@ -94,6 +94,7 @@ class Relay:
             self.transport_failing = True
             return 0, len(rows), False
         self.transport_failing = False
+        faults.crash_point("relay.published")
         settled_unrouted = 0
         unroutable_types: dict[str, list] = {}
         for row in rows:

@@ -117,10 +117,13 @@ def _lock_customer(uow, customer_id: str) -> Customer | None:
 
 
 def check_credit(uow, cmd: domain.CheckCredit) -> domain.CreditDecision:
-    """Answers an OrderPlaced with CreditApproved or CreditRejected, once per order."""
+    """Answers an OrderPlaced with CreditApproved or CreditRejected, deciding once per order:
+    an OrderPlaced published again under a new event id (orders drives a saga whose answer was
+    lost) gets the first decision's answer again, and counts the order no second time."""
     customer = _lock_customer(uow, cmd.customer_id)
     earlier = uow.credit.decision(cmd.order_id)
-    if earlier is not None:  # decided already (an OrderPlaced repeated under another event id)
+    if earlier is not None:
+        uow.emit(aggregate_type="credit", aggregate_id=cmd.order_id, version=1, payload=_answer(earlier))
         return earlier
     order = uow.exposure.order(cmd.order_id)
     closed_by = order.closed_by if order is not None else None
@@ -130,14 +133,19 @@ def check_credit(uow, cmd: domain.CheckCredit) -> domain.CreditDecision:
     if decision.approved:
         uow.exposure.open_order(OrderExposure(cmd.order_id, cmd.customer_id, decision.currency_code,
                                               decision.order_total))
-        payload = ev.CreditApproved(order_id=cmd.order_id, customer_id=cmd.customer_id,
-                                    exposure=_money(decision.currency_code, decision.exposure_after),
-                                    credit_limit=_money(decision.currency_code, decision.credit_limit))
     else:
         log.info("credit rejected for order %s: %s", cmd.order_id, decision.reason)
-        payload = ev.CreditRejected(order_id=cmd.order_id, customer_id=cmd.customer_id, reason=decision.reason)
-    uow.emit(aggregate_type="credit", aggregate_id=cmd.order_id, version=1, payload=payload)
+    uow.emit(aggregate_type="credit", aggregate_id=cmd.order_id, version=1, payload=_answer(decision))
     return decision
+
+
+def _answer(decision: domain.CreditDecision):
+    """The event that tells orders a decision (the same one however often it is asked)."""
+    if decision.approved:
+        return ev.CreditApproved(order_id=decision.order_id, customer_id=decision.customer_id,
+                                 exposure=_money(decision.currency_code, decision.exposure_after),
+                                 credit_limit=_money(decision.currency_code, decision.credit_limit))
+    return ev.CreditRejected(order_id=decision.order_id, customer_id=decision.customer_id, reason=decision.reason)
 
 
 def _invoice_balance(uow, invoice_id: str, customer_id: str, order_id: str, currency_code: str):

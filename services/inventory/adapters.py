@@ -8,6 +8,7 @@ projection of stock_ledger, written in the same transaction as each ledger entry
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -79,6 +80,15 @@ closed_orders = sa.Table(
     sa.Column("closed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
+# Each order whose reservation failed, with the StockReservationFailed it was answered with: an
+# OrderPlaced published again (orders' saga deadline) gets that answer again, not a new attempt.
+reservation_failures = sa.Table(
+    "reservation_failures", metadata,
+    sa.Column("order_id", sa.Text, primary_key=True),
+    sa.Column("answer", sa.LargeBinary, nullable=False),  # the StockReservationFailed payload, serialized
+    sa.Column("failed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
 _LEVEL_COLUMNS = (stock_balances.c.sku, stock_balances.c.warehouse_code, stock_balances.c.on_hand,
                   stock_balances.c.reserved, stock_balances.c.version, stock_balances.c.reorder_point,
                   stock_balances.c.reorder_quantity, stock_balances.c.reorder_alerted)
@@ -131,9 +141,19 @@ _CODES_FOUND = sa.select(warehouses.c.code).where(warehouses.c.code.in_(sa.bindp
 _HAS_RESERVATION = (sa.select(sa.literal(1)).select_from(reservations)
                     .where(reservations.c.order_id == sa.bindparam("order_id")).limit(1))
 _IS_CLOSED = sa.select(closed_orders.c.order_id).where(closed_orders.c.order_id == sa.bindparam("order_id"))
-_ORDER_SEEN = sa.select(sa.exists(_HAS_RESERVATION).label("reserved"), sa.exists(_IS_CLOSED).label("closed"))
+_FAILURE = (sa.select(reservation_failures.c.answer)
+            .where(reservation_failures.c.order_id == sa.bindparam("order_id")).scalar_subquery())
+_ORDER_SEEN = sa.select(sa.exists(_HAS_RESERVATION).label("reserved"), sa.exists(_IS_CLOSED).label("closed"),
+                        _FAILURE.label("failure"))
+_FAILURE_INSERT = insert(reservation_failures).on_conflict_do_nothing()
 _LEDGER_INSERT = stock_ledger.insert()
 _RESERVATION_INSERT = reservations.insert()
+
+
+class OrderSeen(NamedTuple):
+    reserved: bool  # it has reservation rows (in any status)
+    closed: bool  # rejected or cancelled (released, or closed before it was seen)
+    failure: bytes | None  # the StockReservationFailed it got, serialized, when its reservation failed
 
 
 class StockRepository:
@@ -196,10 +216,14 @@ class StockRepository:
                                 .where(stock_ledger.c.request_id == request_id)).first()
         return (row.sku, row.warehouse_code) if row else None
 
-    def order_seen(self, order_id: str) -> tuple[bool, bool]:
-        """(has a reservation, is closed) for an order, in one query."""
+    def order_seen(self, order_id: str) -> OrderSeen:
+        """What inventory did with an order already, in one query."""
         row = self.conn.execute(_ORDER_SEEN, {"order_id": order_id}).one()
-        return row.reserved, row.closed
+        return OrderSeen(row.reserved, row.closed, row.failure)
+
+    def add_failure(self, order_id: str, answer: bytes) -> None:
+        """Records that the order's reservation failed, with the answer given (serialized)."""
+        self.conn.execute(_FAILURE_INSERT, {"order_id": order_id, "answer": answer})
 
     def add_reservations(self, order_id: str, lines: list[tuple[str, str, int]]) -> None:
         """Records an order's reservations, (sku, warehouse, quantity) each, in one statement."""

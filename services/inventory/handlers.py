@@ -159,14 +159,22 @@ def _stock_adjusted(cmd: domain.AdjustStock, level: StockLevel):
 
 def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
     """Reserves every line of an order or none, and emits the outcome. Runs inside the
-    caller's transaction. Returns whether the stock was reserved."""
+    caller's transaction. Returns whether the stock was reserved.
+
+    Once per order: an OrderPlaced published again under a new event id (orders drives a saga
+    whose answer was lost) gets the first answer again and reserves nothing more."""
     from erp.events.v1 import inventory_events_pb2 as ev
 
-    reserved, closed = uow.stock.order_seen(cmd.order_id)
-    if reserved:
-        return True  # already reserved by an earlier delivery
-    if closed:
-        return False  # rejected or cancelled before this OrderPlaced arrived: reserve nothing
+    seen = uow.stock.order_seen(cmd.order_id)
+    if seen.reserved:
+        uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1, payload=_stock_reserved(cmd))
+        return True
+    if seen.failure is not None:
+        uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1,
+                 payload=ev.StockReservationFailed.FromString(seen.failure))
+        return False
+    if seen.closed:
+        return False  # rejected or cancelled before this OrderPlaced arrived: reserve nothing, nobody waits
     merged = domain.merge_lines(cmd.lines)
     keys = [(sku, wh) for sku, wh, _ in merged]
     skus, codes = uow.stock.existing(keys)
@@ -188,19 +196,25 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
                                      requested=line.quantity, available=failed[(line.sku, line.warehouse_code)][0],
                                      reason=failed[(line.sku, line.warehouse_code)][1])
                  for line in cmd.lines if (line.sku, line.warehouse_code) in failed]
-        uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1,
-                 payload=ev.StockReservationFailed(order_id=cmd.order_id, lines=lines))
+        answer = ev.StockReservationFailed(order_id=cmd.order_id, lines=lines)
+        uow.stock.add_failure(cmd.order_id, answer.SerializeToString())
+        uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1, payload=answer)
         return False
     reserved = uow.stock.reserve_locked([(levels[(sku, wh)], qty) for sku, wh, qty in merged])
     uow.stock.add_reservations(cmd.order_id, merged)
     uow.stock.append(*(LedgerEntry(sku, wh, LedgerKind.RESERVATION, 0, qty, "order reservation",
                                    reference=cmd.order_id) for sku, wh, qty in merged))
-    uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1, payload=ev.StockReserved(
-        order_id=cmd.order_id,
-        lines=[ev.ReservedLine(line_no=line.line_no, sku=line.sku, warehouse_code=line.warehouse_code,
-                               quantity=line.quantity) for line in cmd.lines]))
+    uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1, payload=_stock_reserved(cmd))
     _publish_after_commit(uow, cache, reserved)
     return True
+
+
+def _stock_reserved(cmd: domain.ReserveOrder):
+    from erp.events.v1 import inventory_events_pb2 as ev
+
+    return ev.StockReserved(order_id=cmd.order_id, lines=[
+        ev.ReservedLine(line_no=line.line_no, sku=line.sku, warehouse_code=line.warehouse_code,
+                        quantity=line.quantity) for line in cmd.lines])
 
 
 def _reserved_lines(lines: list[tuple[str, str, int]]):

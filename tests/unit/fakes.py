@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from google.protobuf import message
 
 from mesh.errors import Aborted
+from services.inventory.adapters import OrderSeen
 from services.inventory.domain import LedgerEntry, Product, StockLevel, Warehouse
-from services.orders.domain import Order
+from services.orders.domain import Order, OrderStatus
 
 
 class FakeIntegrityError(Exception):
@@ -87,6 +89,11 @@ class FakeUnitOfWork:
     def lock_all(self, refs) -> None:
         for kind, ident in refs:
             self.lock(kind, ident)
+
+    def try_lock(self, kind: str, ident: str) -> bool:
+        """Never busy: one thread holds every lock it asks for."""
+        self.lock(kind, ident)
+        return True
 
     def commit(self) -> None:
         assert self.active, "commit outside the unit of work"
@@ -173,16 +180,17 @@ class FakeStock:
         self.reservations: dict[tuple[str, str, str], int] = {}  # (order, sku, warehouse) -> quantity
         self.reservation_status: dict[tuple[str, str, str], str] = {}
         self.closed: set[str] = set()
+        self.failures: dict[str, bytes] = {}  # order -> its StockReservationFailed, serialized
         self.calls: list[str] = []
 
     def snapshot(self):
         return (dict(self.levels), list(self.ledger), dict(self.reservations), dict(self.reservation_status),
-                set(self.closed))
+                set(self.closed), dict(self.failures))
 
     def restore(self, snap) -> None:
-        levels, ledger, reservations, status, closed = snap
+        levels, ledger, reservations, status, closed, failures = snap
         self.levels, self.ledger, self.reservations = dict(levels), list(ledger), dict(reservations)
-        self.reservation_status, self.closed = dict(status), set(closed)
+        self.reservation_status, self.closed, self.failures = dict(status), set(closed), dict(failures)
 
     def reservations_for(self, order_id: str, status: str = "reserved") -> list[tuple[str, str, int]]:
         self.calls.append("reservations_for")
@@ -280,9 +288,14 @@ class FakeStock:
                 return entry.sku, entry.warehouse_code
         return None
 
-    def order_seen(self, order_id: str) -> tuple[bool, bool]:
+    def order_seen(self, order_id: str) -> OrderSeen:
         self.calls.append("order_seen")
-        return any(order == order_id for order, _, _ in self.reservations), order_id in self.closed
+        return OrderSeen(any(order == order_id for order, _, _ in self.reservations), order_id in self.closed,
+                         self.failures.get(order_id))
+
+    def add_failure(self, order_id: str, answer: bytes) -> None:
+        self.calls.append("add_failure")
+        self.failures.setdefault(order_id, answer)  # as the real one: ON CONFLICT DO NOTHING
 
     def add_reservations(self, order_id: str, lines: list[tuple[str, str, int]]) -> None:
         self.calls.append("add_reservations")
@@ -301,6 +314,15 @@ class FakeOrders:
     def __init__(self) -> None:
         self.rows: dict[str, Order] = {}
         self.saves = 0
+        self.clock = dt.datetime.now(dt.UTC)  # the database's now(): tests move it
+
+    def now(self) -> dt.datetime:
+        return self.clock
+
+    def past_deadline(self, deadline: dt.timedelta, after, limit: int) -> list[tuple[dt.datetime, str]]:
+        due = sorted((o.created_at, o.order_id) for o in self.rows.values()
+                     if o.status is OrderStatus.PENDING and (o.driven_at or o.created_at) <= self.clock - deadline)
+        return [key for key in due if after is None or key > tuple(after)][:limit]
 
     def snapshot(self):
         return copy.deepcopy(self.rows)

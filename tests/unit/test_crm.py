@@ -383,11 +383,26 @@ def test_approved_orders_count_until_the_limit_is_reached(world):
 
 
 def test_each_order_gets_exactly_one_decision_even_when_placed_twice(world):
+    """An OrderPlaced published again (orders' saga deadline, another event id) gets the first
+    decision's answer again, and the order counts once."""
     world.customer(limit="100.00")
     world.place("O-1", "60.00")
-    world.place("O-1", "60.00")  # the same order again (another event id): no second decision
-    assert len(world.decisions()) == 1
+    world.place("O-1", "60.00")
+    first, again = world.decisions()
+    assert again == first and isinstance(first, ev.CreditApproved) and first.exposure == m("60.00")
+    assert len(world.uow.credit.decisions) == 1
     assert world.exposure_of().open_orders == D("60.00")
+
+
+def test_a_rejected_order_placed_again_is_rejected_again_for_the_first_reason_even_when_credit_freed_up(world):
+    world.customer(limit="100.00")
+    world.place("O-1", "60.00")
+    world.place("O-2", "60.00")
+    world.deliver(orders_ev.OrderCancelled(order_id="O-1", customer_id="CUST-1"))
+    world.place("O-2", "60.00")
+    rejections = world.uow.payloads(ev.CreditRejected)
+    assert len(rejections) == 2 and rejections[0] == rejections[1]
+    assert world.exposure_of().open_orders == D(0)
 
 
 @pytest.mark.parametrize("setup, order, reason", [

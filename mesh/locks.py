@@ -26,6 +26,7 @@ AggregateRef = tuple[str, str]  # (kind, id): ("order", "8d3f..."), ("customer",
 
 # unnest() yields the array in order, so the locks are taken in the order of the sorted keys.
 _LOCK_MANY = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+_TRY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(CAST(:key AS bigint))")
 
 
 def aggregate_key(service: str, kind: str, ident: str) -> int:
@@ -45,6 +46,20 @@ def lock_aggregates(conn: sa.Connection, service: str, refs: Iterable[AggregateR
         if held is not None:
             held.update(keys)
     return keys
+
+
+def try_lock_aggregate(conn: sa.Connection, service: str, ref: AggregateRef, held: set[int] | None = None) -> bool:
+    """lock_aggregates() for one aggregate, without waiting: False when another transaction
+    holds it. For background work that can leave a busy aggregate to its next round rather
+    than queue behind it (or behind a copy of itself on another replica)."""
+    key = aggregate_key(service, *ref)
+    if held is not None and key in held:
+        return True
+    if not conn.execute(_TRY_LOCK, {"key": key}).scalar_one():
+        return False
+    if held is not None:
+        held.add(key)
+    return True
 
 
 def by(kind: str, field: str):

@@ -24,6 +24,12 @@ EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows confirmed 
 CACHE_READS = Counter("erp_cache_reads_total", "read-through cache reads, by where the value came from",
                       ["where"])  # local (this process's copy), redis, or load (the database)
 CACHE_TRACKING = Gauge("erp_cache_invalidations_following", "1 while Redis pushes this process its invalidations")
+# The order-to-cash saga's deadline (services/orders/deadline.py): a PENDING order past it is driven
+# again (its OrderPlaced published anew), then rejected with its compensations once the tries are spent.
+ORDERS_DRIVEN_AGAIN = Counter("erp_orders_driven_again_total",
+                              "pending orders past their deadline whose saga requests were published again")
+ORDERS_REJECTED_BY_DEADLINE = Counter("erp_orders_rejected_by_deadline_total",
+                                      "pending orders rejected because their saga was still unanswered after every try")
 PUBLISH_FAILURES = Counter("erp_event_publish_failures_total", "outbox rows the transport refused",
                            ["service", "reason"])
 

@@ -56,6 +56,10 @@ class UnitOfWork:
         """lock() for several (kind, id) aggregates at once, in the one global key order."""
         locks.lock_aggregates(self.connection, self.service, refs, self._locked)
 
+    def try_lock(self, kind: str, ident: str) -> bool:
+        """lock() without waiting: False (nothing locked) when another transaction holds it."""
+        return locks.try_lock_aggregate(self.connection, self.service, (kind, ident), self._locked)
+
     def emit(self, *, aggregate_type: str, aggregate_id: str, version: int, payload: message.Message) -> str:
         """Writes an event to the outbox in this transaction; returns its event id. The rows are
         inserted together, in emit order, when the transaction commits (one statement for a

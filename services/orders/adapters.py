@@ -1,6 +1,8 @@
 """Orders' persistence: tables, the order repository and its unit of work."""
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -27,6 +29,8 @@ orders = sa.Table(
     sa.Column("invoiced_amount", sa.Numeric(18, 4), nullable=False, server_default="0"),
     sa.Column("amount_paid", sa.Numeric(18, 4), nullable=False, server_default="0"),
     sa.Column("cancellation_reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("drives", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("driven_at", sa.DateTime(timezone=True)),
 )
 
 order_lines = sa.Table(
@@ -51,6 +55,16 @@ _GET_FOR_UPDATE = _GET.with_for_update()
 _BY_REQUEST = sa.select(orders).where(orders.c.request_id == sa.bindparam("request"))
 _LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("id")).order_by(order_lines.c.line_no)
 _SAVE = orders.update().where(orders.c.order_id == sa.bindparam("id"), orders.c.version == sa.bindparam("loaded"))
+# PENDING orders whose deadline passed (since placement or their last drive), oldest first, after
+# a (created_at, order_id) key; the index orders_by_status_created serves it.
+_DUE = (sa.select(orders.c.created_at, orders.c.order_id)
+        .where(orders.c.status == str(OrderStatus.PENDING),
+               sa.func.coalesce(orders.c.driven_at, orders.c.created_at)
+               <= sa.func.now() - sa.bindparam("deadline", type_=sa.Interval),
+               sa.tuple_(orders.c.created_at, orders.c.order_id)
+               > sa.tuple_(sa.bindparam("after_created", type_=sa.DateTime(timezone=True)), sa.bindparam("after_id")))
+        .order_by(orders.c.created_at, orders.c.order_id).limit(sa.bindparam("limit")))
+_NOW = sa.select(sa.func.now())
 _SAVE_SHIPPED = order_lines.update().where(order_lines.c.order_id == sa.bindparam("id"),
                                            order_lines.c.line_no == sa.bindparam("line"))
 
@@ -95,6 +109,18 @@ class OrderRepository:
             self.conn.execute(_SAVE_SHIPPED, changed)
         self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
 
+    def past_deadline(self, deadline: dt.timedelta, after: tuple[dt.datetime, str] | None,
+                      limit: int) -> list[tuple[dt.datetime, str]]:
+        """(created_at, order_id) of PENDING orders whose deadline passed, after a key, read
+        without locks: the caller locks each and looks again."""
+        start = after or (dt.datetime.min.replace(tzinfo=dt.UTC), "")
+        return [tuple(row) for row in self.conn.execute(_DUE, {"deadline": deadline, "after_created": start[0],
+                                                               "after_id": start[1], "limit": limit})]
+
+    def now(self) -> dt.datetime:
+        """The database's clock (its transaction's start): one clock for every replica."""
+        return self.conn.execute(_NOW).scalar_one()
+
     def page(self, *, customer_id: str, status: OrderStatus | None, created_after, created_before,
              after: tuple[str, str] | None, limit: int) -> list[Order]:
         """Orders newest first (created_at desc, order_id desc), for keyset paging."""
@@ -122,7 +148,8 @@ class OrderRepository:
                      updated_at=row.updated_at, stock_step=SagaStep(row.stock_step),
                      credit_step=SagaStep(row.credit_step), invoice_id=row.invoice_id,
                      invoiced_amount=row.invoiced_amount, amount_paid=row.amount_paid,
-                     cancellation_reason=row.cancellation_reason, loaded_version=row.version)
+                     cancellation_reason=row.cancellation_reason, drives=row.drives, driven_at=row.driven_at,
+                     loaded_version=row.version)
 
 
 def _state(order: Order) -> dict:
@@ -130,7 +157,7 @@ def _state(order: Order) -> dict:
             "updated_at": order.updated_at, "stock_step": str(order.stock_step),
             "credit_step": str(order.credit_step), "invoice_id": order.invoice_id,
             "invoiced_amount": order.invoiced_amount, "amount_paid": order.amount_paid,
-            "cancellation_reason": order.cancellation_reason}
+            "cancellation_reason": order.cancellation_reason, "drives": order.drives, "driven_at": order.driven_at}
 
 
 def _row(order: Order) -> dict:

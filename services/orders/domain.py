@@ -114,6 +114,10 @@ class Order:
     invoiced_amount: Decimal = Decimal(0)
     amount_paid: Decimal = Decimal(0)
     cancellation_reason: str = ""
+    # The saga's deadline (services/orders/deadline.py): how often this PENDING order was driven
+    # again (its OrderPlaced published anew, the database's clock), and when it last was.
+    drives: int = 0
+    driven_at: dt.datetime | None = None
     # Statuses entered since loading, in order (not stored): each becomes an event.
     entered: list[OrderStatus] = dataclasses.field(default_factory=list, compare=False, repr=False)
     # The version as loaded (not stored): saving checks the row still has it.
@@ -167,6 +171,29 @@ class Order:
             self.updated_at = dt.datetime.now(dt.UTC)
             return None
         return self.status
+
+    @property
+    def unanswered(self) -> list[str]:
+        """Who still owes the pending saga an answer."""
+        steps = (("inventory (stock)", self.stock_step), ("crm (credit)", self.credit_step))
+        return [who for who, step in steps if step is SagaStep.PENDING]
+
+    def past_deadline(self, now: dt.datetime, deadline: dt.timedelta) -> bool:
+        """Whether the order is still PENDING a deadline after its placement or its last drive."""
+        return self.status is OrderStatus.PENDING and (self.driven_at or self.created_at) + deadline <= now
+
+    def drive_again(self, now: dt.datetime, max_drives: int) -> bool:
+        """An order past its deadline: True when it is driven again (its requests are to be
+        published anew; the consumers answer a repeat with their first answer), until
+        max_drives are spent; then it is rejected (False), and the rejection compensates."""
+        if self.drives < max_drives:
+            self.drives += 1
+            self.driven_at = now
+            self._touch()
+            return True
+        who = " and ".join(self.unanswered) or "the saga"
+        self.reject(f"no answer from {who}: asked {self.drives + 1} times, the deadline passed each time")
+        return False
 
     @property
     def fulfilment_status(self) -> FulfilmentStatus:

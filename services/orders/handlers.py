@@ -24,10 +24,15 @@ def place_order(uow, cmd: domain.PlaceOrder, default_warehouse: str) -> Order:
         if not uow.orders.add(order):  # a twin placed it first (it committed while this one waited)
             return _repeat(uow.orders.by_request(cmd.request_id), cmd)
         uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
-                 payload=ev.OrderPlaced(order_id=order.order_id, customer_id=order.customer_id,
-                                        total=_money(order, order.total), lines=_lines(order)))
+                 payload=_order_placed(order))
         uow.commit()
     return order
+
+
+def _order_placed(order: Order) -> ev.OrderPlaced:
+    """The saga's request: inventory and crm each answer it."""
+    return ev.OrderPlaced(order_id=order.order_id, customer_id=order.customer_id, total=_money(order, order.total),
+                          lines=_lines(order))
 
 
 def _repeat(existing: Order, cmd: domain.PlaceOrder) -> Order:
@@ -131,6 +136,35 @@ def on_payment_received(uow, order_id: str, amount: Decimal) -> None:
     order = _locked(uow, order_id)
     order.paid(amount)
     _save_and_announce(uow, order)
+
+
+DRIVEN, REJECTED = "driven", "rejected"
+
+
+def drive_past_deadline(uow, order_id: str, deadline: dt.timedelta, max_drives: int) -> str | None:
+    """One PENDING order whose deadline passed, in a transaction of its own: its OrderPlaced is
+    published again (DRIVEN; inventory and crm answer a repeat with their first answer, without
+    a second effect), or, once max_drives are spent, it is rejected (REJECTED), and the
+    OrderRejected makes inventory release its stock and crm drop its credit. None when there
+    was nothing to do: answered or driven meanwhile (looked at again under the lock), or its
+    lock is busy (a consumer answering it, or the sweeper of another replica): the next round
+    looks again rather than queue behind it."""
+    with uow:
+        if not uow.try_lock("order", order_id):
+            return None
+        order, now = uow.orders.get(order_id, for_update=True), uow.orders.now()
+        if order is None or not order.past_deadline(now, deadline):
+            return None
+        if order.drive_again(now, max_drives):
+            uow.orders.save(order)
+            uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
+                     payload=_order_placed(order))
+            outcome = DRIVEN
+        else:
+            _save_and_announce(uow, order)
+            outcome = REJECTED
+        uow.commit()
+    return outcome
 
 
 def _save_and_announce(uow, order: Order) -> None:

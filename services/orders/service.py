@@ -5,7 +5,7 @@ from pathlib import Path
 
 from erp.orders.v1 import orders_pb2, orders_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
-from services.orders import events
+from services.orders import deadline, events
 from services.orders.adapters import OrdersUnitOfWork
 from services.orders.grpc_api import OrderServicer
 
@@ -16,6 +16,11 @@ def add_servicers(server, runtime: Runtime) -> None:
     orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(runtime), server)
 
 
+def build_handlers(runtime: Runtime):
+    deadline.Deadline.from_settings(runtime.settings)  # bad settings fail the start-up, not the sweeper's thread
+    return events.build()
+
+
 def spec() -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
@@ -23,5 +28,6 @@ def spec() -> ServiceSpec:
         grpc_services=(orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,),
         add_servicers=add_servicers,
         uow_class=OrdersUnitOfWork,
-        build_handlers=lambda runtime: events.build(),
+        build_handlers=build_handlers,
+        background=deadline.run,  # the saga's deadline: PENDING orders driven again, then concluded
     )

@@ -1,8 +1,11 @@
 """Orders' rules, state machine and use cases, run against in-memory fakes."""
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import decimal
 import itertools
+import unittest.mock
 from decimal import Decimal
 
 import pytest
@@ -11,7 +14,8 @@ from erp.common.v1 import money_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as ev
 from mesh.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from services.orders import domain, handlers
+from mesh.settings import load
+from services.orders import deadline, domain, handlers
 from services.orders import events as orders_events
 from services.orders.domain import TRANSITIONS, InvalidTransition, LineInput, Order, OrderStatus, PlaceOrder
 from tests.unit.fakes import Emitted, FakeOrders, FakeUnitOfWork
@@ -439,3 +443,101 @@ def test_fake_orders_refuse_a_lost_update(uow, placed):
     b.reject("late")
     with pytest.raises(Aborted):
         uow.orders.save(b)
+
+
+# ---------------------------------------------------------------- the saga's deadline
+
+DEADLINE = dt.timedelta(minutes=5)
+
+
+def drive(uow, order_id: str, max_drives: int = 2):
+    return handlers.drive_past_deadline(uow, order_id, DEADLINE, max_drives)
+
+
+def test_an_order_within_its_deadline_or_answered_is_not_driven(uow, placed):
+    uow.orders.clock = placed.created_at + DEADLINE - dt.timedelta(seconds=1)
+    assert drive(uow, placed.order_id) is None
+    uow.orders.clock += dt.timedelta(seconds=1)
+    react(uow, handlers.on_stock_answer, placed.order_id, ok=True)
+    react(uow, handlers.on_credit_answer, placed.order_id, ok=True)
+    events = list(uow.events)
+    assert drive(uow, placed.order_id) is None
+    assert uow.events == events and uow.orders.rows[placed.order_id].status is S.CONFIRMED
+
+
+def test_a_pending_order_past_its_deadline_publishes_its_order_placed_again_once_per_deadline(uow, placed):
+    first_placed = uow.events[-1]
+    uow.orders.clock = placed.created_at + DEADLINE
+    assert drive(uow, placed.order_id) == handlers.DRIVEN
+    stored = uow.orders.rows[placed.order_id]
+    assert (stored.status, stored.drives, stored.driven_at, stored.version) == (S.PENDING, 1, uow.orders.clock, 2)
+    assert uow.events[-1] == first_placed._replace(version=2)  # the same request, the order's new version
+    assert drive(uow, placed.order_id) is None  # driven a moment ago: its next deadline counts from now
+    uow.orders.clock += DEADLINE
+    assert drive(uow, placed.order_id) == handlers.DRIVEN
+    assert uow.orders.rows[placed.order_id].drives == 2
+    assert uow.locked == [("order", placed.order_id)] * 3
+
+
+def test_a_driven_order_is_confirmed_by_its_answers_as_usual(uow, placed):
+    uow.orders.clock = placed.created_at + DEADLINE
+    react(uow, handlers.on_stock_answer, placed.order_id, ok=True)
+    assert drive(uow, placed.order_id) == handlers.DRIVEN
+    react(uow, handlers.on_stock_answer, placed.order_id, ok=True)  # inventory's repeated answer
+    react(uow, handlers.on_credit_answer, placed.order_id, ok=True)
+    assert uow.orders.rows[placed.order_id].status is S.CONFIRMED
+    assert isinstance(uow.events[-1].payload, ev.OrderConfirmed)
+
+
+def test_an_order_still_unanswered_after_every_drive_is_rejected_naming_who_did_not_answer(uow, placed):
+    react(uow, handlers.on_stock_answer, placed.order_id, ok=True)
+    uow.orders.clock = placed.created_at
+    for _ in range(2):
+        uow.orders.clock += DEADLINE
+        assert drive(uow, placed.order_id) == handlers.DRIVEN
+    uow.orders.clock += DEADLINE
+    assert drive(uow, placed.order_id) == handlers.REJECTED
+    stored = uow.orders.rows[placed.order_id]
+    assert stored.status is S.REJECTED
+    reason = "no answer from crm (credit): asked 3 times, the deadline passed each time"
+    assert stored.rejection_reason == reason
+    assert uow.events[-1].payload == ev.OrderRejected(order_id=placed.order_id, customer_id="cust-1", reason=reason)
+    events = list(uow.events)
+    uow.orders.clock += DEADLINE
+    assert drive(uow, placed.order_id) is None
+    react(uow, handlers.on_credit_answer, placed.order_id, ok=True)  # a late answer changes nothing
+    assert uow.events == events and uow.orders.rows[placed.order_id].status is S.REJECTED
+
+
+def test_no_drives_allowed_rejects_at_the_first_deadline(uow, placed):
+    uow.orders.clock = placed.created_at + DEADLINE
+    assert drive(uow, placed.order_id, max_drives=0) == handlers.REJECTED
+    assert "inventory (stock) and crm (credit)" in uow.orders.rows[placed.order_id].rejection_reason
+
+
+def test_a_sweep_drives_or_rejects_every_order_past_its_deadline_and_only_those(uow):
+    orders = [handlers.place_order(uow, place(request_id=f"req-{i}"), WH) for i in range(5)]
+    uow.orders.clock = max(o.created_at for o in orders) + DEADLINE
+    react(uow, handlers.on_stock_answer, orders[0].order_id, ok=False, reason="none left")
+    settings = dataclasses.replace(load("orders"), env={"ERP_ORDER_PENDING_DEADLINE_SECONDS": "300",
+                                                        "ERP_ORDER_PENDING_MAX_DRIVES": "1"})
+    policy = deadline.Deadline.from_settings(settings)
+    with unittest.mock.patch.object(deadline, "BATCH", 2):  # several pages
+        assert deadline.sweep(lambda: uow, policy) == deadline.Swept(driven=4)
+        uow.orders.clock += DEADLINE
+        assert deadline.sweep(lambda: uow, policy) == deadline.Swept(rejected=4)
+    assert [uow.orders.rows[o.order_id].status for o in orders] == [S.REJECTED] * 5
+
+
+@pytest.mark.parametrize("name, value", [("ERP_ORDER_PENDING_DEADLINE_SECONDS", "-1"),
+                                         ("ERP_ORDER_PENDING_MAX_DRIVES", "two"),
+                                         ("ERP_ORDER_PENDING_SWEEP_SECONDS", "0")])
+def test_bad_deadline_settings_stop_the_start_up_naming_the_setting(name, value):
+    settings = dataclasses.replace(load("orders"), env={name: value})
+    with pytest.raises(ValueError, match=name):
+        deadline.Deadline.from_settings(settings)
+
+
+def test_deadline_defaults():
+    assert deadline.Deadline.from_settings(dataclasses.replace(load("orders"), env={})) == deadline.Deadline(
+        dt.timedelta(minutes=5), 3, 30.0)

@@ -63,6 +63,10 @@ test: $(STAMP) protos-check ## Install, check the stubs, and run the whole test 
 test-unit: $(STAMP) ## Only the unit tests (no I/O, seconds)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: chaos
+chaos: $(STAMP) ## Chaos suite: 2 replicas per service, 5,000 orders through broker, database, cache and replica faults; audited (CHAOS_ARGS="--short")
+	$(PY) -m chaos $(CHAOS_ARGS)
+
 .PHONY: reset
 reset: ## Delete the local data folder (.data/): embedded database, Redis dump, logs
 	rm -rf $(ERP_DATA_DIR)

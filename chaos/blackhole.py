@@ -71,3 +71,23 @@ class BlackHoleProxy:
                     s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+def main() -> None:
+    """`python -m chaos.blackhole TARGET_PORT`: serves the proxy in a process of its own (so its
+    pumping never competes with the caller for a GIL), prints its port, then black-holes on SIGUSR1
+    and heals on SIGUSR2 until SIGTERM."""
+    import signal
+    import sys
+
+    proxy = BlackHoleProxy("127.0.0.1", int(sys.argv[1]))
+    signal.signal(signal.SIGUSR1, lambda *_: proxy.black_hole())
+    signal.signal(signal.SIGUSR2, lambda *_: proxy.heal())
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(proxy.port, flush=True)
+    while True:
+        signal.pause()
+
+
+if __name__ == "__main__":
+    main()

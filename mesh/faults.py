@@ -43,6 +43,14 @@ def is_infrastructure(exc: BaseException) -> bool:
     return isinstance(exc, redis.ConnectionError | redis.TimeoutError | ConnectionError | TimeoutError)
 
 
+def is_transport_outage(exc: BaseException) -> bool:
+    """Whether the broker connection is gone (closed, reset, refused), as opposed to a bug."""
+    import pika.exceptions
+
+    return isinstance(exc, pika.exceptions.AMQPConnectionError | pika.exceptions.ChannelClosed
+                      | pika.exceptions.StreamLostError | ConnectionError) or is_infrastructure(exc)
+
+
 # The chaos suite (chaos/) starts replicas with ERP_CRASH_POINTS_DIR and drops a file named
 # "<pid>.<point>" there to make that process die (SIGKILL, no cleanup) the next time it passes
 # the point: between the relay's publish and its mark-sent, between a consumer's commit and its

@@ -62,7 +62,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy.dialects.postgresql import BYTEA
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from mesh import context
+from mesh import context, faults
 from mesh.errors import Aborted, AlreadyExists, DomainError
 
 log = logging.getLogger("mesh.idempotency")
@@ -337,8 +337,9 @@ class Idempotency:
                     stop.wait(0.05)
                 if total:
                     log.info("pruned %d idempotency keys older than %g hours", total, self.retention_hours)
-            except Exception:  # noqa: BLE001 - a lost database: try again next round
-                log.warning("pruning idempotency keys failed", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - a lost database: try again next round
+                outage = faults.is_infrastructure(exc)  # one line for an outage, the traceback for a bug
+                log.warning("pruning idempotency keys failed: %s", exc.__class__.__name__, exc_info=not outage)
 
 
 class _GuardingServer:

@@ -46,3 +46,6 @@ def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level)
     for noisy in ("pika", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pika logs every failed connection attempt at ERROR, with tracebacks, several lines per try: during
+    # a broker outage that buries everything else. The relay and consumers say it once, in one line.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)

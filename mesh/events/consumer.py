@@ -224,8 +224,12 @@ class Consumer:
                     subscription.settle(list(zip(deliveries, outcomes, strict=True)))
                     if any(isinstance(o, Retry) and not o.counted for o in outcomes):
                         self.wait_until_ready(stop)
-            except Exception:  # noqa: BLE001
-                log.exception("consumer transport error; resubscribing")
+            except Exception as exc:  # noqa: BLE001
+                if faults.is_transport_outage(exc):
+                    log.warning("%s: broker connection lost (%s); resubscribing", self.handlers.consumer,
+                                exc.__class__.__name__)
+                else:
+                    log.exception("consumer transport error; resubscribing")
                 stop.wait(1.0)
             finally:
                 try:

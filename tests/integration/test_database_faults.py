@@ -1,6 +1,6 @@
 """A database that stops answering: every wait is bounded, health says so within seconds, and
 the service comes back by itself (DESIGN decision 12). On the external PostgreSQL, through a
-TCP proxy the test owns (tests/blackhole.py), never by touching the shared server."""
+TCP proxy the test owns (chaos/blackhole.py), never by touching the shared server."""
 from __future__ import annotations
 
 import threading
@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 from mesh import db, service
 from services.inventory.service import spec as inventory_spec
 from tests import support
-from tests.blackhole import BlackHoleProxy
+from chaos.blackhole import BlackHoleProxy
 from tests.integration.test_grpc_contract import NOT_SERVING, SERVING, health_of, wait_health
 
 INVENTORY = "erp.inventory.v1.InventoryService"

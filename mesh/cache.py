@@ -107,9 +107,11 @@ class TrackingRefused(Exception):
 
 
 class Cache:
-    def __init__(self, url: str, prefix: str, ttl_seconds: float, local_ttl_seconds: float = 0.0) -> None:
+    def __init__(self, url: str, prefix: str, ttl_seconds: float, local_ttl_seconds: float = 0.0,
+                 socket_timeout: float = 0.25, connect_timeout: float = 0.25) -> None:
+        """socket_timeout, connect_timeout: ERP_REDIS_SOCKET_TIMEOUT_SECONDS, ERP_REDIS_CONNECT_TIMEOUT_SECONDS."""
         self.url = url
-        self.client = redis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25,
+        self.client = redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout,
                                            health_check_interval=30)
         self.prefix = prefix
         self.ttl_ms = max(1, int(ttl_seconds * 1000))

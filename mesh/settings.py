@@ -94,6 +94,10 @@ class Settings:
     # Every ERP_* variable, for settings only one service reads (see get()).
     # Server processes sharing the port (SO_REUSEPORT); 1: this process serves alone.
     processes: int = 1
+    # Redis answers in microseconds; a wait longer than these is Redis in trouble, and the cache
+    # and the rate limiter then go on without it (their breakers) rather than hold up the call.
+    redis_socket_timeout_seconds: float = 0.25
+    redis_connect_timeout_seconds: float = 0.25
     env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def get(self, name: str, default: str) -> str:
@@ -152,6 +156,8 @@ def load(service: str) -> Settings:
         event_retry_base_ms=_int("ERP_EVENT_RETRY_BASE_MS", 200),
         event_consumer_threads=_int("ERP_EVENT_CONSUMER_THREADS", 1),
         processes=_int("ERP_PROCESSES", 1),
+        redis_socket_timeout_seconds=_float("ERP_REDIS_SOCKET_TIMEOUT_SECONDS", 0.25),
+        redis_connect_timeout_seconds=_float("ERP_REDIS_CONNECT_TIMEOUT_SECONDS", 0.25),
         relay_poll_seconds=_float("ERP_RELAY_POLL_SECONDS", 0.2),
         unroutable_grace_seconds=_float("ERP_UNROUTABLE_GRACE_SECONDS", 300.0),
         health_check_seconds=_float("ERP_HEALTH_CHECK_SECONDS", 2.0),

@@ -54,8 +54,8 @@ class Decision:
 
 class RateLimiter:
     def __init__(self, url: str, limits: dict[str, RateLimit], prefix: str = "erp:gateway:rl",
-                 when_redis_down: str = "open") -> None:
-        self.client = aioredis.Redis.from_url(url, socket_timeout=0.25, socket_connect_timeout=0.25)
+                 when_redis_down: str = "open", socket_timeout: float = 0.25, connect_timeout: float = 0.25) -> None:
+        self.client = aioredis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=connect_timeout)
         self.script = self.client.register_script(GCRA)
         self.limits, self.prefix, self.when_redis_down = limits, prefix, when_redis_down
         self._skip_until = 0.0

@@ -82,7 +82,9 @@ async def start(settings: Settings, rules: dict[str, access.Rule] | None = None)
     keys = KeySet(cfg.jwks_url, cfg.jwks_refresh_seconds, cfg.jwks_min_refetch_seconds)
     authenticator = Authenticator(keys, cfg.issuer, cfg.audience, cfg.algorithms, cfg.leeway_seconds)
     limiter = RateLimiter(settings.redis_url or embedded.redis_url(settings.data_dir), cfg.rate_limits,
-                          prefix=f"{settings.cache_prefix}:gateway:rl", when_redis_down=cfg.rate_limit_when_redis_down)
+                          prefix=f"{settings.cache_prefix}:gateway:rl", when_redis_down=cfg.rate_limit_when_redis_down,
+                          socket_timeout=settings.redis_socket_timeout_seconds,
+                          connect_timeout=settings.redis_connect_timeout_seconds)
     edge = Edge(rules, authenticator, limiter, internal_secret(settings))
     upstreams = Upstreams(settings.targets)
 

@@ -32,6 +32,14 @@ ORDERS_REJECTED_BY_DEADLINE = Counter("erp_orders_rejected_by_deadline_total",
                                       "pending orders rejected because their saga was still unanswered after every try")
 PUBLISH_FAILURES = Counter("erp_event_publish_failures_total", "outbox rows the transport refused",
                            ["service", "reason"])
+# Notification's events about a customer it had no contact data for (services/notification/domain.py
+# Held): counted as they start waiting, are released by the customer's CustomerUpdated, or are
+# given up (no_such_customer) after ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS.
+HELD_NOTIFICATIONS = Counter("erp_held_notifications_total",
+                             "notifications held for a customer not known yet, by the status they entered",
+                             ["status"])  # waiting, released, no_such_customer
+HELD_WAITING = Gauge("erp_held_notifications_waiting",
+                     "notifications waiting for their customer's contact data (as of the last give-up sweep)")
 
 
 @functools.cache

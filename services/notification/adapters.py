@@ -28,7 +28,16 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.notification import domain
-from services.notification.domain import Attempt, Channel, Contact, Delivery, DeliveryStatus, SendFailed
+from services.notification.domain import (
+    Attempt,
+    Channel,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Held,
+    HoldStatus,
+    SendFailed,
+)
 
 metadata = sa.MetaData()
 
@@ -70,6 +79,17 @@ delivery_attempts = sa.Table(
     sa.Column("attempted_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ok", sa.Boolean, nullable=False),
     sa.Column("error", sa.Text, nullable=False),
+)
+
+held_notifications = sa.Table(
+    "held_notifications", metadata,
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("event_type", sa.Text, nullable=False),
+    sa.Column("customer_id", sa.Text, nullable=False),
+    sa.Column("fields", JSONB, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),
+    sa.Column("held_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("settled_at", sa.DateTime(timezone=True)),
 )
 
 
@@ -177,10 +197,85 @@ class DeliveryRepository:
         return [_delivery(r) for r in self.conn.execute(stmt)]
 
 
+def _held(row) -> Held:
+    return Held(event_id=row.event_id, event_type=row.event_type, customer_id=row.customer_id,
+                fields=dict(row.fields), held_at=row.held_at, status=HoldStatus(row.status),
+                settled_at=row.settled_at)
+
+
+# Literal, not bound, for the partial indexes' sake (see _PENDING).
+_WAITING = held_notifications.c.status == sa.literal_column(f"'{HoldStatus.WAITING}'")
+_HOLD = (insert(held_notifications).on_conflict_do_nothing(index_elements=[held_notifications.c.event_id])
+         .returning(sa.literal(1)))
+_WAITING_FOR = (sa.select(held_notifications)
+                .where(_WAITING, held_notifications.c.customer_id == sa.bindparam("customer_id"))
+                .order_by(held_notifications.c.held_at, held_notifications.c.event_id)
+                .with_for_update())
+_SETTLE = (held_notifications.update()
+           .where(held_notifications.c.event_id.in_(sa.bindparam("event_ids", expanding=True)), _WAITING)
+           .values(status=sa.bindparam("new_status"), settled_at=sa.bindparam("at")))
+_OVERDUE = (sa.select(held_notifications.c.event_id)
+            .where(_WAITING, held_notifications.c.held_at <= sa.bindparam("cutoff"))
+            .order_by(held_notifications.c.held_at).limit(sa.bindparam("limit"))
+            .with_for_update(skip_locked=True))
+_GIVE_UP = (held_notifications.update()
+            .where(held_notifications.c.event_id.in_(_OVERDUE), _WAITING)
+            .values(status=str(HoldStatus.NO_SUCH_CUSTOMER), settled_at=sa.bindparam("at"))
+            .returning(*held_notifications.c))
+_COUNT_WAITING = sa.select(sa.func.count()).select_from(held_notifications).where(_WAITING)
+
+
+class HeldRepository:
+    """Notifications waiting for their customer's contact data. A waiting row is settled by
+    one transaction only: release locks it (FOR UPDATE) under the customer's advisory lock,
+    give_up skips rows locked so (SKIP LOCKED), and both change only rows still waiting."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def add(self, h: Held) -> bool:
+        """Holds the event; False (nothing written) when it is held (or was settled) already."""
+        return self.conn.execute(_HOLD, {
+            "event_id": h.event_id, "event_type": h.event_type, "customer_id": h.customer_id, "fields": h.fields,
+            "status": str(h.status), "held_at": h.held_at, "settled_at": h.settled_at}).first() is not None
+
+    def waiting_for(self, customer_id: str) -> list[Held]:
+        """The customer's waiting rows, oldest first, locked until the transaction ends."""
+        return [_held(r) for r in self.conn.execute(_WAITING_FOR, {"customer_id": customer_id})]
+
+    def settle(self, event_ids: list[str], status: HoldStatus, at: dt.datetime) -> int:
+        """Moves those of the rows that are still waiting to `status`; returns how many moved."""
+        if not event_ids:
+            return 0
+        return self.conn.execute(_SETTLE, {"event_ids": event_ids, "new_status": str(status), "at": at}).rowcount
+
+    def give_up(self, cutoff: dt.datetime, at: dt.datetime, limit: int) -> list[Held]:
+        """Marks up to `limit` rows waiting since `cutoff` or before as NO_SUCH_CUSTOMER, oldest
+        first, and returns them; rows a release holds are left to it."""
+        return [_held(r) for r in self.conn.execute(_GIVE_UP, {"cutoff": cutoff, "at": at, "limit": limit})]
+
+    def count_waiting(self) -> int:
+        return self.conn.execute(_COUNT_WAITING).scalar_one()
+
+    def list(self, query: domain.ListHeld, after: tuple[dt.datetime, str] | None, limit: int) -> list[Held]:
+        """Newest first (held_at, then event_id, descending), after the given key."""
+        t = held_notifications
+        stmt = sa.select(t)
+        if query.customer_id:
+            stmt = stmt.where(t.c.customer_id == query.customer_id)
+        if query.status is not None:
+            stmt = stmt.where(t.c.status == str(query.status))
+        if after is not None:
+            stmt = stmt.where(sa.tuple_(t.c.held_at, t.c.event_id) < sa.tuple_(*after))
+        stmt = stmt.order_by(t.c.held_at.desc(), t.c.event_id.desc()).limit(limit)
+        return [_held(r) for r in self.conn.execute(stmt)]
+
+
 class NotificationUnitOfWork(UnitOfWork):
     def start(self) -> None:
         self.contacts = ContactRepository(self.connection)
         self.deliveries = DeliveryRepository(self.connection)
+        self.held = HeldRepository(self.connection)
 
 
 # ---------------------------------------------------------------- senders

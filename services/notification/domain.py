@@ -1,6 +1,7 @@
 """Notification's rules: who can be reached how, what one delivery is, how an attempt
-moves it (retry with exponential backoff, then DELIVERED or FAILED), and what a signed
-webhook request carries. No I/O here."""
+moves it (retry with exponential backoff, then DELIVERED or FAILED), what a signed
+webhook request carries, and what a notification held for an unknown customer is.
+No I/O here."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,7 @@ import hmac
 import json
 
 from mesh.addresses import MAX_URL, valid_email, valid_webhook_url
-from mesh.errors import NotFound, Violations
+from mesh.errors import Violations
 
 MAX_NAME = 200
 MAX_ID = 64
@@ -19,10 +20,6 @@ MAX_PARTY_ID = 80  # a customer id, or "supplier:" and a supplier id
 MAX_ERROR = 500
 # However many attempts are configured, no retry waits longer than this.
 MAX_RETRY_DELAY_SECONDS = 3600.0
-
-
-class CustomerNotKnownYet(NotFound):
-    """An event about a customer whose CustomerUpdated has not arrived: the consumer retries."""
 
 
 class SendFailed(Exception):
@@ -169,6 +166,41 @@ def attempted(delivery: Delivery, now: dt.datetime, error: str, policy: RetryPol
                                next_attempt_at=next_at), attempt
 
 
+# ---------------------------------------------------------------- held for an unknown customer
+
+
+class HoldStatus(enum.StrEnum):
+    WAITING = "waiting"  # for the customer's CustomerUpdated
+    RELEASED = "released"  # it came: the deliveries were queued
+    NO_SUCH_CUSTOMER = "no_such_customer"  # it did not come in time: nothing is sent (final)
+
+
+@dataclasses.dataclass(frozen=True)
+class Held:
+    """An event about a customer notification had no contact data for when it came.
+
+    crm's CustomerUpdated and the order-to-cash events travel on different queues, so an
+    event may overtake its customer: it waits, as a business outcome rather than a retry
+    (retries would spend the consumer's attempts and dead-letter it), until the customer's
+    contact data comes or the wait is over (an order crm rejected for an unknown customer)."""
+
+    event_id: str
+    event_type: str
+    customer_id: str
+    fields: dict[str, str]  # the template's fields from the event
+    held_at: dt.datetime
+    status: HoldStatus = HoldStatus.WAITING
+    settled_at: dt.datetime | None = None  # released or given up
+
+    @property
+    def notify(self) -> Notify:
+        return Notify(self.event_id, self.event_type, self.customer_id, dict(self.fields))
+
+
+def hold(cmd: Notify, now: dt.datetime) -> Held:
+    return Held(cmd.event_id, cmd.event_type, cmd.customer_id, dict(cmd.fields), now)
+
+
 # ---------------------------------------------------------------- webhooks
 
 
@@ -213,6 +245,25 @@ class ListDeliveries:
     @property
     def filters(self) -> dict[str, str]:
         return {"recipient": self.recipient, "customer_id": self.customer_id, "event_id": self.event_id}
+
+
+@dataclasses.dataclass(frozen=True)
+class ListHeld:
+    page_size: int
+    page_token: str
+    customer_id: str = ""
+    status: HoldStatus | None = None  # None: any
+
+    @property
+    def filters(self) -> dict[str, str]:
+        return {"customer_id": self.customer_id, "status": str(self.status or "")}
+
+
+def validate_list_held(query: ListHeld) -> None:
+    v = Violations()
+    v.check(query.page_size >= 0, "page.page_size", "must not be negative")
+    v.check(len(query.customer_id) <= MAX_PARTY_ID, "customer_id", f"must be at most {MAX_PARTY_ID} characters")
+    v.raise_if_any()
 
 
 def validate_list(query: ListDeliveries) -> None:

@@ -99,7 +99,7 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
         env = envelope.envelope
         contact, problems = domain.contact(event.customer_id, event.name, event.email, event.webhook_url,
                                            env.aggregate_version, env.occurred_at.ToDatetime(dt.UTC))
-        handlers.on_customer_updated(uow, contact, problems)
+        handlers.on_customer_updated(uow, contact, problems, wake=wake)
 
     def on_notified_event(uow, event, envelope) -> None:
         env = envelope.envelope

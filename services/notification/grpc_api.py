@@ -6,7 +6,7 @@ from google.protobuf import timestamp_pb2
 from erp.notification.v1 import notification_pb2 as pb
 from erp.notification.v1 import notification_pb2_grpc
 from services.notification import domain, handlers
-from services.notification.domain import Delivery
+from services.notification.domain import Delivery, Held, HoldStatus
 
 
 def _timestamp(value) -> timestamp_pb2.Timestamp:
@@ -28,6 +28,22 @@ def to_proto(d: Delivery) -> pb.Delivery:
     return out
 
 
+def held_to_proto(h: Held) -> pb.HeldNotification:
+    out = pb.HeldNotification(event_id=h.event_id, event_type=h.event_type, customer_id=h.customer_id,
+                              status=pb.HoldStatus.Value("HOLD_STATUS_" + h.status.name), held_at=_timestamp(h.held_at))
+    if h.settled_at is not None:
+        out.settled_at.CopyFrom(_timestamp(h.settled_at))
+    return out
+
+
+def _hold_status(value: int) -> HoldStatus | None:
+    """A HoldStatus number as the domain's: None (any) for UNSPECIFIED or a number this build does not know."""
+    try:
+        return HoldStatus(pb.HoldStatus.Name(value).removeprefix("HOLD_STATUS_").lower())
+    except ValueError:
+        return None
+
+
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
     def __init__(self, runtime) -> None:
         self.runtime = runtime
@@ -37,3 +53,11 @@ class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
             page_size=request.page.page_size, page_token=request.page.page_token, recipient=request.recipient,
             customer_id=request.customer_id, event_id=request.event_id))
         return pb.ListDeliveriesResponse(deliveries=[to_proto(d) for d in found], next_page_token=token)
+
+    def ListHeldNotifications(self, request: pb.ListHeldNotificationsRequest,
+                              context) -> pb.ListHeldNotificationsResponse:
+        found, token = handlers.list_held(self.runtime.uow(), domain.ListHeld(
+            page_size=request.page.page_size, page_token=request.page.page_token, customer_id=request.customer_id,
+            status=_hold_status(request.status)))
+        return pb.ListHeldNotificationsResponse(held_notifications=[held_to_proto(h) for h in found],
+                                                next_page_token=token)

@@ -1,6 +1,6 @@
 """Notification's use cases. on_customer_updated and notify run inside the event
-consumer's transaction (with the inbox row) and do not commit; dispatch_next and
-list_deliveries own their transaction."""
+consumer's transaction (with the inbox row) and do not commit; dispatch_next,
+give_up_waiting and the listings own their transaction."""
 from __future__ import annotations
 
 import datetime as dt
@@ -8,9 +8,9 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
-from mesh import paging
+from mesh import metrics, paging
 from services.notification import domain, templates
-from services.notification.domain import Contact, CustomerNotKnownYet, Delivery, Notify, RetryPolicy, SendFailed
+from services.notification.domain import Contact, Delivery, Held, HoldStatus, Notify, RetryPolicy, SendFailed
 
 log = logging.getLogger("services.notification")
 
@@ -23,23 +23,60 @@ def _new_id() -> str:
     return str(uuid.uuid4())
 
 
-def on_customer_updated(uow, update: Contact, problems: Sequence[str] = ()) -> bool:
-    """Keeps the newest contact data of a customer; returns whether it changed anything."""
+def _count(status: HoldStatus, n: int = 1) -> Callable[[], None]:
+    return lambda: metrics.labelled(metrics.HELD_NOTIFICATIONS, str(status)).inc(n)
+
+
+def on_customer_updated(uow, update: Contact, problems: Sequence[str] = (), wake: Callable[[], None] = lambda: None,
+                        now: dt.datetime | None = None, new_id: Callable[[], str] = _new_id) -> bool:
+    """Keeps the newest contact data of a customer and queues the deliveries of the events
+    held for it; returns whether it changed the contact. Runs under the customer's lock,
+    as notify() does, so no event is held after its customer's update has looked."""
     for problem in problems:
         log.warning("customer %s: %s; that channel stays off", update.customer_id, problem)
-    if not domain.newer(uow.contacts.get(update.customer_id), update):
-        return False  # an older update arriving late
-    return uow.contacts.put(update)
+    current = uow.contacts.get(update.customer_id)
+    changed = domain.newer(current, update) and uow.contacts.put(update)  # else an older update, late
+    contact = update if changed else current
+    if contact is not None:
+        release_held(uow, contact, wake, now, new_id)
+    return changed
 
 
 def notify(uow, cmd: Notify, wake: Callable[[], None] = lambda: None, now: dt.datetime | None = None,
            new_id: Callable[[], str] = _new_id) -> list[Delivery]:
     """Renders the event's template and queues one delivery per channel the customer has.
-    A repeated event queues nothing. The dispatcher is woken once this commits."""
+    A repeated event queues nothing. The dispatcher is woken once this commits. An event
+    whose customer is not known yet is held for it (nothing queued yet)."""
     contact = uow.contacts.get(cmd.customer_id)
     if contact is None:
-        raise CustomerNotKnownYet(f"customer {cmd.customer_id} is not known (yet): no CustomerUpdated seen")
+        hold(uow, cmd, now)
+        return []
     return notify_contact(uow, contact, cmd, wake, now, new_id)
+
+
+def hold(uow, cmd: Notify, now: dt.datetime | None = None) -> bool:
+    """Keeps an event until its customer's CustomerUpdated comes (domain.Held); returns
+    whether it was held now (False: a repeat of an event held before)."""
+    if not uow.held.add(domain.hold(cmd, now or _now())):
+        return False
+    log.info("customer %s is not known yet: %s %s waits for its contact data", cmd.customer_id, cmd.event_type,
+             cmd.event_id)
+    uow.after_commit(_count(HoldStatus.WAITING))
+    return True
+
+
+def release_held(uow, contact: Contact, wake: Callable[[], None] = lambda: None, now: dt.datetime | None = None,
+                 new_id: Callable[[], str] = _new_id) -> list[Delivery]:
+    """Queues the deliveries of the events held for this customer, in the order they came."""
+    held = uow.held.waiting_for(contact.customer_id)
+    if not held:
+        return []
+    now = now or _now()
+    queued = [d for h in held for d in notify_contact(uow, contact, h.notify, wake, now, new_id)]
+    released = uow.held.settle([h.event_id for h in held], HoldStatus.RELEASED, now)
+    log.info("customer %s is known now: %d held notification(s) released", contact.customer_id, released)
+    uow.after_commit(_count(HoldStatus.RELEASED, released))
+    return queued
 
 
 def notify_contact(uow, contact: Contact, cmd: Notify, wake: Callable[[], None] = lambda: None,
@@ -89,6 +126,33 @@ def seconds_until_due(uow, now: dt.datetime | None = None) -> float | None:
     return None if due is None else max(0.0, (due - (now or _now())).total_seconds())
 
 
+def give_up_waiting(uow, wait: dt.timedelta, now: dt.datetime | None = None, limit: int = 500) -> list[Held]:
+    """Gives up (NO_SUCH_CUSTOMER, nothing sent) the held notifications that have waited
+    `wait` for their customer, up to `limit` of them, oldest first; returns them."""
+    now = now or _now()
+    with uow:
+        given_up = uow.held.give_up(now - wait, now, limit)
+        waiting = uow.held.count_waiting()
+        uow.commit()
+    metrics.HELD_WAITING.set(waiting)
+    if given_up:
+        metrics.labelled(metrics.HELD_NOTIFICATIONS, str(HoldStatus.NO_SUCH_CUSTOMER)).inc(len(given_up))
+    for h in given_up:
+        log.warning("no contact data for customer %s came within %s: %s %s is not sent (no such customer)",
+                    h.customer_id, wait, h.event_type, h.event_id)
+    return given_up
+
+
+def list_held(uow, query: domain.ListHeld) -> tuple[list[Held], str]:
+    domain.validate_list_held(query)
+    size = paging.page_size(query.page_size)
+    after = _resume_key(paging.decode(query.page_token, query.filters, (paging.TIMESTAMP, str)))
+    with uow:
+        found = uow.held.list(query, after, size + 1)
+    token = paging.next_token(found, size, lambda h: [h.held_at.isoformat(), h.event_id], query.filters)
+    return found[:size], token
+
+
 def list_deliveries(uow, query: domain.ListDeliveries) -> tuple[list[Delivery], str]:
     domain.validate_list(query)
     size = paging.page_size(query.page_size)
@@ -100,5 +164,6 @@ def list_deliveries(uow, query: domain.ListDeliveries) -> tuple[list[Delivery], 
 
 
 def _resume_key(key: list | None) -> tuple[dt.datetime, str] | None:
-    """(created_at, delivery_id) from a page token's key, checked by paging.decode."""
+    """(time, id) from a page token's key, checked by paging.decode: (created_at, delivery_id)
+    of a delivery, (held_at, event_id) of a held notification."""
     return None if key is None else (dt.datetime.fromisoformat(key[0]), key[1])

@@ -4,6 +4,8 @@ Settings (read with Settings.get, listed in README's configuration table):
   ERP_NOTIFICATION_MAX_ATTEMPTS (6): attempts per delivery before it is FAILED
   ERP_NOTIFICATION_RETRY_BASE_SECONDS (1): wait after the first failed attempt; doubles each time
   ERP_NOTIFICATION_POLL_SECONDS (1): how often the dispatcher looks for deliveries other replicas queued
+  ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS (86400): how long an event about a customer not known yet
+    waits for the customer's CustomerUpdated before it is given up (no such customer)
   ERP_SMTP_URL (empty): smtp://host:port of the mail server; empty: email deliveries fail
   ERP_SMTP_FROM (erp@localhost): sender address of the emails
   ERP_WEBHOOK_SECRET (dev-webhook-secret): HMAC-SHA256 key of the webhook signature
@@ -11,6 +13,7 @@ Settings (read with Settings.get, listed in README's configuration table):
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import threading
 import time
@@ -33,6 +36,7 @@ log = logging.getLogger("services.notification.dispatcher")
 class Config:
     policy: RetryPolicy
     poll_seconds: float
+    customer_wait: dt.timedelta
     smtp_url: str
     smtp_from: str
     webhook_secret: str
@@ -50,18 +54,28 @@ class Config:
             policy=RetryPolicy(number("ERP_NOTIFICATION_MAX_ATTEMPTS", "6", int),
                                number("ERP_NOTIFICATION_RETRY_BASE_SECONDS", "1", float)),
             poll_seconds=max(0.05, number("ERP_NOTIFICATION_POLL_SECONDS", "1", float)),
+            customer_wait=dt.timedelta(seconds=number("ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS", "86400", float)),
             smtp_url=settings.get("ERP_SMTP_URL", ""),
             smtp_from=settings.get("ERP_SMTP_FROM", "erp@localhost"),
             webhook_secret=settings.get("ERP_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
         )
+        if not config.customer_wait > dt.timedelta(0):
+            raise ValueError("ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS must be positive")
         if config.smtp_url:
             adapters.parse_smtp_url(config.smtp_url)  # a malformed URL stops the start-up
         return config
 
+    @property
+    def give_up_every(self) -> float:
+        """Seconds between looks for held notifications to give up: a tenth of the wait (so
+        one is given up at most 10% late), at most a minute, at least the poll interval."""
+        return max(self.poll_seconds, min(60.0, self.customer_wait.total_seconds() / 10))
+
 
 class Dispatcher:
     """Sends due deliveries until stopped: woken when the consumer commits new ones, and
-    every poll interval (or sooner, when a retry falls due) for the rest."""
+    every poll interval (or sooner, when a retry falls due) for the rest. Now and then it
+    also gives up the notifications that waited too long for their customer."""
 
     def __init__(self) -> None:
         self.wake = threading.Event()
@@ -86,9 +100,13 @@ class Dispatcher:
             email_sender.close()
 
     def _dispatch(self, runtime: Runtime, config: Config, senders, stop: threading.Event) -> None:
+        give_up_at = 0.0
         while not stop.is_set():
             self.wake.clear()
             try:
+                if time.monotonic() >= give_up_at:
+                    handlers.give_up_waiting(runtime.uow(), config.customer_wait)
+                    give_up_at = time.monotonic() + config.give_up_every
                 while not stop.is_set():
                     if handlers.dispatch_next(runtime.uow(), senders, config.policy) is None:
                         break

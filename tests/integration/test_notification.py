@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from grpc_status import rpc_status
+from prometheus_client import REGISTRY
 
 from erp.common.v1 import money_pb2, paging_pb2
 from erp.events.v1 import crm_events_pb2 as crm_ev
@@ -34,14 +35,15 @@ from mesh.events.amqp import AmqpTransport
 from mesh.events.consumer import Consumer
 from mesh.events.pgbus import PgTransport
 from mesh.events.relay import Relay
-from mesh.events.transport import Ack, Delivery, Retry
+from mesh.events.transport import Ack, Delivery
 from mesh.service import libpq_dsn
 from mesh.uow import UnitOfWork
-from services.notification import domain
+from services.notification import adapters, domain, handlers
 from services.notification import events as notification_events
-from services.notification.adapters import EmailSender, WebhookSender, deliveries, delivery_attempts
+from services.notification.adapters import EmailSender, WebhookSender, delivery_attempts
 from services.notification.service import spec as notification_spec
 from tests import support
+from tests.interleaving import PausePoint, interleave
 
 PROBE_MIGRATIONS = Path(__file__).parent / "probe_migrations"
 SECRET = "shared-test-secret"
@@ -412,34 +414,116 @@ def test_list_deliveries_per_recipient_with_paging(start, receiver):
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_an_event_before_its_customer_is_retried_until_the_customer_arrives(start, smtp):
+def by_hand(svc: Notification) -> Consumer:
+    """A consumer of the service's handlers fed deliveries by the test, as a replica's transport would."""
+    return Consumer(notification_events.build(), svc.running.runtime.uow, 5, 20)
+
+
+def envelope_of(payload, aggregate_id: str, version: int = 1) -> Delivery:
+    env = envelopes.build(source="test", aggregate_type="test", aggregate_id=aggregate_id,
+                          aggregate_version=version, payload=payload)
+    return Delivery(env.SerializeToString(), 0, None)
+
+
+def held(svc: Notification, **filters) -> list[pb.HeldNotification]:
+    return list(svc.stub.ListHeldNotifications(pb.ListHeldNotificationsRequest(**filters),
+                                               timeout=5).held_notifications)
+
+
+def held_count(status: str) -> float:
+    return REGISTRY.get_sample_value("erp_held_notifications_total", {"status": status}) or 0.0
+
+
+def test_an_event_before_its_customer_is_held_then_queued_once_when_the_customer_arrives(start, smtp):
     mailbox, _ = smtp
     svc = start()
+    consumer = by_hand(svc)
     customer = unique("C")
     address = f"{customer.lower()}@example.test"
-    consumer = Consumer(notification_events.build(), svc.running.runtime.uow, 5, 20)
+    waiting_before, released_before = held_count("waiting"), held_count("released")
 
-    def delivery(payload, aggregate_id, attempts=0, version=1):
-        env = envelopes.build(source="test", aggregate_type="order", aggregate_id=aggregate_id,
-                              aggregate_version=version, payload=payload)
-        return Delivery(env.SerializeToString(), attempts, None)
+    order = envelope_of(orders_ev.OrderRejected(order_id="O-5", customer_id=customer, reason="out of stock"), "O-5")
+    assert consumer.handle(order) == Ack()  # a business outcome, not an error to retry into the DLQ
+    assert consumer.handle(dataclasses.replace(order, attempts=1)) == Ack()  # redelivered: nothing more
+    [waiting] = held(svc, customer_id=customer)
+    assert (waiting.status, waiting.event_type) == (pb.HOLD_STATUS_WAITING, "erp.events.v1.OrderRejected")
+    assert not waiting.HasField("settled_at") and svc.deliveries(customer_id=customer) == []
 
-    order = delivery(orders_ev.OrderRejected(order_id="O-5", customer_id=customer, reason="out of stock"), "O-5")
-    outcome = consumer.handle(order)
-    assert isinstance(outcome, Retry) and "not known" in outcome.error
-    assert svc.deliveries(customer_id=customer) == []
-    assert isinstance(consumer.handle(delivery(crm_ev.CustomerUpdated(customer_id=customer, email=address),
-                                               customer)), Ack)
-    assert isinstance(consumer.handle(dataclasses.replace(order, attempts=1)), Ack)
-    assert isinstance(consumer.handle(dataclasses.replace(order, attempts=0)), Ack)  # a duplicate: nothing new
+    for version in (1, 2):  # the customer, then a later change of it: queued once
+        assert consumer.handle(envelope_of(crm_ev.CustomerUpdated(customer_id=customer, email=address),
+                                           customer, version)) == Ack()
+    assert consumer.handle(order) == Ack()  # the order event once more: nothing new
     [sent] = svc.settled(1, customer_id=customer)
-    assert sent.status == pb.DELIVERY_STATUS_DELIVERED
+    assert sent.status == pb.DELIVERY_STATUS_DELIVERED and sent.event_id == waiting.event_id
     [mail] = mailbox.to(address)
     assert mail["Subject"] == "Order O-5 could not be accepted" and "out of stock" in mail.get_content()
-    with svc.running.runtime.engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)
-                            .where(deliveries.c.customer_id == customer)).scalar() == 1
+    [released] = held(svc, customer_id=customer, status=pb.HOLD_STATUS_RELEASED)
+    assert released.settled_at.seconds > 0 and held(svc, status=pb.HOLD_STATUS_WAITING) == []
+    assert (held_count("waiting") - waiting_before, held_count("released") - released_before) == (1, 1)
 
+
+def test_a_customer_that_never_comes_ends_as_no_such_customer_and_nothing_is_sent(start):
+    svc = start(ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS="0.3")
+    consumer = by_hand(svc)
+    customer = unique("C")
+    given_up_before = held_count("no_such_customer")
+    order = envelope_of(orders_ev.OrderRejected(order_id="O-6", customer_id=customer, reason="unknown customer"),
+                        "O-6")
+    assert consumer.handle(order) == Ack()
+
+    [given_up] = support.wait_for("the held notification to be given up", lambda: held(
+        svc, customer_id=customer, status=pb.HOLD_STATUS_NO_SUCH_CUSTOMER))
+    assert given_up.settled_at.ToDatetime() >= given_up.held_at.ToDatetime()
+    assert held_count("no_such_customer") - given_up_before == 1
+    # Final: the customer coming after all, or the event delivered again, sends nothing.
+    assert consumer.handle(envelope_of(crm_ev.CustomerUpdated(customer_id=customer, email="late@example.test"),
+                                       customer)) == Ack()
+    assert consumer.handle(dataclasses.replace(order, attempts=1)) == Ack()
+    assert svc.deliveries(customer_id=customer) == []
+    assert [h.status for h in held(svc, customer_id=customer)] == [pb.HOLD_STATUS_NO_SUCH_CUSTOMER]
+
+
+def test_give_up_leaves_what_has_not_waited_long_enough(start):
+    svc = start()
+    consumer = by_hand(svc)
+    customer = unique("C")
+    assert consumer.handle(envelope_of(orders_ev.OrderShipped(order_id="O-7", customer_id=customer), "O-7")) == Ack()
+    [waiting] = held(svc, customer_id=customer)
+    wait = dt.timedelta(hours=1)
+    since = waiting.held_at.ToDatetime(dt.UTC)
+    uow = svc.running.runtime.uow
+    assert handlers.give_up_waiting(uow(), wait, now=since + wait - dt.timedelta(seconds=1)) == []
+    [given_up] = handlers.give_up_waiting(uow(), wait, now=since + wait)
+    assert (given_up.event_id, given_up.status) == (waiting.event_id, domain.HoldStatus.NO_SUCH_CUSTOMER)
+    assert handlers.give_up_waiting(uow(), wait, now=since + 2 * wait) == []  # given up once
+
+
+@pytest.mark.parametrize("first_event", ["order event", "customer update"])
+def test_two_replicas_handling_the_order_event_and_the_customer_update_at_once_queue_it_exactly_once(
+        start, monkeypatch, first_event):
+    """Replica A is stopped inside its transaction right after the read its decision rests on
+    (the order event: "no contact yet"; the customer update: "nothing held"), and replica B
+    handles the other event. Without the customer's lock B commits inside A's window and the
+    notification waits for a customer that has already come."""
+    svc = start()
+    replica_a, replica_b = by_hand(svc), by_hand(svc)
+    customer = unique("C")
+    order = envelope_of(orders_ev.OrderRejected(order_id="O-8", customer_id=customer, reason="no credit"), "O-8")
+    update = envelope_of(crm_ev.CustomerUpdated(customer_id=customer, email=f"{customer.lower()}@example.test",
+                                                webhook_url="https://hooks.example.test/erp"), customer)
+    if first_event == "order event":
+        pause = PausePoint(monkeypatch, adapters.ContactRepository, "get")
+        run = interleave(svc.running.runtime.engine, pause, lambda: replica_a.handle(order),
+                         lambda: replica_b.handle(update))
+    else:
+        pause = PausePoint(monkeypatch, adapters.HeldRepository, "waiting_for")
+        run = interleave(svc.running.runtime.engine, pause, lambda: replica_a.handle(update),
+                         lambda: replica_b.handle(order))
+    assert (run.first, run.second) == (Ack(), Ack())
+    queued = svc.deliveries(customer_id=customer)
+    assert sorted(d.channel for d in queued) == [pb.CHANNEL_EMAIL, pb.CHANNEL_WEBHOOK]
+    assert held(svc, customer_id=customer, status=pb.HOLD_STATUS_WAITING) == []
+    assert run.second_waited, "the second replica committed inside the first one's transaction"
 
 
 def test_the_senders_report_why_a_recipient_did_not_take_a_notification(receiver):

@@ -13,7 +13,16 @@ import datetime as dt
 
 from mesh.errors import Aborted
 from services.notification import domain
-from services.notification.domain import Attempt, Channel, Contact, Delivery, DeliveryStatus, SendFailed
+from services.notification.domain import (
+    Attempt,
+    Channel,
+    Contact,
+    Delivery,
+    DeliveryStatus,
+    Held,
+    HoldStatus,
+    SendFailed,
+)
 from tests.unit.fakes import FakeIntegrityError, FakeUnitOfWork
 
 
@@ -105,8 +114,55 @@ class FakeDeliveries:
         return found[:limit]
 
 
+class FakeHeld:
+    """held_notifications: one row per event (ON CONFLICT DO NOTHING); only waiting rows move."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Held] = {}
+
+    def snapshot(self):
+        return dict(self.rows)
+
+    def restore(self, snap) -> None:
+        self.rows = dict(snap)
+
+    def add(self, h: Held) -> bool:
+        if h.event_id in self.rows:
+            return False
+        self.rows[h.event_id] = h
+        return True
+
+    def waiting_for(self, customer_id: str) -> list[Held]:
+        return sorted((h for h in self.rows.values()
+                       if h.customer_id == customer_id and h.status is HoldStatus.WAITING),
+                      key=lambda h: (h.held_at, h.event_id))
+
+    def settle(self, event_ids: list[str], status: HoldStatus, at: dt.datetime) -> int:
+        moved = [e for e in event_ids if e in self.rows and self.rows[e].status is HoldStatus.WAITING]
+        for e in moved:
+            self.rows[e] = dataclasses.replace(self.rows[e], status=status, settled_at=at)
+        return len(moved)
+
+    def give_up(self, cutoff: dt.datetime, at: dt.datetime, limit: int) -> list[Held]:
+        overdue = sorted((h for h in self.rows.values() if h.status is HoldStatus.WAITING and h.held_at <= cutoff),
+                         key=lambda h: h.held_at)[:limit]
+        self.settle([h.event_id for h in overdue], HoldStatus.NO_SUCH_CUSTOMER, at)
+        return [self.rows[h.event_id] for h in overdue]
+
+    def count_waiting(self) -> int:
+        return sum(h.status is HoldStatus.WAITING for h in self.rows.values())
+
+    def list(self, query: domain.ListHeld, after: tuple[dt.datetime, str] | None, limit: int) -> list[Held]:
+        found = [h for h in self.rows.values()
+                 if (not query.customer_id or h.customer_id == query.customer_id)
+                 and (query.status is None or h.status is query.status)
+                 and (after is None or (h.held_at, h.event_id) < after)]
+        found.sort(key=lambda h: (h.held_at, h.event_id), reverse=True)
+        return found[:limit]
+
+
 def fake_uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork(contacts=FakeContacts(), deliveries=FakeDeliveries())
+    return FakeUnitOfWork(contacts=FakeContacts(), deliveries=FakeDeliveries(), held=FakeHeld())
 
 
 @dataclasses.dataclass

@@ -10,6 +10,7 @@ import logging
 import re
 
 import pytest
+from prometheus_client import REGISTRY
 
 from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as crm_ev
@@ -17,7 +18,7 @@ from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import paging
-from mesh.errors import InvalidArgument, NotFound
+from mesh.errors import InvalidArgument
 from mesh.events import envelope as envelopes
 from mesh.events.envelope import Event
 from mesh.settings import load
@@ -26,10 +27,11 @@ from services.notification.adapters import EmailSender, WebhookSender, parse_smt
 from services.notification.domain import (
     Channel,
     Contact,
-    CustomerNotKnownYet,
     Delivery,
     DeliveryStatus,
+    HoldStatus,
     ListDeliveries,
+    ListHeld,
     Notify,
     RetryPolicy,
     SendFailed,
@@ -234,17 +236,68 @@ def test_the_same_event_twice_queues_nothing_more():
     assert len(uow.deliveries.rows) == 4  # another event is another notification
 
 
-def test_an_event_for_a_customer_not_known_yet_fails_so_the_consumer_retries():
-    uow = fake_uow()
-    with uow, pytest.raises(CustomerNotKnownYet) as exc:
-        handlers.notify(uow, notify_cmd(), now=T0)
-    assert isinstance(exc.value, NotFound)
-    assert uow.deliveries.rows == {}
-    # Once CustomerUpdated has arrived, the retried event goes through.
-    uow.contacts.rows["C1"] = person()
+def test_an_event_for_a_customer_not_known_yet_is_held_and_its_customer_update_queues_it_once():
+    uow, woken = fake_uow(), []
+    for _ in range(2):  # the repeat holds nothing more
+        with uow:
+            assert handlers.notify(uow, notify_cmd(), wake=lambda: woken.append(1), now=T0) == []
+            uow.commit()
+    assert uow.deliveries.rows == {} and woken == []
+    [held] = uow.held.rows.values()
+    assert (held.event_id, held.customer_id, held.status, held.held_at) == ("E1", "C1", HoldStatus.WAITING, T0)
     with uow:
-        assert len(handlers.notify(uow, notify_cmd(), now=T0)) == 2
+        handlers.on_customer_updated(uow, person(), wake=lambda: woken.append(1), now=at(5), new_id=ids())
         uow.commit()
+    assert sorted(d.channel for d in uow.deliveries.rows.values()) == [Channel.EMAIL, Channel.WEBHOOK]
+    assert all(d.subject == "Order O1 confirmed" and "Dear Ada Buyer," in d.body for d in uow.deliveries.rows.values())
+    assert woken == [1]
+    assert (uow.held.rows["E1"].status, uow.held.rows["E1"].settled_at) == (HoldStatus.RELEASED, at(5))
+    for version in (2, 3):  # later updates of the customer queue nothing again
+        with uow:
+            handlers.on_customer_updated(uow, person(version=version), now=at(9), new_id=ids())
+            uow.commit()
+    assert len(uow.deliveries.rows) == 2
+    with uow:  # nor does the event itself, repeated once the customer is known
+        assert handlers.notify(uow, notify_cmd(), now=at(10)) == []
+        uow.commit()
+    assert len(uow.deliveries.rows) == 2
+
+
+def test_a_held_notification_is_given_up_after_the_wait_and_stays_given_up():
+    uow = fake_uow()
+    wait = dt.timedelta(hours=1)
+    with uow:
+        handlers.notify(uow, notify_cmd(event_id="E1"), now=T0)
+        handlers.notify(uow, notify_cmd(event_id="E2"), now=at(1800))
+        uow.commit()
+    assert handlers.give_up_waiting(uow, wait, now=at(3599)) == []
+    [given_up] = handlers.give_up_waiting(uow, wait, now=at(3600))
+    assert (given_up.event_id, given_up.status, given_up.settled_at) == ("E1", HoldStatus.NO_SUCH_CUSTOMER, at(3600))
+    assert REGISTRY.get_sample_value("erp_held_notifications_waiting") == 1  # E2
+    with uow:  # the customer comes after all: only what still waits is sent
+        handlers.on_customer_updated(uow, person(), now=at(3700), new_id=ids())
+        uow.commit()
+    assert {d.event_id for d in uow.deliveries.rows.values()} == {"E2"}
+    assert uow.held.rows["E1"].status is HoldStatus.NO_SUCH_CUSTOMER
+    assert uow.held.rows["E2"].status is HoldStatus.RELEASED
+
+
+def test_held_notifications_are_listed_newest_first_by_customer_and_status():
+    uow = fake_uow()
+    with uow:
+        for i, customer in enumerate(["C1", "C2", "C1"]):
+            handlers.notify(uow, notify_cmd(confirmed(f"O{i}", customer), event_id=f"E{i}"), now=at(i))
+        uow.commit()
+    handlers.give_up_waiting(uow, dt.timedelta(seconds=10), now=at(10.5))  # E0 only
+    everything, token = handlers.list_held(uow, ListHeld(0, ""))
+    assert [h.event_id for h in everything] == ["E2", "E1", "E0"] and token == ""
+    page, token = handlers.list_held(uow, ListHeld(1, "", customer_id="C1"))
+    assert [h.event_id for h in page] == ["E2"]
+    assert [h.event_id for h in handlers.list_held(uow, ListHeld(1, token, customer_id="C1"))[0]] == ["E0"]
+    given_up, _ = handlers.list_held(uow, ListHeld(0, "", status=HoldStatus.NO_SUCH_CUSTOMER))
+    assert [h.event_id for h in given_up] == ["E0"]
+    with pytest.raises(InvalidArgument):
+        handlers.list_held(uow, ListHeld(1, token, customer_id="C2"))  # a token is bound to its filters
 
 
 def test_a_rolled_back_consumer_transaction_leaves_no_delivery_and_wakes_nobody():
@@ -497,6 +550,7 @@ def settings(**env):
 def test_settings_defaults_and_the_default_secret_warning(caplog):
     config = Config.from_settings(settings())
     assert config.policy == RetryPolicy(6, 1.0)
+    assert config.customer_wait == dt.timedelta(days=1) and config.give_up_every == 60.0
     assert (config.smtp_url, config.smtp_from, config.webhook_secret) == ("", "erp@localhost", DEFAULT_WEBHOOK_SECRET)
     with caplog.at_level(logging.WARNING):
         Dispatcher().configure(settings())
@@ -508,7 +562,8 @@ def test_settings_defaults_and_the_default_secret_warning(caplog):
 
 
 @pytest.mark.parametrize("env", [{"ERP_NOTIFICATION_MAX_ATTEMPTS": "many"}, {"ERP_NOTIFICATION_MAX_ATTEMPTS": "0"},
-                                 {"ERP_NOTIFICATION_RETRY_BASE_SECONDS": "-1"}, {"ERP_SMTP_URL": "localhost:25"}])
+                                 {"ERP_NOTIFICATION_RETRY_BASE_SECONDS": "-1"}, {"ERP_SMTP_URL": "localhost:25"},
+                                 {"ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS": "0"}])
 def test_bad_settings_stop_the_start_up(env):
     with pytest.raises(ValueError):
         Config.from_settings(settings(**env))

@@ -28,7 +28,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&erp/notification/v1/notification.proto\x12\x13\x65rp.notification.v1\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12-\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x1c.erp.notification.v1.Channel\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x11\n\tdelivered\x18\x06 \x01(\x08\x12\x12\n\nevent_type\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\x12\x0f\n\x07subject\x18\t \x01(\t\x12\x33\n\x06status\x18\n \x01(\x0e\x32#.erp.notification.v1.DeliveryStatus\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_attempt_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"{\n\x15ListDeliveriesRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\"d\n\x16ListDeliveriesResponse\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.erp.notification.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*J\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x13\n\x0f\x43HANNEL_WEBHOOK\x10\x02*\x89\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03\x32\xb6\x01\n\x13NotificationService\x12\x9e\x01\n\x0eListDeliveries\x12*.erp.notification.v1.ListDeliveriesRequest\x1a+.erp.notification.v1.ListDeliveriesResponse\"3\xe2\xe0\x18\x19\n\x11notification.read\"\x04read\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/deliveriesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&erp/notification/v1/notification.proto\x12\x13\x65rp.notification.v1\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x80\x03\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x11\n\trecipient\x18\x03 \x01(\t\x12-\n\x07\x63hannel\x18\x04 \x01(\x0e\x32\x1c.erp.notification.v1.Channel\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x11\n\tdelivered\x18\x06 \x01(\x08\x12\x12\n\nevent_type\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\x12\x0f\n\x07subject\x18\t \x01(\t\x12\x33\n\x06status\x18\n \x01(\x0e\x32#.erp.notification.v1.DeliveryStatus\x12\x12\n\nlast_error\x18\x0b \x01(\t\x12.\n\ncreated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0flast_attempt_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"{\n\x15ListDeliveriesRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x11\n\trecipient\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\"d\n\x16ListDeliveriesResponse\x12\x31\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1d.erp.notification.v1.Delivery\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xdb\x01\n\x10HeldNotification\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x03 \x01(\t\x12/\n\x06status\x18\x04 \x01(\x0e\x32\x1f.erp.notification.v1.HoldStatus\x12+\n\x07held_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nsettled_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x1cListHeldNotificationsRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.erp.notification.v1.HoldStatus\"{\n\x1dListHeldNotificationsResponse\x12\x41\n\x12held_notifications\x18\x01 \x03(\x0b\x32%.erp.notification.v1.HeldNotification\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*J\n\x07\x43hannel\x12\x17\n\x13\x43HANNEL_UNSPECIFIED\x10\x00\x12\x11\n\rCHANNEL_EMAIL\x10\x01\x12\x13\n\x0f\x43HANNEL_WEBHOOK\x10\x02*\x89\x01\n\x0e\x44\x65liveryStatus\x12\x1f\n\x1b\x44\x45LIVERY_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x45LIVERY_STATUS_PENDING\x10\x01\x12\x1d\n\x19\x44\x45LIVERY_STATUS_DELIVERED\x10\x02\x12\x1a\n\x16\x44\x45LIVERY_STATUS_FAILED\x10\x03*~\n\nHoldStatus\x12\x1b\n\x17HOLD_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13HOLD_STATUS_WAITING\x10\x01\x12\x18\n\x14HOLD_STATUS_RELEASED\x10\x02\x12 \n\x1cHOLD_STATUS_NO_SUCH_CUSTOMER\x10\x03\x32\xf4\x02\n\x13NotificationService\x12\x9e\x01\n\x0eListDeliveries\x12*.erp.notification.v1.ListDeliveriesRequest\x1a+.erp.notification.v1.ListDeliveriesResponse\"3\xe2\xe0\x18\x19\n\x11notification.read\"\x04read\x82\xd3\xe4\x93\x02\x10\x12\x0e/v1/deliveries\x12\xbb\x01\n\x15ListHeldNotifications\x12\x31.erp.notification.v1.ListHeldNotificationsRequest\x1a\x32.erp.notification.v1.ListHeldNotificationsResponse\";\xe2\xe0\x18\x19\n\x11notification.read\"\x04read\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/held-notificationsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,16 +37,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListDeliveries']._loaded_options = None
   _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListDeliveries']._serialized_options = b'\342\340\030\031\n\021notification.read\"\004read\202\323\344\223\002\020\022\016/v1/deliveries'
-  _globals['_CHANNEL']._serialized_start=797
-  _globals['_CHANNEL']._serialized_end=871
-  _globals['_DELIVERYSTATUS']._serialized_start=874
-  _globals['_DELIVERYSTATUS']._serialized_end=1011
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListHeldNotifications']._loaded_options = None
+  _globals['_NOTIFICATIONSERVICE'].methods_by_name['ListHeldNotifications']._serialized_options = b'\342\340\030\031\n\021notification.read\"\004read\202\323\344\223\002\030\022\026/v1/held-notifications'
+  _globals['_CHANNEL']._serialized_start=1289
+  _globals['_CHANNEL']._serialized_end=1363
+  _globals['_DELIVERYSTATUS']._serialized_start=1366
+  _globals['_DELIVERYSTATUS']._serialized_end=1503
+  _globals['_HOLDSTATUS']._serialized_start=1505
+  _globals['_HOLDSTATUS']._serialized_end=1631
   _globals['_DELIVERY']._serialized_start=184
   _globals['_DELIVERY']._serialized_end=568
   _globals['_LISTDELIVERIESREQUEST']._serialized_start=570
   _globals['_LISTDELIVERIESREQUEST']._serialized_end=693
   _globals['_LISTDELIVERIESRESPONSE']._serialized_start=695
   _globals['_LISTDELIVERIESRESPONSE']._serialized_end=795
-  _globals['_NOTIFICATIONSERVICE']._serialized_start=1014
-  _globals['_NOTIFICATIONSERVICE']._serialized_end=1196
+  _globals['_HELDNOTIFICATION']._serialized_start=798
+  _globals['_HELDNOTIFICATION']._serialized_end=1017
+  _globals['_LISTHELDNOTIFICATIONSREQUEST']._serialized_start=1020
+  _globals['_LISTHELDNOTIFICATIONSREQUEST']._serialized_end=1162
+  _globals['_LISTHELDNOTIFICATIONSRESPONSE']._serialized_start=1164
+  _globals['_LISTHELDNOTIFICATIONSRESPONSE']._serialized_end=1287
+  _globals['_NOTIFICATIONSERVICE']._serialized_start=1634
+  _globals['_NOTIFICATIONSERVICE']._serialized_end=2006
 # @@protoc_insertion_point(module_scope)

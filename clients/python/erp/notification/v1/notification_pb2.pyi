@@ -25,6 +25,13 @@ class DeliveryStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DELIVERY_STATUS_PENDING: _ClassVar[DeliveryStatus]
     DELIVERY_STATUS_DELIVERED: _ClassVar[DeliveryStatus]
     DELIVERY_STATUS_FAILED: _ClassVar[DeliveryStatus]
+
+class HoldStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HOLD_STATUS_UNSPECIFIED: _ClassVar[HoldStatus]
+    HOLD_STATUS_WAITING: _ClassVar[HoldStatus]
+    HOLD_STATUS_RELEASED: _ClassVar[HoldStatus]
+    HOLD_STATUS_NO_SUCH_CUSTOMER: _ClassVar[HoldStatus]
 CHANNEL_UNSPECIFIED: Channel
 CHANNEL_EMAIL: Channel
 CHANNEL_WEBHOOK: Channel
@@ -32,6 +39,10 @@ DELIVERY_STATUS_UNSPECIFIED: DeliveryStatus
 DELIVERY_STATUS_PENDING: DeliveryStatus
 DELIVERY_STATUS_DELIVERED: DeliveryStatus
 DELIVERY_STATUS_FAILED: DeliveryStatus
+HOLD_STATUS_UNSPECIFIED: HoldStatus
+HOLD_STATUS_WAITING: HoldStatus
+HOLD_STATUS_RELEASED: HoldStatus
+HOLD_STATUS_NO_SUCH_CUSTOMER: HoldStatus
 
 class Delivery(_message.Message):
     __slots__ = ("delivery_id", "event_id", "recipient", "channel", "attempts", "delivered", "event_type", "customer_id", "subject", "status", "last_error", "created_at", "last_attempt_at")
@@ -82,3 +93,37 @@ class ListDeliveriesResponse(_message.Message):
     deliveries: _containers.RepeatedCompositeFieldContainer[Delivery]
     next_page_token: str
     def __init__(self, deliveries: _Optional[_Iterable[_Union[Delivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class HeldNotification(_message.Message):
+    __slots__ = ("event_id", "event_type", "customer_id", "status", "held_at", "settled_at")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HELD_AT_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_AT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    event_type: str
+    customer_id: str
+    status: HoldStatus
+    held_at: _timestamp_pb2.Timestamp
+    settled_at: _timestamp_pb2.Timestamp
+    def __init__(self, event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., customer_id: _Optional[str] = ..., status: _Optional[_Union[HoldStatus, str]] = ..., held_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., settled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ListHeldNotificationsRequest(_message.Message):
+    __slots__ = ("page", "customer_id", "status")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    customer_id: str
+    status: HoldStatus
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., customer_id: _Optional[str] = ..., status: _Optional[_Union[HoldStatus, str]] = ...) -> None: ...
+
+class ListHeldNotificationsResponse(_message.Message):
+    __slots__ = ("held_notifications", "next_page_token")
+    HELD_NOTIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    held_notifications: _containers.RepeatedCompositeFieldContainer[HeldNotification]
+    next_page_token: str
+    def __init__(self, held_notifications: _Optional[_Iterable[_Union[HeldNotification, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

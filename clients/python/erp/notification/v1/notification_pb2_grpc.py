@@ -31,7 +31,9 @@ class NotificationServiceStub:
     payment received, order shipped), renders the event's template, and delivers it by
     email (SMTP) and by signed webhook (HMAC-SHA256 over the body) to the addresses crm
     publishes. It records every attempt, retries failures with backoff, and never
-    creates two deliveries of one event to one recipient.
+    creates two deliveries of one event to one recipient. An event about a customer
+    whose contact data has not arrived yet is held until it does, or until notification
+    gives up on that customer.
     """
 
     def __init__(self, channel):
@@ -45,6 +47,11 @@ class NotificationServiceStub:
                 request_serializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.SerializeToString,
                 response_deserializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.ListHeldNotifications = channel.unary_unary(
+                '/erp.notification.v1.NotificationService/ListHeldNotifications',
+                request_serializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListHeldNotificationsRequest.SerializeToString,
+                response_deserializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListHeldNotificationsResponse.FromString,
+                _registered_method=True)
 
 
 class NotificationServiceServicer:
@@ -53,11 +60,21 @@ class NotificationServiceServicer:
     payment received, order shipped), renders the event's template, and delivers it by
     email (SMTP) and by signed webhook (HMAC-SHA256 over the body) to the addresses crm
     publishes. It records every attempt, retries failures with backoff, and never
-    creates two deliveries of one event to one recipient.
+    creates two deliveries of one event to one recipient. An event about a customer
+    whose contact data has not arrived yet is held until it does, or until notification
+    gives up on that customer.
     """
 
     def ListDeliveries(self, request, context):
         """Lists deliveries, newest first, optionally for one recipient or event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHeldNotifications(self, request, context):
+        """Lists the notifications held because their customer was not known when the event
+        came, newest first, optionally for one customer or in one status.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -70,6 +87,11 @@ def add_NotificationServiceServicer_to_server(servicer, server):
                     servicer.ListDeliveries,
                     request_deserializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.FromString,
                     response_serializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.SerializeToString,
+            ),
+            'ListHeldNotifications': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHeldNotifications,
+                    request_deserializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListHeldNotificationsRequest.FromString,
+                    response_serializer=erp_dot_notification_dot_v1_dot_notification__pb2.ListHeldNotificationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -85,7 +107,9 @@ class NotificationService:
     payment received, order shipped), renders the event's template, and delivers it by
     email (SMTP) and by signed webhook (HMAC-SHA256 over the body) to the addresses crm
     publishes. It records every attempt, retries failures with backoff, and never
-    creates two deliveries of one event to one recipient.
+    creates two deliveries of one event to one recipient. An event about a customer
+    whose contact data has not arrived yet is held until it does, or until notification
+    gives up on that customer.
     """
 
     @staticmethod
@@ -105,6 +129,33 @@ class NotificationService:
             '/erp.notification.v1.NotificationService/ListDeliveries',
             erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesRequest.SerializeToString,
             erp_dot_notification_dot_v1_dot_notification__pb2.ListDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHeldNotifications(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.notification.v1.NotificationService/ListHeldNotifications',
+            erp_dot_notification_dot_v1_dot_notification__pb2.ListHeldNotificationsRequest.SerializeToString,
+            erp_dot_notification_dot_v1_dot_notification__pb2.ListHeldNotificationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -55,6 +55,10 @@ token: $(STAMP) ## Print a development access token for the local gateway: make 
 migrate: $(STAMP) ## Apply every service's migrations to ERP_DATABASE_URL (or the embedded PostgreSQL)
 	$(PY) -m mesh.tools.migrate
 
+.PHONY: reconcile
+reconcile: $(STAMP) ## Compare each service's projections with their sources, repair what is unambiguous, exit 1 on drift (RECONCILE_ARGS="--dry-run")
+	$(PY) -m mesh.tools.reconcile $(RECONCILE_ARGS)
+
 .PHONY: test
 test: $(STAMP) protos-check ## Install, check the stubs, and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)

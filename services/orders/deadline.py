@@ -44,7 +44,7 @@ class Deadline:
                 value = kind(raw)
             except ValueError:
                 value = None
-            if value is None or value < least:
+            if value is None or not value >= least:  # NaN is not at least anything
                 raise ValueError(f"{name} must be a number of at least {least}, got {raw!r}")
             return value
 
@@ -67,6 +67,8 @@ def sweep(uow_factory: Callable[[], object], deadline: Deadline, stop: threading
         with uow_factory() as uow:
             due = uow.orders.past_deadline(deadline.after, after, BATCH)
         for _, order_id in due:
+            if stop is not None and stop.is_set():
+                break  # shutting down: the rest waits for a replica's next round
             outcome = _drive(uow_factory, order_id, deadline)
             if outcome == handlers.DRIVEN:
                 swept.driven += 1

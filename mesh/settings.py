@@ -45,6 +45,13 @@ def _float(name: str, default: float) -> float:
         raise ValueError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _positive(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be 1 or more, got {value}")
+    return value
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = _env(name).lower()
     if not raw:
@@ -99,6 +106,12 @@ class Settings:
     redis_socket_timeout_seconds: float = 0.25
     redis_connect_timeout_seconds: float = 0.25
     env: dict[str, str] = dataclasses.field(default_factory=dict)
+    # AMQP connections: heartbeats, how long a connection the broker blocked (alarm) may stay
+    # blocked, how long a socket operation may take; and the service queues' delivery limit.
+    amqp_heartbeat_seconds: int = 30
+    amqp_blocked_connection_timeout_seconds: float = 30.0
+    amqp_socket_timeout_seconds: float = 5.0
+    amqp_delivery_limit: int = 20
 
     def get(self, name: str, default: str) -> str:
         """A service's own setting (documented in README's table), e.g. ERP_FINANCE_TAX_RATE."""
@@ -168,4 +181,8 @@ def load(service: str) -> Settings:
         internal_auth=_bool("ERP_INTERNAL_AUTH", False),
         internal_token_secret=_env("ERP_INTERNAL_TOKEN_SECRET"),
         env={k: v for k, v in os.environ.items() if k.startswith("ERP_")},
+        amqp_heartbeat_seconds=_int("ERP_AMQP_HEARTBEAT_SECONDS", 30),
+        amqp_blocked_connection_timeout_seconds=_float("ERP_AMQP_BLOCKED_CONNECTION_TIMEOUT_SECONDS", 30.0),
+        amqp_socket_timeout_seconds=_float("ERP_AMQP_SOCKET_TIMEOUT_SECONDS", 5.0),
+        amqp_delivery_limit=_positive("ERP_AMQP_DELIVERY_LIMIT", 20),
     )

@@ -1,31 +1,48 @@
 """RabbitMQ transport through pika.
 
-Topology, declared idempotently by every publisher and subscriber (<ns> is
-ERP_AMQP_NAMESPACE, "erp" by default, so test runs never touch a real deployment):
+Topology (<ns> is ERP_AMQP_NAMESPACE, "erp" by default, so test runs never touch a real
+deployment), declared idempotently for every consuming service by mesh.events.topology before
+anything is published (and again by each subscriber):
 - `<ns>.events`, a durable topic exchange; the routing key is the event type;
-- per consuming service `<ns>.<service>`, a durable quorum queue bound by event type;
+- per consuming service `<ns>.<service>`, a durable quorum queue bound by event type, with an
+  explicit delivery limit (ERP_AMQP_DELIVERY_LIMIT) and at-least-once dead-lettering to its
+  `.dlq`: a message redelivered that often (its consumers keep dying under it) moves there
+  instead of being dropped, as RabbitMQ 4 would do past its default limit of 20;
 - retry queues `<ns>.<service>.retry.<ms>ms` (quorum, message TTL) whose expired
   messages dead-letter back into the service queue: that is the backoff;
-- `<ns>.<service>.dlq`, a quorum queue where messages that kept failing wait to be
-  inspected and replayed.
+- `<ns>.<service>.dlq`, a quorum queue that receives what the broker dead-letters; the
+  dead-letters tool moves it into the service's dead_letters table (mesh.events.dead_letters),
+  where dead letters are kept, listed and replayed.
 Publishing uses AMQP transactions (a batch per tx.commit) and mandatory=True, so an
 uncommitted or unroutable message is reported instead of vanishing.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
+from collections.abc import Callable
 
 import pika
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.exceptions import AMQPError
+from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
+from pika.exceptions import AMQPError, ChannelClosedByBroker
 
-from mesh.events.transport import Ack, DeadLetter, Delivery, Message, Outcome, PublishFailed, Retry, retry_delays
+from mesh.events.transport import (
+    Ack,
+    Delivery,
+    Letter,
+    Message,
+    Outcome,
+    PublishFailed,
+    Retry,
+    TopologyMismatch,
+    retry_delays,
+)
 
 log = logging.getLogger("mesh.events.amqp")
 
 ATTEMPTS_HEADER = "x-erp-attempts"
 ERROR_HEADER = "x-erp-error"
-ORIGIN_HEADER = "x-erp-queue"
 
 
 def exchange_name(namespace: str) -> str:
@@ -36,12 +53,37 @@ def queue_name(namespace: str, service: str) -> str:
     return f"{namespace}.{service}"
 
 
-def _connect(url: str) -> pika.BlockingConnection:
+def dead_letter_queue(queue: str) -> str:
+    return queue + ".dlq"
+
+
+# The dead-letter queue's own delivery limit: far beyond the redeliveries it ever sees (only a
+# drain that dies mid-way returns a message to it). Not -1: RabbitMQ 4 reads -1 as "no limit",
+# but 3.x (3.10.8 here) drops a message at its first return.
+DLQ_DELIVERY_LIMIT = 1_000_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class AmqpOptions:
+    """Connection timeouts and the service queues' delivery limit (README's settings table)."""
+
+    heartbeat_seconds: int = 30
+    blocked_connection_timeout_seconds: float = 30.0
+    socket_timeout_seconds: float = 5.0
+    delivery_limit: int = 20
+
+    @classmethod
+    def from_settings(cls, settings) -> AmqpOptions:
+        return cls(settings.amqp_heartbeat_seconds, settings.amqp_blocked_connection_timeout_seconds,
+                   settings.amqp_socket_timeout_seconds, settings.amqp_delivery_limit)
+
+
+def _connect(url: str, options: AmqpOptions) -> BlockingConnection:
     params = pika.URLParameters(url)
-    params.heartbeat = 30
-    params.blocked_connection_timeout = 30
+    params.heartbeat = options.heartbeat_seconds
+    params.blocked_connection_timeout = options.blocked_connection_timeout_seconds
     params.connection_attempts = 1
-    params.socket_timeout = 5
+    params.socket_timeout = options.socket_timeout_seconds
     params.client_properties = {"connection_name": "erp-mesh"}
     return pika.BlockingConnection(params)
 
@@ -60,9 +102,9 @@ class AmqpPublisher:
     is bound to before it answers the commit. One round trip per batch, not one per message
     as with publisher confirms."""
 
-    def __init__(self, url: str, namespace: str) -> None:
+    def __init__(self, url: str, namespace: str, options: AmqpOptions) -> None:
         self.exchange = exchange_name(namespace)
-        self.connection = _connect(url)
+        self.connection = _connect(url, options)
         self.channel = self.connection.channel()
         _declare_exchange(self.channel, namespace)
         self.channel.tx_select()
@@ -95,12 +137,12 @@ class AmqpPublisher:
 
 class AmqpSubscription:
     def __init__(self, url: str, namespace: str, service: str, event_types: list[str], base_ms: int,
-                 max_attempts: int, prefetch: int = 32) -> None:
+                 max_attempts: int, options: AmqpOptions, prefetch: int = 32) -> None:
         self.queue = queue_name(namespace, service)
         self.delays = retry_delays(base_ms, max_attempts)
-        self.connection = _connect(url)
+        self.connection = _connect(url, options)
+        declare_service_queues(self.connection, namespace, service, event_types, self.delays, options.delivery_limit)
         self.channel = self.connection.channel()
-        declare_service_queues(self.channel, namespace, service, event_types, self.delays)
         self.channel.confirm_delivery()
         self.channel.basic_qos(prefetch_count=prefetch)
         self._messages = self.channel.consume(self.queue, inactivity_timeout=0.5)
@@ -133,12 +175,9 @@ class AmqpSubscription:
                 index = min(delivery.attempts, len(self.delays) - 1)
                 self._republish(retry_queue(self.queue, self.delays[index]), delivery, props,
                                 {ATTEMPTS_HEADER: delivery.attempts + int(outcome.counted), ERROR_HEADER: outcome.error[:500]})
-            elif isinstance(outcome, DeadLetter):
-                self._republish(self.queue + ".dlq", delivery, props,
-                                {ATTEMPTS_HEADER: delivery.attempts + 1, ERROR_HEADER: outcome.reason[:500],
-                                 ORIGIN_HEADER: self.queue})
-            # The copy is confirmed before the original is acked: a crash in between
-            # duplicates the message, and the consumer's inbox absorbs the duplicate.
+            # A retry's copy is confirmed before the original is acked: a crash in between
+            # duplicates the message, and the consumer's inbox absorbs the duplicate. A dead
+            # letter is in the service's dead_letters table already (Consumer): it only leaves.
             self.channel.basic_ack(method.delivery_tag)
 
     def _republish(self, routing_key: str, delivery: Delivery, props, headers: dict) -> None:
@@ -162,23 +201,64 @@ def retry_queue(queue: str, delay_seconds: float) -> str:
     return f"{queue}.retry.{int(delay_seconds * 1000)}ms"
 
 
-def declare_service_queues(ch: BlockingChannel, namespace: str, service: str, event_types: list[str],
-                           delays: list[float]) -> None:
+def service_queue_arguments(queue: str, delivery_limit: int) -> dict:
+    """A service queue's: past `delivery_limit` deliveries a message is dead-lettered to the
+    queue's .dlq, at least once (kept in this queue until the .dlq confirms it), never dropped."""
+    return _quorum(**{
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_queue(queue),
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",  # at-least-once dead-lettering works only with it
+    })
+
+
+def retry_queue_arguments(queue: str, delay: float) -> dict:
+    return _quorum(**{
+        "x-message-ttl": int(delay * 1000),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": queue,
+        # at-least-once dead-lettering: a retry is never lost on the way back.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    })
+
+
+DLQ_ARGUMENTS = _quorum(**{"x-delivery-limit": DLQ_DELIVERY_LIMIT})
+
+
+def service_queues(namespace: str, service: str, delays: list[float], delivery_limit: int) -> dict[str, dict]:
+    """Every queue of a consuming service, by name, with its arguments: the dead-letter queue
+    first (the service queue dead-letters into it), the service queue last."""
     queue = queue_name(namespace, service)
+    return {dead_letter_queue(queue): DLQ_ARGUMENTS,
+            **{retry_queue(queue, delay): retry_queue_arguments(queue, delay) for delay in delays},
+            queue: service_queue_arguments(queue, delivery_limit)}
+
+
+def declare_queue(connection: BlockingConnection, name: str, arguments: dict) -> None:
+    """Declares a durable queue, on a channel of its own (a refusal closes the channel).
+    TopologyMismatch when the queue exists with other arguments."""
+    ch = connection.channel()
+    try:
+        ch.queue_declare(name, durable=True, arguments=arguments)
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code == 406:  # PRECONDITION_FAILED: "inequivalent arg ..."
+            raise TopologyMismatch(name, exc.reply_text) from exc
+        raise
+    ch.close()
+
+
+def declare_service_queues(connection: BlockingConnection, namespace: str, service: str, event_types: list[str],
+                           delays: list[float], delivery_limit: int) -> None:
+    """Declares a consuming service's queues and binds its queue to its event types; idempotent."""
+    for name, arguments in service_queues(namespace, service, delays, delivery_limit).items():
+        declare_queue(connection, name, arguments)
+    ch = connection.channel()
     _declare_exchange(ch, namespace)
-    ch.queue_declare(queue, durable=True, arguments=_quorum())
     for event_type in event_types:
-        ch.queue_bind(queue, exchange_name(namespace), routing_key=event_type)
-    for delay in delays:
-        ch.queue_declare(retry_queue(queue, delay), durable=True, arguments=_quorum(**{
-            "x-message-ttl": int(delay * 1000),
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": queue,
-            # at-least-once dead-lettering: a retry is never lost on the way back.
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        }))
-    ch.queue_declare(queue + ".dlq", durable=True, arguments=_quorum())
+        ch.queue_bind(queue_name(namespace, service), exchange_name(namespace), routing_key=event_type)
+    ch.close()
 
 
 def delete_namespace(url: str, namespace: str, services, retries, queues=()) -> None:
@@ -186,13 +266,14 @@ def delete_namespace(url: str, namespace: str, services, retries, queues=()) -> 
     each service's queue, dead-letter queue and retry queues of every (base_ms, max_attempts) in
     `retries`, then `queues` and the exchange. Queues left behind pile up: a few hundred quorum
     queues have wedged this project's brokers."""
-    conn = _connect(url)
+    conn = _connect(url, AmqpOptions())
     try:
         ch = conn.channel()
         delays = sorted({d for base_ms, attempts in retries for d in retry_delays(base_ms, attempts)})
         for service in services:
             queue = queue_name(namespace, service)
-            for name in [queue, queue + ".dlq", *(retry_queue(queue, d) for d in delays)]:
+            dlq = dead_letter_queue(queue)
+            for name in [queue, dlq, moving_queue(queue), moving_queue(dlq), *(retry_queue(queue, d) for d in delays)]:
                 ch.queue_delete(name)
         for name in queues:
             ch.queue_delete(name)
@@ -201,58 +282,231 @@ def delete_namespace(url: str, namespace: str, services, retries, queues=()) -> 
         conn.close()
 
 
+class QueueInUse(Exception):
+    """A queue to declare again still has consumers (an older version of its service runs)."""
+
+
+def queue_counts(connection: BlockingConnection, name: str) -> tuple[int, int] | None:
+    """(ready messages, consumers) of a queue; None when it does not exist."""
+    ch = connection.channel()
+    try:
+        ok = ch.queue_declare(name, passive=True)
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return None
+        raise
+    ch.close()
+    return ok.method.message_count, ok.method.consumer_count
+
+
+def move_messages(connection: BlockingConnection, source: str, target: str) -> int:
+    """Moves the ready messages of `source` into `target`, each confirmed by `target` before it is
+    acked in `source` (a crash in between duplicates it; the consumers' inboxes absorb that)."""
+    ch = connection.channel()
+    ch.confirm_delivery()
+    moved = 0
+    while True:
+        method, props, body = ch.basic_get(source)
+        if method is None:
+            ch.close()
+            return moved
+        ch.basic_publish("", target, body, props, mandatory=True)
+        ch.basic_ack(method.delivery_tag)
+        moved += 1
+
+
+def _drain_into(connection: BlockingConnection, source: str, target: str, feeders: list[str],
+                timeout: float) -> int:
+    """Moves `source`'s messages into `target` until it and every queue that feeds it (its retry
+    queues, whose expired messages dead-letter into it) are empty; how many it moved."""
+    moved, deadline = 0, time.monotonic() + timeout
+    while True:
+        moved += move_messages(connection, source, target)
+        waiting = sum((queue_counts(connection, name) or (0, 0))[0] for name in [source, *feeders])
+        if not waiting:
+            return moved
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{source} kept receiving messages ({waiting} waiting); stop every service "
+                               "and run this again")
+        time.sleep(0.5)
+
+
+def _delete_empty(connection: BlockingConnection, name: str) -> None:
+    """Deletes a queue found empty. Quorum queues refuse queue.delete with if-empty (RabbitMQ
+    answers 540 NOT_IMPLEMENTED and closes the connection), so emptiness is checked just before:
+    nothing routes into the queue any more (its bindings are gone, its feeders are empty)."""
+    ch = connection.channel()
+    deleted = ch.queue_delete(name).method.message_count
+    ch.close()
+    if deleted:
+        log.error("%s: %d messages arrived while it was being deleted and are lost", name, deleted)
+
+
+def redeclare(connection: BlockingConnection, exchange: str, name: str, arguments: dict,
+              event_types: list[str], feeders: list[str], settle_seconds: float = 1.0,
+              timeout: float = 120.0) -> int:
+    """Declares queue `name` again with `arguments` (RabbitMQ cannot change a queue's arguments
+    in place), keeping its messages: a holding queue bound like it takes the publishes meanwhile
+    and its messages, then gives them back. Needs no consumer on the queue (QueueInUse);
+    `feeders` are the queues that dead-letter into it. Returns how many messages it moved."""
+    counts = queue_counts(connection, name)
+    if counts and counts[1]:
+        raise QueueInUse(f"{name} has {counts[1]} consumers (an older version of its service is running): "
+                         "stop them (scale the service to 0), then run this again; events published "
+                         "meanwhile wait in its queue")
+    hold = moving_queue(name)
+    declare_queue(connection, hold, _quorum())
+    ch = connection.channel()
+    for event_type in event_types:
+        ch.queue_bind(hold, exchange, routing_key=event_type)
+        ch.queue_unbind(name, exchange, routing_key=event_type)
+    time.sleep(settle_seconds)  # publishes routed before the unbinding reach the queue
+    moved = _drain_into(connection, name, hold, feeders, timeout)
+    _delete_empty(connection, name)
+    declare_queue(connection, name, arguments)
+    for event_type in event_types:
+        ch.queue_bind(name, exchange, routing_key=event_type)
+        ch.queue_unbind(hold, exchange, routing_key=event_type)
+    ch.close()
+    time.sleep(settle_seconds)
+    _drain_into(connection, hold, name, [], timeout)
+    _delete_empty(connection, hold)
+    return moved
+
+
+def _letter(props, body: bytes) -> Letter:
+    """A message of a .dlq as a dead letter: dead-lettered by the broker (x-death says why) or,
+    from an older version, by its consumer (x-erp-error says why)."""
+    headers = props.headers or {}
+    deaths = headers.get("x-death") or []
+    if deaths:
+        death = deaths[0]
+        error = (f"RabbitMQ dead-lettered it from {death.get('queue')} ({death.get('reason')}): "
+                 f"redelivered past the queue's delivery limit; last handling error: {headers.get(ERROR_HEADER)}")
+        source = "broker"
+    else:
+        error, source = str(headers.get(ERROR_HEADER) or "dead-lettered"), "consumer"
+    return Letter(event_id=props.message_id, event_type=props.type, body=body,
+                  attempts=int(headers.get(ATTEMPTS_HEADER) or 0), error=error[:2000], source=source)
+
+
+def moving_queue(queue: str) -> str:
+    """Where a queue's messages wait while the queue is declared again (mesh.tools.migrate)."""
+    return queue + ".moving"
+
+
 class AmqpTransport:
-    def __init__(self, url: str, base_ms: int, max_attempts: int, namespace: str = "erp") -> None:
+    def __init__(self, url: str, base_ms: int, max_attempts: int, namespace: str = "erp",
+                 options: AmqpOptions = AmqpOptions()) -> None:
         self.url = url
         self.namespace = namespace
         self.base_ms = base_ms
         self.max_attempts = max_attempts
+        self.options = options
+
+    @classmethod
+    def from_settings(cls, settings) -> AmqpTransport:
+        return cls(settings.amqp_url, settings.event_retry_base_ms, settings.event_max_attempts,
+                   settings.amqp_namespace, AmqpOptions.from_settings(settings))
+
+    def connect(self) -> BlockingConnection:
+        return _connect(self.url, self.options)
 
     def publisher(self) -> AmqpPublisher:
-        return AmqpPublisher(self.url, self.namespace)
+        return AmqpPublisher(self.url, self.namespace, self.options)
 
     def subscribe(self, queue: str, event_types: list[str]) -> AmqpSubscription:
-        return AmqpSubscription(self.url, self.namespace, queue, event_types, self.base_ms, self.max_attempts)
+        return AmqpSubscription(self.url, self.namespace, queue, event_types, self.base_ms, self.max_attempts,
+                                self.options)
 
-    def dead_letters(self, queue: str, limit: int = 100) -> list[dict]:
-        """Peeks at dead letters (they are requeued, not consumed)."""
-        conn = _connect(self.url)
+    def queues_of(self, service: str) -> dict[str, dict]:
+        return service_queues(self.namespace, service, retry_delays(self.base_ms, self.max_attempts),
+                              self.options.delivery_limit)
+
+    def retry_queues_of(self, service: str) -> list[str]:
+        queue = queue_name(self.namespace, service)
+        return [retry_queue(queue, delay) for delay in retry_delays(self.base_ms, self.max_attempts)]
+
+    def declare_consumers(self, consumers: dict[str, list[str]]) -> None:
+        """Declares every consuming service's queues and bindings (mesh.events.topology)."""
+        conn = self.connect()
         try:
-            ch = conn.channel()
-            found, tags = [], []
-            for _ in range(limit):
-                method, props, body = ch.basic_get(queue_name(self.namespace, queue) + ".dlq", auto_ack=False)
-                if method is None:
-                    break
-                tags.append(method.delivery_tag)
-                headers = props.headers or {}
-                found.append({"event_id": props.message_id, "event_type": props.type,
-                              "attempts": headers.get(ATTEMPTS_HEADER), "error": headers.get(ERROR_HEADER),
-                              "body": body})
-            for tag in tags:
-                ch.basic_nack(tag, requeue=True)
-            return found
+            for service, event_types in consumers.items():
+                declare_service_queues(conn, self.namespace, service, event_types,
+                                       retry_delays(self.base_ms, self.max_attempts), self.options.delivery_limit)
         finally:
             conn.close()
 
-    def replay_dead_letters(self, queue: str) -> int:
-        """Moves every dead letter back to the service queue with its attempts reset."""
-        conn = _connect(self.url)
-        moved = 0
+    def upgrade_consumers(self, consumers: dict[str, list[str]]) -> list[str]:
+        """declare_consumers, declaring again (redeclare()) each queue RabbitMQ refuses because it
+        has an older version's arguments; one line per queue changed."""
+        done = []
+        conn = self.connect()
+        try:
+            _declare_exchange(conn.channel(), self.namespace)
+            for service, event_types in consumers.items():
+                for name, arguments in self.queues_of(service).items():
+                    try:
+                        declare_queue(conn, name, arguments)
+                    except TopologyMismatch:
+                        queue = queue_name(self.namespace, service)
+                        types = event_types if name == queue else []
+                        feeders = self.retry_queues_of(service) if name == queue else []
+                        moved = redeclare(conn, exchange_name(self.namespace), name, arguments, types, feeders)
+                        done.append(f"{name}: declared again with this version's arguments "
+                                    f"({moved} messages kept, moved through {moving_queue(name)})")
+            self.declare_consumers(consumers)
+        finally:
+            conn.close()
+        return done
+
+    def requeue(self, queue: str, messages: list[Message]) -> None:
+        """Puts messages straight into one service's queue, attempts reset; returns once RabbitMQ
+        has confirmed each. PublishFailed when it has not (the queue is missing, the broker down)."""
+        try:
+            conn = self.connect()
+        except AMQPError as exc:
+            raise PublishFailed(f"cannot connect to RabbitMQ: {exc.__class__.__name__}") from exc
         try:
             ch = conn.channel()
             ch.confirm_delivery()
-            while True:
-                method, props, body = ch.basic_get(queue_name(self.namespace, queue) + ".dlq", auto_ack=False)
-                if method is None:
-                    return moved
-                headers = dict(props.headers or {})
-                headers[ATTEMPTS_HEADER] = 0
-                copy = pika.BasicProperties(content_type=props.content_type, message_id=props.message_id,
-                                            type=props.type, delivery_mode=pika.DeliveryMode.Persistent,
-                                            headers=headers)
-                ch.basic_publish("", queue_name(self.namespace, queue), body, copy, mandatory=True)
-                ch.basic_ack(method.delivery_tag)
-                moved += 1
+            for m in messages:
+                props = pika.BasicProperties(content_type="application/x-protobuf", message_id=m.event_id or None,
+                                             type=m.event_type or None, delivery_mode=pika.DeliveryMode.Persistent,
+                                             headers={ATTEMPTS_HEADER: 0})
+                ch.basic_publish("", queue_name(self.namespace, queue), m.body, props, mandatory=True)
+        except AMQPError as exc:
+            raise PublishFailed(f"{queue_name(self.namespace, queue)} did not take the messages: "
+                                f"{exc.__class__.__name__} {exc}") from exc
         finally:
-            conn.close()
+            try:
+                conn.close()
+            except AMQPError:
+                pass
+
+    def drain_dead_letters(self, queue: str, sink: Callable[[list[Letter]], None], batch: int = 100) -> int:
+        """Moves what waits in the service's .dlq into `sink` (the dead_letters table): a batch is
+        acked only once sink() has returned (committed), so a crash in between leaves it in the
+        queue, to be moved again (the table keeps one row per event)."""
+        conn = self.connect()
+        moved = 0
+        try:
+            ch = conn.channel()
+            while True:
+                letters, last_tag = [], None
+                for _ in range(batch):
+                    method, props, body = ch.basic_get(dead_letter_queue(queue_name(self.namespace, queue)))
+                    if method is None:
+                        break
+                    letters.append(_letter(props, body))
+                    last_tag = method.delivery_tag
+                if not letters:
+                    return moved
+                sink(letters)
+                ch.basic_ack(last_tag, multiple=True)
+                moved += len(letters)
+        finally:
+            try:
+                conn.close()
+            except AMQPError:
+                pass

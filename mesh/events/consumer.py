@@ -3,7 +3,8 @@
 A handler's effect and the inbox row (consumer, event id) commit in one transaction,
 then the delivery is acked; a duplicate finds its inbox row and changes nothing.
 A failing handler is retried with backoff; after max_attempts, or at once when the
-message cannot even be decoded, it goes to the dead-letter queue with the reason.
+message cannot even be decoded, it is recorded with the reason in the service's
+dead_letters table (mesh.events.dead_letters), then leaves the queue.
 
 The deliveries that arrive together (up to the prefetch) are applied in one transaction,
 in delivery order: one BEGIN, one COMMIT and one set of after-commit hooks per batch,
@@ -34,9 +35,10 @@ from google.protobuf import message
 from sqlalchemy.dialects.postgresql import insert
 
 from mesh import context, faults, metrics
+from mesh.events import dead_letters
 from mesh.events.envelope import Event, UndecodableEvent, decode, event_type
 from mesh.events.tables import inbox
-from mesh.events.transport import Ack, DeadLetter, Delivery, Outcome, Retry, Subscription, retry_delays
+from mesh.events.transport import Ack, DeadLetter, Delivery, Letter, Outcome, Retry, Subscription, retry_delays
 from mesh.locks import AggregateRef
 
 log = logging.getLogger("mesh.events.consumer")
@@ -147,11 +149,12 @@ class Consumer:
             event = decode(delivery.body)
         except UndecodableEvent as exc:
             log.error("dead-lettering undecodable message: %s", exc)
-            return DeadLetter(f"undecodable: {exc}"), "undecodable"
+            return self._dead_letter(delivery, f"undecodable: {exc}"), "undecodable"
         env = event.envelope
         handler = self.handlers.handlers.get(env.event_type)
         if handler is None:
-            return DeadLetter(f"{self.handlers.consumer} has no handler for {env.event_type}"), env.event_type
+            return self._dead_letter(delivery, f"{self.handlers.consumer} has no handler for {env.event_type}",
+                                     env), env.event_type
         with context.scope(correlation=env.correlation_id, causation=env.event_id):
             try:
                 self._apply(handler, event)
@@ -166,11 +169,27 @@ class Consumer:
                 if attempt >= self.max_attempts:
                     log.error("dead-lettering %s %s after %d attempts: %s", env.event_type, env.event_id,
                               attempt, error)
-                    return DeadLetter(f"failed {attempt} times; last error {error}"), env.event_type
+                    return self._dead_letter(delivery, f"failed {attempt} times; last error {error}",
+                                             env), env.event_type
                 delay = self.delays[min(attempt - 1, len(self.delays) - 1)]
                 log.warning("retrying %s %s in %.2fs (attempt %d): %s", env.event_type, env.event_id,
                             delay, attempt, error)
                 return Retry(delay, error), env.event_type
+
+    def _dead_letter(self, delivery: Delivery, reason: str, env=None) -> Outcome:
+        """Records the delivery in the service's dead_letters table, so that it can leave the
+        queue; when that fails, the delivery goes back uncounted and waits for the database."""
+        letter = Letter(event_id=env.event_id if env else None, event_type=env.event_type if env else None,
+                        body=delivery.body, attempts=delivery.attempts + 1, error=reason[:2000], source="consumer")
+        try:
+            with self.uow_factory() as uow:
+                dead_letters.record(uow.connection, [letter])
+                uow.commit()
+        except Exception as exc:  # noqa: BLE001 - kept in the queue until it can be recorded
+            log.warning("dead letter not recorded (%s: %s); again in %.1fs", exc.__class__.__name__, exc,
+                        OUTAGE_RETRY_SECONDS)
+            return Retry(OUTAGE_RETRY_SECONDS, f"dead letter not recorded: {exc.__class__.__name__}", counted=False)
+        return DeadLetter(reason)
 
     def _apply(self, handler: Handler, event: Event) -> None:
         with self.uow_factory() as uow:

@@ -4,18 +4,21 @@ It keeps the RabbitMQ transport's semantics: publishing routes a message into on
 per bound queue and is "confirmed" once committed (no binding: unroutable); a
 subscriber locks a batch (FOR UPDATE SKIP LOCKED, so replicas compete like consumers
 of one queue), settles each message, and commits: deleted when acked, delayed when
-retried, marked dead when dead-lettered. LISTEN/NOTIFY wakes subscribers at once.
+retried, deleted when dead-lettered (the consumer has recorded it in the service's
+dead_letters table; rows an older version marked dead are moved there by
+drain_dead_letters). LISTEN/NOTIFY wakes subscribers at once.
 The bus lives in its own schema, `erp_bus`, beside the services' schemas.
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import psycopg
 import sqlalchemy as sa
 
 from mesh.db import advisory_key
-from mesh.events.transport import Ack, DeadLetter, Delivery, Message, Outcome, Retry
+from mesh.events.transport import Ack, DeadLetter, Delivery, Letter, Message, Outcome, Retry
 
 log = logging.getLogger("mesh.events.pgbus")
 SCHEMA = "erp_bus"
@@ -50,6 +53,7 @@ def ensure_schema(engine: sa.Engine) -> None:
         conn.exec_driver_sql(DDL)
 
 
+_BIND = sa.text(f"INSERT INTO {SCHEMA}.bindings (queue, event_type) VALUES (:q, :t) ON CONFLICT DO NOTHING")
 _ROUTE = sa.text(f"INSERT INTO {SCHEMA}.messages (queue, event_id, event_type, body) "
                  f"SELECT queue, :id, :type, :body FROM {SCHEMA}.bindings WHERE event_type = :type")
 
@@ -81,9 +85,7 @@ class PgSubscription:
         self.batch = batch
         with engine.begin() as conn:
             for event_type in event_types:
-                conn.execute(sa.text(
-                    f"INSERT INTO {SCHEMA}.bindings (queue, event_type) VALUES (:q, :t) ON CONFLICT DO NOTHING"
-                ), {"q": queue, "t": event_type})
+                conn.execute(_BIND, {"q": queue, "t": event_type})
         self.listener = psycopg.connect(dsn, autocommit=True)
         self.listener.execute(f"LISTEN {CHANNEL}")
         self._conn: sa.Connection | None = None
@@ -126,11 +128,8 @@ class PgSubscription:
                         "available_at = now() + make_interval(secs => :d) WHERE id = :id"
                     ), {"id": delivery.tag, "e": outcome.error[:500], "d": outcome.delay_seconds,
                         "n": int(outcome.counted)})
-                elif isinstance(outcome, DeadLetter):
-                    conn.execute(sa.text(
-                        f"UPDATE {SCHEMA}.messages SET attempts = attempts + 1, dead = true, last_error = :e "
-                        "WHERE id = :id"
-                    ), {"id": delivery.tag, "e": outcome.reason[:500]})
+                elif isinstance(outcome, DeadLetter):  # recorded in the service's dead_letters table
+                    conn.execute(sa.text(f"DELETE FROM {SCHEMA}.messages WHERE id = :id"), {"id": delivery.tag})
             conn.commit()
         finally:
             conn.close()
@@ -153,20 +152,32 @@ class PgTransport:
     def subscribe(self, queue: str, event_types: list[str]) -> PgSubscription:
         return PgSubscription(self.engine, self.dsn, queue, event_types)
 
-    def dead_letters(self, queue: str, limit: int = 100) -> list[dict]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                f"SELECT event_id, event_type, attempts, last_error, body FROM {SCHEMA}.messages "
-                "WHERE queue = :q AND dead ORDER BY id LIMIT :n"
-            ), {"q": queue, "n": limit}).all()
-        return [{"event_id": r.event_id, "event_type": r.event_type, "attempts": r.attempts,
-                 "error": r.last_error, "body": bytes(r.body)} for r in rows]
-
-    def replay_dead_letters(self, queue: str) -> int:
+    def declare_consumers(self, consumers: dict[str, list[str]]) -> None:
+        """The bindings of every consuming service (mesh.events.topology), in one transaction."""
         with self.engine.begin() as conn:
-            moved = conn.execute(sa.text(
-                f"UPDATE {SCHEMA}.messages SET dead = false, attempts = 0, available_at = now() "
-                "WHERE queue = :q AND dead"
-            ), {"q": queue}).rowcount
+            conn.execute(_BIND, [{"q": queue, "t": t} for queue, types in consumers.items() for t in types])
+
+    def requeue(self, queue: str, messages: list[Message]) -> None:
+        """Committed when it returns: the messages wait in `queue`, attempts reset."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(f"INSERT INTO {SCHEMA}.messages (queue, event_id, event_type, body) "
+                                 "VALUES (:q, :id, :type, :body)"),
+                         [{"q": queue, "id": m.event_id, "type": m.event_type, "body": m.body} for m in messages])
             conn.execute(sa.text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
-        return moved
+
+    def drain_dead_letters(self, queue: str, sink: Callable[[list[Letter]], None], batch: int = 100) -> int:
+        """Moves rows an older version marked dead into sink(), deleting them in the same
+        transaction once sink() has returned."""
+        moved = 0
+        while True:
+            with self.engine.begin() as conn:
+                rows = conn.execute(sa.text(
+                    f"SELECT id, event_id, event_type, body, attempts, last_error FROM {SCHEMA}.messages "
+                    "WHERE queue = :q AND dead ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"), {"q": queue, "n": batch}).all()
+                if not rows:
+                    return moved
+                sink([Letter(event_id=r.event_id, event_type=r.event_type, body=bytes(r.body), attempts=r.attempts,
+                             error=r.last_error or "dead-lettered", source="bus") for r in rows])
+                conn.execute(sa.text(f"DELETE FROM {SCHEMA}.messages WHERE id = ANY(:ids)"),
+                             {"ids": [r.id for r in rows]})
+            moved += len(rows)

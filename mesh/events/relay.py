@@ -9,8 +9,11 @@ relay killed between publish and mark-sent republishes the rows on restart; cons
 inboxes absorb the duplicates.
 
 An unroutable event type (no queue bound) is retried for a grace period, since a
-consuming service may not have declared its queue yet on a fresh install; after that
-its rows are marked "unrouted" in bulk and logged, since no service consumes it. While
+consuming service may not have declared its queue yet (mesh.events.topology declares
+them all before anything is published, but a queue may have been deleted by hand);
+after that its rows are parked in bulk and logged: they stay in the outbox, marked
+parked_at, never pruned, until the dead-letters tool replays (hands them back to the
+relay) or discards them. While
 a type is unroutable the relay backs off on that type alone (its rows are left out of
 the batch, with no database write per attempt), so events nobody consumes never crowd
 out the ones that are. Unroutable rows do not hold back their aggregate: no consumer
@@ -32,7 +35,7 @@ from mesh.events.transport import Message, Publisher, PublishFailed
 
 log = logging.getLogger("mesh.events.relay")
 BATCH = 500
-RETENTION = "7 days"  # published rows are kept this long for inspection, then deleted
+RETENTION = "7 days"  # published rows are kept this long for inspection, then deleted (parked rows stay)
 
 
 # Built once: the relay runs them every round, and building them was most of a round's CPU.
@@ -120,16 +123,17 @@ class Relay:
         self._unroutable[event_type] = (time.monotonic() + delay, delay)
 
     def _mark_unrouted(self, event_type: str, error: str) -> int:
-        """Settles every row of a type that has been unroutable for the whole grace period."""
+        """Parks every row of a type that has been unroutable for the whole grace period: the
+        relay is done with them (published_at leaves them out of its reads), parked_at keeps them."""
         with self.engine.begin() as conn:
             count = conn.execute(outbox.update().where(
                 outbox.c.published_at.is_(None), outbox.c.event_type == event_type,
                 outbox.c.created_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0,
                                                                             self.unroutable_grace_seconds),
-            ).values(published_at=sa.func.now(), attempts=outbox.c.attempts + 1,
+            ).values(published_at=sa.func.now(), parked_at=sa.func.now(), attempts=outbox.c.attempts + 1,
                      last_error=f"unrouted: {error}"[:500])).rowcount
-        log.warning("%d outbox rows of %s marked unrouted: %s for over %.0fs", count, event_type, error,
-                    self.unroutable_grace_seconds)
+        log.warning("%d outbox rows of %s parked: %s for over %.0fs (python -m mesh.tools.deadletters list %s)",
+                    count, event_type, error, self.unroutable_grace_seconds, self.service)
         metrics.PUBLISH_FAILURES.labels(self.service, "unrouted").inc(count)
         self._rest(event_type)
         return count
@@ -163,7 +167,8 @@ class Relay:
 
     def cleanup(self) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.text(f"DELETE FROM outbox WHERE published_at < now() - interval '{RETENTION}'"))
+            conn.execute(sa.text(f"DELETE FROM outbox WHERE published_at < now() - interval '{RETENTION}' "
+                                 "AND parked_at IS NULL"))
 
     def run(self, stop: threading.Event) -> None:
         """Loops until `stop` is set: holds the leader lock, publishes, waits for a wake-up."""

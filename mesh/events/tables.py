@@ -1,5 +1,6 @@
-"""Outbox and inbox tables. Every service has both, in its own schema, created by
-its own first migration through create_tables()."""
+"""Outbox, inbox and dead-letter tables. Every service has them, in its own schema: outbox and
+inbox from its first migration (create_tables()), dead letters and the outbox's parked rows from
+a later one (add_dead_letters_and_parking())."""
 from __future__ import annotations
 
 import sqlalchemy as sa
@@ -29,9 +30,34 @@ def _inbox_columns() -> list[sa.Column]:
     ]
 
 
+def _parked_at() -> sa.Column:
+    # Set when the relay gave up on a row no queue is bound to: the row stays, listable and
+    # replayable (mesh.tools.deadletters), and the relay's pruning leaves it alone.
+    return sa.Column("parked_at", sa.DateTime(timezone=True))
+
+
+def _dead_letter_columns() -> list[sa.Column]:
+    return [
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        # The event id (the AMQP message id); NULL only for bytes that never named one.
+        sa.Column("event_id", sa.Text),
+        sa.Column("event_type", sa.Text),
+        sa.Column("body", BYTEA, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("error", sa.Text, nullable=False),
+        # "consumer": its handler gave up; "broker": the queue's delivery limit; "bus": an older
+        # version's dead row of the PostgreSQL bus.
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("dead_lettered_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    ]
+
+
 metadata = sa.MetaData()
-outbox = sa.Table("outbox", metadata, *_outbox_columns())
+outbox = sa.Table("outbox", metadata, *_outbox_columns(), _parked_at())
 inbox = sa.Table("inbox", metadata, *_inbox_columns())
+dead_letters = sa.Table("dead_letters", metadata, *_dead_letter_columns(),
+                        sa.Index("dead_letters_event", "event_id", unique=True,
+                                 postgresql_where=sa.text("event_id IS NOT NULL")))
 
 
 def create_tables(op) -> None:
@@ -40,3 +66,24 @@ def create_tables(op) -> None:
     # The relay only ever reads unpublished rows in id order.
     op.create_index("outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL"))
     op.create_table("inbox", *_inbox_columns())
+
+
+def add_dead_letters_and_parking(op) -> None:
+    """Called from a service's migration: the dead_letters table (one row per event that
+    will not be handled without help) and the outbox's parked rows. Rows an older relay marked
+    unrouted within the outbox's retention become parked instead of being pruned."""
+    op.create_table("dead_letters", *_dead_letter_columns())
+    # One row per event: a dead letter delivered again (a crash between its insert and the ack)
+    # updates its row instead of adding one.
+    op.create_index("dead_letters_event", "dead_letters", ["event_id"], unique=True,
+                    postgresql_where=sa.text("event_id IS NOT NULL"))
+    op.add_column("outbox", _parked_at())
+    op.create_index("outbox_parked", "outbox", ["id"], postgresql_where=sa.text("parked_at IS NOT NULL"))
+    op.execute("UPDATE outbox SET parked_at = published_at WHERE last_error LIKE 'unrouted:%' "
+               "AND published_at IS NOT NULL")
+
+
+def drop_dead_letters_and_parking(op) -> None:
+    op.drop_index("outbox_parked", "outbox")
+    op.drop_column("outbox", "parked_at")
+    op.drop_table("dead_letters")

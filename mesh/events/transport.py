@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Protocol
 
 
@@ -32,6 +33,9 @@ class Retry:
 
 @dataclasses.dataclass(frozen=True)
 class DeadLetter:
+    """The consumer gave up on the delivery and has recorded it in the service's dead_letters
+    table (mesh.events.dead_letters): the transport only removes it."""
+
     reason: str
 
 
@@ -43,6 +47,29 @@ class Message:
     event_type: str
     event_id: str
     body: bytes
+
+
+@dataclasses.dataclass(frozen=True)
+class Letter:
+    """A dead letter on its way into the service's dead_letters table."""
+
+    event_id: str | None
+    event_type: str | None
+    body: bytes
+    attempts: int  # failed handling attempts
+    error: str
+    source: str  # "consumer", "broker" (a queue's delivery limit) or "bus" (an older PostgreSQL bus row)
+
+
+class TopologyMismatch(Exception):
+    """A queue exists with other arguments than this version declares (RabbitMQ refuses to
+    redeclare it: 406 PRECONDITION_FAILED); mesh.tools.migrate moves it to the new ones."""
+
+    def __init__(self, queue: str, detail: str) -> None:
+        super().__init__(f"queue {queue} exists with the arguments of an older version ({detail}); "
+                         "run `python -m mesh.tools.migrate` (`make migrate`), which declares it again "
+                         "with this version's arguments")
+        self.queue = queue
 
 
 class Publisher(Protocol):
@@ -72,9 +99,17 @@ class Transport(Protocol):
 
     def subscribe(self, queue: str, event_types: list[str]) -> Subscription: ...
 
-    def dead_letters(self, queue: str, limit: int) -> list[dict]: ...
+    def declare_consumers(self, consumers: dict[str, list[str]]) -> None:
+        """Declares, idempotently, each consuming service's queue(s) and its bindings to the
+        event types it consumes ({service: event types}), so nothing published misses them."""
 
-    def replay_dead_letters(self, queue: str) -> int: ...
+    def requeue(self, queue: str, messages: list[Message]) -> None:
+        """Delivers messages to one service's queue, attempts reset, and returns once the
+        transport has durably accepted them; PublishFailed otherwise (replaying dead letters)."""
+
+    def drain_dead_letters(self, queue: str, sink: Callable[[list[Letter]], None]) -> int:
+        """Hands what the transport itself dead-lettered for `queue` to sink() (which records it)
+        and removes it once sink() has returned; how many."""
 
 
 def retry_delays(base_ms: int, max_attempts: int) -> list[float]:

@@ -20,7 +20,7 @@ from erp.events.v1 import crm_events_pb2 as ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from mesh import db, service
-from mesh.events import envelope
+from mesh.events import dead_letters, envelope
 from mesh.events.consumer import Consumer
 from mesh.events.relay import Relay
 from mesh.events.transport import Ack, Delivery
@@ -279,7 +279,7 @@ def test_credit_checks_and_exposure_follow_published_events(crm, probe):
                                 customer_id="CUST-1", amount=eur("72.00"), unpaid_amount=eur("22.00")),
     ])
     eventually(lambda: _assert_equal(exposure(stub, "CUST-1"), ("0.00", "0.00", "0.00", "100.00")))
-    assert running.runtime.transport.dead_letters("crm", 10) == []
+    assert dead_letters.listing(running.runtime.engine, 10) == []
 
 
 def _assert_equal(actual, expected):

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from mesh import db, locks
+from mesh.events import dead_letters
 from mesh.events.amqp import AmqpTransport, queue_name
 from mesh.events.consumer import Consumer, EventHandlers
 from mesh.events.pgbus import SCHEMA, PgTransport
@@ -121,14 +122,15 @@ def test_relay_killed_before_marking_republishes_and_the_inbox_absorbs_duplicate
     assert sorted(effects(engine)) == sorted(ids)  # ...and once in effect
 
 
-def dead_letters_soon(transport, count: int, timeout: float = 20.0) -> list[dict]:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = transport.dead_letters("probe", 100)
-        if len(found) >= count:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"expected {count} dead letters, found {len(transport.dead_letters('probe', 100))}")
+def letters(engine, transport) -> list[dict]:
+    """The probe's dead letters (after moving in what the transport itself dead-lettered)."""
+    transport.drain_dead_letters("probe", dead_letters.recorder(engine))
+    return [row for row in dead_letters.listing(engine, 100) if row["kind"] == "dead"]
+
+
+def dead_letters_soon(engine, transport, count: int, timeout: float = 20.0) -> list[dict]:
+    return support.wait_for(f"{count} dead letters", lambda: len(found := letters(engine, transport)) >= count
+                            and found, timeout)
 
 
 def run_consumer(transport, consumer) -> tuple[threading.Event, threading.Thread]:
@@ -147,7 +149,7 @@ def test_a_handler_that_always_fails_ends_in_the_dead_letter_queue_and_can_be_re
     consumer = Consumer(recording_handlers(fail=True), lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20)
     stop, thread = run_consumer(transport, consumer)
     try:
-        [dead] = dead_letters_soon(transport, 1)
+        [dead] = dead_letters_soon(engine, transport, 1)
     finally:
         stop.set()
         thread.join(5)
@@ -156,13 +158,13 @@ def test_a_handler_that_always_fails_ends_in_the_dead_letter_queue_and_can_be_re
     assert "handler always fails" in str(dead["error"])
     assert effects(engine) == []
     # Replayed once the handler is fixed, it takes effect exactly once.
-    assert transport.replay_dead_letters("probe") == 1
+    assert dead_letters.replay(engine, transport, "probe") == 1
     fixed = Consumer(recording_handlers(), lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20)
     subscription = transport.subscribe("probe", [ADJUSTED])
     drain(subscription, fixed)
     subscription.close()
     assert effects(engine) == [event_id]
-    assert transport.dead_letters("probe", 10) == []
+    assert letters(engine, transport) == []
 
 
 def test_an_outage_during_handling_is_waited_out_and_never_dead_letters(probe):
@@ -195,7 +197,7 @@ def test_an_outage_during_handling_is_waited_out_and_never_dead_letters(probe):
         stop.set()
         thread.join(5)
     assert len(outages) == MAX_ATTEMPTS + 1 and len(asked) >= MAX_ATTEMPTS + 1
-    assert transport.dead_letters("probe", 10) == []
+    assert letters(engine, transport) == []
 
 
 def test_a_relay_facing_a_down_broker_backs_off_whatever_the_commits(probe):
@@ -240,7 +242,7 @@ def test_a_poison_message_goes_straight_to_the_dead_letter_queue(probe):
     consumer = Consumer(recording_handlers(), lambda: UnitOfWork(engine, "probe"), MAX_ATTEMPTS, 20)
     drain(subscription, consumer)
     subscription.close()
-    [dead] = transport.dead_letters("probe", 10)
+    [dead] = letters(engine, transport)
     assert dead["body"] == garbage
     assert "undecodable" in dead["error"]
     assert int(dead["attempts"]) == 1  # no retries for what can never decode

@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from mesh import db, embedded, idempotency, logs, metrics
 from mesh.cache import Cache
+from mesh.events import topology
 from mesh.events.amqp import AmqpTransport
 from mesh.events.consumer import Consumer, EventHandlers
 from mesh.events.pgbus import PgTransport
@@ -114,11 +115,12 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}",
                   ttl_seconds=settings.cache_ttl_seconds, local_ttl_seconds=settings.cache_local_seconds)
     if settings.event_transport == "amqp":
-        transport: AmqpTransport | PgTransport = AmqpTransport(
-            settings.amqp_url, settings.event_retry_base_ms, settings.event_max_attempts, settings.amqp_namespace)
+        transport: AmqpTransport | PgTransport = AmqpTransport.from_settings(settings)
     else:
         transport = PgTransport(engine, libpq_dsn(url))
-    relay = Relay(engine, settings.service, transport.publisher, settings.relay_poll_seconds,
+    # Every consumer's queue and bindings exist before this service publishes anything.
+    topology.declare_at_start(transport)
+    relay = Relay(engine, settings.service, topology.declaring(transport), settings.relay_poll_seconds,
                   settings.unroutable_grace_seconds)
     return Runtime(settings, engine, cache, transport, relay, spec.uow_class,
                    db.health_engine(url, schema=settings.schema))

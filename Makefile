@@ -52,8 +52,12 @@ token: $(STAMP) ## Print a development access token for the local gateway: make 
 	@$(PY) -m services.gateway.devtoken $(SCOPES)
 
 .PHONY: migrate
-migrate: $(STAMP) ## Apply every service's migrations to ERP_DATABASE_URL (or the embedded PostgreSQL)
-	$(PY) -m mesh.tools.migrate
+migrate: $(STAMP) ## Apply every service's migrations to ERP_DATABASE_URL (or the embedded PostgreSQL) and declare the event topology (MIGRATE_ARGS="crm" for some)
+	$(PY) -m mesh.tools.migrate $(MIGRATE_ARGS)
+
+.PHONY: deadletters
+deadletters: $(STAMP) ## A service's dead letters and parked events: make deadletters ARGS="list inventory" (show|replay|discard SERVICE EVENT_ID|--all)
+	$(PY) -m mesh.tools.deadletters $(ARGS)
 
 .PHONY: reconcile
 reconcile: $(STAMP) ## Compare each service's projections with their sources, repair what is unambiguous, exit 1 on drift (RECONCILE_ARGS="--dry-run")

@@ -8,6 +8,7 @@
     erp order ship ORDER_ID
     erp demo            # one order from placement to payment, then procure to pay, each service's view
     erp health
+    erp deadletters list|show|replay|discard SERVICE [EVENT_ID | --all]   # needs the server package
 """
 from __future__ import annotations
 
@@ -61,10 +62,31 @@ def parser() -> argparse.ArgumentParser:
     ship.add_argument("order_id")
     sub.add_parser("demo", help="walk one order from placement to payment, then procure to pay")
     sub.add_parser("health", help="health of every service")
+    letters = sub.add_parser("deadletters", add_help=False,
+                             help="list|show|replay|discard SERVICE [EVENT_ID | --all]: a service's dead letters "
+                                  "and parked events (needs the server package; `erp deadletters -h`)")
+    letters.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
+def deadletters(argv: list[str]) -> int:
+    """`erp deadletters ...`: the server package's tool (mesh.tools.deadletters), which reads the
+    services' databases and the broker; imported only now, so the client alone needs no `mesh`."""
+    try:
+        from mesh.tools import deadletters as tool
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("mesh", "services"):
+            raise
+        print("error: `erp deadletters` needs the server package (erp-mesh, the project's `make install`), "
+              f"which is not installed here ({exc})", file=sys.stderr)
+        return 1
+    return tool.main(argv, prog="erp deadletters")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["deadletters"]:
+        return deadletters(argv[1:])
     args = parser().parse_args(argv)
     try:
         with ErpClient.from_env() as erp:

@@ -9,6 +9,7 @@
     erp demo            # one order from placement to payment, then procure to pay, each service's view
     erp health
     erp deadletters list|show|replay|discard SERVICE [EVENT_ID | --all]   # needs the server package
+    erp reconcile [CHECK ...] [--dry-run]   # projections against their sources; needs the server package
 """
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
                              help="list|show|replay|discard SERVICE [EVENT_ID | --all]: a service's dead letters "
                                   "and parked events (needs the server package; `erp deadletters -h`)")
     letters.add_argument("rest", nargs=argparse.REMAINDER)
+    checks = sub.add_parser("reconcile", add_help=False,
+                            help="[CHECK ...] [--dry-run]: compare projections with their sources, repair what is "
+                                 "unambiguous, exit 1 on drift (needs the server package; `erp reconcile -h`)")
+    checks.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
@@ -83,10 +88,26 @@ def deadletters(argv: list[str]) -> int:
     return tool.main(argv, prog="erp deadletters")
 
 
+def reconcile(argv: list[str]) -> int:
+    """`erp reconcile ...`: the server package's tool (mesh.tools.reconcile), which reads each
+    service's own database for its side; imported only now, so the client alone needs no `mesh`."""
+    try:
+        from mesh.tools import reconcile as tool
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in ("mesh", "services"):
+            raise
+        print("error: `erp reconcile` needs the server package (erp-mesh, the project's `make install`), "
+              f"which is not installed here ({exc})", file=sys.stderr)
+        return 1
+    return tool.main(argv, prog="erp reconcile")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["deadletters"]:
         return deadletters(argv[1:])
+    if argv[:1] == ["reconcile"]:
+        return reconcile(argv[1:])
     args = parser().parse_args(argv)
     try:
         with ErpClient.from_env() as erp:

@@ -113,7 +113,9 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     if settings.migrate_on_start:
         db.migrate(engine, settings.schema, spec.migrations_dir)
     cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}",
-                  ttl_seconds=settings.cache_ttl_seconds, local_ttl_seconds=settings.cache_local_seconds)
+                  ttl_seconds=settings.cache_ttl_seconds, local_ttl_seconds=settings.cache_local_seconds,
+                  socket_timeout=settings.redis_socket_timeout_seconds,
+                  connect_timeout=settings.redis_connect_timeout_seconds)
     if settings.event_transport == "amqp":
         transport: AmqpTransport | PgTransport = AmqpTransport.from_settings(settings)
     else:

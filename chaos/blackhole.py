@@ -32,6 +32,12 @@ class BlackHoleProxy:
         with self._lock:
             cut, self._sockets = self._sockets, []
         for s in cut:
+            # shutdown, not only close: a pump thread blocked in recv() on the socket keeps it open
+            # (no FIN) after a close() from another thread, and its client would wait for ever.
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             s.close()
 
     def close(self) -> None:

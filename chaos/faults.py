@@ -41,7 +41,25 @@ class World:
         return cls(postgres, redis, rabbitmq, proxy, int(proxy.stdout.readline()))
 
     def dead_letters(self) -> int:
-        """Messages waiting in the services' dead-letter queues."""
+        """Dead letters of every service: those recorded in its dead_letters table, and those the broker
+        dead-lettered into its .dlq that no tool has moved there yet. (Parked events, the types no
+        service consumes, are not dead letters: they are counted apart, see parked_events.)"""
+        return sum(self._letters(service)["dead"] for service in CONSUMERS) + self._dlq_messages()
+
+    def parked_events(self) -> int:
+        return sum(self._letters(service)["parked"] for service in CONSUMERS)
+
+    def _letters(self, service: str) -> dict[str, int]:
+        from mesh import db
+        from mesh.events import dead_letters
+
+        engine = db.create_engine(self.postgres.url_via(self.postgres.port, "erp"), schema=service, pool_size=1)
+        try:
+            return dead_letters.counts(engine)
+        finally:
+            engine.dispose()
+
+    def _dlq_messages(self) -> int:
         import pika
 
         conn = pika.BlockingConnection(pika.URLParameters(self.rabbitmq.url))

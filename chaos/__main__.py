@@ -49,7 +49,7 @@ def reexec_in_private_network() -> None:
         print("note: no private network namespace here (unshare -n): using free ports on 127.0.0.1", flush=True)
         return
     env = {**os.environ, "ERP_CHAOS_NETNS": "1"}
-    script = 'ip link set lo up && exec "$@"'
+    script = 'ip link set lo up && echo "40000 60999" > /proc/sys/net/ipv4/ip_local_port_range && exec "$@"'
     # Its own PID namespace too, with the run as its init: however the run ends (even SIGKILL), the
     # kernel then ends every server and replica it started.
     pid_ns = ["-p", "-f", "-m", "--mount-proc", "--kill-child"]

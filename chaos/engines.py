@@ -3,6 +3,7 @@ data directories and on ports of the run's own, so that killing, restarting or b
 touches the shared servers. Each engine can be killed (SIGKILL) and started again on the same data."""
 from __future__ import annotations
 
+import itertools
 import os
 import pwd
 import shutil
@@ -12,8 +13,15 @@ import subprocess
 import time
 from pathlib import Path
 
+# In the run's own network namespace, the kernel hands out local ports for outgoing connections from
+# 40000 up (chaos/__main__.py sets it), and the servers and replicas listen below: a replica started
+# again later must find its port free, not taken by some connection's local end.
+_LISTEN_PORTS = itertools.count(20000)
+
 
 def free_port() -> int:
+    if os.environ.get("ERP_CHAOS_NETNS") == "1":
+        return next(_LISTEN_PORTS)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

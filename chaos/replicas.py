@@ -27,6 +27,7 @@ class Replica:
     log: Path
     proc: subprocess.Popen | None = None
     restarts: int = 0
+    started: float = 0.0  # monotonic time of its latest start
 
     @property
     def target(self) -> str:
@@ -69,6 +70,7 @@ class Mesh:
 
     def _spawn(self, r: Replica) -> None:
         env = {**self.env, "ERP_GRPC_PORT": str(r.port), "ERP_GRPC_HOST": "127.0.0.1"}
+        r.started = time.monotonic()
         with open(r.log, "ab") as log:
             r.proc = subprocess.Popen([sys.executable, "-m", f"services.{r.service}"], env=env, stdout=log,
                                       stderr=subprocess.STDOUT)
@@ -77,7 +79,8 @@ class Mesh:
         while not self._stop.wait(0.5):
             with self._lock:
                 for r in self.replicas:
-                    if r.proc is not None and r.proc.poll() is not None:
+                    # One that died within 5 s of its start waits 5 s (as Kubernetes backs off a crash loop).
+                    if r.proc is not None and r.proc.poll() is not None and time.monotonic() - r.started > 5:
                         r.restarts += 1
                         self._spawn(r)
 

@@ -329,9 +329,9 @@ def test_services_talk_over_events_and_only_notification_leaves_the_cluster(rend
     block = extra[0]["to"][0]["ipBlock"]
     assert block["cidr"] == "0.0.0.0/0" and PRIVATE_RANGES <= set(block["except"]), \
         "webhooks (customer-chosen URLs) must not reach the cluster, the VPC or the metadata endpoint"
-    # the migration Job reaches every enabled service's database, and nothing else
+    # the migration Job reaches every enabled service's database and RabbitMQ (to declare the topology), nothing else
     migrations = policies["erp-migrations"]
-    assert _egress_ports(migrations) == {53, 5432}
+    assert _egress_ports(migrations) == {53, 5432, 5672}
     peers = [p["podSelector"]["matchLabels"]["cnpg.io/cluster"] for r in migrations["spec"]["egress"]
              for p in r["to"] if "podSelector" in p and "cnpg.io/cluster" in p["podSelector"]["matchLabels"]]
     assert sorted(peers) == sorted(f"erp-{n}-db" for n in ("inventory", "orders", "crm", "finance", "procurement",

@@ -298,16 +298,20 @@ class Cluster:
         while True:
             pod.alive()
             conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+            consumers = 0
             try:
-                conn.channel().queue_declare(queue, passive=True)
-                return
+                # A consumer, not only the queue: the migrations Job declares every queue up front.
+                consumers = conn.channel().queue_declare(queue, passive=True).method.consumer_count
             except pika.exceptions.ChannelClosedByBroker:
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{pod.name} never declared queue {queue}: wrong AMQP URL or namespace?\n"
-                                         f"{pod.output()}") from None
+                pass
             finally:
                 if conn.is_open:
                     conn.close()
+            if consumers:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pod.name} never consumed from queue {queue}: wrong AMQP URL or namespace?\n"
+                                     f"{pod.output()}")
             time.sleep(0.3)
 
 

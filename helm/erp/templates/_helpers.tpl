@@ -224,6 +224,13 @@ Kubernetes dependent env var expansion $(VAR) (the referenced vars come first).
 {{- fail "redis.networkPeers and amqp.networkPeers are needed with networkPolicy.enabled (egress is denied by default)" -}}
 {{- end -}}
 {{- include "erp.redisEnv" (list $root) }}
+{{- include "erp.amqpEnv" (list $root) }}
+{{- end -}}
+
+{{/* RabbitMQ env (the services and the migrations Job, which declares the topology): (list $). */}}
+{{- define "erp.amqpEnv" -}}
+{{- $root := index . 0 -}}
+{{- $amqp := $root.Values.amqp -}}
 {{- if not $amqp.existingSecret -}}
 {{- fail "amqp.existingSecret is required: RabbitMQ credentials come only from a Secret" -}}
 {{- end }}

@@ -74,40 +74,29 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def deadletters(argv: list[str]) -> int:
-    """`erp deadletters ...`: the server package's tool (mesh.tools.deadletters), which reads the
-    services' databases and the broker; imported only now, so the client alone needs no `mesh`."""
+# `erp <command> ...` run by a tool of the server package (erp-mesh), which reads the services'
+# databases and the broker: imported only when called, so the client alone needs no `mesh`.
+SERVER_TOOLS = {"deadletters": "mesh.tools.deadletters", "reconcile": "mesh.tools.reconcile"}
+
+
+def server_tool(command: str, argv: list[str]) -> int:
+    import importlib
+
     try:
-        from mesh.tools import deadletters as tool
+        tool = importlib.import_module(SERVER_TOOLS[command])
     except ImportError as exc:
         if (exc.name or "").split(".")[0] not in ("mesh", "services"):
             raise
-        print("error: `erp deadletters` needs the server package (erp-mesh, the project's `make install`), "
+        print(f"error: `erp {command}` needs the server package (erp-mesh, the project's `make install`), "
               f"which is not installed here ({exc})", file=sys.stderr)
         return 1
-    return tool.main(argv, prog="erp deadletters")
-
-
-def reconcile(argv: list[str]) -> int:
-    """`erp reconcile ...`: the server package's tool (mesh.tools.reconcile), which reads each
-    service's own database for its side; imported only now, so the client alone needs no `mesh`."""
-    try:
-        from mesh.tools import reconcile as tool
-    except ImportError as exc:
-        if (exc.name or "").split(".")[0] not in ("mesh", "services"):
-            raise
-        print("error: `erp reconcile` needs the server package (erp-mesh, the project's `make install`), "
-              f"which is not installed here ({exc})", file=sys.stderr)
-        return 1
-    return tool.main(argv, prog="erp reconcile")
+    return tool.main(argv, prog=f"erp {command}")
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["deadletters"]:
-        return deadletters(argv[1:])
-    if argv[:1] == ["reconcile"]:
-        return reconcile(argv[1:])
+    if argv[:1] and argv[0] in SERVER_TOOLS:
+        return server_tool(argv[0], argv[1:])
     args = parser().parse_args(argv)
     try:
         with ErpClient.from_env() as erp:

@@ -49,6 +49,20 @@ class World:
         service consumes, are not dead letters: they are counted apart, see parked_events.)"""
         return sum(self._letters(service)["dead"] for service in CONSUMERS) + self._dlq_messages()
 
+    def orders_driven_again(self) -> int:
+        """Orders the saga deadline had to drive again (read from orders' table: a diagnosis, not
+        part of the audit). Not zero means some answer was late past the deadline or lost."""
+        import sqlalchemy as sa
+
+        from mesh import db
+
+        engine = db.create_engine(self.postgres.url_via(self.postgres.port, "erp"), schema="orders", pool_size=1)
+        try:
+            with engine.connect() as conn:
+                return conn.execute(sa.text("SELECT count(*) FROM orders WHERE drives > 0")).scalar()
+        finally:
+            engine.dispose()
+
     def parked_events(self) -> int:
         return sum(self._letters(service)["parked"] for service in CONSUMERS)
 

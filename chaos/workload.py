@@ -54,7 +54,7 @@ class Journal:
 
     def write(self, **record) -> None:
         with self._lock:
-            self._file.write(json.dumps(record) + "\n")
+            self._file.write(json.dumps({"t": round(time.time(), 3), **record}) + "\n")
             self._file.flush()
 
     def close(self) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from chaos.blackhole import BlackHoleProxy
 from mesh import db, service
 from services.inventory.service import spec as inventory_spec
 from tests import support
-from chaos.blackhole import BlackHoleProxy
 from tests.integration.test_grpc_contract import NOT_SERVING, SERVING, health_of, wait_health
 
 INVENTORY = "erp.inventory.v1.InventoryService"

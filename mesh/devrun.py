@@ -26,6 +26,10 @@ from mesh.settings import DEFAULT_PORTS, load
 from services import EDGE  # noqa: E402  (names only; devrun is a dev tool)
 from services import RUNNABLE as SERVICES  # noqa: E402
 
+# `make run` serves each service's Prometheus /metrics on its own port, from this one up (9460-9465),
+# unless ERP_METRICS_PORT names another first port.
+DEFAULT_METRICS_BASE = 9460
+
 
 def wait_serving(target: str, timeout: float) -> None:
     end = time.monotonic() + timeout
@@ -43,8 +47,10 @@ def wait_serving(target: str, timeout: float) -> None:
 
 
 def start_mesh(services=SERVICES, env: dict | None = None, host: str = "127.0.0.1",
-               ports: dict[str, int] | None = None) -> list[tuple[str, subprocess.Popen, str]]:
-    """Starts each service as `python -m services.<name>`; returns (name, process, target)."""
+               ports: dict[str, int] | None = None,
+               metrics_ports: dict[str, int] | None = None) -> list[tuple[str, subprocess.Popen, str]]:
+    """Starts each service as `python -m services.<name>`; returns (name, process, target).
+    metrics_ports: the port each serves /metrics on (one per process: they cannot share one)."""
     env = dict(os.environ if env is None else env)
     ports = ports or DEFAULT_PORTS
     for name in DEFAULT_PORTS:
@@ -52,6 +58,8 @@ def start_mesh(services=SERVICES, env: dict | None = None, host: str = "127.0.0.
     started = []
     for name in services:
         child_env = {**env, "ERP_GRPC_PORT": str(ports[name]), "ERP_GRPC_HOST": host}
+        if metrics_ports and name in metrics_ports:
+            child_env["ERP_METRICS_PORT"] = str(metrics_ports[name])
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], env=child_env)
         started.append((name, proc, f"{host}:{ports[name]}"))
     return started
@@ -106,7 +114,10 @@ def main() -> int:
     http_port = env.setdefault("ERP_GATEWAY_HTTP_PORT", "8080")
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    started = start_mesh(SERVICES, env)
+    # ERP_METRICS_PORT is the first of consecutive ports, one per service process.
+    metrics_base = int(env.pop("ERP_METRICS_PORT", "") or DEFAULT_METRICS_BASE)
+    metrics_ports = {name: metrics_base + i for i, name in enumerate(SERVICES)}
+    started = start_mesh(SERVICES, env, metrics_ports=metrics_ports)
     try:
         for _, _, target in started:
             wait_serving(target, timeout=60)
@@ -122,7 +133,8 @@ def main() -> int:
         transport = "RabbitMQ" if settings.event_transport == "amqp" else "embedded PostgreSQL event bus"
         print("\nERP mesh is up (Ctrl-C stops it):", flush=True)
         for name, proc, target in started:
-            print(f"  {name:<12} grpc://{target}  (pid {proc.pid})")
+            metrics = f"  metrics http://127.0.0.1:{metrics_ports[name]}/metrics" if name in metrics_ports else ""
+            print(f"  {name:<12} grpc://{target}  (pid {proc.pid}){metrics}")
         print(f"  data folder  {settings.data_dir}\n  events       {transport}")
         if mail is not None:
             print(f"  email        {env['ERP_SMTP_URL']} (saved to {settings.data_dir / 'mail'})")

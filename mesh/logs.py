@@ -35,12 +35,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """`make run`'s lines: readable, and still carrying the call's ids, so that one request can be
+    followed across the services' output (grep for its request or correlation id)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = " ".join(f"{key}={value}" for key, var in (("request_id", context.request_id),
+                                                          ("correlation_id", context.correlation_id))
+                       if (value := var.get()))
+        if not ids:
+            return line
+        first, newline, rest = line.partition("\n")  # after the message, before a traceback
+        return f"{first} [{ids}]{newline}{rest}"
+
+
 def configure(service: str, level: str = "INFO", fmt: str = "json") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter(service))
-    else:
-        handler.setFormatter(logging.Formatter(f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 
 import pytest
 
@@ -42,7 +43,10 @@ def processes(engines, tmp_path):
                ERP_AMQP_NAMESPACE=engines.namespace, ERP_CACHE_PREFIX=engines.namespace,
                ERP_DATA_DIR=str(tmp_path), ERP_LOG_FORMAT="text", ERP_RELAY_POLL_SECONDS="0.05",
                ERP_SHUTDOWN_GRACE_SECONDS="3", ERP_SMTP_URL=smtp_url)
-    started = start_mesh(RUNNABLE, env, ports=ports)
+    metrics_ports = dict(zip(RUNNABLE, free_ports(len(RUNNABLE)), strict=True))
+    started = start_mesh(RUNNABLE, env, ports=ports, metrics_ports=metrics_ports)
+    for name, proc, _ in started:
+        proc.metrics_port = metrics_ports[name]
     try:
         for _, _, target in started:
             wait_serving(target, timeout=60)
@@ -91,6 +95,13 @@ def test_orders_cross_the_services_as_processes(processes, tmp_path):
         assert balance.total_debit.amount == balance.total_credit.amount
         # Emails went through a real SMTP server.
         assert erp.wait_for(lambda: list((tmp_path / "mail").glob("*.eml")), bool, timeout=30)
+    # Each process serves its own /metrics (they used to fight over one ERP_METRICS_PORT), counting its calls.
+    for name, proc, _ in started:
+        with urllib.request.urlopen(f"http://127.0.0.1:{proc.metrics_port}/metrics", timeout=5) as response:
+            body = response.read()
+        assert b"# HELP erp_rpc_requests_total" in body, name
+        if name in ("inventory", "orders", "procurement"):  # called above
+            assert b'erp_rpc_requests_total{code="OK",method="/erp.' in body, name
 
 
 @pytest.mark.parametrize("engines", ["pgbus-embedded"], indirect=True)

@@ -470,3 +470,23 @@ def test_deadletters_refuses_a_service_that_has_no_queue(capsys):
         deadletters.main(["list", "inventroy"])
     assert exit_.value.code == 2
     assert "invalid choice: 'inventroy'" in capsys.readouterr().err
+
+
+def test_text_log_lines_carry_the_calls_ids_before_any_traceback():
+    import logging
+
+    from mesh import context, logs
+
+    formatter = logs.TextFormatter("orders")
+    record = logging.LogRecord("services.orders", logging.WARNING, __file__, 1, "slow: %s", ("db",), None)
+    assert formatter.format(record).endswith("WARNING services.orders: slow: db")  # no ids, no brackets
+    with context.scope(request="req-1", correlation="corr-1"):
+        assert formatter.format(record).endswith("slow: db [request_id=req-1 correlation_id=corr-1]")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            import sys
+
+            failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+        first, _, rest = formatter.format(failed).partition("\n")
+        assert first.endswith("failed [request_id=req-1 correlation_id=corr-1]") and "ValueError: boom" in rest

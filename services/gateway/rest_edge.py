@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
-from mesh import identity, metrics
+from mesh import context, identity, metrics
 from services.gateway.edge import Edge, Refusal
 from services.gateway.ratelimit import retry_after_header
 from services.gateway.routes import NoRoute, RouteTable
@@ -19,9 +20,14 @@ from services.gateway.transcode import HTTP_STATUS, BadRequest, build_request, r
 from services.gateway.upstream import HIDDEN_CODES, STATUS_DETAILS_KEY, UpstreamError, Upstreams
 
 log = logging.getLogger("gateway.rest")
+access_log = logging.getLogger("gateway.access")  # one line per call
 JSON = "application/json"
-PASSED_HEADERS = ("x-request-id", "x-correlation-id")
+PASSED_HEADERS = ("x-correlation-id",)
 ROUTED_METHOD = web.RequestKey("routed_method", str)  # the gRPC method a request was routed to, for metrics
+REQUEST_ID = web.RequestKey("request_id", str)
+# A caller's X-Request-Id is kept when it looks like an id (it goes into every service's logs);
+# anything else is replaced by a fresh one.
+WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def error(code: int, message: str, details=(), headers: dict | None = None) -> web.Response:
@@ -45,12 +51,22 @@ class RestEdge:
 
     async def handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
+        given = request.headers.get("x-request-id", "")
+        request[REQUEST_ID] = given if WELL_FORMED_ID.fullmatch(given) else context.new_id()
+        context.request_id.set(request[REQUEST_ID])  # this request's own task: its log lines carry it
         try:
             response = await self.transcode(request)
         except Exception:  # noqa: BLE001 - a bug here is a 500 with no text, never a stack trace
             log.exception("REST edge failed on %s %s", request.method, request.path)
             response = error(code_pb2.INTERNAL, "internal error")
-        metrics.observe_gateway("rest", request.get(ROUTED_METHOD, "unrouted"), str(response.status), started)
+        method = request.get(ROUTED_METHOD, "unrouted")
+        metrics.observe_gateway("rest", method, str(response.status), started)
+        response.headers["X-Request-Id"] = request[REQUEST_ID]  # the id to quote in a support request
+        millis = (time.perf_counter() - started) * 1000
+        access_log.info("%s %s -> %d %s %.1fms", request.method, request.path, response.status, method, millis,
+                        extra={"fields": {"http_method": request.method, "path": request.path,
+                                          "status": response.status, "grpc_method": method,
+                                          "duration_ms": round(millis, 2), "client": request.remote or ""}})
         return response
 
     async def transcode(self, request: web.Request) -> web.Response:
@@ -86,6 +102,7 @@ class RestEdge:
         except BadRequest as exc:
             return error(code_pb2.INVALID_ARGUMENT, str(exc))
         metadata = [(h, request.headers[h]) for h in PASSED_HEADERS if h in request.headers]
+        metadata.append(("x-request-id", request[REQUEST_ID]))
         metadata.append((identity.HEADER, admission.internal_token))
         try:
             reply = await self.upstreams.call(match.route.grpc_path, message.SerializeToString(), self.max_deadline,

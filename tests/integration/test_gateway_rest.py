@@ -171,3 +171,23 @@ def test_error_details_come_as_google_rpc_status_json(gateway, backend):
 def test_the_openapi_document_is_served(gateway):
     response = requests.get(gateway.base_url + "/openapi.json", timeout=10)
     assert response.status_code == 200 and response.json()["openapi"] == "3.1.0"
+
+
+def test_every_response_names_its_request_id_and_the_services_get_the_same(gateway, backend, caplog):
+    caplog.set_level("INFO", logger="gateway.access")
+    given = rest(gateway, "GET", "/v1/warehouses/MAIN/stock/CHAIR-OAK", headers={"X-Request-Id": "support-case-42"})
+    assert given.status_code == 200 and given.headers["X-Request-Id"] == "support-case-42"
+    assert backend.seen[-1].metadata["x-request-id"] == "support-case-42"
+    fresh = rest(gateway, "GET", "/v1/warehouses/MAIN/stock/CHAIR-OAK")
+    assert len(fresh.headers["X-Request-Id"]) == 36 and backend.seen[-1].metadata["x-request-id"] == \
+        fresh.headers["X-Request-Id"], "a call without one gets a fresh id, the same one upstream"
+    malformed = rest(gateway, "GET", "/v1/warehouses/MAIN/stock/CHAIR-OAK", headers={"X-Request-Id": "x" * 65})
+    assert malformed.headers["X-Request-Id"] != "x" * 65, "an id that is not one is replaced"
+    refused = rest(gateway, "GET", "/v1/no/such/route", headers={"X-Request-Id": "support-case-43"})
+    assert refused.status_code == 404 and refused.headers["X-Request-Id"] == "support-case-43"
+    # One access log line per call: route, status, the gRPC method, duration, and the request id.
+    lines = [r for r in caplog.records if r.name == "gateway.access"]
+    assert [r.fields["status"] for r in lines] == [200, 200, 200, 404]
+    assert lines[0].fields["grpc_method"] == "/erp.inventory.v1.InventoryService/GetStock"
+    assert lines[3].fields["path"] == "/v1/no/such/route" and lines[3].fields["grpc_method"] == "unrouted"
+    assert all(r.fields["duration_ms"] >= 0 and r.fields["client"] for r in lines)

@@ -195,6 +195,9 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
     _observe(method, started, "OK")
     if log.isEnabledFor(logging.DEBUG):
         log.debug("rpc ok", extra={"fields": _fields(method, started, "OK")})
+    # The caller learns the id its call is logged under, in the trailers (sent with the status: no
+    # write of their own, unlike initial metadata).
+    ctx.set_trailing_metadata(((REQUEST_ID_KEY, context.request_id.get()),))
     return response
 
 
@@ -207,7 +210,13 @@ def _abort(ctx, method, started, code, message, details):
     _observe(method, started, code.name)
     level = logging.ERROR if code == grpc.StatusCode.INTERNAL else logging.INFO
     log.log(level, "rpc failed: %s", message, extra={"fields": _fields(method, started, code.name)})
-    ctx.abort_with_status(rpc_status.to_status(to_status(code, message, details)))
+    status = rpc_status.to_status(to_status(code, message, details))
+    ctx.abort_with_status(_Status(status.code, status.details,
+                                  (*status.trailing_metadata, (REQUEST_ID_KEY, context.request_id.get()))))
+
+
+class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
+    pass
 
 
 def _fields(method: str, started: float, code: str) -> dict:

@@ -63,6 +63,21 @@ def test_unknown_things_are_not_found(embedded_mesh):
     call_fails(client.get_order, "00000000-0000-0000-0000-000000000000", code=grpc.StatusCode.NOT_FOUND)
 
 
+def test_every_answer_names_the_request_id_it_is_logged_under(embedded_mesh):
+    client, _ = embedded_mesh
+    _, call = client.inventory.CreateWarehouse.with_call(
+        inv.CreateWarehouseRequest(warehouse=inv.Warehouse(code="MAIN", name="Main")),
+        metadata=[("x-request-id", "support-case-7")], timeout=10)
+    assert ("x-request-id", "support-case-7") in call.trailing_metadata()
+    err = call_fails(client.inventory.GetStock, inv.GetStockRequest(sku="NO-SUCH-SKU", warehouse_code="MAIN"),
+                     metadata=[("x-request-id", "support-case-8")], code=grpc.StatusCode.NOT_FOUND)
+    assert ("x-request-id", "support-case-8") in err.trailing_metadata(), "errors too"
+    assert rpc_status.from_call(err).code == grpc.StatusCode.NOT_FOUND.value[0], "the status details still parse"
+    _, call = client.inventory.CreateProduct.with_call(inv.CreateProductRequest(
+        product=inv.Product(sku="BOLT", name="Bolt", unit_of_measure="EA")), timeout=10)
+    assert len(dict(call.trailing_metadata())["x-request-id"]) == 36, "a call without one is given one"
+
+
 def test_removing_more_than_is_on_hand_is_a_failed_precondition(embedded_mesh):
     client, _ = embedded_mesh
     client.create_warehouse("MAIN", "Main")

@@ -4,7 +4,6 @@ a call that meets a dead replica fails fast and is retried by the workload with 
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import subprocess
 import sys
@@ -14,9 +13,6 @@ from pathlib import Path
 
 from mesh.devrun import wait_serving
 from services import RUNNABLE
-
-# Where a replica crashes itself when the suite asks (mesh.faults.crash_point).
-CRASH_POINTS = ("relay.published", "consumer.committed")
 
 
 @dataclasses.dataclass
@@ -105,10 +101,6 @@ class Mesh:
         flag.unlink(missing_ok=True)
         return False
 
-    def wait_all_serving(self, timeout: float) -> None:
-        for r in self.replicas:
-            wait_serving(r.target, timeout)
-
     def stop(self) -> None:
         self._stop.set()
         with self._lock:
@@ -122,10 +114,3 @@ class Mesh:
                     r.proc.wait(15)
                 except subprocess.TimeoutExpired:
                     r.proc.kill()
-
-    def pids(self) -> list[int]:
-        return [r.proc.pid for r in self.replicas if r.proc is not None]
-
-
-def in_private_network() -> bool:
-    return os.environ.get("ERP_CHAOS_NETNS") == "1"

@@ -197,8 +197,7 @@ def _aio_interceptor():
 
     def observe(method: str, started: float, code: str) -> None:
         if metrics is not None:
-            metrics.RPC_REQUESTS.labels(method, code).inc()
-            metrics.RPC_SECONDS.labels(method).observe(time.perf_counter() - started)
+            metrics.rpc_served(method).done(code, started)
 
     def safe(deserialize):
         if deserialize is None:

@@ -119,8 +119,10 @@ class ServerInterceptor(grpc.ServerInterceptor):
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
+        served = metrics.rpc_served(method)
 
         def behavior(request, ctx: grpc.ServicerContext):
+            served.started.inc()
             metadata = dict(ctx.invocation_metadata() or ())
             remaining = ctx.time_remaining()
             timeout = None if remaining is None or remaining > _NO_DEADLINE else remaining
@@ -202,8 +204,7 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
 
 
 def _observe(method: str, started: float, code: str) -> None:
-    metrics.labelled(metrics.RPC_REQUESTS, method, code).inc()
-    metrics.labelled(metrics.RPC_SECONDS, method).observe(time.perf_counter() - started)
+    metrics.rpc_served(method).done(code, started)
 
 
 def _abort(ctx, method, started, code, message, details):
@@ -267,4 +268,7 @@ class ClientInterceptor(grpc.UnaryUnaryClientInterceptor):
             client_call_details.method, timeout, metadata, client_call_details.credentials,
             client_call_details.wait_for_ready, client_call_details.compression,
         )
-        return continuation(details, request)
+        started, method = time.perf_counter(), client_call_details.method
+        outcome = continuation(details, request)
+        outcome.add_done_callback(lambda done: metrics.observe_client(method, done.code().name, started))
+        return outcome

@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 
-from mesh import db, embedded, idempotency, logs, metrics
+from mesh import db, embedded, idempotency, logs, metrics, sampled
 from mesh.cache import Cache
 from mesh.events import topology
 from mesh.events.amqp import AmqpTransport
@@ -50,6 +50,9 @@ class ServiceSpec:
     # The service reads through the cache's in-process copy (Cache.read_through): follow
     # Redis's invalidations in a thread, so those copies stay fresh.
     near_cache: bool = False
+    # Gauges of the service's own, read from its database on scrape (mesh.sampled), beside the
+    # outbox and dead-letter gauges every service has.
+    gauges: Callable[[Runtime], sampled.Gauges] | None = None
 
 
 @dataclasses.dataclass
@@ -81,13 +84,16 @@ class RunningService:
     health: health.HealthServicer
     stop_event: threading.Event
     threads: list[threading.Thread]
+    unwatch: Callable[[], None] = lambda: None  # stops serving the service's sampled gauges
 
     def stop(self, grace: float | None = None) -> None:
         """Graceful: report NOT_SERVING, refuse new calls, drain in-flight ones, close pools."""
         grace = self.runtime.settings.shutdown_grace_seconds if grace is None else grace
         log.info("draining (grace %.1fs)", grace)
         self.health.enter_graceful_shutdown()
+        metrics.serving(self.runtime.settings.service, False)
         self.server.stop(grace).wait()
+        self.unwatch()
         self.stop_event.set()
         self.runtime.relay.wake.set()
         for thread in self.threads:
@@ -193,12 +199,13 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
     monitor = threading.Thread(target=_monitor_health, name="health",
                                args=(runtime, health_servicer, spec.grpc_services, stop_event), daemon=True)
     threads.append(monitor)
-    _set_health(health_servicer, spec.grpc_services, db.ping(runtime.engine))
+    _set_health(spec.name, health_servicer, spec.grpc_services, db.ping(runtime.engine))
     for thread in threads:
         thread.start()
     server.start()
     log.info("%s listening on %s:%d", spec.name, settings.grpc_host, port)
-    return RunningService(spec, runtime, server, port, health_servicer, stop_event, threads)
+    unwatch = sampled.watch(spec.name, runtime.engine, spec.gauges(runtime) if spec.gauges else None)
+    return RunningService(spec, runtime, server, port, health_servicer, stop_event, threads, unwatch)
 
 
 def idempotency_guard(spec: ServiceSpec, runtime: Runtime) -> idempotency.Idempotency | None:
@@ -209,11 +216,12 @@ def idempotency_guard(spec: ServiceSpec, runtime: Runtime) -> idempotency.Idempo
     return idempotency.Idempotency(runtime.engine, retention_hours=hours)
 
 
-def _set_health(servicer: health.HealthServicer, services: tuple[str, ...], ok: bool) -> None:
+def _set_health(service: str, servicer: health.HealthServicer, services: tuple[str, ...], ok: bool) -> None:
     """The named services follow the database (readiness); "" only says the process is
     up (liveness), so a database outage takes pods out of rotation without restarting
     them. Draining turns everything NOT_SERVING."""
     status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+    metrics.serving(service, ok)
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     for name in services:
         servicer.set(name, status)
@@ -231,7 +239,7 @@ def _monitor_health(runtime: Runtime, servicer: health.HealthServicer, services:
                             "SERVING" if ok else "NOT_SERVING")
             last = ok
         if not stop.is_set():
-            _set_health(servicer, services, ok)
+            _set_health(runtime.settings.service, servicer, services, ok)
 
 
 def run(spec: ServiceSpec) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -56,6 +57,7 @@ LOCK_FIRST_TIMEOUT = sa.text("SET LOCAL lock_timeout = '5s'")
 # consumer takes nothing more until its dependencies answer, asking at most this often.
 OUTAGE_RETRY_SECONDS = 1.0
 OUTAGE_POLL_MAX_SECONDS = 5.0
+_OUTCOME_LABELS = {Ack: "ack", Retry: "retry", DeadLetter: "dead_letter"}
 
 
 @dataclasses.dataclass
@@ -103,7 +105,7 @@ class Consumer:
     def handle(self, delivery: Delivery) -> Outcome:
         outcome, event_type = self._handle(delivery)
         metrics.labelled(metrics.EVENTS_HANDLED, self.handlers.consumer, event_type,
-                         type(outcome).__name__.lower()).inc()
+                         _OUTCOME_LABELS[type(outcome)]).inc()
         return outcome
 
     def handle_batch(self, deliveries: list[Delivery]) -> list[Outcome]:
@@ -136,8 +138,9 @@ class Consumer:
                 if self.handlers.lock_first is not None:
                     self.handlers.lock_first(uow, [event for _, event in ready])
                 uow.connection.execute(BATCH_LOCK_TIMEOUT)
-                self._apply_in(uow, ready)
+                applied = self._apply_in(uow, ready)
                 uow.commit()
+            self._observe_latency(applied)
             return True
         except Exception as exc:  # noqa: BLE001 - each event is applied again alone, and retried there
             log.info("batch of %d events rolled back (%s: %s); applying them one by one", len(ready),
@@ -195,16 +198,26 @@ class Consumer:
         with self.uow_factory() as uow:
             uow.connection.execute(LOCK_FIRST_TIMEOUT)
             uow.lock_all(self.handlers.aggregates([event]))
-            self._apply_in(uow, [(handler, event)])
+            applied = self._apply_in(uow, [(handler, event)])
             uow.commit()
+        self._observe_latency(applied)
 
-    def _apply_in(self, uow, ready: list[tuple[Handler, Event]]) -> None:
+    def _observe_latency(self, applied: list[Event]) -> None:
+        """Creation to committed handling, per event: the backbone's end-to-end delay."""
+        now = time.time()
+        for event in applied:
+            env = event.envelope
+            metrics.labelled(metrics.EVENT_LATENCY, self.handlers.consumer, env.event_type).observe(
+                max(0.0, now - env.occurred_at.ToMicroseconds() / 1e6))
+
+    def _apply_in(self, uow, ready: list[tuple[Handler, Event]]) -> list[Event]:
         """Records the events in the inbox and runs the handler of each new one, in order, in
         uow's transaction; a duplicate (its inbox row is there, or it came earlier in this
-        batch) changes nothing."""
+        batch) changes nothing. Returns the events applied."""
         first_time = set(uow.connection.execute(FIRST_TIMES, [
             {"consumer": self.handlers.consumer, "event_id": e.envelope.event_id,
              "event_type": e.envelope.event_type} for _, e in ready]).scalars())
+        applied = []
         for handler, event in ready:
             env = event.envelope
             if env.event_id not in first_time:
@@ -213,6 +226,8 @@ class Consumer:
             first_time.discard(env.event_id)
             with context.scope(correlation=env.correlation_id, causation=env.event_id):
                 handler(uow, event.payload, event)
+            applied.append(event)
+        return applied
 
     def wait_until_ready(self, stop: threading.Event) -> None:
         """Takes no more deliveries until ready() answers (or stop): an outage is waited out,

@@ -134,7 +134,7 @@ class Relay:
                      last_error=f"unrouted: {error}"[:500])).rowcount
         log.warning("%d outbox rows of %s parked: %s for over %.0fs (python -m mesh.tools.deadletters list %s)",
                     count, event_type, error, self.unroutable_grace_seconds, self.service)
-        metrics.PUBLISH_FAILURES.labels(self.service, "unrouted").inc(count)
+        metrics.EVENTS_PUBLISHED.labels(self.service, "unrouted").inc(count)
         self._rest(event_type)
         return count
 
@@ -156,10 +156,10 @@ class Relay:
             return
         with self.engine.begin() as conn:
             conn.execute(_MARK_SENT, {"ids": ids})
-        metrics.EVENTS_PUBLISHED.labels(self.service).inc(len(ids))
+        metrics.EVENTS_PUBLISHED.labels(self.service, "ok").inc(len(ids))
 
     def _record_failure(self, row_id: int, error: str, quiet: bool = False) -> None:
-        metrics.PUBLISH_FAILURES.labels(self.service, error.split(":")[0][:40]).inc()
+        metrics.EVENTS_PUBLISHED.labels(self.service, "error").inc()
         log.log(logging.DEBUG if quiet else logging.WARNING, "outbox row %s not published: %s", row_id, error)
         with self.engine.begin() as conn:
             conn.execute(outbox.update().where(outbox.c.id == row_id)

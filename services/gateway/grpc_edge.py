@@ -37,13 +37,15 @@ class GrpcEdge(grpc.GenericRpcHandler):
         return self.max_deadline if remaining is None else min(remaining, self.max_deadline)
 
     async def forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+        served = metrics.rpc_served(method)
+        served.started.inc()
         started, outcome = time.perf_counter(), ["CANCELLED"]
         try:
             reply = await self._forward(method, request, ctx, outcome)
             outcome[0] = "OK"
             return reply
         finally:
-            metrics.observe_gateway("grpc", method, outcome[0], started)
+            served.done(outcome[0], started)
 
     async def _forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext, outcome: list) -> bytes:
         metadata = tuple(ctx.invocation_metadata() or ())

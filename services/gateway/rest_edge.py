@@ -24,6 +24,7 @@ access_log = logging.getLogger("gateway.access")  # one line per call
 JSON = "application/json"
 PASSED_HEADERS = ("x-correlation-id",)
 ROUTED_METHOD = web.RequestKey("routed_method", str)  # the gRPC method a request was routed to, for metrics
+ROUTED_TEMPLATE = web.RequestKey("routed_template", str)  # its path template: the handler label, bounded
 REQUEST_ID = web.RequestKey("request_id", str)
 # A caller's X-Request-Id is kept when it looks like an id (it goes into every service's logs);
 # anything else is replaced by a fresh one.
@@ -60,7 +61,7 @@ class RestEdge:
             log.exception("REST edge failed on %s %s", request.method, request.path)
             response = error(code_pb2.INTERNAL, "internal error")
         method = request.get(ROUTED_METHOD, "unrouted")
-        metrics.observe_gateway("rest", method, str(response.status), started)
+        metrics.observe_http(request.method, request.get(ROUTED_TEMPLATE, "unrouted"), response.status, started)
         response.headers["X-Request-Id"] = request[REQUEST_ID]  # the id to quote in a support request
         millis = (time.perf_counter() - started) * 1000
         access_log.info("%s %s -> %d %s %.1fms", request.method, request.path, response.status, method, millis,
@@ -84,6 +85,7 @@ class RestEdge:
                                     content_type=JSON, headers={"Allow": ", ".join(no_route.allowed)})
             return error(code_pb2.NOT_FOUND, f"no route for {request.method} {path}")
         request[ROUTED_METHOD] = match.route.grpc_path
+        request[ROUTED_TEMPLATE] = match.route.template.text
         if (request.content_length or 0) > self.max_body:
             return self.too_large()
         try:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 
 import grpc
 from google.rpc import status_pb2
 
 from erp_client.channel import MAX_MESSAGE_BYTES, service_config
+from mesh import metrics
 
 # Status codes whose text may carry a service's internals: the caller gets a generic message.
 HIDDEN_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
@@ -74,18 +76,22 @@ class Upstreams:
 
     async def call(self, method: str, request: bytes, timeout: float, metadata: list) -> Reply:
         # No serializers: bytes in, bytes out.
+        started = time.perf_counter()
         call = self.channel(domain_of(method)).unary_unary(method)(request, timeout=timeout, metadata=metadata)
         try:
             body = await call
         except asyncio.CancelledError:
             call.cancel()  # the caller went away: so does the call to the service
+            metrics.observe_client(method, grpc.StatusCode.CANCELLED.name, started)
             raise
         except grpc.aio.AioRpcError as exc:
             code, message, trailing = exc.code(), exc.details() or "", tuple(exc.trailing_metadata() or ())
+            metrics.observe_client(method, code.name, started)
             if code in TRANSPORT_MESSAGES and not set_by_the_service(code, message, trailing):
                 log.warning("%s failed in transport with %s: %s", method, code.name, message)
                 message = TRANSPORT_MESSAGES[code].format(domain_of(method))
             raise UpstreamError(code, message, trailing) from None
+        metrics.observe_client(method, grpc.StatusCode.OK.name, started)
         return Reply(body, tuple(await call.initial_metadata() or ()), tuple(await call.trailing_metadata() or ()))
 
     async def close(self) -> None:

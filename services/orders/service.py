@@ -5,7 +5,7 @@ from pathlib import Path
 
 from erp.orders.v1 import orders_pb2, orders_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
-from services.orders import deadline, events
+from services.orders import deadline, events, gauges
 from services.orders.adapters import OrdersUnitOfWork
 from services.orders.grpc_api import OrderServicer
 
@@ -30,4 +30,5 @@ def spec() -> ServiceSpec:
         uow_class=OrdersUnitOfWork,
         build_handlers=build_handlers,
         background=deadline.run,  # the saga's deadline: PENDING orders driven again, then concluded
+        gauges=gauges.build,
     )

@@ -283,7 +283,7 @@ class Cluster:
             ports = {p["name"]: p["containerPort"] for p in container["ports"]}
             if "metrics" in ports:
                 with urllib.request.urlopen(f"http://{ip}:{ports['metrics']}/metrics", timeout=5) as response:
-                    assert response.status == 200 and b"erp_rpc_requests_total" in response.read()
+                    assert response.status == 200 and b"grpc_server_handled_total" in response.read()
             if consumes_events:
                 self._check_queue(pod, container["name"], timeout=5 if probe_timeout else 20)
             code = pod.terminate(grace=spec["terminationGracePeriodSeconds"])

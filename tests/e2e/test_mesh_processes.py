@@ -99,9 +99,9 @@ def test_orders_cross_the_services_as_processes(processes, tmp_path):
     for name, proc, _ in started:
         with urllib.request.urlopen(f"http://127.0.0.1:{proc.metrics_port}/metrics", timeout=5) as response:
             body = response.read()
-        assert b"# HELP erp_rpc_requests_total" in body, name
+        assert b"# HELP grpc_server_handled_total" in body, name
         if name in ("inventory", "orders", "procurement"):  # called above
-            assert b'erp_rpc_requests_total{code="OK",method="/erp.' in body, name
+            assert b'grpc_server_handled_total{grpc_code="OK",grpc_method="' in body, name
 
 
 @pytest.mark.parametrize("engines", ["pgbus-embedded"], indirect=True)
@@ -152,7 +152,7 @@ def _rpc_count(metrics_port: int) -> float:
 
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("erp_rpc_requests_total{") and "GetStock" in line)
+               if line.startswith("grpc_server_handled_total{") and "GetStock" in line)
 
 
 def _children(pid: int) -> list[int]:

@@ -152,13 +152,24 @@ def test_health_and_reflection_answer_at_the_gateway(gateway):
 def test_calls_through_the_gateway_are_counted(gateway):
     from mesh import metrics
 
-    def count(edge, outcome):
-        return metrics.GATEWAY_REQUESTS.labels(edge, GET_ORDER, outcome)._value.get()
+    service, method = GET_ORDER.lstrip("/").split("/")
+    rpc = {"grpc_type": "unary", "grpc_service": service, "grpc_method": method}
 
-    before = count("grpc", "OK"), count("grpc", "UNAUTHENTICATED"), count("rest", "401")
+    def counts():
+        sample = metrics.REGISTRY.get_sample_value
+        return (sample("grpc_server_started_total", rpc),
+                sample("grpc_server_handled_total", {**rpc, "grpc_code": "OK"}),
+                sample("grpc_server_handled_total", {**rpc, "grpc_code": "UNAUTHENTICATED"}),
+                sample("grpc_client_handled_total", {**rpc, "grpc_code": "OK"}),
+                sample("http_requests_total", {"method": "GET", "handler": "/v1/orders/{order_id}", "status": "401"}),
+                sample("http_request_duration_seconds_count", {"method": "GET", "handler": "/v1/orders/{order_id}"}))
+
+    gateway.call(GET_ORDER, token=token(gateway))  # every series exists from here on
+    before = counts()
     gateway.call(GET_ORDER, token=token(gateway))
     with pytest.raises(grpc.RpcError):
         gateway.call(GET_ORDER)
     requests.get(f"{gateway.base_url}/v1/orders/o-1", timeout=10)
-    assert (count("grpc", "OK"), count("grpc", "UNAUTHENTICATED"), count("rest", "401")) == \
-        tuple(b + 1 for b in before)
+    # two started, one OK and one refused at the edge, one upstream call, one REST 401 (0 before: None)
+    assert counts() == (before[0] + 2, before[1] + 1, (before[2] or 0) + 1, before[3] + 1,
+                        (before[4] or 0) + 1, (before[5] or 0) + 1)

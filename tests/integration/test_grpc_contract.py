@@ -204,5 +204,6 @@ def test_calls_are_counted_in_the_prometheus_metrics(embedded_mesh):
     with pytest.raises(grpc.RpcError):
         client.get_stock("NOT-THERE", "MAIN")
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'erp_rpc_requests_total{code="NOT_FOUND",method="/erp.inventory.v1.InventoryService/GetStock"}' in text
-    assert "erp_rpc_duration_seconds_bucket" in text
+    assert ('grpc_server_handled_total{grpc_code="NOT_FOUND",grpc_method="GetStock",'
+            'grpc_service="erp.inventory.v1.InventoryService",grpc_type="unary"}') in text
+    assert "grpc_server_handling_seconds_bucket" in text

@@ -96,3 +96,30 @@ def test_fifty_concurrent_orders_for_ten_units_reserve_exactly_ten(mesh):
             "SELECT count(*) FROM stock_balances WHERE on_hand < 0 OR reserved > on_hand")).scalar()
     assert negative == 0
     assert_ledger_agrees(started)
+
+
+def test_the_saga_shows_in_the_metrics_prometheus_scrapes(mesh):
+    from mesh import metrics
+
+    def sample(name: str, **labels) -> float:
+        return metrics.REGISTRY.get_sample_value(name, labels) or 0.0
+
+    client, _ = mesh
+    stock_up(client, {("CHAIR", "MAIN"): 5})
+    place = {"grpc_type": "unary", "grpc_service": "erp.orders.v1.OrderService", "grpc_method": "PlaceOrder"}
+    placed = sample("grpc_server_handled_total", **place, grpc_code="OK")
+    order = client.wait_for_order(client.place_order("CUST-1", [Line("CHAIR", 1, "89.90")]).order_id, timeout=20)
+    order = client.wait_for(lambda: client.get_order(order.order_id), lambda o: o.status == pb.ORDER_STATUS_INVOICED)
+    assert sample("grpc_server_handled_total", **place, grpc_code="OK") == placed + 1
+    assert sample("grpc_server_handling_seconds_count", **place) >= placed + 1
+    # sampled from the orders table on scrape: this test's database holds this one order
+    from services.orders.domain import OrderStatus
+    assert {s.name: sample("erp_orders", service="orders", status=s.name) for s in OrderStatus} == \
+        {s.name: float(s == OrderStatus.INVOICED) for s in OrderStatus}
+    assert metrics.REGISTRY.get_sample_value("erp_orders", {"service": "orders", "status": "PENDING"}) == 0
+    assert sample("erp_orders_oldest_pending_age_seconds", service="orders") == 0
+    assert sample("erp_order_pending_deadline_seconds", service="orders") == 300
+    assert sample("erp_serving", service="orders") == 1
+    # the saga's consumers (inventory's and crm's answer to OrderPlaced) acked with a latency
+    assert sample("erp_events_handled_total", consumer="inventory", event_type="erp.events.v1.OrderPlaced",
+                  outcome="ack") >= 1

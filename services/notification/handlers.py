@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 
+from erp.events.v1 import notification_events_pb2 as ev
 from mesh import metrics, paging
 from services.notification import domain, templates
 from services.notification.domain import Contact, Delivery, Held, HoldStatus, Notify, RetryPolicy, SendFailed
@@ -112,11 +113,27 @@ def dispatch_next(uow, senders, policy: RetryPolicy, now: dt.datetime | None = N
             error = f"{exc.__class__.__name__}: {exc}"
         updated, attempt = domain.attempted(delivery, now, error, policy)
         uow.deliveries.record(updated, attempt)
+        settled = _settled(updated)
+        if settled is not None:  # with the attempt's record, through the outbox (orders' timeline)
+            uow.emit(aggregate_type="delivery", aggregate_id=updated.delivery_id, version=updated.attempts,
+                     payload=settled)
         uow.commit()
     level = logging.WARNING if updated.status is domain.DeliveryStatus.FAILED else logging.INFO
     log.log(level, "delivery %s (%s to %s) attempt %d: %s", updated.delivery_id, updated.channel,
             updated.recipient, updated.attempts, error or "delivered")
     return updated
+
+
+def _settled(delivery: Delivery) -> ev.NotificationSent | ev.NotificationFailed | None:
+    """The event of a delivery that has ended (delivered, or failed for good); None while it is retried."""
+    if delivery.status is domain.DeliveryStatus.PENDING:
+        return None
+    ids = {"delivery_id": delivery.delivery_id, "event_id": delivery.event_id, "event_type": delivery.event_type,
+           "customer_id": delivery.customer_id, "order_id": delivery.data.get("order_id", ""),
+           "channel": str(delivery.channel), "attempts": delivery.attempts}
+    if delivery.status is domain.DeliveryStatus.DELIVERED:
+        return ev.NotificationSent(**ids)
+    return ev.NotificationFailed(**ids, error=delivery.last_error)
 
 
 def seconds_until_due(uow, now: dt.datetime | None = None) -> float | None:

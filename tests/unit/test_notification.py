@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
+from erp.events.v1 import notification_events_pb2 as notification_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import paging
@@ -438,6 +439,36 @@ def test_a_delivery_that_always_fails_ends_failed_after_the_max_attempts():
     assert len(senders.sent) == POLICY.max_attempts
     assert [a.ok for a in uow.deliveries.attempts(mail.delivery_id)] == [False] * POLICY.max_attempts
     assert handlers.seconds_until_due(uow, at(100)) is None  # nothing left to do
+
+
+def test_a_delivery_that_ends_is_announced_once_with_its_order_for_the_timeline():
+    uow = fake_uow()
+    senders = FakeSenders({HOOK: ["HTTP 503"] * 10})
+    mail, hook = sorted(queued(uow), key=lambda d: d.channel)
+    for t in range(0, 100):
+        drain(uow, senders, at(t))
+    sent = [e for e in uow.events if e.payload.DESCRIPTOR.name == "NotificationSent"]
+    failed = [e for e in uow.events if e.payload.DESCRIPTOR.name == "NotificationFailed"]
+    assert [(e.aggregate_type, e.aggregate_id, e.version) for e in sent] == [("delivery", mail.delivery_id, 1)]
+    assert sent[0].payload == notification_ev.NotificationSent(
+        delivery_id=mail.delivery_id, event_id="E1", event_type="erp.events.v1.OrderConfirmed", customer_id="C1",
+        order_id=confirmed().order_id, channel="email", attempts=1)
+    assert [(e.aggregate_id, e.payload.attempts, e.payload.error) for e in failed] == [
+        (hook.delivery_id, POLICY.max_attempts, "HTTP 503")]
+    assert len(uow.events) == 2  # a failed attempt that is retried announces nothing
+
+
+def test_a_notification_about_no_sales_order_is_announced_without_one():
+    uow, senders = fake_uow(), FakeSenders()
+    uow.contacts.rows["C1"] = person(webhook="")
+    approved = procurement_ev.PurchaseOrderApproved(purchase_order_id="PO-1", supplier_id="S1")
+    with uow:
+        handlers.notify(uow, Notify("E9", approved.DESCRIPTOR.full_name, "C1", events.fields_of(approved)),
+                        now=T0, new_id=ids())
+        uow.commit()
+    drain(uow, senders, at(0))
+    [announced] = uow.payloads(notification_ev.NotificationSent)
+    assert announced.order_id == "" and announced.event_type == "erp.events.v1.PurchaseOrderApproved"
 
 
 def test_a_sender_that_crashes_counts_as_a_failed_attempt_and_the_dispatcher_goes_on():

@@ -9,6 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.orders.domain import Order, OrderLine, OrderStatus, SagaStep
+from services.orders.timeline import Step, StepKind
 
 metadata = sa.MetaData()
 
@@ -42,6 +43,21 @@ order_lines = sa.Table(
     sa.Column("quantity", sa.BigInteger, nullable=False),
     sa.Column("unit_price", sa.Numeric(18, 4), nullable=False),
     sa.Column("shipped_quantity", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+# An order's timeline (services/orders/timeline.py): one row per step, one step per business
+# fact of an order (step_key), so a redelivered or republished event inserts nothing.
+order_timeline = sa.Table(
+    "order_timeline", metadata,
+    sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("order_id", sa.Text, nullable=False),
+    sa.Column("step_key", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("service", sa.Text, nullable=False),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("order_id", "step_key", name="one_step_per_fact"),
 )
 
 
@@ -165,6 +181,39 @@ def _row(order: Order) -> dict:
             "currency_code": order.currency_code, "created_at": order.created_at, **_state(order)}
 
 
+_ADD_STEP = pg_insert(order_timeline).on_conflict_do_nothing(index_elements=["order_id", "step_key"])
+# Oldest first, after a (occurred_at, seq) key; the index order_timeline_by_time serves it.
+_STEPS = (sa.select(order_timeline)
+          .where(order_timeline.c.order_id == sa.bindparam("id"),
+                 sa.tuple_(order_timeline.c.occurred_at, order_timeline.c.seq)
+                 > sa.tuple_(sa.bindparam("after_at", type_=sa.DateTime(timezone=True)), sa.bindparam("after_seq")))
+          .order_by(order_timeline.c.occurred_at, order_timeline.c.seq).limit(sa.bindparam("limit")))
+_STEP_KINDS = sa.select(order_timeline.c.kind).where(order_timeline.c.order_id == sa.bindparam("id")).distinct()
+
+
+class TimelineRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+
+    def add(self, step: Step) -> bool:
+        """Records a step; False (nothing written) when its order has that step already."""
+        return self.conn.execute(_ADD_STEP, {
+            "order_id": step.order_id, "step_key": step.key, "kind": str(step.kind), "service": step.service,
+            "occurred_at": step.at, "detail": step.detail, "event_id": step.event_id}).rowcount == 1
+
+    def steps(self, order_id: str, after: tuple[dt.datetime, int] | None, limit: int) -> list[Step]:
+        """The order's steps in time order (ties in the order recorded), after a key."""
+        start = after or (dt.datetime.min.replace(tzinfo=dt.UTC), 0)
+        rows = self.conn.execute(_STEPS, {"id": order_id, "after_at": start[0], "after_seq": start[1],
+                                          "limit": limit})
+        return [Step(r.order_id, r.step_key, StepKind(r.kind), r.service, r.occurred_at, r.detail, r.event_id, r.seq)
+                for r in rows]
+
+    def kinds(self, order_id: str) -> set[StepKind]:
+        return {StepKind(kind) for kind in self.conn.execute(_STEP_KINDS, {"id": order_id}).scalars()}
+
+
 class OrdersUnitOfWork(UnitOfWork):
     def start(self) -> None:
         self.orders = OrderRepository(self.connection)
+        self.timeline = TimelineRepository(self.connection)

@@ -1,12 +1,19 @@
-"""The events orders consumes: the saga's answers, the invoice and the payments."""
+"""The events orders consumes: the saga's answers, the invoice and the payments, and the
+other steps of an order its timeline shows (stock released or issued, credit notes,
+notifications). Each records its step on the order's timeline (services/orders/timeline.py)
+before orders reacts to it, so the reaction's own step comes after it."""
 from __future__ import annotations
+
+import datetime as dt
 
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import inventory_events_pb2 as inv_ev
+from erp.events.v1 import notification_events_pb2 as notif_ev
 from mesh import locks, money
 from mesh.events.consumer import EventHandlers
-from services.orders import domain, handlers
+from services.orders import domain, handlers, timeline
+from services.orders.timeline import StepKind
 
 
 def _amount(m) -> money.Decimal:
@@ -16,38 +23,111 @@ def _amount(m) -> money.Decimal:
     return value
 
 
+def _money(m) -> str:
+    return f"{money.format_amount(_amount(m))} {m.currency_code}"
+
+
+def _record(uow, event, kind: StepKind, detail: str, key: str = "") -> None:
+    """The step the event tells of, at its time and by its source service."""
+    env = event.envelope
+    handlers.record_step(uow, timeline.step(
+        event.payload.order_id, kind, env.source, env.occurred_at.ToDatetime(dt.UTC), detail, key=key,
+        event_id=env.event_id))
+
+
+def _lines(verb: str, lines) -> str:
+    return timeline.lines_detail(verb, ((line.sku, line.warehouse_code, line.quantity) for line in lines))
+
+
 ORDER = locks.by("order", "order_id")  # every answer changes its order
+
+
+def _order_if_any(payload) -> list[locks.AggregateRef]:
+    """A notification about no sales order (a purchase order's) touches no order."""
+    return [("order", payload.order_id)] if payload.order_id else []
 
 
 def build() -> EventHandlers:
     consumes = EventHandlers(consumer="orders")
+    _saga_answers(consumes)
+    _money_steps(consumes)
+    _stock_steps(consumes)
+    _notifications(consumes)
+    return consumes
 
+
+def _saga_answers(consumes: EventHandlers) -> None:
     @consumes.on(inv_ev.StockReserved, lock=ORDER)
-    def on_stock_reserved(uow, event: inv_ev.StockReserved, _envelope) -> None:
+    def on_stock_reserved(uow, event: inv_ev.StockReserved, envelope) -> None:
+        _record(uow, envelope, StepKind.STOCK_RESERVED, _lines("reserved", event.lines), key="stock")
         handlers.on_stock_answer(uow, event.order_id, ok=True)
 
     @consumes.on(inv_ev.StockReservationFailed, lock=ORDER)
-    def on_reservation_failed(uow, event: inv_ev.StockReservationFailed, _envelope) -> None:
+    def on_reservation_failed(uow, event: inv_ev.StockReservationFailed, envelope) -> None:
         failures = [(line.line_no, line.sku, line.warehouse_code, line.requested, line.available,
                      inv_ev.ReservationFailureReason.Name(line.reason).removeprefix("RESERVATION_FAILURE_REASON_")
                      .lower().replace("_", " "))
                     for line in event.lines]
-        handlers.on_stock_answer(uow, event.order_id, ok=False, reason=domain.rejection_reason(failures))
+        reason = domain.rejection_reason(failures)
+        _record(uow, envelope, StepKind.STOCK_REFUSED, reason, key="stock")
+        handlers.on_stock_answer(uow, event.order_id, ok=False, reason=reason)
 
     @consumes.on(crm_ev.CreditApproved, lock=ORDER)
-    def on_credit_approved(uow, event: crm_ev.CreditApproved, _envelope) -> None:
+    def on_credit_approved(uow, event: crm_ev.CreditApproved, envelope) -> None:
+        _record(uow, envelope, StepKind.CREDIT_APPROVED,
+                f"exposure {_money(event.exposure)} within the credit limit {_money(event.credit_limit)}", key="credit")
         handlers.on_credit_answer(uow, event.order_id, ok=True)
 
     @consumes.on(crm_ev.CreditRejected, lock=ORDER)
-    def on_credit_rejected(uow, event: crm_ev.CreditRejected, _envelope) -> None:
+    def on_credit_rejected(uow, event: crm_ev.CreditRejected, envelope) -> None:
+        _record(uow, envelope, StepKind.CREDIT_REJECTED, event.reason, key="credit")
         handlers.on_credit_answer(uow, event.order_id, ok=False, reason=f"credit rejected: {event.reason}")
 
+
+def _money_steps(consumes: EventHandlers) -> None:
     @consumes.on(fin_ev.InvoiceIssued, lock=ORDER)
-    def on_invoice_issued(uow, event: fin_ev.InvoiceIssued, _envelope) -> None:
+    def on_invoice_issued(uow, event: fin_ev.InvoiceIssued, envelope) -> None:
+        _record(uow, envelope, StepKind.INVOICED,
+                f"invoice {event.number or event.invoice_id}, total {_money(event.total)}, due {event.due_date}",
+                key=f"invoice:{event.invoice_id}")
         handlers.on_invoice_issued(uow, event.order_id, event.invoice_id, _amount(event.total))
 
     @consumes.on(fin_ev.PaymentReceived, lock=ORDER)
-    def on_payment_received(uow, event: fin_ev.PaymentReceived, _envelope) -> None:
+    def on_payment_received(uow, event: fin_ev.PaymentReceived, envelope) -> None:
+        balance = "paid in full" if event.paid_in_full else f"{_money(event.amount_due)} still due"
+        _record(uow, envelope, StepKind.PAID, f"{_money(event.amount)} received; {balance}",
+                key=f"payment:{event.payment_id}")
         handlers.on_payment_received(uow, event.order_id, _amount(event.amount))
 
-    return consumes
+    @consumes.on(fin_ev.CreditNoteIssued, lock=ORDER)
+    def on_credit_note_issued(uow, event: fin_ev.CreditNoteIssued, envelope) -> None:
+        _record(uow, envelope, StepKind.CREDIT_NOTED,
+                f"credit note {event.number or event.credit_note_id} for invoice {event.invoice_id}: "
+                f"{_money(event.amount)} credited, {_money(event.unpaid_amount)} of it unpaid",
+                key=f"credit_note:{event.credit_note_id}")
+
+
+def _stock_steps(consumes: EventHandlers) -> None:
+    @consumes.on(inv_ev.StockReleased, lock=ORDER)
+    def on_stock_released(uow, event: inv_ev.StockReleased, envelope) -> None:
+        _record(uow, envelope, StepKind.STOCK_RELEASED, _lines("released", event.lines))
+
+    @consumes.on(inv_ev.StockIssued, lock=ORDER)
+    def on_stock_issued(uow, event: inv_ev.StockIssued, envelope) -> None:
+        _record(uow, envelope, StepKind.STOCK_ISSUED, _lines("issued", event.lines))
+
+
+def _notifications(consumes: EventHandlers) -> None:
+    @consumes.on(notif_ev.NotificationSent, lock=_order_if_any)
+    def on_notification_sent(uow, event: notif_ev.NotificationSent, envelope) -> None:
+        if event.order_id:
+            _record(uow, envelope, StepKind.NOTIFIED,
+                    timeline.notification_detail(event.event_type, event.channel, event.attempts),
+                    key=f"delivery:{event.delivery_id}")
+
+    @consumes.on(notif_ev.NotificationFailed, lock=_order_if_any)
+    def on_notification_failed(uow, event: notif_ev.NotificationFailed, envelope) -> None:
+        if event.order_id:
+            _record(uow, envelope, StepKind.NOTIFICATION_FAILED,
+                    timeline.notification_detail(event.event_type, event.channel, event.attempts, event.error),
+                    key=f"delivery:{event.delivery_id}")

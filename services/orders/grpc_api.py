@@ -11,6 +11,7 @@ from erp.orders.v1 import orders_pb2_grpc
 from mesh import money
 from services.orders import domain, handlers
 from services.orders.domain import Order
+from services.orders.timeline import Timeline
 
 
 def _timestamp(value) -> timestamp_pb2.Timestamp:
@@ -36,6 +37,16 @@ def to_proto(order: Order) -> pb.Order:
         invoice_id=order.invoice_id, invoiced_amount=m(order.invoiced_amount), amount_paid=m(order.amount_paid),
         cancellation_reason=order.cancellation_reason,
     )
+
+
+def timeline_to_proto(found: Timeline) -> pb.GetOrderTimelineResponse:
+    return pb.GetOrderTimelineResponse(
+        order_id=found.order.order_id, status=pb.OrderStatus.Value("ORDER_STATUS_" + found.order.status.name),
+        steps=[pb.TimelineStep(occurred_at=_timestamp(s.at), service=s.service, detail=s.detail, event_id=s.event_id,
+                               kind=pb.TimelineStepKind.Value("TIMELINE_STEP_KIND_" + s.kind.name))
+               for s in found.steps],
+        awaiting=[pb.AwaitedStep(service=a.service, description=a.description) for a in found.awaiting],
+        next_page_token=found.next_page_token)
 
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
@@ -70,3 +81,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
 
     def MarkShipped(self, request: pb.MarkShippedRequest, context) -> pb.MarkShippedResponse:
         return pb.MarkShippedResponse(order=to_proto(handlers.mark_shipped(self.runtime.uow(), request.order_id)))
+
+    def GetOrderTimeline(self, request: pb.GetOrderTimelineRequest, context) -> pb.GetOrderTimelineResponse:
+        found = handlers.get_timeline(self.runtime.uow(), request.order_id, request.page.page_size,
+                                      request.page.page_token)
+        return timeline_to_proto(found)

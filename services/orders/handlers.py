@@ -1,6 +1,7 @@
 """Orders' use cases. Command handlers own their transaction; the on_* reactions run
 inside the event consumer's transaction and do not commit. Every status an order
-enters becomes one event, written to the outbox with the order's new version."""
+enters becomes one event, written to the outbox with the order's new version, and one step of
+the order's timeline (services/orders/timeline.py) in the same transaction."""
 from __future__ import annotations
 
 import datetime as dt
@@ -11,7 +12,7 @@ from erp.common.v1 import money_pb2
 from erp.events.v1 import orders_events_pb2 as ev
 from mesh import money, paging
 from mesh.errors import AlreadyExists, NotFound, Violations
-from services.orders import domain
+from services.orders import domain, timeline
 from services.orders.domain import Order, OrderStatus
 
 
@@ -25,6 +26,7 @@ def place_order(uow, cmd: domain.PlaceOrder, default_warehouse: str) -> Order:
             return _repeat(uow.orders.by_request(cmd.request_id), cmd)
         uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
                  payload=_order_placed(order))
+        uow.timeline.add(timeline.placed(order))
         uow.commit()
     return order
 
@@ -76,6 +78,29 @@ def list_orders(uow, *, customer_id: str, status: OrderStatus | None, created_af
                                  limit=size + 1)
     token = paging.next_token(orders, size, lambda o: [o.created_at.isoformat(), o.order_id], filters)
     return orders[:size], token
+
+
+def get_timeline(uow, order_id: str, page_size: int, page_token: str) -> timeline.Timeline:
+    """One page of the order's steps, oldest first, with what the order awaits now."""
+    _check_id(order_id)
+    size = paging.page_size(page_size)
+    filters = {"order": order_id}
+    after = paging.decode(page_token, filters, (paging.TIMESTAMP, int))
+    with uow:
+        order = uow.orders.get(order_id)
+        if order is None:
+            raise NotFound(f"no order {order_id}")
+        steps = uow.timeline.steps(order_id, (dt.datetime.fromisoformat(after[0]), after[1]) if after else None,
+                                   size + 1)
+        awaited = timeline.awaiting(order, uow.timeline.kinds(order_id))
+    token = paging.next_token(steps, size, lambda s: [s.at.isoformat(), s.seq], filters)
+    return timeline.Timeline(order, steps[:size], awaited, token)
+
+
+def record_step(uow, step: timeline.Step) -> bool:
+    """Records a step another service took (told by its event), inside the consumer's
+    transaction; False when the order has it already (a redelivery or a republished answer)."""
+    return uow.timeline.add(step)
 
 
 def cancel_order(uow, order_id: str, reason: str) -> Order:
@@ -159,6 +184,7 @@ def drive_past_deadline(uow, order_id: str, deadline: dt.timedelta, max_drives: 
             uow.orders.save(order)
             uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
                      payload=_order_placed(order))
+            uow.timeline.add(timeline.driven_again(order))
             outcome = DRIVEN
         else:
             _save_and_announce(uow, order)
@@ -171,9 +197,10 @@ def _save_and_announce(uow, order: Order) -> None:
     uow.orders.save(order)
     for status in order.entered:
         if status is OrderStatus.INVOICED:
-            continue  # finance's InvoiceIssued already tells everyone
+            continue  # finance's InvoiceIssued already tells everyone (and is the timeline's step)
         uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
                  payload=_event_for(order, status))
+        uow.timeline.add(timeline.entered(order, status))
     order.entered.clear()
 
 

@@ -1,5 +1,6 @@
-"""Fixtures of the chart tests: the real helm and checkov (from PyPI, cached; see tools.py), and
-renderings of the chart for the value combinations under helm/erp/ci/.
+"""Fixtures of the chart tests: the real helm and checkov (from PyPI, cached; see tools.py), promtool
+(from Debian's prometheus package, cached), and renderings of the chart for the value combinations
+under helm/erp/ci/.
 
 On a newcomer's machine a tool that cannot be obtained (no access to PyPI) skips its tests with the
 reason; in CI (CI=true or ERP_TEST_REQUIRE_EXTERNAL=1) it fails them.
@@ -50,6 +51,17 @@ def helm() -> Path:
 @pytest.fixture(scope="session")
 def checkov() -> Path:
     return require_tool("checkov", tools.checkov)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    try:
+        return tools.promtool()
+    except tools.ToolUnavailable as exc:
+        message = f"promtool could not be obtained (Debian's prometheus package): {exc}"
+        if support.REQUIRE_EXTERNAL:
+            pytest.fail(message + " (CI requires it)", pytrace=False)
+        pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from mesh.errors import Aborted
 from services.inventory.adapters import OrderSeen
 from services.inventory.domain import LedgerEntry, Product, StockLevel, Warehouse
 from services.orders.domain import Order, OrderStatus
+from services.orders.timeline import Step, StepKind
 
 
 class FakeIntegrityError(Exception):
@@ -371,6 +372,32 @@ class FakeOrders:
         order.loaded_version = order.version
         self.rows[order.order_id] = copy.deepcopy(order)
         self.saves += 1
+
+
+class FakeTimeline:
+    """An order's steps, one per (order, key), as the real table's unique constraint."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], Step] = {}
+
+    def snapshot(self):
+        return dict(self.rows)
+
+    def restore(self, snap) -> None:
+        self.rows = dict(snap)
+
+    def add(self, step: Step) -> bool:
+        if (step.order_id, step.key) in self.rows:
+            return False  # as the real one: ON CONFLICT (order_id, step_key) DO NOTHING
+        self.rows[(step.order_id, step.key)] = dataclasses.replace(step, seq=len(self.rows) + 1)
+        return True
+
+    def steps(self, order_id: str, after, limit: int) -> list[Step]:
+        found = sorted((s for s in self.rows.values() if s.order_id == order_id), key=lambda s: (s.at, s.seq))
+        return [s for s in found if after is None or (s.at, s.seq) > tuple(after)][:limit]
+
+    def kinds(self, order_id: str) -> set[StepKind]:
+        return {s.kind for s in self.rows.values() if s.order_id == order_id}
 
 
 # ---------------------------------------------------------------- cache

@@ -14,11 +14,13 @@ from erp.common.v1 import money_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as ev
 from mesh.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from mesh.events import envelope
+from mesh.events.envelope import Event
 from mesh.settings import load
 from services.orders import deadline, domain, handlers
 from services.orders import events as orders_events
 from services.orders.domain import TRANSITIONS, InvalidTransition, LineInput, Order, OrderStatus, PlaceOrder
-from tests.unit.fakes import Emitted, FakeOrders, FakeUnitOfWork
+from tests.unit.fakes import Emitted, FakeOrders, FakeTimeline, FakeUnitOfWork
 
 S = OrderStatus
 WH = "MAIN"
@@ -38,7 +40,7 @@ def fields(exc: pytest.ExceptionInfo[InvalidArgument]) -> list[str]:
 
 @pytest.fixture
 def uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork(orders=FakeOrders())
+    return FakeUnitOfWork(orders=FakeOrders(), timeline=FakeTimeline())
 
 
 # ---------------------------------------------------------------- new_order validation
@@ -330,13 +332,19 @@ def test_an_event_for_an_unknown_order_is_not_found_so_the_consumer_retries(uow,
     assert uow.events == []
 
 
+def delivered(payload, source: str) -> Event:
+    """The event as the consumer hands it to a handler: in its envelope."""
+    return Event(envelope.build(source=source, aggregate_type="order", aggregate_id=payload.order_id,
+                                aggregate_version=1, payload=payload), payload)
+
+
 def test_the_consumer_turns_failed_lines_into_a_readable_reason(uow, placed):
     consumes = orders_events.build()
     handler = consumes.handlers["erp.events.v1.StockReservationFailed"]
     event = inv_ev.StockReservationFailed(order_id=placed.order_id, lines=[
         inv_ev.UnreservableLine(line_no=1, sku="SKU-A", warehouse_code=WH, requested=5, available=2,
                                 reason=inv_ev.RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK)])
-    react(uow, handler, event, None)
+    react(uow, handler, event, delivered(event, "inventory"))
     assert uow.orders.rows[placed.order_id].rejection_reason == (
         "stock not available: line 1 SKU-A@MAIN: insufficient stock (requested 5, available 2)")
 

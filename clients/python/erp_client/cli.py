@@ -6,6 +6,7 @@
     erp order get ORDER_ID [--wait]
     erp order cancel ORDER_ID --reason "..."
     erp order ship ORDER_ID
+    erp order timeline ORDER_ID [--output table|json]   # every step across the services, and what is awaited
     erp demo            # one order from placement to payment, then procure to pay, each service's view
     erp health
     erp deadletters list|show|replay|discard SERVICE [EVENT_ID | --all]   # needs the server package
@@ -19,6 +20,7 @@ import sys
 import grpc
 from google.protobuf import json_format
 
+from erp_client import timeline
 from erp_client.client import ErpClient, Line
 
 
@@ -61,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     cancel.add_argument("--reason", required=True)
     ship = order.add_parser("ship", help="mark an order shipped")
     ship.add_argument("order_id")
+    steps = order.add_parser("timeline", help="every step of an order across the services, and what it awaits")
+    steps.add_argument("order_id")
+    steps.add_argument("--output", choices=("table", "json"), default="table")
     sub.add_parser("demo", help="walk one order from placement to payment, then procure to pay")
     sub.add_parser("health", help="health of every service")
     letters = sub.add_parser("deadletters", add_help=False,
@@ -111,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
                 _print(erp.cancel_order(args.order_id, args.reason))
             elif args.area == "order" and args.action == "ship":
                 _print(erp.mark_shipped(args.order_id))
+            elif args.area == "order" and args.action == "timeline" and args.output == "json":
+                _print(erp.order_timeline(args.order_id))
+            elif args.area == "order" and args.action == "timeline":
+                print(timeline.render(erp.order_timeline(args.order_id)))
             elif args.area == "order":
                 _print(erp.wait_for_order(args.order_id) if args.wait else erp.get_order(args.order_id))
             elif args.area == "demo":

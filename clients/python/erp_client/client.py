@@ -158,6 +158,20 @@ class ErpClient:
                                            page=paging_pb2.PageRequest(page_size=page_size, page_token=page_token))
         return self.orders.ListOrders(request, timeout=self.timeout)
 
+    def order_timeline(self, order_id: str, page_size: int = 0) -> ord_pb.GetOrderTimelineResponse:
+        """Every step of the order, all pages of them, with what it awaits now (from the last page)."""
+        merged, token = ord_pb.GetOrderTimelineResponse(), ""
+        while True:
+            request = ord_pb.GetOrderTimelineRequest(
+                order_id=order_id, page=paging_pb2.PageRequest(page_size=page_size, page_token=token))
+            page = self.orders.GetOrderTimeline(request, timeout=self.timeout)
+            merged.steps.extend(page.steps)
+            token = page.next_page_token
+            if not token:
+                merged.order_id, merged.status = page.order_id, page.status
+                merged.awaiting.extend(page.awaiting)
+                return merged
+
     def cancel_order(self, order_id: str, reason: str) -> ord_pb.Order:
         request = ord_pb.CancelOrderRequest(order_id=order_id, reason=reason)
         return self.orders.CancelOrder(request, timeout=self.timeout).order

@@ -39,6 +39,28 @@ class OrderStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ORDER_STATUS_SHIPPED: _ClassVar[OrderStatus]
     ORDER_STATUS_INVOICED: _ClassVar[OrderStatus]
     ORDER_STATUS_COMPLETED: _ClassVar[OrderStatus]
+
+class TimelineStepKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIMELINE_STEP_KIND_UNSPECIFIED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_PLACED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_STOCK_RESERVED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_STOCK_REFUSED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_CREDIT_APPROVED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_CREDIT_REJECTED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_CONFIRMED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_REJECTED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_DRIVEN_AGAIN: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_INVOICED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_NOTIFIED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_NOTIFICATION_FAILED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_SHIPPED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_STOCK_ISSUED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_PAID: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_CANCELLED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_STOCK_RELEASED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_CREDIT_NOTED: _ClassVar[TimelineStepKind]
+    TIMELINE_STEP_KIND_COMPLETED: _ClassVar[TimelineStepKind]
 FULFILMENT_STATUS_UNSPECIFIED: FulfilmentStatus
 FULFILMENT_STATUS_UNFULFILLED: FulfilmentStatus
 FULFILMENT_STATUS_PARTLY_SHIPPED: FulfilmentStatus
@@ -56,6 +78,25 @@ ORDER_STATUS_CANCELLED: OrderStatus
 ORDER_STATUS_SHIPPED: OrderStatus
 ORDER_STATUS_INVOICED: OrderStatus
 ORDER_STATUS_COMPLETED: OrderStatus
+TIMELINE_STEP_KIND_UNSPECIFIED: TimelineStepKind
+TIMELINE_STEP_KIND_PLACED: TimelineStepKind
+TIMELINE_STEP_KIND_STOCK_RESERVED: TimelineStepKind
+TIMELINE_STEP_KIND_STOCK_REFUSED: TimelineStepKind
+TIMELINE_STEP_KIND_CREDIT_APPROVED: TimelineStepKind
+TIMELINE_STEP_KIND_CREDIT_REJECTED: TimelineStepKind
+TIMELINE_STEP_KIND_CONFIRMED: TimelineStepKind
+TIMELINE_STEP_KIND_REJECTED: TimelineStepKind
+TIMELINE_STEP_KIND_DRIVEN_AGAIN: TimelineStepKind
+TIMELINE_STEP_KIND_INVOICED: TimelineStepKind
+TIMELINE_STEP_KIND_NOTIFIED: TimelineStepKind
+TIMELINE_STEP_KIND_NOTIFICATION_FAILED: TimelineStepKind
+TIMELINE_STEP_KIND_SHIPPED: TimelineStepKind
+TIMELINE_STEP_KIND_STOCK_ISSUED: TimelineStepKind
+TIMELINE_STEP_KIND_PAID: TimelineStepKind
+TIMELINE_STEP_KIND_CANCELLED: TimelineStepKind
+TIMELINE_STEP_KIND_STOCK_RELEASED: TimelineStepKind
+TIMELINE_STEP_KIND_CREDIT_NOTED: TimelineStepKind
+TIMELINE_STEP_KIND_COMPLETED: TimelineStepKind
 
 class OrderLine(_message.Message):
     __slots__ = ("sku", "warehouse_code", "quantity", "unit_price", "shipped_quantity")
@@ -182,3 +223,47 @@ class MarkShippedResponse(_message.Message):
     ORDER_FIELD_NUMBER: _ClassVar[int]
     order: Order
     def __init__(self, order: _Optional[_Union[Order, _Mapping]] = ...) -> None: ...
+
+class TimelineStep(_message.Message):
+    __slots__ = ("occurred_at", "service", "kind", "detail", "event_id")
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    occurred_at: _timestamp_pb2.Timestamp
+    service: str
+    kind: TimelineStepKind
+    detail: str
+    event_id: str
+    def __init__(self, occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., service: _Optional[str] = ..., kind: _Optional[_Union[TimelineStepKind, str]] = ..., detail: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class AwaitedStep(_message.Message):
+    __slots__ = ("service", "description")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    description: str
+    def __init__(self, service: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class GetOrderTimelineRequest(_message.Message):
+    __slots__ = ("order_id", "page")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    page: _paging_pb2.PageRequest
+    def __init__(self, order_id: _Optional[str] = ..., page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class GetOrderTimelineResponse(_message.Message):
+    __slots__ = ("order_id", "status", "steps", "awaiting", "next_page_token")
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    AWAITING_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    order_id: str
+    status: OrderStatus
+    steps: _containers.RepeatedCompositeFieldContainer[TimelineStep]
+    awaiting: _containers.RepeatedCompositeFieldContainer[AwaitedStep]
+    next_page_token: str
+    def __init__(self, order_id: _Optional[str] = ..., status: _Optional[_Union[OrderStatus, str]] = ..., steps: _Optional[_Iterable[_Union[TimelineStep, _Mapping]]] = ..., awaiting: _Optional[_Iterable[_Union[AwaitedStep, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -65,6 +65,11 @@ class OrderServiceStub:
                 request_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedRequest.SerializeToString,
                 response_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedResponse.FromString,
                 _registered_method=True)
+        self.GetOrderTimeline = channel.unary_unary(
+                '/erp.orders.v1.OrderService/GetOrderTimeline',
+                request_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderTimelineRequest.SerializeToString,
+                response_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderTimelineResponse.FromString,
+                _registered_method=True)
 
 
 class OrderServiceServicer:
@@ -117,6 +122,18 @@ class OrderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOrderTimeline(self, request, context):
+        """Every step of one order across the services, oldest first: placed, stock reserved
+        or refused (and why), credit decided, confirmed or rejected, invoiced, notified,
+        shipped, stock issued, paid, cancelled, stock released, credit-noted, completed;
+        each with the service that took it and when, and what the order still waits for.
+        Orders keeps it as a projection of the events it consumes. NOT_FOUND for an
+        unknown order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +161,11 @@ def add_OrderServiceServicer_to_server(servicer, server):
                     servicer.MarkShipped,
                     request_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedRequest.FromString,
                     response_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedResponse.SerializeToString,
+            ),
+            'GetOrderTimeline': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrderTimeline,
+                    request_deserializer=erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderTimelineRequest.FromString,
+                    response_serializer=erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderTimelineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -287,6 +309,33 @@ class OrderService:
             '/erp.orders.v1.OrderService/MarkShipped',
             erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedRequest.SerializeToString,
             erp_dot_orders_dot_v1_dot_orders__pb2.MarkShippedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrderTimeline(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.orders.v1.OrderService/GetOrderTimeline',
+            erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderTimelineRequest.SerializeToString,
+            erp_dot_orders_dot_v1_dot_orders__pb2.GetOrderTimelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

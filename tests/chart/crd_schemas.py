@@ -90,6 +90,19 @@ SERVICE_MONITOR = resource("monitoring.coreos.com/v1", "ServiceMonitor", obj({
         "interval": DURATION, "scrapeTimeout": DURATION, "honorLabels": BOOL})},
 }, ("selector", "endpoints")))
 
+# Its rules are checked for real by promtool (tests/chart/test_monitoring.py); this is the object's shape.
+PROMETHEUS_RULE = resource("monitoring.coreos.com/v1", "PrometheusRule", obj({
+    "groups": {"type": "array", "minItems": 1, "items": obj({
+        "name": {"type": "string", "minLength": 1},
+        "interval": DURATION,
+        "limit": INT,
+        "rules": {"type": "array", "minItems": 1, "items": {**obj({
+            "alert": STR, "record": STR, "expr": {"type": ["string", "integer"]}, "for": DURATION,
+            "keep_firing_for": DURATION, "labels": STRMAP, "annotations": STRMAP}, ("expr",)),
+            "oneOf": [{"required": ["alert"]}, {"required": ["record"]}]}},
+    }, ("name", "rules"))},
+}, ("groups",)))
+
 CNPG_CLUSTER = resource("postgresql.cnpg.io/v1", "Cluster", obj({
     "instances": {"type": "integer", "minimum": 1},
     "imageName": STR,
@@ -119,6 +132,7 @@ SCHEMAS: dict[tuple[str, str], Schema] = {
     ("security.istio.io/v1", "AuthorizationPolicy"): AUTHORIZATION_POLICY,
     ("networking.istio.io/v1", "DestinationRule"): DESTINATION_RULE,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
     ("postgresql.cnpg.io/v1", "Cluster"): CNPG_CLUSTER,
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"): RABBITMQ_CLUSTER,
 }

@@ -6,11 +6,16 @@ from __future__ import annotations
 import grpc
 
 from erp_client.channel import DEFAULT_TIMEOUT_SECONDS, open_channel
+from mesh import tracing
 from mesh.interceptors import ClientInterceptor
 from mesh.settings import Settings
 
 
 def channel_to(settings: Settings, service: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
     secret = settings.internal_token_secret if settings.internal_auth else ""
-    return open_channel(settings.target(service), timeout=timeout,
-                        interceptors=(ClientInterceptor(timeout, internal_secret=secret, service=settings.service),))
+    interceptors = [ClientInterceptor(timeout, internal_secret=secret, service=settings.service)]
+    if tracing.enabled():  # a client span per call, its context in the call's traceparent
+        from opentelemetry.instrumentation.grpc import client_interceptor
+
+        interceptors.append(client_interceptor())
+    return open_channel(settings.target(service), timeout=timeout, interceptors=tuple(interceptors))

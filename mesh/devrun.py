@@ -111,6 +111,7 @@ def main() -> int:
     if not env.get("ERP_SMTP_URL"):
         mail, env["ERP_SMTP_URL"] = start_mail_sink(settings.data_dir / "mail")
     env.setdefault("ERP_GATEWAY_DEV_ISSUER", "true")
+    env.setdefault("ERP_TRACES_DIR", str(settings.data_dir / "traces"))  # `erp trace` reads them
     http_port = env.setdefault("ERP_GATEWAY_HTTP_PORT", "8080")
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -136,12 +137,14 @@ def main() -> int:
             metrics = f"  metrics http://127.0.0.1:{metrics_ports[name]}/metrics" if name in metrics_ports else ""
             print(f"  {name:<12} grpc://{target}  (pid {proc.pid}){metrics}")
         print(f"  data folder  {settings.data_dir}\n  events       {transport}")
+        print(f"  traces       {env['ERP_TRACES_DIR']}  (erp trace ORDER_ID)")
         if mail is not None:
             print(f"  email        {env['ERP_SMTP_URL']} (saved to {settings.data_dir / 'mail'})")
         print(f"  REST         http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json; gRPC edge: the gateway above)")
         print("try:  .venv/bin/erp demo      (one order from placement to payment, then procure to pay)\n"
               "      .venv/bin/erp stock get CHAIR-OAK MAIN\n"
               "      .venv/bin/erp order place --customer CUST-1 --line CHAIR-OAK:2:89.90 --wait\n"
+              "      .venv/bin/erp trace ORDER_ID   (that order's trace across the services, with timings)\n"
               "      TOKEN=$(make -s token SCOPES=\"inventory.read orders.read\")\n"
               f"      curl -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:{http_port}/v1/warehouses/MAIN/stock/CHAIR-OAK\n",
               flush=True)

@@ -16,7 +16,7 @@ import grpc
 from grpc_status import rpc_status
 from sqlalchemy import exc as sa_exc
 
-from mesh import access, context, identity, metrics, validation
+from mesh import access, context, identity, metrics, tracing, validation
 from mesh.errors import DomainError, to_status
 
 log = logging.getLogger("mesh.rpc")
@@ -83,8 +83,9 @@ class ServerInterceptor(grpc.ServerInterceptor):
     registration (`wrapping(server)`); as a grpc interceptor it does the same work, but
     grpc then runs its interceptor pipeline per call on its one polling thread."""
 
-    def __init__(self, auth: InternalAuth | None = None) -> None:
+    def __init__(self, auth: InternalAuth | None = None, service: str = "") -> None:
         self.auth = auth
+        self.service = service  # named on the call's span
         # method -> its wrapped handler: built on the first call, not on every one.
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
@@ -133,6 +134,11 @@ class ServerInterceptor(grpc.ServerInterceptor):
             context.begin_call(request=metadata.get(REQUEST_ID_KEY, ""),
                                correlation=metadata.get(CORRELATION_ID_KEY, ""),
                                timeout=timeout, caller=caller.subject, caller_scopes=caller.scopes)
+            if tracing.enabled():
+                with tracing.server_span(method, metadata, self.service) as span:
+                    if order_id := getattr(request, "order_id", ""):  # `erp trace ORDER_ID` finds the call
+                        span.set_attribute("erp.order_id", order_id)
+                    return _call(method, inner, request, ctx)
             return _call(method, inner, request, ctx)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -205,6 +211,8 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
 
 def _observe(method: str, started: float, code: str) -> None:
     metrics.rpc_served(method).done(code, started)
+    if tracing.enabled():
+        tracing.end_rpc(code, grpc.StatusCode[code].value[0])
 
 
 def _abort(ctx, method, started, code, message, details):

@@ -1,4 +1,4 @@
-"""Structured logging: one JSON object per line, stamped with the call's ids."""
+"""Structured logging: one JSON object per line, stamped with the call's ids and trace id."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,16 @@ import logging
 import sys
 import time
 
-from mesh import context
+from mesh import context, tracing
+
+
+def _ids() -> dict[str, str]:
+    """The ids of the call or event being handled: request, correlation, and the trace's."""
+    ids = {key: value for key, var in (("request_id", context.request_id), ("correlation_id", context.correlation_id))
+           if (value := var.get())}
+    if tracing.enabled() and (trace_id := tracing.trace_id()):
+        ids["trace_id"] = trace_id
+    return ids
 
 
 class JsonFormatter(logging.Formatter):
@@ -23,10 +32,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, var in (("request_id", context.request_id), ("correlation_id", context.correlation_id)):
-            value = var.get()
-            if value:
-                entry[key] = value
+        entry.update(_ids())
         extra = getattr(record, "fields", None)
         if extra:
             entry.update(extra)
@@ -44,9 +50,7 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        ids = " ".join(f"{key}={value}" for key, var in (("request_id", context.request_id),
-                                                          ("correlation_id", context.correlation_id))
-                       if (value := var.get()))
+        ids = " ".join(f"{key}={value}" for key, value in _ids().items())
         if not ids:
             return line
         first, newline, rest = line.partition("\n")  # after the message, before a traceback

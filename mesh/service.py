@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 
-from mesh import db, embedded, idempotency, logs, metrics, sampled
+from mesh import db, embedded, idempotency, logs, metrics, sampled, tracing
 from mesh.cache import Cache
 from mesh.events import topology
 from mesh.events.amqp import AmqpTransport
@@ -116,6 +116,7 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     db.ensure_database(url)
     engine = db.create_engine(url, schema=settings.schema, pool_size=settings.db_pool_size,
                               timeouts=db.Timeouts.from_env(settings.env))
+    tracing.instrument_engine(engine)
     if settings.migrate_on_start:
         db.migrate(engine, settings.schema, spec.migrations_dir)
     cache = Cache(redis_url(settings), prefix=f"{settings.cache_prefix}:{settings.service}",
@@ -181,7 +182,7 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
         ],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
-    calls = ServerInterceptor(internal_auth(settings)).wrapping(server)
+    calls = ServerInterceptor(internal_auth(settings), service=spec.name).wrapping(server)
     guard = idempotency_guard(spec, runtime)
     if guard is not None:  # only a service with mutating RPCs (a request_id field) has keys to keep
         calls = guard.wrapping(calls)
@@ -249,9 +250,11 @@ def run(spec: ServiceSpec) -> None:
     if settings.processes > 1:
         sys.exit(_run_processes(spec, settings))
     metrics.serve(settings.metrics_port, settings.grpc_host)
+    tracing.configure(spec.name)
     running = start(spec, settings)
     wait_for_stop_signal()
     running.stop()
+    tracing.shutdown()
 
 
 def _run_processes(spec: ServiceSpec, settings: Settings) -> int:
@@ -298,9 +301,11 @@ def _run_processes(spec: ServiceSpec, settings: Settings) -> int:
 def _serve_child(spec: ServiceSpec, settings: Settings, index: int) -> int:
     try:
         metrics.serve(settings.metrics_port + index if settings.metrics_port else 0, settings.grpc_host)
+        tracing.configure(spec.name)  # in the child: the exporter's thread must not cross a fork
         running = start(spec, settings, reuse_port=True)
         wait_for_stop_signal()
         running.stop()
+        tracing.shutdown()
         return 0
     except BaseException:  # noqa: BLE001 - report anything, then let the parent decide
         log.exception("%s process %d failed", spec.name, index)

@@ -107,3 +107,45 @@ def engines(request) -> support.Engines:
         yield support.Engines(url, rd, "amqp" if amqp else "postgres", amqp, namespace)
     if amqp:
         support.delete_amqp_namespace(amqp, namespace, ["probe", *RUNNABLE])
+
+
+class CollectedSpans(list):
+    """The spans ended while a test that asked for them runs (the `spans` fixture)."""
+
+    def named(self, name: str) -> list:
+        return [s for s in self if s.name == name]
+
+
+@pytest.fixture(scope="session")
+def _span_sink():
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+
+    sink = {"spans": None}
+
+    class Sink(SpanExporter):
+        def export(self, batch):
+            if sink["spans"] is not None:
+                sink["spans"].extend(batch)
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Sink()))
+    trace.set_tracer_provider(provider)
+    return sink
+
+
+@pytest.fixture
+def spans(_span_sink):
+    """Tracing on (mesh.tracing, with the libraries' instrumentation) for this test; yields the
+    spans as they end, in memory."""
+    from mesh import tracing
+
+    _span_sink["spans"] = collected = CollectedSpans()
+    tracing.enable("tests")
+    try:
+        yield collected
+    finally:
+        tracing.disable()
+        _span_sink["spans"] = None

@@ -24,6 +24,7 @@ then reads what it wrote.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -35,7 +36,7 @@ import sqlalchemy as sa
 from google.protobuf import message
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh import context, faults, metrics
+from mesh import context, faults, metrics, tracing
 from mesh.events import dead_letters
 from mesh.events.envelope import Event, UndecodableEvent, decode, event_type
 from mesh.events.tables import inbox
@@ -224,10 +225,16 @@ class Consumer:
                 log.info("duplicate %s %s ignored", env.event_type, env.event_id)
                 continue
             first_time.discard(env.event_id)
-            with context.scope(correlation=env.correlation_id, causation=env.event_id):
+            with context.scope(correlation=env.correlation_id, causation=env.event_id), self._traced(env):
                 handler(uow, event.payload, event)
             applied.append(event)
         return applied
+
+    def _traced(self, envelope):
+        """The event's process span (mesh.tracing), current while its handler runs."""
+        if tracing.enabled():
+            return tracing.process_span(envelope, self.handlers.consumer)
+        return contextlib.nullcontext()
 
     def wait_until_ready(self, stop: threading.Event) -> None:
         """Takes no more deliveries until ready() answers (or stop): an outage is waited out,

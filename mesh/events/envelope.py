@@ -6,7 +6,7 @@ import dataclasses
 from google.protobuf import any_pb2, message, symbol_database, timestamp_pb2
 
 from erp.events.v1 import envelope_pb2
-from mesh import context
+from mesh import context, tracing
 
 _symbols = symbol_database.Default()
 
@@ -50,6 +50,7 @@ def build(
         correlation_id=context.correlation_id.get() or event_id,
         causation_id=context.causation_id.get() or event_id,
         payload=packed,
+        trace_context=tracing.carrier_of() if tracing.enabled() else None,
     )
 
 

@@ -28,7 +28,8 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from mesh import faults, metrics
+from erp.events.v1.envelope_pb2 import EventEnvelope
+from mesh import faults, metrics, tracing
 from mesh.db import advisory_key
 from mesh.events.tables import outbox
 from mesh.events.transport import Message, Publisher, PublishFailed
@@ -87,8 +88,7 @@ class Relay:
             return 0, 0, False
         sent: list[int] = []
         try:
-            unroutable = self._get_publisher().publish_many(
-                [Message(row.event_type, str(row.event_id), bytes(row.envelope)) for row in rows])
+            unroutable = self._publish(rows)
         except PublishFailed as exc:
             # Nothing of the batch counts as sent; the first row carries the error. Order per
             # aggregate holds: every row is tried again, in id order, in the next round.
@@ -115,6 +115,27 @@ class Relay:
                 self._record_failure(unrouted[0].id, error, quiet=event_type in self._unroutable)
                 self._rest(event_type)
         return len(sent) + settled_unrouted, len(rows), bool(unroutable_types)
+
+    def _publish(self, rows) -> set[str]:
+        """Hands the rows to the transport; returns the ids no queue took. Traced: a publish span
+        per row (see mesh.tracing), failed when the transport refused or nobody took it."""
+        messages = [Message(row.event_type, str(row.event_id), bytes(row.envelope)) for row in rows]
+        if not tracing.enabled():
+            return self._get_publisher().publish_many(messages)
+        batch, spans = tracing.publish_spans([EventEnvelope.FromString(m.body) for m in messages], self.service)
+        try:
+            unroutable = self._get_publisher().publish_many(messages)
+            for message, span in zip(messages, spans, strict=True):
+                if message.event_id in unroutable:
+                    tracing.fail(span, f"no queue bound to {message.event_type}")
+            return unroutable
+        except PublishFailed as exc:
+            for span in (batch, *spans):
+                tracing.fail(span, str(exc))
+            raise
+        finally:
+            for span in (*spans, batch):
+                span.end()
 
     def _rest(self, event_type: str) -> None:
         """Backs off on one unroutable type: 1 s, 2 s, ... up to 30 s between tries."""

@@ -1,7 +1,7 @@
 """python -m services.gateway: run the API gateway (gRPC and REST/JSON at the edge)."""
 import asyncio
 
-from mesh import logs, metrics
+from mesh import logs, metrics, tracing
 from mesh.settings import load
 from services.gateway.service import NAME, serve
 
@@ -9,4 +9,8 @@ if __name__ == "__main__":
     settings = load(NAME)
     logs.configure(NAME, settings.log_level, settings.log_format)
     metrics.serve(settings.metrics_port, settings.grpc_host)
-    asyncio.run(serve(settings))
+    tracing.configure(NAME)
+    try:
+        asyncio.run(serve(settings))
+    finally:
+        tracing.shutdown()

@@ -22,9 +22,14 @@ STRIPPED_HEADERS = {"authorization", "cookie", "proxy-authorization", "remote-us
                     "grpc-timeout", "grpc-accept-encoding", "grpc-encoding", "host", "content-length"}
 
 
-def stripped(metadata) -> list[tuple[str, str | bytes]]:
-    """The caller's metadata minus identity claims and transport headers."""
-    return [(k, v) for k, v in metadata if k.lower() not in STRIPPED_HEADERS and not k.lower().startswith(STRIPPED_PREFIXES)
+TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+
+
+def stripped(metadata, traced: bool = False) -> list[tuple[str, str | bytes]]:
+    """The caller's metadata minus identity claims and transport headers. A tracing gateway
+    also drops the caller's trace context: its own client span's goes in its place."""
+    dropped = STRIPPED_HEADERS | TRACE_HEADERS if traced else STRIPPED_HEADERS
+    return [(k, v) for k, v in metadata if k.lower() not in dropped and not k.lower().startswith(STRIPPED_PREFIXES)
             and not k.startswith(":")]
 
 

@@ -10,7 +10,7 @@ import time
 import grpc
 from grpc_status import rpc_status
 
-from mesh import identity, metrics
+from mesh import identity, metrics, tracing
 from mesh.errors import to_status
 from services.gateway.edge import Edge, Refusal, stripped
 from services.gateway.upstream import HIDDEN_CODES, STATUS_DETAILS_KEY, UpstreamError, Upstreams
@@ -37,6 +37,12 @@ class GrpcEdge(grpc.GenericRpcHandler):
         return self.max_deadline if remaining is None else min(remaining, self.max_deadline)
 
     async def forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
+        if not tracing.enabled():
+            return await self._counted(method, request, ctx)
+        with tracing.server_span(method, dict(ctx.invocation_metadata() or ()), "gateway"):
+            return await self._counted(method, request, ctx)
+
+    async def _counted(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
         served = metrics.rpc_served(method)
         served.started.inc()
         started, outcome = time.perf_counter(), ["CANCELLED"]
@@ -46,6 +52,8 @@ class GrpcEdge(grpc.GenericRpcHandler):
             return reply
         finally:
             served.done(outcome[0], started)
+            if tracing.enabled():
+                tracing.end_rpc(outcome[0], grpc.StatusCode[outcome[0]].value[0])
 
     async def _forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext, outcome: list) -> bytes:
         metadata = tuple(ctx.invocation_metadata() or ())
@@ -55,7 +63,7 @@ class GrpcEdge(grpc.GenericRpcHandler):
         except Refusal as refusal:
             outcome[0] = refusal.code.name
             await abort(ctx, refusal.code, refusal.message, refusal.details)
-        outgoing = [*stripped(metadata), (identity.HEADER, admission.internal_token)]
+        outgoing = [*stripped(metadata, traced=tracing.enabled()), (identity.HEADER, admission.internal_token)]
         try:
             reply = await self.upstreams.call(method, request, self.timeout(ctx), outgoing)
         except UpstreamError as err:

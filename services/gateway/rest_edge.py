@@ -12,8 +12,8 @@ import time
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
-from mesh import context, identity, metrics
-from services.gateway.edge import Edge, Refusal
+from mesh import context, identity, metrics, tracing
+from services.gateway.edge import TRACE_HEADERS, Edge, Refusal
 from services.gateway.ratelimit import retry_after_header
 from services.gateway.routes import NoRoute, RouteTable
 from services.gateway.transcode import HTTP_STATUS, BadRequest, build_request, render, status_json
@@ -51,6 +51,14 @@ class RestEdge:
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
+        if not tracing.enabled():
+            return await self._handle(request)
+        with tracing.http_server_span(request.method, request.headers, "gateway") as span:
+            response = await self._handle(request)
+            tracing.http_route(span, request.method, request.get(ROUTED_TEMPLATE, "unrouted"), response.status)
+            return response
+
+    async def _handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         given = request.headers.get("x-request-id", "")
         request[REQUEST_ID] = given if WELL_FORMED_ID.fullmatch(given) else context.new_id()
@@ -103,7 +111,9 @@ class RestEdge:
             message = build_request(match, body, list(request.query.items()))
         except BadRequest as exc:
             return error(code_pb2.INVALID_ARGUMENT, str(exc))
-        metadata = [(h, request.headers[h]) for h in PASSED_HEADERS if h in request.headers]
+        # Untraced, the caller's trace context goes on as it came; traced, the client span's replaces it.
+        passed = PASSED_HEADERS if tracing.enabled() else (*PASSED_HEADERS, *TRACE_HEADERS)
+        metadata = [(h, request.headers[h]) for h in passed if h in request.headers]
         metadata.append(("x-request-id", request[REQUEST_ID]))
         metadata.append((identity.HEADER, admission.internal_token))
         try:

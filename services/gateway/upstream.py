@@ -11,7 +11,7 @@ import grpc
 from google.rpc import status_pb2
 
 from erp_client.channel import MAX_MESSAGE_BYTES, service_config
-from mesh import metrics
+from mesh import metrics, tracing
 
 # Status codes whose text may carry a service's internals: the caller gets a generic message.
 HIDDEN_CODES = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.DATA_LOSS}
@@ -58,6 +58,15 @@ def set_by_the_service(code: grpc.StatusCode, message: str, trailing_metadata: t
     return status.code == code.value[0] and status.message == message
 
 
+def _interceptors() -> list:
+    """A client span per upstream call when tracing is on (mesh.tracing)."""
+    if not tracing.enabled():
+        return []
+    from opentelemetry.instrumentation.grpc import aio_client_interceptors
+
+    return aio_client_interceptors()
+
+
 class Upstreams:
     def __init__(self, targets: dict[str, str]) -> None:
         self.targets = targets
@@ -65,7 +74,7 @@ class Upstreams:
 
     def channel(self, domain: str) -> grpc.aio.Channel:
         if domain not in self._channels:
-            self._channels[domain] = grpc.aio.insecure_channel(self.targets[domain], options=[
+            self._channels[domain] = grpc.aio.insecure_channel(self.targets[domain], interceptors=_interceptors(), options=[
                 ("grpc.service_config", service_config()),
                 ("grpc.enable_retries", 1),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

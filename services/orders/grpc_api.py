@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 from erp.common.v1 import money_pb2
 from erp.orders.v1 import orders_pb2 as pb
 from erp.orders.v1 import orders_pb2_grpc
-from mesh import money
+from mesh import money, tracing
 from services.orders import domain, handlers
 from services.orders.domain import Order
 from services.orders.timeline import Timeline
@@ -59,6 +59,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             lines=tuple(domain.LineInput(line.sku, line.warehouse_code, line.quantity, line.unit_price.amount,
                                          line.unit_price.currency_code) for line in request.lines))
         order = handlers.place_order(self.runtime.uow(), cmd, self.runtime.settings.default_warehouse)
+        tracing.tag(order_id=order.order_id)  # `erp trace ORDER_ID` finds the placement by it
         return pb.PlaceOrderResponse(order=to_proto(order))
 
     def GetOrder(self, request: pb.GetOrderRequest, context) -> pb.GetOrderResponse:

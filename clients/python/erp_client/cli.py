@@ -11,6 +11,7 @@
     erp health
     erp deadletters list|show|replay|discard SERVICE [EVENT_ID | --all]   # needs the server package
     erp reconcile [CHECK ...] [--dry-run]   # projections against their sources; needs the server package
+    erp trace ORDER_ID | TRACE_ID [--sql]   # a local mesh's trace as a tree with timings (`make run` records them)
 """
 from __future__ import annotations
 
@@ -76,12 +77,17 @@ def parser() -> argparse.ArgumentParser:
                             help="[CHECK ...] [--dry-run]: compare projections with their sources, repair what is "
                                  "unambiguous, exit 1 on drift (needs the server package; `erp reconcile -h`)")
     checks.add_argument("rest", nargs=argparse.REMAINDER)
+    traces = sub.add_parser("trace", add_help=False,
+                            help="ORDER_ID | TRACE_ID [--sql]: the trace of an order or trace id as a tree with "
+                                 "timings, from a local mesh's span files (needs the server package; `erp trace -h`)")
+    traces.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
 # `erp <command> ...` run by a tool of the server package (erp-mesh), which reads the services'
 # databases and the broker: imported only when called, so the client alone needs no `mesh`.
-SERVER_TOOLS = {"deadletters": "mesh.tools.deadletters", "reconcile": "mesh.tools.reconcile"}
+SERVER_TOOLS = {"deadletters": "mesh.tools.deadletters", "reconcile": "mesh.tools.reconcile",
+                "trace": "mesh.tools.traces"}
 
 
 def server_tool(command: str, argv: list[str]) -> int:

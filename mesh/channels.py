@@ -13,9 +13,11 @@ from mesh.settings import Settings
 
 def channel_to(settings: Settings, service: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
     secret = settings.internal_token_secret if settings.internal_auth else ""
-    interceptors = [ClientInterceptor(timeout, internal_secret=secret, service=settings.service)]
+    channel = open_channel(settings.target(service), timeout=timeout,
+                           interceptors=(ClientInterceptor(timeout, internal_secret=secret, service=settings.service),))
     if tracing.enabled():  # a client span per call, its context in the call's traceparent
-        from opentelemetry.instrumentation.grpc import client_interceptor
+        from opentelemetry.instrumentation.grpc import client_interceptor, grpcext
 
-        interceptors.append(client_interceptor())
-    return open_channel(settings.target(service), timeout=timeout, interceptors=tuple(interceptors))
+        # the library's interceptor is of its own kind: it goes on through its own intercept_channel
+        channel = grpcext.intercept_channel(channel, client_interceptor())
+    return channel

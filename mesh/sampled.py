@@ -32,9 +32,12 @@ class Family:
     labels: tuple[str, ...] = ("service",)
 
 
-OUTBOX_PENDING = Family("erp_outbox_pending", "outbox rows not yet published (parked ones left out)")
+OUTBOX_PENDING = Family("erp_outbox_pending",
+                        "outbox rows not yet published, of types a queue takes (unrouted and parked ones left out)")
 OUTBOX_OLDEST_AGE = Family("erp_outbox_oldest_pending_age_seconds",
-                           "age of the oldest unpublished outbox row; 0 when none waits")
+                           "age of the oldest of erp_outbox_pending's rows; 0 when none waits")
+OUTBOX_UNROUTED = Family("erp_outbox_unrouted",
+                         "unpublished outbox rows of types no queue takes yet, parked after ERP_UNROUTABLE_GRACE_SECONDS")
 OUTBOX_PARKED = Family("erp_outbox_parked", "outbox rows parked because no queue took them (erp deadletters)")
 DEAD_LETTERS = Family("erp_dead_letters", "deliveries dead-lettered and held for replay or discard (erp deadletters)")
 
@@ -42,18 +45,25 @@ DEAD_LETTERS = Family("erp_dead_letters", "deliveries dead-lettered and held for
 Sample = tuple[Family, tuple[str, ...], float]
 Sampler = Callable[[sa.Connection], Iterable[Sample]]
 
+# A type the relay found no queue for (it marks the type's first row "no queue bound to ...") is
+# held back until a consumer appears or the grace period parks it: counted apart, so that the lag
+# alert on the oldest pending row is not set off by the event types nobody consumes.
 _BACKLOG = sa.text("""
-    SELECT count(*) FILTER (WHERE published_at IS NULL) AS pending,
-           coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE published_at IS NULL)), 0) AS oldest,
-           count(*) FILTER (WHERE parked_at IS NOT NULL) AS parked,
+    WITH unsent AS (SELECT event_type, created_at, last_error FROM outbox WHERE published_at IS NULL),
+         unrouted AS (SELECT DISTINCT event_type FROM unsent WHERE last_error LIKE 'no queue bound to %')
+    SELECT count(*) FILTER (WHERE NOT held) AS pending,
+           coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE NOT held)), 0) AS oldest,
+           count(*) FILTER (WHERE held) AS unrouted,
+           (SELECT count(*) FROM outbox WHERE parked_at IS NOT NULL) AS parked,
            (SELECT count(*) FROM dead_letters) AS dead
-    FROM outbox""")
+    FROM (SELECT created_at, event_type IN (SELECT event_type FROM unrouted) AS held FROM unsent) AS rows""")
 
 
 def backlog(conn: sa.Connection) -> Iterable[Sample]:
     row = conn.execute(_BACKLOG).one()
     yield OUTBOX_PENDING, (), float(row.pending)
     yield OUTBOX_OLDEST_AGE, (), float(row.oldest)
+    yield OUTBOX_UNROUTED, (), float(row.unrouted)
     yield OUTBOX_PARKED, (), float(row.parked)
     yield DEAD_LETTERS, (), float(row.dead)
 
@@ -123,4 +133,5 @@ def watch(service: str, engine: sa.Engine, own: Gauges | None = None) -> Callabl
     own = own or Gauges((), ())
     SAMPLE_ERRORS.labels(service)  # the series exists at 0 from the start
     return _COLLECTOR.watch(_Watched(service, engine, (backlog, *own.samplers),
-                                     (OUTBOX_PENDING, OUTBOX_OLDEST_AGE, OUTBOX_PARKED, DEAD_LETTERS, *own.families)))
+                                     (OUTBOX_PENDING, OUTBOX_OLDEST_AGE, OUTBOX_UNROUTED, OUTBOX_PARKED, DEAD_LETTERS,
+                                      *own.families)))

@@ -112,7 +112,8 @@ class Relay:
             if max(row.age for row in unrouted) > self.unroutable_grace_seconds:
                 settled_unrouted += self._mark_unrouted(event_type, error)
             else:
-                self._record_failure(unrouted[0].id, error, quiet=event_type in self._unroutable)
+                self._record_failure(unrouted[0].id, error, quiet=event_type in self._unroutable,
+                                     result="unrouted", count=len(unrouted))
                 self._rest(event_type)
         return len(sent) + settled_unrouted, len(rows), bool(unroutable_types)
 
@@ -155,7 +156,7 @@ class Relay:
                      last_error=f"unrouted: {error}"[:500])).rowcount
         log.warning("%d outbox rows of %s parked: %s for over %.0fs (python -m mesh.tools.deadletters list %s)",
                     count, event_type, error, self.unroutable_grace_seconds, self.service)
-        metrics.EVENTS_PUBLISHED.labels(self.service, "unrouted").inc(count)
+        metrics.EVENTS_PUBLISHED.labels(self.service, "parked").inc(count)
         self._rest(event_type)
         return count
 
@@ -179,8 +180,9 @@ class Relay:
             conn.execute(_MARK_SENT, {"ids": ids})
         metrics.EVENTS_PUBLISHED.labels(self.service, "ok").inc(len(ids))
 
-    def _record_failure(self, row_id: int, error: str, quiet: bool = False) -> None:
-        metrics.EVENTS_PUBLISHED.labels(self.service, "error").inc()
+    def _record_failure(self, row_id: int, error: str, quiet: bool = False, result: str = "error",
+                        count: int = 1) -> None:
+        metrics.EVENTS_PUBLISHED.labels(self.service, result).inc(count)
         log.log(logging.DEBUG if quiet else logging.WARNING, "outbox row %s not published: %s", row_id, error)
         with self.engine.begin() as conn:
             conn.execute(outbox.update().where(outbox.c.id == row_id)

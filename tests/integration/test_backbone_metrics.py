@@ -96,3 +96,16 @@ def test_retries_and_dead_letters_are_counted_and_the_dead_letter_gauge_moves(wa
     assert sample("erp_dead_letters", service="probe") == 1
     assert dead_letters.discard(engine) == 1
     assert sample("erp_dead_letters", service="probe") == 0
+
+
+def test_events_no_queue_takes_are_counted_apart_from_the_lag_then_parked(watched):
+    from erp.events.v1 import orders_events_pb2 as orders_ev
+
+    engine, transport, _ = watched
+    emit(engine, 2, payload_type=orders_ev.OrderRejected)  # nobody is bound to this type here
+    assert sample("erp_outbox_pending", service="probe") == 2  # not tried yet: it may well be routable
+    assert Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=300).publish_pending() == 0
+    assert (sample("erp_outbox_pending", service="probe"), sample("erp_outbox_unrouted", service="probe"),
+            sample("erp_outbox_oldest_pending_age_seconds", service="probe")) == (0, 2, 0)
+    assert Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=0).publish_pending() == 2
+    assert (sample("erp_outbox_unrouted", service="probe"), sample("erp_outbox_parked", service="probe")) == (0, 2)

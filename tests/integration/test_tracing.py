@@ -137,3 +137,18 @@ def test_one_order_placed_through_the_gateway_is_one_trace(spans, engines, tmp_p
     assert placement.parent.span_id != edge.context.span_id
     [upstream] = [s for s in in_trace if s.context.span_id == placement.parent.span_id]
     assert upstream.kind == trace.SpanKind.CLIENT and upstream.parent.span_id == edge.context.span_id
+
+
+def test_a_service_calling_another_makes_a_client_span_the_callee_continues(spans, embedded_engines, tmp_path):
+    from erp.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+    from mesh.channels import channel_to
+
+    with running_mesh(embedded_engines, tmp_path, services=("inventory",)) as (client, started):
+        client.create_product("CHAIR", "Chair")
+        settings = support.settings_for("procurement", embedded_engines, tmp_path,
+                                        targets={"inventory": f"127.0.0.1:{started['inventory'].port}"})
+        stub = inventory_pb2_grpc.InventoryServiceStub(channel_to(settings, "inventory"))
+        assert stub.GetProduct(inventory_pb2.GetProductRequest(sku="CHAIR")).product.sku == "CHAIR"
+    [call] = [s for s in spans if s.kind == trace.SpanKind.CLIENT and s.name.endswith("InventoryService/GetProduct")]
+    [served] = [s for s in spans if s.kind == trace.SpanKind.SERVER and s.name.endswith("InventoryService/GetProduct")]
+    assert served.parent.span_id == call.context.span_id and served.context.trace_id == call.context.trace_id

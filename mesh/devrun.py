@@ -26,7 +26,7 @@ from mesh.settings import DEFAULT_PORTS, load
 from services import EDGE  # noqa: E402  (names only; devrun is a dev tool)
 from services import RUNNABLE as SERVICES  # noqa: E402
 
-# `make run` serves each service's Prometheus /metrics on its own port, from this one up (9460-9465),
+# `make run` serves each service's Prometheus /metrics on its own port, from this one up (9460-9466, the gateway last),
 # unless ERP_METRICS_PORT names another first port.
 DEFAULT_METRICS_BASE = 9460
 
@@ -117,12 +117,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
     # ERP_METRICS_PORT is the first of consecutive ports, one per service process.
     metrics_base = int(env.pop("ERP_METRICS_PORT", "") or DEFAULT_METRICS_BASE)
-    metrics_ports = {name: metrics_base + i for i, name in enumerate(SERVICES)}
+    metrics_ports = {name: metrics_base + i for i, name in enumerate((*SERVICES, *EDGE))}
     started = start_mesh(SERVICES, env, metrics_ports=metrics_ports)
     try:
         for _, _, target in started:
             wait_serving(target, timeout=60)
-        started += start_mesh(EDGE, env)
+        started += start_mesh(EDGE, env, metrics_ports=metrics_ports)
         wait_serving(started[-1][2], timeout=60)
         if not args.no_demo:
             from erp_client import demo

@@ -34,6 +34,8 @@ class GatewayConfig:
     rate_limits: dict[str, RateLimit]
     rate_limit_when_redis_down: str  # "open" or "closed"
     dev_issuer: bool
+    upstream_health_timeout_seconds: float
+    upstream_health_cache_seconds: float
 
 
 def parse_rate_limits(text: str) -> dict[str, RateLimit]:
@@ -80,4 +82,6 @@ def load(settings: Settings) -> GatewayConfig:
         rate_limits=parse_rate_limits(get("ERP_GATEWAY_RATE_LIMITS", DEFAULT_RATE_LIMITS)),
         rate_limit_when_redis_down=when_down,
         dev_issuer=dev,
+        upstream_health_timeout_seconds=float(get("ERP_GATEWAY_HEALTH_TIMEOUT_SECONDS", "1")),
+        upstream_health_cache_seconds=float(get("ERP_GATEWAY_HEALTH_CACHE_SECONDS", "1")),
     )

@@ -22,10 +22,11 @@ from services.gateway import devtoken, openapi, routes
 from services.gateway.auth import Authenticator
 from services.gateway.edge import Edge
 from services.gateway.grpc_edge import GrpcEdge
+from services.gateway.health import GatewayHealth
 from services.gateway.jwks import KeySet
 from services.gateway.ratelimit import RateLimiter
 from services.gateway.rest_edge import RestEdge
-from services.gateway.upstream import Upstreams
+from services.gateway.upstream import Upstreams, domain_of
 
 log = logging.getLogger("gateway")
 NAME = "gateway"
@@ -53,7 +54,7 @@ class Gateway:
     keys: KeySet
     limiter: RateLimiter
     upstreams: Upstreams
-    health: health.aio.HealthServicer
+    health: GatewayHealth
 
     async def stop(self, grace: float = 2.0) -> None:
         await self.health.enter_graceful_shutdown()
@@ -99,9 +100,11 @@ async def start(settings: Settings, rules: dict[str, access.Rule] | None = None)
                                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.so_reuseport", 0)],
                              maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     edge_services = sorted({r.method.split("/")[1] for r in rules.values() if not r.internal_only})
+    # each routed service's health is its owning service's: the gateway asks it (health.py)
+    health_servicer = GatewayHealth(upstreams, {name: domain_of(f"/{name}/") for name in edge_services},
+                                    cfg.upstream_health_timeout_seconds, cfg.upstream_health_cache_seconds)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((*edge_services, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     server.add_generic_rpc_handlers((GrpcEdge(edge, upstreams, cfg.max_deadline_seconds),))
     grpc_port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")

@@ -9,6 +9,7 @@ import logging
 import re
 import time
 
+import grpc
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
@@ -32,8 +33,23 @@ WELL_FORMED_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 def error(code: int, message: str, details=(), headers: dict | None = None) -> web.Response:
+    if code == code_pb2.UNAUTHENTICATED and "WWW-Authenticate" not in (headers or {}):
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}  # every 401 names its scheme (RFC 9110)
     return web.Response(status=HTTP_STATUS[code], body=status_json(code, message, details), content_type=JSON,
                         headers=headers)
+
+
+def bearer_challenge(authorization: str | None, error_code: str = "", description: str = "") -> str:
+    """The WWW-Authenticate challenge of a 401 (RFC 6750 section 3): a bare `Bearer` when the request
+    brought no bearer token, with error="invalid_token" when it brought one that was refused."""
+    if not error_code:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "Bearer"
+        error_code = "invalid_token"
+    # a quoted-string: printable ASCII, with " and \ escaped
+    text = "".join(c for c in description if " " <= c <= "~").replace("\\", "\\\\").replace('"', '\\"')
+    return f'Bearer error="{error_code}"' + (f', error_description="{text}"' if text else "")
 
 
 class RestEdge:
@@ -83,8 +99,9 @@ class RestEdge:
         if request.method == "GET" and path in self.documents:
             return web.Response(body=self.documents[path], content_type=JSON)
         if "access_token" in request.query:
-            return error(code_pb2.UNAUTHENTICATED, "tokens in the query string are refused: "
-                                                  "send Authorization: Bearer <token>")
+            message = "tokens in the query string are refused: send Authorization: Bearer <token>"
+            return error(code_pb2.UNAUTHENTICATED, message, headers={
+                "WWW-Authenticate": bearer_challenge(None, "invalid_request", message)})
         try:
             match = self.table.match(request.method, path)
         except NoRoute as no_route:
@@ -101,7 +118,10 @@ class RestEdge:
                                               request.remote or "")
         except Refusal as refusal:
             headers = {"Retry-After": retry_after_header(refusal.retry_after_seconds)} \
-                if refusal.retry_after_seconds is not None else None
+                if refusal.retry_after_seconds is not None else {}
+            if refusal.code == grpc.StatusCode.UNAUTHENTICATED:
+                headers["WWW-Authenticate"] = bearer_challenge(request.headers.get("Authorization"),
+                                                               description=refusal.message)
             return error(refusal.code.value[0], refusal.message, refusal.details, headers)
         try:
             body = await request.read()

@@ -4,8 +4,9 @@ lowerCamelCase out, int64 as strings, enums by name, unknown fields refused."""
 from __future__ import annotations
 
 import json
+import re
 
-from google.protobuf import descriptor, json_format, message, message_factory
+from google.protobuf import descriptor, json_format, message, message_factory, timestamp_pb2
 from google.rpc import status_pb2
 
 from services.gateway.routes import Match
@@ -18,6 +19,21 @@ HTTP_STATUS = {
     9: 400, 10: 409, 11: 400, 12: 501, 13: 500, 14: 503, 15: 500, 16: 401,
 }
 QUERY_SKIPPED = {"access_token"}
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")
+NUMBER = re.compile(r"-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?|-?\.[0-9]+([eE][-+]?[0-9]+)?")
+PARSE_PREFIX = re.compile(r"Failed to parse (\S+) field: ")
+PARSER_WORDS = (
+    (re.compile(r"invalid literal for int\(\)|Couldn't parse integer|for integer field"), "must be a whole number"),
+    (re.compile(r"^Value out of range"), "is out of range"),
+    (re.compile(r"could not convert string to float|Couldn't parse float"), "must be a number"),
+    (re.compile(r"^expected string or bytes-like object"), "must be a string"),
+)
+INTEGER_RANGES = {
+    **dict.fromkeys((F.TYPE_INT32, F.TYPE_SINT32, F.TYPE_SFIXED32), (-(2**31), 2**31 - 1)),
+    **dict.fromkeys((F.TYPE_UINT32, F.TYPE_FIXED32), (0, 2**32 - 1)),
+    **dict.fromkeys((F.TYPE_INT64, F.TYPE_SINT64, F.TYPE_SFIXED64), (-(2**63), 2**63 - 1)),
+    **dict.fromkeys((F.TYPE_UINT64, F.TYPE_FIXED64), (0, 2**64 - 1)),
+}
 
 
 class BadRequest(Exception):
@@ -54,12 +70,27 @@ def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> me
                 raise BadRequest(f"{name} is already bound by the path or the body")
             _set_path(request, path, values)
     except json_format.ParseError as exc:
-        raise BadRequest(f"invalid request: {exc}") from None
+        raise BadRequest(parse_error_message(str(exc))) from None
     except ValueError:  # JSONDecodeError, and UnicodeDecodeError for bytes that are not UTF-8
         raise BadRequest("the request body is not valid JSON") from None
     except RecursionError:  # '[[[[...' deeper than the parser's stack: the caller's input, not our bug
         raise BadRequest("the request body is nested too deeply") from None
     return request
+
+
+def parse_error_message(text: str) -> str:
+    """The JSON parser's complaint in the API's words where it speaks Python's: "Failed to parse
+    page field: Failed to parse pageSize field: invalid literal for int() with base 10: 'abc'"
+    -> "page.pageSize must be a whole number"."""
+    path, rest = [], text
+    while match := PARSE_PREFIX.match(rest):
+        path.append(match.group(1))
+        rest = rest[match.end():]
+    name = ".".join(path)
+    for pattern, says in PARSER_WORDS:
+        if name and pattern.search(rest):
+            return f"{name} {says}"
+    return f"invalid request: {text}"
 
 
 def _group(query: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -94,10 +125,30 @@ def _is_repeated(field: descriptor.FieldDescriptor) -> bool:
 
 
 def _scalar(field: descriptor.FieldDescriptor, text: str, name: str):
+    """A query or path value checked here, so a wrong one is refused in the API's words (with the
+    name the caller wrote), not the parser's ("invalid literal for int() with base 10")."""
     if field.type == F.TYPE_BOOL:
         if text not in ("true", "false"):
             raise BadRequest(f"{name} must be true or false")
         return text == "true"
+    if field.type in INTEGER_RANGES:
+        low, high = INTEGER_RANGES[field.type]
+        if not WHOLE_NUMBER.fullmatch(text):
+            raise BadRequest(f"{name} must be a whole number")
+        if not low <= int(text) <= high:
+            raise BadRequest(f"{name} must be a whole number from {low} to {high}")
+    elif field.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
+        if not NUMBER.fullmatch(text) and text not in ("NaN", "Infinity", "-Infinity"):
+            raise BadRequest(f"{name} must be a number")
+    elif field.type == F.TYPE_ENUM:
+        values = field.enum_type.values
+        if text not in {v.name for v in values} and text not in {str(v.number) for v in values}:
+            raise BadRequest(f"{name} must be one of {', '.join(v.name for v in values)}")
+    elif field.type == F.TYPE_MESSAGE and field.message_type.full_name == "google.protobuf.Timestamp":
+        try:
+            timestamp_pb2.Timestamp().FromJsonString(text)
+        except ValueError:
+            raise BadRequest(f"{name} must be an RFC 3339 time such as 2026-03-01T12:00:00Z") from None
     return text  # the JSON mapping accepts numbers, enums and timestamps as strings
 
 

@@ -181,3 +181,33 @@ def test_a_forged_signature_is_refused(gateway):
     header, payload, _ = gateway.issuer.token(READ).split(".")
     forged = jwt.encode(gateway.issuer.claims(READ, sub="admin"), "x" * 32, algorithm="HS256").split(".")[2]
     refused(gateway, f"{header}.{b64(gateway.issuer.claims(READ, sub='admin'))}.{forged}")
+
+
+def test_a_401_names_the_bearer_scheme_and_says_when_the_token_was_refused(gateway, backend):
+    """RFC 6750 section 3: no token (or another scheme) gets a bare challenge; a bearer token that was
+    refused gets error="invalid_token"; a token in the query string is an invalid request."""
+    url = f"{gateway.base_url}/v1/orders/o-1"
+    for headers in ({}, {"Authorization": "Basic dXNlcjpw"}, {"Authorization": "Bearer "}):
+        response = requests.get(url, headers=headers, timeout=10)
+        assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer", headers
+    expired = gateway.issuer.token(READ, exp=int(time.time()) - 3600)
+    for token in ("garbage", expired, gateway.issuer.token(READ, aud="another-api")):
+        response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        challenge = response.headers["WWW-Authenticate"]
+        assert response.status_code == 401 and challenge.startswith('Bearer error="invalid_token"'), challenge
+        assert ', error_description="' in challenge
+    response = requests.get(url, params={"access_token": gateway.issuer.token(READ)}, timeout=10)
+    assert response.headers["WWW-Authenticate"].startswith('Bearer error="invalid_request"')
+    ok = requests.get(url, headers={"Authorization": f"Bearer {gateway.issuer.token(READ)}"}, timeout=10)
+    assert ok.status_code == 200 and "WWW-Authenticate" not in ok.headers
+    assert len(backend.seen) == 1
+
+
+def test_a_401_from_the_service_behind_names_the_scheme_too(gateway, backend):
+    def unauthenticated(_request, ctx):
+        ctx.abort(grpc.StatusCode.UNAUTHENTICATED, "internal token refused")
+
+    backend.replies[GET_ORDER] = unauthenticated
+    response = requests.get(f"{gateway.base_url}/v1/orders/o-1",
+                            headers={"Authorization": f"Bearer {gateway.issuer.token(READ)}"}, timeout=10)
+    assert response.status_code == 401 and response.headers["WWW-Authenticate"] == "Bearer"

@@ -123,6 +123,29 @@ def test_unknown_fields_are_400(gateway, backend):
     assert backend.seen == []
 
 
+@pytest.mark.parametrize(("query", "message"), [
+    ("page.pageSize=abc", "page.pageSize must be a whole number"),
+    ("page.page_size=12.5", "page.page_size must be a whole number"),
+    ("page.pageSize=1e2", "page.pageSize must be a whole number"),
+    ("page.pageSize=99999999999", "page.pageSize must be a whole number from -2147483648 to 2147483647"),
+    ("status=SHIPPED_YESTERDAY", "status must be one of ORDER_STATUS_UNSPECIFIED, "),
+    ("createdAfter=yesterday", "createdAfter must be an RFC 3339 time"),
+])
+def test_a_wrong_query_value_is_refused_in_the_apis_words(gateway, backend, query, message):
+    response = rest(gateway, "GET", f"/v1/orders?{query}")
+    assert response.status_code == 400 and response.json()["code"] == 3
+    assert response.json()["message"].startswith(message), response.json()["message"]
+    assert "int()" not in response.text and "base 10" not in response.text and "Failed to parse" not in response.text
+    assert backend.seen == []
+
+
+def test_a_wrong_number_in_the_body_is_refused_in_the_apis_words(gateway, backend):
+    response = rest(gateway, "POST", "/v1/orders", json={"customerId": "c", "lines": [{"sku": "A", "quantity": "x"}]})
+    assert response.status_code == 400
+    assert response.json()["message"] == "lines.quantity must be a whole number", response.text
+    assert backend.seen == []
+
+
 def test_unmatched_requests_are_404_or_405_never_passed_through(gateway, backend):
     assert rest(gateway, "GET", "/v1/nothing").status_code == 404
     assert rest(gateway, "GET", "/v1/orders/o-1/extra").status_code == 404

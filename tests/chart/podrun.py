@@ -1,7 +1,8 @@
 """Running a rendered container locally, the way the kubelet would: exactly its command, args and env.
 
-- secretKeyRef env vars get test values, then `$(VAR)` references are expanded as Kubernetes does
-  (defined earlier in the list: replaced; `$$(VAR)`: a literal `$(VAR)`; undefined: left as is);
+- secretKeyRef env vars get test values, a downward-API metadata.name the pod's name, then `$(VAR)`
+  references are expanded as Kubernetes does (defined earlier in the list: replaced; `$$(VAR)`: a
+  literal `$(VAR)`; undefined: left as is);
 - host names in URL values are mapped to local addresses (cluster DNS does not exist here); a host the
   map does not know fails the test instead of being silently ignored;
 - nothing else reaches the process: no ERP_* variable from the developer's shell, and the embedded
@@ -44,10 +45,16 @@ def expand(value: str, env: dict[str, str]) -> str:
     return VAR.sub(sub, value)
 
 
-def resolve_env(container: dict, secrets: dict[tuple[str, str], str]) -> dict[str, str]:
+def resolve_env(container: dict, secrets: dict[tuple[str, str], str], pod_name: str = "") -> dict[str, str]:
+    """The container's env as the kubelet gives it: secrets filled in, the downward API's metadata.name
+    (the pod's name: pod_name, or <container>-local), then $(VAR) expanded."""
     env: dict[str, str] = {}
     for item in container.get("env", []):
-        if "valueFrom" in item:
+        if "fieldRef" in item.get("valueFrom", {}):
+            path = item["valueFrom"]["fieldRef"]["fieldPath"]
+            assert path == "metadata.name", f"{item['name']}: the test knows only metadata.name, not {path}"
+            env[item["name"]] = pod_name or f"{container['name']}-local"
+        elif "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
             key = (ref["name"], ref["key"])
             assert key in secrets, f"{item['name']} refers to Secret {ref['name']} key {ref['key']}, which the test does not know"

@@ -248,8 +248,9 @@ def test_no_secret_is_rendered_as_plain_text(renderings, combination):
                             f"{where}: {env['name']} has credentials in plain text"
                 for ref in re.findall(r"\$\(([A-Z0-9_]+)\)", value):
                     assert ref in defined, f"{where}: {env['name']} uses $({ref}) before it is defined"
-                if "valueFrom" in env:
-                    assert set(env["valueFrom"]) == {"secretKeyRef"}
+                if "valueFrom" in env:  # a Secret, or the pod's own name (otel: k8s.pod.name=$(POD_NAME))
+                    assert set(env["valueFrom"]) == {"secretKeyRef"} or \
+                        env["valueFrom"] == {"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}, where
                 assert not re.search(r"(?i)password|secret|token", env["name"]) or "valueFrom" in env, \
                     f"{where}: {env['name']} looks like a secret but is a plain value"
                 defined.append(env["name"])

@@ -258,9 +258,11 @@ Kubernetes dependent env var expansion $(VAR) (the referenced vars come first).
   value: {{ $root.Values.config.amqpNamespace | quote }}
 {{- end -}}
 
-{{/* Settings the chart owns; config.env / services.<name>.env may not set them. */}}
+{{/* Settings the chart owns; config.env / services.<name>.env may not set them. The OTEL_* ones (and
+POD_NAME, which OTEL_RESOURCE_ATTRIBUTES refers to) come from the otel section, even while it is off: the
+collector's address and headers go through otel.endpoint (its NetworkPolicy egress) and otel.headersSecret. */}}
 {{- define "erp.reservedEnv" -}}
-ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_GRACE_SECONDS ERP_LOG_LEVEL ERP_LOG_FORMAT ERP_DATABASE_URL ERP_REDIS_URL ERP_AMQP_URL ERP_AMQP_NAMESPACE ERP_EVENT_TRANSPORT ERP_DATA_DIR ERP_INTERNAL_AUTH ERP_INTERNAL_TOKEN_SECRET
+ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_GRACE_SECONDS ERP_LOG_LEVEL ERP_LOG_FORMAT ERP_DATABASE_URL ERP_REDIS_URL ERP_AMQP_URL ERP_AMQP_NAMESPACE ERP_EVENT_TRANSPORT ERP_DATA_DIR ERP_INTERNAL_AUTH ERP_INTERNAL_TOKEN_SECRET OTEL_EXPORTER_OTLP_ENDPOINT OTEL_EXPORTER_OTLP_TRACES_ENDPOINT OTEL_EXPORTER_OTLP_HEADERS OTEL_EXPORTER_OTLP_TRACES_HEADERS OTEL_SERVICE_NAME OTEL_RESOURCE_ATTRIBUTES OTEL_TRACES_SAMPLER OTEL_TRACES_SAMPLER_ARG POD_NAME
 {{- end -}}
 
 {{/* Fails when an env name is one the chart sets itself: (list $ $name $where). */}}
@@ -268,7 +270,8 @@ ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_G
 {{- $reserved := splitList " " (include "erp.reservedEnv" (index . 0)) -}}
 {{- $key := index . 1 -}}
 {{- if or (has $key $reserved) (regexMatch "^ERP_[A-Z0-9]+_(DATABASE_URL|TARGET)$" $key) -}}
-{{- fail (printf "%s sets %s, which the chart sets itself" (index . 2) $key) -}}
+{{- $how := ternary " (set it with the otel section: endpoint, sampler, samplerArg, environment, resourceAttributes, headersSecret)" "" (or (hasPrefix "OTEL_" $key) (eq $key "POD_NAME")) -}}
+{{- fail (printf "%s sets %s, which the chart sets itself%s" (index . 2) $key $how) -}}
 {{- end -}}
 {{- end -}}
 
@@ -326,6 +329,102 @@ ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_G
     secretKeyRef:
       name: {{ required "internalAuth.existingSecret is required with internalAuth.enabled" $auth.existingSecret }}
       key: {{ $auth.key }}
+{{- end }}
+{{- end -}}
+
+{{/* A value of OTEL_RESOURCE_ATTRIBUTES, percent-encoded where the SDKs' parser (pairs split on ",", values
+percent-decoded, surrounding blanks trimmed) or Kubernetes' $(VAR) expansion would change it. */}}
+{{- define "erp.otelAttributeValue" -}}
+{{- toString . | replace "%" "%25" | replace "," "%2C" | replace " " "%20" | replace "$" "%24" -}}
+{{- end -}}
+
+{{/* The NetworkPolicy port to the collector: otel.port, else the endpoint's, else its scheme's default. */}}
+{{- define "erp.otelPort" -}}
+{{- $otel := .Values.otel -}}
+{{- if $otel.port -}}
+{{- int $otel.port -}}
+{{- else -}}
+{{- $url := urlParse $otel.endpoint -}}
+{{- $port := regexFind ":[0-9]+$" $url.host | trimPrefix ":" -}}
+{{- if $port -}}
+{{- int $port -}}
+{{- else -}}
+{{- ternary 443 80 (eq $url.scheme "https") -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+OpenTelemetry env of a service or the gateway, when otel.endpoint is set: (list $ "inventory"). The SDK reads
+these standard variables itself (mesh/tracing.py turns tracing on when the endpoint is set).
+OTEL_SERVICE_NAME is erp-<component>, the name the code defaults to; POD_NAME (downward API) comes before
+OTEL_RESOURCE_ATTRIBUTES, which refers to it as $(POD_NAME).
+*/}}
+{{- define "erp.otelEnv" -}}
+{{- $root := index . 0 -}}
+{{- $component := index . 1 -}}
+{{- $otel := $root.Values.otel -}}
+{{- if $otel.endpoint -}}
+{{- if hasSuffix "/v1/traces" (trimSuffix "/" $otel.endpoint) -}}
+{{- fail (printf "otel.endpoint is the collector's base URL (e.g. http://otel-collector.observability:4318): the SDK appends /v1/traces itself, got %s" $otel.endpoint) -}}
+{{- end -}}
+{{- if and $root.Values.networkPolicy.enabled (not $otel.networkPeers) -}}
+{{- fail "otel.networkPeers is needed with otel.endpoint and networkPolicy.enabled: egress is denied by default, so the spans could not reach the collector" -}}
+{{- end -}}
+{{- $attributes := $otel.resourceAttributes | default dict -}}
+{{- range $key, $reason := dict "service.name" "it is OTEL_SERVICE_NAME, erp-<service>" "k8s.namespace.name" "the chart sets it" "k8s.pod.name" "the chart sets it" "deployment.environment.name" "set otel.environment" -}}
+{{- if hasKey $attributes $key -}}
+{{- fail (printf "otel.resourceAttributes sets %s: %s" $key $reason) -}}
+{{- end -}}
+{{- end -}}
+{{- $pairs := list (printf "k8s.namespace.name=%s" (include "erp.otelAttributeValue" $root.Release.Namespace)) "k8s.pod.name=$(POD_NAME)" -}}
+{{- if not (hasKey $attributes "service.version") -}}
+{{- $pairs = append $pairs (printf "service.version=%s" (include "erp.otelAttributeValue" (default $root.Chart.AppVersion $root.Values.image.tag))) -}}
+{{- end -}}
+{{- with $otel.environment -}}
+{{- $pairs = append $pairs (printf "deployment.environment.name=%s" (include "erp.otelAttributeValue" .)) -}}
+{{- end -}}
+{{- range $key := keys $attributes | sortAlpha -}}
+{{- $pairs = append $pairs (printf "%s=%s" $key (include "erp.otelAttributeValue" (get $attributes $key))) -}}
+{{- end }}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      apiVersion: v1
+      fieldPath: metadata.name
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $otel.endpoint | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "erp-%s" $component | quote }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $pairs | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $otel.sampler | quote }}
+{{- if not (eq (toString $otel.samplerArg) "") }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ toString $otel.samplerArg | quote }}
+{{- end }}
+{{- with $otel.headersSecret }}
+{{- if .name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name }}
+      key: {{ .key }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* NetworkPolicy egress rule to the collector, when traces go to one (otel.endpoint). */}}
+{{- define "erp.otelEgress" -}}
+{{- $otel := .Values.otel -}}
+{{- if and $otel.endpoint $otel.networkPeers }}
+- to:
+    {{- toYaml $otel.networkPeers | nindent 4 }}
+  ports:
+    - protocol: TCP
+      port: {{ include "erp.otelPort" . }}
 {{- end }}
 {{- end -}}
 

@@ -36,6 +36,7 @@ class GatewayConfig:
     dev_issuer: bool
     upstream_health_timeout_seconds: float
     upstream_health_cache_seconds: float
+    openapi_server_url: str
 
 
 def parse_rate_limits(text: str) -> dict[str, RateLimit]:
@@ -84,4 +85,5 @@ def load(settings: Settings) -> GatewayConfig:
         dev_issuer=dev,
         upstream_health_timeout_seconds=float(get("ERP_GATEWAY_HEALTH_TIMEOUT_SECONDS", "1")),
         upstream_health_cache_seconds=float(get("ERP_GATEWAY_HEALTH_CACHE_SECONDS", "1")),
+        openapi_server_url=get("ERP_GATEWAY_OPENAPI_SERVER_URL", ""),
     )

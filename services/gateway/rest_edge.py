@@ -14,6 +14,7 @@ from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
 from mesh import context, identity, metrics, tracing
+from services.gateway.docs import PAGE_PATH, Page
 from services.gateway.edge import TRACE_HEADERS, Edge, Refusal
 from services.gateway.ratelimit import retry_after_header
 from services.gateway.routes import NoRoute, RouteTable
@@ -54,8 +55,9 @@ def bearer_challenge(authorization: str | None, error_code: str = "", descriptio
 
 class RestEdge:
     def __init__(self, edge: Edge, upstreams: Upstreams, table: RouteTable, max_deadline_seconds: float,
-                 max_body_bytes: int, documents: dict[str, dict]) -> None:
+                 max_body_bytes: int, documents: dict[str, dict], pages: dict[str, Page] | None = None) -> None:
         self.edge, self.upstreams, self.table = edge, upstreams, table
+        self.pages = pages or {}  # path -> static page (the /docs page and its assets)
         self.max_deadline, self.max_body = max_deadline_seconds, max_body_bytes
         # path -> JSON document served as is (the OpenAPI, the dev JWKS), serialized once
         self.documents = {path: json.dumps(doc).encode() for path, doc in documents.items()}
@@ -98,6 +100,15 @@ class RestEdge:
         path = request.raw_path.split("?", 1)[0]
         if request.method == "GET" and path in self.documents:
             return web.Response(body=self.documents[path], content_type=JSON)
+        if request.method == "GET" and path in self.pages:
+            page = self.pages[path]
+            headers = {**dict(page.headers), "Vary": "Accept-Encoding"}
+            if "gzip" in request.headers.get("Accept-Encoding", ""):
+                headers["Content-Encoding"] = "gzip"
+                return web.Response(body=page.gzipped, content_type=page.content_type, headers=headers)
+            return web.Response(body=page.body, content_type=page.content_type, headers=headers)
+        if request.method == "GET" and self.pages and path == PAGE_PATH + "/":
+            return web.Response(status=308, headers={"Location": "../docs"})
         if "access_token" in request.query:
             message = "tokens in the query string are refused: send Authorization: Bearer <token>"
             return error(code_pb2.UNAUTHENTICATED, message, headers={

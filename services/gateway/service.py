@@ -18,7 +18,7 @@ from erp_client.channel import MAX_MESSAGE_BYTES
 from mesh import access, embedded
 from mesh.settings import Settings
 from services.gateway import config as gateway_config
-from services.gateway import devtoken, openapi, routes
+from services.gateway import devtoken, docs, openapi, routes
 from services.gateway.auth import Authenticator
 from services.gateway.edge import Edge
 from services.gateway.grpc_edge import GrpcEdge
@@ -77,7 +77,7 @@ async def start(settings: Settings, rules: dict[str, access.Rule] | None = None)
     """Starts both edges; grpc_port / ERP_GATEWAY_HTTP_PORT 0 pick free ports (tests)."""
     cfg = gateway_config.load(settings)
     rules = access.table() if rules is None else rules
-    documents = {OPENAPI_PATH: openapi.committed()}
+    documents = {OPENAPI_PATH: openapi.served(openapi.committed(), cfg.openapi_server_url)}
     if cfg.dev_issuer:
         documents[DEV_JWKS_PATH] = devtoken.jwks(devtoken.load_or_create_key(settings.data_dir))
     keys = KeySet(cfg.jwks_url, cfg.jwks_refresh_seconds, cfg.jwks_min_refetch_seconds)
@@ -90,7 +90,7 @@ async def start(settings: Settings, rules: dict[str, access.Rule] | None = None)
     upstreams = Upstreams(settings.targets)
 
     runner = web.AppRunner(RestEdge(edge, upstreams, routes.build(rules), cfg.max_deadline_seconds,
-                                    cfg.max_body_bytes, documents).app(), access_log=None)
+                                    cfg.max_body_bytes, documents, docs.pages()).app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, cfg.http_host, cfg.http_port)
     await site.start()

@@ -53,9 +53,10 @@ def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> me
             if route.body == "*":
                 if not isinstance(data, dict):
                     raise BadRequest("the request body must be a JSON object")
-                json_format.ParseDict(data, request)
             else:
-                json_format.ParseDict({route.body: data}, request)
+                data = {route.body: data}
+            _enums_by_name(data, request.DESCRIPTOR)
+            json_format.ParseDict(data, request)
         elif body.strip():
             raise BadRequest(f"{route.http_method} {route.template.text} takes no request body")
         bound = {route.body} if route.body and route.body != "*" else set()
@@ -66,7 +67,7 @@ def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> me
             raise BadRequest("query parameters are not accepted where the body is the whole request")
         for name, values in _group(query).items():
             path = tuple(name.split("."))
-            if path[0] in bound:
+            if _field(request.DESCRIPTOR, path[0]) is not None and _field(request.DESCRIPTOR, path[0]).name in bound:
                 raise BadRequest(f"{name} is already bound by the path or the body")
             _set_path(request, path, values)
     except json_format.ParseError as exc:
@@ -93,6 +94,36 @@ def parse_error_message(text: str) -> str:
     return f"invalid request: {text}"
 
 
+def _field(desc: descriptor.Descriptor, name: str) -> descriptor.FieldDescriptor | None:
+    """A field by its proto name or its JSON (lowerCamelCase) name."""
+    return desc.fields_by_name.get(name) or next((f for f in desc.fields if f.json_name == name), None)
+
+
+def _enum_message(name: str, field: descriptor.FieldDescriptor) -> str:
+    return f"{name} must be one of {', '.join(v.name for v in field.enum_type.values)}"
+
+
+def _enums_by_name(data, desc: descriptor.Descriptor, prefix: str = "") -> None:
+    """Enums are their names at this edge, as the OpenAPI document says: a number where an enum
+    goes is refused (the JSON mapping would take it; the names are the contract people read)."""
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        field = _field(desc, key) if isinstance(key, str) else None
+        if field is None or value is None:
+            continue  # unknown fields are the parser's to refuse
+        name = prefix + key
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            field, items = field.message_type.fields_by_name["value"], list(value.values()) if isinstance(value, dict) else []
+        else:
+            items = value if field.is_repeated and isinstance(value, list) else [value]
+        for item in items:
+            if field.type == F.TYPE_ENUM and isinstance(item, (int, float)):
+                raise BadRequest(_enum_message(name, field))
+            if field.type == F.TYPE_MESSAGE and not field.message_type.full_name.startswith("google.protobuf."):
+                _enums_by_name(item, field.message_type, name + ".")
+
+
 def _group(query: list[tuple[str, str]]) -> dict[str, list[str]]:
     grouped: dict[str, list[str]] = {}
     for key, value in query:
@@ -104,7 +135,7 @@ def _set_path(request: message.Message, path: tuple[str, ...], values: list[str]
     """Sets a (nested) scalar field from path-variable or query-parameter strings."""
     target, desc = request, request.DESCRIPTOR
     for depth, name in enumerate(path):
-        field = desc.fields_by_name.get(name) or next((f for f in desc.fields if f.json_name == name), None)
+        field = _field(desc, name)
         if field is None:
             raise BadRequest(f"unknown field {'.'.join(path)}")
         if depth < len(path) - 1:
@@ -140,10 +171,8 @@ def _scalar(field: descriptor.FieldDescriptor, text: str, name: str):
     elif field.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
         if not NUMBER.fullmatch(text) and text not in ("NaN", "Infinity", "-Infinity"):
             raise BadRequest(f"{name} must be a number")
-    elif field.type == F.TYPE_ENUM:
-        values = field.enum_type.values
-        if text not in {v.name for v in values} and text not in {str(v.number) for v in values}:
-            raise BadRequest(f"{name} must be one of {', '.join(v.name for v in values)}")
+    elif field.type == F.TYPE_ENUM and text not in field.enum_type.values_by_name:
+        raise BadRequest(_enum_message(name, field))
     elif field.type == F.TYPE_MESSAGE and field.message_type.full_name == "google.protobuf.Timestamp":
         try:
             timestamp_pb2.Timestamp().FromJsonString(text)

@@ -130,6 +130,7 @@ def test_unknown_fields_are_400(gateway, backend):
     ("page.pageSize=99999999999", "page.pageSize must be a whole number from -2147483648 to 2147483647"),
     ("status=SHIPPED_YESTERDAY", "status must be one of ORDER_STATUS_UNSPECIFIED, "),
     ("createdAfter=yesterday", "createdAfter must be an RFC 3339 time"),
+    ("status=1", "status must be one of ORDER_STATUS_UNSPECIFIED, "),  # enums are their names at this edge
 ])
 def test_a_wrong_query_value_is_refused_in_the_apis_words(gateway, backend, query, message):
     response = rest(gateway, "GET", f"/v1/orders?{query}")
@@ -143,6 +144,15 @@ def test_a_wrong_number_in_the_body_is_refused_in_the_apis_words(gateway, backen
     response = rest(gateway, "POST", "/v1/orders", json={"customerId": "c", "lines": [{"sku": "A", "quantity": "x"}]})
     assert response.status_code == 400
     assert response.json()["message"] == "lines.quantity must be a whole number", response.text
+    assert backend.seen == []
+
+
+def test_an_enum_in_the_body_is_its_name_never_its_number(gateway, backend):
+    auth = {"Authorization": f"Bearer {gateway.issuer.token(['crm.credit'])}"}
+    numbered = rest(gateway, "POST", "/v1/customers/CUST-1:updateStatus", headers=auth,
+                    json={"status": 2, "reason": "numbers"})
+    assert numbered.status_code == 400, numbered.text
+    assert numbered.json()["message"].startswith("status must be one of CUSTOMER_STATUS_UNSPECIFIED, ")
     assert backend.seen == []
 
 

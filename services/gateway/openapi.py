@@ -182,7 +182,7 @@ def operation(route: Route) -> dict:
     }
     if route.rule.scopes or not route.rule.public:
         op["security"] = [{"bearer": sorted(route.rule.scopes)}]
-        op["responses"]["401"] = UNAUTHENTICATED
+        op["responses"] = {"200": op["responses"]["200"], "401": UNAUTHENTICATED, "default": op["responses"]["default"]}
     if route.body == "*":
         schema = message_schema(request, frozenset(p[0] for p in path_vars))
     elif route.body:

@@ -117,6 +117,8 @@ def test_unknown_fields_are_400(gateway, backend):
                      rest(gateway, "POST", "/v1/orders", data=b"{not json", headers={"Content-Type": "application/json"}),
                      rest(gateway, "POST", "/v1/orders", json=[1, 2]),
                      rest(gateway, "GET", "/v1/stock?belowReorderPoint=yes"),
+                     rest(gateway, "GET", "/v1/orders/o-1?orderId=o-2"),  # bound by the path, JSON name or not
+                     rest(gateway, "GET", "/v1/orders/o-1?order_id=o-2"),
                      rest(gateway, "POST", "/v1/orders?customerId=c", json={})):
         assert response.status_code == 400, response.text
         assert response.json()["code"] == 3

@@ -72,6 +72,8 @@ class GatewayHealth(health.aio.HealthServicer):
         return await asyncio.shield(asking)  # a caller giving up does not cancel the others' question
 
     async def _ask(self, name: str, timeout: float) -> int:
+        if self.routed[name] not in self.upstreams.targets:
+            return NOT_SERVING  # routed, but no target configured: nothing serves it
         stub = health_pb2_grpc.HealthStub(self.upstreams.channel(self.routed[name]))
         try:
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=timeout)

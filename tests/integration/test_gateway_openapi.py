@@ -64,7 +64,9 @@ def test_it_names_a_server_and_the_query_parameters_as_the_readme_uses_them():
     list_orders = {p["name"] for p in document["paths"]["/v1/orders"]["get"]["parameters"]}
     assert {"customerId", "page.pageSize", "page.pageToken", "status", "createdAfter"} <= list_orders
     readme = (Path(__file__).parents[2] / "README.md").read_text()
-    for url in re.findall(r"http://127\.0\.0\.1:8080(/v1/[^\s\"']*\?[^\s\"']+)", readme):
+    urls = re.findall(r"http://127\.0\.0\.1:8080(/v1/[^\s\"']*\?[^\s\"']+)", readme)
+    assert "/v1/orders?customerId=CUST-1&page.pageSize=5" in urls
+    for url in urls:
         path, query = url.split("?", 1)
         operation = next(ops["get"] for template, ops in document["paths"].items()
                          if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), path) and "get" in ops)

@@ -67,7 +67,8 @@ def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> me
             raise BadRequest("query parameters are not accepted where the body is the whole request")
         for name, values in _group(query).items():
             path = tuple(name.split("."))
-            if _field(request.DESCRIPTOR, path[0]) is not None and _field(request.DESCRIPTOR, path[0]).name in bound:
+            top = _field(request.DESCRIPTOR, path[0])
+            if top is not None and top.name in bound:
                 raise BadRequest(f"{name} is already bound by the path or the body")
             _set_path(request, path, values)
     except json_format.ParseError as exc:
@@ -166,7 +167,7 @@ def _scalar(field: descriptor.FieldDescriptor, text: str, name: str):
         low, high = INTEGER_RANGES[field.type]
         if not WHOLE_NUMBER.fullmatch(text):
             raise BadRequest(f"{name} must be a whole number")
-        if not low <= int(text) <= high:
+        if len(text) > 21 or not low <= int(text) <= high:  # 21: a sign and 2**64's 20 digits
             raise BadRequest(f"{name} must be a whole number from {low} to {high}")
     elif field.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
         if not NUMBER.fullmatch(text) and text not in ("NaN", "Infinity", "-Infinity"):

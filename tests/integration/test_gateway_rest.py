@@ -130,6 +130,7 @@ def test_unknown_fields_are_400(gateway, backend):
     ("page.page_size=12.5", "page.page_size must be a whole number"),
     ("page.pageSize=1e2", "page.pageSize must be a whole number"),
     ("page.pageSize=99999999999", "page.pageSize must be a whole number from -2147483648 to 2147483647"),
+    ("page.pageSize=" + "9" * 5000, "page.pageSize must be a whole number from -2147483648 to 2147483647"),
     ("status=SHIPPED_YESTERDAY", "status must be one of ORDER_STATUS_UNSPECIFIED, "),
     ("createdAfter=yesterday", "createdAfter must be an RFC 3339 time"),
     ("status=1", "status must be one of ORDER_STATUS_UNSPECIFIED, "),  # enums are their names at this edge

@@ -110,7 +110,10 @@ $(LOAD_STAMP): $(STAMP) pyproject.toml requirements.lock
 	@touch $(LOAD_STAMP)
 
 .PHONY: loadtest
-loadtest: $(LOAD_STAMP) ## Locust suites, 30 s each, on a local mesh (real engines if up) or HOST=...; verdict
+# HOST=gateway:port runs every service through that gateway (a bare HOST: each service on its default port),
+# with the token of ERP_TOKEN, ERP_TOKEN_FILE or ERP_TOKEN_URL + ERP_CLIENT_ID + ERP_CLIENT_SECRET(_FILE)
+# (ERP_TLS=1 for TLS). The suites write their seed data (LOAD-* products, stock, customers) into the target.
+loadtest: $(LOAD_STAMP) ## Locust suites, 30 s each, on a local mesh (real engines if up) or HOST=gateway:port with a token; verdict
 	$(PY) -m loadtests.run $(if $(HOST),--host $(HOST),--local-mesh) --run-time $(or $(RUN_TIME),30s) $(SUITES)
 
 .PHONY: bench

@@ -26,7 +26,7 @@ from locust import between, constant_throughput, events, task  # noqa: E402
 
 from erp.inventory.v1 import inventory_pb2 as inv  # noqa: E402
 from loadtests import seed  # noqa: E402
-from loadtests.grpc_user import GrpcUser, target_for  # noqa: E402
+from loadtests.grpc_user import GrpcUser, channel_for  # noqa: E402
 
 RATE = float(os.environ.get("LOAD_LOOKUP_RATE", "20"))
 BATCH_SIZE = int(os.environ.get("LOAD_BATCH_SIZE", "50"))
@@ -35,14 +35,13 @@ KEYS = seed.Zipf(seed.stock_keys(), s=1.0)
 
 @events.test_start.add_listener
 def _seed(environment, **_):
-    import grpc
     from locust.runners import WorkerRunner
 
     from erp.inventory.v1 import inventory_pb2_grpc
 
     if os.environ.get("LOAD_SKIP_SEED") or isinstance(environment.runner, WorkerRunner):
         return  # with several Locust processes the master seeds, once
-    with grpc.insecure_channel(target_for("inventory", environment.host)) as channel:
+    with channel_for("inventory", environment.host) as channel:
         seed.seed_catalog(inventory_pb2_grpc.InventoryServiceStub(channel))
 
 

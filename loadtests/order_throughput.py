@@ -52,7 +52,7 @@ from erp.notification.v1 import notification_pb2 as notif  # noqa: E402
 from erp.orders.v1 import orders_pb2 as ord_pb  # noqa: E402
 from erp.orders.v1 import orders_pb2_grpc  # noqa: E402
 from loadtests import seed  # noqa: E402
-from loadtests.grpc_user import GrpcUser, target_for  # noqa: E402
+from loadtests.grpc_user import GrpcUser, channel_for  # noqa: E402
 
 POLL_SECONDS = float(os.environ.get("LOAD_POLL_SECONDS", "0.1"))
 SAGA_TIMEOUT = float(os.environ.get("LOAD_SAGA_TIMEOUT", "30"))
@@ -118,8 +118,8 @@ def notified(notification_stub, placed: Placed, event_type: str) -> bool:
 def _prepare(environment, **_):
     global REGISTRY
     REGISTRY = Registry()
-    with grpc.insecure_channel(target_for("inventory", environment.host)) as inv_channel, \
-            grpc.insecure_channel(target_for("crm", environment.host)) as crm_channel:
+    with channel_for("inventory", environment.host) as inv_channel, \
+            channel_for("crm", environment.host) as crm_channel:
         inventory = inventory_pb2_grpc.InventoryServiceStub(inv_channel)
         if not os.environ.get("LOAD_SKIP_SEED"):
             seed.seed_catalog(inventory)
@@ -187,9 +187,9 @@ def _verify(environment, **_):
     if not registry.orders:
         return
     elapsed = time.monotonic() - registry.started
-    orders_ch = grpc.insecure_channel(target_for("orders", environment.host))
-    inv_ch = grpc.insecure_channel(target_for("inventory", environment.host))
-    fin_ch = grpc.insecure_channel(target_for("finance", environment.host))
+    orders_ch = channel_for("orders", environment.host)
+    inv_ch = channel_for("inventory", environment.host)
+    fin_ch = channel_for("finance", environment.host)
     try:
         orders = orders_pb2_grpc.OrderServiceStub(orders_ch)
         inventory = inventory_pb2_grpc.InventoryServiceStub(inv_ch)

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m loadtests.run --local-mesh                 # start a mesh on 127.0.0.1, run every suite
     .venv/bin/python -m loadtests.run --host 127.0.0.1 inventory_lookup --run-time 60s
+    ERP_TOKEN_FILE=token .venv/bin/python -m loadtests.run --host erp.example.com:50050   # through a gateway
 
 Each suite runs as `locust -f loadtests/<file> --headless --csv ... --html ...` into
 loadtests/reports/<timestamp>/ (gitignored); then the suite's `<name>_stats.csv` is read and every threshold
@@ -153,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suites", nargs="*", help="suite names from the thresholds file (default: all)")
     parser.add_argument("--thresholds", type=Path, default=HERE / "thresholds.toml")
-    parser.add_argument("--host", help="target host (services on their default ports), when not --local-mesh")
+    parser.add_argument("--host", help="when not --local-mesh: host:port of a gateway (every service through it; "
+                        "token from ERP_TOKEN, ERP_TOKEN_FILE or ERP_TOKEN_URL...), or a bare host (each service "
+                        "on its default port). The suites write their seed data into the target")
     parser.add_argument("--local-mesh", action="store_true", help="start a local mesh on 127.0.0.1 and target it")
     parser.add_argument("--run-time", help="override every suite's run time, e.g. 30s")
     parser.add_argument("--users", type=int, help="override every suite's user count")

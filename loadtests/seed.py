@@ -1,6 +1,6 @@
 """The load tests' data set, and loading it through the public API (idempotently).
 
-    .venv/bin/python -m loadtests.seed [--skus 4000]      # targets: ERP_<SERVICE>_TARGET or make run's ports
+    .venv/bin/python -m loadtests.seed [--skus 4000]      # targets and token as `erp` reads them (ERP_TARGET...)
 
 Catalog: LOAD-000001 ... in several warehouses (every SKU in MAIN, every 2nd in EAST, every 4th in WEST,
 every 8th in NORTH), each stocked with a large quantity, plus one scarce SKU (LOAD-SCARCE in MAIN) whose
@@ -130,19 +130,15 @@ def set_available(inventory, sku_: str, warehouse: str, available: int, request_
 
 
 def main() -> int:
-    import grpc
-
-    from erp.crm.v1 import crm_pb2_grpc
-    from erp.inventory.v1 import inventory_pb2_grpc
+    from erp_client import ErpClient
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skus", type=int, default=SKU_COUNT)
     args = parser.parse_args()
-    inventory_target = os.environ.get("ERP_INVENTORY_TARGET", "127.0.0.1:50051")
-    crm_target = os.environ.get("ERP_CRM_TARGET", "127.0.0.1:50053")
-    with grpc.insecure_channel(inventory_target) as inv_channel, grpc.insecure_channel(crm_target) as crm_channel:
-        seed_catalog(inventory_pb2_grpc.InventoryServiceStub(inv_channel), args.skus)
-        seed_customers(crm_pb2_grpc.CustomerServiceStub(crm_channel))
+    # Targets, TLS and token as the `erp` command reads them (ERP_TARGET for a gateway, ERP_TOKEN...).
+    with ErpClient.from_env(timeout=CALL_TIMEOUT) as erp:
+        seed_catalog(erp.inventory, args.skus)
+        seed_customers(erp.crm)
     print(f"catalog ready: {len(stock_keys(args.skus))} stock rows, {len(CUSTOMERS) + 1} customers")
     return 0
 

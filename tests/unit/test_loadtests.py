@@ -64,3 +64,128 @@ def test_table_and_run_time_parsing():
     text = table(evaluate("lookup", [row("GetStock", p99="12")], [{"name": "GetStock", "p99_ms": 10}]))
     assert "FAIL" in text and "GetStock" in text and "12" in text
     assert _seconds("30s") == 30 and _seconds("2m") == 120 and _seconds("1h30m") == 5400 and _seconds("45") == 45
+
+
+# The Locust users send the token. Locust patches the standard library with gevent when imported, so the
+# users run in a child process of their own; the gRPC server that records what reaches it and the token
+# endpoint run here.
+USERS_SCRIPT = """
+import json
+from locust.env import Environment
+from loadtests.inventory_lookup import InventoryLookupUser
+
+env = Environment(user_classes=[InventoryLookupUser])
+events = []
+env.events.request.add_listener(lambda **kw: events.append([kw["name"], repr(kw["exception"])]))
+users = [InventoryLookupUser(env), InventoryLookupUser(env)]
+for user in users:
+    user.on_start()
+    user.get_stock()
+    user.on_stop()
+print(json.dumps(events))
+"""
+
+
+def run_users(env: dict[str, str]) -> list:
+    import importlib.util
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    if importlib.util.find_spec("locust") is None:  # not imported here: it would patch this process with gevent
+        pytest.skip("Locust is the `load` extra (make loadtest installs it)")
+    root = Path(__file__).resolve().parents[2]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
+    done = subprocess.run([sys.executable, "-c", USERS_SCRIPT], env={**base, **env}, cwd=root, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class Recorder:
+    """A real gRPC server answering every method with an empty message, recording (method, authorization)."""
+
+    def __init__(self) -> None:
+        from concurrent import futures
+
+        import grpc
+
+        self.seen: list[tuple[str, str | None]] = []
+        recorder = self
+
+        class Handler(grpc.GenericRpcHandler):
+            def service(self, details):
+                def answer(_request, ctx):
+                    recorder.seen.append((details.method, dict(ctx.invocation_metadata()).get("authorization")))
+                    return b""
+
+                return grpc.unary_unary_rpc_method_handler(answer)
+
+        self.server = grpc.server(futures.ThreadPoolExecutor(4))
+        self.server.add_generic_rpc_handlers((Handler(),))
+        self.target = f"127.0.0.1:{self.server.add_insecure_port('127.0.0.1:0')}"
+        self.server.start()
+
+
+def test_locust_users_send_a_static_token_from_a_file_to_the_gateway_target(tmp_path):
+    recorder = Recorder()
+    try:
+        (tmp_path / "token").write_text("load-token\n")
+        events = run_users({"ERP_TARGET": recorder.target, "ERP_TOKEN_FILE": str(tmp_path / "token")})
+    finally:
+        recorder.server.stop(0)
+    assert events == [["GetStock", "None"], ["GetStock", "None"]]
+    assert recorder.seen == [("/erp.inventory.v1.InventoryService/GetStock", "Bearer load-token")] * 2
+
+
+def test_locust_users_share_one_client_credentials_token(tmp_path):
+    import json
+    import threading
+    import urllib.parse
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    forms = []
+
+    class Token(BaseHTTPRequestHandler):
+        def log_message(self, *_args) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            forms.append(dict(urllib.parse.parse_qsl(self.rfile.read(int(self.headers["Content-Length"])).decode())))
+            body = json.dumps({"access_token": "cc-token", "token_type": "Bearer", "expires_in": 300}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    tokens = ThreadingHTTPServer(("127.0.0.1", 0), Token)
+    threading.Thread(target=tokens.serve_forever, daemon=True).start()
+    recorder = Recorder()
+    (tmp_path / "secret").write_text("s3cret")
+    try:
+        events = run_users({"ERP_TARGET": recorder.target,
+                            "ERP_TOKEN_URL": f"http://127.0.0.1:{tokens.server_address[1]}/token",
+                            "ERP_CLIENT_ID": "erp-loadtest", "ERP_CLIENT_SECRET_FILE": str(tmp_path / "secret"),
+                            "ERP_TOKEN_SCOPES": "inventory.read inventory.write"})
+    finally:
+        recorder.server.stop(0)
+        tokens.shutdown()
+        tokens.server_close()
+    assert events == [["GetStock", "None"], ["GetStock", "None"]]
+    assert [auth for _, auth in recorder.seen] == ["Bearer cc-token"] * 2
+    assert forms == [{"grant_type": "client_credentials", "scope": "inventory.read inventory.write"}], \
+        "one fetch for the process, not one per user"
+
+
+def test_a_locust_user_without_a_token_source_sends_none():
+    recorder = Recorder()
+    try:
+        events = run_users({"ERP_TARGET": recorder.target})
+    finally:
+        recorder.server.stop(0)
+    assert [auth for _, auth in recorder.seen] == [None, None] and len(events) == 2

@@ -4,6 +4,11 @@
         erp.adjust_stock("SKU-1", "MAIN", 10, reason="initial count")
         order = erp.place_order("CUST-1", [Line("SKU-1", 2, "9.99")], currency_code="EUR")
         order = erp.wait_for_order(order.order_id)
+
+    # a deployment: every service through its gateway, over TLS, with OAuth2 client credentials
+    with ErpClient(target="erp.example.com:443", tls=True,
+                   token=ClientCredentials(url, "my-client", secret, scopes=["orders.read"])) as erp:
+        ...
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ from erp.orders.v1 import orders_pb2 as ord_pb
 from erp.orders.v1 import orders_pb2_grpc as ord_grpc
 from erp.procurement.v1 import procurement_pb2 as proc
 from erp.procurement.v1 import procurement_pb2_grpc as proc_grpc
+from erp_client.auth import StaticToken, TokenError, TokenSource, token_from_env
 from erp_client.channel import DEFAULT_TIMEOUT_SECONDS, open_channel
 
 FINAL_ORDER_STATES = frozenset({
@@ -52,8 +58,13 @@ def new_request_id() -> str:
 
 
 class ErpClient:
-    """One client for the whole mesh. Targets default to `make run`'s ports; any may be
-    None when the caller does not use that service."""
+    """One client for the whole mesh.
+
+    Targets: `target` (a gateway: every service through it, on one channel), else each service's own
+    target, else `make run`'s ports; a service's own target wins over `target`. `token` (a string or an
+    erp_client.auth token source) goes with every call as `authorization: Bearer ...`; `tls` (or a
+    `ca_file`) makes the channels TLS. `gateway_target` is where health() asks for the gateway itself
+    (default: `target`, else `make run`'s gateway port)."""
 
     SERVICES = ("inventory", "orders", "crm", "finance", "notification", "procurement")
     GRPC_SERVICES = {"inventory": "erp.inventory.v1.InventoryService", "orders": "erp.orders.v1.OrderService",
@@ -62,21 +73,36 @@ class ErpClient:
                      "procurement": "erp.procurement.v1.ProcurementService"}
     DEFAULT_PORTS = {"inventory": 50051, "orders": 50052, "crm": 50053, "finance": 50054, "notification": 50056,
                      "procurement": 50055}
+    GATEWAY_PORT = 50050
 
     def __init__(self, inventory_target: str | None = None, orders_target: str | None = None, *,
                  crm_target: str | None = None, finance_target: str | None = None,
                  notification_target: str | None = None, procurement_target: str | None = None,
+                 target: str | None = None, gateway_target: str | None = None,
+                 token: str | TokenSource | None = None, tls: bool = False, ca_file: str | None = None,
+                 credentials: grpc.ChannelCredentials | None = None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS,
                  interceptors: Iterable[grpc.UnaryUnaryClientInterceptor] = ()) -> None:
         self.timeout = timeout
-        targets = {"inventory": inventory_target, "orders": orders_target, "crm": crm_target,
-                   "finance": finance_target, "notification": notification_target,
-                   "procurement": procurement_target}
-        self._channels = {
-            name: open_channel(target or f"127.0.0.1:{self.DEFAULT_PORTS[name]}", timeout=timeout,
-                               interceptors=tuple(interceptors))
-            for name, target in targets.items()
-        }
+        self.token = StaticToken(token) if isinstance(token, str) else token
+        own = {"inventory": inventory_target, "orders": orders_target, "crm": crm_target,
+               "finance": finance_target, "notification": notification_target,
+               "procurement": procurement_target}
+        self.targets = {name: own[name] or target or f"127.0.0.1:{self.DEFAULT_PORTS[name]}" for name in own}
+        self.gateway_target = gateway_target or target or f"127.0.0.1:{self.GATEWAY_PORT}"
+        interceptors = tuple(interceptors)
+        by_target: dict[str, grpc.Channel] = {}  # one channel per distinct target: a gateway serves all
+
+        def channel(address: str) -> grpc.Channel:
+            if address not in by_target:
+                by_target[address] = open_channel(address, timeout=timeout, interceptors=interceptors,
+                                                  token=self.token, tls=tls, ca_file=ca_file,
+                                                  credentials=credentials)
+            return by_target[address]
+
+        self._channels = {name: channel(address) for name, address in self.targets.items()}
+        self._open = by_target
+        self._gateway_channel = lambda: channel(self.gateway_target)
         self.inventory = inv_grpc.InventoryServiceStub(self._channels["inventory"])
         self.orders = ord_grpc.OrderServiceStub(self._channels["orders"])
         self.crm = crm_grpc.CustomerServiceStub(self._channels["crm"])
@@ -85,11 +111,23 @@ class ErpClient:
         self.procurement = proc_grpc.ProcurementServiceStub(self._channels["procurement"])
 
     @classmethod
-    def from_env(cls, **kwargs) -> ErpClient:
-        """Targets from ERP_<SERVICE>_TARGET (defaults: make run's ports)."""
-        targets = {f"{name}_target": os.environ.get(f"ERP_{name.upper()}_TARGET") for name in cls.SERVICES}
-        return cls(**targets, **kwargs)
-
+    def from_env(cls, env: dict[str, str] | None = None, **kwargs) -> ErpClient:
+        """Settings from the environment, `kwargs` (not None) over them:
+        ERP_TARGET (the gateway: every service), ERP_<SERVICE>_TARGET (one service, over ERP_TARGET),
+        ERP_GATEWAY_TARGET (where health asks for the gateway), ERP_TLS (1/true) and ERP_TLS_CA_FILE,
+        and a token (erp_client.auth.ENV: ERP_TOKEN, ERP_TOKEN_FILE, or ERP_TOKEN_URL with ERP_CLIENT_ID,
+        ERP_CLIENT_SECRET or ERP_CLIENT_SECRET_FILE, ERP_TOKEN_SCOPES, ERP_TOKEN_AUDIENCE)."""
+        env = os.environ if env is None else env
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        settings: dict = {f"{name}_target": env.get(f"ERP_{name.upper()}_TARGET") or None for name in cls.SERVICES}
+        settings.update(target=env.get("ERP_TARGET") or None, gateway_target=env.get("ERP_GATEWAY_TARGET") or None,
+                        tls=env.get("ERP_TLS", "").strip().lower() in ("1", "true", "yes", "on"),
+                        ca_file=env.get("ERP_TLS_CA_FILE") or None)
+        if "target" in kwargs:  # a gateway named by the caller (--target) serves every service
+            settings.update({f"{name}_target": None for name in cls.SERVICES})
+        if "token" not in kwargs:
+            settings["token"] = token_from_env(env)
+        return cls(**{**settings, **kwargs})
     def __enter__(self) -> ErpClient:
         return self
 
@@ -97,7 +135,7 @@ class ErpClient:
         self.close()
 
     def close(self) -> None:
-        for channel in self._channels.values():
+        for channel in self._open.values():
             channel.close()
 
     # inventory
@@ -292,8 +330,25 @@ class ErpClient:
 
     # health
     def health(self, service: str) -> str:
-        """SERVING, NOT_SERVING, ... for one service, e.g. "inventory"."""
-        stub = health_pb2_grpc.HealthStub(self._channels[service])
-        request = health_pb2.HealthCheckRequest(service=self.GRPC_SERVICES[service])
-        response = stub.Check(request, timeout=self.timeout)
+        """SERVING, NOT_SERVING, ... for one service, e.g. "inventory", or "gateway" (the gateway as a
+        whole, asked at gateway_target). Through a gateway, a service's status is the gateway's answer."""
+        if service == "gateway":
+            channel, name = self._gateway_channel(), ""
+        else:
+            channel, name = self._channels[service], self.GRPC_SERVICES[service]
+        response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=name),
+                                                             timeout=self.timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+    def health_all(self) -> dict[str, str]:
+        """Every service's status and the gateway's, by name; one that cannot be asked is reported by the
+        call's status code (UNAVAILABLE, DEADLINE_EXCEEDED, NOT_FOUND for a name the server does not know)."""
+        statuses = {}
+        for service in (*self.SERVICES, "gateway"):
+            try:
+                statuses[service] = self.health(service)
+            except grpc.RpcError as err:
+                statuses[service] = err.code().name
+            except TokenError:
+                statuses[service] = "NO_TOKEN"
+        return statuses

@@ -459,7 +459,7 @@ def test_loadtest_job_runs_locust_headless_with_csv(renderings):
     assert "--host 'dns:///erp-orders.erp.svc:50052'" in script and "'--tags' 'checkout'" in script
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["LOCUST_FILE"] == "order_flow.py"
-    assert env["ERP_INVENTORY_TARGET"] == "dns:///erp-inventory.erp.svc:50051"  # Istio: the ClusterIP Service
+    assert env["ERP_TARGET"] == "erp-gateway.erp.svc:50050"  # through the gateway (tests/chart/test_loadtest_chart.py)
     assert not [d for d in documents(renderings["defaults"]) if d["metadata"]["name"] == "erp-loadtest"]
 
 

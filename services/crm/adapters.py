@@ -22,6 +22,8 @@ from services.crm.domain import (
     Exposure,
     InvoiceBalance,
     OrderExposure,
+    SecretRef,
+    WebhookSigning,
 )
 
 metadata = sa.MetaData()
@@ -49,6 +51,14 @@ customers = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("created_as", sa.Text, nullable=False),
     _created(), _updated(),
+    # The webhook's signing secrets by reference (migration 0003): ids, never a secret.
+    sa.Column("webhook_secret_id", sa.Text, nullable=False, server_default=""),  # "" with a URL: legacy
+    sa.Column("webhook_key_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("webhook_secret_version", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("webhook_secret_created_at", sa.DateTime(timezone=True)),
+    sa.Column("webhook_previous_secret_id", sa.Text),
+    sa.Column("webhook_previous_key_id", sa.Text),
+    sa.Column("webhook_previous_expires_at", sa.DateTime(timezone=True)),  # NULL: no previous secret
 )
 
 customer_contacts = sa.Table(
@@ -198,11 +208,13 @@ class CustomerRepository:
         return True
 
     def save(self, customer: Customer) -> None:
-        """Writes status and credit limit; the version check refuses a lost update."""
+        """Writes status, credit limit and webhook; the version check refuses a lost update."""
         updated = self.conn.execute(customers.update().where(
             customers.c.customer_id == customer.customer_id, customers.c.version == customer.version - 1,
         ).values(status=str(customer.status), status_reason=customer.status_reason,
-                 credit_limit=customer.credit_limit, version=customer.version, updated_at=sa.func.now())).rowcount
+                 credit_limit=customer.credit_limit, webhook_url=customer.webhook_url,
+                 **_signing_row(customer.webhook_signing), version=customer.version,
+                 updated_at=sa.func.now())).rowcount
         if updated != 1:
             raise Aborted(f"customer {customer.customer_id} was changed by another request at the same time; "
                           "read it again and retry")
@@ -225,14 +237,36 @@ def _customer(r, contacts: tuple[Contact, ...]) -> Customer:
     return Customer(
         customer_id=r.customer_id, name=r.name, status=CustomerStatus(r.status), currency_code=r.currency_code,
         credit_limit=r.credit_limit, payment_terms_days=r.payment_terms_days, email=r.email, contacts=contacts,
-        webhook_url=r.webhook_url, version=r.version, status_reason=r.status_reason, created_as=r.created_as)
+        webhook_url=r.webhook_url, version=r.version, status_reason=r.status_reason, created_as=r.created_as,
+        webhook_signing=_signing(r))
+
+
+def _signing(r) -> WebhookSigning:
+    """A URL with no secret id is one set before per-customer secrets: LEGACY."""
+    current = SecretRef(r.webhook_secret_id, r.webhook_key_id) if r.webhook_url else None
+    previous = None
+    if r.webhook_previous_expires_at is not None:
+        previous = SecretRef(r.webhook_previous_secret_id or "", r.webhook_previous_key_id or "")
+    return WebhookSigning(current=current, version=r.webhook_secret_version, created_at=r.webhook_secret_created_at,
+                          previous=previous, previous_expires_at=r.webhook_previous_expires_at)
+
+
+def _signing_row(s: WebhookSigning) -> dict:
+    current = s.current or SecretRef("", "")
+    has_previous = s.previous is not None and s.previous_expires_at is not None
+    return {"webhook_secret_id": current.secret_id, "webhook_key_id": current.key_id,
+            "webhook_secret_version": s.version, "webhook_secret_created_at": s.created_at,
+            "webhook_previous_secret_id": s.previous.secret_id if has_previous else None,
+            "webhook_previous_key_id": s.previous.key_id if has_previous else None,
+            "webhook_previous_expires_at": s.previous_expires_at if has_previous else None}
 
 
 def _row(customer: Customer) -> dict:
     return {"customer_id": customer.customer_id, "name": customer.name, "status": str(customer.status),
             "status_reason": customer.status_reason, "currency_code": customer.currency_code,
             "credit_limit": customer.credit_limit, "payment_terms_days": customer.payment_terms_days,
-            "email": customer.email, "webhook_url": customer.webhook_url, "version": customer.version}
+            "email": customer.email, "webhook_url": customer.webhook_url, "version": customer.version,
+            **_signing_row(customer.webhook_signing)}
 
 
 class CreditRepository:

@@ -3,6 +3,7 @@ change, the exposure projection's rules, and the credit decision. No I/O here.""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import decimal
 import enum
 import hashlib
@@ -11,7 +12,7 @@ import re
 from decimal import Decimal
 
 from mesh import addresses, money
-from mesh.errors import Violations
+from mesh.errors import FailedPrecondition, Violations
 
 # Patterns are used with fullmatch (a trailing newline never passes).
 CUSTOMER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -21,6 +22,8 @@ MAX_PHONE = 50
 MAX_ROLE = 100
 MAX_REASON = 500
 MAX_PAYMENT_TERMS_DAYS = 365
+DEFAULT_WEBHOOK_OVERLAP = dt.timedelta(days=1)
+MAX_WEBHOOK_OVERLAP = dt.timedelta(days=7)
 FOUR_PLACES = Decimal("0.0001")
 ZERO = Decimal(0)
 
@@ -44,6 +47,39 @@ class Contact:
 
 
 @dataclasses.dataclass(frozen=True)
+class SecretRef:
+    """Names one webhook secret (signing_keys.derive makes it from the master key key_id);
+    secret_id "" is the service-wide secret of before per-customer secrets (LEGACY)."""
+
+    secret_id: str
+    key_id: str
+
+
+LEGACY = SecretRef("", "")
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookSigning:
+    """Which secrets sign a customer's webhook deliveries: ids only, never a secret.
+
+    current is None when the customer has no webhook URL, LEGACY for a URL set before
+    per-customer secrets. previous, the secret the last rotation replaced, also signs
+    until previous_expires_at (the overlap window)."""
+
+    current: SecretRef | None = None
+    version: int = 0  # how many secrets of its own the webhook has had
+    created_at: dt.datetime | None = None
+    previous: SecretRef | None = None
+    previous_expires_at: dt.datetime | None = None
+
+    def previous_at(self, now: dt.datetime) -> SecretRef | None:
+        """The previous secret while its window is open at `now`."""
+        if self.previous is None or self.previous_expires_at is None or now >= self.previous_expires_at:
+            return None
+        return self.previous
+
+
+@dataclasses.dataclass(frozen=True)
 class Customer:
     customer_id: str
     name: str
@@ -59,6 +95,7 @@ class Customer:
     # Fingerprint of the create that made it: a repeat of that create is answered with
     # the customer, whatever changed since; any other create of the id is a conflict.
     created_as: str = ""
+    webhook_signing: WebhookSigning = WebhookSigning()
 
 
 # ---------------------------------------------------------------- commands
@@ -89,6 +126,18 @@ class SetCreditLimit:
     customer_id: str
     amount: str
     currency_code: str
+
+
+@dataclasses.dataclass(frozen=True)
+class SetWebhookUrl:
+    customer_id: str
+    webhook_url: str
+
+
+@dataclasses.dataclass(frozen=True)
+class RotateWebhookSecret:
+    customer_id: str
+    overlap: dt.timedelta | None  # None: DEFAULT_WEBHOOK_OVERLAP
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +181,7 @@ def _credit_limit(v: Violations, field: str, amount: str) -> Decimal:
 
 def _fingerprint(customer: Customer) -> str:
     data = dataclasses.asdict(customer)
-    for volatile in ("version", "status_reason", "created_as"):
+    for volatile in ("version", "status_reason", "created_as", "webhook_signing"):
         data.pop(volatile)
     data["credit_limit"] = str(customer.credit_limit)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
@@ -171,6 +220,61 @@ def new_customer(cmd: CreateCustomer) -> Customer:
         webhook_url=webhook_url,
     )
     return dataclasses.replace(customer, created_as=_fingerprint(customer))
+
+
+# ---------------------------------------------------------------- webhook secrets
+
+
+def new_webhook_secret(signing: WebhookSigning, secret: SecretRef, now: dt.datetime) -> WebhookSigning:
+    """A webhook URL set (or changed): a new secret, and no other signs any more (the old
+    secret was given for another URL, or for none)."""
+    return WebhookSigning(current=secret, version=signing.version + 1, created_at=now)
+
+
+def with_webhook_url(customer: Customer, cmd: SetWebhookUrl, secret: SecretRef,
+                     now: dt.datetime) -> Customer | None:
+    """The customer with the new webhook URL (next version), a new secret for a new URL and
+    none for no URL; None when it is the URL already."""
+    url = cmd.webhook_url.strip()
+    if url == customer.webhook_url:
+        return None
+    if url:
+        signing = new_webhook_secret(customer.webhook_signing, secret, now)
+    else:
+        signing = WebhookSigning(version=customer.webhook_signing.version)
+    return dataclasses.replace(customer, webhook_url=url, webhook_signing=signing, version=customer.version + 1)
+
+
+def validate_webhook_url(cmd: SetWebhookUrl) -> None:
+    v = Violations()
+    check_customer_id(v, "customer_id", cmd.customer_id)
+    addresses.check_webhook_url(v, "webhook_url", cmd.webhook_url.strip())
+    v.raise_if_any()
+
+
+def validate_rotation(cmd: RotateWebhookSecret) -> dt.timedelta:
+    v = Violations()
+    check_customer_id(v, "customer_id", cmd.customer_id)
+    overlap = DEFAULT_WEBHOOK_OVERLAP if cmd.overlap is None else cmd.overlap
+    v.check(dt.timedelta(0) <= overlap <= MAX_WEBHOOK_OVERLAP, "overlap",
+            "must be 0 to 7 days (604800s); leave it unset for 1 day")
+    v.raise_if_any()
+    return overlap
+
+
+def rotated(customer: Customer, overlap: dt.timedelta, secret: SecretRef, now: dt.datetime) -> Customer:
+    """The customer with a new webhook secret (next version); the one it replaces also signs
+    for `overlap` (a secret from an earlier rotation whose window is still open stops now).
+    FailedPrecondition without a webhook URL."""
+    if not customer.webhook_url or customer.webhook_signing.current is None:
+        raise FailedPrecondition(f"customer {customer.customer_id} has no webhook URL, so it has no webhook "
+                                 "secret to rotate; set one with SetWebhookUrl")
+    old = customer.webhook_signing
+    keep_old = overlap > dt.timedelta(0)
+    signing = WebhookSigning(current=secret, version=old.version + 1, created_at=now,
+                             previous=old.current if keep_old else None,
+                             previous_expires_at=now + overlap if keep_old else None)
+    return dataclasses.replace(customer, webhook_signing=signing, version=customer.version + 1)
 
 
 def validate_status_change(cmd: UpdateCustomerStatus) -> CustomerStatus:

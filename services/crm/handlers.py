@@ -7,14 +7,19 @@ row, so a credit check always sees every exposure change committed before it, an
 checks for one customer never both count on the same credit."""
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
+import secrets
+from collections.abc import Callable
 
 from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as ev
 from mesh import money, paging
 from mesh.errors import AlreadyExists, NotFound, Violations
 from services.crm import domain
-from services.crm.domain import ClosedBy, Customer, Exposure, OrderExposure
+from services.crm.domain import ClosedBy, Customer, Exposure, OrderExposure, SecretRef
+from services.crm.signing_keys import DEV_SIGNING_KEY, SigningKeys
 
 log = logging.getLogger("services.crm")
 
@@ -22,19 +27,86 @@ log = logging.getLogger("services.crm")
 # ---------------------------------------------------------------- commands (gRPC)
 
 
-def create_customer(uow, cmd: domain.CreateCustomer) -> Customer:
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookSecrets:
+    """Makes customers' webhook secrets: a random id, and the secret derived from it under
+    the current master key (returned to the caller once, never stored)."""
+
+    keys: SigningKeys
+    new_id: Callable[[], str] = lambda: secrets.token_hex(16)
+    now: Callable[[], dt.datetime] = _utcnow
+
+    def make(self, customer_id: str) -> tuple[SecretRef, str]:
+        ref = SecretRef(self.new_id(), self.keys.current_id)
+        return ref, self.keys.secret(customer_id, ref.secret_id, ref.key_id)
+
+
+# For callers that give none (tests): secrets under the public development key.
+DEV_WEBHOOK_SECRETS = WebhookSecrets(SigningKeys(DEV_SIGNING_KEY))
+
+
+def create_customer(uow, cmd: domain.CreateCustomer, webhook_secrets: WebhookSecrets | None = None) -> Customer:
+    return create_customer_with_secret(uow, cmd, webhook_secrets)[0]
+
+
+def create_customer_with_secret(uow, cmd: domain.CreateCustomer,
+                                webhook_secrets: WebhookSecrets | None = None) -> tuple[Customer, str]:
+    """The customer, and its webhook secret when this create made it with a webhook URL ("" on a
+    repeat of the create: the secret was returned once, by the create that made it)."""
     customer = domain.new_customer(cmd)
+    secret = ""
+    if customer.webhook_url:
+        maker = webhook_secrets or DEV_WEBHOOK_SECRETS
+        ref, secret = maker.make(customer.customer_id)
+        customer = dataclasses.replace(customer, webhook_signing=domain.new_webhook_secret(
+            customer.webhook_signing, ref, maker.now()))
     with uow:
         existing = uow.customers.get(customer.customer_id)
         if existing is None:
             if uow.customers.add(customer):
                 _customer_updated(uow, customer)
                 uow.commit()
-                return customer
+                return customer, secret
             existing = uow.customers.get(customer.customer_id)  # a concurrent create committed first
         if existing.created_as != customer.created_as:
             raise AlreadyExists(f"customer {customer.customer_id} already exists with other attributes")
-        return existing  # a repeat of the create that made it: the customer as it is now
+        return existing, ""  # a repeat of the create that made it: the customer as it is now
+
+
+def set_webhook_url(uow, cmd: domain.SetWebhookUrl, webhook_secrets: WebhookSecrets) -> tuple[Customer, str]:
+    """The customer with its new webhook URL, and the new URL's secret ("" when the URL was
+    removed, or was the URL already)."""
+    domain.validate_webhook_url(cmd)
+    ref, secret = webhook_secrets.make(cmd.customer_id)
+    with uow:
+        customer = _customer(uow, cmd.customer_id)
+        changed = domain.with_webhook_url(customer, cmd, ref, webhook_secrets.now())
+        if changed is None:
+            return customer, ""
+        uow.customers.save(changed)
+        _customer_updated(uow, changed)
+        uow.commit()
+    return changed, secret if changed.webhook_url else ""
+
+
+def rotate_webhook_secret(uow, cmd: domain.RotateWebhookSecret,
+                          webhook_secrets: WebhookSecrets) -> tuple[Customer, str]:
+    """The customer with a new webhook secret, and that secret."""
+    overlap = domain.validate_rotation(cmd)
+    ref, secret = webhook_secrets.make(cmd.customer_id)
+    with uow:
+        customer = _customer(uow, cmd.customer_id)
+        changed = domain.rotated(customer, overlap, ref, webhook_secrets.now())
+        uow.customers.save(changed)
+        _customer_updated(uow, changed)
+        uow.commit()
+    log.info("customer %s: webhook secret rotated to version %d; the old one signs for %s more",
+             changed.customer_id, changed.webhook_signing.version, overlap)
+    return changed, secret
 
 
 def get_customer(uow, customer_id: str) -> tuple[Customer, Exposure]:
@@ -101,7 +173,20 @@ def _customer_updated(uow, customer: Customer) -> None:
              payload=ev.CustomerUpdated(
                  customer_id=customer.customer_id, name=customer.name, email=customer.email,
                  webhook_url=customer.webhook_url, payment_terms_days=customer.payment_terms_days,
-                 status=str(customer.status)))
+                 status=str(customer.status), webhook_secrets=webhook_secrets_event(customer.webhook_signing)))
+
+
+def webhook_secrets_event(signing: domain.WebhookSigning) -> ev.WebhookSecrets | None:
+    """Which secrets sign (ids only); None for no webhook or a legacy one (the event's field unset)."""
+    if signing.current is None or signing.current == domain.LEGACY:
+        return None  # a rotation is what replaces a legacy secret, so there is no previous one yet
+    out = ev.WebhookSecrets()
+    out.current.CopyFrom(ev.WebhookSecretRef(secret_id=signing.current.secret_id, key_id=signing.current.key_id))
+    if signing.previous is not None and signing.previous_expires_at is not None:
+        out.previous.CopyFrom(ev.WebhookSecretRef(secret_id=signing.previous.secret_id,
+                                                  key_id=signing.previous.key_id))
+        out.previous_expires_at.FromDatetime(signing.previous_expires_at)
+    return out
 
 
 # ---------------------------------------------------------------- reactions (events)

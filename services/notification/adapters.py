@@ -15,6 +15,7 @@ import email.header
 import email.policy
 import email.quoprimime
 import email.utils
+import logging
 import smtplib
 import threading
 import urllib.error
@@ -36,9 +37,13 @@ from services.notification.domain import (
     DeliveryStatus,
     Held,
     HoldStatus,
+    SecretRef,
     SendFailed,
+    Signing,
 )
+from services.notification.signing_keys import SigningKeys
 
+log = logging.getLogger("services.notification")
 metadata = sa.MetaData()
 
 contacts = sa.Table(
@@ -50,6 +55,12 @@ contacts = sa.Table(
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # The webhook's signing secrets by reference (migration 0004); "" secret id: the legacy secret.
+    sa.Column("secret_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("key_id", sa.Text, nullable=False, server_default=""),
+    sa.Column("previous_secret_id", sa.Text),
+    sa.Column("previous_key_id", sa.Text),
+    sa.Column("previous_expires_at", sa.DateTime(timezone=True)),  # NULL: no previous secret
 )
 
 deliveries = sa.Table(
@@ -120,13 +131,22 @@ class ContactRepository:
         row = self.conn.execute(_CONTACT, {"id": customer_id}).first()
         if row is None:
             return None
-        return Contact(row.customer_id, row.name, row.email, row.webhook_url, row.version, row.occurred_at)
+        previous = None
+        if row.previous_expires_at is not None:
+            previous = SecretRef(row.previous_secret_id or "", row.previous_key_id or "")
+        signing = Signing(SecretRef(row.secret_id, row.key_id), previous, row.previous_expires_at)
+        return Contact(row.customer_id, row.name, row.email, row.webhook_url, row.version, row.occurred_at, signing)
 
     def put(self, contact: Contact) -> bool:
         """Stores the contact unless a newer version is there; returns whether it was stored."""
+        s = contact.signing
+        has_previous = s.previous is not None and s.previous_expires_at is not None
         values = {"customer_id": contact.customer_id, "name": contact.name, "email": contact.email,
                   "webhook_url": contact.webhook_url, "version": contact.version,
-                  "occurred_at": contact.occurred_at}
+                  "occurred_at": contact.occurred_at, "secret_id": s.current.secret_id, "key_id": s.current.key_id,
+                  "previous_secret_id": s.previous.secret_id if has_previous else None,
+                  "previous_key_id": s.previous.key_id if has_previous else None,
+                  "previous_expires_at": s.previous_expires_at if has_previous else None}
         stmt = insert(contacts).values(**values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[contacts.c.customer_id],
@@ -419,19 +439,42 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 
 
 class WebhookSender:
-    """POSTs the signed JSON body; any 2xx answer is a delivery."""
+    """POSTs the signed JSON body; any 2xx answer is a delivery.
 
-    def __init__(self, secret: str, timeout: float = WEBHOOK_TIMEOUT_SECONDS) -> None:
+    Signed with the customer's own secrets (derived from the master keys, see signing_keys);
+    a party with no secret of its own (a supplier, a customer whose webhook predates
+    per-customer secrets) with the service-wide legacy secret."""
+
+    def __init__(self, secret: str, timeout: float = WEBHOOK_TIMEOUT_SECONDS, keys: SigningKeys | None = None) -> None:
         self.secret = secret
         self.timeout = timeout
+        self.keys = keys
         self.opener = urllib.request.build_opener(_NoRedirects)
 
-    def send(self, d: Delivery, now: dt.datetime) -> None:
+    def secrets(self, d: Delivery, contact: Contact | None, now: dt.datetime) -> list[str]:
+        """The secrets that sign this delivery at `now`, the current one first."""
+        if contact is None or contact.customer_id != d.customer_id:
+            return [self.secret]
+        found = []
+        for position, ref in enumerate(contact.signing.refs_at(now)):
+            secret = self.secret if ref == domain.LEGACY else (
+                self.keys.secret(d.customer_id, ref.secret_id, ref.key_id) if self.keys else None)
+            if secret is not None:
+                found.append(secret)
+            elif position == 0:
+                raise SendFailed(f"no webhook master key has id {ref.key_id!r}, the key of this customer's "
+                                 "secret: add it to ERP_WEBHOOK_SIGNING_KEYS_RETIRED")
+            else:  # the previous secret's key is gone: sign with the current one only
+                log.warning("customer %s: no webhook master key has id %r (its previous secret's); "
+                            "signed with the current secret only", d.customer_id, ref.key_id)
+        return found
+
+    def send(self, d: Delivery, now: dt.datetime, contact: Contact | None = None) -> None:
         if not domain.valid_webhook_url(d.recipient):
             raise SendFailed("webhook URL is not an http(s) URL")
         body = domain.webhook_body(d)
         request = urllib.request.Request(d.recipient, data=body, method="POST",
-                                         headers=domain.webhook_headers(d, self.secret, body, now))
+                                         headers=domain.webhook_headers(d, self.secrets(d, contact, now), body, now))
         try:
             with self.opener.open(request, timeout=self.timeout) as response:
                 status = response.status
@@ -454,5 +497,9 @@ class Senders:
     def __init__(self, email_sender: EmailSender, webhook_sender: WebhookSender) -> None:
         self.by_channel = {Channel.EMAIL: email_sender, Channel.WEBHOOK: webhook_sender}
 
-    def send(self, d: Delivery, now: dt.datetime) -> None:
-        self.by_channel[d.channel].send(d, now)
+    def send(self, d: Delivery, now: dt.datetime, contact: Contact | None = None) -> None:
+        """contact: the customer's, for a webhook's signing secrets."""
+        if d.channel is Channel.WEBHOOK:
+            self.by_channel[d.channel].send(d, now, contact)
+        else:
+            self.by_channel[d.channel].send(d, now)

@@ -10,6 +10,7 @@ import enum
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 
 from mesh.addresses import MAX_URL, valid_email, valid_webhook_url
 from mesh.errors import Violations
@@ -38,6 +39,34 @@ class DeliveryStatus(enum.StrEnum):
 
 
 @dataclasses.dataclass(frozen=True)
+class SecretRef:
+    """Names a customer's webhook secret: derived from the master key key_id and secret_id
+    (signing_keys.derive). secret_id "" is the service-wide ERP_WEBHOOK_SECRET (LEGACY)."""
+
+    secret_id: str
+    key_id: str
+
+
+LEGACY = SecretRef("", "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Signing:
+    """Which secrets sign a customer's webhook deliveries (from CustomerUpdated): the current
+    one, and during a rotation's overlap window the one it replaced."""
+
+    current: SecretRef = LEGACY
+    previous: SecretRef | None = None
+    previous_expires_at: dt.datetime | None = None
+
+    def refs_at(self, now: dt.datetime) -> list[SecretRef]:
+        """The secrets a delivery sent at `now` is signed with, the current one first."""
+        if self.previous is None or self.previous_expires_at is None or now >= self.previous_expires_at:
+            return [self.current]
+        return [self.current, self.previous]
+
+
+@dataclasses.dataclass(frozen=True)
 class Contact:
     """What notification keeps of a customer (a projection of CustomerUpdated)."""
 
@@ -47,6 +76,7 @@ class Contact:
     webhook_url: str  # empty: no webhook
     version: int  # the customer's aggregate version; older updates are ignored
     occurred_at: dt.datetime  # when crm made the change (orders updates of one version)
+    signing: Signing = Signing()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,7 +146,7 @@ class RetryPolicy:
 
 
 def contact(customer_id: str, name: str, email: str, webhook_url: str, version: int,
-            occurred_at: dt.datetime) -> tuple[Contact, list[str]]:
+            occurred_at: dt.datetime, signing: Signing = Signing()) -> tuple[Contact, list[str]]:
     """The contact a CustomerUpdated describes, and the problems found in it. Events are
     not trusted: an address that cannot be used is dropped (that channel is off)."""
     problems = []
@@ -127,8 +157,12 @@ def contact(customer_id: str, name: str, email: str, webhook_url: str, version: 
     if webhook_url and not valid_webhook_url(webhook_url):
         problems.append(f"webhook_url {webhook_url[:80]!r} is not an http(s) URL")
         webhook_url = ""
+    for what, ref in (("current", signing.current), ("previous", signing.previous)):
+        if ref is not None and (len(ref.secret_id) > MAX_ID or len(ref.key_id) > MAX_ID):
+            problems.append(f"the {what} webhook secret's ids are longer than {MAX_ID} characters")
+            webhook_url, signing = "", Signing()
     return Contact(customer_id, " ".join(name.split())[:MAX_NAME], email, webhook_url, version,
-                   occurred_at), problems
+                   occurred_at, signing), problems
 
 
 def newer(current: Contact | None, update: Contact) -> bool:
@@ -214,12 +248,28 @@ def webhook_body(delivery: Delivery) -> bytes:
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """X-ERP-Signature: "sha256=" + hex HMAC-SHA256(secret, f"{timestamp}.{body}")."""
+    """One signature: "sha256=" + hex HMAC-SHA256(secret, f"{timestamp}.{body}")."""
     mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
 
-def webhook_headers(delivery: Delivery, secret: str, body: bytes, now: dt.datetime) -> dict[str, str]:
+def signatures(secrets: str | Sequence[str], timestamp: str, body: bytes) -> str:
+    """X-ERP-Signature: one signature per secret, comma-separated, the current secret's first
+    (two during a rotation's overlap window). A receiver accepts the request when any entry
+    equals its own signature of the request (see README, "Webhook signatures")."""
+    if isinstance(secrets, str):
+        secrets = [secrets]
+    return ",".join(signature(secret, timestamp, body) for secret in secrets)
+
+
+def verify(secret: str, header: str, timestamp: str, body: bytes) -> bool:
+    """The receiver's check (without the timestamp's freshness): some entry is signed with `secret`."""
+    expected = signature(secret, timestamp, body)
+    return any(hmac.compare_digest(entry.strip(), expected) for entry in header.split(","))
+
+
+def webhook_headers(delivery: Delivery, secret: str | Sequence[str], body: bytes,
+                    now: dt.datetime) -> dict[str, str]:
     timestamp = str(int(now.timestamp()))
     return {
         "Content-Type": "application/json; charset=utf-8",
@@ -227,7 +277,7 @@ def webhook_headers(delivery: Delivery, secret: str, body: bytes, now: dt.dateti
         "X-ERP-Delivery-Id": delivery.delivery_id,
         "X-ERP-Event-Type": delivery.event_type,
         "X-ERP-Timestamp": timestamp,
-        "X-ERP-Signature": signature(secret, timestamp, body),
+        "X-ERP-Signature": signatures(secret, timestamp, body),
     }
 
 

@@ -48,6 +48,19 @@ def _po_lines(lines: Iterable[procurement_ev.PurchaseOrderLineItem]) -> str:
     return "\n".join(shown)
 
 
+def signing_of(event: crm_ev.CustomerUpdated) -> domain.Signing:
+    """Which secrets sign the customer's webhook; no webhook_secrets: the legacy secret (an event
+    from before per-customer secrets, or a webhook set before them and not rotated since)."""
+    if not event.HasField("webhook_secrets"):
+        return domain.Signing()
+    secrets = event.webhook_secrets
+    current = domain.SecretRef(secrets.current.secret_id, secrets.current.key_id)
+    if not (secrets.HasField("previous") and secrets.HasField("previous_expires_at")):
+        return domain.Signing(current)
+    return domain.Signing(current, domain.SecretRef(secrets.previous.secret_id, secrets.previous.key_id),
+                          secrets.previous_expires_at.ToDatetime(dt.UTC))
+
+
 def supplier_party(supplier_id: str) -> str:
     """Deliveries to a supplier are recorded under this party id (customers use their own id)."""
     return f"supplier:{supplier_id}"
@@ -98,7 +111,8 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
     def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
         env = envelope.envelope
         contact, problems = domain.contact(event.customer_id, event.name, event.email, event.webhook_url,
-                                           env.aggregate_version, env.occurred_at.ToDatetime(dt.UTC))
+                                           env.aggregate_version, env.occurred_at.ToDatetime(dt.UTC),
+                                           signing_of(event))
         handlers.on_customer_updated(uow, contact, problems, wake=wake)
 
     def on_notified_event(uow, event, envelope) -> None:

@@ -104,7 +104,10 @@ def dispatch_next(uow, senders, policy: RetryPolicy, now: dt.datetime | None = N
         if delivery is None:
             return None
         try:
-            senders.send(delivery, now)
+            if delivery.channel is domain.Channel.WEBHOOK:  # signed with the customer's secrets as they are now
+                senders.send(delivery, now, uow.contacts.get(delivery.customer_id))
+            else:
+                senders.send(delivery, now)
             error = ""
         except SendFailed as exc:
             error = str(exc) or "send failed"

@@ -8,7 +8,10 @@ Settings (read with Settings.get, listed in README's configuration table):
     waits for the customer's CustomerUpdated before it is given up (no such customer)
   ERP_SMTP_URL (empty): smtp://host:port of the mail server; empty: email deliveries fail
   ERP_SMTP_FROM (erp@localhost): sender address of the emails
-  ERP_WEBHOOK_SECRET (dev-webhook-secret): HMAC-SHA256 key of the webhook signature
+  ERP_WEBHOOK_SECRET (dev-webhook-secret): HMAC-SHA256 key of the signatures of webhooks that have no
+    secret of their own (suppliers', and customers' set before per-customer secrets until rotated)
+  ERP_WEBHOOK_SIGNING_KEY, ERP_WEBHOOK_SIGNING_KEYS_RETIRED: the master keys customers' own webhook
+    secrets are derived from (signing_keys.py); the same as crm's
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from services.notification import adapters, events, handlers
 from services.notification.adapters import NotificationUnitOfWork
 from services.notification.domain import RetryPolicy
 from services.notification.grpc_api import NotificationServicer
+from services.notification.signing_keys import SigningKeys
 
 NAME = "notification"
 DEFAULT_WEBHOOK_SECRET = "dev-webhook-secret"
@@ -40,6 +44,7 @@ class Config:
     smtp_url: str
     smtp_from: str
     webhook_secret: str
+    signing_keys: SigningKeys
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -58,6 +63,7 @@ class Config:
             smtp_url=settings.get("ERP_SMTP_URL", ""),
             smtp_from=settings.get("ERP_SMTP_FROM", "erp@localhost"),
             webhook_secret=settings.get("ERP_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
+            signing_keys=SigningKeys.from_settings(settings),
         )
         if not config.customer_wait > dt.timedelta(0):
             raise ValueError("ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS must be positive")
@@ -85,7 +91,9 @@ class Dispatcher:
         if self.config is None:
             self.config = Config.from_settings(settings)
             if self.config.webhook_secret == DEFAULT_WEBHOOK_SECRET:
-                log.warning("ERP_WEBHOOK_SECRET is not set: webhooks are signed with the public default secret")
+                log.warning("ERP_WEBHOOK_SECRET is not set: webhooks without a secret of their own (suppliers', "
+                            "customers' set before per-customer secrets) are signed with the public default secret")
+            self.config.signing_keys.warn_if_dev_default()
             if not self.config.smtp_url:
                 log.warning("ERP_SMTP_URL is not set: email deliveries will fail")
         return self.config
@@ -93,7 +101,8 @@ class Dispatcher:
     def run(self, runtime: Runtime, stop: threading.Event) -> None:
         config = self.configure(runtime.settings)
         email_sender = adapters.EmailSender(config.smtp_url, config.smtp_from)
-        senders = adapters.Senders(email_sender, adapters.WebhookSender(config.webhook_secret))
+        senders = adapters.Senders(email_sender, adapters.WebhookSender(config.webhook_secret,
+                                                                           keys=config.signing_keys))
         try:
             self._dispatch(runtime, config, senders, stop)
         finally:

@@ -67,10 +67,11 @@ class FakeCustomers:
         if stored is None or stored.version != customer.version - 1:
             raise Aborted(f"customer {customer.customer_id} changed concurrently")
         _check_customer(customer)
-        # Only status, its reason, the credit limit and the version are written.
+        # Only status, its reason, the credit limit, the webhook and the version are written.
         self.rows[customer.customer_id] = dataclasses.replace(
             stored, status=customer.status, status_reason=customer.status_reason,
-            credit_limit=customer.credit_limit, version=customer.version)
+            credit_limit=customer.credit_limit, webhook_url=customer.webhook_url,
+            webhook_signing=customer.webhook_signing, version=customer.version)
 
     def record_status_change(self, before: Customer, after: Customer) -> None:
         if after.customer_id not in self.rows:

@@ -181,9 +181,11 @@ class FakeSenders:
         self.script = {k: list(v) for k, v in (script or {}).items()}
         self.crash = crash or {}
         self.sent: list[Sent] = []
+        self.contacts: list = []  # the contact each send was given (a webhook's signing secrets)
 
-    def send(self, d: Delivery, now: dt.datetime) -> None:
+    def send(self, d: Delivery, now: dt.datetime, contact=None) -> None:
         self.sent.append(Sent(d.delivery_id, d.channel, d.recipient, now))
+        self.contacts.append(contact)
         if d.recipient in self.crash:
             raise self.crash[d.recipient]
         outcomes = self.script.get(d.recipient)

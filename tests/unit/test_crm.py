@@ -244,9 +244,11 @@ def test_create_is_idempotent_and_publishes_customer_updated_once(world):
     assert again == first
     [event] = world.uow.events
     assert (event.aggregate_type, event.aggregate_id, event.version) == ("customer", "CUST-1", 1)
-    assert event.payload == ev.CustomerUpdated(customer_id="CUST-1", name="Acme Ltd", email="ap@acme.example",
-                                               webhook_url="https://acme.example/hook", payment_terms_days=30,
-                                               status="active")
+    secret_ref = first.webhook_signing.current
+    assert event.payload == ev.CustomerUpdated(
+        customer_id="CUST-1", name="Acme Ltd", email="ap@acme.example", webhook_url="https://acme.example/hook",
+        payment_terms_days=30, status="active", webhook_secrets=ev.WebhookSecrets(
+            current=ev.WebhookSecretRef(secret_id=secret_ref.secret_id, key_id=secret_ref.key_id)))
     with pytest.raises(AlreadyExists):
         world.customer(limit="999.00")
     assert len(world.uow.events) == 1 and world.uow.rollbacks >= 1

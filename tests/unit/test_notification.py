@@ -585,16 +585,19 @@ def test_settings_defaults_and_the_default_secret_warning(caplog):
     assert (config.smtp_url, config.smtp_from, config.webhook_secret) == ("", "erp@localhost", DEFAULT_WEBHOOK_SECRET)
     with caplog.at_level(logging.WARNING):
         Dispatcher().configure(settings())
-    assert "ERP_WEBHOOK_SECRET" in caplog.text
+    assert "ERP_WEBHOOK_SECRET" in caplog.text and "ERP_WEBHOOK_SIGNING_KEY" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        Dispatcher().configure(settings(ERP_WEBHOOK_SECRET="k", ERP_SMTP_URL="smtp://127.0.0.1:25"))
+        Dispatcher().configure(settings(ERP_WEBHOOK_SECRET="k", ERP_SMTP_URL="smtp://127.0.0.1:25",
+                                        ERP_WEBHOOK_SIGNING_KEY="k" * 32))
     assert caplog.text == ""
 
 
 @pytest.mark.parametrize("env", [{"ERP_NOTIFICATION_MAX_ATTEMPTS": "many"}, {"ERP_NOTIFICATION_MAX_ATTEMPTS": "0"},
                                  {"ERP_NOTIFICATION_RETRY_BASE_SECONDS": "-1"}, {"ERP_SMTP_URL": "localhost:25"},
-                                 {"ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS": "0"}])
+                                 {"ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS": "0"},
+                                 {"ERP_WEBHOOK_SIGNING_KEY": "too-short"},
+                                 {"ERP_WEBHOOK_SIGNING_KEYS_RETIRED": "k" * 32 + ",short"}])
 def test_bad_settings_stop_the_start_up(env):
     with pytest.raises(ValueError):
         Config.from_settings(settings(**env))

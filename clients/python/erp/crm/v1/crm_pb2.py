@@ -26,9 +26,11 @@ from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
 from erp.common.v1 import paging_pb2 as erp_dot_common_dot_v1_dot_paging__pb2
 from erp.options.v1 import access_pb2 as erp_dot_options_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65rp/crm/v1/crm.proto\x12\nerp.crm.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\"C\n\x07\x43ontact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\"\xfd\x01\n\x08\x43ustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.erp.crm.v1.CustomerStatus\x12*\n\x0c\x63redit_limit\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x1a\n\x12payment_terms_days\x18\x05 \x01(\x05\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12%\n\x08\x63ontacts\x18\x07 \x03(\x0b\x32\x13.erp.crm.v1.Contact\x12\x13\n\x0bwebhook_url\x18\x08 \x01(\t\x12\x0f\n\x07version\x18\t \x01(\x03\"\xb9\x01\n\x08\x45xposure\x12)\n\x0bopen_orders\x18\x01 \x01(\x0b\x32\x14.erp.common.v1.Money\x12-\n\x0funpaid_invoices\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\x12#\n\x05total\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12.\n\x10\x61vailable_credit\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\"?\n\x15\x43reateCustomerRequest\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\"@\n\x16\x43reateCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\")\n\x12GetCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"e\n\x13GetCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\x12&\n\x08\x65xposure\x18\x02 \x01(\x0b\x32\x14.erp.crm.v1.Exposure\"l\n\x14ListCustomersRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.erp.crm.v1.CustomerStatus\"Y\n\x15ListCustomersResponse\x12\'\n\tcustomers\x18\x01 \x03(\x0b\x32\x14.erp.crm.v1.Customer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"n\n\x1bUpdateCustomerStatusRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.erp.crm.v1.CustomerStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"F\n\x1cUpdateCustomerStatusResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\"X\n\x15SetCreditLimitRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12*\n\x0c\x63redit_limit\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\"@\n\x16SetCreditLimitResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer*\x87\x01\n\x0e\x43ustomerStatus\x12\x1f\n\x1b\x43USTOMER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43USTOMER_STATUS_ACTIVE\x10\x01\x12\x1b\n\x17\x43USTOMER_STATUS_ON_HOLD\x10\x02\x12\x1b\n\x17\x43USTOMER_STATUS_BLOCKED\x10\x03\x32\x8d\x06\n\x0f\x43ustomerService\x12\x8e\x01\n\x0e\x43reateCustomer\x12!.erp.crm.v1.CreateCustomerRequest\x1a\".erp.crm.v1.CreateCustomerResponse\"5\xe2\xe0\x18\x12\n\tcrm.write\"\x05write\x82\xd3\xe4\x93\x02\x19\"\r/v1/customers:\x08\x63ustomer\x12\x87\x01\n\x0bGetCustomer\x12\x1e.erp.crm.v1.GetCustomerRequest\x1a\x1f.erp.crm.v1.GetCustomerResponse\"7\xe2\xe0\x18\x10\n\x08\x63rm.read\"\x04read\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/customers/{customer_id}\x12\x7f\n\rListCustomers\x12 .erp.crm.v1.ListCustomersRequest\x1a!.erp.crm.v1.ListCustomersResponse\")\xe2\xe0\x18\x10\n\x08\x63rm.read\"\x04read\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/customers\x12\xb5\x01\n\x14UpdateCustomerStatus\x12\'.erp.crm.v1.UpdateCustomerStatusRequest\x1a(.erp.crm.v1.UpdateCustomerStatusResponse\"J\xe2\xe0\x18\x13\n\ncrm.credit\"\x05write\x82\xd3\xe4\x93\x02-\"(/v1/customers/{customer_id}:updateStatus:\x01*\x12\xa5\x01\n\x0eSetCreditLimit\x12!.erp.crm.v1.SetCreditLimitRequest\x1a\".erp.crm.v1.SetCreditLimitResponse\"L\xe2\xe0\x18\x13\n\ncrm.credit\"\x05write\x82\xd3\xe4\x93\x02/\"*/v1/customers/{customer_id}:setCreditLimit:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14\x65rp/crm/v1/crm.proto\x12\nerp.crm.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\x07\x43ontact\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x65mail\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\"\xb2\x02\n\x08\x43ustomer\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.erp.crm.v1.CustomerStatus\x12*\n\x0c\x63redit_limit\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x1a\n\x12payment_terms_days\x18\x05 \x01(\x05\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12%\n\x08\x63ontacts\x18\x07 \x03(\x0b\x32\x13.erp.crm.v1.Contact\x12\x13\n\x0bwebhook_url\x18\x08 \x01(\t\x12\x0f\n\x07version\x18\t \x01(\x03\x12\x33\n\x0fwebhook_signing\x18\n \x01(\x0b\x32\x1a.erp.crm.v1.WebhookSigning\"\xaf\x01\n\x0eWebhookSigning\x12\x16\n\x0esecret_version\x18\x01 \x01(\x03\x12\x35\n\x11secret_created_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12>\n\x1aprevious_secret_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06key_id\x18\x04 \x01(\t\"\xb9\x01\n\x08\x45xposure\x12)\n\x0bopen_orders\x18\x01 \x01(\x0b\x32\x14.erp.common.v1.Money\x12-\n\x0funpaid_invoices\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\x12#\n\x05total\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12.\n\x10\x61vailable_credit\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\"?\n\x15\x43reateCustomerRequest\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\"X\n\x16\x43reateCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\")\n\x12GetCustomerRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\"e\n\x13GetCustomerResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\x12&\n\x08\x65xposure\x18\x02 \x01(\x0b\x32\x14.erp.crm.v1.Exposure\"l\n\x14ListCustomersRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.erp.crm.v1.CustomerStatus\"Y\n\x15ListCustomersResponse\x12\'\n\tcustomers\x18\x01 \x03(\x0b\x32\x14.erp.crm.v1.Customer\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"n\n\x1bUpdateCustomerStatusRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12*\n\x06status\x18\x02 \x01(\x0e\x32\x1a.erp.crm.v1.CustomerStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\"F\n\x1cUpdateCustomerStatusResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\"X\n\x15SetCreditLimitRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12*\n\x0c\x63redit_limit\x18\x02 \x01(\x0b\x32\x14.erp.common.v1.Money\"@\n\x16SetCreditLimitResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\"@\n\x14SetWebhookUrlRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x02 \x01(\t\"W\n\x15SetWebhookUrlResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t\"]\n\x1aRotateWebhookSecretRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12*\n\x07overlap\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"]\n\x1bRotateWebhookSecretResponse\x12&\n\x08\x63ustomer\x18\x01 \x01(\x0b\x32\x14.erp.crm.v1.Customer\x12\x16\n\x0ewebhook_secret\x18\x02 \x01(\t*\x87\x01\n\x0e\x43ustomerStatus\x12\x1f\n\x1b\x43USTOMER_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43USTOMER_STATUS_ACTIVE\x10\x01\x12\x1b\n\x17\x43USTOMER_STATUS_ON_HOLD\x10\x02\x12\x1b\n\x17\x43USTOMER_STATUS_BLOCKED\x10\x03\x32\xf1\x08\n\x0f\x43ustomerService\x12\x8e\x01\n\x0e\x43reateCustomer\x12!.erp.crm.v1.CreateCustomerRequest\x1a\".erp.crm.v1.CreateCustomerResponse\"5\xe2\xe0\x18\x12\n\tcrm.write\"\x05write\x82\xd3\xe4\x93\x02\x19\"\r/v1/customers:\x08\x63ustomer\x12\x87\x01\n\x0bGetCustomer\x12\x1e.erp.crm.v1.GetCustomerRequest\x1a\x1f.erp.crm.v1.GetCustomerResponse\"7\xe2\xe0\x18\x10\n\x08\x63rm.read\"\x04read\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/customers/{customer_id}\x12\x7f\n\rListCustomers\x12 .erp.crm.v1.ListCustomersRequest\x1a!.erp.crm.v1.ListCustomersResponse\")\xe2\xe0\x18\x10\n\x08\x63rm.read\"\x04read\x82\xd3\xe4\x93\x02\x0f\x12\r/v1/customers\x12\xb5\x01\n\x14UpdateCustomerStatus\x12\'.erp.crm.v1.UpdateCustomerStatusRequest\x1a(.erp.crm.v1.UpdateCustomerStatusResponse\"J\xe2\xe0\x18\x13\n\ncrm.credit\"\x05write\x82\xd3\xe4\x93\x02-\"(/v1/customers/{customer_id}:updateStatus:\x01*\x12\xa5\x01\n\x0eSetCreditLimit\x12!.erp.crm.v1.SetCreditLimitRequest\x1a\".erp.crm.v1.SetCreditLimitResponse\"L\xe2\xe0\x18\x13\n\ncrm.credit\"\x05write\x82\xd3\xe4\x93\x02/\"*/v1/customers/{customer_id}:setCreditLimit:\x01*\x12\xa3\x01\n\rSetWebhookUrl\x12 .erp.crm.v1.SetWebhookUrlRequest\x1a!.erp.crm.v1.SetWebhookUrlResponse\"M\xe2\xe0\x18\x15\n\x0c\x63rm.webhooks\"\x05write\x82\xd3\xe4\x93\x02.\")/v1/customers/{customer_id}:setWebhookUrl:\x01*\x12\xbb\x01\n\x13RotateWebhookSecret\x12&.erp.crm.v1.RotateWebhookSecretRequest\x1a\'.erp.crm.v1.RotateWebhookSecretResponse\"S\xe2\xe0\x18\x15\n\x0c\x63rm.webhooks\"\x05write\x82\xd3\xe4\x93\x02\x34\"//v1/customers/{customer_id}:rotateWebhookSecret:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,34 +47,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CUSTOMERSERVICE'].methods_by_name['UpdateCustomerStatus']._serialized_options = b'\342\340\030\023\n\ncrm.credit\"\005write\202\323\344\223\002-\"(/v1/customers/{customer_id}:updateStatus:\001*'
   _globals['_CUSTOMERSERVICE'].methods_by_name['SetCreditLimit']._loaded_options = None
   _globals['_CUSTOMERSERVICE'].methods_by_name['SetCreditLimit']._serialized_options = b'\342\340\030\023\n\ncrm.credit\"\005write\202\323\344\223\002/\"*/v1/customers/{customer_id}:setCreditLimit:\001*'
-  _globals['_CUSTOMERSTATUS']._serialized_start=1482
-  _globals['_CUSTOMERSTATUS']._serialized_end=1617
-  _globals['_CONTACT']._serialized_start=150
-  _globals['_CONTACT']._serialized_end=217
-  _globals['_CUSTOMER']._serialized_start=220
-  _globals['_CUSTOMER']._serialized_end=473
-  _globals['_EXPOSURE']._serialized_start=476
-  _globals['_EXPOSURE']._serialized_end=661
-  _globals['_CREATECUSTOMERREQUEST']._serialized_start=663
-  _globals['_CREATECUSTOMERREQUEST']._serialized_end=726
-  _globals['_CREATECUSTOMERRESPONSE']._serialized_start=728
-  _globals['_CREATECUSTOMERRESPONSE']._serialized_end=792
-  _globals['_GETCUSTOMERREQUEST']._serialized_start=794
-  _globals['_GETCUSTOMERREQUEST']._serialized_end=835
-  _globals['_GETCUSTOMERRESPONSE']._serialized_start=837
-  _globals['_GETCUSTOMERRESPONSE']._serialized_end=938
-  _globals['_LISTCUSTOMERSREQUEST']._serialized_start=940
-  _globals['_LISTCUSTOMERSREQUEST']._serialized_end=1048
-  _globals['_LISTCUSTOMERSRESPONSE']._serialized_start=1050
-  _globals['_LISTCUSTOMERSRESPONSE']._serialized_end=1139
-  _globals['_UPDATECUSTOMERSTATUSREQUEST']._serialized_start=1141
-  _globals['_UPDATECUSTOMERSTATUSREQUEST']._serialized_end=1251
-  _globals['_UPDATECUSTOMERSTATUSRESPONSE']._serialized_start=1253
-  _globals['_UPDATECUSTOMERSTATUSRESPONSE']._serialized_end=1323
-  _globals['_SETCREDITLIMITREQUEST']._serialized_start=1325
-  _globals['_SETCREDITLIMITREQUEST']._serialized_end=1413
-  _globals['_SETCREDITLIMITRESPONSE']._serialized_start=1415
-  _globals['_SETCREDITLIMITRESPONSE']._serialized_end=1479
-  _globals['_CUSTOMERSERVICE']._serialized_start=1620
-  _globals['_CUSTOMERSERVICE']._serialized_end=2401
+  _globals['_CUSTOMERSERVICE'].methods_by_name['SetWebhookUrl']._loaded_options = None
+  _globals['_CUSTOMERSERVICE'].methods_by_name['SetWebhookUrl']._serialized_options = b'\342\340\030\025\n\014crm.webhooks\"\005write\202\323\344\223\002.\")/v1/customers/{customer_id}:setWebhookUrl:\001*'
+  _globals['_CUSTOMERSERVICE'].methods_by_name['RotateWebhookSecret']._loaded_options = None
+  _globals['_CUSTOMERSERVICE'].methods_by_name['RotateWebhookSecret']._serialized_options = b'\342\340\030\025\n\014crm.webhooks\"\005write\202\323\344\223\0024\"//v1/customers/{customer_id}:rotateWebhookSecret:\001*'
+  _globals['_CUSTOMERSTATUS']._serialized_start=2147
+  _globals['_CUSTOMERSTATUS']._serialized_end=2282
+  _globals['_CONTACT']._serialized_start=215
+  _globals['_CONTACT']._serialized_end=282
+  _globals['_CUSTOMER']._serialized_start=285
+  _globals['_CUSTOMER']._serialized_end=591
+  _globals['_WEBHOOKSIGNING']._serialized_start=594
+  _globals['_WEBHOOKSIGNING']._serialized_end=769
+  _globals['_EXPOSURE']._serialized_start=772
+  _globals['_EXPOSURE']._serialized_end=957
+  _globals['_CREATECUSTOMERREQUEST']._serialized_start=959
+  _globals['_CREATECUSTOMERREQUEST']._serialized_end=1022
+  _globals['_CREATECUSTOMERRESPONSE']._serialized_start=1024
+  _globals['_CREATECUSTOMERRESPONSE']._serialized_end=1112
+  _globals['_GETCUSTOMERREQUEST']._serialized_start=1114
+  _globals['_GETCUSTOMERREQUEST']._serialized_end=1155
+  _globals['_GETCUSTOMERRESPONSE']._serialized_start=1157
+  _globals['_GETCUSTOMERRESPONSE']._serialized_end=1258
+  _globals['_LISTCUSTOMERSREQUEST']._serialized_start=1260
+  _globals['_LISTCUSTOMERSREQUEST']._serialized_end=1368
+  _globals['_LISTCUSTOMERSRESPONSE']._serialized_start=1370
+  _globals['_LISTCUSTOMERSRESPONSE']._serialized_end=1459
+  _globals['_UPDATECUSTOMERSTATUSREQUEST']._serialized_start=1461
+  _globals['_UPDATECUSTOMERSTATUSREQUEST']._serialized_end=1571
+  _globals['_UPDATECUSTOMERSTATUSRESPONSE']._serialized_start=1573
+  _globals['_UPDATECUSTOMERSTATUSRESPONSE']._serialized_end=1643
+  _globals['_SETCREDITLIMITREQUEST']._serialized_start=1645
+  _globals['_SETCREDITLIMITREQUEST']._serialized_end=1733
+  _globals['_SETCREDITLIMITRESPONSE']._serialized_start=1735
+  _globals['_SETCREDITLIMITRESPONSE']._serialized_end=1799
+  _globals['_SETWEBHOOKURLREQUEST']._serialized_start=1801
+  _globals['_SETWEBHOOKURLREQUEST']._serialized_end=1865
+  _globals['_SETWEBHOOKURLRESPONSE']._serialized_start=1867
+  _globals['_SETWEBHOOKURLRESPONSE']._serialized_end=1954
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_start=1956
+  _globals['_ROTATEWEBHOOKSECRETREQUEST']._serialized_end=2049
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_start=2051
+  _globals['_ROTATEWEBHOOKSECRETRESPONSE']._serialized_end=2144
+  _globals['_CUSTOMERSERVICE']._serialized_start=2285
+  _globals['_CUSTOMERSERVICE']._serialized_end=3422
 # @@protoc_insertion_point(module_scope)

@@ -1,7 +1,11 @@
+import datetime
+
 from erp.common.v1 import money_pb2 as _money_pb2
 from erp.common.v1 import paging_pb2 as _paging_pb2
 from erp.options.v1 import access_pb2 as _access_pb2
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -35,7 +39,7 @@ class Contact(_message.Message):
     def __init__(self, name: _Optional[str] = ..., email: _Optional[str] = ..., phone: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
 
 class Customer(_message.Message):
-    __slots__ = ("customer_id", "name", "status", "credit_limit", "payment_terms_days", "email", "contacts", "webhook_url", "version")
+    __slots__ = ("customer_id", "name", "status", "credit_limit", "payment_terms_days", "email", "contacts", "webhook_url", "version", "webhook_signing")
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +49,7 @@ class Customer(_message.Message):
     CONTACTS_FIELD_NUMBER: _ClassVar[int]
     WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SIGNING_FIELD_NUMBER: _ClassVar[int]
     customer_id: str
     name: str
     status: CustomerStatus
@@ -54,7 +59,20 @@ class Customer(_message.Message):
     contacts: _containers.RepeatedCompositeFieldContainer[Contact]
     webhook_url: str
     version: int
-    def __init__(self, customer_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[CustomerStatus, str]] = ..., credit_limit: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., payment_terms_days: _Optional[int] = ..., email: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ..., webhook_url: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+    webhook_signing: WebhookSigning
+    def __init__(self, customer_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[_Union[CustomerStatus, str]] = ..., credit_limit: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., payment_terms_days: _Optional[int] = ..., email: _Optional[str] = ..., contacts: _Optional[_Iterable[_Union[Contact, _Mapping]]] = ..., webhook_url: _Optional[str] = ..., version: _Optional[int] = ..., webhook_signing: _Optional[_Union[WebhookSigning, _Mapping]] = ...) -> None: ...
+
+class WebhookSigning(_message.Message):
+    __slots__ = ("secret_version", "secret_created_at", "previous_secret_expires_at", "key_id")
+    SECRET_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SECRET_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SECRET_EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    secret_version: int
+    secret_created_at: _timestamp_pb2.Timestamp
+    previous_secret_expires_at: _timestamp_pb2.Timestamp
+    key_id: str
+    def __init__(self, secret_version: _Optional[int] = ..., secret_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_secret_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., key_id: _Optional[str] = ...) -> None: ...
 
 class Exposure(_message.Message):
     __slots__ = ("open_orders", "unpaid_invoices", "total", "available_credit")
@@ -75,10 +93,12 @@ class CreateCustomerRequest(_message.Message):
     def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
 
 class CreateCustomerResponse(_message.Message):
-    __slots__ = ("customer",)
+    __slots__ = ("customer", "webhook_secret")
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
     customer: Customer
-    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+    webhook_secret: str
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., webhook_secret: _Optional[str] = ...) -> None: ...
 
 class GetCustomerRequest(_message.Message):
     __slots__ = ("customer_id",)
@@ -139,3 +159,35 @@ class SetCreditLimitResponse(_message.Message):
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     customer: Customer
     def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ...) -> None: ...
+
+class SetWebhookUrlRequest(_message.Message):
+    __slots__ = ("customer_id", "webhook_url")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    webhook_url: str
+    def __init__(self, customer_id: _Optional[str] = ..., webhook_url: _Optional[str] = ...) -> None: ...
+
+class SetWebhookUrlResponse(_message.Message):
+    __slots__ = ("customer", "webhook_secret")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    webhook_secret: str
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., webhook_secret: _Optional[str] = ...) -> None: ...
+
+class RotateWebhookSecretRequest(_message.Message):
+    __slots__ = ("customer_id", "overlap")
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    customer_id: str
+    overlap: _duration_pb2.Duration
+    def __init__(self, customer_id: _Optional[str] = ..., overlap: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class RotateWebhookSecretResponse(_message.Message):
+    __slots__ = ("customer", "webhook_secret")
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_SECRET_FIELD_NUMBER: _ClassVar[int]
+    customer: Customer
+    webhook_secret: str
+    def __init__(self, customer: _Optional[_Union[Customer, _Mapping]] = ..., webhook_secret: _Optional[str] = ...) -> None: ...

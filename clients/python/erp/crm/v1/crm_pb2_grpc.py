@@ -63,6 +63,16 @@ class CustomerServiceStub:
                 request_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitRequest.SerializeToString,
                 response_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitResponse.FromString,
                 _registered_method=True)
+        self.SetWebhookUrl = channel.unary_unary(
+                '/erp.crm.v1.CustomerService/SetWebhookUrl',
+                request_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetWebhookUrlRequest.SerializeToString,
+                response_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetWebhookUrlResponse.FromString,
+                _registered_method=True)
+        self.RotateWebhookSecret = channel.unary_unary(
+                '/erp.crm.v1.CustomerService/RotateWebhookSecret',
+                request_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.RotateWebhookSecretRequest.SerializeToString,
+                response_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.RotateWebhookSecretResponse.FromString,
+                _registered_method=True)
 
 
 class CustomerServiceServicer:
@@ -108,6 +118,24 @@ class CustomerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetWebhookUrl(self, request, context):
+        """Sets, changes or (with an empty URL) removes a customer's webhook URL. A new or changed
+        URL gets a new signing secret, returned in this response only; the old URL's secret stops
+        signing at once. Setting the URL it already has changes nothing and returns no secret.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateWebhookSecret(self, request, context):
+        """Replaces a customer's webhook signing secret with a new one, returned in this response
+        only. Deliveries carry signatures by both the new and the old secret until the overlap
+        ends, then by the new one only. FAILED_PRECONDITION when the customer has no webhook URL.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CustomerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -135,6 +163,16 @@ def add_CustomerServiceServicer_to_server(servicer, server):
                     servicer.SetCreditLimit,
                     request_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitRequest.FromString,
                     response_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitResponse.SerializeToString,
+            ),
+            'SetWebhookUrl': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWebhookUrl,
+                    request_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetWebhookUrlRequest.FromString,
+                    response_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.SetWebhookUrlResponse.SerializeToString,
+            ),
+            'RotateWebhookSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateWebhookSecret,
+                    request_deserializer=erp_dot_crm_dot_v1_dot_crm__pb2.RotateWebhookSecretRequest.FromString,
+                    response_serializer=erp_dot_crm_dot_v1_dot_crm__pb2.RotateWebhookSecretResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -276,6 +314,60 @@ class CustomerService:
             '/erp.crm.v1.CustomerService/SetCreditLimit',
             erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitRequest.SerializeToString,
             erp_dot_crm_dot_v1_dot_crm__pb2.SetCreditLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWebhookUrl(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.crm.v1.CustomerService/SetWebhookUrl',
+            erp_dot_crm_dot_v1_dot_crm__pb2.SetWebhookUrlRequest.SerializeToString,
+            erp_dot_crm_dot_v1_dot_crm__pb2.SetWebhookUrlResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateWebhookSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.crm.v1.CustomerService/RotateWebhookSecret',
+            erp_dot_crm_dot_v1_dot_crm__pb2.RotateWebhookSecretRequest.SerializeToString,
+            erp_dot_crm_dot_v1_dot_crm__pb2.RotateWebhookSecretResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,19 +23,24 @@ _sym_db = _symbol_database.Default()
 
 
 from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65rp/events/v1/crm_events.proto\x12\rerp.events.v1\x1a\x19\x65rp/common/v1/money.proto\"\x84\x01\n\x0f\x43ustomerUpdated\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x1a\n\x12payment_terms_days\x18\x05 \x01(\x05\x12\x0e\n\x06status\x18\x06 \x01(\t\"\x8b\x01\n\x0e\x43reditApproved\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12&\n\x08\x65xposure\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12*\n\x0c\x63redit_limit\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\"G\n\x0e\x43reditRejected\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x65rp/events/v1/crm_events.proto\x12\rerp.events.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n\x0f\x43ustomerUpdated\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x13\n\x0bwebhook_url\x18\x04 \x01(\t\x12\x1a\n\x12payment_terms_days\x18\x05 \x01(\x05\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x36\n\x0fwebhook_secrets\x18\x07 \x01(\x0b\x32\x1d.erp.events.v1.WebhookSecrets\"\xae\x01\n\x0eWebhookSecrets\x12\x30\n\x07\x63urrent\x18\x01 \x01(\x0b\x32\x1f.erp.events.v1.WebhookSecretRef\x12\x31\n\x08previous\x18\x02 \x01(\x0b\x32\x1f.erp.events.v1.WebhookSecretRef\x12\x37\n\x13previous_expires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"5\n\x10WebhookSecretRef\x12\x11\n\tsecret_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\"\x8b\x01\n\x0e\x43reditApproved\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12&\n\x08\x65xposure\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12*\n\x0c\x63redit_limit\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\"G\n\x0e\x43reditRejected\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'erp.events.v1.crm_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CUSTOMERUPDATED']._serialized_start=77
-  _globals['_CUSTOMERUPDATED']._serialized_end=209
-  _globals['_CREDITAPPROVED']._serialized_start=212
-  _globals['_CREDITAPPROVED']._serialized_end=351
-  _globals['_CREDITREJECTED']._serialized_start=353
-  _globals['_CREDITREJECTED']._serialized_end=424
+  _globals['_CUSTOMERUPDATED']._serialized_start=110
+  _globals['_CUSTOMERUPDATED']._serialized_end=298
+  _globals['_WEBHOOKSECRETS']._serialized_start=301
+  _globals['_WEBHOOKSECRETS']._serialized_end=475
+  _globals['_WEBHOOKSECRETREF']._serialized_start=477
+  _globals['_WEBHOOKSECRETREF']._serialized_end=530
+  _globals['_CREDITAPPROVED']._serialized_start=533
+  _globals['_CREDITAPPROVED']._serialized_end=672
+  _globals['_CREDITREJECTED']._serialized_start=674
+  _globals['_CREDITREJECTED']._serialized_end=745
 # @@protoc_insertion_point(module_scope)

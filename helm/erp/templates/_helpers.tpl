@@ -291,7 +291,7 @@ ERP_GRPC_HOST ERP_GRPC_PORT ERP_METRICS_PORT ERP_MIGRATE_ON_START ERP_SHUTDOWN_G
 
 {{/* Settings a service must get from a Secret; the chart refuses to render it without them. */}}
 {{- define "erp.requiredSecretEnv" -}}
-{{- toJson (dict "notification" (list "ERP_WEBHOOK_SECRET")) -}}
+{{- toJson (dict "notification" (list "ERP_WEBHOOK_SECRET" "ERP_WEBHOOK_SIGNING_KEY") "crm" (list "ERP_WEBHOOK_SIGNING_KEY")) -}}
 {{- end -}}
 
 {{/* A service's settings from Secrets (services.<name>.secretEnv), as secretKeyRef env: (list $ $config $plainEnv). */}}

@@ -34,7 +34,10 @@ def _utcnow() -> dt.datetime:
 @dataclasses.dataclass(frozen=True)
 class WebhookSecrets:
     """Makes customers' webhook secrets: a random id, and the secret derived from it under
-    the current master key (returned to the caller once, never stored)."""
+    the current master key (returned to the caller once, never stored).
+
+    The RPCs that return a secret take no request_id on purpose: the mesh keeps the response of
+    every call with one (mesh/idempotency.py), and that response would hold the secret in clear."""
 
     keys: SigningKeys
     new_id: Callable[[], str] = lambda: secrets.token_hex(16)

@@ -28,11 +28,14 @@ from mesh import service
 from mesh.events import envelope as envelopes
 from mesh.events.consumer import Consumer
 from mesh.events.transport import Ack, Delivery
+from services.crm.adapters import CustomerRepository
 from services.crm.service import spec as crm_spec
+from services.crm.signing_keys import SigningKeys
 from services.notification import events as notification_events
 from services.notification.service import spec as notification_spec
 from tests import support
 from tests.integration.test_notification import Probe
+from tests.interleaving import PausePoint, interleave
 
 MASTER_KEY = "test-master-key-for-webhook-secrets-0123456789"
 LEGACY_SECRET = "legacy-shared-secret"
@@ -283,3 +286,43 @@ def test_webhook_rpcs_say_what_is_wrong(mesh, receivers):
     assert not removed.customer.webhook_signing.HasField("secret_created_at")
     fails(mesh.crm.RotateWebhookSecret, pb.RotateWebhookSecretRequest(customer_id=plain),
           grpc.StatusCode.FAILED_PRECONDITION)
+
+
+@pytest.fixture
+def crm_only(engines, tmp_path):
+    running = service.start(crm_spec(), support.settings_for("crm", engines, tmp_path,
+                                                             env={"ERP_WEBHOOK_SIGNING_KEY": MASTER_KEY}))
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield crm_pb2_grpc.CustomerServiceStub(channel), running
+    finally:
+        channel.close()
+        running.stop(grace=1)
+
+
+def test_two_rotations_at_once_serialize_and_the_later_one_overlaps_the_earlier_ones_secret(crm_only, monkeypatch):
+    """Replica A's rotation is stopped inside its transaction right after it read the customer;
+    replica B rotates the same customer. B must wait for A (the row lock), then rotate from A's
+    secret: both succeed, versions 2 and 3, and the secret B keeps in its window is A's."""
+    stub, running = crm_only
+    customer_id = f"WH-R-{uuid.uuid4().hex[:8]}"
+    stub.CreateCustomer(pb.CreateCustomerRequest(customer=pb.Customer(
+        customer_id=customer_id, name="Racer", credit_limit=money_pb2.Money(currency_code="EUR", amount="1"),
+        webhook_url="https://racer.example/hook")), timeout=10)
+
+    def rotate():
+        return stub.RotateWebhookSecret(pb.RotateWebhookSecretRequest(customer_id=customer_id), timeout=30)
+
+    pause = PausePoint(monkeypatch, CustomerRepository, "get")
+    run = interleave(running.runtime.engine, pause, rotate, rotate)
+    assert isinstance(run.first, pb.RotateWebhookSecretResponse), run.first
+    assert isinstance(run.second, pb.RotateWebhookSecretResponse), run.second
+    assert run.second_waited, "the second rotation committed inside the first one's transaction"
+    assert (run.first.customer.webhook_signing.secret_version, run.second.customer.webhook_signing.secret_version) \
+        == (2, 3)
+    with running.runtime.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT * FROM customers WHERE customer_id = :c"), {"c": customer_id}).one()
+    keys = SigningKeys(MASTER_KEY)
+    assert keys.secret(customer_id, row.webhook_secret_id, row.webhook_key_id) == run.second.webhook_secret
+    assert keys.secret(customer_id, row.webhook_previous_secret_id, row.webhook_previous_key_id) == \
+        run.first.webhook_secret

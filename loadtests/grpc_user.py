@@ -5,8 +5,9 @@
 * Every unary call goes through `LocustInterceptor`, which fires `environment.events.request` with
   request_type "grpc", name = the method ("GetStock"), the response time in ms, the response size and
   the exception (a grpc.RpcError) when the call failed.
-* Each user opens its own channels (one per service, with a local subchannel pool, so every user has its
-  own TCP connections and load spreads over server processes and replicas) and calls the services
+* Each user opens its own channels (one per target: per service, or one for all through a gateway; with a
+  local subchannel pool, so every user has its own TCP connections and load spreads over server processes,
+  replicas and gateway pods) and calls the services
   through the generated stubs (erp.*.v1.*_pb2_grpc), exactly as internal services do.
 
 Targets: ERP_<SERVICE>_TARGET (`ipv4:127.0.0.1:50051,127.0.0.1:50061` round-robins over several local
@@ -163,11 +164,12 @@ class GrpcUser(User):
         unknown = set(self.services) - set(self.STUBS)
         if unknown:
             raise LocustError(f"unknown services {sorted(unknown)}")
-        self._channels = {}
+        self._channels = {}  # by target: through a gateway, one channel (connection) per user for every service
         for service in self.services:
-            channel = open_channel(target_for(service, self.host), environment)
-            self._channels[service] = channel
-            setattr(self, service, self.STUBS[service](channel))
+            target = target_for(service, self.host)
+            if target not in self._channels:
+                self._channels[target] = open_channel(target, environment)
+            setattr(self, service, self.STUBS[service](self._channels[target]))
 
     def on_stop(self) -> None:
         for channel in self._channels.values():

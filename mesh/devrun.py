@@ -128,7 +128,9 @@ def main() -> int:
             from erp_client import demo
             from erp_client.client import ErpClient
 
-            with ErpClient.from_env() as erp:
+            # The mesh just started, named explicitly: a shell's ERP_TARGET may point at a deployment.
+            local = {f"{name}_target": target for name, _, target in started if name in SERVICES}
+            with ErpClient(**local) as erp:
                 count = demo.load(erp)
             print(f"demo data loaded: {count} products in {len(demo.WAREHOUSES)} warehouses", flush=True)
         transport = "RabbitMQ" if settings.event_transport == "amqp" else "embedded PostgreSQL event bus"
@@ -140,7 +142,8 @@ def main() -> int:
         print(f"  traces       {env['ERP_TRACES_DIR']}  (erp trace ORDER_ID)")
         if mail is not None:
             print(f"  email        {env['ERP_SMTP_URL']} (saved to {settings.data_dir / 'mail'})")
-        print(f"  REST         http://127.0.0.1:{http_port}  (OpenAPI: /openapi.json; gRPC edge: the gateway above)")
+        print(f"  REST         http://127.0.0.1:{http_port}  (API page: /docs; OpenAPI: /openapi.json; "
+              "gRPC edge: the gateway above)")
         print("try:  .venv/bin/erp demo      (one order from placement to payment, then procure to pay)\n"
               "      .venv/bin/erp stock get CHAIR-OAK MAIN\n"
               "      .venv/bin/erp order place --customer CUST-1 --line CHAIR-OAK:2:89.90 --wait\n"

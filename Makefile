@@ -98,6 +98,10 @@ chart-lint: $(STAMP) ## Chart: helm lint --strict, schema, kubernetes-validate, 
 chart-test: $(STAMP) ## Chart: all chart tests, including starting the rendered pods on local engines
 	$(PY) -m pytest tests/chart $(PYTEST_ARGS)
 
+.PHONY: chart-readme
+chart-readme: $(STAMP) ## Regenerate helm/erp/README.md (every value) from values.yaml's comments; make test fails while it is stale
+	$(PY) -m tests.chart.chart_readme
+
 .PHONY: helm
 helm: $(STAMP) ## Run the pinned helm: make helm ARGS="template erp helm/erp -n erp"
 	$(PY) -m tests.chart.tools helm $(ARGS)

@@ -3,7 +3,7 @@ no schema for (it validates built-in kinds only and merely warns about these).
 
 They cover the SUBSET of each CRD's fields this project uses (names from the upstream CRDs: Istio
 security/networking v1, prometheus-operator monitoring.coreos.com/v1, CloudNativePG postgresql.cnpg.io/v1,
-RabbitMQ cluster operator rabbitmq.com/v1beta1), each object with additionalProperties: false, so a
+RabbitMQ cluster operator rabbitmq.com/v1beta1, Gateway API gateway.networking.k8s.io/v1), each object with additionalProperties: false, so a
 misspelled field fails here instead of being dropped (or refused) by the API server. A field the CRD has
 but this subset lacks fails too: add it here, checked against the CRD, when the chart starts using it.
 """
@@ -127,7 +127,54 @@ RABBITMQ_CLUSTER = resource("rabbitmq.com/v1beta1", "RabbitmqCluster", obj({
     "tolerations": {"type": "array"},
 }, ("replicas",)))
 
+# Gateway API (gateway.networking.k8s.io/v1, standard channel, v1.1+ for GRPCRoute): the route fields the
+# chart writes, with the CRDs' own limits (hostname pattern, 16 hostnames, 32 parentRefs, 16 rules).
+HOSTNAME: Schema = {"type": "string", "minLength": 1, "maxLength": 253,
+                    "pattern": r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"}
+K8S_NAME: Schema = {"type": "string", "minLength": 1, "maxLength": 253}
+PORT: Schema = {"type": "integer", "minimum": 1, "maximum": 65535}
+PARENT_REF = obj({"group": STR, "kind": STR, "namespace": {"type": "string", "maxLength": 63}, "name": K8S_NAME,
+                  "sectionName": {"type": "string", "maxLength": 253}, "port": PORT}, ("name",))
+# A Service backend needs its port (the CRD's CEL rule: "Must have port for Service reference").
+BACKEND_REF = obj({"group": {"const": ""}, "kind": {"const": "Service"}, "name": K8S_NAME,
+                   "namespace": {"type": "string", "maxLength": 63}, "port": PORT,
+                   "weight": {"type": "integer", "minimum": 0, "maximum": 1000000}}, ("name", "port"))
+HEADER_MATCH = obj({"type": {"enum": ["Exact", "RegularExpression"]}, "name": STR, "value": STR}, ("name", "value"))
+ROUTE_COMMON: Schema = {
+    "parentRefs": {"type": "array", "minItems": 1, "maxItems": 32, "items": PARENT_REF},
+    "hostnames": {"type": "array", "maxItems": 16, "items": HOSTNAME},
+}
+
+HTTP_ROUTE = resource("gateway.networking.k8s.io/v1", "HTTPRoute", obj({
+    **ROUTE_COMMON,
+    "rules": {"type": "array", "minItems": 1, "maxItems": 16, "items": obj({
+        "name": STR,
+        "matches": {"type": "array", "maxItems": 64, "items": obj({
+            "path": obj({"type": {"enum": ["Exact", "PathPrefix", "RegularExpression"]},
+                         "value": {"type": "string", "maxLength": 1024, "pattern": "^/"}}),
+            "headers": {"type": "array", "maxItems": 16, "items": HEADER_MATCH},
+            "method": {"enum": ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]},
+        })},
+        "backendRefs": {"type": "array", "maxItems": 16, "items": BACKEND_REF},
+        "timeouts": obj({"request": DURATION, "backendRequest": DURATION}),
+    })},
+}, ("parentRefs",)))
+
+GRPC_ROUTE = resource("gateway.networking.k8s.io/v1", "GRPCRoute", obj({
+    **ROUTE_COMMON,
+    "rules": {"type": "array", "minItems": 1, "maxItems": 16, "items": obj({
+        "name": STR,
+        "matches": {"type": "array", "maxItems": 64, "items": obj({
+            "method": obj({"type": {"enum": ["Exact", "RegularExpression"]}, "service": STR, "method": STR}),
+            "headers": {"type": "array", "maxItems": 16, "items": HEADER_MATCH},
+        })},
+        "backendRefs": {"type": "array", "maxItems": 16, "items": BACKEND_REF},
+    })},
+}, ("parentRefs",)))
+
 SCHEMAS: dict[tuple[str, str], Schema] = {
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTP_ROUTE,
+    ("gateway.networking.k8s.io/v1", "GRPCRoute"): GRPC_ROUTE,
     ("security.istio.io/v1", "PeerAuthentication"): PEER_AUTHENTICATION,
     ("security.istio.io/v1", "AuthorizationPolicy"): AUTHORIZATION_POLICY,
     ("networking.istio.io/v1", "DestinationRule"): DESTINATION_RULE,

@@ -40,6 +40,11 @@ def _collector_rules(policy: dict, peers: list[dict]) -> list[dict]:
     return [r for r in policy["spec"].get("egress", []) if r.get("to") == peers]
 
 
+def _own_tag(component: str) -> str:
+    """The tag of a component's own image in all-features (services.<name>.image): its service.version."""
+    return ALL_FEATURES.get("services", {}).get(component, {}).get("image", {}).get("tag", "")
+
+
 def _otel(**values) -> dict[str, str]:
     return {f"otel.{key}": json.dumps(value) for key, value in values.items()}
 
@@ -76,7 +81,7 @@ def test_every_service_and_the_gateway_export_to_the_collector(renderings):
         assert env["OTEL_TRACES_SAMPLER_ARG"]["value"] == "0.25"
         attributes = dict(pair.split("=", 1) for pair in env["OTEL_RESOURCE_ATTRIBUTES"]["value"].split(","))
         assert attributes == {"k8s.namespace.name": "erp", "k8s.pod.name": "$(POD_NAME)",
-                              "service.version": ALL_FEATURES["image"]["tag"],
+                              "service.version": _own_tag(component) or ALL_FEATURES["image"]["tag"],
                               "deployment.environment.name": "production",
                               "k8s.cluster.name": "prod-eu-1", "service.namespace": "erp"}, component
     # The migration Job and the load test are not traced.
@@ -177,7 +182,7 @@ def test_the_code_builds_what_the_values_ask_for(helm, monkeypatch):
                                                    "service.version", "deployment.environment.name",
                                                    "k8s.cluster.name", "team.note")} == {
                 "service.name": f"erp-{component}", "k8s.namespace.name": "erp",
-                "k8s.pod.name": f"erp-{component}-7d9f-abcde", "service.version": "1.4.2+build.7",
+                "k8s.pod.name": f"erp-{component}-7d9f-abcde", "service.version": _own_tag(component) or "1.4.2+build.7",
                 "deployment.environment.name": "production", "k8s.cluster.name": "prod-eu-1", "team.note": odd,
             }, component
             sampler = provider.sampler

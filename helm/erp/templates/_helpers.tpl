@@ -65,6 +65,35 @@ helm.sh/chart: {{ include "erp.chart" $root }}
 {{- end -}}
 {{- end -}}
 
+{{/*
+The image of one component (a service, "gateway"): its own `image` (services.<name>.image, gateway.image)
+over the shared one, as JSON {repository, tag, digest, pullPolicy}: (list $ "orders"). Its own digest wins;
+else its own tag; a repository of its own alone takes the shared tag (the shared digest names an image of
+the shared repository, so it is not carried over to another repository).
+*/}}
+{{- define "erp.componentImage" -}}
+{{- $root := index . 0 -}}
+{{- $name := index . 1 -}}
+{{- $shared := $root.Values.image -}}
+{{- $own := dict -}}
+{{- if eq $name "gateway" -}}
+{{- $own = default dict $root.Values.gateway.image -}}
+{{- else -}}
+{{- $own = default dict (get (default dict (get $root.Values.services $name)) "image") -}}
+{{- end -}}
+{{- $image := dict "repository" (default $shared.repository $own.repository) "pullPolicy" (default $shared.pullPolicy $own.pullPolicy) "tag" $shared.tag "digest" $shared.digest -}}
+{{- if $own.digest -}}
+{{- $_ := set $image "digest" $own.digest -}}
+{{- $_ := set $image "tag" (default "" $own.tag) -}}
+{{- else if $own.tag -}}
+{{- $_ := set $image "tag" $own.tag -}}
+{{- $_ := set $image "digest" "" -}}
+{{- else if $own.repository -}}
+{{- $_ := set $image "digest" "" -}}
+{{- end -}}
+{{- toJson $image -}}
+{{- end -}}
+
 {{/* checkov skips every image gets when it is pinned by tag only: (list $image). */}}
 {{- define "erp.imageCheckovSkips" -}}
 {{- if not (index . 0).digest -}}
@@ -379,7 +408,7 @@ OTEL_RESOURCE_ATTRIBUTES, which refers to it as $(POD_NAME).
 {{- end -}}
 {{- $pairs := list (printf "k8s.namespace.name=%s" (include "erp.otelAttributeValue" $root.Release.Namespace)) "k8s.pod.name=$(POD_NAME)" -}}
 {{- if not (hasKey $attributes "service.version") -}}
-{{- $pairs = append $pairs (printf "service.version=%s" (include "erp.otelAttributeValue" (default $root.Chart.AppVersion $root.Values.image.tag))) -}}
+{{- $pairs = append $pairs (printf "service.version=%s" (include "erp.otelAttributeValue" (default $root.Chart.AppVersion (fromJson (include "erp.componentImage" (list $root $component))).tag))) -}}
 {{- end -}}
 {{- with $otel.environment -}}
 {{- $pairs = append $pairs (printf "deployment.environment.name=%s" (include "erp.otelAttributeValue" .)) -}}
@@ -428,27 +457,45 @@ OTEL_RESOURCE_ATTRIBUTES, which refers to it as $(POD_NAME).
 {{- end }}
 {{- end -}}
 
-{{/* Pod and container security: the "restricted" Pod Security Standard. */}}
+{{/*
+Pod and container security contexts: podSecurityContext / containerSecurityContext of values.yaml (the
+"restricted" Pod Security Standard; values.schema.json keeps overrides within it), a component's own
+merged over them. A key set to null in the component's is dropped (OpenShift: runAsUser: null and
+runAsGroup: null let its SCC assign the namespace's ids; set to null globally, Helm drops it itself).
+Argument: $ (the global one) or (list $ $override).
+*/}}
 {{- define "erp.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-fsGroup: 10001
-seccompProfile:
-  type: RuntimeDefault
+{{- include "erp.securityContext" (list . "podSecurityContext") -}}
 {{- end -}}
 
 {{- define "erp.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-runAsUser: 10001
-runAsGroup: 10001
-privileged: false
-capabilities:
-  drop: ["ALL"]
-seccompProfile:
-  type: RuntimeDefault
+{{- include "erp.securityContext" (list . "containerSecurityContext") -}}
+{{- end -}}
+
+{{- define "erp.securityContext" -}}
+{{- $arg := index . 0 -}}
+{{- $key := index . 1 -}}
+{{- $root := $arg -}}
+{{- $override := dict -}}
+{{- if kindIs "slice" $arg -}}
+{{- $root = index $arg 0 -}}
+{{- $override = default dict (index $arg 1) -}}
+{{- end -}}
+{{- $merged := fromJson (include "erp.merge" (list (default dict (get $root.Values $key)) $override)) -}}
+{{- toYaml (fromJson (include "erp.dropNulls" $merged)) -}}
+{{- end -}}
+
+{{/* A map without its null values (recursively), as JSON. */}}
+{{- define "erp.dropNulls" -}}
+{{- $out := dict -}}
+{{- range $k, $v := . -}}
+{{- if kindIs "map" $v -}}
+{{- $_ := set $out $k (fromJson (include "erp.dropNulls" $v)) -}}
+{{- else if not (kindIs "invalid" $v) -}}
+{{- $_ := set $out $k $v -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}
 
 {{/* NetworkPolicy egress rule for DNS. */}}

@@ -751,4 +751,7 @@ class FinanceUnitOfWork(UnitOfWork):
         self.goods_receipts = GoodsReceiptRepository(self.connection)
         self.supplier_bills = SupplierBillRepository(self.connection)
         self.bill_payments = BillPaymentRepository(self.connection)
+        from services.finance.valuation import StockPostingRepository  # it builds on this module's tables
+
+        self.stock_postings = StockPostingRepository(self.connection)
 

@@ -40,6 +40,7 @@ class Account(enum.StrEnum):
     REVENUE = "4000"
     COST_OF_GOODS_SOLD = "5000"
     PURCHASE_PRICE_VARIANCE = "5100"
+    INVENTORY_ADJUSTMENTS = "5200"
 
 
 # code -> (name, kind). The migrations seed the same rows (a unit test keeps them equal).
@@ -53,6 +54,7 @@ CHART: dict[str, tuple[str, str]] = {
     Account.REVENUE: ("Revenue", "revenue"),
     Account.COST_OF_GOODS_SOLD: ("Cost of goods sold", "expense"),
     Account.PURCHASE_PRICE_VARIANCE: ("Purchase price variance", "expense"),
+    Account.INVENTORY_ADJUSTMENTS: ("Inventory adjustments", "expense"),
 }
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 import datetime as dt
 
 from erp.events.v1 import crm_events_pb2 as crm_ev
+from erp.events.v1 import inventory_events_pb2 as inventory_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import locks
 from mesh.events.consumer import EventHandlers
-from services.finance import domain, handlers, payables
+from services.finance import domain, handlers, payables, valuation
 from services.finance.domain import FinanceConfig
 
 
@@ -75,5 +76,19 @@ def build(config: FinanceConfig) -> EventHandlers:
     @consumes.on(procurement_ev.GoodsReceived, lock=PURCHASE_ORDER)
     def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:
         handlers.on_goods_received(uow, receipt_command(event), config)
+
+    # The value of stock movements (services/finance/valuation.py). A shipment's cost posts
+    # under the order's lock, beside the order's invoice; an adjustment's under its request id.
+    @consumes.on(inventory_ev.StockIssued, lock=ORDER)
+    def on_stock_issued(uow, event: inventory_ev.StockIssued, envelope) -> None:
+        valuation.on_stock_issued(uow, valuation.issued_command(event), config.currency,
+                                  envelope.envelope.occurred_at.ToDatetime(tzinfo=dt.UTC)
+                                  if envelope.envelope.HasField("occurred_at") else None)
+
+    @consumes.on(inventory_ev.StockAdjusted, lock=locks.by("stock_adjustment", "request_id"))
+    def on_stock_adjusted(uow, event: inventory_ev.StockAdjusted, _envelope) -> None:
+        if event.goods_receipt_id:
+            return  # a receipt: posted from GoodsReceived at the purchase order's prices
+        valuation.on_stock_adjusted(uow, valuation.adjusted_command(event), config.currency)
 
     return consumes

@@ -10,7 +10,7 @@ from erp.finance.v1 import finance_pb2 as pb
 from erp.finance.v1 import finance_pb2_grpc
 from mesh import context as call_context  # the verified caller; `context` is the gRPC one
 from mesh.errors import FieldViolation, InvalidArgument
-from services.finance import domain, handlers, payables
+from services.finance import domain, handlers, payables, valuation
 from services.finance.domain import FinanceConfig, Invoice, InvoiceStatus, JournalEntry
 from services.finance.handlers import to_money
 from services.finance.payables import BillStatus, ReviewDecision, SupplierBill
@@ -22,6 +22,32 @@ _BILL_STATUS_TO_PROTO = {status: pb.SupplierBillStatus.Value("SUPPLIER_BILL_STAT
 _BILL_STATUS_FROM_PROTO = {value: status for status, value in _BILL_STATUS_TO_PROTO.items()}
 _DECISION_FROM_PROTO = {pb.BILL_REVIEW_DECISION_RELEASE: ReviewDecision.RELEASE,
                         pb.BILL_REVIEW_DECISION_REJECT: ReviewDecision.REJECT}
+
+
+def _moment(request, field: str) -> dt.datetime | None:
+    """A request's optional timestamp field as an aware datetime; None when unset."""
+    if not request.HasField(field):
+        return None
+    try:
+        return getattr(request, field).ToDatetime(tzinfo=dt.UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument([FieldViolation(field, "is not a valid timestamp")]) from exc
+
+
+_GROUPING = {pb.SALES_GROUPING_UNSPECIFIED: "period", pb.SALES_GROUPING_PERIOD: "period",
+             pb.SALES_GROUPING_CUSTOMER: "customer", pb.SALES_GROUPING_SKU: "sku"}
+
+
+def _sales_row(row: valuation.SalesRow, currency: str) -> pb.SalesReportRow:
+    return pb.SalesReportRow(key=row.key, revenue=to_money(currency, row.revenue),
+                             cost_of_goods_sold=to_money(currency, row.cost),
+                             gross_margin=to_money(currency, row.gross_margin), margin_percent=row.margin_percent,
+                             quantity=row.quantity)
+
+
+def _payables_row(row: domain.AgingRow, currency: str) -> pb.PayablesAgingRow:
+    return pb.PayablesAgingRow(supplier_id=row.customer_id, **{
+        name: to_money(currency, getattr(row, name)) for name in (*domain.BUCKETS, "total")})
 
 
 def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -109,12 +135,7 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
 
     def GetReceivablesAging(self, request: pb.GetReceivablesAgingRequest,
                             context) -> pb.GetReceivablesAgingResponse:
-        as_of = None
-        if request.HasField("as_of"):
-            try:
-                as_of = request.as_of.ToDatetime(tzinfo=dt.UTC)
-            except (ValueError, OverflowError) as exc:
-                raise InvalidArgument([FieldViolation("as_of", "is not a valid timestamp")]) from exc
+        as_of = _moment(request, "as_of")
         currency, rows, totals = handlers.receivables_aging(self.runtime.uow(), request.currency_code, as_of,
                                                             self.config)
         return pb.GetReceivablesAgingResponse(rows=[_aging_row(row, currency) for row in rows],
@@ -156,3 +177,19 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
                                        request.amount.currency_code, request.reference)
         payment, bill = handlers.pay_supplier_bill(self.runtime.uow(), cmd)
         return pb.PaySupplierBillResponse(payment_id=payment.payment_id, bill=bill_to_proto(bill))
+
+    def GetSalesReport(self, request: pb.GetSalesReportRequest, context) -> pb.GetSalesReportResponse:
+        query = valuation.SalesQuery(
+            group_by=_GROUPING.get(request.group_by, ""), from_time=_moment(request, "from_time"),
+            to_time=_moment(request, "to_time"), customer_id=request.customer_id, order_id=request.order_id,
+            currency_code=request.currency_code)
+        currency, rows, totals, token = valuation.sales_report(self.runtime.uow(), query, request.page.page_size,
+                                                               request.page.page_token, self.config.currency)
+        return pb.GetSalesReportResponse(rows=[_sales_row(row, currency) for row in rows],
+                                         totals=_sales_row(totals, currency), next_page_token=token)
+
+    def GetPayablesAging(self, request: pb.GetPayablesAgingRequest, context) -> pb.GetPayablesAgingResponse:
+        currency, rows, totals = valuation.payables_aging(self.runtime.uow(), request.currency_code,
+                                                          _moment(request, "as_of"), self.config.currency)
+        return pb.GetPayablesAgingResponse(rows=[_payables_row(row, currency) for row in rows],
+                                           totals=_payables_row(totals, currency))

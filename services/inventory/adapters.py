@@ -8,13 +8,15 @@ projection of stock_ledger, written in the same transaction as each ledger entry
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+from decimal import Decimal
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 
 from mesh.uow import UnitOfWork
-from services.inventory.domain import LedgerEntry, Product, StockLevel, Warehouse
+from services.inventory.domain import LedgerEntry, Product, StockLevel, Valuation, Warehouse
 
 metadata = sa.MetaData()
 
@@ -43,6 +45,11 @@ stock_balances = sa.Table(
     sa.Column("reorder_point", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("reorder_quantity", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("reorder_alerted", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Valuation (migration 0006): what on hand is worth, and value / on hand (the last one
+    # in force when nothing is on hand). Written with every valued ledger entry.
+    sa.Column("value", sa.Numeric(18, 2), nullable=False, server_default="0"),
+    sa.Column("unit_cost", sa.Numeric(28, 10), nullable=False, server_default="0"),
+    sa.CheckConstraint("value >= 0", name="value_not_negative"),
     sa.CheckConstraint("on_hand >= 0", name="on_hand_not_negative"),
     sa.CheckConstraint("reserved >= 0", name="reserved_not_negative"),
     sa.CheckConstraint("reserved <= on_hand", name="no_oversell"),
@@ -60,6 +67,8 @@ stock_ledger = sa.Table(
     sa.Column("reference", sa.Text, nullable=False),
     sa.Column("request_id", sa.Text, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("value_delta", sa.Numeric(18, 2), nullable=False, server_default="0"),
+    sa.Column("unit_cost", sa.Numeric(28, 10)),
 )
 
 reservations = sa.Table(
@@ -208,7 +217,8 @@ class StockRepository:
             self.conn.execute(_LEDGER_INSERT, [{
                 "sku": e.sku, "warehouse_code": e.warehouse_code, "kind": str(e.kind),
                 "on_hand_delta": e.on_hand_delta, "reserved_delta": e.reserved_delta, "reason": e.reason,
-                "reference": e.reference, "request_id": e.request_id} for e in entries])
+                "reference": e.reference, "request_id": e.request_id, "value_delta": e.value_delta,
+                "unit_cost": e.unit_cost} for e in entries])
 
     def request_target(self, request_id: str) -> tuple[str, str] | None:
         """The (sku, warehouse) an already-applied request changed, if any."""
@@ -282,6 +292,76 @@ class StockRepository:
         if after is not None:
             query = query.where(sa.tuple_(b.warehouse_code, b.sku) > sa.tuple_(*after))
         return [_level(r) for r in self.conn.execute(query)]
+
+
+    # ------------------------------------------------------------ valuation
+
+    def valuation(self, sku: str, warehouse_code: str) -> Valuation:
+        """The balance's quantity on hand and value. Read after the balance's row was
+        changed (move) or locked in this transaction, so no other writer is between."""
+        row = self.conn.execute(sa.select(_b.on_hand, _b.value, _b.unit_cost).where(
+            _b.sku == sku, _b.warehouse_code == warehouse_code)).first()
+        if row is None:
+            return Valuation(0, Decimal("0.00"), Decimal(0))
+        return Valuation(row.on_hand, row.value, row.unit_cost)
+
+    def set_valuation(self, sku: str, warehouse_code: str, value: Decimal, unit_cost: Decimal) -> None:
+        self.conn.execute(stock_balances.update().where(_b.sku == sku, _b.warehouse_code == warehouse_code)
+                          .values(value=value, unit_cost=unit_cost))
+
+    def valuation_page(self, *, as_of: dt.datetime | None, warehouse_code: str, sku_prefix: str,
+                       after: tuple[str, str] | None, limit: int | None) -> list[tuple[str, str, int, Decimal, Decimal]]:
+        """(sku, warehouse, quantity, value, unit cost) by (warehouse, sku): the balances
+        now, or the ledger summed up to as_of. limit None: every line (for the totals)."""
+        query = _valuation_source(as_of, warehouse_code, sku_prefix)
+        if after is not None:
+            query = query.where(sa.tuple_(query.selected_columns.warehouse_code,
+                                          query.selected_columns.sku) > sa.tuple_(*after))
+        if limit is not None:
+            query = query.limit(limit)
+        return [(r.sku, r.warehouse_code, int(r.quantity), r.value, r.unit_cost) for r in self.conn.execute(query)]
+
+    def valuation_totals(self, *, as_of: dt.datetime | None, warehouse_code: str,
+                         sku_prefix: str) -> tuple[int, Decimal]:
+        lines = _valuation_source(as_of, warehouse_code, sku_prefix).subquery()
+        row = self.conn.execute(sa.select(sa.func.coalesce(sa.func.sum(lines.c.quantity), 0),
+                                          sa.func.coalesce(sa.func.sum(lines.c.value), 0))).one()
+        return int(row[0]), Decimal(row[1]).quantize(Decimal("0.01"))
+
+
+def _prefix_filter(column, sku_prefix: str):
+    escaped = sku_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.like(escaped + "%", escape="\\")
+
+
+def _valuation_source(as_of: dt.datetime | None, warehouse_code: str, sku_prefix: str):
+    """A select of (sku, warehouse_code, quantity, value, unit_cost) ordered by warehouse and
+    SKU, leaving out lines with neither quantity nor value."""
+    if as_of is None:
+        b = stock_balances.c
+        query = (sa.select(b.sku, b.warehouse_code, b.on_hand.label("quantity"), b.value, b.unit_cost)
+                 .where(sa.or_(b.on_hand != 0, b.value != 0)).order_by(b.warehouse_code, b.sku))
+        if warehouse_code:
+            query = query.where(b.warehouse_code == warehouse_code)
+        if sku_prefix:
+            query = query.where(_prefix_filter(b.sku, sku_prefix))
+        return query
+    led = stock_ledger.c
+    conditions = [led.created_at <= as_of]
+    if warehouse_code:
+        conditions.append(led.warehouse_code == warehouse_code)
+    if sku_prefix:
+        conditions.append(_prefix_filter(led.sku, sku_prefix))
+    sums = (sa.select(led.sku, led.warehouse_code, sa.func.sum(led.on_hand_delta).label("quantity"),
+                      sa.func.sum(led.value_delta).label("value"),
+                      # the unit cost after the last valued entry up to then (the last in force)
+                      sa.func.coalesce(
+                          sa.func.array_agg(aggregate_order_by(led.unit_cost, led.id.desc()))
+                          .filter(led.unit_cost.is_not(None))[1], 0).label("unit_cost"))
+            .where(*conditions).group_by(led.sku, led.warehouse_code).subquery())
+    return (sa.select(sums.c.sku, sums.c.warehouse_code, sums.c.quantity, sums.c.value, sums.c.unit_cost)
+            .where(sa.or_(sums.c.quantity != 0, sums.c.value != 0))
+            .order_by(sums.c.warehouse_code, sums.c.sku))
 
 
 class InventoryUnitOfWork(UnitOfWork):

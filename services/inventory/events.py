@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
-from mesh import locks
+from mesh import locks, money
 from mesh.events.consumer import EventHandlers
 from services.inventory import domain, handlers
 
@@ -12,7 +12,8 @@ from services.inventory import domain, handlers
 ORDER = locks.by("order", "order_id")
 
 
-def build(cache) -> EventHandlers:
+def build(cache, currency: str = "EUR") -> EventHandlers:
+    """currency: what stock is valued in (ERP_INVENTORY_CURRENCY)."""
     consumes = EventHandlers(consumer="inventory")
 
     @consumes.on(orders_ev.OrderPlaced, lock=ORDER)
@@ -31,11 +32,20 @@ def build(cache) -> EventHandlers:
 
     @consumes.on(orders_ev.OrderShipped, lock=ORDER)
     def on_order_shipped(uow, event: orders_ev.OrderShipped, _envelope) -> None:
-        handlers.issue(uow, cache, event.order_id)
+        handlers.issue(uow, cache, event.order_id, currency)
 
     @consumes.on(procurement_ev.GoodsReceived, lock=locks.by("goods_receipt", "receipt_id"))
     def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:
+        # A line without a price (an event from before prices were carried) comes in at the
+        # cost in force; a price that does not parse is a fault.
+        amounts = [money.parse_amount(line.unit_price.amount) if line.unit_price.amount else None
+                   for line in event.lines]
+        currencies = {line.unit_price.currency_code for line in event.lines if line.unit_price.amount}
+        if any(line.unit_price.amount and (amount is None or amount < 0)
+               for line, amount in zip(event.lines, amounts, strict=True)) or len(currencies) > 1:
+            raise ValueError(f"goods receipt {event.receipt_id} has a line with an invalid purchase price")
         handlers.receive(uow, cache, event.receipt_id, event.warehouse_code,
-                         [(line.line_no, line.sku, line.quantity) for line in event.lines])
+                         [(line.line_no, line.sku, line.quantity, amount) for line, amount in zip(event.lines, amounts, strict=True)],
+                         currency=next(iter(currencies), ""), valuation_currency=currency)
 
     return consumes

@@ -1,8 +1,15 @@
 """The InventoryService servicer: protobuf to commands and back, nothing more."""
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+
+from google.protobuf import timestamp_pb2
+
+from erp.common.v1 import money_pb2
 from erp.inventory.v1 import inventory_pb2 as pb
 from erp.inventory.v1 import inventory_pb2_grpc
+from mesh.errors import FieldViolation, InvalidArgument
 from services.inventory import domain, handlers
 from services.inventory.domain import StockLevel
 
@@ -13,6 +20,11 @@ def _level(level: StockLevel) -> pb.StockLevel:
                          reorder_point=level.reorder_point, reorder_quantity=level.reorder_quantity)
 
 
+def valuation_currency(settings) -> str:
+    """ERP_INVENTORY_CURRENCY (default EUR): what inventory values stock in."""
+    return settings.get("ERP_INVENTORY_CURRENCY", "EUR") if settings is not None else "EUR"
+
+
 def _product(p: domain.Product) -> pb.Product:
     return pb.Product(sku=p.sku, name=p.name, unit_of_measure=p.unit_of_measure)
 
@@ -20,6 +32,7 @@ def _product(p: domain.Product) -> pb.Product:
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     def __init__(self, runtime) -> None:
         self.runtime = runtime
+        self.currency = valuation_currency(runtime.settings)
 
     def CreateProduct(self, request: pb.CreateProductRequest, context) -> pb.CreateProductResponse:
         p = request.product
@@ -46,7 +59,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
 
     def AdjustStock(self, request: pb.AdjustStockRequest, context) -> pb.AdjustStockResponse:
         level = handlers.adjust_stock(self.runtime.uow(), self.runtime.cache, domain.AdjustStock(
-            request.request_id, request.sku, request.warehouse_code, request.quantity_delta, request.reason))
+            request.request_id, request.sku, request.warehouse_code, request.quantity_delta, request.reason,
+            request.unit_cost), self.currency)
         return pb.AdjustStockResponse(stock=_level(level))
 
     def ListStock(self, request: pb.ListStockRequest, context) -> pb.ListStockResponse:
@@ -60,3 +74,24 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         level = handlers.set_reorder_point(self.runtime.uow(), self.runtime.cache, domain.SetReorderPoint(
             request.sku, request.warehouse_code, request.reorder_point, request.reorder_quantity))
         return pb.SetReorderPointResponse(stock=_level(level))
+
+    def GetStockValuation(self, request: pb.GetStockValuationRequest, context) -> pb.GetStockValuationResponse:
+        as_of = None
+        if request.HasField("as_of"):
+            try:
+                as_of = request.as_of.ToDatetime(tzinfo=dt.UTC)
+            except (ValueError, OverflowError) as exc:
+                raise InvalidArgument([FieldViolation("as_of", "is not a valid timestamp")]) from exc
+        lines, (quantity, value), moment, token = handlers.stock_valuation(
+            self.runtime.uow(), as_of=as_of, warehouse_code=request.warehouse_code, sku_prefix=request.sku_prefix,
+            page_size=request.page.page_size, page_token=request.page.page_token)
+
+        def m(amount, places: str = "0.01") -> money_pb2.Money:
+            return money_pb2.Money(currency_code=self.currency, amount=str(Decimal(amount).quantize(Decimal(places))))
+
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(moment)
+        return pb.GetStockValuationResponse(
+            lines=[pb.StockValuationLine(sku=sku, warehouse_code=wh, quantity=qty, unit_cost=m(cost, "0.0001"),
+                                         value=m(val)) for sku, wh, qty, val, cost in lines],
+            total_quantity=quantity, total_value=m(value), next_page_token=token, as_of=stamp)

@@ -2,6 +2,8 @@
 the event consumer's transaction (with the inbox row) and does not commit."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 from mesh.errors import AlreadyExists, NotFound, Violations
 from services.inventory import domain
 from services.inventory.domain import LedgerEntry, LedgerKind, StockLevel
@@ -125,7 +127,8 @@ def batch_get_stock(uow, keys: list[tuple[str, str]]) -> tuple[list[StockLevel],
     return levels, missing
 
 
-def adjust_stock(uow, cache, cmd: domain.AdjustStock) -> StockLevel:
+def adjust_stock(uow, cache, cmd: domain.AdjustStock, currency: str = "EUR") -> StockLevel:
+    """Changes on hand by an adjustment, valued at the cost in force (domain.put_in, take_out)."""
     domain.validate_adjustment(cmd)
     with uow:
         target = uow.stock.request_target(cmd.request_id)
@@ -140,21 +143,36 @@ def adjust_stock(uow, cache, cmd: domain.AdjustStock) -> StockLevel:
             raise NotFound(f"no warehouse {cmd.warehouse_code}")
         uow.stock.ensure_row(cmd.sku, cmd.warehouse_code)
         level = domain.adjusted(uow.stock.get(cmd.sku, cmd.warehouse_code, for_update=True), cmd.quantity_delta)
+        before = uow.stock.valuation(cmd.sku, cmd.warehouse_code)  # the row is ours: nobody moves it now
+        if cmd.quantity_delta > 0:
+            after, value = domain.put_in(before, cmd.quantity_delta, domain.opening_cost(cmd, before))
+        else:
+            after, value = domain.take_out(before, -cmd.quantity_delta)
+            value = -value
         uow.stock.save(level)
+        uow.stock.set_valuation(cmd.sku, cmd.warehouse_code, after.value, after.unit_cost)
         uow.stock.append(LedgerEntry(cmd.sku, cmd.warehouse_code, LedgerKind.ADJUSTMENT, cmd.quantity_delta, 0,
-                                     cmd.reason.strip(), reference=cmd.request_id, request_id=cmd.request_id))
+                                     cmd.reason.strip(), reference=cmd.request_id, request_id=cmd.request_id,
+                                     value_delta=value, unit_cost=after.unit_cost))
         uow.emit(aggregate_type="stock", aggregate_id=f"{cmd.warehouse_code}/{cmd.sku}", version=level.version,
-                 payload=_stock_adjusted(cmd, level))
+                 payload=_stock_adjusted(cmd, level, value, after.unit_cost, currency))
         _publish_after_commit(uow, cache, [level])
         uow.commit()
     return level
 
 
-def _stock_adjusted(cmd: domain.AdjustStock, level: StockLevel):
+def _money(currency: str, amount: Decimal):
+    from erp.common.v1 import money_pb2
+
+    return money_pb2.Money(currency_code=currency, amount=f"{amount:.2f}")
+
+
+def _stock_adjusted(cmd: domain.AdjustStock, level: StockLevel, value: Decimal, unit_cost: Decimal, currency: str):
     from erp.events.v1 import inventory_events_pb2 as ev
 
     return ev.StockAdjusted(sku=cmd.sku, warehouse_code=cmd.warehouse_code, quantity_delta=cmd.quantity_delta,
-                            on_hand=level.on_hand, reason=cmd.reason.strip())
+                            on_hand=level.on_hand, reason=cmd.reason.strip(), value_delta=_money(currency, value),
+                            unit_cost=domain.format_cost(unit_cost), request_id=cmd.request_id)
 
 
 def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
@@ -244,32 +262,55 @@ def release(uow, cache, order_id: str) -> None:
     _publish_after_commit(uow, cache, levels)
 
 
-def issue(uow, cache, order_id: str) -> None:
-    """Takes an order's reserved stock out of the warehouse (shipment). Runs inside the
+def _valuation_before(uow, sku: str, warehouse_code: str, on_hand_delta: int) -> domain.Valuation:
+    """The valuation as it was before a move this transaction just made (the move's UPDATE
+    holds the balance's row, so no other writer comes between)."""
+    now = uow.stock.valuation(sku, warehouse_code)
+    return domain.Valuation(now.quantity - on_hand_delta, now.value, now.unit_cost)
+
+
+def issue(uow, cache, order_id: str, currency: str = "EUR") -> None:
+    """Takes an order's reserved stock out of the warehouse (shipment) at the moving average
+    cost in force, and records that cost in the ledger and in StockIssued. Runs inside the
     caller's transaction; an order with nothing reserved (already issued) changes nothing."""
     from erp.events.v1 import inventory_events_pb2 as ev
 
     lines = uow.stock.reservations_for(order_id)
     if not lines:
         return
-    levels = []
+    levels, issued = [], []
     for sku, wh, qty in lines:
         levels.append(uow.stock.move(sku, wh, -qty, -qty))
-        uow.stock.append(LedgerEntry(sku, wh, LedgerKind.ISSUE, -qty, -qty, "shipped", reference=order_id))
+        before = _valuation_before(uow, sku, wh, -qty)
+        after, cost = domain.take_out(before, qty)
+        uow.stock.set_valuation(sku, wh, after.value, after.unit_cost)
+        uow.stock.append(LedgerEntry(sku, wh, LedgerKind.ISSUE, -qty, -qty, "shipped", reference=order_id,
+                                     value_delta=-cost, unit_cost=after.unit_cost))
+        issued.append(ev.ReservedLine(sku=sku, warehouse_code=wh, quantity=qty, cost=_money(currency, cost),
+                                      unit_cost=domain.format_cost(before.unit_cost if before.quantity == 0
+                                                                   else before.value / before.quantity)))
     uow.stock.set_reservations_status(order_id, "issued")
     uow.emit(aggregate_type="reservation", aggregate_id=order_id, version=3,
-             payload=ev.StockIssued(order_id=order_id, lines=_reserved_lines(lines)))
+             payload=ev.StockIssued(order_id=order_id, lines=issued))
     _publish_after_commit(uow, cache, levels)
 
 
-def receive(uow, cache, receipt_id: str, warehouse_code: str, lines: list[tuple[int, str, int]]) -> bool:
-    """Raises on hand by a goods receipt's lines ((line_no, sku, quantity)) through the
-    ledger. Runs inside the caller's transaction. Each line's ledger entry carries the
-    receipt and line as its request id, so a receipt counts once however often it is
-    delivered; returns False for a repeat. A SKU or warehouse inventory does not know is
-    a fault (the consumer retries, then dead-letters the event)."""
+def receive(uow, cache, receipt_id: str, warehouse_code: str, lines: list[tuple], currency: str = "",
+            valuation_currency: str = "EUR") -> bool:
+    """Raises on hand by a goods receipt's lines ((line_no, sku, quantity[, unit price]))
+    through the ledger, adding quantity x purchase price to the stock's value (a line
+    without a price comes in at the cost in force). Runs inside the caller's transaction.
+    Each line's ledger entry carries the receipt and line as its request id, so a receipt
+    counts once however often it is delivered; returns False for a repeat. A SKU or
+    warehouse inventory does not know, or a price in another currency than the stock is
+    valued in, is a fault (the consumer retries, then dead-letters the event)."""
     from erp.events.v1 import inventory_events_pb2 as ev
 
+    if currency and currency != valuation_currency:
+        raise ValueError(f"goods receipt {receipt_id} is priced in {currency}; stock is valued in "
+                         f"{valuation_currency}")
+    prices = {line[0]: (line[3] if len(line) > 3 else None) for line in lines}
+    lines = [tuple(line[:3]) for line in lines]
     if any(quantity <= 0 for _, _, quantity in lines):
         raise ValueError(f"goods receipt {receipt_id} has a line without a positive quantity")
     keys = {line_no: f"receipt:{receipt_id}:{line_no}" for line_no, _, _ in lines}
@@ -283,11 +324,21 @@ def receive(uow, cache, receipt_id: str, warehouse_code: str, lines: list[tuple[
     for line_no, sku, quantity in sorted(lines, key=lambda x: (x[1], x[0])):  # SKU order: the lock order
         uow.stock.ensure_row(sku, warehouse_code)
         level = uow.stock.move(sku, warehouse_code, quantity, 0)
+        before = _valuation_before(uow, sku, warehouse_code, quantity)
+        if prices.get(line_no) is None:
+            after, value = domain.put_in(before, quantity)
+        else:
+            after, value = domain.receive_into(before, quantity, prices[line_no])
+        uow.stock.set_valuation(sku, warehouse_code, after.value, after.unit_cost)
         uow.stock.append(LedgerEntry(sku, warehouse_code, LedgerKind.RECEIPT, quantity, 0, "goods received",
-                                     reference=receipt_id, request_id=keys[line_no]))
+                                     reference=receipt_id, request_id=keys[line_no], value_delta=value,
+                                     unit_cost=after.unit_cost))
         uow.emit(aggregate_type="stock", aggregate_id=f"{warehouse_code}/{sku}", version=level.version,
                  payload=ev.StockAdjusted(sku=sku, warehouse_code=warehouse_code, quantity_delta=quantity,
-                                          on_hand=level.on_hand, reason=f"goods receipt {receipt_id}"))
+                                          on_hand=level.on_hand, reason=f"goods receipt {receipt_id}",
+                                          value_delta=_money(valuation_currency, value),
+                                          unit_cost=domain.format_cost(after.unit_cost),
+                                          goods_receipt_id=receipt_id, request_id=keys[line_no]))
         levels.append(level)
     _publish_after_commit(uow, cache, levels)
     return True
@@ -330,3 +381,29 @@ def list_stock(uow, *, warehouse_code: str, sku_prefix: str, below_reorder_point
                                 after=tuple(after) if after else None, limit=size + 1)
     token = paging.next_token(levels, size, lambda x: [x.warehouse_code, x.sku], filters)
     return levels[:size], token
+
+
+def stock_valuation(uow, *, as_of, warehouse_code: str, sku_prefix: str, page_size: int, page_token: str):
+    """(lines, (total quantity, total value), next page token): quantity, unit cost and value
+    per SKU and warehouse, now (the balances) or as of a moment (the ledger summed up to it).
+    Totals cover every line the filters select; the page token carries the moment, so every
+    page of one report values the same stock."""
+    import datetime as dt
+
+    from mesh import paging
+
+    v = Violations()
+    if warehouse_code:
+        domain.check_warehouse(v, "warehouse_code", warehouse_code)
+    v.check(len(sku_prefix) <= 64, "sku_prefix", "must be at most 64 characters")
+    v.raise_if_any()
+    size = paging.page_size(page_size)
+    moment = as_of or dt.datetime.now(dt.UTC)
+    filters = {"as_of": moment.isoformat() if as_of else "", "warehouse": warehouse_code, "prefix": sku_prefix}
+    after = paging.decode(page_token, filters, (str, str))
+    with uow:
+        lines = uow.stock.valuation_page(as_of=as_of, warehouse_code=warehouse_code, sku_prefix=sku_prefix,
+                                         after=tuple(after) if after else None, limit=size + 1)
+        totals = uow.stock.valuation_totals(as_of=as_of, warehouse_code=warehouse_code, sku_prefix=sku_prefix)
+    token = paging.next_token(lines, size, lambda x: [x[1], x[0]], filters)
+    return lines[:size], totals, moment, token

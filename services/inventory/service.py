@@ -7,7 +7,7 @@ from erp.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
 from services.inventory import events
 from services.inventory.adapters import InventoryUnitOfWork
-from services.inventory.grpc_api import InventoryServicer
+from services.inventory.grpc_api import InventoryServicer, valuation_currency
 
 NAME = "inventory"
 
@@ -23,6 +23,6 @@ def spec() -> ServiceSpec:
         grpc_services=(inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,),
         add_servicers=add_servicers,
         uow_class=InventoryUnitOfWork,
-        build_handlers=lambda runtime: events.build(runtime.cache),
+        build_handlers=lambda runtime: events.build(runtime.cache, valuation_currency(runtime.settings)),
         near_cache=True,
     )

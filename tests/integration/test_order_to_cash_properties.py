@@ -12,14 +12,20 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from erp.events.v1 import envelope_pb2
 from erp.finance.v1 import finance_pb2 as fin
+from erp.inventory.v1 import inventory_pb2 as inv
 from erp.orders.v1 import orders_pb2 as pb
 from erp_client.client import Line
+from mesh.events.transport import Ack, Delivery
 from services.inventory.adapters import ledger_mismatches
 from tests import support
+from tests.integration import valuation_checks
 from tests.integration.conftest import running_mesh
 
 SKUS = ("P-A", "P-B", "P-C")
+# Opening stock's unit costs: thirds and odd cents, so shipments' costs round.
+OPENING_COST = {"P-A": "2.5000", "P-B": "7.1234", "P-C": "0.3333"}
 WAREHOUSES = ("MAIN", "EAST")
 TAX_RATE = Decimal("0.20")
 CENT = Decimal("0.01")
@@ -37,7 +43,9 @@ def saga_mesh(embedded_pg, embedded_redis, tmp_path_factory):
             for sku in SKUS:
                 client.create_product(sku, sku)
                 for code in WAREHOUSES:
-                    client.adjust_stock(sku, code, 40, reason="opening stock")
+                    client.inventory.AdjustStock(inv.AdjustStockRequest(
+                        request_id=f"open-{sku}-{code}", sku=sku, warehouse_code=code, quantity_delta=40,
+                        reason="opening stock", unit_cost=OPENING_COST[sku]))
             yield client, started
 
 
@@ -139,6 +147,25 @@ def test_random_order_to_cash_histories_keep_every_invariant(saga_mesh, ops):
     assert sum(Decimal(row.balance.amount) for row in balance.lines) == 0
     assert_reservations_follow_orders(started, orders)
     assert_exposure_is_what_is_owed(client, customers)
+    assert_stock_is_valued_in_the_books(client, started, placed)
+
+
+def assert_stock_is_valued_in_the_books(client, started, placed: list[str]) -> None:
+    """Account 1200 is the stock valuation; every shipment cost the cost in force; revenue
+    minus cost per order is the sales report's margin; and every stock movement delivered
+    to finance again, as is and under a new event id, posts nothing more."""
+    valuation_checks.assert_account_1200_is_the_valuation(client)
+    valuation_checks.assert_shipments_cost_the_cost_in_force(started)
+    valuation_checks.assert_margin_per_order(client, placed)
+    before = client.trial_balance("EUR")
+    consumer = valuation_checks.finance_consumer(started)
+    for event_type in ("erp.events.v1.StockIssued", "erp.events.v1.StockAdjusted"):
+        for body in valuation_checks.outbox_events(started, event_type)[-5:]:
+            replay = envelope_pb2.EventEnvelope.FromString(body)
+            replay.event_id = str(uuid.uuid4())
+            for again in (body, replay.SerializeToString()):
+                assert consumer.handle(Delivery(bytes(again), 0, None)) == Ack()
+    assert client.trial_balance("EUR") == before
 
 
 HOLDS_STOCK = {pb.ORDER_STATUS_CONFIRMED: "reserved", pb.ORDER_STATUS_INVOICED: "reserved",

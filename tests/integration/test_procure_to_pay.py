@@ -10,6 +10,7 @@ from erp.finance.v1 import finance_pb2 as fin
 from erp.orders.v1 import orders_pb2 as ord_pb
 from erp.procurement.v1 import procurement_pb2 as pb
 from erp_client.client import Line
+from tests.integration import valuation_checks
 from tests.integration.test_order_flow import assert_ledger_agrees, stock_up
 
 
@@ -60,3 +61,7 @@ def test_a_shortage_is_ordered_received_billed_and_paid(mesh):
     assert final["1200"] == Decimal("1600.00") and final["2000"] == 0 and final["2100"] == 0
     assert final["1000"] == Decimal("-1600.00")  # the cash paid to the supplier (no customer has paid yet)
     assert_ledger_agrees(started)
+    # The opening 30 had no cost; the 40 received came in at 40.00: the valuation is the account.
+    assert valuation_checks.assert_account_1200_is_the_valuation(client) == Decimal("1600.00")
+    lines, _ = valuation_checks.valuation(client, sku_prefix="CHAIR")
+    assert [(x.quantity, x.unit_cost.amount, x.value.amount) for x in lines] == [(70, "22.8571", "1600.00")]

@@ -12,13 +12,14 @@ import copy
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from google.protobuf import message
 
 from mesh.errors import Aborted
 from services.inventory.adapters import OrderSeen
-from services.inventory.domain import LedgerEntry, Product, StockLevel, Warehouse
+from services.inventory.domain import LedgerEntry, Product, StockLevel, Valuation, Warehouse
 from services.orders.domain import Order, OrderStatus
 from services.orders.timeline import Step, StepKind
 
@@ -182,16 +183,28 @@ class FakeStock:
         self.reservation_status: dict[tuple[str, str, str], str] = {}
         self.closed: set[str] = set()
         self.failures: dict[str, bytes] = {}  # order -> its StockReservationFailed, serialized
+        self.values: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}  # -> (value, unit cost)
         self.calls: list[str] = []
 
     def snapshot(self):
         return (dict(self.levels), list(self.ledger), dict(self.reservations), dict(self.reservation_status),
-                set(self.closed), dict(self.failures))
+                set(self.closed), dict(self.values), dict(self.failures))
 
     def restore(self, snap) -> None:
-        levels, ledger, reservations, status, closed, failures = snap
+        levels, ledger, reservations, status, closed, values, failures = snap
         self.levels, self.ledger, self.reservations = dict(levels), list(ledger), dict(reservations)
         self.reservation_status, self.closed, self.failures = dict(status), set(closed), dict(failures)
+        self.values = dict(values)
+
+    def valuation(self, sku: str, warehouse_code: str) -> Valuation:
+        level = self.levels.get((sku, warehouse_code))
+        value, cost = self.values.get((sku, warehouse_code), (Decimal("0.00"), Decimal(0)))
+        return Valuation(level.on_hand if level else 0, value, cost)
+
+    def set_valuation(self, sku: str, warehouse_code: str, value: Decimal, unit_cost: Decimal) -> None:
+        if value < 0:
+            raise FakeIntegrityError(f"value_not_negative: {sku} {warehouse_code} {value}")
+        self.values[(sku, warehouse_code)] = (value, unit_cost)
 
     def reservations_for(self, order_id: str, status: str = "reserved") -> list[tuple[str, str, int]]:
         self.calls.append("reservations_for")

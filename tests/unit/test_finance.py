@@ -552,7 +552,8 @@ def test_the_consumed_events_reach_their_handlers(uow):
     consumes = finance_events.build(CONFIG)
     assert consumes.event_types == ["erp.events.v1.CustomerUpdated", "erp.events.v1.GoodsReceived",
                                     "erp.events.v1.OrderCancelled", "erp.events.v1.OrderConfirmed",
-                                    "erp.events.v1.PurchaseOrderApproved"]
+                                    "erp.events.v1.PurchaseOrderApproved", "erp.events.v1.StockAdjusted",
+                                    "erp.events.v1.StockIssued"]
     eur = money_pb2.Money(currency_code="EUR", amount="12.50")
     with uow:
         updated = crm_ev.CustomerUpdated(customer_id="c1", payment_terms_days=7)

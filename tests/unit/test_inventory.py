@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+from decimal import Decimal
 
 import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from erp.common.v1 import money_pb2
 from erp.events.v1 import inventory_events_pb2 as ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from mesh.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
@@ -24,6 +26,8 @@ from services.inventory.domain import (
     StockLevel,
 )
 from tests.unit.fakes import Emitted, FakeCache, FakeCatalog, FakeStock, FakeUnitOfWork
+
+ZERO_EUR = money_pb2.Money(currency_code="EUR", amount="0.00")
 
 WH = "MAIN"
 
@@ -209,15 +213,17 @@ def test_adjust_stock_moves_on_hand_writes_the_ledger_and_emits(world):
     assert level == StockLevel("SKU-A", WH, 10, 0, 1)
     assert world.level("SKU-A") == level
     assert world.stock.ledger == [LedgerEntry("SKU-A", WH, LedgerKind.ADJUSTMENT, 10, 0, "initial count",
-                                              reference="r1", request_id="r1")]
+                                              reference="r1", request_id="r1", unit_cost=Decimal(0))]
     assert world.uow.events == [Emitted("stock", f"{WH}/SKU-A", 1, ev.StockAdjusted(
-        sku="SKU-A", warehouse_code=WH, quantity_delta=10, on_hand=10, reason="initial count"))]
+        sku="SKU-A", warehouse_code=WH, quantity_delta=10, on_hand=10, reason="initial count",
+        value_delta=ZERO_EUR, unit_cost="0.00", request_id="r1"))]
     assert world.uow.committed
 
     level = handlers.adjust_stock(world.uow, world.cache, AdjustStock("r2", "SKU-A", WH, -3, "damaged"))
     assert level == StockLevel("SKU-A", WH, 7, 0, 2)
     assert world.uow.events[-1] == Emitted("stock", f"{WH}/SKU-A", 2, ev.StockAdjusted(
-        sku="SKU-A", warehouse_code=WH, quantity_delta=-3, on_hand=7, reason="damaged"))
+        sku="SKU-A", warehouse_code=WH, quantity_delta=-3, on_hand=7, reason="damaged", value_delta=ZERO_EUR,
+        unit_cost="0.00", request_id="r2"))
     assert sum(e.on_hand_delta for e in world.stock.ledger) == 7
 
 
@@ -635,7 +641,7 @@ def test_issue_takes_reserved_stock_out_once(world):
     consume(world, handlers.issue, "order-1")
     assert (world.level("SKU-A").on_hand, world.level("SKU-A").reserved) == (6, 0)
     assert world.stock.ledger[-1] == LedgerEntry("SKU-A", WH, LedgerKind.ISSUE, -4, -4, "shipped",
-                                                 reference="order-1")
+                                                 reference="order-1", unit_cost=Decimal(0))
     consume(world, handlers.issue, "order-1")
     consume(world, handlers.release, "order-1")  # a late cancellation cannot un-ship
     assert (world.level("SKU-A").on_hand, world.level("SKU-A").reserved) == (6, 0)

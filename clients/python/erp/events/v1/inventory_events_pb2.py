@@ -22,31 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$erp/events/v1/inventory_events.proto\x12\rerp.events.v1\"V\n\x0cReservedLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\"M\n\rStockReserved\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12*\n\x05lines\x18\x02 \x03(\x0b\x32\x1b.erp.events.v1.ReservedLine\"\xa7\x01\n\x10UnreservableLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x11\n\trequested\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\x12\x37\n\x06reason\x18\x06 \x01(\x0e\x32\'.erp.events.v1.ReservationFailureReason\"Z\n\x16StockReservationFailed\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x05lines\x18\x02 \x03(\x0b\x32\x1f.erp.events.v1.UnreservableLine\"m\n\rStockAdjusted\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x16\n\x0equantity_delta\x18\x03 \x01(\x03\x12\x0f\n\x07on_hand\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\"M\n\rStockReleased\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12*\n\x05lines\x18\x02 \x03(\x0b\x32\x1b.erp.events.v1.ReservedLine\"K\n\x0bStockIssued\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12*\n\x05lines\x18\x02 \x03(\x0b\x32\x1b.erp.events.v1.ReservedLine\"\x81\x01\n\x16StockBelowReorderPoint\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x11\n\tavailable\x18\x03 \x01(\x03\x12\x15\n\rreorder_point\x18\x04 \x01(\x03\x12\x18\n\x10reorder_quantity\x18\x05 \x01(\x03*\x88\x02\n\x18ReservationFailureReason\x12*\n&RESERVATION_FAILURE_REASON_UNSPECIFIED\x10\x00\x12\x31\n-RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK\x10\x01\x12*\n&RESERVATION_FAILURE_REASON_UNKNOWN_SKU\x10\x02\x12\x30\n,RESERVATION_FAILURE_REASON_UNKNOWN_WAREHOUSE\x10\x03\x12/\n+RESERVATION_FAILURE_REASON_INVALID_QUANTITY\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$erp/events/v1/inventory_events.proto\x12\rerp.events.v1\x1a\x19\x65rp/common/v1/money.proto\"\x8d\x01\n\x0cReservedLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\"\n\x04\x63ost\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x11\n\tunit_cost\x18\x06 \x01(\t\"M\n\rStockReserved\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12*\n\x05lines\x18\x02 \x03(\x0b\x32\x1b.erp.events.v1.ReservedLine\"\xa7\x01\n\x10UnreservableLine\x12\x0f\n\x07line_no\x18\x01 \x01(\x05\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x11\n\trequested\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\x12\x37\n\x06reason\x18\x06 \x01(\x0e\x32\'.erp.events.v1.ReservationFailureReason\"Z\n\x16StockReservationFailed\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12.\n\x05lines\x18\x02 \x03(\x0b\x32\x1f.erp.events.v1.UnreservableLine\"\xd9\x01\n\rStockAdjusted\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x16\n\x0equantity_delta\x18\x03 \x01(\x03\x12\x0f\n\x07on_hand\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12)\n\x0bvalue_delta\x18\x06 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x11\n\tunit_cost\x18\x07 \x01(\t\x12\x18\n\x10goods_receipt_id\x18\x08 \x01(\t\x12\x12\n\nrequest_id\x18\t \x01(\t\"M\n\rStockReleased\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12*\n\x05lines\x18\x02 \x03(\x0b\x32\x1b.erp.events.v1.ReservedLine\"K\n\x0bStockIssued\x12\x10\n\x08order_id\x18\x01 \x01(\t\x12*\n\x05lines\x18\x02 \x03(\x0b\x32\x1b.erp.events.v1.ReservedLine\"\x81\x01\n\x16StockBelowReorderPoint\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x11\n\tavailable\x18\x03 \x01(\x03\x12\x15\n\rreorder_point\x18\x04 \x01(\x03\x12\x18\n\x10reorder_quantity\x18\x05 \x01(\x03*\x88\x02\n\x18ReservationFailureReason\x12*\n&RESERVATION_FAILURE_REASON_UNSPECIFIED\x10\x00\x12\x31\n-RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK\x10\x01\x12*\n&RESERVATION_FAILURE_REASON_UNKNOWN_SKU\x10\x02\x12\x30\n,RESERVATION_FAILURE_REASON_UNKNOWN_WAREHOUSE\x10\x03\x12/\n+RESERVATION_FAILURE_REASON_INVALID_QUANTITY\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'erp.events.v1.inventory_events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVATIONFAILUREREASON']._serialized_start=884
-  _globals['_RESERVATIONFAILUREREASON']._serialized_end=1148
-  _globals['_RESERVEDLINE']._serialized_start=55
-  _globals['_RESERVEDLINE']._serialized_end=141
-  _globals['_STOCKRESERVED']._serialized_start=143
-  _globals['_STOCKRESERVED']._serialized_end=220
-  _globals['_UNRESERVABLELINE']._serialized_start=223
-  _globals['_UNRESERVABLELINE']._serialized_end=390
-  _globals['_STOCKRESERVATIONFAILED']._serialized_start=392
-  _globals['_STOCKRESERVATIONFAILED']._serialized_end=482
-  _globals['_STOCKADJUSTED']._serialized_start=484
-  _globals['_STOCKADJUSTED']._serialized_end=593
-  _globals['_STOCKRELEASED']._serialized_start=595
-  _globals['_STOCKRELEASED']._serialized_end=672
-  _globals['_STOCKISSUED']._serialized_start=674
-  _globals['_STOCKISSUED']._serialized_end=749
-  _globals['_STOCKBELOWREORDERPOINT']._serialized_start=752
-  _globals['_STOCKBELOWREORDERPOINT']._serialized_end=881
+  _globals['_RESERVATIONFAILUREREASON']._serialized_start=1076
+  _globals['_RESERVATIONFAILUREREASON']._serialized_end=1340
+  _globals['_RESERVEDLINE']._serialized_start=83
+  _globals['_RESERVEDLINE']._serialized_end=224
+  _globals['_STOCKRESERVED']._serialized_start=226
+  _globals['_STOCKRESERVED']._serialized_end=303
+  _globals['_UNRESERVABLELINE']._serialized_start=306
+  _globals['_UNRESERVABLELINE']._serialized_end=473
+  _globals['_STOCKRESERVATIONFAILED']._serialized_start=475
+  _globals['_STOCKRESERVATIONFAILED']._serialized_end=565
+  _globals['_STOCKADJUSTED']._serialized_start=568
+  _globals['_STOCKADJUSTED']._serialized_end=785
+  _globals['_STOCKRELEASED']._serialized_start=787
+  _globals['_STOCKRELEASED']._serialized_end=864
+  _globals['_STOCKISSUED']._serialized_start=866
+  _globals['_STOCKISSUED']._serialized_end=941
+  _globals['_STOCKBELOWREORDERPOINT']._serialized_start=944
+  _globals['_STOCKBELOWREORDERPOINT']._serialized_end=1073
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from erp.common.v1 import money_pb2 as _money_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -21,16 +22,20 @@ RESERVATION_FAILURE_REASON_UNKNOWN_WAREHOUSE: ReservationFailureReason
 RESERVATION_FAILURE_REASON_INVALID_QUANTITY: ReservationFailureReason
 
 class ReservedLine(_message.Message):
-    __slots__ = ("line_no", "sku", "warehouse_code", "quantity")
+    __slots__ = ("line_no", "sku", "warehouse_code", "quantity", "cost", "unit_cost")
     LINE_NO_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    COST_FIELD_NUMBER: _ClassVar[int]
+    UNIT_COST_FIELD_NUMBER: _ClassVar[int]
     line_no: int
     sku: str
     warehouse_code: str
     quantity: int
-    def __init__(self, line_no: _Optional[int] = ..., sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+    cost: _money_pb2.Money
+    unit_cost: str
+    def __init__(self, line_no: _Optional[int] = ..., sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity: _Optional[int] = ..., cost: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., unit_cost: _Optional[str] = ...) -> None: ...
 
 class StockReserved(_message.Message):
     __slots__ = ("order_id", "lines")
@@ -65,18 +70,26 @@ class StockReservationFailed(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[UnreservableLine, _Mapping]]] = ...) -> None: ...
 
 class StockAdjusted(_message.Message):
-    __slots__ = ("sku", "warehouse_code", "quantity_delta", "on_hand", "reason")
+    __slots__ = ("sku", "warehouse_code", "quantity_delta", "on_hand", "reason", "value_delta", "unit_cost", "goods_receipt_id", "request_id")
     SKU_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_DELTA_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    VALUE_DELTA_FIELD_NUMBER: _ClassVar[int]
+    UNIT_COST_FIELD_NUMBER: _ClassVar[int]
+    GOODS_RECEIPT_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     sku: str
     warehouse_code: str
     quantity_delta: int
     on_hand: int
     reason: str
-    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity_delta: _Optional[int] = ..., on_hand: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    value_delta: _money_pb2.Money
+    unit_cost: str
+    goods_receipt_id: str
+    request_id: str
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity_delta: _Optional[int] = ..., on_hand: _Optional[int] = ..., reason: _Optional[str] = ..., value_delta: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., unit_cost: _Optional[str] = ..., goods_receipt_id: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class StockReleased(_message.Message):
     __slots__ = ("order_id", "lines")

@@ -37,6 +37,13 @@ class BillReviewDecision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     BILL_REVIEW_DECISION_UNSPECIFIED: _ClassVar[BillReviewDecision]
     BILL_REVIEW_DECISION_RELEASE: _ClassVar[BillReviewDecision]
     BILL_REVIEW_DECISION_REJECT: _ClassVar[BillReviewDecision]
+
+class SalesGrouping(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SALES_GROUPING_UNSPECIFIED: _ClassVar[SalesGrouping]
+    SALES_GROUPING_PERIOD: _ClassVar[SalesGrouping]
+    SALES_GROUPING_CUSTOMER: _ClassVar[SalesGrouping]
+    SALES_GROUPING_SKU: _ClassVar[SalesGrouping]
 INVOICE_STATUS_UNSPECIFIED: InvoiceStatus
 INVOICE_STATUS_UNPAID: InvoiceStatus
 INVOICE_STATUS_PARTLY_PAID: InvoiceStatus
@@ -52,6 +59,10 @@ SUPPLIER_BILL_STATUS_REJECTED: SupplierBillStatus
 BILL_REVIEW_DECISION_UNSPECIFIED: BillReviewDecision
 BILL_REVIEW_DECISION_RELEASE: BillReviewDecision
 BILL_REVIEW_DECISION_REJECT: BillReviewDecision
+SALES_GROUPING_UNSPECIFIED: SalesGrouping
+SALES_GROUPING_PERIOD: SalesGrouping
+SALES_GROUPING_CUSTOMER: SalesGrouping
+SALES_GROUPING_SKU: SalesGrouping
 
 class InvoiceLine(_message.Message):
     __slots__ = ("line_no", "sku", "quantity", "unit_price", "amount")
@@ -386,3 +397,81 @@ class PaySupplierBillResponse(_message.Message):
     payment_id: str
     bill: SupplierBill
     def __init__(self, payment_id: _Optional[str] = ..., bill: _Optional[_Union[SupplierBill, _Mapping]] = ...) -> None: ...
+
+class GetSalesReportRequest(_message.Message):
+    __slots__ = ("page", "group_by", "from_time", "to_time", "customer_id", "order_id", "currency_code")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_FIELD_NUMBER: _ClassVar[int]
+    FROM_TIME_FIELD_NUMBER: _ClassVar[int]
+    TO_TIME_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORDER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    group_by: SalesGrouping
+    from_time: _timestamp_pb2.Timestamp
+    to_time: _timestamp_pb2.Timestamp
+    customer_id: str
+    order_id: str
+    currency_code: str
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., group_by: _Optional[_Union[SalesGrouping, str]] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., customer_id: _Optional[str] = ..., order_id: _Optional[str] = ..., currency_code: _Optional[str] = ...) -> None: ...
+
+class SalesReportRow(_message.Message):
+    __slots__ = ("key", "revenue", "cost_of_goods_sold", "gross_margin", "margin_percent", "quantity")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    REVENUE_FIELD_NUMBER: _ClassVar[int]
+    COST_OF_GOODS_SOLD_FIELD_NUMBER: _ClassVar[int]
+    GROSS_MARGIN_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    revenue: _money_pb2.Money
+    cost_of_goods_sold: _money_pb2.Money
+    gross_margin: _money_pb2.Money
+    margin_percent: str
+    quantity: int
+    def __init__(self, key: _Optional[str] = ..., revenue: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., cost_of_goods_sold: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., gross_margin: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., margin_percent: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class GetSalesReportResponse(_message.Message):
+    __slots__ = ("rows", "totals", "next_page_token")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[SalesReportRow]
+    totals: SalesReportRow
+    next_page_token: str
+    def __init__(self, rows: _Optional[_Iterable[_Union[SalesReportRow, _Mapping]]] = ..., totals: _Optional[_Union[SalesReportRow, _Mapping]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class PayablesAgingRow(_message.Message):
+    __slots__ = ("supplier_id", "current", "days_1_30", "days_31_60", "days_61_90", "over_90", "total")
+    SUPPLIER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    DAYS_1_30_FIELD_NUMBER: _ClassVar[int]
+    DAYS_31_60_FIELD_NUMBER: _ClassVar[int]
+    DAYS_61_90_FIELD_NUMBER: _ClassVar[int]
+    OVER_90_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    supplier_id: str
+    current: _money_pb2.Money
+    days_1_30: _money_pb2.Money
+    days_31_60: _money_pb2.Money
+    days_61_90: _money_pb2.Money
+    over_90: _money_pb2.Money
+    total: _money_pb2.Money
+    def __init__(self, supplier_id: _Optional[str] = ..., current: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., days_1_30: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., days_31_60: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., days_61_90: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., over_90: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., total: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class GetPayablesAgingRequest(_message.Message):
+    __slots__ = ("as_of", "currency_code")
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    as_of: _timestamp_pb2.Timestamp
+    currency_code: str
+    def __init__(self, as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., currency_code: _Optional[str] = ...) -> None: ...
+
+class GetPayablesAgingResponse(_message.Message):
+    __slots__ = ("rows", "totals")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[PayablesAgingRow]
+    totals: PayablesAgingRow
+    def __init__(self, rows: _Optional[_Iterable[_Union[PayablesAgingRow, _Mapping]]] = ..., totals: _Optional[_Union[PayablesAgingRow, _Mapping]] = ...) -> None: ...

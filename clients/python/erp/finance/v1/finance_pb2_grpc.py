@@ -99,6 +99,16 @@ class FinanceServiceStub:
                 request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillRequest.SerializeToString,
                 response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillResponse.FromString,
                 _registered_method=True)
+        self.GetSalesReport = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/GetSalesReport',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSalesReportRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSalesReportResponse.FromString,
+                _registered_method=True)
+        self.GetPayablesAging = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/GetPayablesAging',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingResponse.FromString,
+                _registered_method=True)
 
 
 class FinanceServiceServicer:
@@ -201,6 +211,24 @@ class FinanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSalesReport(self, request, context):
+        """Revenue, cost of goods sold and gross margin, grouped by period (month), customer
+        or SKU, from finance's own invoices and the shipment costs it posted (StockIssued).
+        Revenue counts on the invoice's issue date, cost on the shipment's; a credited
+        invoice counts no revenue. Rows by customer or SKU come largest revenue first, so
+        the first page is the top customers or products; rows by period come in time order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPayablesAging(self, request, context):
+        """What finance owes each supplier on posted bills, by how long it is overdue.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FinanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -258,6 +286,16 @@ def add_FinanceServiceServicer_to_server(servicer, server):
                     servicer.PaySupplierBill,
                     request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillRequest.FromString,
                     response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillResponse.SerializeToString,
+            ),
+            'GetSalesReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSalesReport,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSalesReportRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSalesReportResponse.SerializeToString,
+            ),
+            'GetPayablesAging': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPayablesAging,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -567,6 +605,60 @@ class FinanceService:
             '/erp.finance.v1.FinanceService/PaySupplierBill',
             erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillRequest.SerializeToString,
             erp_dot_finance_dot_v1_dot_finance__pb2.PaySupplierBillResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSalesReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/GetSalesReport',
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetSalesReportRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetSalesReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPayablesAging(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/GetPayablesAging',
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingResponse.FromString,
             options,
             channel_credentials,
             insecure,

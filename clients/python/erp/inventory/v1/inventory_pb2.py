@@ -22,12 +22,14 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from erp.common.v1 import money_pb2 as erp_dot_common_dot_v1_dot_money__pb2
 from erp.common.v1 import paging_pb2 as erp_dot_common_dot_v1_dot_paging__pb2
 from erp.options.v1 import access_pb2 as erp_dot_options_dot_v1_dot_access__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n erp/inventory/v1/inventory.proto\x12\x10\x65rp.inventory.v1\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\"=\n\x07Product\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0funit_of_measure\x18\x03 \x01(\t\"\'\n\tWarehouse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xa9\x01\n\nStockLevel\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x15\n\rreorder_point\x18\x07 \x01(\x03\x12\x18\n\x10reorder_quantity\x18\x08 \x01(\x03\"/\n\x08StockKey\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\"B\n\x14\x43reateProductRequest\x12*\n\x07product\x18\x01 \x01(\x0b\x32\x19.erp.inventory.v1.Product\"C\n\x15\x43reateProductResponse\x12*\n\x07product\x18\x01 \x01(\x0b\x32\x19.erp.inventory.v1.Product\" \n\x11GetProductRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"@\n\x12GetProductResponse\x12*\n\x07product\x18\x01 \x01(\x0b\x32\x19.erp.inventory.v1.Product\"H\n\x16\x43reateWarehouseRequest\x12.\n\twarehouse\x18\x01 \x01(\x0b\x32\x1b.erp.inventory.v1.Warehouse\"I\n\x17\x43reateWarehouseResponse\x12.\n\twarehouse\x18\x01 \x01(\x0b\x32\x1b.erp.inventory.v1.Warehouse\"6\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\"?\n\x10GetStockResponse\x12+\n\x05stock\x18\x01 \x01(\x0b\x32\x1c.erp.inventory.v1.StockLevel\"@\n\x14\x42\x61tchGetStockRequest\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.erp.inventory.v1.StockKey\"r\n\x15\x42\x61tchGetStockResponse\x12,\n\x06stocks\x18\x01 \x03(\x0b\x32\x1c.erp.inventory.v1.StockLevel\x12+\n\x07missing\x18\x02 \x03(\x0b\x32\x1a.erp.inventory.v1.StockKey\"u\n\x12\x41\x64justStockRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x16\n\x0equantity_delta\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\"B\n\x13\x41\x64justStockResponse\x12+\n\x05stock\x18\x01 \x01(\x0b\x32\x1c.erp.inventory.v1.StockLevel\"\x85\x01\n\x10ListStockRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x12\n\nsku_prefix\x18\x03 \x01(\t\x12\x1b\n\x13\x62\x65low_reorder_point\x18\x04 \x01(\x08\"Z\n\x11ListStockResponse\x12,\n\x06stocks\x18\x01 \x03(\x0b\x32\x1c.erp.inventory.v1.StockLevel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"n\n\x16SetReorderPointRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x15\n\rreorder_point\x18\x03 \x01(\x03\x12\x18\n\x10reorder_quantity\x18\x04 \x01(\x03\"F\n\x17SetReorderPointResponse\x12+\n\x05stock\x18\x01 \x01(\x0b\x32\x1c.erp.inventory.v1.StockLevel2\xad\n\n\x10InventoryService\x12\x9b\x01\n\rCreateProduct\x12&.erp.inventory.v1.CreateProductRequest\x1a\'.erp.inventory.v1.CreateProductResponse\"9\xe2\xe0\x18\x18\n\x0finventory.write\"\x05write\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/products:\x07product\x12\x8d\x01\n\nGetProduct\x12#.erp.inventory.v1.GetProductRequest\x1a$.erp.inventory.v1.GetProductResponse\"4\xe2\xe0\x18\x16\n\x0einventory.read\"\x04read\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/products/{sku}\x12\xa5\x01\n\x0f\x43reateWarehouse\x12(.erp.inventory.v1.CreateWarehouseRequest\x1a).erp.inventory.v1.CreateWarehouseResponse\"=\xe2\xe0\x18\x18\n\x0finventory.write\"\x05write\x82\xd3\xe4\x93\x02\x1b\"\x0e/v1/warehouses:\twarehouse\x12\xa0\x01\n\x08GetStock\x12!.erp.inventory.v1.GetStockRequest\x1a\".erp.inventory.v1.GetStockResponse\"M\xe2\xe0\x18\x16\n\x0einventory.read\"\x04read\x82\xd3\xe4\x93\x02-\x12+/v1/warehouses/{warehouse_code}/stock/{sku}\x12\x99\x01\n\rBatchGetStock\x12&.erp.inventory.v1.BatchGetStockRequest\x1a\'.erp.inventory.v1.BatchGetStockResponse\"7\xe2\xe0\x18\x16\n\x0einventory.read\"\x04read\x82\xd3\xe4\x93\x02\x17\"\x12/v1/stock:batchGet:\x01*\x12\xb5\x01\n\x0b\x41\x64justStock\x12$.erp.inventory.v1.AdjustStockRequest\x1a%.erp.inventory.v1.AdjustStockResponse\"Y\xe2\xe0\x18\x18\n\x0finventory.write\"\x05write\x82\xd3\xe4\x93\x02\x37\"2/v1/warehouses/{warehouse_code}/stock/{sku}:adjust:\x01*\x12\x81\x01\n\tListStock\x12\".erp.inventory.v1.ListStockRequest\x1a#.erp.inventory.v1.ListStockResponse\"+\xe2\xe0\x18\x16\n\x0einventory.read\"\x04read\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/stock\x12\xc7\x01\n\x0fSetReorderPoint\x12(.erp.inventory.v1.SetReorderPointRequest\x1a).erp.inventory.v1.SetReorderPointResponse\"_\xe2\xe0\x18\x18\n\x0finventory.write\"\x05write\x82\xd3\xe4\x93\x02=\x1a\x38/v1/warehouses/{warehouse_code}/stock/{sku}/reorderPoint:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n erp/inventory/v1/inventory.proto\x12\x10\x65rp.inventory.v1\x1a\x19\x65rp/common/v1/money.proto\x1a\x1a\x65rp/common/v1/paging.proto\x1a\x1b\x65rp/options/v1/access.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"=\n\x07Product\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0funit_of_measure\x18\x03 \x01(\t\"\'\n\tWarehouse\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"\xa9\x01\n\nStockLevel\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x11\n\tavailable\x18\x05 \x01(\x03\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x15\n\rreorder_point\x18\x07 \x01(\x03\x12\x18\n\x10reorder_quantity\x18\x08 \x01(\x03\"/\n\x08StockKey\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\"B\n\x14\x43reateProductRequest\x12*\n\x07product\x18\x01 \x01(\x0b\x32\x19.erp.inventory.v1.Product\"C\n\x15\x43reateProductResponse\x12*\n\x07product\x18\x01 \x01(\x0b\x32\x19.erp.inventory.v1.Product\" \n\x11GetProductRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\"@\n\x12GetProductResponse\x12*\n\x07product\x18\x01 \x01(\x0b\x32\x19.erp.inventory.v1.Product\"H\n\x16\x43reateWarehouseRequest\x12.\n\twarehouse\x18\x01 \x01(\x0b\x32\x1b.erp.inventory.v1.Warehouse\"I\n\x17\x43reateWarehouseResponse\x12.\n\twarehouse\x18\x01 \x01(\x0b\x32\x1b.erp.inventory.v1.Warehouse\"6\n\x0fGetStockRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\"?\n\x10GetStockResponse\x12+\n\x05stock\x18\x01 \x01(\x0b\x32\x1c.erp.inventory.v1.StockLevel\"@\n\x14\x42\x61tchGetStockRequest\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.erp.inventory.v1.StockKey\"r\n\x15\x42\x61tchGetStockResponse\x12,\n\x06stocks\x18\x01 \x03(\x0b\x32\x1c.erp.inventory.v1.StockLevel\x12+\n\x07missing\x18\x02 \x03(\x0b\x32\x1a.erp.inventory.v1.StockKey\"\x88\x01\n\x12\x41\x64justStockRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x16\n\x0equantity_delta\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x11\n\tunit_cost\x18\x06 \x01(\t\"B\n\x13\x41\x64justStockResponse\x12+\n\x05stock\x18\x01 \x01(\x0b\x32\x1c.erp.inventory.v1.StockLevel\"\x85\x01\n\x10ListStockRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x12\n\nsku_prefix\x18\x03 \x01(\t\x12\x1b\n\x13\x62\x65low_reorder_point\x18\x04 \x01(\x08\"Z\n\x11ListStockResponse\x12,\n\x06stocks\x18\x01 \x03(\x0b\x32\x1c.erp.inventory.v1.StockLevel\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"n\n\x16SetReorderPointRequest\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x15\n\rreorder_point\x18\x03 \x01(\x03\x12\x18\n\x10reorder_quantity\x18\x04 \x01(\x03\"F\n\x17SetReorderPointResponse\x12+\n\x05stock\x18\x01 \x01(\x0b\x32\x1c.erp.inventory.v1.StockLevel\"\x9b\x01\n\x18GetStockValuationRequest\x12(\n\x04page\x18\x01 \x01(\x0b\x32\x1a.erp.common.v1.PageRequest\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0ewarehouse_code\x18\x03 \x01(\t\x12\x12\n\nsku_prefix\x18\x04 \x01(\t\"\x99\x01\n\x12StockValuationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x16\n\x0ewarehouse_code\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\'\n\tunit_cost\x18\x04 \x01(\x0b\x32\x14.erp.common.v1.Money\x12#\n\x05value\x18\x05 \x01(\x0b\x32\x14.erp.common.v1.Money\"\xd7\x01\n\x19GetStockValuationResponse\x12\x33\n\x05lines\x18\x01 \x03(\x0b\x32$.erp.inventory.v1.StockValuationLine\x12\x16\n\x0etotal_quantity\x18\x02 \x01(\x03\x12)\n\x0btotal_value\x18\x03 \x01(\x0b\x32\x14.erp.common.v1.Money\x12\x17\n\x0fnext_page_token\x18\x04 \x01(\t\x12)\n\x05\x61s_of\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xdf\x0b\n\x10InventoryService\x12\x9b\x01\n\rCreateProduct\x12&.erp.inventory.v1.CreateProductRequest\x1a\'.erp.inventory.v1.CreateProductResponse\"9\xe2\xe0\x18\x18\n\x0finventory.write\"\x05write\x82\xd3\xe4\x93\x02\x17\"\x0c/v1/products:\x07product\x12\x8d\x01\n\nGetProduct\x12#.erp.inventory.v1.GetProductRequest\x1a$.erp.inventory.v1.GetProductResponse\"4\xe2\xe0\x18\x16\n\x0einventory.read\"\x04read\x82\xd3\xe4\x93\x02\x14\x12\x12/v1/products/{sku}\x12\xa5\x01\n\x0f\x43reateWarehouse\x12(.erp.inventory.v1.CreateWarehouseRequest\x1a).erp.inventory.v1.CreateWarehouseResponse\"=\xe2\xe0\x18\x18\n\x0finventory.write\"\x05write\x82\xd3\xe4\x93\x02\x1b\"\x0e/v1/warehouses:\twarehouse\x12\xa0\x01\n\x08GetStock\x12!.erp.inventory.v1.GetStockRequest\x1a\".erp.inventory.v1.GetStockResponse\"M\xe2\xe0\x18\x16\n\x0einventory.read\"\x04read\x82\xd3\xe4\x93\x02-\x12+/v1/warehouses/{warehouse_code}/stock/{sku}\x12\x99\x01\n\rBatchGetStock\x12&.erp.inventory.v1.BatchGetStockRequest\x1a\'.erp.inventory.v1.BatchGetStockResponse\"7\xe2\xe0\x18\x16\n\x0einventory.read\"\x04read\x82\xd3\xe4\x93\x02\x17\"\x12/v1/stock:batchGet:\x01*\x12\xb5\x01\n\x0b\x41\x64justStock\x12$.erp.inventory.v1.AdjustStockRequest\x1a%.erp.inventory.v1.AdjustStockResponse\"Y\xe2\xe0\x18\x18\n\x0finventory.write\"\x05write\x82\xd3\xe4\x93\x02\x37\"2/v1/warehouses/{warehouse_code}/stock/{sku}:adjust:\x01*\x12\x81\x01\n\tListStock\x12\".erp.inventory.v1.ListStockRequest\x1a#.erp.inventory.v1.ListStockResponse\"+\xe2\xe0\x18\x16\n\x0einventory.read\"\x04read\x82\xd3\xe4\x93\x02\x0b\x12\t/v1/stock\x12\xc7\x01\n\x0fSetReorderPoint\x12(.erp.inventory.v1.SetReorderPointRequest\x1a).erp.inventory.v1.SetReorderPointResponse\"_\xe2\xe0\x18\x18\n\x0finventory.write\"\x05write\x82\xd3\xe4\x93\x02=\x1a\x38/v1/warehouses/{warehouse_code}/stock/{sku}/reorderPoint:\x01*\x12\xaf\x01\n\x11GetStockValuation\x12*.erp.inventory.v1.GetStockValuationRequest\x1a+.erp.inventory.v1.GetStockValuationResponse\"A\xe2\xe0\x18\x1b\n\x11inventory.reports\"\x06report\x82\xd3\xe4\x93\x02\x1c\x12\x1a/v1/reports/stockValuationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,46 +52,54 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INVENTORYSERVICE'].methods_by_name['ListStock']._serialized_options = b'\342\340\030\026\n\016inventory.read\"\004read\202\323\344\223\002\013\022\t/v1/stock'
   _globals['_INVENTORYSERVICE'].methods_by_name['SetReorderPoint']._loaded_options = None
   _globals['_INVENTORYSERVICE'].methods_by_name['SetReorderPoint']._serialized_options = b'\342\340\030\030\n\017inventory.write\"\005write\202\323\344\223\002=\0328/v1/warehouses/{warehouse_code}/stock/{sku}/reorderPoint:\001*'
-  _globals['_PRODUCT']._serialized_start=141
-  _globals['_PRODUCT']._serialized_end=202
-  _globals['_WAREHOUSE']._serialized_start=204
-  _globals['_WAREHOUSE']._serialized_end=243
-  _globals['_STOCKLEVEL']._serialized_start=246
-  _globals['_STOCKLEVEL']._serialized_end=415
-  _globals['_STOCKKEY']._serialized_start=417
-  _globals['_STOCKKEY']._serialized_end=464
-  _globals['_CREATEPRODUCTREQUEST']._serialized_start=466
-  _globals['_CREATEPRODUCTREQUEST']._serialized_end=532
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=534
-  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=601
-  _globals['_GETPRODUCTREQUEST']._serialized_start=603
-  _globals['_GETPRODUCTREQUEST']._serialized_end=635
-  _globals['_GETPRODUCTRESPONSE']._serialized_start=637
-  _globals['_GETPRODUCTRESPONSE']._serialized_end=701
-  _globals['_CREATEWAREHOUSEREQUEST']._serialized_start=703
-  _globals['_CREATEWAREHOUSEREQUEST']._serialized_end=775
-  _globals['_CREATEWAREHOUSERESPONSE']._serialized_start=777
-  _globals['_CREATEWAREHOUSERESPONSE']._serialized_end=850
-  _globals['_GETSTOCKREQUEST']._serialized_start=852
-  _globals['_GETSTOCKREQUEST']._serialized_end=906
-  _globals['_GETSTOCKRESPONSE']._serialized_start=908
-  _globals['_GETSTOCKRESPONSE']._serialized_end=971
-  _globals['_BATCHGETSTOCKREQUEST']._serialized_start=973
-  _globals['_BATCHGETSTOCKREQUEST']._serialized_end=1037
-  _globals['_BATCHGETSTOCKRESPONSE']._serialized_start=1039
-  _globals['_BATCHGETSTOCKRESPONSE']._serialized_end=1153
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=1155
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=1272
-  _globals['_ADJUSTSTOCKRESPONSE']._serialized_start=1274
-  _globals['_ADJUSTSTOCKRESPONSE']._serialized_end=1340
-  _globals['_LISTSTOCKREQUEST']._serialized_start=1343
-  _globals['_LISTSTOCKREQUEST']._serialized_end=1476
-  _globals['_LISTSTOCKRESPONSE']._serialized_start=1478
-  _globals['_LISTSTOCKRESPONSE']._serialized_end=1568
-  _globals['_SETREORDERPOINTREQUEST']._serialized_start=1570
-  _globals['_SETREORDERPOINTREQUEST']._serialized_end=1680
-  _globals['_SETREORDERPOINTRESPONSE']._serialized_start=1682
-  _globals['_SETREORDERPOINTRESPONSE']._serialized_end=1752
-  _globals['_INVENTORYSERVICE']._serialized_start=1755
-  _globals['_INVENTORYSERVICE']._serialized_end=3080
+  _globals['_INVENTORYSERVICE'].methods_by_name['GetStockValuation']._loaded_options = None
+  _globals['_INVENTORYSERVICE'].methods_by_name['GetStockValuation']._serialized_options = b'\342\340\030\033\n\021inventory.reports\"\006report\202\323\344\223\002\034\022\032/v1/reports/stockValuation'
+  _globals['_PRODUCT']._serialized_start=201
+  _globals['_PRODUCT']._serialized_end=262
+  _globals['_WAREHOUSE']._serialized_start=264
+  _globals['_WAREHOUSE']._serialized_end=303
+  _globals['_STOCKLEVEL']._serialized_start=306
+  _globals['_STOCKLEVEL']._serialized_end=475
+  _globals['_STOCKKEY']._serialized_start=477
+  _globals['_STOCKKEY']._serialized_end=524
+  _globals['_CREATEPRODUCTREQUEST']._serialized_start=526
+  _globals['_CREATEPRODUCTREQUEST']._serialized_end=592
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_start=594
+  _globals['_CREATEPRODUCTRESPONSE']._serialized_end=661
+  _globals['_GETPRODUCTREQUEST']._serialized_start=663
+  _globals['_GETPRODUCTREQUEST']._serialized_end=695
+  _globals['_GETPRODUCTRESPONSE']._serialized_start=697
+  _globals['_GETPRODUCTRESPONSE']._serialized_end=761
+  _globals['_CREATEWAREHOUSEREQUEST']._serialized_start=763
+  _globals['_CREATEWAREHOUSEREQUEST']._serialized_end=835
+  _globals['_CREATEWAREHOUSERESPONSE']._serialized_start=837
+  _globals['_CREATEWAREHOUSERESPONSE']._serialized_end=910
+  _globals['_GETSTOCKREQUEST']._serialized_start=912
+  _globals['_GETSTOCKREQUEST']._serialized_end=966
+  _globals['_GETSTOCKRESPONSE']._serialized_start=968
+  _globals['_GETSTOCKRESPONSE']._serialized_end=1031
+  _globals['_BATCHGETSTOCKREQUEST']._serialized_start=1033
+  _globals['_BATCHGETSTOCKREQUEST']._serialized_end=1097
+  _globals['_BATCHGETSTOCKRESPONSE']._serialized_start=1099
+  _globals['_BATCHGETSTOCKRESPONSE']._serialized_end=1213
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=1216
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=1352
+  _globals['_ADJUSTSTOCKRESPONSE']._serialized_start=1354
+  _globals['_ADJUSTSTOCKRESPONSE']._serialized_end=1420
+  _globals['_LISTSTOCKREQUEST']._serialized_start=1423
+  _globals['_LISTSTOCKREQUEST']._serialized_end=1556
+  _globals['_LISTSTOCKRESPONSE']._serialized_start=1558
+  _globals['_LISTSTOCKRESPONSE']._serialized_end=1648
+  _globals['_SETREORDERPOINTREQUEST']._serialized_start=1650
+  _globals['_SETREORDERPOINTREQUEST']._serialized_end=1760
+  _globals['_SETREORDERPOINTRESPONSE']._serialized_start=1762
+  _globals['_SETREORDERPOINTRESPONSE']._serialized_end=1832
+  _globals['_GETSTOCKVALUATIONREQUEST']._serialized_start=1835
+  _globals['_GETSTOCKVALUATIONREQUEST']._serialized_end=1990
+  _globals['_STOCKVALUATIONLINE']._serialized_start=1993
+  _globals['_STOCKVALUATIONLINE']._serialized_end=2146
+  _globals['_GETSTOCKVALUATIONRESPONSE']._serialized_start=2149
+  _globals['_GETSTOCKVALUATIONRESPONSE']._serialized_end=2364
+  _globals['_INVENTORYSERVICE']._serialized_start=2367
+  _globals['_INVENTORYSERVICE']._serialized_end=3870
 # @@protoc_insertion_point(module_scope)

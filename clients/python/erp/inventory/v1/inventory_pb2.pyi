@@ -1,6 +1,10 @@
+import datetime
+
+from erp.common.v1 import money_pb2 as _money_pb2
 from erp.common.v1 import paging_pb2 as _paging_pb2
 from erp.options.v1 import access_pb2 as _access_pb2
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -120,18 +124,20 @@ class BatchGetStockResponse(_message.Message):
     def __init__(self, stocks: _Optional[_Iterable[_Union[StockLevel, _Mapping]]] = ..., missing: _Optional[_Iterable[_Union[StockKey, _Mapping]]] = ...) -> None: ...
 
 class AdjustStockRequest(_message.Message):
-    __slots__ = ("request_id", "sku", "warehouse_code", "quantity_delta", "reason")
+    __slots__ = ("request_id", "sku", "warehouse_code", "quantity_delta", "reason", "unit_cost")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_DELTA_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    UNIT_COST_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     sku: str
     warehouse_code: str
     quantity_delta: int
     reason: str
-    def __init__(self, request_id: _Optional[str] = ..., sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity_delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    unit_cost: str
+    def __init__(self, request_id: _Optional[str] = ..., sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity_delta: _Optional[int] = ..., reason: _Optional[str] = ..., unit_cost: _Optional[str] = ...) -> None: ...
 
 class AdjustStockResponse(_message.Message):
     __slots__ = ("stock",)
@@ -176,3 +182,43 @@ class SetReorderPointResponse(_message.Message):
     STOCK_FIELD_NUMBER: _ClassVar[int]
     stock: StockLevel
     def __init__(self, stock: _Optional[_Union[StockLevel, _Mapping]] = ...) -> None: ...
+
+class GetStockValuationRequest(_message.Message):
+    __slots__ = ("page", "as_of", "warehouse_code", "sku_prefix")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    SKU_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    as_of: _timestamp_pb2.Timestamp
+    warehouse_code: str
+    sku_prefix: str
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., warehouse_code: _Optional[str] = ..., sku_prefix: _Optional[str] = ...) -> None: ...
+
+class StockValuationLine(_message.Message):
+    __slots__ = ("sku", "warehouse_code", "quantity", "unit_cost", "value")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    WAREHOUSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    UNIT_COST_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    warehouse_code: str
+    quantity: int
+    unit_cost: _money_pb2.Money
+    value: _money_pb2.Money
+    def __init__(self, sku: _Optional[str] = ..., warehouse_code: _Optional[str] = ..., quantity: _Optional[int] = ..., unit_cost: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., value: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class GetStockValuationResponse(_message.Message):
+    __slots__ = ("lines", "total_quantity", "total_value", "next_page_token", "as_of")
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_VALUE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedCompositeFieldContainer[StockValuationLine]
+    total_quantity: int
+    total_value: _money_pb2.Money
+    next_page_token: str
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, lines: _Optional[_Iterable[_Union[StockValuationLine, _Mapping]]] = ..., total_quantity: _Optional[int] = ..., total_value: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., next_page_token: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -78,6 +78,11 @@ class InventoryServiceStub:
                 request_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointRequest.SerializeToString,
                 response_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointResponse.FromString,
                 _registered_method=True)
+        self.GetStockValuation = channel.unary_unary(
+                '/erp.inventory.v1.InventoryService/GetStockValuation',
+                request_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.GetStockValuationRequest.SerializeToString,
+                response_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.GetStockValuationResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -150,6 +155,16 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStockValuation(self, request, context):
+        """What the stock is worth as of a moment (now when unset): quantity, moving weighted
+        average unit cost and value per SKU and warehouse, read from the stock ledger, with
+        totals over everything the filters select (not only this page). The total value
+        ties to finance's inventory account 1200 once finance has posted every movement.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -192,6 +207,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.SetReorderPoint,
                     request_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointRequest.FromString,
                     response_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointResponse.SerializeToString,
+            ),
+            'GetStockValuation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStockValuation,
+                    request_deserializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.GetStockValuationRequest.FromString,
+                    response_serializer=erp_dot_inventory_dot_v1_dot_inventory__pb2.GetStockValuationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -414,6 +434,33 @@ class InventoryService:
             '/erp.inventory.v1.InventoryService/SetReorderPoint',
             erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointRequest.SerializeToString,
             erp_dot_inventory_dot_v1_dot_inventory__pb2.SetReorderPointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStockValuation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.inventory.v1.InventoryService/GetStockValuation',
+            erp_dot_inventory_dot_v1_dot_inventory__pb2.GetStockValuationRequest.SerializeToString,
+            erp_dot_inventory_dot_v1_dot_inventory__pb2.GetStockValuationResponse.FromString,
             options,
             channel_credentials,
             insecure,

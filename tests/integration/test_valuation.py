@@ -5,6 +5,8 @@ nothing twice; the reports page and answer as of a moment."""
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 import time
 from decimal import Decimal
 
@@ -147,3 +149,31 @@ def test_the_reports_page_and_total_over_every_page(valued_mesh):
     with pytest.raises(grpc.RpcError) as bad:
         checks.sales_for(client, currency_code="euro")
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_erp_report_prints_tables_json_and_csv_and_the_demo_ties_1200(valued_mesh, monkeypatch, capsys):
+    client, started = valued_mesh
+    from erp_client import cli, reports
+
+    for name in ("TARGET", "TOKEN", "TOKEN_FILE", "TOKEN_URL"):
+        monkeypatch.delenv(f"ERP_{name}", raising=False)
+    for name in ("inventory", "finance"):
+        monkeypatch.setenv(f"ERP_{name.upper()}_TARGET", f"127.0.0.1:{started[name].port}")
+    capsys.readouterr()
+    assert cli.main(["report", "valuation", "--output", "csv"]) == cli.OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "warehouse,sku,quantity,unit_cost,value"
+    assert lines[-1].startswith("TOTAL,,") and lines[-1].endswith(f",{checks.valuation(client)[1]:.2f}")
+    assert cli.main(["report", "sales", "--by", "customer", "--top", "1", "-o", "json"]) == cli.OK
+    data = json.loads(capsys.readouterr().out)
+    assert [row["customer"] for row in data["rows"]] == ["CUST-V"] and data["totals"]["customer"] == "TOTAL"
+    assert cli.main(["report", "payables-aging"]) == cli.OK
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["supplier", "current", "days_1_30", "days_31_60", "days_61_90", "over_90", "total"]
+    assert cli.main(["report", "receivables-aging", "--as-of", "2026-01-01"]) == cli.OK
+    with pytest.raises(SystemExit) as bad:
+        cli.main(["report", "valuation", "--as-of", "yesterday"])
+    assert bad.value.code == cli.USAGE
+    out = io.StringIO()
+    assert reports.demo(client, out=out)
+    assert "equals the stock valuation" in out.getvalue() and "Payables aging" in out.getvalue()

@@ -8,6 +8,7 @@
     erp order ship ORDER_ID
     erp order timeline ORDER_ID        # every step across the services, and what is awaited
     erp demo            # one order from placement to payment, then procure to pay, each service's view
+    erp report valuation|sales|payables-aging|receivables-aging [...] [--output table|json|csv]
     erp health          # every service and the gateway
     erp deadletters list|show|replay|discard SERVICE [EVENT_ID | --all]   # needs the server package
     erp reconcile [CHECK ...] [--dry-run]   # projections against their sources; needs the server package
@@ -31,7 +32,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from erp.orders.v1 import orders_pb2 as ord_pb
-from erp_client import timeline
+from erp_client import reports, timeline
 from erp_client.auth import TokenError, token_from_env
 from erp_client.client import ErpClient, Line
 
@@ -147,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
                              parents=[tabled])
     steps.add_argument("order_id")
     sub.add_parser("demo", help="walk one order from placement to payment, then procure to pay", parents=[common])
+    reports.add_parser(sub, connection_options)
     sub.add_parser("health", parents=[tabled], epilog=EXIT_CODES,
                    help=f"health of every service and the gateway, all of them even when some are down "
                         f"(exit {FAILED} when any is not SERVING)")
@@ -246,11 +248,14 @@ def run(erp: ErpClient, args: argparse.Namespace) -> int:
         if args.wait:
             return wait(erp, args.order_id, args.wait_timeout, output)
         emit(erp.get_order(args.order_id), output)
+    elif args.area == "report":
+        return reports.run(erp, args, getattr(args, "output", None) or "table")
     elif args.area == "demo":
         from erp_client import walkthrough
 
         walkthrough.run(erp)
         walkthrough.procure_to_pay(erp)
+        reports.demo(erp)
     else:
         return health(erp, output)
     return OK

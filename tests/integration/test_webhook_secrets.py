@@ -326,3 +326,17 @@ def test_two_rotations_at_once_serialize_and_the_later_one_overlaps_the_earlier_
     assert keys.secret(customer_id, row.webhook_secret_id, row.webhook_key_id) == run.second.webhook_secret
     assert keys.secret(customer_id, row.webhook_previous_secret_id, row.webhook_previous_key_id) == \
         run.first.webhook_secret
+
+
+def test_the_python_client_hands_the_secret_back(mesh, receivers):
+    from erp_client import ErpClient
+
+    customer_id = f"WH-C-{uuid.uuid4().hex[:8]}"
+    with ErpClient(crm_target=f"127.0.0.1:{mesh.crm_running.port}") as client:
+        client.create_customer(customer_id, "Client-made", "100.00")
+        made = client.set_webhook_url(customer_id, receivers().url)
+        assert made.webhook_secret.startswith("whsec_")
+        rotated = client.rotate_webhook_secret(customer_id, overlap_seconds=0)
+        assert rotated.webhook_secret.startswith("whsec_") and rotated.webhook_secret != made.webhook_secret
+        assert not rotated.customer.webhook_signing.HasField("previous_secret_expires_at") or \
+            rotated.customer.webhook_signing.previous_secret_expires_at.seconds <= int(time.time())

@@ -234,7 +234,23 @@ class ErpClient:
         customer = crm.Customer(customer_id=customer_id, name=name, email=email, webhook_url=webhook_url,
                                 payment_terms_days=payment_terms_days,
                                 credit_limit=money_pb2.Money(currency_code=currency_code, amount=credit_limit))
+        # The response's webhook_secret (when webhook_url is set) is not returned here: call
+        # set_webhook_url, which hands it back, to give a customer its webhook.
         return self.crm.CreateCustomer(crm.CreateCustomerRequest(customer=customer), timeout=self.timeout).customer
+
+    def set_webhook_url(self, customer_id: str, webhook_url: str) -> crm.SetWebhookUrlResponse:
+        """Sets (or, with "", removes) a customer's webhook; a new URL's signing secret is in the
+        response's webhook_secret, this once: keep it where the receiver can read it."""
+        return self.crm.SetWebhookUrl(crm.SetWebhookUrlRequest(customer_id=customer_id, webhook_url=webhook_url),
+                                      timeout=self.timeout)
+
+    def rotate_webhook_secret(self, customer_id: str, overlap_seconds: int | None = None) -> crm.RotateWebhookSecretResponse:
+        """A new signing secret (in the response, this once); the old one keeps signing beside it for
+        overlap_seconds (None: the service's default, a day; 0: it ends now)."""
+        request = crm.RotateWebhookSecretRequest(customer_id=customer_id)
+        if overlap_seconds is not None:
+            request.overlap.FromSeconds(overlap_seconds)
+        return self.crm.RotateWebhookSecret(request, timeout=self.timeout)
 
     def get_customer(self, customer_id: str) -> crm.GetCustomerResponse:
         return self.crm.GetCustomer(crm.GetCustomerRequest(customer_id=customer_id), timeout=self.timeout)

@@ -113,14 +113,14 @@ def receipts(sources: Sources) -> list[Finding]:
         ledger[receipt_id][int(line_no)] = (row.sku, row.warehouse_code, row.on_hand_delta)
     findings = []
     known = set()
-    for receipt in _procurement_receipts(sources):
+    for receipt, prices in _procurement_receipts(sources):
         known.add(receipt.receipt_id)
         wanted = {line.line_no: (line.sku, receipt.warehouse_code, line.quantity) for line in receipt.lines}
         found = ledger.get(receipt.receipt_id, {})
         if not found:
             findings.append(Finding("inventory.receipts", "receipt missing from the stock ledger",
                                     f"receipt {receipt.receipt_id}", f"procurement received {_show_lines(wanted)}",
-                                    lambda r=receipt: _receive(owner, r)))
+                                    lambda r=receipt, p=prices: _receive(owner, r, p)))
         elif found != wanted:
             findings.append(Finding("inventory.receipts", "received quantities differ", f"receipt {receipt.receipt_id}",
                                     f"ledger {_show_lines(found)}, procurement {_show_lines(wanted)}"))
@@ -132,19 +132,30 @@ def receipts(sources: Sources) -> list[Finding]:
 
 
 def _procurement_receipts(sources: Sources):
-    """Every goods receipt procurement recorded (read after the ledger)."""
+    """Every goods receipt procurement recorded (read after the ledger), with its order's unit
+    prices by line ({line_no: (currency, amount)}): a repaired receipt is valued at them, as
+    its GoodsReceived would have been."""
     client = sources.client
     for order in paged(client.procurement.ListPurchaseOrders, proc_pb.ListPurchaseOrdersRequest(), "purchase_orders"):
         if order.receipt_status in (proc_pb.RECEIPT_STATUS_PARTIAL, proc_pb.RECEIPT_STATUS_FULL):
+            prices = {line.line_no: (line.unit_price.currency_code, line.unit_price.amount) for line in order.lines}
             request = proc_pb.ListGoodsReceiptsRequest(purchase_order_id=order.purchase_order_id)
-            yield from client.procurement.ListGoodsReceipts(request).receipts
+            for receipt in client.procurement.ListGoodsReceipts(request).receipts:
+                yield receipt, prices
 
 
-def _receive(owner: Owner, receipt) -> str:
+def _receive(owner: Owner, receipt, prices: dict[int, tuple[str, str]]) -> str:
+    from mesh import money
+
+    priced = {no: (currency, money.parse_amount(amount)) for no, (currency, amount) in prices.items() if amount}
+    currencies = {currency for currency, _ in priced.values()}
     with owner.uow() as uow:
         uow.lock("goods_receipt", receipt.receipt_id)
-        received = handlers.receive(uow, owner.extras["cache"], receipt.receipt_id, receipt.warehouse_code,
-                                    [(line.line_no, line.sku, line.quantity) for line in receipt.lines])
+        received = handlers.receive(
+            uow, owner.extras["cache"], receipt.receipt_id, receipt.warehouse_code,
+            [(line.line_no, line.sku, line.quantity, priced.get(line.line_no, ("", None))[1])
+             for line in receipt.lines], currency=next(iter(currencies), "") if len(currencies) == 1 else "",
+            valuation_currency=owner.extras.get("currency", "EUR"))
         uow.commit()
     return "received, as its GoodsReceived does" if received else "already received meanwhile: nothing done"
 

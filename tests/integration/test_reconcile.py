@@ -8,6 +8,7 @@ import os
 import threading
 
 from erp.finance.v1 import finance_pb2 as fin_pb
+from erp.inventory.v1 import inventory_pb2 as inv
 from erp.orders.v1 import orders_pb2 as ord_pb
 from erp_client import cli
 from erp_client.client import Line
@@ -148,4 +149,7 @@ def test_a_goods_receipt_inventory_lost_is_received_by_reconciliation(engines, t
         assert "inventory.receipts: receipt missing from the stock ledger" in report
         assert "procurement received line 1: 5 CHAIR@MAIN\n    REPAIRED: received, as its GoodsReceived does" in report
         assert client.get_stock("CHAIR", "MAIN").on_hand == 5
+        # valued at the purchase order's price, as its GoodsReceived would have been
+        [line] = client.inventory.GetStockValuation(inv.GetStockValuationRequest(sku_prefix="CHAIR")).lines
+        assert (line.quantity, line.unit_cost.amount, line.value.amount) == (5, "4.0000", "20.00")
         assert reconcile(capsys, "inventory.receipts")[0] == 0

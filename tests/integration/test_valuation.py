@@ -7,11 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import threading
 import time
 from decimal import Decimal
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.protobuf import timestamp_pb2
 
 from erp.common.v1 import paging_pb2
@@ -177,3 +179,43 @@ def test_erp_report_prints_tables_json_and_csv_and_the_demo_ties_1200(valued_mes
     out = io.StringIO()
     assert reports.demo(client, out=out)
     assert "equals the stock valuation" in out.getvalue() and "Payables aging" in out.getvalue()
+
+
+def test_one_shipment_handled_by_both_replicas_at_once_posts_its_cost_once(valued_mesh):
+    """Forced interleaving: the order's advisory lock is held while two consumers (the two
+    replicas) take the same StockIssued under two event ids (a redelivery racing the first);
+    both wait, then one posts and the other finds the posting. Last in this module: the cost
+    posted here has no stock behind it."""
+    from erp.common.v1 import money_pb2
+    from erp.events.v1 import inventory_events_pb2 as inv_ev
+    from mesh import locks
+    from mesh.events import envelope
+
+    _, started = valued_mesh
+    engine = started["finance"].runtime.engine
+    payload = inv_ev.StockIssued(order_id="race-1", lines=[inv_ev.ReservedLine(
+        sku="LAMP", warehouse_code="MAIN", quantity=2, cost=money_pb2.Money(currency_code="EUR", amount="13.00"),
+        unit_cost="6.50")])
+    bodies = [envelope.build(source="inventory", aggregate_type="reservation", aggregate_id="race-1",
+                             aggregate_version=3, payload=payload).SerializeToString() for _ in range(2)]
+    replicas = [checks.finance_consumer(started) for _ in range(2)]
+    holder = engine.connect()
+    holder.begin()
+    holder.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": locks.aggregate_key("finance", "order",
+                                                                                          "race-1")})
+    outcomes: list = []
+    threads = [threading.Thread(target=lambda c=c, b=b: outcomes.append(c.handle(Delivery(b, 0, None))))
+               for c, b in zip(replicas, bodies, strict=True)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    assert outcomes == []  # both wait for the order's lock
+    holder.rollback()
+    holder.close()
+    for thread in threads:
+        thread.join(20)
+    assert outcomes == [Ack(), Ack()]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM journal_entries WHERE reference = 'race-1'")).scalar() == 1
+        assert conn.execute(sa.text("SELECT quantity, cost FROM cost_of_sales WHERE order_id = 'race-1'")).all() == [
+            (2, Decimal("13.00"))]

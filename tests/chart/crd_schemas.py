@@ -172,7 +172,25 @@ GRPC_ROUTE = resource("gateway.networking.k8s.io/v1", "GRPCRoute", obj({
     })},
 }, ("parentRefs",)))
 
+GATEWAY = resource("gateway.networking.k8s.io/v1", "Gateway", obj({
+    "gatewayClassName": {"type": "string", "minLength": 1, "maxLength": 253},
+    "listeners": {"type": "array", "minItems": 1, "maxItems": 64, "items": obj({
+        "name": {"type": "string", "minLength": 1, "maxLength": 253, "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+        "hostname": HOSTNAME,
+        "port": PORT,
+        "protocol": {"enum": ["HTTP", "HTTPS", "TLS", "TCP", "UDP"]},
+        "tls": obj({"mode": {"enum": ["Terminate", "Passthrough"]},
+                    "certificateRefs": {"type": "array", "maxItems": 64, "items": obj({
+                        "group": {"const": ""}, "kind": {"const": "Secret"}, "name": K8S_NAME,
+                        "namespace": {"type": "string", "maxLength": 63}}, ("name",))}}),
+        "allowedRoutes": obj({
+            "namespaces": obj({"from": {"enum": ["All", "Same", "Selector"]}}),
+            "kinds": {"type": "array", "maxItems": 8, "items": obj({"group": STR, "kind": STR}, ("kind",))}}),
+    }, ("name", "port", "protocol"))},
+}, ("gatewayClassName", "listeners")))
+
 SCHEMAS: dict[tuple[str, str], Schema] = {
+    ("gateway.networking.k8s.io/v1", "Gateway"): GATEWAY,
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTP_ROUTE,
     ("gateway.networking.k8s.io/v1", "GRPCRoute"): GRPC_ROUTE,
     ("security.istio.io/v1", "PeerAuthentication"): PEER_AUTHENTICATION,

@@ -97,6 +97,7 @@ def test_migrations_of_a_service_run_from_its_own_image(helm):
     ("gateway", {"gateway.image": '{"tag": "0.2.0"}'}),
     ("gateway", {"gateway.rateLimits": '"read=100/200,write=10/20,report=1/5"'}),
     ("gateway", {"gateway.env": '{"ERP_GATEWAY_HEALTH_TIMEOUT_SECONDS": "2"}'}),
+    ("gateway", {"gateway.podAnnotations": '{"team": "edge"}'}),
 ])
 def test_a_change_to_one_service_rolls_only_that_service(helm, changed, set_json):
     """Render twice, one service's value changed: every other Deployment's pod template is byte for byte the

@@ -121,10 +121,47 @@ def test_gateway_api_routes_attach_to_the_given_gateway(helm):
     assert not _kinds(only_rest, "GRPCRoute") and "hostnames" not in _kinds(only_rest, "HTTPRoute")["erp-gateway"]["spec"]
 
 
+def test_the_chart_can_bring_a_gateway_of_its_own(helm):
+    """gatewayApi.gateway.create: a Gateway with one listener per host name, TLS from cert-manager (one Secret
+    for every listener: cert-manager's Gateway support makes one Certificate of all the listeners naming it) or
+    from an existing Secret, HTTP without either; the routes attach to it."""
+    sets = {"gatewayApi.enabled": "true", "gatewayApi.gateway.create": "true",
+            "gatewayApi.gateway.className": '"eg"', "gatewayApi.gateway.tls.clusterIssuer": '"letsencrypt"',
+            "gatewayApi.rest.hostnames": '["api.erp.example.com", "*.api.example.com"]',
+            "gatewayApi.grpc.hostnames": '["grpc.erp.example.com"]'}
+    docs = render(helm, set_json=sets)
+    gateway = _kinds(docs, "Gateway")["erp-edge"]
+    assert gateway["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    deny = _kinds(docs, "NetworkPolicy")["erp-default-deny"]["spec"]["podSelector"]["matchLabels"]
+    assert not deny.items() <= gateway["metadata"]["labels"].items(), \
+        "data planes that copy the Gateway's labels (Istio) must not fall under the release's default deny"
+    assert gateway["spec"]["gatewayClassName"] == "eg"
+    listeners = {(lst["hostname"], lst["allowedRoutes"]["kinds"][0]["kind"]): lst for lst in gateway["spec"]["listeners"]}
+    assert set(listeners) == {("api.erp.example.com", "HTTPRoute"), ("*.api.example.com", "HTTPRoute"),
+                              ("grpc.erp.example.com", "GRPCRoute")}
+    for listener in listeners.values():
+        assert listener["protocol"] == "HTTPS" and listener["port"] == 443
+        assert listener["tls"] == {"mode": "Terminate", "certificateRefs": [{"name": "erp-edge-tls"}]}
+        assert listener["allowedRoutes"]["namespaces"] == {"from": "Same"}
+    for kind in ("HTTPRoute", "GRPCRoute"):
+        assert _kinds(docs, kind)["erp-gateway"]["spec"]["parentRefs"] == [{"name": "erp-edge", "namespace": "erp"}]
+    plain = render(helm, set_json={**sets, "gatewayApi.gateway.tls.clusterIssuer": '""', "gatewayApi.gateway.port": "80"})
+    gateway = _kinds(plain, "Gateway")["erp-edge"]
+    assert "annotations" not in gateway["metadata"]
+    assert all(lst["protocol"] == "HTTP" and lst["port"] == 80 and "tls" not in lst for lst in gateway["spec"]["listeners"])
+    existing = render(helm, set_json={**sets, "gatewayApi.gateway.tls.clusterIssuer": '""',
+                                      "gatewayApi.gateway.tls.secretName": '"wildcard-tls"'})
+    assert {lst["tls"]["certificateRefs"][0]["name"] for lst in _kinds(existing, "Gateway")["erp-edge"]["spec"]["listeners"]} \
+        == {"wildcard-tls"}
+    assert not _kinds(render(helm, set_json=GATEWAY_API), "Gateway"), "a shared Gateway is not the chart's to make"
+
+
 def test_all_features_turns_both_ways_in_on(renderings):
     docs = documents(renderings["all-features"])
     assert set(_kinds(docs, "Ingress")) == {"erp-gateway-rest", "erp-gateway-grpc"}
     assert set(_kinds(docs, "HTTPRoute")) == set(_kinds(docs, "GRPCRoute")) == {"erp-gateway"}
+    assert set(_kinds(docs, "Gateway")) == {"erp-edge"}
+    assert [p["name"] for p in _kinds(docs, "HTTPRoute")["erp-gateway"]["spec"]["parentRefs"]] == ["erp-edge", "public"]
     # the NetworkPolicy lets the controllers in, on both edge ports
     policy = _kinds(docs, "NetworkPolicy")["erp-gateway"]
     namespaces = {p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
@@ -141,6 +178,11 @@ def test_all_features_turns_both_ways_in_on(renderings):
     ({**INGRESS, "gateway.ingressPeers": "[]"}, "gateway.ingressPeers is empty"),
     ({**INGRESS, "gateway.enabled": "false"}, "set gateway.enabled too"),
     ({"gatewayApi.enabled": "true"}, "gatewayApi.parentRefs is required"),
+    ({**GATEWAY_API, "gatewayApi.gateway.create": "true"}, "gatewayApi.gateway.className is required"),
+    ({"gatewayApi.enabled": "true", "gatewayApi.gateway.create": "true", "gatewayApi.grpc.enabled": "false",
+      "gatewayApi.gateway.className": '"eg"'}, "gatewayApi.gateway.create needs host names"),
+    ({**GATEWAY_API, "gatewayApi.gateway.create": "true", "gatewayApi.gateway.className": '"eg"',
+      "gatewayApi.gateway.tls": '{"clusterIssuer": "a", "issuer": "b"}'}, "clusterIssuer or issuer, not both"),
     ({**GATEWAY_API, "gatewayApi.grpc.hostnames": "[]"}, "both required with the GRPCRoute"),
     ({**GATEWAY_API, "gatewayApi.grpc.hostnames": '["api.erp.example.com"]'}, "is in both rest.hostnames and grpc"),
 ])

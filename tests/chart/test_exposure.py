@@ -222,6 +222,7 @@ def test_notes_tell_how_to_reach_the_gateway(helm):
                             "gateway.issuer": '"https://login.example.org/"'})
     assert "https://api.erp.example.com/openapi.json" in exposed and "grpc.erp.example.com:443" in exposed
     assert "port-forward" not in exposed and "iss = https://login.example.org/" in exposed
+    assert "admits only gateway.ingressPeers" in exposed and "istio-ingress" in exposed
     plain = _notes(helm, INGRESS)
     assert "http://api.erp.example.com/openapi.json" in plain and "grpc.erp.example.com:80 (plaintext" in plain
     routes = _notes(helm, GATEWAY_API)

@@ -84,3 +84,18 @@ def test_straight_to_the_services_when_asked(helm):
 def test_settings_that_cannot_work_are_refused(helm, sets, expected):
     with pytest.raises(HelmError, match=expected):
         render(helm, sets={**ON, **sets})
+
+
+def gateway_admits_loadtest(docs: list[dict]) -> list[int]:
+    """The ports the gateway's NetworkPolicy opens to the loadtest Job's pods."""
+    policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "erp-gateway")
+    return [port["port"] for rule in policy["spec"]["ingress"] for peer in rule["from"]
+            if peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "loadtest"
+            for port in rule["ports"]]
+
+
+def test_the_gateway_lets_the_job_in_only_when_it_goes_through_the_gateway(helm):
+    token = {"loadtest.auth.tokenSecret.name": "erp-loadtest-token"}
+    assert gateway_admits_loadtest(render(helm, sets={**ON, **token})) == [50050]
+    assert gateway_admits_loadtest(render(helm, sets={**ON, "loadtest.throughGateway": False})) == []
+    assert gateway_admits_loadtest(render(helm, sets={"networkPolicy.enabled": True})) == []

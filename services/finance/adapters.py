@@ -413,11 +413,13 @@ class JournalRepository:
             query = query.where(journal_entries.c.entry_id > after)
         return self._load(self.conn.execute(query.order_by(journal_entries.c.entry_id).limit(limit)).all())
 
-    def trial_balance(self, currency_code: str) -> list[AccountTotals]:
+    def trial_balance(self, currency_code: str, until: dt.datetime | None = None) -> list[AccountTotals]:
+        """Totals per account over the entries posted before `until` (all of them when None)."""
         query = (sa.select(accounts.c.code, accounts.c.name, sa.func.sum(journal_lines.c.debit).label("debit"),
                            sa.func.sum(journal_lines.c.credit).label("credit"))
                  .select_from(journal_lines.join(journal_entries).join(accounts))
-                 .where(journal_entries.c.currency_code == currency_code)
+                 .where(journal_entries.c.currency_code == currency_code,
+                        *([journal_entries.c.posted_at < until] if until is not None else []))
                  .group_by(accounts.c.code, accounts.c.name).order_by(accounts.c.code))
         return [AccountTotals(r.code, r.name, r.debit, r.credit) for r in self.conn.execute(query)]
 

@@ -80,10 +80,8 @@ def build(config: FinanceConfig) -> EventHandlers:
     # The value of stock movements (services/finance/valuation.py). A shipment's cost posts
     # under the order's lock, beside the order's invoice; an adjustment's under its request id.
     @consumes.on(inventory_ev.StockIssued, lock=ORDER)
-    def on_stock_issued(uow, event: inventory_ev.StockIssued, envelope) -> None:
-        valuation.on_stock_issued(uow, valuation.issued_command(event), config.currency,
-                                  envelope.envelope.occurred_at.ToDatetime(tzinfo=dt.UTC)
-                                  if envelope.envelope.HasField("occurred_at") else None)
+    def on_stock_issued(uow, event: inventory_ev.StockIssued, _envelope) -> None:
+        valuation.on_stock_issued(uow, valuation.issued_command(event), config.currency)
 
     @consumes.on(inventory_ev.StockAdjusted, lock=locks.by("stock_adjustment", "request_id"))
     def on_stock_adjusted(uow, event: inventory_ev.StockAdjusted, _envelope) -> None:

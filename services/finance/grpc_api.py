@@ -10,7 +10,7 @@ from erp.finance.v1 import finance_pb2 as pb
 from erp.finance.v1 import finance_pb2_grpc
 from mesh import context as call_context  # the verified caller; `context` is the gRPC one
 from mesh.errors import FieldViolation, InvalidArgument
-from services.finance import domain, handlers, payables, valuation
+from services.finance import domain, handlers, payables, periods, valuation
 from services.finance.domain import FinanceConfig, Invoice, InvoiceStatus, JournalEntry
 from services.finance.handlers import to_money
 from services.finance.payables import BillStatus, ReviewDecision, SupplierBill
@@ -48,6 +48,11 @@ def _sales_row(row: valuation.SalesRow, currency: str) -> pb.SalesReportRow:
 def _payables_row(row: domain.AgingRow, currency: str) -> pb.PayablesAgingRow:
     return pb.PayablesAgingRow(supplier_id=row.customer_id, **{
         name: to_money(currency, getattr(row, name)) for name in (*domain.BUCKETS, "total")})
+
+
+def _period(closed: periods.ClosedPeriod) -> pb.AccountingPeriod:
+    return pb.AccountingPeriod(period=closed.period, closed_at=_timestamp(closed.closed_at),
+                               closed_by=closed.closed_by)
 
 
 def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -126,7 +131,8 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
                                         invoice=invoice_to_proto(invoice, handlers.utcnow()))
 
     def GetTrialBalance(self, request: pb.GetTrialBalanceRequest, context) -> pb.GetTrialBalanceResponse:
-        currency, balance = handlers.trial_balance(self.runtime.uow(), request.currency_code, self.config)
+        currency, balance = handlers.trial_balance(self.runtime.uow(), request.currency_code, self.config,
+                                                   request.period)
         return pb.GetTrialBalanceResponse(
             lines=[pb.TrialBalanceLine(account=line.account, name=line.name, debit=to_money(currency, line.debit),
                                        credit=to_money(currency, line.credit), balance=to_money(currency, line.balance))
@@ -193,3 +199,11 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
                                                           _moment(request, "as_of"), self.config.currency)
         return pb.GetPayablesAgingResponse(rows=[_payables_row(row, currency) for row in rows],
                                            totals=_payables_row(totals, currency))
+
+    def ClosePeriod(self, request: pb.ClosePeriodRequest, context) -> pb.ClosePeriodResponse:
+        closed = periods.close_period(self.runtime.uow(), request.period, request.closed_by)
+        return pb.ClosePeriodResponse(period=_period(closed))
+
+    def ListClosedPeriods(self, request: pb.ListClosedPeriodsRequest, context) -> pb.ListClosedPeriodsResponse:
+        found, token = periods.list_closed(self.runtime.uow(), request.page.page_size, request.page.page_token)
+        return pb.ListClosedPeriodsResponse(periods=[_period(p) for p in found], next_page_token=token)

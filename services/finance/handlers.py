@@ -221,10 +221,18 @@ def _currency(currency_code: str, config: FinanceConfig) -> str:
     return currency_code or config.currency
 
 
-def trial_balance(uow, currency_code: str, config: FinanceConfig) -> tuple[str, domain.TrialBalance]:
+def trial_balance(uow, currency_code: str, config: FinanceConfig, period: str = "") -> tuple[str, domain.TrialBalance]:
+    """Over every entry, or those posted up to the end of an accounting period ("2026-11")."""
+    from services.finance import periods
+
     currency = _currency(currency_code, config)
+    if period:
+        v = Violations()
+        periods.check_period(v, "period", period)
+        v.raise_if_any()
     with uow:
-        lines = uow.journal.trial_balance(currency)
+        lines = (uow.journal.trial_balance(currency, periods.period_end(period)) if period
+                 else uow.journal.trial_balance(currency))
     return currency, domain.TrialBalance(tuple(lines))
 
 

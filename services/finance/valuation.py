@@ -153,7 +153,9 @@ class StockPostingRepository:
 
 
 def on_stock_issued(uow, cmd: StockIssued, default_currency: str, now: dt.datetime | None = None) -> bool:
-    """Posts a shipment's cost once per order (the order's lock is held); False for a repeat."""
+    """Posts a shipment's cost once per order (the order's lock is held); False for a repeat.
+    The cost counts in the sales report when it is posted, as in the journal: a shipment from
+    a period already closed lands in the open one (services/finance/periods.py)."""
     if not cmd.lines or not uow.stock_postings.claim(f"issue:{cmd.order_id}"):
         return False
     currencies = {line.currency_code for line in cmd.lines if line.currency_code}

@@ -219,10 +219,12 @@ class RecordPaymentResponse(_message.Message):
     def __init__(self, payment_id: _Optional[str] = ..., invoice: _Optional[_Union[Invoice, _Mapping]] = ...) -> None: ...
 
 class GetTrialBalanceRequest(_message.Message):
-    __slots__ = ("currency_code",)
+    __slots__ = ("currency_code", "period")
     CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
     currency_code: str
-    def __init__(self, currency_code: _Optional[str] = ...) -> None: ...
+    period: str
+    def __init__(self, currency_code: _Optional[str] = ..., period: _Optional[str] = ...) -> None: ...
 
 class GetTrialBalanceResponse(_message.Message):
     __slots__ = ("lines", "total_debit", "total_credit")
@@ -475,3 +477,41 @@ class GetPayablesAgingResponse(_message.Message):
     rows: _containers.RepeatedCompositeFieldContainer[PayablesAgingRow]
     totals: PayablesAgingRow
     def __init__(self, rows: _Optional[_Iterable[_Union[PayablesAgingRow, _Mapping]]] = ..., totals: _Optional[_Union[PayablesAgingRow, _Mapping]] = ...) -> None: ...
+
+class AccountingPeriod(_message.Message):
+    __slots__ = ("period", "closed_at", "closed_by")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_BY_FIELD_NUMBER: _ClassVar[int]
+    period: str
+    closed_at: _timestamp_pb2.Timestamp
+    closed_by: str
+    def __init__(self, period: _Optional[str] = ..., closed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., closed_by: _Optional[str] = ...) -> None: ...
+
+class ClosePeriodRequest(_message.Message):
+    __slots__ = ("period", "closed_by")
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_BY_FIELD_NUMBER: _ClassVar[int]
+    period: str
+    closed_by: str
+    def __init__(self, period: _Optional[str] = ..., closed_by: _Optional[str] = ...) -> None: ...
+
+class ClosePeriodResponse(_message.Message):
+    __slots__ = ("period",)
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    period: AccountingPeriod
+    def __init__(self, period: _Optional[_Union[AccountingPeriod, _Mapping]] = ...) -> None: ...
+
+class ListClosedPeriodsRequest(_message.Message):
+    __slots__ = ("page",)
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ...) -> None: ...
+
+class ListClosedPeriodsResponse(_message.Message):
+    __slots__ = ("periods", "next_page_token")
+    PERIODS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    periods: _containers.RepeatedCompositeFieldContainer[AccountingPeriod]
+    next_page_token: str
+    def __init__(self, periods: _Optional[_Iterable[_Union[AccountingPeriod, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -109,6 +109,16 @@ class FinanceServiceStub:
                 request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingRequest.SerializeToString,
                 response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingResponse.FromString,
                 _registered_method=True)
+        self.ClosePeriod = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/ClosePeriod',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ClosePeriodRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ClosePeriodResponse.FromString,
+                _registered_method=True)
+        self.ListClosedPeriods = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/ListClosedPeriods',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsResponse.FromString,
+                _registered_method=True)
 
 
 class FinanceServiceServicer:
@@ -229,6 +239,25 @@ class FinanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ClosePeriod(self, request, context):
+        """Closes an accounting period (a calendar month, UTC) once it has ended: from then on
+        nothing posts into it. Entries are dated when they are posted, so an event about
+        something that happened in a closed period (a late shipment) posts into the open
+        period it arrives in; the journal refuses any entry dated in a closed period.
+        Closing a closed period again returns it as it is. FAILED_PRECONDITION for a period
+        that has not ended yet.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListClosedPeriods(self, request, context):
+        """Lists the closed accounting periods, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FinanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -296,6 +325,16 @@ def add_FinanceServiceServicer_to_server(servicer, server):
                     servicer.GetPayablesAging,
                     request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingRequest.FromString,
                     response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingResponse.SerializeToString,
+            ),
+            'ClosePeriod': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClosePeriod,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ClosePeriodRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ClosePeriodResponse.SerializeToString,
+            ),
+            'ListClosedPeriods': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClosedPeriods,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -659,6 +698,60 @@ class FinanceService:
             '/erp.finance.v1.FinanceService/GetPayablesAging',
             erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingRequest.SerializeToString,
             erp_dot_finance_dot_v1_dot_finance__pb2.GetPayablesAgingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClosePeriod(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/ClosePeriod',
+            erp_dot_finance_dot_v1_dot_finance__pb2.ClosePeriodRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.ClosePeriodResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClosedPeriods(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/ListClosedPeriods',
+            erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,7 +9,7 @@ from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import locks
 from mesh.events.consumer import EventHandlers
-from services.finance import domain, handlers, payables, valuation
+from services.finance import domain, handlers, payables, suppliers, valuation
 from services.finance.domain import FinanceConfig
 
 
@@ -71,7 +71,10 @@ def build(config: FinanceConfig) -> EventHandlers:
 
     @consumes.on(procurement_ev.PurchaseOrderApproved, lock=PURCHASE_ORDER)
     def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
-        handlers.on_purchase_order_approved(uow, approval_command(event), envelope.envelope.aggregate_version)
+        if handlers.on_purchase_order_approved(uow, approval_command(event), envelope.envelope.aggregate_version):
+            # each line's promised date, for the supplier performance report
+            suppliers.record_promises(uow, event.purchase_order_id,
+                                      [(line.line_no, line.expected_date) for line in event.lines])
 
     @consumes.on(procurement_ev.GoodsReceived, lock=PURCHASE_ORDER)
     def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:

@@ -10,7 +10,7 @@ from erp.finance.v1 import finance_pb2 as pb
 from erp.finance.v1 import finance_pb2_grpc
 from mesh import context as call_context  # the verified caller; `context` is the gRPC one
 from mesh.errors import FieldViolation, InvalidArgument
-from services.finance import domain, handlers, payables, periods, valuation
+from services.finance import domain, handlers, payables, periods, suppliers, valuation
 from services.finance.domain import FinanceConfig, Invoice, InvoiceStatus, JournalEntry
 from services.finance.handlers import to_money
 from services.finance.payables import BillStatus, ReviewDecision, SupplierBill
@@ -207,3 +207,15 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
     def ListClosedPeriods(self, request: pb.ListClosedPeriodsRequest, context) -> pb.ListClosedPeriodsResponse:
         found, token = periods.list_closed(self.runtime.uow(), request.page.page_size, request.page.page_token)
         return pb.ListClosedPeriodsResponse(periods=[_period(p) for p in found], next_page_token=token)
+
+    def GetSupplierPerformance(self, request: pb.GetSupplierPerformanceRequest,
+                               context) -> pb.GetSupplierPerformanceResponse:
+        currency, rows, token = suppliers.supplier_performance(
+            self.runtime.uow(), request.supplier_id, request.currency_code, request.page.page_size,
+            request.page.page_token, self.config.currency)
+        return pb.GetSupplierPerformanceResponse(rows=[pb.SupplierPerformanceRow(
+            supplier_id=r.supplier_id, receipt_lines_promised=r.promised, receipt_lines_on_time=r.on_time,
+            on_time_percent=r.on_time_percent, ordered_quantity=r.ordered, received_quantity=r.received,
+            billed_quantity=r.billed, billed_at_order_prices=to_money(currency, r.billed_at_order_prices),
+            billed_amount=to_money(currency, r.billed_amount), price_variance=to_money(currency, r.price_variance))
+            for r in rows], next_page_token=token)

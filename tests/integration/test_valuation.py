@@ -181,6 +181,41 @@ def test_erp_report_prints_tables_json_and_csv_and_the_demo_ties_1200(valued_mes
     assert "equals the stock valuation" in out.getvalue() and "Payables aging" in out.getvalue()
 
 
+def test_supplier_performance_counts_receipts_against_promised_dates_and_bills_against_order_prices(valued_mesh):
+    from erp.common.v1 import money_pb2
+    from erp.procurement.v1 import procurement_pb2 as proc
+
+    client, _ = valued_mesh
+    client.create_supplier("SLOW", "Slow Supply")
+    today = dt.datetime.now(dt.UTC).date()
+    order = client.procurement.CreatePurchaseOrder(proc.CreatePurchaseOrderRequest(
+        request_id="po-slow-1", supplier_id="SLOW", warehouse_code="MAIN", lines=[
+            proc.PurchaseOrderLine(sku="LAMP", quantity=4, expected_date=(today - dt.timedelta(days=1)).isoformat(),
+                                   unit_price=money_pb2.Money(currency_code="EUR", amount="6.50")),
+            proc.PurchaseOrderLine(sku="SOFA", quantity=2, expected_date=(today + dt.timedelta(days=1)).isoformat(),
+                                   unit_price=money_pb2.Money(currency_code="EUR", amount="100.00"))])).purchase_order
+    client.submit_purchase_order(order.purchase_order_id, "sam")
+    client.approve_purchase_order(order.purchase_order_id, "ada")
+    client.receive_goods(order.purchase_order_id, [(1, 4), (2, 2)], "goods-in")
+    client.wait_for(lambda: checks.account_balance(client, "2100"), lambda b: b == Decimal("-306.00"))
+    bill = client.record_supplier_bill(order.purchase_order_id, "SLOW-1", [(1, 4, "6.60"), (2, 2, "100.00")])
+    assert bill.status == fin.SUPPLIER_BILL_STATUS_POSTED  # within the 2% price tolerance
+
+    [row] = client.finance.GetSupplierPerformance(fin.GetSupplierPerformanceRequest(supplier_id="SLOW")).rows
+    assert (row.receipt_lines_promised, row.receipt_lines_on_time, row.on_time_percent) == (2, 1, "50.00")
+    assert (row.ordered_quantity, row.received_quantity, row.billed_quantity) == (6, 6, 6)
+    assert (row.billed_at_order_prices.amount, row.billed_amount.amount, row.price_variance.amount) == (
+        "226.00", "226.40", "0.40")
+    everyone = client.finance.GetSupplierPerformance(fin.GetSupplierPerformanceRequest()).rows
+    assert [r.supplier_id for r in everyone] == ["LIGHTS", "SLOW"]
+    assert checks.assert_account_1200_is_the_valuation(client)
+    from erp_client import reports
+
+    rows, _ = reports.supplier_performance(client, "SLOW")
+    assert rows[0]["on_time"] == "1/2" and rows[0]["price_variance"] == "0.40"
+    assert reports.render(rows, {}, "csv").splitlines()[0].startswith("supplier,on_time,on_time_percent,")
+
+
 def test_one_shipment_handled_by_both_replicas_at_once_posts_its_cost_once(valued_mesh):
     """Forced interleaving: the order's advisory lock is held while two consumers (the two
     replicas) take the same StockIssued under two event ids (a redelivery racing the first);

@@ -4,6 +4,7 @@
     erp report sales [--by period|customer|sku] [--from ISO] [--to ISO] [--customer C] [--order O] [--top N]
     erp report payables-aging [--as-of ISO]
     erp report receivables-aging [--as-of ISO]
+    erp report supplier-performance [--supplier S]
 
 Every report reads all its pages (--top N: only the first N rows, which for sales by customer
 or SKU are the top ones by revenue) and ends with a totals row. --output table (the default
@@ -75,6 +76,11 @@ def add_parser(sub, connection_options) -> None:
     sales.add_argument("--currency", default="")
     sales.add_argument("--top", type=int, default=0,
                        help="only the first N rows: the top customers or products by revenue")
+    performance = kinds.add_parser("supplier-performance", parents=[common],
+                                   help="receipts on time against promised dates, quantities and prices billed "
+                                        "against ordered, per supplier")
+    performance.add_argument("--supplier", default="")
+    performance.add_argument("--currency", default="")
     for name, what in (("payables-aging", "what is owed to each supplier"),
                        ("receivables-aging", "what each customer owes")):
         aging = kinds.add_parser(name, parents=[common], help=f"{what}, by how long it is overdue")
@@ -146,6 +152,22 @@ def receivables_aging(erp, as_of=None, currency: str = "") -> tuple[list[dict], 
     return _aging_rows("customer", "customer_id", response)
 
 
+def supplier_performance(erp, supplier: str = "", currency: str = "") -> tuple[list[dict], dict]:
+    rows, token = [], ""
+    while True:
+        page = erp.finance.GetSupplierPerformance(fin.GetSupplierPerformanceRequest(
+            page=paging_pb2.PageRequest(page_size=PAGE, page_token=token), supplier_id=supplier,
+            currency_code=currency), timeout=erp.timeout)
+        rows += [{"supplier": x.supplier_id, "on_time": f"{x.receipt_lines_on_time}/{x.receipt_lines_promised}",
+                  "on_time_percent": x.on_time_percent, "ordered": x.ordered_quantity,
+                  "received": x.received_quantity, "billed": x.billed_quantity,
+                  "billed_at_order_prices": _amount(x.billed_at_order_prices), "billed_amount": _amount(x.billed_amount),
+                  "price_variance": _amount(x.price_variance)} for x in page.rows]
+        token = page.next_page_token
+        if not token:
+            return rows, {}
+
+
 def account_balance(erp, account: str, currency: str = "") -> Decimal:
     lines = erp.finance.GetTrialBalance(fin.GetTrialBalanceRequest(currency_code=currency),
                                         timeout=erp.timeout).lines
@@ -193,6 +215,8 @@ def run(erp, args: argparse.Namespace, output: str = "table") -> int:
     elif args.action == "sales":
         rows, totals = sales(erp, args.by, args.from_time, args.to_time, args.customer, args.order, args.currency,
                              args.top)
+    elif args.action == "supplier-performance":
+        rows, totals = supplier_performance(erp, args.supplier, args.currency)
     elif args.action == "payables-aging":
         rows, totals = payables_aging(erp, args.as_of, args.currency)
     else:

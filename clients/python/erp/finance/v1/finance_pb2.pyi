@@ -515,3 +515,45 @@ class ListClosedPeriodsResponse(_message.Message):
     periods: _containers.RepeatedCompositeFieldContainer[AccountingPeriod]
     next_page_token: str
     def __init__(self, periods: _Optional[_Iterable[_Union[AccountingPeriod, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetSupplierPerformanceRequest(_message.Message):
+    __slots__ = ("page", "supplier_id", "currency_code")
+    PAGE_FIELD_NUMBER: _ClassVar[int]
+    SUPPLIER_ID_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    page: _paging_pb2.PageRequest
+    supplier_id: str
+    currency_code: str
+    def __init__(self, page: _Optional[_Union[_paging_pb2.PageRequest, _Mapping]] = ..., supplier_id: _Optional[str] = ..., currency_code: _Optional[str] = ...) -> None: ...
+
+class SupplierPerformanceRow(_message.Message):
+    __slots__ = ("supplier_id", "receipt_lines_promised", "receipt_lines_on_time", "on_time_percent", "ordered_quantity", "received_quantity", "billed_quantity", "billed_at_order_prices", "billed_amount", "price_variance")
+    SUPPLIER_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_LINES_PROMISED_FIELD_NUMBER: _ClassVar[int]
+    RECEIPT_LINES_ON_TIME_FIELD_NUMBER: _ClassVar[int]
+    ON_TIME_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    ORDERED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    BILLED_QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    BILLED_AT_ORDER_PRICES_FIELD_NUMBER: _ClassVar[int]
+    BILLED_AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    PRICE_VARIANCE_FIELD_NUMBER: _ClassVar[int]
+    supplier_id: str
+    receipt_lines_promised: int
+    receipt_lines_on_time: int
+    on_time_percent: str
+    ordered_quantity: int
+    received_quantity: int
+    billed_quantity: int
+    billed_at_order_prices: _money_pb2.Money
+    billed_amount: _money_pb2.Money
+    price_variance: _money_pb2.Money
+    def __init__(self, supplier_id: _Optional[str] = ..., receipt_lines_promised: _Optional[int] = ..., receipt_lines_on_time: _Optional[int] = ..., on_time_percent: _Optional[str] = ..., ordered_quantity: _Optional[int] = ..., received_quantity: _Optional[int] = ..., billed_quantity: _Optional[int] = ..., billed_at_order_prices: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., billed_amount: _Optional[_Union[_money_pb2.Money, _Mapping]] = ..., price_variance: _Optional[_Union[_money_pb2.Money, _Mapping]] = ...) -> None: ...
+
+class GetSupplierPerformanceResponse(_message.Message):
+    __slots__ = ("rows", "next_page_token")
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    rows: _containers.RepeatedCompositeFieldContainer[SupplierPerformanceRow]
+    next_page_token: str
+    def __init__(self, rows: _Optional[_Iterable[_Union[SupplierPerformanceRow, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

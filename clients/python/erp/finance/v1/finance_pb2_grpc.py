@@ -119,6 +119,11 @@ class FinanceServiceStub:
                 request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsRequest.SerializeToString,
                 response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsResponse.FromString,
                 _registered_method=True)
+        self.GetSupplierPerformance = channel.unary_unary(
+                '/erp.finance.v1.FinanceService/GetSupplierPerformance',
+                request_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierPerformanceRequest.SerializeToString,
+                response_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierPerformanceResponse.FromString,
+                _registered_method=True)
 
 
 class FinanceServiceServicer:
@@ -258,6 +263,16 @@ class FinanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSupplierPerformance(self, request, context):
+        """How each supplier delivers and bills, from finance's own copy of the approved purchase
+        orders, their receipts and posted bills: receipt lines on time against the line's
+        promised date, quantities received and billed against ordered, and the amount billed
+        against the order's prices. Ordered by supplier id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FinanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -335,6 +350,11 @@ def add_FinanceServiceServicer_to_server(servicer, server):
                     servicer.ListClosedPeriods,
                     request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsRequest.FromString,
                     response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsResponse.SerializeToString,
+            ),
+            'GetSupplierPerformance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSupplierPerformance,
+                    request_deserializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierPerformanceRequest.FromString,
+                    response_serializer=erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierPerformanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -752,6 +772,33 @@ class FinanceService:
             '/erp.finance.v1.FinanceService/ListClosedPeriods',
             erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsRequest.SerializeToString,
             erp_dot_finance_dot_v1_dot_finance__pb2.ListClosedPeriodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSupplierPerformance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/erp.finance.v1.FinanceService/GetSupplierPerformance',
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierPerformanceRequest.SerializeToString,
+            erp_dot_finance_dot_v1_dot_finance__pb2.GetSupplierPerformanceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -371,26 +371,32 @@ class InventoryUnitOfWork(UnitOfWork):
 
 
 def ledger_mismatches(conn: sa.Connection) -> list[tuple]:
-    """Balances that differ from the sum of their ledger (empty when all agree)."""
+    """Balances whose quantities or value differ from the sums of their ledger (empty when all agree)."""
     sums = (sa.select(stock_ledger.c.sku, stock_ledger.c.warehouse_code,
                       sa.func.sum(stock_ledger.c.on_hand_delta).label("on_hand"),
-                      sa.func.sum(stock_ledger.c.reserved_delta).label("reserved"))
+                      sa.func.sum(stock_ledger.c.reserved_delta).label("reserved"),
+                      sa.func.sum(stock_ledger.c.value_delta).label("value"))
             .group_by(stock_ledger.c.sku, stock_ledger.c.warehouse_code).subquery())
     query = sa.select(stock_balances.c.sku, stock_balances.c.warehouse_code, stock_balances.c.on_hand,
                       stock_balances.c.reserved, sums.c.on_hand, sums.c.reserved).select_from(
         stock_balances.outerjoin(sums, sa.and_(sums.c.sku == stock_balances.c.sku,
                                                sums.c.warehouse_code == stock_balances.c.warehouse_code))
     ).where(sa.or_(sa.func.coalesce(sums.c.on_hand, 0) != stock_balances.c.on_hand,
-                   sa.func.coalesce(sums.c.reserved, 0) != stock_balances.c.reserved))
+                   sa.func.coalesce(sums.c.reserved, 0) != stock_balances.c.reserved,
+                   sa.func.coalesce(sums.c.value, 0) != stock_balances.c.value))
     return [tuple(r) for r in conn.execute(query)]
 
 
 def rebuild_balances(conn: sa.Connection) -> int:
-    """Recomputes every balance from the ledger; returns how many rows changed."""
+    """Recomputes every balance (quantities and value; the unit cost as value / on hand, kept
+    when nothing is on hand) from the ledger; returns how many rows changed."""
     return conn.execute(sa.text("""
-        UPDATE stock_balances b SET on_hand = s.on_hand, reserved = s.reserved, version = b.version + 1
-        FROM (SELECT sku, warehouse_code, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved
+        UPDATE stock_balances b SET on_hand = s.on_hand, reserved = s.reserved, value = s.value,
+               unit_cost = CASE WHEN s.on_hand > 0 THEN round(s.value / s.on_hand, 10) ELSE b.unit_cost END,
+               version = b.version + 1
+        FROM (SELECT sku, warehouse_code, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved,
+                     sum(value_delta) AS value
               FROM stock_ledger GROUP BY sku, warehouse_code) s
         WHERE b.sku = s.sku AND b.warehouse_code = s.warehouse_code
-          AND (b.on_hand <> s.on_hand OR b.reserved <> s.reserved)
+          AND (b.on_hand <> s.on_hand OR b.reserved <> s.reserved OR b.value <> s.value)
     """)).rowcount

@@ -216,6 +216,19 @@ def test_supplier_performance_counts_receipts_against_promised_dates_and_bills_a
     assert reports.render(rows, {}, "csv").splitlines()[0].startswith("supplier,on_time,on_time_percent,")
 
 
+def test_a_balance_whose_value_drifted_from_the_ledger_is_found_and_rebuilt(valued_mesh):
+    from services.inventory.adapters import ledger_mismatches, rebuild_balances
+
+    client, started = valued_mesh
+    before = line_of(client, "LAMP")
+    with started["inventory"].runtime.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE stock_balances SET value = value + 1 WHERE sku = 'LAMP'"))
+        assert [row[:2] for row in ledger_mismatches(conn)] == [("LAMP", "MAIN")]
+        assert rebuild_balances(conn) == 1
+        assert ledger_mismatches(conn) == []
+    assert line_of(client, "LAMP") == before
+
+
 def test_one_shipment_handled_by_both_replicas_at_once_posts_its_cost_once(valued_mesh):
     """Forced interleaving: the order's advisory lock is held while two consumers (the two
     replicas) take the same StockIssued under two event ids (a redelivery racing the first);

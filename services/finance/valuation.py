@@ -173,9 +173,12 @@ def on_stock_issued(uow, cmd: StockIssued, default_currency: str, now: dt.dateti
 
 
 def on_stock_adjusted(uow, cmd: StockAdjusted, default_currency: str) -> bool:
-    """Posts an adjustment's value once per request id; False for a repeat or nothing to post."""
+    """Posts an adjustment's value once per request id; False for a repeat or nothing to post.
+    A StockAdjusted from before valuation (no request id, no value) has nothing to post."""
     if not cmd.request_id:
-        raise ValueError(f"StockAdjusted of {cmd.sku} in {cmd.warehouse_code} names no request id")
+        if cmd.value_delta:
+            raise ValueError(f"StockAdjusted of {cmd.sku} in {cmd.warehouse_code} has a value but no request id")
+        return False
     reference = f"adjustment:{cmd.request_id}"
     if not uow.stock_postings.claim(reference):
         return False

@@ -114,3 +114,20 @@ def test_an_event_amount_that_is_not_in_cents_is_a_fault():
                              value_delta=money_pb2.Money(currency_code="EUR", amount="6.505"))
     with pytest.raises(ValueError):
         valuation.adjusted_command(event)
+
+
+def test_a_stock_adjusted_from_before_valuation_posts_nothing_and_is_not_a_fault():
+    class NoPostings:
+        def claim(self, reference):
+            raise AssertionError("nothing to claim")
+
+    class Uow:
+        stock_postings = NoPostings()
+
+    old = valuation.adjusted_command(ev.StockAdjusted(sku="A", warehouse_code="MAIN", quantity_delta=3))
+    assert valuation.on_stock_adjusted(Uow(), old, "EUR") is False
+    valued = valuation.adjusted_command(ev.StockAdjusted(sku="A", warehouse_code="MAIN", quantity_delta=3,
+                                                         value_delta=money_pb2.Money(currency_code="EUR",
+                                                                                     amount="1.00")))
+    with pytest.raises(ValueError):
+        valuation.on_stock_adjusted(Uow(), valued, "EUR")

@@ -32,15 +32,16 @@ protos-check: $(STAMP) ## Fail when the committed stubs are not what protos/ gen
 	$(PY) clients/python/generate.py --check
 
 .PHONY: lint
-lint: $(STAMP) protos-check ## ruff, buf lint, buf breaking against the previous commit
+lint: $(STAMP) protos-check ## ruff, import contracts (pyproject's importlinter), buf lint, buf breaking against the previous commit
 	$(VENV)/bin/ruff check .
+	PYTHONPATH=.:clients/python $(VENV)/bin/lint-imports --no-cache
 	$(PY) -m mesh.tools.proto_deps
 	cd protos && ../$(VENV)/bin/buf lint
 	@$(PY) -m mesh.tools.buf_breaking
 
 .PHONY: run
 run: $(STAMP) ## Start the whole mesh on embedded engines (Ctrl-C stops it); data in .data/
-	$(PY) -m mesh.devrun
+	$(PY) -m services.devrun
 
 .PHONY: gateway-generate
 gateway-generate: $(STAMP) ## After changing a .proto: regenerate the gateway's OpenAPI document (and its Istio policy)
@@ -53,15 +54,15 @@ token: $(STAMP) ## Print a development access token for the local gateway: make 
 
 .PHONY: migrate
 migrate: $(STAMP) ## Apply every service's migrations to ERP_DATABASE_URL (or the embedded PostgreSQL) and declare the event topology (MIGRATE_ARGS="crm" for some)
-	$(PY) -m mesh.tools.migrate $(MIGRATE_ARGS)
+	$(PY) -m services.tools.migrate $(MIGRATE_ARGS)
 
 .PHONY: deadletters
 deadletters: $(STAMP) ## A service's dead letters and parked events: make deadletters ARGS="list inventory" (show|replay|discard SERVICE EVENT_ID|--all)
-	$(PY) -m mesh.tools.deadletters $(ARGS)
+	$(PY) -m services.tools.deadletters $(ARGS)
 
 .PHONY: reconcile
 reconcile: $(STAMP) ## Compare each service's projections with their sources, repair what is unambiguous, exit 1 on drift (RECONCILE_ARGS="--dry-run")
-	$(PY) -m mesh.tools.reconcile $(RECONCILE_ARGS)
+	$(PY) -m services.tools.reconcile $(RECONCILE_ARGS)
 
 .PHONY: test
 test: $(STAMP) protos-check ## Install, check the stubs, and run the whole test suite

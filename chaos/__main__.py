@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args, profile: dict, run_dir: Path) -> bool:
     from erp_client import ErpClient
     from mesh import db
-    from mesh.devrun import start_mail_sink
+    from services.devrun import start_mail_sink
 
     started = time.monotonic()
     world = faults.World.start(run_dir, args.replicas)

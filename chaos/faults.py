@@ -13,7 +13,7 @@ from pathlib import Path
 
 from chaos import engines
 from chaos.replicas import Mesh, Replica
-from mesh.devrun import wait_serving
+from services.devrun import wait_serving
 
 # The services whose relays publish, and whose consumers commit, under the workload (procurement
 # only reorders and pays suppliers, which the workload does not do): crash points go there.

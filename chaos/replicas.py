@@ -11,8 +11,8 @@ import threading
 import time
 from pathlib import Path
 
-from mesh.devrun import wait_serving
 from services import RUNNABLE
+from services.devrun import wait_serving
 
 
 @dataclasses.dataclass

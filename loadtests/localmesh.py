@@ -86,7 +86,7 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
     """Starts `processes` processes of each service on free ports; yields {service: target}. With `sink`
     (and RabbitMQ), binds the sink queue for the events no service consumes first (see UNCONSUMED_EVENTS)."""
     from mesh import db
-    from mesh.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
+    from services.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
 
     db.ensure_database(eng.database_url)
     if sink and eng.amqp_url:

@@ -9,7 +9,7 @@ loadtests/reports/<timestamp>/ (gitignored); then the suite's `<name>_stats.csv`
 is checked. Prints one verdict table; exits 1 when any threshold is missed, a row is missing, or Locust
 itself failed (a suite's end-of-test checks make Locust exit with 3).
 
---local-mesh starts the five services (mesh.devrun.start_mesh) on free 127.0.0.1 ports, on the external
+--local-mesh starts the five services (services.devrun.start_mesh) on free 127.0.0.1 ports, on the external
 PostgreSQL/Redis/RabbitMQ when reachable (database and AMQP namespace `erp_loadtest`, kept between runs so
 the catalog is seeded once) and on the embedded engines otherwise, seeds the catalog through the public API,
 runs the suites and stops the mesh.

@@ -43,6 +43,9 @@ class ServiceSpec:
     grpc_services: tuple[str, ...]  # full names, for health and reflection
     add_servicers: Callable[[grpc.Server, Runtime], None]
     uow_class: type[UnitOfWork]
+    # Every consuming service's event types (services/topology.py): declared before this service
+    # publishes anything, so no event finds a consumer's queue missing.
+    consumers: Callable[[], topology.Consumers]
     build_handlers: Callable[[Runtime], EventHandlers] | None = None
     # Other long-running work of the service (for example notification's dispatcher): run in
     # its own thread with the runtime and the stop event; it must return soon after stop is set.
@@ -128,8 +131,9 @@ def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
     else:
         transport = PgTransport(engine, libpq_dsn(url))
     # Every consumer's queue and bindings exist before this service publishes anything.
-    topology.declare_at_start(transport)
-    relay = Relay(engine, settings.service, topology.declaring(transport), settings.relay_poll_seconds,
+    consumers = spec.consumers()
+    topology.declare_at_start(transport, consumers)
+    relay = Relay(engine, settings.service, topology.declaring(transport, consumers), settings.relay_poll_seconds,
                   settings.unroutable_grace_seconds)
     return Runtime(settings, engine, cache, transport, relay, spec.uow_class,
                    db.health_engine(url, schema=settings.schema))

@@ -391,7 +391,7 @@ def _letter(props, body: bytes) -> Letter:
 
 
 def moving_queue(queue: str) -> str:
-    """Where a queue's messages wait while the queue is declared again (mesh.tools.migrate)."""
+    """Where a queue's messages wait while the queue is declared again (services.tools.migrate)."""
     return queue + ".moving"
 
 

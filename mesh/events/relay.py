@@ -154,7 +154,7 @@ class Relay:
                                                                             self.unroutable_grace_seconds),
             ).values(published_at=sa.func.now(), parked_at=sa.func.now(), attempts=outbox.c.attempts + 1,
                      last_error=f"unrouted: {error}"[:500])).rowcount
-        log.warning("%d outbox rows of %s parked: %s for over %.0fs (python -m mesh.tools.deadletters list %s)",
+        log.warning("%d outbox rows of %s parked: %s for over %.0fs (python -m services.tools.deadletters list %s)",
                     count, event_type, error, self.unroutable_grace_seconds, self.service)
         metrics.EVENTS_PUBLISHED.labels(self.service, "parked").inc(count)
         self._rest(event_type)

@@ -32,7 +32,7 @@ def _inbox_columns() -> list[sa.Column]:
 
 def _parked_at() -> sa.Column:
     # Set when the relay gave up on a row no queue is bound to: the row stays, listable and
-    # replayable (mesh.tools.deadletters), and the relay's pruning leaves it alone.
+    # replayable (services.tools.deadletters), and the relay's pruning leaves it alone.
     return sa.Column("parked_at", sa.DateTime(timezone=True))
 
 

@@ -2,72 +2,48 @@
 
 Before, a service's queue and bindings existed only once its consumer had subscribed, so
 an event published earlier (an OrderPlaced before crm's first start) reached fewer consumers.
-Now `python -m mesh.tools.migrate` (the chart's migrations Job) and every service, before its
+Now `python -m services.tools.migrate` (the chart's migrations Job) and every service, before its
 relay publishes anything, declare the topology of all of them, idempotently: on RabbitMQ the
 queues, bindings, retry and dead-letter queues; on the PostgreSQL bus the erp_bus.bindings rows.
 
-What each service consumes comes from its services/<name>/events.py build() (the
-EventHandlers it registers), built without starting the service.
+What each service consumes is handed in as a map {service: event types} (Consumers): mesh knows
+no service; services/topology.py builds the map from every services/<name>/events.py.
 """
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from mesh.events.transport import Publisher, TopologyMismatch, Transport
 
 log = logging.getLogger("mesh.events.topology")
 
-
-@functools.cache
-def consumers() -> dict[str, tuple[str, ...]]:
-    """{service: the event types it consumes} for every runnable service that consumes any."""
-    from services import RUNNABLE
-
-    found = {}
-    for name in RUNNABLE:
-        types = consumed_event_types(name)
-        if types:
-            found[name] = types
-    return found
+Consumers = Mapping[str, Sequence[str]]  # {consuming service: the event types it consumes}
 
 
-def consumed_event_types(service: str) -> tuple[str, ...]:
-    """The event types services/<service>/events.py registers handlers for. Its build() only
-    registers closures over its arguments (a cache, a config, a wake-up callable), so it is
-    called with None for each argument it requires: nothing is started or connected."""
-    module = importlib.import_module(f"services.{service}.events")
-    required = [p for p in inspect.signature(module.build).parameters.values()
-                if p.default is inspect.Parameter.empty]
-    return tuple(module.build(*[None] * len(required)).event_types)
-
-
-def declare_all(transport: Transport) -> None:
+def declare_all(transport: Transport, consumers: Consumers) -> None:
     """Declares the queues and bindings of every consuming service on `transport`; idempotent.
     TopologyMismatch (RabbitMQ) when a queue has an older version's arguments."""
-    transport.declare_consumers({service: list(types) for service, types in consumers().items()})
+    transport.declare_consumers({service: list(types) for service, types in consumers.items()})
 
 
-def upgrade_all(transport: Transport) -> list[str]:
-    """declare_all for `python -m mesh.tools.migrate`: a RabbitMQ queue with an older version's
+def upgrade_all(transport: Transport, consumers: Consumers) -> list[str]:
+    """declare_all for `python -m services.tools.migrate`: a RabbitMQ queue with an older version's
     arguments is declared again with this version's, its messages kept (QueueInUse while
     consumers are attached to it). What it changed, one line per queue."""
     upgrade = getattr(transport, "upgrade_consumers", None)
     if upgrade is None:  # the PostgreSQL bus: bindings only, nothing to move
-        declare_all(transport)
+        declare_all(transport, consumers)
         return []
-    return upgrade({service: list(types) for service, types in consumers().items()})
+    return upgrade({service: list(types) for service, types in consumers.items()})
 
 
-def declare_at_start(transport: Transport) -> None:
+def declare_at_start(transport: Transport, consumers: Consumers) -> None:
     """At a service's start: a queue with an older version's arguments fails the start (saying
     which command fixes it); an unreachable broker does not, since the relay declares the
     topology again before its first publish (declaring())."""
     try:
-        declare_all(transport)
+        declare_all(transport, consumers)
     except TopologyMismatch:
         raise
     except Exception as exc:  # noqa: BLE001 - the broker is down: the relay declares when it is back
@@ -75,10 +51,10 @@ def declare_at_start(transport: Transport) -> None:
                     exc.__class__.__name__, exc)
 
 
-def declaring(transport: Transport) -> Callable[[], Publisher]:
+def declaring(transport: Transport, consumers: Consumers) -> Callable[[], Publisher]:
     """The relay's publisher factory: each new publisher (a first start, a reconnection after
     the broker was down or lost its definitions) comes after the topology is declared."""
     def publisher() -> Publisher:
-        declare_all(transport)
+        declare_all(transport, consumers)
         return transport.publisher()
     return publisher

@@ -63,11 +63,11 @@ class Letter:
 
 class TopologyMismatch(Exception):
     """A queue exists with other arguments than this version declares (RabbitMQ refuses to
-    redeclare it: 406 PRECONDITION_FAILED); mesh.tools.migrate moves it to the new ones."""
+    redeclare it: 406 PRECONDITION_FAILED); services.tools.migrate moves it to the new ones."""
 
     def __init__(self, queue: str, detail: str) -> None:
         super().__init__(f"queue {queue} exists with the arguments of an older version ({detail}); "
-                         "run `python -m mesh.tools.migrate` (`make migrate`), which declares it again "
+                         "run `python -m services.tools.migrate` (`make migrate`), which declares it again "
                          "with this version's arguments")
         self.queue = queue
 

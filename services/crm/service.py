@@ -5,6 +5,7 @@ from pathlib import Path
 
 from erp.crm.v1 import crm_pb2, crm_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
+from services import topology
 from services.crm import events
 from services.crm.adapters import CrmUnitOfWork
 from services.crm.grpc_api import CustomerServicer
@@ -22,6 +23,7 @@ def spec() -> ServiceSpec:
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(crm_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name,),
         add_servicers=add_servicers,
+        consumers=topology.consumers,
         uow_class=CrmUnitOfWork,
         build_handlers=lambda runtime: events.build(),
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 from erp.finance.v1 import finance_pb2, finance_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
 from mesh.settings import Settings
+from services import topology
 from services.finance import events
 from services.finance.adapters import FinanceUnitOfWork
 from services.finance.domain import FinanceConfig
@@ -46,6 +47,7 @@ def spec() -> ServiceSpec:
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(finance_pb2.DESCRIPTOR.services_by_name["FinanceService"].full_name,),
         add_servicers=add_servicers,
+        consumers=topology.consumers,
         uow_class=FinanceUnitOfWork,
         build_handlers=lambda runtime: events.build(config(runtime.settings)),
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from erp.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
+from services import topology
 from services.inventory import events
 from services.inventory.adapters import InventoryUnitOfWork
 from services.inventory.grpc_api import InventoryServicer, valuation_currency
@@ -22,6 +23,7 @@ def spec() -> ServiceSpec:
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,),
         add_servicers=add_servicers,
+        consumers=topology.consumers,
         uow_class=InventoryUnitOfWork,
         build_handlers=lambda runtime: events.build(runtime.cache, valuation_currency(runtime.settings)),
         near_cache=True,

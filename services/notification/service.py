@@ -25,6 +25,7 @@ from pathlib import Path
 from erp.notification.v1 import notification_pb2, notification_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
 from mesh.settings import Settings
+from services import topology
 from services.notification import adapters, events, handlers
 from services.notification.adapters import NotificationUnitOfWork
 from services.notification.domain import RetryPolicy
@@ -153,6 +154,7 @@ def spec() -> ServiceSpec:
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,),
         add_servicers=add_servicers,
+        consumers=topology.consumers,
         uow_class=NotificationUnitOfWork,
         build_handlers=build_handlers,
         background=dispatcher.run,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from erp.orders.v1 import orders_pb2, orders_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
+from services import topology
 from services.orders import deadline, events, gauges
 from services.orders.adapters import OrdersUnitOfWork
 from services.orders.grpc_api import OrderServicer
@@ -27,6 +28,7 @@ def spec() -> ServiceSpec:
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,),
         add_servicers=add_servicers,
+        consumers=topology.consumers,
         uow_class=OrdersUnitOfWork,
         build_handlers=build_handlers,
         background=deadline.run,  # the saga's deadline: PENDING orders driven again, then concluded

@@ -17,6 +17,7 @@ from pathlib import Path
 from erp.procurement.v1 import procurement_pb2, procurement_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
 from mesh.settings import Settings
+from services import topology
 from services.procurement import events
 from services.procurement.adapters import InventoryCatalog, ProcurementUnitOfWork
 from services.procurement.domain import ProcurementConfig
@@ -49,6 +50,7 @@ def spec() -> ServiceSpec:
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(procurement_pb2.DESCRIPTOR.services_by_name["ProcurementService"].full_name,),
         add_servicers=add_servicers,
+        consumers=topology.consumers,
         uow_class=ProcurementUnitOfWork,
         build_handlers=lambda runtime: events.build(deps(runtime.settings)),
     )

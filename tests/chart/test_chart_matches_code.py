@@ -250,7 +250,7 @@ class Cluster:
         asked = container.get("args", [])
         done = set(re.findall(r"^(\w+): schema \w+ is at the newest revision", output, re.M))
         hint = ("\nIt migrated every service the Job names and then went on to one it does not: "
-                f"mesh.tools.migrate must migrate only the services named in its arguments {asked} (the chart "
+                f"services.tools.migrate must migrate only the services named in its arguments {asked} (the chart "
                 "passes the enabled ones; the others have no database URL in the Job)"
                 if code != 0 and set(asked) <= done else "")
         assert code == 0, f"the migration Job's container failed ({code}):\n{output}{hint}"

@@ -12,9 +12,9 @@ import requests
 
 from erp.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from mesh import identity
-from mesh.devrun import start_mesh, stop_mesh, wait_serving
 from mesh.settings import DEFAULT_PORTS
 from services import EDGE
+from services.devrun import start_mesh, stop_mesh, wait_serving
 from tests.e2e.test_mesh_processes import free_ports
 
 pytestmark = pytest.mark.e2e

@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from erp.orders.v1 import orders_pb2 as pb
 from erp_client import demo
-from mesh.devrun import start_mesh, stop_mesh, wait_serving
 from services import EDGE, RUNNABLE
+from services.devrun import start_mesh, stop_mesh, wait_serving
 from tests.chart import promql
 from tests.e2e import test_mesh_processes as mesh_processes
 from tests.e2e.test_gateway_processes import dev_token

@@ -1,4 +1,4 @@
-"""Reconciliation (`python -m mesh.tools.reconcile`, `erp reconcile`) on real PostgreSQL with the
+"""Reconciliation (`python -m services.tools.reconcile`, `erp reconcile`) on real PostgreSQL with the
 real services: events are lost on purpose (one service's handler of an event drops it, as if the
 message had vanished), the tool is run as an operator runs it (its settings from ERP_* variables),
 and it must report the drift, exit 1, repair what is unambiguous, and find nothing afterwards."""
@@ -12,10 +12,10 @@ from erp.inventory.v1 import inventory_pb2 as inv
 from erp.orders.v1 import orders_pb2 as ord_pb
 from erp_client import cli
 from erp_client.client import Line
-from mesh.tools import reconcile as tool
 from services.crm import handlers as crm_handlers
 from services.finance import handlers as finance_handlers
 from services.inventory import handlers as inventory_handlers
+from services.tools import reconcile as tool
 from tests import support
 from tests.integration.conftest import running_mesh
 from tests.integration.test_races import ON_EACH_POSTGRES
@@ -51,7 +51,7 @@ def tool_env(monkeypatch, engines: support.Engines, started: dict) -> None:
 
 
 def reconcile(capsys, *argv: str) -> tuple[int, str]:
-    """`python -m mesh.tools.reconcile ARGV`: its exit status and report."""
+    """`python -m services.tools.reconcile ARGV`: its exit status and report."""
     status = tool.main([*argv, "--settle", "0.2"])
     return status, capsys.readouterr().out
 

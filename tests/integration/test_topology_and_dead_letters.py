@@ -28,9 +28,10 @@ from mesh.events.relay import Relay
 from mesh.events.transport import Ack, Letter, Message, PublishFailed, TopologyMismatch
 from mesh.service import libpq_dsn
 from mesh.settings import load
-from mesh.tools import deadletters, migrate
 from mesh.uow import UnitOfWork
 from services import RUNNABLE
+from services.tools import deadletters, migrate
+from services.topology import consumers
 from tests import support
 
 PROBE_MIGRATIONS = Path(__file__).parent / "probe_migrations"
@@ -115,7 +116,7 @@ def dead(engine) -> list[dict]:
 
 
 def test_what_each_service_consumes_comes_from_its_events_module():
-    found = topology.consumers()
+    found = consumers()
     assert set(found) == set(RUNNABLE)
     crm = importlib.import_module("services.crm.events").build()
     assert found["crm"] == tuple(crm.event_types)
@@ -126,14 +127,14 @@ def test_an_event_published_before_any_consumer_subscribed_reaches_the_consuming
     """Before, crm's queue existed only once crm had subscribed: an OrderPlaced published
     earlier was unroutable, and the order stayed PENDING for ever."""
     _, transport, _ = probe
-    topology.declare_all(transport)
-    topology.declare_all(transport)  # idempotent
+    topology.declare_all(transport, consumers())
+    topology.declare_all(transport, consumers())  # idempotent
     message = placed_order()
     publisher = transport.publisher()
     assert publisher.publish_many([message]) == set()  # routed, though nobody has subscribed yet
     publisher.close()
     for consumer in ("crm", "inventory"):
-        subscription = transport.subscribe(consumer, list(topology.consumers()[consumer]))
+        subscription = transport.subscribe(consumer, list(consumers()[consumer]))
         assert receive_ids(subscription, 1) == [message.event_id]
         subscription.close()
 
@@ -185,7 +186,7 @@ def test_a_queue_an_older_version_declared_fails_the_start_and_migrate_moves_it_
     engines = amqp_engines
     queue = declare_old_crm_queue(engines, 2)
     spec = importlib.import_module("services.orders.service").spec()
-    with pytest.raises(TopologyMismatch, match="mesh.tools.migrate") as refused:
+    with pytest.raises(TopologyMismatch, match="services.tools.migrate") as refused:
         service.build_runtime(spec, support.settings_for("orders", engines, tmp_path))
     assert queue in str(refused.value)
     migrate_env(monkeypatch, engines, tmp_path)
@@ -203,8 +204,8 @@ def test_a_queue_an_older_version_declared_fails_the_start_and_migrate_moves_it_
     connection = transport.connect()
     assert queue_counts(connection, queue) == (2, 0)  # its messages kept
     connection.close()
-    topology.declare_all(transport)  # this version's arguments now
-    subscription = transport.subscribe("crm", list(topology.consumers()["crm"]))
+    topology.declare_all(transport, consumers())  # this version's arguments now
+    subscription = transport.subscribe("crm", list(consumers()["crm"]))
     assert len(receive_ids(subscription, 2)) == 2
     subscription.close()
 
@@ -345,7 +346,7 @@ def test_the_dead_letters_tool_lists_shows_replays_and_discards_one_or_all(engin
     engine = migrated(engines, "inventory")
     transport = transport_for(engines, engine)
     try:
-        topology.declare_all(transport)
+        topology.declare_all(transport, consumers())
         first, second = placed_order("O-1"), placed_order("O-2")
         with engine.begin() as conn:
             dead_letters.record(conn, [Letter(m.event_id, m.event_type, m.body, 5, "boom", "consumer")
@@ -363,7 +364,7 @@ def test_the_dead_letters_tool_lists_shows_replays_and_discards_one_or_all(engin
         assert deadletters.main(["show", "inventory", "no-such-event"]) == 1
         assert "no dead letter or parked event no-such-event" in capsys.readouterr().err
         assert deadletters.main(["replay", "inventory", first.event_id]) == 0
-        subscription = transport.subscribe("inventory", list(topology.consumers()["inventory"]))
+        subscription = transport.subscribe("inventory", list(consumers()["inventory"]))
         assert receive_ids(subscription, 1) == [first.event_id]
         subscription.close()
         assert deadletters.main(["replay", "inventory", first.event_id]) == 1  # gone from the table

@@ -464,7 +464,7 @@ def test_the_consumer_takes_nothing_more_until_its_dependencies_answer():
 
 
 def test_deadletters_refuses_a_service_that_has_no_queue(capsys):
-    from mesh.tools import deadletters
+    from services.tools import deadletters
 
     with pytest.raises(SystemExit) as exit_:
         deadletters.main(["list", "inventroy"])

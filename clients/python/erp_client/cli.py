@@ -180,7 +180,7 @@ def client_from(args: argparse.Namespace) -> ErpClient:
 
 # `erp <command> ...` run by a tool of the server package (erp-mesh), which reads the services'
 # databases and the broker: imported only when called, so the client alone needs no `mesh`.
-SERVER_TOOLS = {"deadletters": "mesh.tools.deadletters", "reconcile": "mesh.tools.reconcile",
+SERVER_TOOLS = {"deadletters": "services.tools.deadletters", "reconcile": "services.tools.reconcile",
                 "trace": "mesh.tools.traces"}
 
 

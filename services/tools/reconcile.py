@@ -1,7 +1,7 @@
 """Reconciliation (`make reconcile`, `erp reconcile`): compare each service's projections with
 their sources, report the drift, repair what is unambiguous (mesh/reconcile.py).
 
-    python -m mesh.tools.reconcile [CHECK ...] [--dry-run] [--settle SECONDS] [--metrics-file PATH]
+    python -m services.tools.reconcile [CHECK ...] [--dry-run] [--settle SECONDS] [--metrics-file PATH]
 
 The checks (all by default): inventory.reservations, inventory.receipts, crm.exposure,
 finance.invoices (services/<name>/reconcile.py say what each compares and repairs). Uses the
@@ -62,7 +62,7 @@ def client() -> ErpClient:
                      interceptors=(interceptor,))
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m mesh.tools.reconcile") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m services.tools.reconcile") -> int:
     args = parser(prog).parse_args(argv)
     unknown = sorted(set(args.checks) - set(CHECKS))
     if unknown:

@@ -1,6 +1,6 @@
 """`make migrate` / the chart's migration Job: bring services' schemas to their newest
 migration, then declare the event topology of every consuming service (mesh.events.topology).
-`python -m mesh.tools.migrate [SERVICE ...]` migrates the named services (each with its own
+`python -m services.tools.migrate [SERVICE ...]` migrates the named services (each with its own
 ERP_<SERVICE>_DATABASE_URL or ERP_DATABASE_URL), or all of them.
 
 A RabbitMQ queue declared by an older version with other arguments (RabbitMQ cannot change
@@ -18,6 +18,7 @@ from mesh.events.pgbus import PgTransport
 from mesh.service import database_url, libpq_dsn
 from mesh.settings import Settings, load
 from services import RUNNABLE as SERVICES
+from services.topology import consumers
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,13 +61,13 @@ def _declare_topology(settings: Settings, engine, url: str) -> bool:
     else:
         transport, where = PgTransport(engine, libpq_dsn(url)), "the PostgreSQL event bus"
     try:
-        changed = topology.upgrade_all(transport)
+        changed = topology.upgrade_all(transport, consumers())
     except QueueInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return False
     for line in changed:
         print(line)
-    print(f"event topology declared on {where}: {', '.join(topology.consumers())}")
+    print(f"event topology declared on {where}: {', '.join(consumers())}")
     return True
 
 

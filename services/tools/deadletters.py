@@ -1,10 +1,10 @@
 """Inspect, replay and discard a service's dead letters and parked events, on whichever
 transport is configured (`erp deadletters ...` runs this too).
 
-    python -m mesh.tools.deadletters list inventory [--limit 20]
-    python -m mesh.tools.deadletters show inventory EVENT_ID
-    python -m mesh.tools.deadletters replay inventory EVENT_ID | --all [--kind dead|parked]
-    python -m mesh.tools.deadletters discard inventory EVENT_ID | --all [--kind dead|parked]
+    python -m services.tools.deadletters list inventory [--limit 20]
+    python -m services.tools.deadletters show inventory EVENT_ID
+    python -m services.tools.deadletters replay inventory EVENT_ID | --all [--kind dead|parked]
+    python -m services.tools.deadletters discard inventory EVENT_ID | --all [--kind dead|parked]
 
 Dead letters are events the service's consumer gave up on; parked events are the service's
 own outbox rows no queue was bound to (mesh.events.dead_letters). Both live in the service's
@@ -121,7 +121,7 @@ def _report(store: Store, args, verb: str, dead: int, parked: int) -> int:
 ACTIONS = {"list": _list, "show": _show, "replay": _replay, "discard": _discard}
 
 
-def parser(prog: str = "python -m mesh.tools.deadletters") -> argparse.ArgumentParser:
+def parser(prog: str = "python -m services.tools.deadletters") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="action", required=True)
 
@@ -142,7 +142,7 @@ def parser(prog: str = "python -m mesh.tools.deadletters") -> argparse.ArgumentP
     return p
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m mesh.tools.deadletters") -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m services.tools.deadletters") -> int:
     args = parser(prog).parse_args(argv)
     try:
         store = Store.open(args.service)

@@ -11,7 +11,7 @@ export ERP_DATA_DIR ?= $(CURDIR)/.data
 
 .PHONY: help
 help: ## Show the targets
-	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z][a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version' 
@@ -71,6 +71,17 @@ test: $(STAMP) protos-check ## Install, check the stubs, and run the whole test 
 .PHONY: test-unit
 test-unit: $(STAMP) ## Only the unit tests (no I/O, seconds)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: test-integration
+test-integration: $(STAMP) ## Only the integration tests (real PostgreSQL, Redis, RabbitMQ; in-process services; minutes)
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+.PHONY: test-e2e
+test-e2e: $(STAMP) ## Only the end-to-end tests (the mesh as processes, the chaos suite's short run)
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+.PHONY: test-chart
+test-chart: chart-test ## The chart's tests (same as chart-test)
 
 .PHONY: chaos
 chaos: $(STAMP) ## Chaos suite: 2 replicas per service, 5,000 orders through broker, database, cache and replica faults; audited (CHAOS_ARGS="--short")

@@ -51,7 +51,7 @@ LockKeys = Callable[[Any], Iterable[AggregateRef]]
 
 # Built once: an INSERT built per event costs more Python than the round trip it makes.
 # One statement inserts the inbox rows of all the events of a transaction; it returns the new ones.
-FIRST_TIMES = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+RECORD_IN_INBOX_RETURNING_NEW = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
 BATCH_LOCK_TIMEOUT = sa.text("SET LOCAL lock_timeout = '100ms'")
 LOCK_FIRST_TIMEOUT = sa.text("SET LOCAL lock_timeout = '5s'")
 # An infrastructure failure (mesh.faults) sends the delivery back after this, uncounted, and the
@@ -215,7 +215,7 @@ class Consumer:
         """Records the events in the inbox and runs the handler of each new one, in order, in
         uow's transaction; a duplicate (its inbox row is there, or it came earlier in this
         batch) changes nothing. Returns the events applied."""
-        first_time = set(uow.connection.execute(FIRST_TIMES, [
+        first_time = set(uow.connection.execute(RECORD_IN_INBOX_RETURNING_NEW, [
             {"consumer": self.handlers.consumer, "event_id": e.envelope.event_id,
              "event_type": e.envelope.event_type} for _, e in ready]).scalars())
         applied = []

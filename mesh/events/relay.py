@@ -40,10 +40,10 @@ RETENTION = "7 days"  # published rows are kept this long for inspection, then d
 
 
 # Built once: the relay runs them every round, and building them was most of a round's CPU.
-_UNSENT = (sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope,
+_UNSENT_BATCH = (sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope,
                      outbox.c.attempts, (sa.func.extract("epoch", sa.func.now() - outbox.c.created_at)).label("age"))
            .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(BATCH))
-_UNSENT_BUT = _UNSENT.where(outbox.c.event_type.not_in(sa.bindparam("resting", expanding=True)))
+_UNSENT_EXCEPT_RESTING_TYPES = _UNSENT_BATCH.where(outbox.c.event_type.not_in(sa.bindparam("resting", expanding=True)))
 _MARK_SENT = outbox.update().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True))).values(
     published_at=sa.func.now())
 _HAS_FAILED_ROWS = (sa.select(sa.literal(1)).select_from(outbox)
@@ -83,7 +83,7 @@ class Relay:
         now = time.monotonic()
         resting = sorted(t for t, (retry_at, _) in self._unroutable.items() if retry_at > now)
         with self.engine.connect() as conn:
-            rows = conn.execute(_UNSENT_BUT, {"resting": resting}).all() if resting else conn.execute(_UNSENT).all()
+            rows = conn.execute(_UNSENT_EXCEPT_RESTING_TYPES, {"resting": resting}).all() if resting else conn.execute(_UNSENT_BATCH).all()
         if not rows:
             return 0, 0, False
         sent: list[int] = []

@@ -2,6 +2,7 @@
 Idempotent: loading it twice changes nothing (fixed request ids, identical creates)."""
 from __future__ import annotations
 
+from erp.inventory.v1 import inventory_pb2 as inv
 from erp_client.client import ErpClient
 
 WAREHOUSES = [("MAIN", "Main warehouse"), ("EAST", "East distribution centre")]
@@ -12,6 +13,10 @@ PRODUCTS = [
     ("SCREWS-4MM", "Screws 4 mm, box of 100", "BOX", {"MAIN": 1000, "EAST": 500}),
     ("CABLE-CAT6", "Cat 6 cable, metre", "M", {"MAIN": 5000}),
 ]
+# What one unit of the opening stock cost (EUR): the opening balances' unit cost, so stock is valued
+# and shipments cost something from the start (moving weighted average cost from then on).
+OPENING_COSTS = {"CHAIR-OAK": "38.00", "DESK-150": "142.50", "LAMP-LED": "9.80", "SCREWS-4MM": "2.35",
+                 "CABLE-CAT6": "0.42"}
 # (id, name, credit limit in EUR, email, payment terms in days)
 CUSTOMERS = [
     ("CUST-1", "Acme Office Supplies GmbH", "50000.00", "purchasing@acme.example", 30),
@@ -42,8 +47,10 @@ def load(erp: ErpClient) -> int:
     for sku, name, uom, stock in PRODUCTS:
         erp.create_product(sku, name, uom)
         for warehouse, quantity in stock.items():
-            erp.adjust_stock(sku, warehouse, quantity, reason="demo opening stock",
-                             request_id=f"demo-opening-{sku}-{warehouse}")
+            erp.inventory.AdjustStock(inv.AdjustStockRequest(
+                request_id=f"demo-opening-{sku}-{warehouse}", sku=sku, warehouse_code=warehouse,
+                quantity_delta=quantity, reason="demo opening stock", unit_cost=OPENING_COSTS[sku]),
+                timeout=erp.timeout)
     for customer_id, name, limit, email, terms in CUSTOMERS:
         erp.create_customer(customer_id, name, limit, "EUR", email=email, payment_terms_days=terms)
     for supplier_id, name, email, terms in SUPPLIERS:

@@ -173,6 +173,11 @@ def test_erp_report_prints_tables_json_and_csv_and_the_demo_ties_1200(valued_mes
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["supplier", "current", "days_1_30", "days_31_60", "days_61_90", "over_90", "total"]
     assert cli.main(["report", "receivables-aging", "--as-of", "2026-01-01"]) == cli.OK
+    capsys.readouterr()
+    assert cli.main(["report", "trial-balance", "-o", "json"]) == cli.OK
+    balance = json.loads(capsys.readouterr().out)
+    assert {row["account"] for row in balance["rows"]} >= {"1200", "5000", "5200"}
+    assert balance["totals"]["debit"] == balance["totals"]["credit"]
     with pytest.raises(SystemExit) as bad:
         cli.main(["report", "valuation", "--as-of", "yesterday"])
     assert bad.value.code == cli.USAGE

@@ -5,6 +5,7 @@
     erp report payables-aging [--as-of ISO]
     erp report receivables-aging [--as-of ISO]
     erp report supplier-performance [--supplier S]
+    erp report trial-balance [--period 2026-11]
 
 Every report reads all its pages (--top N: only the first N rows, which for sales by customer
 or SKU are the top ones by revenue) and ends with a totals row. --output table (the default
@@ -81,6 +82,10 @@ def add_parser(sub, connection_options) -> None:
                                         "against ordered, per supplier")
     performance.add_argument("--supplier", default="")
     performance.add_argument("--currency", default="")
+    balance = kinds.add_parser("trial-balance", parents=[common],
+                               help="debits, credits and balance per account, now or at the end of a period")
+    balance.add_argument("--period", default="", help="a closed or open month, YYYY-MM (default: now)")
+    balance.add_argument("--currency", default="")
     for name, what in (("payables-aging", "what is owed to each supplier"),
                        ("receivables-aging", "what each customer owes")):
         aging = kinds.add_parser(name, parents=[common], help=f"{what}, by how long it is overdue")
@@ -168,6 +173,15 @@ def supplier_performance(erp, supplier: str = "", currency: str = "") -> tuple[l
             return rows, {}
 
 
+def trial_balance(erp, period: str = "", currency: str = "") -> tuple[list[dict], dict]:
+    response = erp.finance.GetTrialBalance(fin.GetTrialBalanceRequest(period=period, currency_code=currency),
+                                           timeout=erp.timeout)
+    rows = [{"account": x.account, "name": x.name, "debit": _amount(x.debit), "credit": _amount(x.credit),
+             "balance": _amount(x.balance)} for x in response.lines]
+    return rows, {"account": "TOTAL", "name": "", "debit": _amount(response.total_debit),
+                  "credit": _amount(response.total_credit), "balance": ""}
+
+
 def account_balance(erp, account: str, currency: str = "") -> Decimal:
     lines = erp.finance.GetTrialBalance(fin.GetTrialBalanceRequest(currency_code=currency),
                                         timeout=erp.timeout).lines
@@ -215,6 +229,8 @@ def run(erp, args: argparse.Namespace, output: str = "table") -> int:
     elif args.action == "sales":
         rows, totals = sales(erp, args.by, args.from_time, args.to_time, args.customer, args.order, args.currency,
                              args.top)
+    elif args.action == "trial-balance":
+        rows, totals = trial_balance(erp, args.period, args.currency)
     elif args.action == "supplier-performance":
         rows, totals = supplier_performance(erp, args.supplier, args.currency)
     elif args.action == "payables-aging":

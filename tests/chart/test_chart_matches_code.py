@@ -80,13 +80,18 @@ def test_every_method_the_chart_grants_exists():
             f"{where}: {service.full_name} has no method {method} (it has {sorted(service.methods_by_name)})"
 
 
-def test_the_gateway_in_the_chart_is_the_code_s_gateway():
-    """The gateway has a block of its own (gateway:, no database, no events), enabled by default."""
+def test_the_gateway_in_the_chart_is_the_code_s_gateway(helm):
+    """The gateway has a block of its own (gateway:, no database, no events), enabled by default; its
+    Deployment (the generic one, from erp.components) probes a name the gateway registers."""
     gateway = VALUES["gateway"]
     assert gateway["enabled"] and gateway["port"] == settings.DEFAULT_PORTS["gateway"]
     spec = importlib.import_module("services.gateway.service").spec()
-    template = (CHART / "templates" / "gateway.yaml").read_text()
-    assert all(f"service: {name}" in template for name in spec.grpc_services), "the probes ask for another name"
+    deployment = next(d for d in render(helm) if d["kind"] == "Deployment"
+                      and d["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    for probe in ("startupProbe", "readinessProbe"):
+        assert container[probe]["grpc"] == {"port": gateway["port"], "service": container[probe]["grpc"]["service"]}
+        assert container[probe]["grpc"]["service"] in spec.grpc_services, "the probes ask for another name"
 
 
 def test_services_in_the_code_have_a_chart_entry():

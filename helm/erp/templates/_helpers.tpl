@@ -148,6 +148,135 @@ Lists are replaced, not appended.
 {{- toJson $names -}}
 {{- end -}}
 
+{{/*
+Every component that runs as a Deployment, as a JSON list: the enabled services (sorted), then the gateway
+when it is enabled. deployment.yaml, service.yaml, serviceaccount.yaml, networkpolicy.yaml, pdb.yaml, hpa.yaml
+and servicemonitor.yaml range over it, so the gateway and the services share one template of each kind, and
+what tells them apart is data, here. Each entry is the component's settings (serviceDefaults merged with
+services.<name>, or with gateway) plus:
+  name         the component: its objects are <fullname>-<name>, its command `python -m services.<name>`
+  values       where its settings live in values.yaml (services.<name>, gateway), for messages
+  grpcService  what the startup and readiness probes ask grpc.health.v1 for
+  extraPorts   ports besides grpc and metrics, [{name, port, appProtocol}]: the gateway's REST edge
+  headless     a headless Service too, for the round_robin of callers inside the release (ERP_<SERVICE>_TARGET)
+  database     a database of its own: its URL, the egress to it, ERP_MIGRATE_ON_START
+  events       RabbitMQ (every service; the gateway only calls). Every component uses Redis.
+  settingsEnv  env from settings of its own values block (the gateway's tokens, rate limits, HTTP port)
+  targets      the services it calls: ERP_<SERVICE>_TARGET and gRPC egress (a service's calls; the gateway all)
+  ingress      NetworkPolicy ingress rules besides the metrics one, [{pods, peers, ports}]: from the pods of
+               these components of the release and these NetworkPolicyPeers, to these ports
+  egress       its extra egress rules (services.<name>.egress, gateway.jwksEgress)
+*/}}
+{{- define "erp.components" -}}
+{{- $root := . -}}
+{{- $components := list -}}
+{{- range $name := fromJsonArray (include "erp.enabledServices" $root) -}}
+{{- $c := fromJson (include "erp.serviceConfig" (list $root $name)) -}}
+{{- $_ := set $c "values" (printf "services.%s" $name) -}}
+{{- $_ := set $c "extraPorts" list -}}
+{{- $_ := set $c "headless" true -}}
+{{- $_ := set $c "database" true -}}
+{{- $_ := set $c "events" true -}}
+{{- $_ := set $c "settingsEnv" list -}}
+{{- $_ := set $c "targets" (keys $c.calls | sortAlpha) -}}
+{{- $_ := set $c "ingress" (fromJsonArray (include "erp.serviceIngress" (list $root $c))) -}}
+{{- $components = append $components $c -}}
+{{- end -}}
+{{- if $root.Values.gateway.enabled -}}
+{{- $components = append $components (fromJson (include "erp.gatewayComponent" $root)) -}}
+{{- end -}}
+{{- toJson $components -}}
+{{- end -}}
+
+{{/* NetworkPolicy ingress of a service besides metrics, as a JSON list of rules (see erp.components): its
+gRPC port, from the services of the release that list it in `calls`, the gateway, the load test
+(loadtest.calls) and its callers outside the release (callers[].networkPeers): (list $ $config). */}}
+{{- define "erp.serviceIngress" -}}
+{{- $root := index . 0 -}}
+{{- $cfg := index . 1 -}}
+{{- $pods := list -}}
+{{- range $other := fromJsonArray (include "erp.enabledServices" $root) -}}
+{{- if hasKey (default dict (get $root.Values.services $other).calls) $cfg.name -}}
+{{- $pods = append $pods $other -}}
+{{- end -}}
+{{- end -}}
+{{- if $root.Values.gateway.enabled -}}
+{{- $pods = append $pods "gateway" -}}
+{{- end -}}
+{{- if and $root.Values.loadtest.enabled (hasKey $root.Values.loadtest.calls $cfg.name) -}}
+{{- $pods = append $pods "loadtest" -}}
+{{- end -}}
+{{- $peers := list -}}
+{{- range $caller := $cfg.callers -}}
+{{- $peers = concat $peers (default list $caller.networkPeers) -}}
+{{- end -}}
+{{- $rules := list -}}
+{{- if or $pods $cfg.callers -}}
+{{- $rules = append $rules (dict "pods" $pods "peers" $peers "ports" (list (int $cfg.port))) -}}
+{{- end -}}
+{{- toJson $rules -}}
+{{- end -}}
+
+{{/*
+The gateway as a component (see erp.components): serviceDefaults merged with gateway, as JSON. No database,
+no events; it calls every enabled service; its edge (gRPC and REST) is open to gateway.ingressPeers, helm
+test's connection test and, with loadtest.throughGateway, the Locust Job (gRPC).
+*/}}
+{{- define "erp.gatewayComponent" -}}
+{{- $root := . -}}
+{{- $gw := $root.Values.gateway -}}
+{{- $c := fromJson (include "erp.merge" (list $root.Values.serviceDefaults (omit $gw "ingressPeers" "jwksEgress"))) -}}
+{{- $edge := list (int $c.port) (int $c.httpPort) -}}
+{{- $ingress := list (dict "pods" list "peers" (default list $gw.ingressPeers) "ports" $edge) -}}
+{{- if $root.Values.connectionTest.enabled -}}
+{{- $ingress = append $ingress (dict "pods" (list "connection-test") "peers" list "ports" $edge) -}}
+{{- end -}}
+{{- if and $root.Values.loadtest.enabled $root.Values.loadtest.throughGateway -}}
+{{- $ingress = append $ingress (dict "pods" (list "loadtest") "peers" list "ports" (list (int $c.port))) -}}
+{{- end -}}
+{{- $_ := set $c "name" "gateway" -}}
+{{- $_ := set $c "values" "gateway" -}}
+{{- $_ := set $c "grpcService" "erp.gateway" -}}
+{{- $_ := set $c "extraPorts" (list (dict "name" "http" "port" (int $c.httpPort) "appProtocol" "http")) -}}
+{{- $_ := set $c "headless" false -}}
+{{- $_ := set $c "database" false -}}
+{{- $_ := set $c "events" false -}}
+{{- $_ := set $c "settingsEnv" (fromYamlArray (include "erp.gatewayEnv" (list $root $c))) -}}
+{{- $_ := set $c "targets" (fromJsonArray (include "erp.enabledServices" $root)) -}}
+{{- $_ := set $c "ingress" $ingress -}}
+{{- $_ := set $c "egress" (default list $gw.jwksEgress) -}}
+{{- $_ := set $c "env" (default dict $c.env) -}}
+{{- $_ := set $c "secretEnv" dict -}}
+{{- toJson $c -}}
+{{- end -}}
+
+{{/* The gateway's settings of its own (gateway.*, and config.amqpNamespace as the prefix of its Redis keys)
+as env: (list $ $config). */}}
+{{- define "erp.gatewayEnv" -}}
+{{- $root := index . 0 -}}
+{{- $cfg := index . 1 -}}
+- name: ERP_CACHE_PREFIX
+  value: {{ $root.Values.config.amqpNamespace | quote }}
+- name: ERP_GATEWAY_HTTP_PORT
+  value: {{ $cfg.httpPort | int | quote }}
+- name: ERP_GATEWAY_ISSUER
+  value: {{ required "gateway.issuer is required" $cfg.issuer | quote }}
+- name: ERP_GATEWAY_AUDIENCE
+  value: {{ required "gateway.audience is required" $cfg.audience | quote }}
+- name: ERP_GATEWAY_JWKS_URL
+  value: {{ required "gateway.jwksUrl is required" $cfg.jwksUrl | quote }}
+- name: ERP_GATEWAY_ALGORITHMS
+  value: {{ $cfg.algorithms | quote }}
+- name: ERP_GATEWAY_RATE_LIMITS
+  value: {{ $cfg.rateLimits | quote }}
+- name: ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN
+  value: {{ $cfg.rateLimitWhenRedisDown | quote }}
+- name: ERP_GATEWAY_MAX_DEADLINE_SECONDS
+  value: {{ $cfg.maxDeadlineSeconds | toString | quote }}
+- name: ERP_GATEWAY_MAX_BODY_BYTES
+  value: {{ $cfg.maxBodyBytes | int | quote }}
+{{- end -}}
+
 {{/* The address other pods use for a service: (list $ "inventory").
 Without Istio: the headless Service, so the client's round_robin balances calls over every ready pod
 (a ClusterIP would pin each client to one pod, since gRPC keeps one long-lived HTTP/2 connection).

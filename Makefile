@@ -32,12 +32,16 @@ protos-check: $(STAMP) ## Fail when the committed stubs are not what protos/ gen
 	$(PY) clients/python/generate.py --check
 
 .PHONY: lint
-lint: $(STAMP) protos-check ## ruff, import contracts (pyproject's importlinter), buf lint, buf breaking against the previous commit
+lint: $(STAMP) protos-check typecheck ## ruff, import contracts (pyproject's importlinter), types (mypy), buf lint, buf breaking against the previous commit
 	$(VENV)/bin/ruff check .
 	PYTHONPATH=.:clients/python $(VENV)/bin/lint-imports --no-cache
 	$(PY) -m mesh.tools.proto_deps
 	cd protos && ../$(VENV)/bin/buf lint
 	@$(PY) -m mesh.tools.buf_breaking
+
+.PHONY: typecheck
+typecheck: $(STAMP) ## mypy with pyproject's [tool.mypy]: strict on mesh/ and the domain modules it lists
+	$(VENV)/bin/mypy
 
 .PHONY: run
 run: $(STAMP) ## Start the whole mesh on embedded engines (Ctrl-C stops it); data in .data/

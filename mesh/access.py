@@ -7,11 +7,19 @@ import dataclasses
 import functools
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING, cast
 
 from google.protobuf import descriptor
 
 import erp
 from erp.options.v1 import access_pb2
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor_pb2 import MethodOptions
+    from google.protobuf.internal.extension_dict import _ExtensionFieldDescriptor
+
+# protoc's .pyi types the extension as a plain FieldDescriptor: it is MethodOptions' extension holding an Access
+_ACCESS = cast("_ExtensionFieldDescriptor[MethodOptions, access_pb2.Access]", access_pb2.access)
 
 DEFAULT_RATE_CLASS = "read"
 
@@ -52,9 +60,9 @@ def methods() -> list[descriptor.MethodDescriptor]:
 
 def rule_of(method: descriptor.MethodDescriptor) -> Rule | None:
     options = method.GetOptions()
-    if not options.HasExtension(access_pb2.access):
+    if not options.HasExtension(_ACCESS):
         return None
-    option = options.Extensions[access_pb2.access]
+    option = options.Extensions[_ACCESS]
     return Rule(grpc_path(method), frozenset(option.scopes), option.public, option.internal_only,
                 option.rate_class or DEFAULT_RATE_CLASS)
 

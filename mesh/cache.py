@@ -17,10 +17,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, cast
 
 import redis
 
 from mesh import metrics
+
+if TYPE_CHECKING:
+    from redis.connection import ConnectionInterface
 
 log = logging.getLogger("mesh.cache")
 _LOCAL_READS, _REDIS_READS, _LOADS = (metrics.CACHE_READS.labels(w) for w in ("local", "redis", "load"))
@@ -139,7 +143,8 @@ class Cache:
         if not self._available():
             return None
         try:
-            return self.client.get(self._key(key))
+            # bytes: the client does not decode responses (no decode_responses=True)
+            return cast(bytes | None, self.client.get(self._key(key)))
         except redis.RedisError as exc:
             self._trip(exc)
             return None
@@ -186,7 +191,7 @@ class Cache:
             return None, 0
         return _versioned(raw), left_ms
 
-    def _store(self, key: str, version: int, value: bytes, client=None) -> None:
+    def _store(self, key: str, version: int, value: bytes, client: redis.Redis | None = None) -> None:
         self._set_if_newer(keys=[self._key(key)], args=[version, value, self.ttl_ms], client=client)
 
     def _fill_redis(self, key: str, version: int, value: bytes) -> None:
@@ -241,7 +246,7 @@ class Cache:
             self._unsettle(keys)
             self._trip(exc)
 
-    def _unsettle(self, keys) -> None:
+    def _unsettle(self, keys: Iterable[str]) -> None:
         with self._unsettled_lock:
             self._unsettled.update(keys)
 
@@ -289,7 +294,7 @@ class Cache:
             stop.wait(backoff)
             backoff = min(backoff * 2, 5.0)
 
-    def _tracking_connection(self):
+    def _tracking_connection(self) -> ConnectionInterface:
         """A RESP2 connection subscribed to the invalidation channel that receives, by
         redirection to itself, the invalidations of every key under this prefix."""
         pool = redis.ConnectionPool.from_url(self.url, protocol=2, socket_timeout=PING_SECONDS,
@@ -311,7 +316,7 @@ class Cache:
         conn.read_response()
         return conn
 
-    def _apply_invalidations(self, conn, stop: threading.Event) -> None:
+    def _apply_invalidations(self, conn: ConnectionInterface, stop: threading.Event) -> None:
         strip = len(self.prefix) + 1
         pinged_at, answered = time.monotonic(), True
         while not stop.is_set():

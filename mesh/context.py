@@ -11,6 +11,7 @@ import contextvars
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
@@ -28,7 +29,7 @@ def new_id() -> str:
 
 
 def _values(request: str, correlation: str, causation: str, timeout: float | None, caller: str,
-            caller_scopes: frozenset[str]) -> tuple:
+            caller_scopes: frozenset[str]) -> tuple[tuple[contextvars.ContextVar[Any], Any], ...]:
     req = request or new_id()
     return ((request_id, req), (correlation_id, correlation or req), (causation_id, causation or req),
             (deadline, None if timeout is None else time.monotonic() + timeout), (subject, caller),

@@ -60,7 +60,7 @@ class Timeouts:
                    lock_ms=read("ERP_DB_LOCK_TIMEOUT_MS", cls.lock_ms),
                    tcp_user_timeout_ms=read("ERP_DB_TCP_USER_TIMEOUT_MS", cls.tcp_user_timeout_ms))
 
-    def connect_args(self, schema: str | None) -> dict:
+    def connect_args(self, schema: str | None) -> dict[str, object]:
         options = f"-cstatement_timeout={self.statement_ms} -clock_timeout={self.lock_ms}"
         if schema:
             options += f" -csearch_path={schema},public"
@@ -106,7 +106,7 @@ def ensure_database(url: str) -> None:
     name = parsed.database or "postgres"
     admin = sa.create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
 
-    def exists(conn) -> bool:
+    def exists(conn: sa.Connection) -> bool:
         return bool(conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar())
 
     try:

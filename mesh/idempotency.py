@@ -52,11 +52,12 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast, overload
 
 import grpc
 import sqlalchemy as sa
-from google.protobuf import any_pb2, descriptor_pool, message_factory
+from google.protobuf import any_pb2, descriptor, descriptor_pool, message, message_factory
 from google.rpc import error_details_pb2
 from psycopg import errors as pg_errors
 from sqlalchemy.dialects.postgresql import BYTEA
@@ -64,6 +65,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mesh import context, faults
 from mesh.errors import Aborted, AlreadyExists, DomainError
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
+
+    from erp.common.v1 import money_pb2
+    from mesh.interceptors import HandlerRegistry, MethodHandler
 
 log = logging.getLogger("mesh.idempotency")
 
@@ -77,7 +84,7 @@ WAIT_SECONDS = 30.0
 _LOCK_SLICE_SECONDS = 1.0
 
 
-def _columns() -> list[sa.Column]:
+def _columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("request_id", sa.Text, primary_key=True),
         sa.Column("method", sa.Text, nullable=False),
@@ -91,13 +98,13 @@ metadata = sa.MetaData()
 keys = sa.Table("idempotency_keys", metadata, *_columns())
 
 
-def create_table(op) -> None:
+def create_table(op: Operations) -> None:
     """Called from a migration of every service that has mutating RPCs."""
     op.create_table("idempotency_keys", *_columns())
     op.create_index("idempotency_keys_by_age", "idempotency_keys", ["created_at"])
 
 
-def drop_table(op) -> None:
+def drop_table(op: Operations) -> None:
     op.drop_table("idempotency_keys")
 
 
@@ -130,7 +137,7 @@ def _split(method: str) -> tuple[str, str]:
     return service, name
 
 
-def method_descriptor(method: str):
+def method_descriptor(method: str) -> descriptor.MethodDescriptor | None:
     """The descriptor of "/pkg.Service/Method", or None when the default pool does not know it."""
     service, name = _split(method)
     try:
@@ -139,7 +146,7 @@ def method_descriptor(method: str):
         return None
 
 
-def is_mutating(method_desc) -> bool:
+def is_mutating(method_desc: descriptor.MethodDescriptor | None) -> TypeGuard[descriptor.MethodDescriptor]:
     return method_desc is not None and KEY_FIELD in method_desc.input_type.fields_by_name
 
 
@@ -164,10 +171,12 @@ def _canonical_amount(amount: str) -> str:
     return format(value.normalize(), "f") if value.is_finite() else amount
 
 
-def _canonicalize(msg) -> None:
+def _canonicalize(msg: message.Message) -> None:
     """Money amounts as the handlers read them: "10", "10.0" and "10.00" are one amount."""
     if msg.DESCRIPTOR.full_name == MONEY:
-        msg.amount = _canonical_amount(msg.amount)
+        # a Money by its descriptor (its class may be a dynamic one of the same type, not money_pb2's)
+        money = cast("money_pb2.Money", msg)
+        money.amount = _canonical_amount(money.amount)
         return
     for field, value in msg.ListFields():
         if field.message_type is None or (field.message_type.GetOptions().map_entry):
@@ -176,7 +185,7 @@ def _canonicalize(msg) -> None:
             _canonicalize(item)
 
 
-def fingerprint(method: str, request, caller: str) -> bytes:
+def fingerprint(method: str, request: message.Message, caller: str) -> bytes:
     canonical = type(request)()
     canonical.CopyFrom(request)
     canonical.DiscardUnknownFields()
@@ -213,12 +222,17 @@ class Idempotency:
 
     # -- registration
 
-    def wrapping(self, server) -> _GuardingServer:
+    def wrapping(self, server: HandlerRegistry) -> _GuardingServer:
         """`server` (a grpc.Server or mesh.interceptors' wrapping one) for add_*Servicer_to_server:
         the mutating methods it registers come guarded; the others pass untouched."""
         return _GuardingServer(server, self)
 
-    def wrapped(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+    @overload
+    def wrapped(self, method: str, handler: MethodHandler) -> MethodHandler: ...
+    @overload
+    def wrapped(self, method: str, handler: MethodHandler | None) -> MethodHandler | None: ...
+
+    def wrapped(self, method: str, handler: MethodHandler | None) -> MethodHandler | None:
         if handler is None or handler.unary_unary is None:
             return handler
         desc = method_descriptor(method)
@@ -227,7 +241,7 @@ class Idempotency:
         response_class = message_factory.GetMessageClass(desc.output_type)
         inner = handler.unary_unary
 
-        def behavior(request, ctx):
+        def behavior(request: message.Message, ctx: grpc.ServicerContext) -> message.Message:
             return self.guarded(method, request, lambda: inner(request, ctx), response_class)
 
         return grpc.unary_unary_rpc_method_handler(
@@ -236,7 +250,8 @@ class Idempotency:
 
     # -- one call
 
-    def guarded(self, method: str, request, run, response_class):
+    def guarded(self, method: str, request: message.Message, run: Callable[[], message.Message],
+                response_class: type[message.Message]) -> message.Message:
         """run()'s answer for the first request with this key; the stored answer for the same
         request again; KeyReused for another request with this key."""
         key = getattr(request, KEY_FIELD, "")
@@ -253,13 +268,13 @@ class Idempotency:
                         raise KeyReused(key)
                     if found.response is not None:
                         return response_class.FromString(found.response)
-                done, response = self._run_locked(conn, key, fp, run, response_class, until)
-                if done:
-                    return response
+                outcome = self._run_locked(conn, key, fp, run, response_class, until)
+                if outcome[0]:  # (done, response)
+                    return outcome[1]
                 # The first request with this key was refused and freed it: claim it again.
 
     @staticmethod
-    def _claim_or_read(conn: sa.Connection, key: str, method: str, fp: bytes):
+    def _claim_or_read(conn: sa.Connection, key: str, method: str, fp: bytes) -> sa.Row[Any, Any] | None:
         """None when this call claimed the key; else the key's row (fingerprint, response)."""
         conn.execute(_NO_FLUSH)
         claimed = conn.execute(_CLAIM, {"request_id": key, "method": method, "fingerprint": fp}).first()
@@ -267,7 +282,9 @@ class Idempotency:
         conn.commit()
         return row
 
-    def _run_locked(self, conn: sa.Connection, key: str, fp: bytes, run, response_class, until: float):
+    def _run_locked(self, conn: sa.Connection, key: str, fp: bytes, run: Callable[[], message.Message],
+                    response_class: type[message.Message],
+                    until: float) -> tuple[Literal[True], message.Message] | tuple[Literal[False], None]:
         """(True, response) once answered; (False, None) when the key's row is gone."""
         row = self._lock(conn, key, until)
         if row is None:
@@ -290,7 +307,7 @@ class Idempotency:
         conn.commit()
         return True, response
 
-    def _lock(self, conn: sa.Connection, key: str, until: float):
+    def _lock(self, conn: sa.Connection, key: str, until: float) -> sa.Row[Any, Any] | None:
         """The key's row, locked; waits in slices of at most a second (lock_timeout), until
         `until`. A call holds at most two pooled connections (this one and its handler's), and
         calls in progress are at most ERP_GRPC_MAX_WORKERS, so waiting twins cannot starve the
@@ -345,23 +362,23 @@ class Idempotency:
 class _GuardingServer:
     """Stands for a server while servicers register: guards what they add, then hands it on."""
 
-    def __init__(self, server, guard: Idempotency) -> None:
+    def __init__(self, server: HandlerRegistry, guard: Idempotency) -> None:
         self._server, self._guard = server, guard
 
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, MethodHandler]) -> None:
         self._server.add_registered_method_handlers(
             service, {name: self._guard.wrapped(f"/{service}/{name}", h) for name, h in handlers.items()})
 
-    def add_generic_rpc_handlers(self, handlers) -> None:
+    def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
         self._server.add_generic_rpc_handlers(tuple(_GuardedGeneric(h, self._guard) for h in handlers))
 
 
 class _GuardedGeneric(grpc.GenericRpcHandler):
     def __init__(self, inner: grpc.GenericRpcHandler, guard: Idempotency) -> None:
         self._inner, self._guard = inner, guard
-        self._by_method: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._by_method: dict[str, MethodHandler | None] = {}
 
-    def service(self, handler_call_details):
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> MethodHandler | None:
         method = handler_call_details.method
         if method not in self._by_method:
             self._by_method[method] = self._guard.wrapped(method, self._inner.service(handler_call_details))

@@ -11,8 +11,11 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NoReturn, Protocol, TypeAlias, cast, overload
 
 import grpc
+from google.protobuf import any_pb2
 from grpc_status import rpc_status
 from sqlalchemy import exc as sa_exc
 
@@ -25,6 +28,8 @@ REQUEST_ID_KEY = "x-request-id"
 CORRELATION_ID_KEY = "x-correlation-id"
 # grpc reports "no deadline" as a very large remaining time.
 _NO_DEADLINE = 10**6
+# A method's handler as grpc registers it: its request and response types differ per method.
+MethodHandler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # (a string: grpc's class takes no [] at run time)
 
 
 class _Malformed:
@@ -34,11 +39,11 @@ class _Malformed:
 MALFORMED = _Malformed()
 
 
-def _safe_deserializer(deserialize):
+def _safe_deserializer(deserialize: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
     if deserialize is None:
         return None
 
-    def decode(raw: bytes):
+    def decode(raw: bytes) -> object:
         try:
             return deserialize(raw)
         except Exception:  # noqa: BLE001 - any decode failure is the caller's bad input
@@ -62,7 +67,7 @@ class InternalAuth:
         self.secret = secret
         self.rules = access.table() if rules is None else rules
 
-    def caller(self, method: str, metadata: dict) -> identity.Identity:
+    def caller(self, method: str, metadata: Mapping[str, str]) -> identity.Identity:
         rule = self.rules.get(method)
         if rule is None:  # health, reflection: not an erp API, open like the probes need
             return identity.Identity("", frozenset())
@@ -87,7 +92,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
         self.auth = auth
         self.service = service  # named on the call's span
         # method -> its wrapped handler: built on the first call, not on every one.
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped: dict[str, MethodHandler] = {}
 
     def wrapping(self, server: grpc.Server) -> _WrappingServer:
         """`server` for add_*Servicer_to_server: the handlers it registers come wrapped,
@@ -95,36 +100,44 @@ class ServerInterceptor(grpc.ServerInterceptor):
         7,360 calls/s, with the bare echo at 8,300; loadtests/bench.py row 1)."""
         return _WrappingServer(server, self)
 
-    def _caller(self, method: str, metadata: dict) -> identity.Identity:
+    def _caller(self, method: str, metadata: Mapping[str, str]) -> identity.Identity:
         if self.auth is not None:
             return self.auth.caller(method, metadata)
         # Without ERP_INTERNAL_AUTH nothing is verified, so nothing is believed either.
         return identity.Identity("", frozenset())
 
-    def intercept_service(self, continuation, handler_call_details):
-        wrapped = self._wrapped.get(handler_call_details.method)
+    def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], MethodHandler | None],
+                          handler_call_details: grpc.HandlerCallDetails) -> MethodHandler | None:
+        wrapped: MethodHandler | None = self._wrapped.get(handler_call_details.method)
         if wrapped is not None:
             return wrapped
         handler = continuation(handler_call_details)
         wrapped = self.wrapped(handler_call_details.method, handler)
-        if wrapped is not handler:
+        if wrapped is not None and wrapped is not handler:  # (None only for a None handler)
             self._wrapped[handler_call_details.method] = wrapped
         return wrapped
 
-    def wrapped(self, method: str, handler: grpc.RpcMethodHandler | None) -> grpc.RpcMethodHandler | None:
+    @overload
+    def wrapped(self, method: str, handler: MethodHandler) -> MethodHandler: ...
+    @overload
+    def wrapped(self, method: str, handler: MethodHandler | None) -> MethodHandler | None: ...
+
+    def wrapped(self, method: str, handler: MethodHandler | None) -> MethodHandler | None:
         """`handler` with the per-call work around it; streams (health watch, reflection)
         and unknown methods (None: UNIMPLEMENTED) pass as they are."""
         if handler is None or handler.unary_unary is None:
             return handler
-        return self._wrap(method, handler)
+        return self._wrap(method, handler, handler.unary_unary)
 
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        inner = handler.unary_unary
+    def _wrap(self, method: str, handler: MethodHandler,
+              inner: Callable[[Any, grpc.ServicerContext], object]) -> MethodHandler:
         served = metrics.rpc_served(method)
 
-        def behavior(request, ctx: grpc.ServicerContext):
+        def behavior(request: object, ctx: grpc.ServicerContext) -> object:
             served.started.inc()
-            metadata = dict(ctx.invocation_metadata() or ())
+            # grpc gives bytes only for the binary ("-bin") keys, which nothing here reads: the ids,
+            # the internal token and the trace context are text.
+            metadata = cast("dict[str, str]", dict(ctx.invocation_metadata() or ()))
             remaining = ctx.time_remaining()
             timeout = None if remaining is None or remaining > _NO_DEADLINE else remaining
             try:
@@ -148,17 +161,26 @@ class ServerInterceptor(grpc.ServerInterceptor):
         )
 
 
+class HandlerRegistry(Protocol):
+    """What servicers register on (add_*Servicer_to_server): a grpc.Server, or one of the wrapping
+    stand-ins below and in mesh.idempotency that hand what is added on to it."""
+
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, MethodHandler], /) -> None: ...
+
+    def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler], /) -> None: ...
+
+
 class _WrappingServer:
     """Stands for a grpc.Server while servicers register: wraps what they add."""
 
-    def __init__(self, server: grpc.Server, calls: ServerInterceptor) -> None:
+    def __init__(self, server: HandlerRegistry, calls: ServerInterceptor) -> None:
         self._server, self._calls = server, calls
 
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, MethodHandler]) -> None:
         self._server.add_registered_method_handlers(
             service, {name: self._calls.wrapped(f"/{service}/{name}", h) for name, h in handlers.items()})
 
-    def add_generic_rpc_handlers(self, handlers) -> None:
+    def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
         self._server.add_generic_rpc_handlers(tuple(_WrappedGeneric(h, self._calls) for h in handlers))
 
 
@@ -167,16 +189,17 @@ class _WrappedGeneric(grpc.GenericRpcHandler):
 
     def __init__(self, inner: grpc.GenericRpcHandler, calls: ServerInterceptor) -> None:
         self._inner, self._calls = inner, calls
-        self._by_method: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._by_method: dict[str, MethodHandler | None] = {}
 
-    def service(self, handler_call_details):
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> MethodHandler | None:
         method = handler_call_details.method
         if method not in self._by_method:
             self._by_method[method] = self._calls.wrapped(method, self._inner.service(handler_call_details))
         return self._by_method[method]
 
 
-def _call(method: str, inner, request, ctx: grpc.ServicerContext):
+def _call(method: str, inner: Callable[[Any, grpc.ServicerContext], object], request: object,
+          ctx: grpc.ServicerContext) -> object:
     started = time.perf_counter()
     if request is MALFORMED:
         _abort(ctx, method, started, grpc.StatusCode.INVALID_ARGUMENT,
@@ -195,7 +218,8 @@ def _call(method: str, inner, request, ctx: grpc.ServicerContext):
         _abort(ctx, method, started, grpc.StatusCode.UNAVAILABLE,
                f"the database is unavailable right now (request id {rid}); retry", [])
     except Exception:
-        if ctx.code() not in (None, grpc.StatusCode.OK):
+        # grpc's servicer context has code() (since grpc 1.38); the stubs lack it.
+        if ctx.code() not in (None, grpc.StatusCode.OK):  # type: ignore[attr-defined]
             raise  # the servicer aborted on purpose; grpc carries its status
         rid = context.request_id.get()
         log.exception("unhandled error in %s", method, extra={"fields": {"method": method}})
@@ -215,7 +239,8 @@ def _observe(method: str, started: float, code: str) -> None:
         tracing.end_rpc(code, grpc.StatusCode[code].value[0])
 
 
-def _abort(ctx, method, started, code, message, details):
+def _abort(ctx: grpc.ServicerContext, method: str, started: float, code: grpc.StatusCode, message: str,
+           details: list[any_pb2.Any]) -> NoReturn:
     _observe(method, started, code.name)
     level = logging.ERROR if code == grpc.StatusCode.INTERNAL else logging.INFO
     log.log(level, "rpc failed: %s", message, extra={"fields": _fields(method, started, code.name)})
@@ -228,7 +253,7 @@ class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_me
     pass
 
 
-def _fields(method: str, started: float, code: str) -> dict:
+def _fields(method: str, started: float, code: str) -> dict[str, object]:
     return {"method": method, "code": code, "ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
@@ -258,7 +283,8 @@ class ClientInterceptor(grpc.UnaryUnaryClientInterceptor):
         caller = identity.Identity(context.subject.get() or me, rule.scopes if rule else frozenset(), me)
         return identity.mint(self.internal_secret, caller, method)
 
-    def intercept_unary_unary(self, continuation, client_call_details, request):
+    def intercept_unary_unary(self, continuation: Callable[[grpc.ClientCallDetails, Any], Any],
+                              client_call_details: grpc.ClientCallDetails, request: Any) -> Any:
         timeout = client_call_details.timeout or self.default_timeout
         remaining = context.time_remaining()
         if remaining is not None:

@@ -18,7 +18,7 @@ that share one database (the embedded setup) never contend on each other's keys.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -62,10 +62,10 @@ def try_lock_aggregate(conn: sa.Connection, service: str, ref: AggregateRef, hel
     return True
 
 
-def by(kind: str, field: str):
+def by(kind: str, field: str) -> Callable[[object], list[AggregateRef]]:
     """The `lock=` of an event handler whose aggregate is named by one field of the payload:
     `on(OrderPlaced, lock=by("order", "order_id"))`."""
-    def refs(payload) -> list[AggregateRef]:
+    def refs(payload: object) -> list[AggregateRef]:
         return [(kind, getattr(payload, field))]
 
     refs.__qualname__ = f"by({kind!r}, {field!r})"

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import functools
 import time
+from typing import TypeVar
 
 from prometheus_client import REGISTRY as REGISTRY  # re-exported: tests read samples from it
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 _RPC = ["grpc_type", "grpc_service", "grpc_method"]
@@ -65,7 +69,7 @@ HELD_WAITING = Gauge("erp_held_notifications_waiting",
 
 
 @functools.cache
-def labelled(metric, *labels: str):
+def labelled(metric: M, *labels: str) -> M:
     """metric.labels(*labels), looked up once: .labels() takes a lock and builds a key on every
     call, which showed on hot paths (every RPC, every event)."""
     return metric.labels(*labels)
@@ -86,7 +90,7 @@ class RpcServed:
         self._labels = labels
         self.started = GRPC_STARTED.labels(*labels)
         self.seconds = GRPC_SECONDS.labels(*labels)
-        self._handled: dict[str, object] = {}
+        self._handled: dict[str, Counter] = {}
 
     def done(self, code: str, started: float) -> None:
         handled = self._handled.get(code)

@@ -10,6 +10,8 @@ import base64
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from mesh.errors import FieldViolation, InvalidArgument
 
@@ -18,6 +20,9 @@ MAX_PAGE_SIZE = 500
 # A key element that is a time: an ISO 8601 string with its offset (what datetime.isoformat()
 # writes); decode() hands it back in UTC, in the form PostgreSQL reads.
 TIMESTAMP = "timestamp"
+# The kind of one key element: str, int or TIMESTAMP.
+KeyKind = type[str] | type[int] | str
+T = TypeVar("T")
 MAX_KEY_TEXT = 1024  # characters in a text key element; ids and codes are far shorter
 NOT_ISSUED = "is not a token this service issued"
 
@@ -28,17 +33,17 @@ def page_size(requested: int) -> int:
     return min(requested or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 
-def _fingerprint(filters: dict) -> str:
+def _fingerprint(filters: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(filters, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def encode(last_key: list, filters: dict) -> str:
+def encode(last_key: Sequence[object], filters: Mapping[str, object]) -> str:
     """A token that resumes after last_key (the sort key of the page's last item)."""
     raw = json.dumps({"k": last_key, "f": _fingerprint(filters)}, default=str).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(token: str, filters: dict, shape: tuple) -> list | None:
+def decode(token: str, filters: Mapping[str, object], shape: tuple[KeyKind, ...]) -> list[str | int] | None:
     """The last key a token carries, or None for the first page. `shape` is the key's kinds,
     one per element, as the listing's next_token writes them: (TIMESTAMP, str) for
     [created_at.isoformat(), id]; a key of another length or kind is refused."""
@@ -56,7 +61,7 @@ def decode(token: str, filters: dict, shape: tuple) -> list | None:
     return [_element(value, kind) for value, kind in zip(key, shape, strict=True)]
 
 
-def _element(value, kind):
+def _element(value: object, kind: KeyKind) -> str | int:
     if kind is str:
         if isinstance(value, str) and len(value) <= MAX_KEY_TEXT and "\x00" not in value:
             return value
@@ -79,7 +84,8 @@ def _not_issued() -> InvalidArgument:
     return InvalidArgument([FieldViolation("page.page_token", NOT_ISSUED)])
 
 
-def next_token(items: list, size: int, key_of, filters: dict) -> str:
+def next_token(items: Sequence[T], size: int, key_of: Callable[[T], Sequence[object]],
+               filters: Mapping[str, object]) -> str:
     """Call with up to size + 1 items fetched: a token when there is more, else ''."""
     if len(items) <= size:
         return ""

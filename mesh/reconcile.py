@@ -17,14 +17,22 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 import sqlalchemy as sa
 
 from erp.common.v1 import paging_pb2
 from mesh import money
+
+if TYPE_CHECKING:
+    from erp.common.v1 import money_pb2
+    from erp.finance.v1 import finance_pb2
+    from erp.orders.v1 import orders_pb2
+    from erp_client.client import ErpClient
+
+T = TypeVar("T")
 
 PAGE_SIZE = 500  # the most a List call returns (mesh.paging)
 
@@ -59,7 +67,7 @@ class Owner:
     uow: Callable[[], Any]
     extras: dict[str, Any]
 
-    def rows(self, sql: str, **params) -> list:
+    def rows(self, sql: str, **params: object) -> Sequence[sa.Row[Any]]:
         with self.engine.connect() as conn:
             return conn.execute(sa.text(sql), params).all()
 
@@ -73,7 +81,7 @@ class Sources:
     """What checks read: `client` (an erp_client.ErpClient) for the sources, `owner(service)`
     for a service's own side, and listings read once per pass (`listing`)."""
 
-    def __init__(self, client, open_owner: Callable[[str], Owner]) -> None:
+    def __init__(self, client: ErpClient, open_owner: Callable[[str], Owner]) -> None:
         self.client = client
         self._open_owner = open_owner
         self._owners: dict[str, Owner] = {}
@@ -84,20 +92,20 @@ class Sources:
             self._owners[service] = self._open_owner(service)
         return self._owners[service]
 
-    def listing(self, name: str, read: Callable[[], Any]) -> Any:
+    def listing(self, name: str, read: Callable[[], T]) -> T:
         """read()'s result, read once per pass (several checks read all orders)."""
         if name not in self._listings:
             self._listings[name] = read()
-        return self._listings[name]
+        return cast(T, self._listings[name])  # what read() returned, under its name
 
-    def orders(self) -> dict[str, Any]:
+    def orders(self) -> dict[str, orders_pb2.Order]:
         """Every sales order, by id (orders' ListOrders)."""
         from erp.orders.v1 import orders_pb2
 
         return self.listing("orders", lambda: {o.order_id: o for o in paged(
             self.client.orders.ListOrders, orders_pb2.ListOrdersRequest(), "orders")})
 
-    def invoices(self) -> list[Any]:
+    def invoices(self) -> list[finance_pb2.Invoice]:
         """Every customer invoice (finance's ListInvoices)."""
         from erp.finance.v1 import finance_pb2
 
@@ -124,9 +132,14 @@ def paged(call: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
             return
 
 
-def amount(m) -> decimal.Decimal:
-    """A Money's amount (an empty one is zero)."""
-    return money.parse_amount(m.amount) if m.amount else decimal.Decimal(0)
+def amount(m: money_pb2.Money) -> decimal.Decimal:
+    """A Money's amount (an empty one is zero); ValueError for one that is not an amount."""
+    if not m.amount:
+        return decimal.Decimal(0)
+    parsed = money.parse_amount(m.amount)
+    if parsed is None:
+        raise ValueError(f"not an amount: {m.amount!r}")
+    return parsed
 
 
 @dataclasses.dataclass

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 from prometheus_client import REGISTRY, Counter
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("mesh.metrics")
@@ -98,10 +98,10 @@ class _DatabaseGauges(Collector):
         with self._lock:
             self._watched.pop(key, None)
 
-    def describe(self):
+    def describe(self) -> list[Metric]:
         return []  # registered once; its names are not checked against the other collectors'
 
-    def collect(self):
+    def collect(self) -> Iterable[Metric]:
         with self._lock:
             watched = list(self._watched.values())
         families: dict[str, GaugeMetricFamily] = {}

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 from pathlib import Path
+from types import FrameType
+from typing import Generic, TypeVar, cast
 
 import grpc
 import sqlalchemy as sa
@@ -27,39 +29,44 @@ from mesh.events.amqp import AmqpTransport
 from mesh.events.consumer import Consumer, EventHandlers
 from mesh.events.pgbus import PgTransport
 from mesh.events.relay import Relay
-from mesh.interceptors import InternalAuth, ServerInterceptor
+from mesh.events.transport import Subscription
+from mesh.interceptors import HandlerRegistry, InternalAuth, ServerInterceptor
 from mesh.settings import Settings, load
 from mesh.uow import UnitOfWork
 
 log = logging.getLogger("mesh.service")
+# The service's own unit of work (a UnitOfWork subclass with its repositories): what runtime.uow()
+# returns to its servicers, handlers and background work.
+U = TypeVar("U", bound=UnitOfWork)
 
 
 @dataclasses.dataclass(frozen=True)
-class ServiceSpec:
+class ServiceSpec(Generic[U]):
     """What makes one service: its name, schema migrations, gRPC servicers and event handlers."""
 
     name: str
     migrations_dir: Path
     grpc_services: tuple[str, ...]  # full names, for health and reflection
-    add_servicers: Callable[[grpc.Server, Runtime], None]
-    uow_class: type[UnitOfWork]
+    # registers the servicers on a grpc.Server's stand-in that wraps each method (mesh.interceptors)
+    add_servicers: Callable[[HandlerRegistry, Runtime[U]], None]
+    uow_class: type[U]
     # Every consuming service's event types (services/topology.py): declared before this service
     # publishes anything, so no event finds a consumer's queue missing.
     consumers: Callable[[], topology.Consumers]
-    build_handlers: Callable[[Runtime], EventHandlers] | None = None
+    build_handlers: Callable[[Runtime[U]], EventHandlers] | None = None
     # Other long-running work of the service (for example notification's dispatcher): run in
     # its own thread with the runtime and the stop event; it must return soon after stop is set.
-    background: Callable[[Runtime, threading.Event], None] | None = None
+    background: Callable[[Runtime[U], threading.Event], None] | None = None
     # The service reads through the cache's in-process copy (Cache.read_through): follow
     # Redis's invalidations in a thread, so those copies stay fresh.
     near_cache: bool = False
     # Gauges of the service's own, read from its database on scrape (mesh.sampled), beside the
     # outbox and dead-letter gauges every service has.
-    gauges: Callable[[Runtime], sampled.Gauges] | None = None
+    gauges: Callable[[Runtime[U]], sampled.Gauges] | None = None
 
 
 @dataclasses.dataclass
-class Runtime:
+class Runtime(Generic[U]):
     """The adapters a service's handlers use, built once per process."""
 
     settings: Settings
@@ -67,21 +74,22 @@ class Runtime:
     cache: Cache
     transport: AmqpTransport | PgTransport
     relay: Relay
-    uow_class: type[UnitOfWork]
+    uow_class: type[U]
     health_engine: sa.Engine  # a new connection per check, short timeouts (db.health_engine)
 
     def database_answers(self) -> bool:
         """Whether the database answers within seconds, asked on a connection of its own."""
         return db.ping(self.health_engine)
 
-    def uow(self) -> UnitOfWork:
+    def uow(self) -> U:
+        """A new unit of work of the service's own class (enter it: `with runtime.uow() as uow:`)."""
         return self.uow_class(self.engine, self.settings.service, on_commit=self.relay.wake.set)
 
 
 @dataclasses.dataclass
-class RunningService:
-    spec: ServiceSpec
-    runtime: Runtime
+class RunningService(Generic[U]):
+    spec: ServiceSpec[U]
+    runtime: Runtime[U]
     server: grpc.Server
     port: int
     health: health.HealthServicer
@@ -114,7 +122,7 @@ def redis_url(settings: Settings) -> str:
     return settings.redis_url or embedded.redis_url(settings.data_dir)
 
 
-def build_runtime(spec: ServiceSpec, settings: Settings) -> Runtime:
+def build_runtime(spec: ServiceSpec[U], settings: Settings) -> Runtime[U]:
     url = database_url(settings)
     db.ensure_database(url)
     engine = db.create_engine(url, schema=settings.schema, pool_size=settings.db_pool_size,
@@ -150,7 +158,7 @@ def libpq_dsn(url: str) -> str:
     return make_url(db.sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> RunningService:
+def start(spec: ServiceSpec[U], settings: Settings, reuse_port: bool = False) -> RunningService[U]:
     """Starts the service; binds settings.grpc_port (0 picks a free port, for tests).
     reuse_port: share the port with sibling processes (SO_REUSEPORT); otherwise a port
     already taken is an error, not a silent split of the traffic."""
@@ -165,7 +173,7 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
         consumer = Consumer(handlers, runtime.uow, settings.event_max_attempts, settings.event_retry_base_ms,
                             ready=runtime.database_answers)
 
-        def subscribe():
+        def subscribe() -> Subscription:
             return runtime.transport.subscribe(spec.name, handlers.event_types)
 
         threads += [threading.Thread(target=consumer.run, args=(subscribe, stop_event), name=f"consumer-{i}",
@@ -186,7 +194,7 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
         ],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
-    calls = ServerInterceptor(internal_auth(settings), service=spec.name).wrapping(server)
+    calls: HandlerRegistry = ServerInterceptor(internal_auth(settings), service=spec.name).wrapping(server)
     guard = idempotency_guard(spec, runtime)
     if guard is not None:  # only a service with mutating RPCs (a request_id field) has keys to keep
         calls = guard.wrapping(calls)
@@ -195,7 +203,9 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
             args=(stop_event, float(settings.get("ERP_IDEMPOTENCY_PRUNE_SECONDS", str(idempotency.PRUNE_SECONDS))))))
     spec.add_servicers(calls, runtime)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, calls)
+    # add_HealthServicer_to_server calls only add_generic_rpc_handlers and add_registered_method_handlers,
+    # which the stand-in has; its stubs ask for a whole grpc.Server
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, cast(grpc.Server, calls))
     names = (*spec.grpc_services, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
@@ -213,7 +223,7 @@ def start(spec: ServiceSpec, settings: Settings, reuse_port: bool = False) -> Ru
     return RunningService(spec, runtime, server, port, health_servicer, stop_event, threads, unwatch)
 
 
-def idempotency_guard(spec: ServiceSpec, runtime: Runtime) -> idempotency.Idempotency | None:
+def idempotency_guard(spec: ServiceSpec[U], runtime: Runtime[U]) -> idempotency.Idempotency | None:
     """The idempotency keys of the service's mutating RPCs (mesh/idempotency.py); None when it has none."""
     if not idempotency.mutating_methods(spec.grpc_services):
         return None
@@ -232,7 +242,7 @@ def _set_health(service: str, servicer: health.HealthServicer, services: tuple[s
         servicer.set(name, status)
 
 
-def _monitor_health(runtime: Runtime, servicer: health.HealthServicer, services: tuple[str, ...],
+def _monitor_health(runtime: Runtime[U], servicer: health.HealthServicer, services: tuple[str, ...],
                     stop: threading.Event) -> None:
     """NOT_SERVING while the service's database is unreachable."""
     last = None
@@ -247,7 +257,7 @@ def _monitor_health(runtime: Runtime, servicer: health.HealthServicer, services:
             _set_health(runtime.settings.service, servicer, services, ok)
 
 
-def run(spec: ServiceSpec) -> None:
+def run(spec: ServiceSpec[U]) -> None:
     """Entry point of `python -m services.<name>`: serve until SIGTERM or SIGINT."""
     settings = load(spec.name)
     logs.configure(spec.name, settings.log_level, settings.log_format)
@@ -261,7 +271,7 @@ def run(spec: ServiceSpec) -> None:
     tracing.shutdown()
 
 
-def _run_processes(spec: ServiceSpec, settings: Settings) -> int:
+def _run_processes(spec: ServiceSpec[U], settings: Settings) -> int:
     """ERP_PROCESSES > 1: forks that many server processes on one port (SO_REUSEPORT; the
     kernel spreads connections over them), each with its own pools, consumers and relay
     (one relay leads, by advisory lock). They are forked before any gRPC object or thread
@@ -281,7 +291,7 @@ def _run_processes(spec: ServiceSpec, settings: Settings) -> int:
     log.info("%s: %d processes on port %d (%s)", spec.name, len(children), settings.grpc_port, children)
     stopping: list[int] = []
 
-    def forward(signum, _frame):
+    def forward(signum: int, _frame: FrameType | None) -> None:
         stopping.append(signum)
         for child in children:
             with contextlib.suppress(ProcessLookupError):
@@ -302,7 +312,7 @@ def _run_processes(spec: ServiceSpec, settings: Settings) -> int:
     return 1 if failed else 0
 
 
-def _serve_child(spec: ServiceSpec, settings: Settings, index: int) -> int:
+def _serve_child(spec: ServiceSpec[U], settings: Settings, index: int) -> int:
     try:
         metrics.serve(settings.metrics_port + index if settings.metrics_port else 0, settings.grpc_host)
         tracing.configure(spec.name)  # in the child: the exporter's thread must not cross a fork
@@ -320,7 +330,7 @@ def wait_for_stop_signal() -> signal.Signals:
     """Blocks the main thread until SIGTERM or SIGINT; returns which one came."""
     received: list[signal.Signals] = []
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
         received.append(signal.Signals(signum))
         log.info("received %s", received[-1].name)
 

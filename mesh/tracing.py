@@ -26,8 +26,9 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -36,9 +37,21 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+if TYPE_CHECKING:
+    import psycopg
+    import sqlalchemy as sa
+    from sqlalchemy.pool import ConnectionPoolEntry
+
+    from erp.events.v1.envelope_pb2 import EventEnvelope
+
 log = logging.getLogger("mesh.tracing")
 
-_state = {"enabled": False, "service": ""}
+class _State(TypedDict):
+    enabled: bool
+    service: str
+
+
+_state: _State = {"enabled": False, "service": ""}
 tracer = trace.get_tracer("erp-mesh")
 
 
@@ -78,7 +91,7 @@ def enable(service: str = "") -> None:
 
     if not RedisInstrumentor().is_instrumented_by_opentelemetry:
         RedisInstrumentor().instrument()
-    _state.update(enabled=True, service=service or _state["service"])
+    _state.update({"enabled": True, "service": service or _state["service"]})
 
 
 def disable() -> None:
@@ -87,10 +100,10 @@ def disable() -> None:
 
     if RedisInstrumentor().is_instrumented_by_opentelemetry:
         RedisInstrumentor().uninstrument()
-    _state.update(enabled=False)
+    _state.update({"enabled": False})
 
 
-def instrument_engine(engine) -> None:
+def instrument_engine(engine: sa.Engine) -> None:
     """Database spans for the connections of one engine (every engine a service creates while
     tracing is on; not the health checks' engine), from the driver's instrumentation.
 
@@ -104,7 +117,7 @@ def instrument_engine(engine) -> None:
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
-    def traced(dbapi_connection, _record) -> None:
+    def traced(dbapi_connection: psycopg.Connection[Any], _record: ConnectionPoolEntry) -> None:  # the psycopg driver's
         PsycopgInstrumentor.instrument_connection(dbapi_connection)
 
 
@@ -125,7 +138,7 @@ class JsonLinesExporter(SpanExporter):
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{service}-{os.getpid()}.jsonl"
 
-    def export(self, spans: list[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(json.dumps(span_record(span), separators=(",", ":"), default=str) + "\n" for span in spans)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(lines)
@@ -135,8 +148,9 @@ class JsonLinesExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def span_record(span: ReadableSpan) -> dict:
-    context = span.get_span_context()
+def span_record(span: ReadableSpan) -> dict[str, Any]:
+    # a finished span of the SDK always has its context (ReadableSpan only allows for None)
+    context = cast(trace.SpanContext, span.get_span_context())
     return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x"),
             "parent_id": format(span.parent.span_id, "016x") if span.parent else None,
             "name": span.name, "kind": span.kind.name, "start_ns": span.start_time, "end_ns": span.end_time,
@@ -206,7 +220,7 @@ def end_rpc(code_name: str, code_value: int, span: trace.Span | None = None) -> 
         span.set_status(Status(StatusCode.ERROR, code_name))  # server errors, by the RPC conventions
 
 
-def event_attributes(envelope, operation: str, service: str) -> dict:
+def event_attributes(envelope: EventEnvelope, operation: str, service: str) -> dict[str, str]:
     return {"messaging.system": "erp", "messaging.operation.type": operation,
             "messaging.destination.name": envelope.event_type, "messaging.message.id": envelope.event_id,
             "erp.service": service, "erp.aggregate_type": envelope.aggregate_type,
@@ -214,7 +228,7 @@ def event_attributes(envelope, operation: str, service: str) -> dict:
 
 
 @contextlib.contextmanager
-def process_span(envelope, consumer: str) -> Iterator[trace.Span]:
+def process_span(envelope: EventEnvelope, consumer: str) -> Iterator[trace.Span]:
     """A consumer handling one event: a child of the context stored in its envelope."""
     with tracer.start_as_current_span(f"process {envelope.event_type.rsplit('.', 1)[-1]}",
                                       context=context_from(envelope.trace_context), kind=SpanKind.CONSUMER,
@@ -222,7 +236,7 @@ def process_span(envelope, consumer: str) -> Iterator[trace.Span]:
         yield span
 
 
-def publish_spans(envelopes: list, service: str) -> tuple[trace.Span, list[trace.Span]]:
+def publish_spans(envelopes: list[EventEnvelope], service: str) -> tuple[trace.Span, list[trace.Span]]:
     """The relay's batch span and, per event, a publish span: the child of the context stored
     in the event's envelope, linked to the batch. The caller ends them."""
     batch = tracer.start_span("relay publish", context=otel_context.Context(), kind=SpanKind.INTERNAL,

@@ -3,7 +3,9 @@ after it commits. Services subclass it to attach their repositories."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, Self
 
 import sqlalchemy as sa
 from google.protobuf import message
@@ -22,11 +24,11 @@ class UnitOfWork:
         self.service = service
         self._on_commit = on_commit
         self._after_commit: list[Callable[[], None]] = []
-        self._outbox: list[dict] = []
+        self._outbox: list[dict[str, Any]] = []  # outbox rows: column name to value
         self._locked: set[int] = set()
         self.connection: sa.Connection
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         self.connection = self.engine.connect()
         self.connection.begin()
         self._committed = False
@@ -39,7 +41,8 @@ class UnitOfWork:
     def start(self) -> None:
         """Subclasses attach repositories to self.connection here."""
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         try:
             if not self._committed:
                 self.connection.rollback()
@@ -52,7 +55,7 @@ class UnitOfWork:
         transaction: an aggregate locked already (by the event consumer) costs nothing."""
         self.lock_all([(kind, ident) for ident in ids])
 
-    def lock_all(self, refs) -> None:
+    def lock_all(self, refs: Iterable[locks.AggregateRef]) -> None:
         """lock() for several (kind, id) aggregates at once, in the one global key order."""
         locks.lock_aggregates(self.connection, self.service, refs, self._locked)
 

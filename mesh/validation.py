@@ -8,6 +8,8 @@ A request type without any (most lookups hold only a few strings) costs one dict
 """
 from __future__ import annotations
 
+from typing import cast
+
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -24,8 +26,14 @@ _STR, _STR_LIST, _MSG, _MSG_LIST, _MAP = range(5)
 
 # Message type -> ((field name, kind, map key is a string, map value kind), ...) for the
 # fields that can hold a string somewhere; () when none can.
-_plans: dict[Descriptor, tuple[tuple[str, int, bool, int], ...]] = {}
+Plan = tuple[tuple[str, int, bool, int], ...]
+_plans: dict[Descriptor, Plan] = {}
 _reaches: dict[Descriptor, bool] = {}
+
+
+def _message_type(f: FieldDescriptor) -> Descriptor:
+    # set on every message (and group) field, the only ones this is asked of
+    return cast(Descriptor, f.message_type)
 
 
 def _reaches_string(desc: Descriptor) -> bool:
@@ -46,12 +54,12 @@ def _reaches_string(desc: Descriptor) -> bool:
                 found = True
                 break
             if f.type in _MESSAGES:
-                stack.append(f.message_type)
+                stack.append(_message_type(f))
     _reaches[desc] = found
     return found
 
 
-def _plan(desc: Descriptor) -> tuple[tuple[str, int, bool, int], ...]:
+def _plan(desc: Descriptor) -> Plan:
     plan = _plans.get(desc)
     if plan is not None:
         return plan
@@ -60,12 +68,12 @@ def _plan(desc: Descriptor) -> tuple[tuple[str, int, bool, int], ...]:
         for f in desc.fields:
             if f.type == _STRING:
                 steps.append((f.name, _STR_LIST if f.is_repeated else _STR, False, 0))
-            elif f.type in _MESSAGES and _reaches_string(f.message_type):
-                entry = f.message_type
+            elif f.type in _MESSAGES and _reaches_string(_message_type(f)):
+                entry = _message_type(f)
                 if entry.GetOptions().map_entry:
                     key, value = entry.fields_by_name["key"], entry.fields_by_name["value"]
                     value_kind = _STR if value.type == _STRING else (
-                        _MSG if value.type in _MESSAGES and _reaches_string(value.message_type) else -1)
+                        _MSG if value.type in _MESSAGES and _reaches_string(_message_type(value)) else -1)
                     steps.append((f.name, _MAP, key.type == _STRING, value_kind))
                 else:
                     steps.append((f.name, _MSG_LIST if f.is_repeated else _MSG, False, 0))
@@ -76,9 +84,11 @@ def _plan(desc: Descriptor) -> tuple[tuple[str, int, bool, int], ...]:
 
 def nul_violations(message: Message) -> list[FieldViolation]:
     """One violation per string field (by its path) that holds a NUL character."""
-    plan = _plans.get(message.DESCRIPTOR)
+    # the stubs also name the upb backend's Descriptor class, which stands for this one
+    desc = cast(Descriptor, message.DESCRIPTOR)
+    plan = _plans.get(desc)
     if plan is None:
-        plan = _plan(message.DESCRIPTOR)
+        plan = _plan(desc)
     if not plan:
         return []
     found: list[FieldViolation] = []
@@ -86,7 +96,7 @@ def nul_violations(message: Message) -> list[FieldViolation]:
     return found
 
 
-def refuse_nul(message) -> None:
+def refuse_nul(message: object) -> None:
     """Raises InvalidArgument naming every string field that holds a NUL character."""
     if not isinstance(message, Message):
         return
@@ -95,7 +105,7 @@ def refuse_nul(message) -> None:
         raise InvalidArgument(found)
 
 
-def _walk(message: Message, plan, prefix: str, found: list[FieldViolation]) -> None:
+def _walk(message: Message, plan: Plan, prefix: str, found: list[FieldViolation]) -> None:
     for name, kind, string_keys, value_kind in plan:
         value = getattr(message, name)
         path = prefix + name

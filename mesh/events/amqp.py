@@ -21,11 +21,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, cast
 
 import pika
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import AMQPError, ChannelClosedByBroker
+from pika.spec import Basic, BasicProperties
 
 from mesh.events.transport import (
     Ack,
@@ -39,10 +41,25 @@ from mesh.events.transport import (
     retry_delays,
 )
 
+if TYPE_CHECKING:
+    from mesh.settings import Settings
+
 log = logging.getLogger("mesh.events.amqp")
 
 ATTEMPTS_HEADER = "x-erp-attempts"
 ERROR_HEADER = "x-erp-error"
+# A queue's x-arguments (x-queue-type, x-delivery-limit, ...), as queue.declare takes them.
+QueueArguments = dict[str, object]
+
+
+def _tag(method: Basic.Deliver | Basic.GetOk) -> int:
+    # a delivered message always has its tag; pika's frame classes only default every field to None
+    return cast(int, method.delivery_tag)
+
+
+def _attempts(value: object) -> int:
+    # x-erp-attempts is the int this module puts in the headers
+    return int(cast(int, value))
 
 
 def exchange_name(namespace: str) -> str:
@@ -73,7 +90,7 @@ class AmqpOptions:
     delivery_limit: int = 20
 
     @classmethod
-    def from_settings(cls, settings) -> AmqpOptions:
+    def from_settings(cls, settings: Settings) -> AmqpOptions:
         return cls(settings.amqp_heartbeat_seconds, settings.amqp_blocked_connection_timeout_seconds,
                    settings.amqp_socket_timeout_seconds, settings.amqp_delivery_limit)
 
@@ -92,7 +109,7 @@ def _declare_exchange(ch: BlockingChannel, namespace: str) -> None:
     ch.exchange_declare(exchange_name(namespace), exchange_type="topic", durable=True)
 
 
-def _quorum(**extra) -> dict:
+def _quorum(**extra: object) -> QueueArguments:
     return {"x-queue-type": "quorum", **extra}
 
 
@@ -109,7 +126,9 @@ class AmqpPublisher:
         _declare_exchange(self.channel, namespace)
         self.channel.tx_select()
         self._returned: set[str] = set()
-        self.channel.add_on_return_callback(lambda _ch, _method, props, _body: self._returned.add(props.message_id))
+        # every message published here carries its event id as message_id
+        self.channel.add_on_return_callback(
+            lambda _ch, _method, props, _body: self._returned.add(cast(str, props.message_id)))
 
     def publish_many(self, messages: list[Message]) -> set[str]:
         self._returned = set()
@@ -151,18 +170,24 @@ class AmqpSubscription:
 
     def receive(self, timeout: float) -> list[Delivery]:
         batch: list[Delivery] = []
-        method, props, body = next(self._messages)
-        while method is not None:
+        received = next(self._messages)  # (method, properties, body), or (None, None, None) after the timeout
+        while received[0] is not None:
+            method, props, body = received
             headers = props.headers or {}
-            batch.append(Delivery(body=body, attempts=int(headers.get(ATTEMPTS_HEADER, 0)), tag=(method, props)))
-            self._unacked.add(method.delivery_tag)
+            batch.append(Delivery(body=body, attempts=_attempts(headers.get(ATTEMPTS_HEADER, 0)), tag=(method, props)))
+            self._unacked.add(_tag(method))
             if len(batch) >= self._prefetch or not self.channel.get_waiting_message_count():
                 break
-            method, props, body = next(self._messages)
+            received = next(self._messages)
         return batch
 
+    @staticmethod
+    def _handle(delivery: Delivery) -> tuple[Basic.Deliver, BasicProperties]:
+        # the tag receive() gave each of this subscription's deliveries
+        return cast("tuple[Basic.Deliver, BasicProperties]", delivery.tag)
+
     def settle(self, outcomes: list[tuple[Delivery, Outcome]]) -> None:
-        tags = {delivery.tag[0].delivery_tag for delivery, _ in outcomes}
+        tags = {_tag(self._handle(delivery)[0]) for delivery, _ in outcomes}
         if tags and tags == self._unacked and all(isinstance(outcome, Ack) for _, outcome in outcomes):
             # Every unacked delivery of this channel acked at once: one frame, not one per message.
             self.channel.basic_ack(max(tags), multiple=True)
@@ -170,7 +195,7 @@ class AmqpSubscription:
             return
         self._unacked -= tags
         for delivery, outcome in outcomes:
-            method, props = delivery.tag
+            method, props = self._handle(delivery)
             if isinstance(outcome, Retry):
                 index = min(delivery.attempts, len(self.delays) - 1)
                 self._republish(retry_queue(self.queue, self.delays[index]), delivery, props,
@@ -178,9 +203,10 @@ class AmqpSubscription:
             # A retry's copy is confirmed before the original is acked: a crash in between
             # duplicates the message, and the consumer's inbox absorbs the duplicate. A dead
             # letter is in the service's dead_letters table already (Consumer): it only leaves.
-            self.channel.basic_ack(method.delivery_tag)
+            self.channel.basic_ack(_tag(method))
 
-    def _republish(self, routing_key: str, delivery: Delivery, props, headers: dict) -> None:
+    def _republish(self, routing_key: str, delivery: Delivery, props: BasicProperties,
+                   headers: dict[str, str | int]) -> None:
         merged = dict(props.headers or {})
         merged.update(headers)
         copy = pika.BasicProperties(
@@ -201,7 +227,7 @@ def retry_queue(queue: str, delay_seconds: float) -> str:
     return f"{queue}.retry.{int(delay_seconds * 1000)}ms"
 
 
-def service_queue_arguments(queue: str, delivery_limit: int) -> dict:
+def service_queue_arguments(queue: str, delivery_limit: int) -> QueueArguments:
     """A service queue's: past `delivery_limit` deliveries a message is dead-lettered to the
     queue's .dlq, at least once (kept in this queue until the .dlq confirms it), never dropped."""
     return _quorum(**{
@@ -213,7 +239,7 @@ def service_queue_arguments(queue: str, delivery_limit: int) -> dict:
     })
 
 
-def retry_queue_arguments(queue: str, delay: float) -> dict:
+def retry_queue_arguments(queue: str, delay: float) -> QueueArguments:
     return _quorum(**{
         "x-message-ttl": int(delay * 1000),
         "x-dead-letter-exchange": "",
@@ -227,7 +253,7 @@ def retry_queue_arguments(queue: str, delay: float) -> dict:
 DLQ_ARGUMENTS = _quorum(**{"x-delivery-limit": DLQ_DELIVERY_LIMIT})
 
 
-def service_queues(namespace: str, service: str, delays: list[float], delivery_limit: int) -> dict[str, dict]:
+def service_queues(namespace: str, service: str, delays: list[float], delivery_limit: int) -> dict[str, QueueArguments]:
     """Every queue of a consuming service, by name, with its arguments: the dead-letter queue
     first (the service queue dead-letters into it), the service queue last."""
     queue = queue_name(namespace, service)
@@ -236,7 +262,7 @@ def service_queues(namespace: str, service: str, delays: list[float], delivery_l
             queue: service_queue_arguments(queue, delivery_limit)}
 
 
-def declare_queue(connection: BlockingConnection, name: str, arguments: dict) -> None:
+def declare_queue(connection: BlockingConnection, name: str, arguments: QueueArguments) -> None:
     """Declares a durable queue, on a channel of its own (a refusal closes the channel).
     TopologyMismatch when the queue exists with other arguments."""
     ch = connection.channel()
@@ -261,7 +287,8 @@ def declare_service_queues(connection: BlockingConnection, namespace: str, servi
     ch.close()
 
 
-def delete_namespace(url: str, namespace: str, services, retries, queues=()) -> None:
+def delete_namespace(url: str, namespace: str, services: Iterable[str], retries: Iterable[tuple[int, int]],
+                     queues: Iterable[str] = ()) -> None:
     """Undoes declare_service_queues for a namespace that is done with (a test or benchmark run):
     each service's queue, dead-letter queue and retry queues of every (base_ms, max_attempts) in
     `retries`, then `queues` and the exchange. Queues left behind pile up: a few hundred quorum
@@ -306,12 +333,13 @@ def move_messages(connection: BlockingConnection, source: str, target: str) -> i
     ch.confirm_delivery()
     moved = 0
     while True:
-        method, props, body = ch.basic_get(source)
-        if method is None:
+        got = ch.basic_get(source)
+        if got[0] is None:
             ch.close()
             return moved
+        method, props, body = got
         ch.basic_publish("", target, body, props, mandatory=True)
-        ch.basic_ack(method.delivery_tag)
+        ch.basic_ack(_tag(method))
         moved += 1
 
 
@@ -342,7 +370,7 @@ def _delete_empty(connection: BlockingConnection, name: str) -> None:
         log.error("%s: %d messages arrived while it was being deleted and are lost", name, deleted)
 
 
-def redeclare(connection: BlockingConnection, exchange: str, name: str, arguments: dict,
+def redeclare(connection: BlockingConnection, exchange: str, name: str, arguments: QueueArguments,
               event_types: list[str], feeders: list[str], settle_seconds: float = 1.0,
               timeout: float = 120.0) -> int:
     """Declares queue `name` again with `arguments` (RabbitMQ cannot change a queue's arguments
@@ -374,11 +402,11 @@ def redeclare(connection: BlockingConnection, exchange: str, name: str, argument
     return moved
 
 
-def _letter(props, body: bytes) -> Letter:
+def _letter(props: BasicProperties, body: bytes) -> Letter:
     """A message of a .dlq as a dead letter: dead-lettered by the broker (x-death says why) or,
     from an older version, by its consumer (x-erp-error says why)."""
-    headers = props.headers or {}
-    deaths = headers.get("x-death") or []
+    headers: Mapping[str, object] = props.headers or {}  # pika decodes AMQP's text to str
+    deaths = cast(list[Mapping[str, object]], headers.get("x-death") or [])  # RabbitMQ's: a list of tables
     if deaths:
         death = deaths[0]
         error = (f"RabbitMQ dead-lettered it from {death.get('queue')} ({death.get('reason')}): "
@@ -387,7 +415,7 @@ def _letter(props, body: bytes) -> Letter:
     else:
         error, source = str(headers.get(ERROR_HEADER) or "dead-lettered"), "consumer"
     return Letter(event_id=props.message_id, event_type=props.type, body=body,
-                  attempts=int(headers.get(ATTEMPTS_HEADER) or 0), error=error[:2000], source=source)
+                  attempts=_attempts(headers.get(ATTEMPTS_HEADER) or 0), error=error[:2000], source=source)
 
 
 def moving_queue(queue: str) -> str:
@@ -405,7 +433,7 @@ class AmqpTransport:
         self.options = options
 
     @classmethod
-    def from_settings(cls, settings) -> AmqpTransport:
+    def from_settings(cls, settings: Settings) -> AmqpTransport:
         return cls(settings.amqp_url, settings.event_retry_base_ms, settings.event_max_attempts,
                    settings.amqp_namespace, AmqpOptions.from_settings(settings))
 
@@ -419,7 +447,7 @@ class AmqpTransport:
         return AmqpSubscription(self.url, self.namespace, queue, event_types, self.base_ms, self.max_attempts,
                                 self.options)
 
-    def queues_of(self, service: str) -> dict[str, dict]:
+    def queues_of(self, service: str) -> dict[str, QueueArguments]:
         return service_queues(self.namespace, service, retry_delays(self.base_ms, self.max_attempts),
                               self.options.delivery_limit)
 
@@ -493,13 +521,14 @@ class AmqpTransport:
         try:
             ch = conn.channel()
             while True:
-                letters, last_tag = [], None
+                letters, last_tag = [], 0
                 for _ in range(batch):
-                    method, props, body = ch.basic_get(dead_letter_queue(queue_name(self.namespace, queue)))
-                    if method is None:
+                    got = ch.basic_get(dead_letter_queue(queue_name(self.namespace, queue)))
+                    if got[0] is None:
                         break
+                    method, props, body = got
                     letters.append(_letter(props, body))
-                    last_tag = method.delivery_tag
+                    last_tag = _tag(method)
                 if not letters:
                     return moved
                 sink(letters)

@@ -30,7 +30,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from google.protobuf import message
@@ -42,6 +43,10 @@ from mesh.events.envelope import Event, UndecodableEvent, decode, event_type
 from mesh.events.tables import inbox
 from mesh.events.transport import Ack, DeadLetter, Delivery, Letter, Outcome, Retry, Subscription, retry_delays
 from mesh.locks import AggregateRef
+
+if TYPE_CHECKING:
+    from erp.events.v1.envelope_pb2 import EventEnvelope
+    from mesh.uow import UnitOfWork
 
 log = logging.getLogger("mesh.events.consumer")
 
@@ -94,7 +99,7 @@ class EventHandlers:
 
 
 class Consumer:
-    def __init__(self, handlers: EventHandlers, uow_factory: Callable[[], Any], max_attempts: int,
+    def __init__(self, handlers: EventHandlers, uow_factory: Callable[[], UnitOfWork], max_attempts: int,
                  retry_base_ms: int, ready: Callable[[], bool] | None = None) -> None:
         """ready(): whether the dependencies answer (the database); polled after an outage."""
         self.handlers = handlers
@@ -180,7 +185,7 @@ class Consumer:
                             delay, attempt, error)
                 return Retry(delay, error), env.event_type
 
-    def _dead_letter(self, delivery: Delivery, reason: str, env=None) -> Outcome:
+    def _dead_letter(self, delivery: Delivery, reason: str, env: EventEnvelope | None = None) -> Outcome:
         """Records the delivery in the service's dead_letters table, so that it can leave the
         queue; when that fails, the delivery goes back uncounted and waits for the database."""
         letter = Letter(event_id=env.event_id if env else None, event_type=env.event_type if env else None,
@@ -211,7 +216,7 @@ class Consumer:
             metrics.labelled(metrics.EVENT_LATENCY, self.handlers.consumer, env.event_type).observe(
                 max(0.0, now - env.occurred_at.ToMicroseconds() / 1e6))
 
-    def _apply_in(self, uow, ready: list[tuple[Handler, Event]]) -> list[Event]:
+    def _apply_in(self, uow: UnitOfWork, ready: list[tuple[Handler, Event]]) -> list[Event]:
         """Records the events in the inbox and runs the handler of each new one, in order, in
         uow's transaction; a duplicate (its inbox row is there, or it came earlier in this
         batch) changes nothing. Returns the events applied."""
@@ -230,7 +235,7 @@ class Consumer:
             applied.append(event)
         return applied
 
-    def _traced(self, envelope):
+    def _traced(self, envelope: EventEnvelope) -> AbstractContextManager[object]:
         """The event's process span (mesh.tracing), current while its handler runs."""
         if tracing.enabled():
             return tracing.process_span(envelope, self.handlers.consumer)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -51,7 +52,7 @@ def record(conn: sa.Connection, letters: Iterable[Letter]) -> None:
         conn.execute(_RECORD, rows)
 
 
-def recorder(engine: sa.Engine):
+def recorder(engine: sa.Engine) -> Callable[[list[Letter]], None]:
     """sink() for transport.drain_dead_letters: records a batch and commits before returning."""
     def sink(letters: list[Letter]) -> None:
         with engine.begin() as conn:
@@ -59,7 +60,7 @@ def recorder(engine: sa.Engine):
     return sink
 
 
-def listing(engine: sa.Engine, limit: int) -> list[dict]:
+def listing(engine: sa.Engine, limit: int) -> list[dict[str, Any]]:
     """Up to `limit` dead letters, then up to `limit` parked events, oldest first."""
     with engine.connect() as conn:
         dead = conn.execute(_DEAD.order_by(dead_letters.c.id).limit(limit)).mappings().all()
@@ -69,12 +70,12 @@ def listing(engine: sa.Engine, limit: int) -> list[dict]:
 
 def counts(engine: sa.Engine) -> dict[str, int]:
     with engine.connect() as conn:
-        return {"dead": conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar(),
+        return {"dead": conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one(),
                 "parked": conn.execute(sa.select(sa.func.count()).select_from(outbox)
-                                       .where(outbox.c.parked_at.isnot(None))).scalar()}
+                                       .where(outbox.c.parked_at.isnot(None))).scalar_one()}
 
 
-def show(engine: sa.Engine, event_id: str) -> dict:
+def show(engine: sa.Engine, event_id: str) -> dict[str, Any]:
     """One dead letter or parked event, with its body (bytes)."""
     with engine.connect() as conn:
         row = conn.execute(_DEAD.where(dead_letters.c.event_id == event_id)).mappings().first()
@@ -131,7 +132,10 @@ def discard_parked(engine: sa.Engine, event_id: str | None = None) -> int:
         return conn.execute(_parked(outbox.delete(), event_id)).rowcount
 
 
-def _parked(statement, event_id: str | None):
+_Statement = TypeVar("_Statement", sa.Update, sa.Delete)
+
+
+def _parked(statement: _Statement, event_id: str | None) -> _Statement:
     statement = statement.where(outbox.c.parked_at.isnot(None))
     return statement if event_id is None else statement.where(outbox.c.event_id == event_id)
 

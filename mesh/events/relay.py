@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -99,7 +100,7 @@ class Relay:
         self.transport_failing = False
         faults.crash_point("relay.published")
         settled_unrouted = 0
-        unroutable_types: dict[str, list] = {}
+        unroutable_types: dict[str, list[sa.Row[Any]]] = {}
         for row in rows:
             if str(row.event_id) in unroutable:
                 unroutable_types.setdefault(row.event_type, []).append(row)
@@ -117,7 +118,7 @@ class Relay:
                 self._rest(event_type)
         return len(sent) + settled_unrouted, len(rows), bool(unroutable_types)
 
-    def _publish(self, rows) -> set[str]:
+    def _publish(self, rows: Sequence[sa.Row[Any]]) -> set[str]:
         """Hands the rows to the transport; returns the ids no queue took. Traced: a publish span
         per row (see mesh.tracing), failed when the transport refused or nobody took it."""
         messages = [Message(row.event_type, str(row.event_id), bytes(row.envelope)) for row in rows]

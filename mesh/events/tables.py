@@ -3,11 +3,16 @@ inbox from its first migration (create_tables()), dead letters and the outbox's 
 a later one (add_dead_letters_and_parking())."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, UUID
 
+if TYPE_CHECKING:
+    from alembic.operations import Operations
 
-def _outbox_columns() -> list[sa.Column]:
+
+def _outbox_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
         sa.Column("event_id", UUID(as_uuid=False), nullable=False, unique=True),
@@ -21,7 +26,7 @@ def _outbox_columns() -> list[sa.Column]:
     ]
 
 
-def _inbox_columns() -> list[sa.Column]:
+def _inbox_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("consumer", sa.Text, primary_key=True),
         sa.Column("event_id", UUID(as_uuid=False), primary_key=True),
@@ -30,13 +35,13 @@ def _inbox_columns() -> list[sa.Column]:
     ]
 
 
-def _parked_at() -> sa.Column:
+def _parked_at() -> sa.Column[Any]:
     # Set when the relay gave up on a row no queue is bound to: the row stays, listable and
     # replayable (services.tools.deadletters), and the relay's pruning leaves it alone.
     return sa.Column("parked_at", sa.DateTime(timezone=True))
 
 
-def _dead_letter_columns() -> list[sa.Column]:
+def _dead_letter_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
         # The event id (the AMQP message id); NULL only for bytes that never named one.
@@ -60,7 +65,7 @@ dead_letters = sa.Table("dead_letters", metadata, *_dead_letter_columns(),
                                  postgresql_where=sa.text("event_id IS NOT NULL")))
 
 
-def create_tables(op) -> None:
+def create_tables(op: Operations) -> None:
     """Called from a service's initial Alembic migration."""
     op.create_table("outbox", *_outbox_columns())
     # The relay only ever reads unpublished rows in id order.
@@ -68,7 +73,7 @@ def create_tables(op) -> None:
     op.create_table("inbox", *_inbox_columns())
 
 
-def add_dead_letters_and_parking(op) -> None:
+def add_dead_letters_and_parking(op: Operations) -> None:
     """Called from a service's migration: the dead_letters table (one row per event that
     will not be handled without help) and the outbox's parked rows. Rows an older relay marked
     unrouted within the outbox's retention become parked instead of being pruned."""
@@ -83,7 +88,7 @@ def add_dead_letters_and_parking(op) -> None:
                "AND published_at IS NOT NULL")
 
 
-def drop_dead_letters_and_parking(op) -> None:
+def drop_dead_letters_and_parking(op: Operations) -> None:
     op.drop_index("outbox_parked", "outbox")
     op.drop_column("outbox", "parked_at")
     op.drop_table("dead_letters")

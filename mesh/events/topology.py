@@ -31,7 +31,7 @@ def upgrade_all(transport: Transport, consumers: Consumers) -> list[str]:
     """declare_all for `python -m services.tools.migrate`: a RabbitMQ queue with an older version's
     arguments is declared again with this version's, its messages kept (QueueInUse while
     consumers are attached to it). What it changed, one line per queue."""
-    upgrade = getattr(transport, "upgrade_consumers", None)
+    upgrade: Callable[[dict[str, list[str]]], list[str]] | None = getattr(transport, "upgrade_consumers", None)
     if upgrade is None:  # the PostgreSQL bus: bindings only, nothing to move
         declare_all(transport, consumers)
         return []

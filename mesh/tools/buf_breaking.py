@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BUF = Path(sys.executable).parent / "buf"
 
 
-def git(*args: str) -> subprocess.CompletedProcess:
+def git(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
 
 

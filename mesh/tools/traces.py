@@ -17,14 +17,17 @@ import re
 import sys
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from mesh.settings import load
 
 TRACE_ID = re.compile(r"[0-9a-f]{32}")
 ORDER_KEYS = ("erp.order_id", "erp.aggregate_id")
+# One span as mesh.tracing.span_record writes it: a JSON object.
+Span = dict[str, Any]
 
 
-def read_spans(directory: Path) -> list[dict]:
+def read_spans(directory: Path) -> list[Span]:
     spans = []
     for path in sorted(directory.glob("*.jsonl*")):
         with path.open(encoding="utf-8") as lines:
@@ -36,24 +39,24 @@ def read_spans(directory: Path) -> list[dict]:
     return spans
 
 
-def traces_of(spans: list[dict], wanted: str) -> dict[str, list[dict]]:
+def traces_of(spans: list[Span], wanted: str) -> dict[str, list[Span]]:
     """{trace id: its spans} for a trace id, or for every trace with a span about order `wanted`."""
     if TRACE_ID.fullmatch(wanted):
         ids = {wanted}
     else:
         ids = {s["trace_id"] for s in spans if any(s["attributes"].get(k) == wanted for k in ORDER_KEYS)}
-    found: dict[str, list[dict]] = defaultdict(list)
+    found: dict[str, list[Span]] = defaultdict(list)
     for span in spans:
         if span["trace_id"] in ids:
             found[span["trace_id"]].append(span)
     return dict(sorted(found.items(), key=lambda item: min(s["start_ns"] for s in item[1])))
 
 
-def is_storage(span: dict) -> bool:
+def is_storage(span: Span) -> bool:
     return "db.system" in span["attributes"] or "db.system.name" in span["attributes"]
 
 
-def tree_lines(spans: list[dict], with_storage: bool) -> list[str]:
+def tree_lines(spans: list[Span], with_storage: bool) -> list[str]:
     start = min(s["start_ns"] for s in spans)
     end = max(s["end_ns"] for s in spans)
     shown = [s for s in spans if with_storage or not is_storage(s)]
@@ -62,12 +65,12 @@ def tree_lines(spans: list[dict], with_storage: bool) -> list[str]:
     for span in spans:
         if span not in shown:
             hidden[span["parent_id"]] += 1
-    children: dict[str | None, list[dict]] = defaultdict(list)
+    children: dict[str | None, list[Span]] = defaultdict(list)
     for span in shown:
         children[span["parent_id"] if span["parent_id"] in ids else None].append(span)
     lines = [f"trace {spans[0]['trace_id']}  {len(spans)} spans, {(end - start) / 1e6:.1f} ms"]
 
-    def walk(span: dict, depth: int) -> None:
+    def walk(span: Span, depth: int) -> None:
         offset, took = (span["start_ns"] - start) / 1e6, (span["end_ns"] - span["start_ns"]) / 1e6
         flag = f"  ERROR {span['status_message']}".rstrip() if span["status"] == "ERROR" else ""
         storage = f"  (+{hidden[span['span_id']]} sql/redis)" if hidden.get(span["span_id"]) else ""

@@ -10,7 +10,7 @@ import enum
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mesh.addresses import MAX_URL, valid_email, valid_webhook_url
 from mesh.errors import Violations
@@ -139,7 +139,7 @@ class RetryPolicy:
 
     def delay_after(self, attempt_no: int) -> float:
         """Wait after failed attempt n (1-based): base, 2x base, 4x base, ... capped."""
-        return min(self.base_seconds * 2 ** (attempt_no - 1), MAX_RETRY_DELAY_SECONDS)
+        return min(self.base_seconds * 2.0 ** (attempt_no - 1), MAX_RETRY_DELAY_SECONDS)
 
 
 # ---------------------------------------------------------------- contacts
@@ -173,7 +173,8 @@ def newer(current: Contact | None, update: Contact) -> bool:
 # ---------------------------------------------------------------- deliveries
 
 
-def plan(contact_: Contact, cmd: Notify, rendered: Rendered, new_id, now: dt.datetime) -> list[Delivery]:
+def plan(contact_: Contact, cmd: Notify, rendered: Rendered, new_id: Callable[[], str],
+         now: dt.datetime) -> list[Delivery]:
     """One delivery per channel the customer has, due at once."""
     channels = [(Channel.EMAIL, contact_.email), (Channel.WEBHOOK, contact_.webhook_url)]
     return [Delivery(delivery_id=new_id(), event_id=cmd.event_id, event_type=cmd.event_type,

@@ -408,6 +408,8 @@ class PurchaseOrder:
         problems = []
         for line_no, quantity in sorted(quantities.items()):
             line = self.line(line_no)
+            if line is None:  # validate_receipt refuses it first; here it is a fault, not an AttributeError
+                raise ValueError(f"purchase order {self.purchase_order_id} has no line {line_no}")
             if line.received_quantity + quantity > line.receivable_quantity:
                 problems.append(f"line {line_no} ({line.sku}): {line.received_quantity} of {line.quantity} received, "
                                 f"{quantity} more would pass the {line.receivable_quantity} allowed")

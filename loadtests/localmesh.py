@@ -84,7 +84,7 @@ def target(ports: list[int]) -> str:
 def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, extra_env: dict | None = None,
          timeout: float = 90, sink: bool = True):
     """Starts `processes` processes of each service on free ports; yields {service: target}. With `sink`
-    (and RabbitMQ), binds the sink queue for the events no service consumes first (see UNCONSUMED_EVENTS)."""
+    (and RabbitMQ), binds the sink queue for the events no service consumes first (see unconsumed_events)."""
     from mesh import db
     from services.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
 
@@ -120,7 +120,13 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
 # ERP_UNROUTABLE_GRACE_SECONDS (300 s), one UPDATE per attempt: measured here, a few thousand of them
 # (seeding stock through AdjustStock) keep inventory's relay busy and cut GetStock throughput by half or more.
 # The harness binds a bounded sink queue to them, standing in for their future consumer.
-UNCONSUMED_EVENTS = ("StockAdjusted", "StockReleased", "StockIssued", "OrderCompleted")
+def unconsumed_events() -> list[str]:
+    """The full names of the event types no service consumes, from the mesh's own topology."""
+    from mesh.events import envelope  # registers every erp.events.v1 message
+    from services.topology import consumers
+
+    consumed = {t for types in consumers().values() for t in types}
+    return sorted(name for name in envelope.event_type_names() if name not in consumed)
 
 
 def sink_queue(namespace: str) -> str:
@@ -139,8 +145,8 @@ def bind_sink(url: str, namespace: str) -> None:
         ch.exchange_declare(exchange_name(namespace), exchange_type="topic", durable=True)
         ch.queue_declare(sink_queue(namespace), durable=True,
                          arguments={"x-max-length": 1000, "x-overflow": "drop-head"})
-        for name in UNCONSUMED_EVENTS:
-            ch.queue_bind(sink_queue(namespace), exchange_name(namespace), routing_key=f"erp.events.v1.{name}")
+        for name in unconsumed_events():
+            ch.queue_bind(sink_queue(namespace), exchange_name(namespace), routing_key=name)
     finally:
         conn.close()
 

@@ -11,19 +11,31 @@ from mesh import context, tracing
 _symbols = symbol_database.Default()
 
 
-def _register_event_modules() -> None:
-    """Imports every erp.events.v1 module so that any payload type can be unpacked."""
+def _register_event_modules() -> list[str]:
+    """Imports every erp.events.v1 module so that any payload type can be unpacked; returns the
+    full names of the messages of its *_events.proto files (every event type there is)."""
     import importlib
     import pkgutil
 
     import erp.events.v1 as events_package
 
+    messages = []
     for module in pkgutil.iter_modules(events_package.__path__):
         if module.name.endswith("_pb2"):
-            importlib.import_module(f"{events_package.__name__}.{module.name}")
+            imported = importlib.import_module(f"{events_package.__name__}.{module.name}")
+            if module.name.endswith("_events_pb2"):
+                messages += list(imported.DESCRIPTOR.message_types_by_name.values())
+    # A message another one holds as a field (a line item) is a part of events, not an event.
+    parts = {f.message_type.full_name for m in messages for f in m.fields if f.message_type is not None}
+    return sorted(m.full_name for m in messages if m.full_name not in parts)
 
 
-_register_event_modules()
+_EVENT_TYPE_NAMES = _register_event_modules()
+
+
+def event_type_names() -> list[str]:
+    """Every event type the protos define (erp.events.v1.*_events.proto), by full name."""
+    return list(_EVENT_TYPE_NAMES)
 
 
 def event_type(payload: message.Message | type[message.Message]) -> str:

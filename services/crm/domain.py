@@ -48,7 +48,7 @@ class Contact:
 
 @dataclasses.dataclass(frozen=True)
 class SecretRef:
-    """Names one webhook secret (signing_keys.derive makes it from the master key key_id);
+    """Names one webhook secret (mesh.webhook_keys.derive makes it from the master key key_id);
     secret_id "" is the service-wide secret of before per-customer secrets (LEGACY)."""
 
     secret_id: str

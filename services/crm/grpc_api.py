@@ -9,9 +9,9 @@ from erp.common.v1 import money_pb2
 from erp.crm.v1 import crm_pb2 as pb
 from erp.crm.v1 import crm_pb2_grpc
 from mesh import money
+from mesh.webhook_keys import SigningKeys
 from services.crm import domain, handlers
 from services.crm.domain import Customer, Exposure
-from services.crm.signing_keys import SigningKeys
 
 
 def _status_in(value: int) -> str:

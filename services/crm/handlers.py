@@ -17,9 +17,9 @@ from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as ev
 from mesh import money, paging
 from mesh.errors import AlreadyExists, NotFound, Violations
+from mesh.webhook_keys import DEV_SIGNING_KEY, SigningKeys
 from services.crm import domain
 from services.crm.domain import ClosedBy, Customer, Exposure, OrderExposure, SecretRef
-from services.crm.signing_keys import DEV_SIGNING_KEY, SigningKeys
 
 log = logging.getLogger("services.crm")
 

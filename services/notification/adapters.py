@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
+from mesh.webhook_keys import SigningKeys
 from services.notification import domain
 from services.notification.domain import (
     Attempt,
@@ -41,7 +42,6 @@ from services.notification.domain import (
     SendFailed,
     Signing,
 )
-from services.notification.signing_keys import SigningKeys
 
 log = logging.getLogger("services.notification")
 metadata = sa.MetaData()
@@ -441,7 +441,7 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 class WebhookSender:
     """POSTs the signed JSON body; any 2xx answer is a delivery.
 
-    Signed with the customer's own secrets (derived from the master keys, see signing_keys);
+    Signed with the customer's own secrets (derived from the master keys, see mesh.webhook_keys);
     a party with no secret of its own (a supplier, a customer whose webhook predates
     per-customer secrets) with the service-wide legacy secret."""
 

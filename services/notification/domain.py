@@ -41,7 +41,7 @@ class DeliveryStatus(enum.StrEnum):
 @dataclasses.dataclass(frozen=True)
 class SecretRef:
     """Names a customer's webhook secret: derived from the master key key_id and secret_id
-    (signing_keys.derive). secret_id "" is the service-wide ERP_WEBHOOK_SECRET (LEGACY)."""
+    (mesh.webhook_keys.derive). secret_id "" is the service-wide ERP_WEBHOOK_SECRET (LEGACY)."""
 
     secret_id: str
     key_id: str

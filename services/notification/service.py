@@ -11,7 +11,7 @@ Settings (read with Settings.get, listed in README's configuration table):
   ERP_WEBHOOK_SECRET (dev-webhook-secret): HMAC-SHA256 key of the signatures of webhooks that have no
     secret of their own (suppliers', and customers' set before per-customer secrets until rotated)
   ERP_WEBHOOK_SIGNING_KEY, ERP_WEBHOOK_SIGNING_KEYS_RETIRED: the master keys customers' own webhook
-    secrets are derived from (signing_keys.py); the same as crm's
+    secrets are derived from (mesh/webhook_keys.py); the same as crm's
 """
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ from pathlib import Path
 from erp.notification.v1 import notification_pb2, notification_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
 from mesh.settings import Settings
+from mesh.webhook_keys import SigningKeys
 from services import topology
 from services.notification import adapters, events, handlers
 from services.notification.adapters import NotificationUnitOfWork
 from services.notification.domain import RetryPolicy
 from services.notification.grpc_api import NotificationServicer
-from services.notification.signing_keys import SigningKeys
 
 NAME = "notification"
 DEFAULT_WEBHOOK_SECRET = "dev-webhook-secret"

@@ -28,9 +28,9 @@ from mesh import service
 from mesh.events import envelope as envelopes
 from mesh.events.consumer import Consumer
 from mesh.events.transport import Ack, Delivery
+from mesh.webhook_keys import SigningKeys
 from services.crm.adapters import CustomerRepository
 from services.crm.service import spec as crm_spec
-from services.crm.signing_keys import SigningKeys
 from services.notification import events as notification_events
 from services.notification.service import spec as notification_spec
 from tests import support

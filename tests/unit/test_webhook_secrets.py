@@ -5,27 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import filecmp
 import itertools
-from pathlib import Path
 
 import pytest
 
 from erp.events.v1 import crm_events_pb2 as crm_ev
+from mesh import webhook_keys
 from mesh.errors import FailedPrecondition, InvalidArgument, NotFound
 from services.crm import domain as crm
 from services.crm import handlers as crm_handlers
-from services.crm import signing_keys as crm_keys
 from services.notification import domain as notif
 from services.notification import events as notif_events
 from services.notification import handlers as notif_handlers
-from services.notification import signing_keys as notif_keys
 from services.notification.adapters import WebhookSender
 from tests.unit.fakes import FakeUnitOfWork
 from tests.unit.fakes_crm import FakeCredit, FakeCustomers, FakeExposure
 from tests.unit.fakes_notification import FakeSenders, fake_uow
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = "k" * 40
 OLD_KEY = "o" * 40
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -35,27 +31,21 @@ URL = "https://acme.example/hook"
 # ---------------------------------------------------------------- the derivation
 
 
-def test_crm_and_notification_derive_the_same_secret_from_the_same_module():
-    assert filecmp.cmp(ROOT / "services/crm/signing_keys.py", ROOT / "services/notification/signing_keys.py",
-                       shallow=False), "the two copies of signing_keys.py differ"
-    assert crm_keys.derive(KEY, "C-1", "abc") == notif_keys.derive(KEY, "C-1", "abc")
-
-
 def test_a_secret_depends_on_key_customer_and_secret_id():
-    base = crm_keys.derive(KEY, "C-1", "s1")
+    base = webhook_keys.derive(KEY, "C-1", "s1")
     assert base.startswith("whsec_") and len(base) > 40
-    assert len({base, crm_keys.derive(OLD_KEY, "C-1", "s1"), crm_keys.derive(KEY, "C-2", "s1"),
-                crm_keys.derive(KEY, "C-1", "s2")}) == 4
+    assert len({base, webhook_keys.derive(OLD_KEY, "C-1", "s1"), webhook_keys.derive(KEY, "C-2", "s1"),
+                webhook_keys.derive(KEY, "C-1", "s2")}) == 4
     # The encoding keeps ("C-1", "x|y") and ("C-1|x", "y") apart, whatever the separator.
-    assert crm_keys.derive(KEY, "C-1", "x\x1fy") != crm_keys.derive(KEY, "C-1\x1fx", "y")
-    assert crm_keys.derive(KEY, "C-1", 'x","y') != crm_keys.derive(KEY, 'C-1","x', "y")
+    assert webhook_keys.derive(KEY, "C-1", "x\x1fy") != webhook_keys.derive(KEY, "C-1\x1fx", "y")
+    assert webhook_keys.derive(KEY, "C-1", 'x","y') != webhook_keys.derive(KEY, 'C-1","x', "y")
 
 
 def test_keys_are_found_by_id_current_or_retired_and_short_keys_are_refused():
-    keys = crm_keys.SigningKeys(KEY, (OLD_KEY,))
-    assert keys.by_id(crm_keys.key_id(OLD_KEY)) == OLD_KEY and keys.by_id(keys.current_id) == KEY
+    keys = webhook_keys.SigningKeys(KEY, (OLD_KEY,))
+    assert keys.by_id(webhook_keys.key_id(OLD_KEY)) == OLD_KEY and keys.by_id(keys.current_id) == KEY
     assert keys.secret("C-1", "s", "unknown") is None
-    assert keys.secret("C-1", "s", crm_keys.key_id(OLD_KEY)) == crm_keys.derive(OLD_KEY, "C-1", "s")
+    assert keys.secret("C-1", "s", webhook_keys.key_id(OLD_KEY)) == webhook_keys.derive(OLD_KEY, "C-1", "s")
     assert KEY not in keys.current_id
 
     @dataclasses.dataclass
@@ -65,12 +55,12 @@ def test_keys_are_found_by_id_current_or_retired_and_short_keys_are_refused():
         def get(self, name, default):
             return self.env.get(name, "") or default
 
-    assert crm_keys.SigningKeys.from_settings(Settings({})).is_dev_default
-    loaded = crm_keys.SigningKeys.from_settings(Settings({"ERP_WEBHOOK_SIGNING_KEY": KEY,
+    assert webhook_keys.SigningKeys.from_settings(Settings({})).is_dev_default
+    loaded = webhook_keys.SigningKeys.from_settings(Settings({"ERP_WEBHOOK_SIGNING_KEY": KEY,
                                                           "ERP_WEBHOOK_SIGNING_KEYS_RETIRED": f" {OLD_KEY} ,"}))
-    assert loaded == crm_keys.SigningKeys(KEY, (OLD_KEY,))
+    assert loaded == webhook_keys.SigningKeys(KEY, (OLD_KEY,))
     with pytest.raises(ValueError, match="at least 32"):
-        crm_keys.SigningKeys.from_settings(Settings({"ERP_WEBHOOK_SIGNING_KEY": "short"}))
+        webhook_keys.SigningKeys.from_settings(Settings({"ERP_WEBHOOK_SIGNING_KEY": "short"}))
 
 
 # ---------------------------------------------------------------- crm: setting and rotating
@@ -136,7 +126,7 @@ class CrmWorld:
         self.uow = FakeUnitOfWork(customers=FakeCustomers(calls), credit=FakeCredit(calls),
                                   exposure=FakeExposure(calls))
         ids = (f"id{i}" for i in itertools.count(1))
-        self.secrets = crm_handlers.WebhookSecrets(crm_keys.SigningKeys(KEY), new_id=lambda: next(ids),
+        self.secrets = crm_handlers.WebhookSecrets(webhook_keys.SigningKeys(KEY), new_id=lambda: next(ids),
                                                    now=lambda: NOW)
 
     def create(self, url: str = URL):
@@ -147,12 +137,12 @@ class CrmWorld:
 def test_the_secret_is_returned_once_and_events_carry_only_its_ids():
     world = CrmWorld()
     made, secret = world.create()
-    assert secret == crm_keys.derive(KEY, "C-1", "id1")
+    assert secret == webhook_keys.derive(KEY, "C-1", "id1")
     again, repeat_secret = world.create()
     assert (again, repeat_secret) == (made, "")  # a repeat of the create: no secret
     [event] = world.uow.events
     assert event.payload.webhook_secrets == crm_ev.WebhookSecrets(
-        current=crm_ev.WebhookSecretRef(secret_id="id1", key_id=crm_keys.key_id(KEY)))
+        current=crm_ev.WebhookSecretRef(secret_id="id1", key_id=webhook_keys.key_id(KEY)))
     assert secret.encode() not in event.payload.SerializeToString()
 
     rotated, new_secret = crm_handlers.rotate_webhook_secret(
@@ -191,14 +181,14 @@ def hook(customer_id: str = "C-1") -> notif.Delivery:
 
 
 def test_a_delivery_is_signed_with_the_current_secret_and_the_previous_one_during_its_window():
-    keys = notif_keys.SigningKeys(KEY, (OLD_KEY,))
+    keys = webhook_keys.SigningKeys(KEY, (OLD_KEY,))
     sender = WebhookSender("legacy", keys=keys)
-    current = notif.SecretRef("s2", notif_keys.key_id(KEY))
-    previous = notif.SecretRef("s1", notif_keys.key_id(OLD_KEY))
+    current = notif.SecretRef("s2", webhook_keys.key_id(KEY))
+    previous = notif.SecretRef("s1", webhook_keys.key_id(OLD_KEY))
     rotating = contact(notif.Signing(current, previous, NOW + dt.timedelta(minutes=5)))
-    assert sender.secrets(hook(), rotating, NOW) == [notif_keys.derive(KEY, "C-1", "s2"),
-                                                     notif_keys.derive(OLD_KEY, "C-1", "s1")]
-    assert sender.secrets(hook(), rotating, NOW + dt.timedelta(minutes=5)) == [notif_keys.derive(KEY, "C-1", "s2")]
+    assert sender.secrets(hook(), rotating, NOW) == [webhook_keys.derive(KEY, "C-1", "s2"),
+                                                     webhook_keys.derive(OLD_KEY, "C-1", "s1")]
+    assert sender.secrets(hook(), rotating, NOW + dt.timedelta(minutes=5)) == [webhook_keys.derive(KEY, "C-1", "s2")]
     # No contact (a supplier), or a webhook from before per-customer secrets: the legacy secret.
     assert sender.secrets(hook("supplier:S-1"), None, NOW) == ["legacy"]
     assert sender.secrets(hook(), contact(notif.Signing()), NOW) == ["legacy"]
@@ -208,7 +198,7 @@ def test_a_delivery_is_signed_with_the_current_secret_and_the_previous_one_durin
         sender.secrets(hook(), unknown, NOW)
     # The previous secret's key is gone: signed with the current one only.
     gone = contact(notif.Signing(current, notif.SecretRef("s1", "nokey"), NOW + dt.timedelta(minutes=5)))
-    assert sender.secrets(hook(), gone, NOW) == [notif_keys.derive(KEY, "C-1", "s2")]
+    assert sender.secrets(hook(), gone, NOW) == [webhook_keys.derive(KEY, "C-1", "s2")]
 
 
 def test_the_signature_header_carries_one_entry_per_secret_and_either_verifies():

@@ -1,6 +1,6 @@
 """Per-customer webhook signing secrets, kept by reference: the current secret's random id and
 its master key's id, how many the webhook has had, and the secret the last rotation replaced
-with the end of its overlap window. No secret is stored (see services/crm/signing_keys.py).
+with the end of its overlap window. No secret is stored (see mesh/webhook_keys.py).
 Webhook URLs set before this migration keep an empty secret id: signed with the service-wide
 secret until their first rotation.
 

@@ -7,8 +7,8 @@ once to the caller that made it and keeps only the ids; notification derives the
 from the ids it learns in CustomerUpdated. The databases and the broker hold ids, the
 Kubernetes Secret holds the key (see README, "Webhook signatures": the threat model).
 
-This module is the same in services/crm and services/notification (neither imports the
-other); tests/unit/test_webhook_secrets.py checks that both derive the same secret.
+Shared by crm (which makes the secrets) and notification (which signs with them): the one
+derivation both must agree on, kept here rather than copied into each service.
 
 Settings:
   ERP_WEBHOOK_SIGNING_KEY (dev default, logged as a warning): the master key new secrets are
@@ -24,6 +24,10 @@ import hashlib
 import hmac
 import json
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mesh.settings import Settings
 
 DEV_SIGNING_KEY = "dev-webhook-signing-key-not-for-production-use"
 MIN_KEY_CHARS = 32
@@ -70,7 +74,7 @@ class SigningKeys:
         return None if key is None else derive(key, customer_id, secret_id)
 
     @classmethod
-    def from_settings(cls, settings) -> SigningKeys:
+    def from_settings(cls, settings: Settings) -> SigningKeys:
         current = settings.get("ERP_WEBHOOK_SIGNING_KEY", "") or DEV_SIGNING_KEY
         retired = tuple(k.strip() for k in settings.get("ERP_WEBHOOK_SIGNING_KEYS_RETIRED", "").split(",")
                         if k.strip())

@@ -14,7 +14,7 @@ import re
 import pytest
 import yaml
 
-from tests.chart.conftest import COMBINATIONS
+from tests.chart.conftest import COMBINATIONS, render
 
 # The one template of each kind that renders that kind's object of every component.
 TEMPLATES = {
@@ -128,3 +128,18 @@ def test_the_gateway_keeps_what_is_its_own(renderings):
     own_services = [d for d in sourced if d["kind"] == "Service" and d["metadata"]["labels"][COMPONENT] == "gateway"]
     assert [s["metadata"]["name"] for s in own_services] == ["erp-gateway"]
     assert [p["name"] for p in own_services[0]["spec"]["ports"]] == ["grpc", "http", "http-metrics"]
+
+
+def test_a_service_with_only_outside_callers_and_no_peers_admits_no_one_on_grpc(helm, tmp_path):
+    # With the gateway off, crm's only caller here is an Istio-only one (principals, no networkPeers):
+    # its NetworkPolicy must have no gRPC rule at all, never one with an empty `from` (any source).
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "networkPolicy": {"enabled": True}, "gateway": {"enabled": False},
+        "services": {"crm": {"callers": [{"name": "ui", "methods": ["*"],
+                                          "principals": ["cluster.local/ns/ui/sa/ui"]}]}}}))
+    docs = render(helm, [values])
+    policy = next(d for d in docs if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == "erp-crm")
+    grpc_rules = [rule for rule in policy["spec"].get("ingress") or []
+                  if any(port["port"] == 50053 for port in rule.get("ports", []))]
+    assert grpc_rules == [] or all(rule.get("from") for rule in grpc_rules), grpc_rules

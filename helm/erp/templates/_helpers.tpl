@@ -211,7 +211,7 @@ gRPC port, from the services of the release that list it in `calls`, the gateway
 {{- $peers = concat $peers (default list $caller.networkPeers) -}}
 {{- end -}}
 {{- $rules := list -}}
-{{- if or $pods $cfg.callers -}}
+{{- if or $pods $peers -}}{{- /* no rule rather than an empty from, which would admit any source */ -}}
 {{- $rules = append $rules (dict "pods" $pods "peers" $peers "ports" (list (int $cfg.port))) -}}
 {{- end -}}
 {{- toJson $rules -}}

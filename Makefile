@@ -7,6 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v p
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOAD_STAMP := $(VENV)/.installed-load
 export ERP_DATA_DIR ?= $(CURDIR)/.data
 
 .PHONY: help
@@ -69,7 +70,7 @@ reconcile: $(STAMP) ## Compare each service's projections with their sources, re
 	$(PY) -m services.tools.reconcile $(RECONCILE_ARGS)
 
 .PHONY: test
-test: $(STAMP) protos-check ## Install, check the stubs, and run the whole test suite
+test: $(STAMP) $(LOAD_STAMP) protos-check ## Install (Locust too: its users are tested), check the stubs, and run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -124,7 +125,6 @@ helm: $(STAMP) ## Run the pinned helm: make helm ARGS="template erp helm/erp -n 
 
 # Load tests and the benchmark (loadtests/). Locust comes with the `load` extra, installed on demand: it pulls
 # in gevent, Flask and more that nothing else needs. Reports go to loadtests/reports/ (gitignored).
-LOAD_STAMP := $(VENV)/.installed-load
 $(LOAD_STAMP): $(STAMP) pyproject.toml requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[load]'
 	@touch $(LOAD_STAMP)

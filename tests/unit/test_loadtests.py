@@ -97,7 +97,12 @@ def run_users(env: dict[str, str]) -> list:
     import pytest
 
     if importlib.util.find_spec("locust") is None:  # not imported here: it would patch this process with gevent
-        pytest.skip("Locust is the `load` extra (make loadtest installs it)")
+        from tests import support
+
+        message = "Locust is the `load` extra (make test and make loadtest install it)"
+        if support.REQUIRE_EXTERNAL:
+            pytest.fail(message + "; CI runs make test, which installs it", pytrace=False)
+        pytest.skip(message)
     root = Path(__file__).resolve().parents[2]
     base = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
     done = subprocess.run([sys.executable, "-c", USERS_SCRIPT], env={**base, **env}, cwd=root, capture_output=True,

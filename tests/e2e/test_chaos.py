@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from chaos import engines
+from tests import support
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_short_chaos_run_loses_and_doubles_nothing():
     missing = engines.missing_binaries()
     if missing:
-        pytest.skip(f"the chaos suite starts its own servers; this machine lacks {', '.join(missing)}")
+        message = f"the chaos suite starts its own servers; this machine lacks {', '.join(missing)}"
+        if support.REQUIRE_EXTERNAL:
+            pytest.fail(message + " (CI requires them: PostgreSQL, Redis and RabbitMQ binaries)", pytrace=False)
+        pytest.skip(message)
     run = subprocess.run([sys.executable, "-m", "chaos", "--short"], cwd=ROOT, capture_output=True, text=True,
                          timeout=570)
     print(run.stdout[-6000:])

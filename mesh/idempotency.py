@@ -12,7 +12,7 @@ request id (orders.request_id, the stock ledger's request_id... are unique per s
 whoever calls), so a narrower scope (per caller, per method) would only let a second caller
 in for the handler to answer with the first caller's result.
 
-The fingerprint: SHA-256 of the method's full name, the verified caller (mesh.context
+The fingerprint: SHA-256 of the method's full name, the verified caller (mesh.call_context
 subject: empty without ERP_INTERNAL_AUTH) and the whole request message, serialized
 deterministically, with unknown fields dropped (the server reads none of them) and every
 money amount written one way ("50", "50.0" and "50.00" are one amount to the handlers, so
@@ -63,7 +63,7 @@ from psycopg import errors as pg_errors
 from sqlalchemy.dialects.postgresql import BYTEA
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from mesh import context, faults
+from mesh import call_context, faults
 from mesh.errors import Aborted, AlreadyExists, DomainError
 
 if TYPE_CHECKING:
@@ -257,8 +257,8 @@ class Idempotency:
         key = getattr(request, KEY_FIELD, "")
         if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY:
             return run()  # the handler's validation refuses it; nothing to remember
-        fp = fingerprint(method, request, context.subject.get())
-        remaining = context.time_remaining()
+        fp = fingerprint(method, request, call_context.subject.get())
+        remaining = call_context.time_remaining()
         until = time.monotonic() + (self.wait_seconds if remaining is None else remaining)
         with self.engine.connect() as conn:  # one connection for the claim and the lock
             while True:

@@ -19,7 +19,7 @@ from google.protobuf import any_pb2
 from grpc_status import rpc_status
 from sqlalchemy import exc as sa_exc
 
-from mesh import access, context, identity, metrics, tracing, validation
+from mesh import access, call_context, identity, metrics, tracing, validation
 from mesh.errors import DomainError, to_status
 
 log = logging.getLogger("mesh.rpc")
@@ -83,7 +83,7 @@ class InternalAuth:
         return caller
 
 
-class ServerInterceptor(grpc.ServerInterceptor):
+class ServerCalls(grpc.ServerInterceptor):
     """The server side's per-call work, on every unary method. Services get it at
     registration (`wrapping(server)`); as a grpc interceptor it does the same work, but
     grpc then runs its interceptor pipeline per call on its one polling thread."""
@@ -144,7 +144,7 @@ class ServerInterceptor(grpc.ServerInterceptor):
                 caller = self._caller(method, metadata)
             except CallRefused as refused:
                 _abort(ctx, method, time.perf_counter(), refused.code, refused.message, [])
-            context.begin_call(request=metadata.get(REQUEST_ID_KEY, ""),
+            call_context.begin_call(request=metadata.get(REQUEST_ID_KEY, ""),
                                correlation=metadata.get(CORRELATION_ID_KEY, ""),
                                timeout=timeout, caller=caller.subject, caller_scopes=caller.scopes)
             if tracing.enabled():
@@ -173,7 +173,7 @@ class HandlerRegistry(Protocol):
 class _WrappingServer:
     """Stands for a grpc.Server while servicers register: wraps what they add."""
 
-    def __init__(self, server: HandlerRegistry, calls: ServerInterceptor) -> None:
+    def __init__(self, server: HandlerRegistry, calls: ServerCalls) -> None:
         self._server, self._calls = server, calls
 
     def add_registered_method_handlers(self, service: str, handlers: Mapping[str, MethodHandler]) -> None:
@@ -187,7 +187,7 @@ class _WrappingServer:
 class _WrappedGeneric(grpc.GenericRpcHandler):
     """A generic handler (grpc's fallback lookup for methods not registered by name), wrapped."""
 
-    def __init__(self, inner: grpc.GenericRpcHandler, calls: ServerInterceptor) -> None:
+    def __init__(self, inner: grpc.GenericRpcHandler, calls: ServerCalls) -> None:
         self._inner, self._calls = inner, calls
         self._by_method: dict[str, MethodHandler | None] = {}
 
@@ -212,7 +212,7 @@ def _call(method: str, inner: Callable[[Any, grpc.ServicerContext], object], req
     except (sa_exc.OperationalError, sa_exc.TimeoutError) as err:
         # Transient: a dropped or refused connection, a deadlock or serialization failure, an
         # exhausted pool. UNAVAILABLE tells the caller (and its channel's retry policy) to try again.
-        rid = context.request_id.get()
+        rid = call_context.request_id.get()
         log.warning("database unavailable in %s: %s", method, err.__class__.__name__,
                     extra={"fields": {"method": method}})
         _abort(ctx, method, started, grpc.StatusCode.UNAVAILABLE,
@@ -221,7 +221,7 @@ def _call(method: str, inner: Callable[[Any, grpc.ServicerContext], object], req
         # grpc's servicer context has code() (since grpc 1.38); the stubs lack it.
         if ctx.code() not in (None, grpc.StatusCode.OK):  # type: ignore[attr-defined]
             raise  # the servicer aborted on purpose; grpc carries its status
-        rid = context.request_id.get()
+        rid = call_context.request_id.get()
         log.exception("unhandled error in %s", method, extra={"fields": {"method": method}})
         _abort(ctx, method, started, grpc.StatusCode.INTERNAL, f"internal error (request id {rid})", [])
     _observe(method, started, "OK")
@@ -229,7 +229,7 @@ def _call(method: str, inner: Callable[[Any, grpc.ServicerContext], object], req
         log.debug("rpc ok", extra={"fields": _fields(method, started, "OK")})
     # The caller learns the id its call is logged under, in the trailers (sent with the status: no
     # write of their own, unlike initial metadata).
-    ctx.set_trailing_metadata(((REQUEST_ID_KEY, context.request_id.get()),))
+    ctx.set_trailing_metadata(((REQUEST_ID_KEY, call_context.request_id.get()),))
     return response
 
 
@@ -246,7 +246,7 @@ def _abort(ctx: grpc.ServicerContext, method: str, started: float, code: grpc.St
     log.log(level, "rpc failed: %s", message, extra={"fields": _fields(method, started, code.name)})
     status = rpc_status.to_status(to_status(code, message, details))
     ctx.abort_with_status(_Status(status.code, status.details,
-                                  (*status.trailing_metadata, (REQUEST_ID_KEY, context.request_id.get()))))
+                                  (*status.trailing_metadata, (REQUEST_ID_KEY, call_context.request_id.get()))))
 
 
 class _Status(collections.namedtuple("_Status", ("code", "details", "trailing_metadata")), grpc.Status):
@@ -280,22 +280,22 @@ class ClientInterceptor(grpc.UnaryUnaryClientInterceptor):
     def _internal_token(self, method: str) -> str:
         rule = access.table().get(method)
         me = f"service:{self.service}"
-        caller = identity.Identity(context.subject.get() or me, rule.scopes if rule else frozenset(), me)
+        caller = identity.Identity(call_context.subject.get() or me, rule.scopes if rule else frozenset(), me)
         return identity.mint(self.internal_secret, caller, method)
 
     def intercept_unary_unary(self, continuation: Callable[[grpc.ClientCallDetails, Any], Any],
                               client_call_details: grpc.ClientCallDetails, request: Any) -> Any:
         timeout = client_call_details.timeout or self.default_timeout
-        remaining = context.time_remaining()
+        remaining = call_context.time_remaining()
         if remaining is not None:
             timeout = min(timeout, remaining)
         metadata = list(client_call_details.metadata or ())
         keys = {k for k, _ in metadata}
-        rid, cid = context.request_id.get(), context.correlation_id.get()
+        rid, cid = call_context.request_id.get(), call_context.correlation_id.get()
         if cid and CORRELATION_ID_KEY not in keys:
             metadata.append((CORRELATION_ID_KEY, cid))
         if rid and REQUEST_ID_KEY not in keys:
-            metadata.append((REQUEST_ID_KEY, context.new_id()))
+            metadata.append((REQUEST_ID_KEY, call_context.new_id()))
         if self.internal_secret and identity.HEADER not in keys:
             metadata.append((identity.HEADER, self._internal_token(client_call_details.method)))
         details = _CallDetails(

@@ -6,12 +6,12 @@ import logging
 import sys
 import time
 
-from mesh import context, tracing
+from mesh import call_context, tracing
 
 
 def _ids() -> dict[str, str]:
     """The ids of the call or event being handled: request, correlation, and the trace's."""
-    ids = {key: value for key, var in (("request_id", context.request_id), ("correlation_id", context.correlation_id))
+    ids = {key: value for key, var in (("request_id", call_context.request_id), ("correlation_id", call_context.correlation_id))
            if (value := var.get())}
     if tracing.enabled() and (trace_id := tracing.trace_id()):
         ids["trace_id"] = trace_id

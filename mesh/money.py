@@ -22,7 +22,13 @@ def valid_currency(code: str) -> bool:
     return bool(CURRENCY_RE.fullmatch(code or ""))
 
 
+CENT = Decimal("0.01")
+
+
 def format_amount(value: Decimal) -> str:
-    """Plain notation with at least two decimals, for example '12.50' or '0.0125'."""
-    quantized = value.quantize(Decimal("0.01")) if value == value.quantize(Decimal("0.01")) else value
-    return format(quantized, "f")
+    """The one way an amount is written: plain notation, at least two decimals and no
+    insignificant zeros beyond them ('12.50', '0.0125', and 349.0050 as '349.005')."""
+    trimmed = value.normalize()
+    exponent = trimmed.as_tuple().exponent  # a str only for NaN and infinities, which no amount is
+    shown = trimmed if isinstance(exponent, int) and exponent < -2 else value.quantize(CENT)
+    return format(shown, "f")

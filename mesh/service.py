@@ -30,7 +30,7 @@ from mesh.events.consumer import Consumer, EventHandlers
 from mesh.events.pgbus import PgTransport
 from mesh.events.relay import Relay
 from mesh.events.transport import Subscription
-from mesh.interceptors import HandlerRegistry, InternalAuth, ServerInterceptor
+from mesh.interceptors import HandlerRegistry, InternalAuth, ServerCalls
 from mesh.settings import Settings, load
 from mesh.uow import UnitOfWork
 
@@ -194,7 +194,7 @@ def start(spec: ServiceSpec[U], settings: Settings, reuse_port: bool = False) ->
         ],
         maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
     )
-    calls: HandlerRegistry = ServerInterceptor(internal_auth(settings), service=spec.name).wrapping(server)
+    calls: HandlerRegistry = ServerCalls(internal_auth(settings), service=spec.name).wrapping(server)
     guard = idempotency_guard(spec, runtime)
     if guard is not None:  # only a service with mutating RPCs (a request_id field) has keys to keep
         calls = guard.wrapping(calls)

@@ -135,12 +135,12 @@ def wrapped_method(behaviour, request_type, response_type):
 
     import grpc
 
-    from mesh.interceptors import ServerInterceptor
+    from mesh.interceptors import ServerCalls
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     handler = grpc.unary_unary_rpc_method_handler(behaviour, request_deserializer=request_type.FromString,
                                                   response_serializer=response_type.SerializeToString)
-    ServerInterceptor().wrapping(server).add_registered_method_handlers("test.Wrapped", {"Call": handler})
+    ServerCalls().wrapping(server).add_registered_method_handlers("test.Wrapped", {"Call": handler})
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from google.protobuf import message
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh import context, faults, metrics, tracing
+from mesh import call_context, faults, metrics, tracing
 from mesh.events import dead_letters
 from mesh.events.envelope import Event, UndecodableEvent, decode, event_type
 from mesh.events.tables import inbox
@@ -50,7 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mesh.events.consumer")
 
-Handler = Callable[[Any, message.Message, Event], None]  # (unit of work, payload, event)
+# (unit of work, payload, the envelope it came in: ids, source, times, aggregate version)
+Handler = Callable[["UnitOfWork", message.Message, "EventEnvelope"], None]
 # The consumer's own aggregates that handling a payload reads and writes: (kind, id) pairs.
 LockKeys = Callable[[Any], Iterable[AggregateRef]]
 
@@ -164,7 +165,7 @@ class Consumer:
         if handler is None:
             return self._dead_letter(delivery, f"{self.handlers.consumer} has no handler for {env.event_type}",
                                      env), env.event_type
-        with context.scope(correlation=env.correlation_id, causation=env.event_id):
+        with call_context.scope(correlation=env.correlation_id, causation=env.event_id):
             try:
                 self._apply(handler, event)
                 return Ack(), env.event_type
@@ -230,8 +231,8 @@ class Consumer:
                 log.info("duplicate %s %s ignored", env.event_type, env.event_id)
                 continue
             first_time.discard(env.event_id)
-            with context.scope(correlation=env.correlation_id, causation=env.event_id), self._traced(env):
-                handler(uow, event.payload, event)
+            with call_context.scope(correlation=env.correlation_id, causation=env.event_id), self._traced(env):
+                handler(uow, event.payload, env)
             applied.append(event)
         return applied
 

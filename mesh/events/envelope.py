@@ -6,7 +6,7 @@ import dataclasses
 from google.protobuf import any_pb2, message, symbol_database, timestamp_pb2
 
 from erp.events.v1 import envelope_pb2
-from mesh import context, tracing
+from mesh import call_context, tracing
 
 _symbols = symbol_database.Default()
 
@@ -50,7 +50,7 @@ def build(
     packed.Pack(payload)
     occurred = timestamp_pb2.Timestamp()
     occurred.GetCurrentTime()
-    event_id = context.new_id()
+    event_id = call_context.new_id()
     return envelope_pb2.EventEnvelope(
         event_id=event_id,
         event_type=event_type(payload),
@@ -59,8 +59,8 @@ def build(
         aggregate_id=aggregate_id,
         aggregate_version=aggregate_version,
         occurred_at=occurred,
-        correlation_id=context.correlation_id.get() or event_id,
-        causation_id=context.causation_id.get() or event_id,
+        correlation_id=call_context.correlation_id.get() or event_id,
+        causation_id=call_context.causation_id.get() or event_id,
         payload=packed,
         trace_context=tracing.carrier_of() if tracing.enabled() else None,
     )

@@ -67,11 +67,11 @@ def build(config: FinanceConfig) -> EventHandlers:
     @consumes.on(crm_ev.CustomerUpdated, lock=locks.by("customer", "customer_id"))
     def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
         handlers.on_customer_updated(uow, domain.CustomerTerms(event.customer_id, event.payment_terms_days,
-                                                               envelope.envelope.aggregate_version))
+                                                               envelope.aggregate_version))
 
     @consumes.on(procurement_ev.PurchaseOrderApproved, lock=PURCHASE_ORDER)
     def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
-        if handlers.on_purchase_order_approved(uow, approval_command(event), envelope.envelope.aggregate_version):
+        if handlers.on_purchase_order_approved(uow, approval_command(event), envelope.aggregate_version):
             # each line's promised date, for the supplier performance report
             suppliers.record_promises(uow, event.purchase_order_id,
                                       [(line.line_no, line.expected_date) for line in event.lines])

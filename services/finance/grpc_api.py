@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 from erp.common.v1 import money_pb2
 from erp.finance.v1 import finance_pb2 as pb
 from erp.finance.v1 import finance_pb2_grpc
-from mesh import context as call_context  # the verified caller; `context` is the gRPC one
+from mesh import call_context
 from mesh.errors import FieldViolation, InvalidArgument
 from services.finance import domain, handlers, payables, periods, suppliers, valuation
 from services.finance.domain import FinanceConfig, Invoice, InvoiceStatus, JournalEntry

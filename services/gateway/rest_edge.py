@@ -13,7 +13,7 @@ import grpc
 from aiohttp import web
 from google.rpc import code_pb2, status_pb2
 
-from mesh import context, identity, metrics, tracing
+from mesh import call_context, identity, metrics, tracing
 from services.gateway.docs import PAGE_PATH, Page
 from services.gateway.edge import TRACE_HEADERS, Edge, Refusal
 from services.gateway.ratelimit import retry_after_header
@@ -79,8 +79,8 @@ class RestEdge:
     async def _handle(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         given = request.headers.get("x-request-id", "")
-        request[REQUEST_ID] = given if WELL_FORMED_ID.fullmatch(given) else context.new_id()
-        context.request_id.set(request[REQUEST_ID])  # this request's own task: its log lines carry it
+        request[REQUEST_ID] = given if WELL_FORMED_ID.fullmatch(given) else call_context.new_id()
+        call_context.request_id.set(request[REQUEST_ID])  # this request's own task: its log lines carry it
         try:
             response = await self.transcode(request)
         except Exception:  # noqa: BLE001 - a bug here is a 500 with no text, never a stack trace

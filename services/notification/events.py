@@ -109,21 +109,21 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
 
     @consumes.on(crm_ev.CustomerUpdated, lock=CUSTOMER)
     def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
-        env = envelope.envelope
+        env = envelope
         contact, problems = domain.contact(event.customer_id, event.name, event.email, event.webhook_url,
                                            env.aggregate_version, env.occurred_at.ToDatetime(dt.UTC),
                                            signing_of(event))
         handlers.on_customer_updated(uow, contact, problems, wake=wake)
 
     def on_notified_event(uow, event, envelope) -> None:
-        env = envelope.envelope
+        env = envelope
         handlers.notify(uow, domain.Notify(env.event_id, env.event_type, event.customer_id, fields_of(event)),
                         wake=wake)
 
     @consumes.on(procurement_ev.PurchaseOrderApproved, lock=locks.by("supplier", "supplier_id"))
     def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
         # The event carries the supplier's addresses as they were at approval: that is who gets this order.
-        env = envelope.envelope
+        env = envelope
         party = supplier_party(event.supplier_id)
         contact, problems = domain.contact(party, event.supplier_name, event.supplier_email,
                                            event.supplier_webhook_url, env.aggregate_version,

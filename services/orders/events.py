@@ -10,6 +10,7 @@ from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import notification_events_pb2 as notif_ev
+from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import locks, money
 from mesh.events.consumer import EventHandlers
 from services.orders import domain, handlers, timeline
@@ -27,12 +28,11 @@ def _money(m) -> str:
     return f"{money.format_amount(_amount(m))} {m.currency_code}"
 
 
-def _record(uow, event, kind: StepKind, detail: str, key: str = "") -> None:
+def _record(uow, envelope: EventEnvelope, order_id: str, kind: StepKind, detail: str, key: str = "") -> None:
     """The step the event tells of, at its time and by its source service."""
-    env = event.envelope
     handlers.record_step(uow, timeline.step(
-        event.payload.order_id, kind, env.source, env.occurred_at.ToDatetime(dt.UTC), detail, key=key,
-        event_id=env.event_id))
+        order_id, kind, envelope.source, envelope.occurred_at.ToDatetime(dt.UTC), detail, key=key,
+        event_id=envelope.event_id))
 
 
 def _lines(verb: str, lines) -> str:
@@ -59,7 +59,7 @@ def build() -> EventHandlers:
 def _saga_answers(consumes: EventHandlers) -> None:
     @consumes.on(inv_ev.StockReserved, lock=ORDER)
     def on_stock_reserved(uow, event: inv_ev.StockReserved, envelope) -> None:
-        _record(uow, envelope, StepKind.STOCK_RESERVED, _lines("reserved", event.lines), key="stock")
+        _record(uow, envelope, event.order_id, StepKind.STOCK_RESERVED, _lines("reserved", event.lines), key="stock")
         handlers.on_stock_answer(uow, event.order_id, ok=True)
 
     @consumes.on(inv_ev.StockReservationFailed, lock=ORDER)
@@ -69,25 +69,25 @@ def _saga_answers(consumes: EventHandlers) -> None:
                      .lower().replace("_", " "))
                     for line in event.lines]
         reason = domain.rejection_reason(failures)
-        _record(uow, envelope, StepKind.STOCK_REFUSED, reason, key="stock")
+        _record(uow, envelope, event.order_id, StepKind.STOCK_REFUSED, reason, key="stock")
         handlers.on_stock_answer(uow, event.order_id, ok=False, reason=reason)
 
     @consumes.on(crm_ev.CreditApproved, lock=ORDER)
     def on_credit_approved(uow, event: crm_ev.CreditApproved, envelope) -> None:
-        _record(uow, envelope, StepKind.CREDIT_APPROVED,
+        _record(uow, envelope, event.order_id, StepKind.CREDIT_APPROVED,
                 f"exposure {_money(event.exposure)} within the credit limit {_money(event.credit_limit)}", key="credit")
         handlers.on_credit_answer(uow, event.order_id, ok=True)
 
     @consumes.on(crm_ev.CreditRejected, lock=ORDER)
     def on_credit_rejected(uow, event: crm_ev.CreditRejected, envelope) -> None:
-        _record(uow, envelope, StepKind.CREDIT_REJECTED, event.reason, key="credit")
+        _record(uow, envelope, event.order_id, StepKind.CREDIT_REJECTED, event.reason, key="credit")
         handlers.on_credit_answer(uow, event.order_id, ok=False, reason=f"credit rejected: {event.reason}")
 
 
 def _money_steps(consumes: EventHandlers) -> None:
     @consumes.on(fin_ev.InvoiceIssued, lock=ORDER)
     def on_invoice_issued(uow, event: fin_ev.InvoiceIssued, envelope) -> None:
-        _record(uow, envelope, StepKind.INVOICED,
+        _record(uow, envelope, event.order_id, StepKind.INVOICED,
                 f"invoice {event.number or event.invoice_id}, total {_money(event.total)}, due {event.due_date}",
                 key=f"invoice:{event.invoice_id}")
         handlers.on_invoice_issued(uow, event.order_id, event.invoice_id, _amount(event.total))
@@ -95,13 +95,13 @@ def _money_steps(consumes: EventHandlers) -> None:
     @consumes.on(fin_ev.PaymentReceived, lock=ORDER)
     def on_payment_received(uow, event: fin_ev.PaymentReceived, envelope) -> None:
         balance = "paid in full" if event.paid_in_full else f"{_money(event.amount_due)} still due"
-        _record(uow, envelope, StepKind.PAID, f"{_money(event.amount)} received; {balance}",
+        _record(uow, envelope, event.order_id, StepKind.PAID, f"{_money(event.amount)} received; {balance}",
                 key=f"payment:{event.payment_id}")
         handlers.on_payment_received(uow, event.order_id, _amount(event.amount))
 
     @consumes.on(fin_ev.CreditNoteIssued, lock=ORDER)
     def on_credit_note_issued(uow, event: fin_ev.CreditNoteIssued, envelope) -> None:
-        _record(uow, envelope, StepKind.CREDIT_NOTED,
+        _record(uow, envelope, event.order_id, StepKind.CREDIT_NOTED,
                 f"credit note {event.number or event.credit_note_id} for invoice {event.invoice_id}: "
                 f"{_money(event.amount)} credited, {_money(event.unpaid_amount)} of it unpaid",
                 key=f"credit_note:{event.credit_note_id}")
@@ -110,24 +110,24 @@ def _money_steps(consumes: EventHandlers) -> None:
 def _stock_steps(consumes: EventHandlers) -> None:
     @consumes.on(inv_ev.StockReleased, lock=ORDER)
     def on_stock_released(uow, event: inv_ev.StockReleased, envelope) -> None:
-        _record(uow, envelope, StepKind.STOCK_RELEASED, _lines("released", event.lines))
+        _record(uow, envelope, event.order_id, StepKind.STOCK_RELEASED, _lines("released", event.lines))
 
     @consumes.on(inv_ev.StockIssued, lock=ORDER)
     def on_stock_issued(uow, event: inv_ev.StockIssued, envelope) -> None:
-        _record(uow, envelope, StepKind.STOCK_ISSUED, _lines("issued", event.lines))
+        _record(uow, envelope, event.order_id, StepKind.STOCK_ISSUED, _lines("issued", event.lines))
 
 
 def _notifications(consumes: EventHandlers) -> None:
     @consumes.on(notif_ev.NotificationSent, lock=_order_if_any)
     def on_notification_sent(uow, event: notif_ev.NotificationSent, envelope) -> None:
         if event.order_id:
-            _record(uow, envelope, StepKind.NOTIFIED,
+            _record(uow, envelope, event.order_id, StepKind.NOTIFIED,
                     timeline.notification_detail(event.event_type, event.channel, event.attempts),
                     key=f"delivery:{event.delivery_id}")
 
     @consumes.on(notif_ev.NotificationFailed, lock=_order_if_any)
     def on_notification_failed(uow, event: notif_ev.NotificationFailed, envelope) -> None:
         if event.order_id:
-            _record(uow, envelope, StepKind.NOTIFICATION_FAILED,
+            _record(uow, envelope, event.order_id, StepKind.NOTIFICATION_FAILED,
                     timeline.notification_detail(event.event_type, event.channel, event.attempts, event.error),
                     key=f"delivery:{event.delivery_id}")

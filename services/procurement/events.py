@@ -19,7 +19,7 @@ def build(deps: handlers.Deps) -> EventHandlers:
     @consumes.on(inv_ev.StockBelowReorderPoint, lock=REPLENISHMENT)
     def on_stock_below_reorder_point(uow, event: inv_ev.StockBelowReorderPoint, envelope) -> None:
         handlers.on_stock_below_reorder_point(uow, deps, event.sku, event.warehouse_code, event.reorder_quantity,
-                                              envelope.envelope.aggregate_version)
+                                              envelope.aggregate_version)
 
     @consumes.on(fin_ev.SupplierBillPosted, lock=locks.by("purchase_order", "purchase_order_id"))
     def on_supplier_bill_posted(uow, event: fin_ev.SupplierBillPosted, _envelope) -> None:

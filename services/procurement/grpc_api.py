@@ -8,8 +8,7 @@ from google.protobuf import timestamp_pb2
 from erp.common.v1 import money_pb2
 from erp.procurement.v1 import procurement_pb2 as pb
 from erp.procurement.v1 import procurement_pb2_grpc
-from mesh import context as call_context  # the verified caller; `context` is the gRPC one
-from mesh import money
+from mesh import call_context, money
 from services.procurement import domain, handlers
 from services.procurement.domain import GoodsReceipt, PurchaseOrder, QuantityStatus, Supplier, SupplierPrice
 

@@ -16,9 +16,9 @@ from prometheus_client import REGISTRY
 
 from erp.inventory.v1 import inventory_pb2 as inv
 from erp.inventory.v1 import inventory_pb2_grpc
-from mesh import context
+from mesh import call_context
 from mesh.cache import Cache
-from mesh.interceptors import ClientInterceptor, ServerInterceptor
+from mesh.interceptors import ClientInterceptor, ServerCalls
 from tests import support
 
 
@@ -194,7 +194,7 @@ class SlowInventory(inventory_pb2_grpc.InventoryServiceServicer):
 
     def GetStock(self, request, ctx):
         self.remaining.append(ctx.time_remaining())
-        self.correlations.append(context.correlation_id.get())
+        self.correlations.append(call_context.correlation_id.get())
         return inv.GetStockResponse(stock=inv.StockLevel(sku=request.sku))
 
 
@@ -202,18 +202,18 @@ class SlowInventory(inventory_pb2_grpc.InventoryServiceServicer):
 def test_outgoing_calls_inherit_the_incoming_deadline_and_correlation_id(installed):
     servicer = SlowInventory()
     if installed == "as interceptor":
-        server = grpc.server(futures.ThreadPoolExecutor(1), interceptors=[ServerInterceptor()])
+        server = grpc.server(futures.ThreadPoolExecutor(1), interceptors=[ServerCalls()])
         inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, server)
     else:  # as mesh.service does it
         server = grpc.server(futures.ThreadPoolExecutor(1))
-        inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, ServerInterceptor().wrapping(server))
+        inventory_pb2_grpc.add_InventoryServiceServicer_to_server(servicer, ServerCalls().wrapping(server))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
         channel = grpc.intercept_channel(grpc.insecure_channel(f"127.0.0.1:{port}"), ClientInterceptor(30.0))
         stub = inventory_pb2_grpc.InventoryServiceStub(channel)
         stub.GetStock(inv.GetStockRequest(sku="A", warehouse_code="MAIN"))
-        with context.scope(correlation="corr-1", timeout=0.5):  # as inside a call with 0.5 s left
+        with call_context.scope(correlation="corr-1", timeout=0.5):  # as inside a call with 0.5 s left
             stub.GetStock(inv.GetStockRequest(sku="B", warehouse_code="MAIN"))
         stub.GetStock(inv.GetStockRequest(sku="C", warehouse_code="MAIN"))
         channel.close()
@@ -225,7 +225,7 @@ def test_outgoing_calls_inherit_the_incoming_deadline_and_correlation_id(install
     assert 0 < within <= 0.51  # capped by the caller's own deadline (clocks differ by microseconds)
     assert servicer.correlations[1] == "corr-1"
     assert servicer.correlations[0] not in ("", "corr-1")  # a fresh one when the caller has none
-    # ids are not undone after a call (mesh.context.begin_call): each call has a context of its own,
+    # ids are not undone after a call (mesh.call_context.begin_call): each call has a context of its own,
     # so the next one on the same (only) worker thread does not inherit corr-1
     assert servicer.correlations[2] not in ("", "corr-1", servicer.correlations[0])
 

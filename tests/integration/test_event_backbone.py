@@ -53,11 +53,11 @@ def recording_handlers(fail: bool = False) -> EventHandlers:
     handlers = EventHandlers(consumer="probe")
 
     @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
-    def record(uow, payload, event) -> None:
+    def record(uow, payload, envelope) -> None:
         if fail:
             raise RuntimeError("handler always fails")
         uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"),
-                               {"e": event.envelope.event_id})
+                               {"e": envelope.event_id})
 
     return handlers
 
@@ -179,11 +179,11 @@ def test_an_outage_during_handling_is_waited_out_and_never_dead_letters(probe):
     handlers = EventHandlers(consumer="probe")
 
     @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
-    def record(uow, payload, event) -> None:
+    def record(uow, payload, envelope) -> None:
         if len(outages) <= MAX_ATTEMPTS:  # one more than the attempts an event has
             outages.append(1)
             uow.connection.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
-        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event.envelope.event_id})
+        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": envelope.event_id})
 
     def ready() -> bool:
         asked.append(1)
@@ -367,8 +367,8 @@ def hooked_handlers(ran: list[str], poison: set[str] = frozenset()) -> EventHand
     handlers = EventHandlers(consumer="probe")
 
     @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
-    def record(uow, payload, event) -> None:
-        event_id = event.envelope.event_id
+    def record(uow, payload, envelope) -> None:
+        event_id = envelope.event_id
         uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event_id})
         uow.after_commit(lambda: ran.append(event_id))
         if event_id in poison:
@@ -457,9 +457,9 @@ def test_a_batch_kept_waiting_for_a_lock_gives_up_and_applies_its_events_one_by_
     handlers = EventHandlers(consumer="probe")
 
     @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
-    def record(uow, payload, event) -> None:
+    def record(uow, payload, envelope) -> None:
         uow.connection.execute(sa.text("SELECT 1 FROM effects WHERE event_id = 'the-lock' FOR UPDATE"))
-        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event.envelope.event_id})
+        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": envelope.event_id})
 
     fallbacks = metrics.EVENT_BATCH_FALLBACKS.labels("probe")
     before = fallbacks._value.get()

@@ -10,8 +10,8 @@ import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from erp.orders.v1 import orders_pb2, orders_pb2_grpc
-from mesh import access, context, identity
-from mesh.interceptors import InternalAuth, ServerInterceptor
+from mesh import access, call_context, identity
+from mesh.interceptors import InternalAuth, ServerCalls
 from tests.integration.conftest import running_mesh
 from tests.integration.gateway_harness import SECRET, Harness
 
@@ -88,14 +88,14 @@ def test_the_verified_caller_reaches_handlers_through_mesh_context():
     rules = {method: access.table()[method]}
 
     def who(_request, _ctx):
-        return f"{context.subject.get()}|{' '.join(sorted(context.scopes.get()))}".encode()
+        return f"{call_context.subject.get()}|{' '.join(sorted(call_context.scopes.get()))}".encode()
 
     class Handler(grpc.GenericRpcHandler):
         def service(self, details):
             return grpc.unary_unary_rpc_method_handler(who) if details.method == method else None
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
-                         interceptors=[ServerInterceptor(InternalAuth(SECRET, rules))])
+                         interceptors=[ServerCalls(InternalAuth(SECRET, rules))])
     server.add_generic_rpc_handlers((Handler(),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -118,7 +118,7 @@ def test_a_service_calling_another_acts_on_its_own_authority_for_the_caller():
     rules = {method: access.table()[method]}
 
     def who() -> str:
-        return f"{context.subject.get()}|{' '.join(sorted(context.scopes.get()))}"
+        return f"{call_context.subject.get()}|{' '.join(sorted(call_context.scopes.get()))}"
 
     class Handler(grpc.GenericRpcHandler):
         def service(self, details):
@@ -126,7 +126,7 @@ def test_a_service_calling_another_acts_on_its_own_authority_for_the_caller():
                 if details.method == method else None
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
-                         interceptors=[ServerInterceptor(InternalAuth(SECRET, rules))])
+                         interceptors=[ServerCalls(InternalAuth(SECRET, rules))])
     server.add_generic_rpc_handlers((Handler(),))
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -136,7 +136,7 @@ def test_a_service_calling_another_acts_on_its_own_authority_for_the_caller():
         with channel_to(settings, "orders") as channel:
             call = channel.unary_unary(method)
             # a caller holding no orders scope: inventory calls orders on its own authority, for user-9
-            with context.scope(caller="user-9", caller_scopes=frozenset({"inventory.read"})):
+            with call_context.scope(caller="user-9", caller_scopes=frozenset({"inventory.read"})):
                 assert call(b"", timeout=10) == b"user-9|orders.read"
             # an event handler's call: no caller, the service itself
             assert call(b"", timeout=10) == b"service:inventory|orders.read"

@@ -88,10 +88,10 @@ def recording_handlers(fail: bool = False) -> EventHandlers:
     handlers = EventHandlers(consumer="probe")
 
     @handlers.on(inv_ev.StockAdjusted, lock=locks.by("stock", "sku"))
-    def record(uow, payload, event) -> None:
+    def record(uow, payload, envelope) -> None:
         if fail:
             raise RuntimeError("handler always fails")
-        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": event.envelope.event_id})
+        uow.connection.execute(sa.text("INSERT INTO effects (event_id) VALUES (:e)"), {"e": envelope.event_id})
 
     return handlers
 

@@ -14,9 +14,10 @@ from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
+from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import paging
 from mesh.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from mesh.events.envelope import Event, build
+from mesh.events.envelope import build
 from services.finance import domain, handlers
 from services.finance import events as finance_events
 from services.finance.domain import (
@@ -543,9 +544,8 @@ def test_get_invoice(uow):
 # ---------------------------------------------------------------- the event entry points
 
 
-def _event(payload, version=1) -> Event:
-    return Event(build(source="test", aggregate_type="x", aggregate_id="a", aggregate_version=version,
-                       payload=payload), payload)
+def _event(payload, version=1) -> EventEnvelope:
+    return build(source="test", aggregate_type="x", aggregate_id="a", aggregate_version=version, payload=payload)
 
 
 def test_the_consumed_events_reach_their_handlers(uow):

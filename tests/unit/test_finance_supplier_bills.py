@@ -32,7 +32,7 @@ def deliver(uow, payload, version: int = 1) -> None:
     event = Event(build(source="procurement", aggregate_type="purchase_order", aggregate_id="po-1",
                         aggregate_version=version, payload=payload), payload)
     with uow:
-        CONSUMES.handlers[event.envelope.event_type](uow, payload, event)
+        CONSUMES.handlers[event.envelope.event_type](uow, payload, event.envelope)
         uow.commit()
 
 

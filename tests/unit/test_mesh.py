@@ -18,7 +18,7 @@ from sqlalchemy import exc as sa_exc
 from erp.events.v1 import envelope_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
-from mesh import context, faults, locks, money, settings
+from mesh import call_context, faults, locks, money, settings
 from mesh.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -63,7 +63,8 @@ def test_parse_amount_refuses_a_trailing_newline_and_non_ascii_digits(text):
     (Decimal("0.30"), "0.30"), (Decimal("0.3"), "0.30"), (Decimal(5), "5.00"), (Decimal("12.5"), "12.50"),
     (Decimal("0.0125"), "0.0125"), (Decimal("-3"), "-3.00"), (Decimal("1E+3"), "1000.00"),
     (Decimal("0.1") * 3, "0.30"), (Decimal("99999999999999.9999"), "99999999999999.9999"),
-    (Decimal("2.5000"), "2.50"),
+    (Decimal("2.5000"), "2.50"), (Decimal("349.0050"), "349.005"), (Decimal("0E-4"), "0.00"),
+    (Decimal("-0.0100"), "-0.01"),
 ])
 def test_format_amount(value, text):
     assert money.format_amount(value) == text
@@ -158,7 +159,7 @@ def stock_reserved() -> inv_ev.StockReserved:
 
 
 def test_an_envelope_round_trips_with_the_calls_ids():
-    with context.scope(correlation="corr-1", causation="cause-1"):
+    with call_context.scope(correlation="corr-1", causation="cause-1"):
         env = envelope.build(source="inventory", aggregate_type="reservation", aggregate_id="o1",
                              aggregate_version=3, payload=stock_reserved())
     event = envelope.decode(env.SerializeToString())
@@ -356,20 +357,20 @@ def test_settings_refuse_a_bad_value_by_name(clean_env, name, value, message):
 
 
 def test_the_acting_person_is_the_verified_caller_when_there_is_one():
-    from mesh import context
+    from mesh import call_context
     from mesh.errors import InvalidArgument
 
-    assert context.acting_person("alice", "approver") == "alice", "no verified caller: the request's claim"
-    with context.scope(caller="bob"):
-        assert context.acting_person("", "approver") == "bob"
-        assert context.acting_person("bob", "approver") == "bob"
+    assert call_context.acting_person("alice", "approver") == "alice", "no verified caller: the request's claim"
+    with call_context.scope(caller="bob"):
+        assert call_context.acting_person("", "approver") == "bob"
+        assert call_context.acting_person("bob", "approver") == "bob"
         with pytest.raises(InvalidArgument) as caught:
-            context.acting_person("alice", "approver")
+            call_context.acting_person("alice", "approver")
         assert caught.value.violations[0].field == "approver"
 
 
 def test_registration_wraps_unary_handlers_and_passes_streams():
-    from mesh.interceptors import ServerInterceptor
+    from mesh.interceptors import ServerCalls
 
     registered = {}
 
@@ -388,7 +389,7 @@ def test_registration_wraps_unary_handlers_and_passes_streams():
 
     handlers = {"Get": grpc.unary_unary_rpc_method_handler(unary),
                 "Watch": grpc.unary_stream_rpc_method_handler(stream)}
-    wrapping = ServerInterceptor().wrapping(Server())
+    wrapping = ServerCalls().wrapping(Server())
     wrapping.add_registered_method_handlers("erp.Test", handlers)
     wrapping.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("erp.Test", handlers),))
 
@@ -475,12 +476,12 @@ def test_deadletters_refuses_a_service_that_has_no_queue(capsys):
 def test_text_log_lines_carry_the_calls_ids_before_any_traceback():
     import logging
 
-    from mesh import context, logs
+    from mesh import call_context, logs
 
     formatter = logs.TextFormatter("orders")
     record = logging.LogRecord("services.orders", logging.WARNING, __file__, 1, "slow: %s", ("db",), None)
     assert formatter.format(record).endswith("WARNING services.orders: slow: db")  # no ids, no brackets
-    with context.scope(request="req-1", correlation="corr-1"):
+    with call_context.scope(request="req-1", correlation="corr-1"):
         assert formatter.format(record).endswith("slow: db [request_id=req-1 correlation_id=corr-1]")
         try:
             raise ValueError("boom")

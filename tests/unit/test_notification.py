@@ -21,7 +21,6 @@ from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import paging
 from mesh.errors import InvalidArgument
 from mesh.events import envelope as envelopes
-from mesh.events.envelope import Event
 from mesh.settings import load
 from services.notification import domain, events, handlers, templates
 from services.notification.adapters import EmailSender, WebhookSender, parse_smtp_url
@@ -139,7 +138,7 @@ def test_customer_updated_event_is_projected_with_its_envelope_version():
     env = envelopes.build(source="crm", aggregate_type="customer", aggregate_id="C9", aggregate_version=4,
                           payload=payload)
     with uow:
-        consumes.handlers[env.event_type](uow, payload, Event(env, payload))
+        consumes.handlers[env.event_type](uow, payload, env)
         uow.commit()
     stored = uow.contacts.get("C9")
     assert (stored.name, stored.email, stored.webhook_url, stored.version) == ("Bo", MAIL, "", 4)
@@ -330,7 +329,7 @@ def test_the_consumer_handlers_cover_every_notified_event_and_use_the_envelope_e
         env = envelopes.build(source="test", aggregate_type="order", aggregate_id="O1", aggregate_version=1,
                               payload=payload)
         with uow:
-            consumes.handlers[env.event_type](uow, payload, Event(env, payload))
+            consumes.handlers[env.event_type](uow, payload, env)
             uow.commit()
     rows = list(uow.deliveries.rows.values())
     assert len(rows) == 2 * len(SAMPLES)
@@ -687,7 +686,7 @@ def test_an_approved_purchase_order_is_sent_to_the_supplier_once_on_each_channel
                           aggregate_version=4, payload=payload)
     for _ in range(2):  # a redelivery queues nothing more
         with uow:
-            handler(uow, payload, Event(env, payload))
+            handler(uow, payload, env)
             uow.commit()
     rows = list(uow.deliveries.rows.values())
     assert sorted((d.channel, d.recipient) for d in rows) == sorted([(domain.Channel.EMAIL, MAIL),
@@ -706,6 +705,6 @@ def test_a_supplier_address_that_cannot_be_used_turns_that_channel_off():
     env = envelopes.build(source="procurement", aggregate_type="purchase_order", aggregate_id="PO1",
                           aggregate_version=4, payload=payload)
     with uow:
-        handler(uow, payload, Event(env, payload))
+        handler(uow, payload, env)
         uow.commit()
     assert [d.channel for d in uow.deliveries.rows.values()] == [domain.Channel.WEBHOOK]

@@ -14,6 +14,7 @@ from erp.events.v1 import notification_events_pb2 as notif_ev
 from erp.orders.v1 import orders_pb2 as pb
 from erp_client import timeline as table
 from mesh.errors import InvalidArgument, NotFound
+from mesh.events.envelope import Event
 from services.orders import events as orders_events
 from services.orders import handlers, timeline
 from services.orders.timeline import Awaited, StepKind
@@ -102,7 +103,7 @@ def test_an_answer_delivered_again_or_republished_under_a_new_id_adds_no_step(uo
     assert steps(uow, order.order_id) == [
         (K.PLACED, "orders"), (K.STOCK_RESERVED, "inventory"), (K.CREDIT_APPROVED, "crm"), (K.CONFIRMED, "orders")]
     assert [s.event_id for s in handlers.get_timeline(uow, order.order_id, 0, "").steps][1] == \
-        event.envelope.event_id  # the first one told
+        event.event_id  # the first one told
 
 
 def test_two_payments_are_two_steps_and_each_one_once(uow):
@@ -180,7 +181,7 @@ def test_an_order_driven_again_shows_each_drive_once(uow):
 def test_a_notification_about_no_sales_order_is_no_step_and_locks_nothing(uow):
     sent = notif_ev.NotificationSent(delivery_id="D9", event_type="erp.events.v1.PurchaseOrderApproved",
                                      channel="email", attempts=1)
-    assert CONSUMES.aggregates([delivered(sent, "notification")]) == []
+    assert CONSUMES.aggregates([Event(delivered(sent, "notification"), sent)]) == []
     deliver(uow, sent, "notification")
     assert uow.timeline.rows == {}
 

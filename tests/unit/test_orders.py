@@ -13,9 +13,9 @@ import pytest
 from erp.common.v1 import money_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as ev
+from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh.errors import Aborted, AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from mesh.events import envelope
-from mesh.events.envelope import Event
 from mesh.settings import load
 from services.orders import deadline, domain, handlers
 from services.orders import events as orders_events
@@ -225,7 +225,7 @@ def test_place_order_stores_the_order_and_emits_order_placed_with_an_exact_total
 
 @pytest.mark.parametrize(("quantity", "price", "total"), [
     (3, "0.10", "0.30"), (3, "0.1", "0.30"), (7, "0.0125", "0.0875"), (1, "19.99", "19.99"),
-    (10, "0.0001", "0.0010"), (1000000, "0.0003", "300.00"), (1, "0", "0.00"),
+    (10, "0.0001", "0.001"), (1000000, "0.0003", "300.00"), (1, "0", "0.00"),
 ])
 def test_the_total_is_an_exact_decimal_string(uow, quantity, price, total):
     handlers.place_order(uow, place(line(quantity=quantity, price=price)), WH)
@@ -332,10 +332,10 @@ def test_an_event_for_an_unknown_order_is_not_found_so_the_consumer_retries(uow,
     assert uow.events == []
 
 
-def delivered(payload, source: str) -> Event:
-    """The event as the consumer hands it to a handler: in its envelope."""
-    return Event(envelope.build(source=source, aggregate_type="order", aggregate_id=payload.order_id,
-                                aggregate_version=1, payload=payload), payload)
+def delivered(payload, source: str) -> EventEnvelope:
+    """The envelope the consumer hands a handler beside the payload."""
+    return envelope.build(source=source, aggregate_type="order", aggregate_id=payload.order_id,
+                          aggregate_version=1, payload=payload)
 
 
 def test_the_consumer_turns_failed_lines_into_a_readable_reason(uow, placed):

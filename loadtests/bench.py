@@ -58,6 +58,8 @@ from collections import Counter
 from concurrent import futures
 from pathlib import Path
 
+from loadtests.accounting import Sampler, window_cpu
+
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_METHOD = "/bench.Echo/Echo"
 GETSTOCK = "/erp.inventory.v1.InventoryService/GetStock"
@@ -162,9 +164,13 @@ def unary_load(target: str, method: str, payloads: list[bytes], concurrency: int
 
 
 def order_load(target: str, database_url: str, payload_factory_args: dict, slots: int, seconds: float,
-               warmup: float, drain: float) -> dict:
-    """Keeps `slots` orders in flight until each is fully processed; see the module doc."""
+               warmup: float, drain: float, rate: float = 0.0) -> dict:
+    """Keeps `slots` orders in flight until each is fully processed (see the module doc), or with `rate`
+    places that many orders per second whatever is in flight (open loop). Also placement->confirmation:
+    the confirmed (or rejected) step of each order's timeline, by the orders service's clock."""
     import psycopg
+
+    from loadtests.accounting import GENERATOR_APP
 
     from erp.orders.v1 import orders_pb2 as ord_pb
 
@@ -174,7 +180,7 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
     lock = threading.Lock()
     pending: dict[str, float] = {}  # order id -> wall-clock placement start
     place_latencies: list[float] = []
-    processed: list[tuple[float, float, str]] = []  # (processed at (wall), latency s, final status)
+    processed: list[tuple[float, float, str, str, float]] = []  # (processed at, latency s, status, id, placed at)
     errors: Counter = Counter()
     start = time.time()
     window_start, end = start + warmup, start + warmup + seconds
@@ -196,14 +202,24 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
                 if wall >= window_start and wall + elapsed <= end:
                     place_latencies.append(elapsed)
                 refill = False
-        if refill and time.time() < end:
+        if refill and not rate and time.time() < end:
             fire()
 
-    for _ in range(slots):
-        fire()
+    def pace() -> None:
+        next_at = time.time()
+        while next_at < end:
+            time.sleep(max(0.0, next_at - time.time()))
+            fire()
+            next_at += 1 / rate
+
+    if rate:
+        threading.Thread(target=pace, daemon=True).start()
+    else:
+        for _ in range(slots):
+            fire()
     seen_notice: dict[str, float] = {}
     final: dict[str, tuple[str, float]] = {}
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with psycopg.connect(database_url, autocommit=True, application_name=GENERATOR_APP) as conn:
         deadline = end + drain
         while time.time() < deadline:
             time.sleep(0.05)
@@ -231,19 +247,30 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
                     if order_id in final and (order_id in seen_notice or final[order_id][0] == "cancelled"):
                         status, updated = final.pop(order_id)
                         at = max(updated, seen_notice.pop(order_id, 0.0))
-                        processed.append((at, at - pending.pop(order_id), status))
+                        placed_at = pending.pop(order_id)
+                        processed.append((at, at - placed_at, status, order_id, placed_at))
                         done_now.append(order_id)
-            if time.time() < end:
+            if time.time() < end and not rate:
                 for _ in done_now:
                     fire()
         stuck = len(pending)
+        placed_in_window = {oid: placed_at for _, _, _, oid, placed_at in processed if placed_at >= window_start}
+        decided = conn.execute(
+            "SELECT order_id, extract(epoch FROM min(occurred_at)) FROM orders.order_timeline "
+            "WHERE order_id = ANY(%s) AND kind IN ('confirmed', 'rejected') GROUP BY 1",
+            (list(placed_in_window),)).fetchall()
     channel.close()
-    in_window = sorted(lat for at, lat, _ in processed if window_start <= at <= end)  # processed in the window
-    count_in_window = sum(1 for at, _, _ in processed if window_start <= at <= end)
-    statuses = Counter(status for _, _, status in processed)
+    in_window = sorted(lat for at, lat, *_ in processed if window_start <= at <= end)  # processed in the window
+    count_in_window = sum(1 for at, *_ in processed if window_start <= at <= end)
+    statuses = Counter(status for _, _, status, *_ in processed)
     result = _summary(in_window, seconds, errors)
+    if rate:  # open loop: the latency of every order placed in the window, whenever it finished
+        result = _summary(sorted(lat for _, lat, _, _, placed_at in processed if placed_at >= window_start),
+                          seconds, errors)
+    confirm = _summary([float(at) - placed_in_window[oid] for oid, at in decided], seconds, Counter())
     result.update({"rps": count_in_window / seconds, "stuck": stuck, "processed": len(processed),
-                   "statuses": dict(statuses), "place": _summary(place_latencies, seconds, Counter())})
+                   "statuses": dict(statuses), "place": _summary(place_latencies, seconds, Counter()),
+                   "confirm": confirm})
     return result
 
 
@@ -281,63 +308,37 @@ def generator_main(conn) -> None:
 
 
 # ------------------------------------------------------------------------------------------ measuring
-class Cpu:
-    """CPU seconds of process groups over a window (psutil)."""
-
-    def __init__(self, server_pids: list[int], generator_pid: int) -> None:
-        import psutil
-
-        self.psutil = psutil
-        self.server = [psutil.Process(p) for p in server_pids]
-        self.generator = psutil.Process(generator_pid)
-
-    def _engines(self):
-        return [p for p in self.psutil.process_iter(["name"]) if (p.info["name"] or "") in ENGINE_NAMES]
-
-    @staticmethod
-    def _sum(procs) -> float:
-        total = 0.0
-        for p in procs:
-            try:
-                t = p.cpu_times()
-                total += t.user + t.system + t.children_user + t.children_system
-            except Exception:  # noqa: BLE001 - a process ended
-                pass
-        return total
-
-    def snapshot(self) -> tuple:
-        t = self.psutil.cpu_times()
-        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0)
-        engines = {p.pid: self._sum([p]) for p in self._engines()}
-        return (time.time(), self._sum(self.server), self._sum([self.generator]), engines, busy)
-
-    @staticmethod
-    def cores(before: tuple, after: tuple) -> dict:
-        dt = after[0] - before[0]
-        server, gen, busy = ((after[i] - before[i]) / dt for i in (1, 2, 4))
-        # engine processes alive at both ends (PostgreSQL backends come and go)
-        eng = sum(max(0.0, t - before[3][pid]) for pid, t in after[3].items() if pid in before[3]) / dt
-        return {"srv": server, "gen": gen, "eng": eng, "oth": max(0.0, busy - server - gen - eng)}
-
-
 class Bench:
-    def __init__(self, args) -> None:
-        self.args = args
+    def __init__(self, args, echo_pid: int = 0, database_url: str = "", run_db: str = "") -> None:
+        self.args, self.echo_pid, self.database_url, self.run_db = args, echo_pid, database_url, run_db
         self.rows: list[dict] = []
         parent, child = mp.Pipe()
         self.pipe = parent
         self.generator = mp.get_context("spawn").Process(target=generator_main, args=(child,), daemon=True)
         self.generator.start()
 
-    def run(self, kind: str, server_pids: list[int], timeout: float, **kwargs) -> dict:
-        cpu = Cpu(server_pids, self.generator.pid)
+    def run(self, kind: str, services: dict[int, str], timeout: float, **kwargs) -> dict:
+        """Runs a load in the generator; CPU (loadtests/accounting.py) is sampled at the start and the end
+        of its measured window, by this process's clock; order rows attribute PostgreSQL to services."""
+        detail = kind == "orders"
+        sampler = Sampler(services, self.generator.pid, self.echo_pid, self.database_url if detail else "",
+                          self.run_db)
         self.pipe.send((kind, kwargs))
+        started = time.time()
         time.sleep(kwargs.get("warmup", 0))
-        before = cpu.snapshot()
+        before = sampler.snapshot(detail)
+        time.sleep(max(0.0, started + kwargs.get("warmup", 0) + kwargs.get("seconds", 0) - time.time()))
+        after = sampler.snapshot(detail)
         if not self.pipe.poll(timeout):
             raise TimeoutError(f"{kind} load did not finish in {timeout:.0f}s")
         result = self.pipe.recv()
-        result["cpu"] = Cpu.cores(before, cpu.snapshot())
+        result["cpu"] = Sampler.cores(before, after)
+        result["window"] = after["at"] - before["at"]
+        result["groups"] = window_cpu(before["cpu"], after["cpu"])
+        result["rss_mb"] = {}
+        for pid, rss in after["rss"].items():
+            name = services[pid]
+            result["rss_mb"][name] = max(result["rss_mb"].get(name, 0.0), rss / 2**20)
         return result
 
     def paired(self, first: tuple[list[int], dict], second: tuple[list[int], dict], seconds: float,
@@ -377,6 +378,11 @@ def _merged(slices: list[dict]) -> dict:
     errors = sum((Counter(s["error_codes"]) for s in slices), Counter())
     result = _summary(latencies, sum(s["seconds"] for s in slices), errors)
     result["cpu"] = {k: sum(s["cpu"][k] for s in slices) / len(slices) for k in slices[0]["cpu"]}
+    result["window"] = sum(s["window"] for s in slices)
+    groups: Counter = Counter()
+    for s in slices:
+        groups.update(s["groups"])
+    result["groups"] = dict(groups)
     return result
 
 
@@ -476,6 +482,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--only", choices=("lookup", "orders"), help="run the echo and lookup rows, or only the order rows")
     parser.add_argument("--order-processes", default="1,2", help="processes per service of the order rows")
+    parser.add_argument("--pgbench-scale", type=int, default=10, help="pgbench TPC-B scale (branches)")
+    parser.add_argument("--pgbench-clients", type=int, default=10, help="pgbench clients")
+    parser.add_argument("--pgbench-seconds", type=float, default=15.0)
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.order_seconds = "1000,100000", 10.0
@@ -485,7 +494,7 @@ def main() -> int:
     import psutil
 
     from erp.inventory.v1 import inventory_pb2 as inv
-    from loadtests import localmesh, seed
+    from loadtests import localmesh, pgbench, seed
 
     run_id = uuid.uuid4().hex[:8]
     engines = localmesh.engines(require_amqp=True)
@@ -496,10 +505,10 @@ def main() -> int:
     print(f"engines: {engines.description}; database erp_bench_{run_id}, namespace {namespace}")
     print(f"generator: 1 process, sync grpc futures, {args.concurrency} in flight; lookup rows {args.seconds:.0f}s "
           f"after {args.warmup:.1f}s warm-up\n")
-    bench = Bench(args)
     echo_port = localmesh.free_ports(1)[0]
     echo = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
                              f"from loadtests.bench import serve_echo; serve_echo({echo_port})"])
+    bench = Bench(args, echo.pid, engines.database_url, f"erp_bench_{run_id}")
     started = time.monotonic()
     try:
         print(HEADER)
@@ -511,16 +520,21 @@ def main() -> int:
         lookup_payload = [inv.GetStockRequest(sku=hot.draw(rng), warehouse_code="MAIN").SerializeToString()
                           for _ in range(20_000)]
         common = dict(concurrency=args.concurrency, seconds=args.seconds, warmup=args.warmup)
-        echo_load = ([echo.pid], dict(target=f"127.0.0.1:{echo_port}", method=ECHO_METHOD,
+        echo_load = ({}, dict(target=f"127.0.0.1:{echo_port}", method=ECHO_METHOD,
                                       payloads=lookup_payload, concurrency=args.concurrency))
         if args.only != "orders":
             lookup_rows(args, bench, engines, namespace, echo_load, lookup_payload, sizes, common)
         if args.only != "lookup":
             order_rows(args, bench, engines, namespace, echo_load, lookup_payload, common)
+            print(f"\npgbench TPC-B on the same PostgreSQL: scale {args.pgbench_scale}, {args.pgbench_clients} clients, "
+                  f"2 threads, {args.pgbench_seconds:.0f}s (load average {os.getloadavg()[0]:.1f})", flush=True)
+            bench.pgbench = pgbench.tpc_b(engines.server_url, f"erp_bench_{run_id}_pgbench", args.pgbench_scale,
+                                          args.pgbench_clients, args.pgbench_seconds)
+            print(f"     -> {bench.pgbench.get('tps') or bench.pgbench}", flush=True)
         checks = integrity(engines.database_url)
         print(f"\nintegrity after the order rows: {checks} (all must be 0)")
         print(f"\nbenchmark took {time.monotonic() - started:.0f}s; load average {os.getloadavg()[0]:.1f} at the end")
-        verdict(bench.rows, checks)
+        verdict(bench, checks)
         if args.json:
             args.json.write_text(json.dumps(bench.rows, indent=2, default=str))
         return 0
@@ -531,7 +545,7 @@ def main() -> int:
         _cleanup(engines, namespace, localmesh)
 
 
-def versus_echo(args, bench: Bench, echo_load: tuple, pids: list[int], target: str, lookup_payload: list[bytes],
+def versus_echo(args, bench: Bench, echo_load: tuple, pids: dict[int, str], target: str, lookup_payload: list[bytes],
                 rows: tuple[str, str], what: str) -> dict:
     """The echo row and a GetStock row measured in turns, after a warm-up that reads every hot SKU: the
     ratio compares steady states at the same moments, not a cold cache with an echo measured earlier."""
@@ -546,8 +560,18 @@ def versus_echo(args, bench: Bench, echo_load: tuple, pids: list[int], target: s
     notes = (f"({rows[1]})/({rows[0]}) = {vs_echo:.2f}, per slice {min(ratios):.2f}-{max(ratios):.2f}; "
              f"{len(ratios)} slices in turns with ({rows[0]})")
     row = bench.add(rows[1], what, stock, vs_echo=vs_echo, notes=notes)
-    print(f"     -> ({rows[1]})/({rows[0]}) throughput ratio {vs_echo:.2f} (target >= 0.8)", flush=True)
+    print(f"     -> ({rows[1]})/({rows[0]}) throughput ratio {vs_echo:.2f} (target >= 0.9)", flush=True)
     return row
+
+
+def at_rate(args, bench: Bench, echo_load: tuple, pids: dict[int, str], target: str, payloads: list[bytes],
+            rows: tuple[str, str], what: str) -> None:
+    """The echo and GetStock at the same offered rate, in turns: the p99 target is GetStock's over the echo's."""
+    lookup = dict(target=target, method=GETSTOCK, payloads=payloads, concurrency=args.concurrency, rate=args.rate)
+    echo, stock, _ = bench.paired((echo_load[0], dict(echo_load[1], rate=args.rate)), (pids, lookup), args.seconds)
+    bench.add(rows[0], f"bare echo at {args.rate:.0f}/s offered", echo)
+    p99_x = stock["p99"] / echo["p99"] if stock.get("p99") and echo.get("p99") else None
+    bench.add(rows[1], what, stock, p99_vs_echo=p99_x, notes=f"p99 ({rows[1]})/({rows[0]}) = {_fmt(p99_x)}; in turns")
 
 
 def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lookup_payload: list[bytes],
@@ -568,9 +592,8 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, l
         ttl = load("inventory").cache_ttl_seconds
         versus_echo(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1", "2"),
                     f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL {ttl:.0f} s)")
-        bench.add("2r", f"GetStock at {args.rate:.0f}/s offered, {sizes[0]:,} SKUs", bench.run(
-            "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
-            rate=args.rate, **common))
+        at_rate(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1r", "2r"),
+                f"GetStock at {args.rate:.0f}/s offered, {sizes[0]:,} SKUs")
         rated = bench.rows[-1]
         print(f"     -> offered {args.rate:.0f}/s; errors {rated.get('error_codes')} (NOT_SENT: the generator "
               "skipped a call because that many were already waiting: the service did not keep up)", flush=True)

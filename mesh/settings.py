@@ -6,8 +6,14 @@ for configuration: services take a Settings object, so tests can build their own
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TypeVar
+
+_Ordered = TypeVar("_Ordered", int, float, Decimal)
 
 # Ports `make run` gives each service; a deployment sets ERP_GRPC_PORT instead.
 DEFAULT_PORTS = {
@@ -21,46 +27,71 @@ DEFAULT_PORTS = {
 }
 
 
-def _env(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+@dataclasses.dataclass(frozen=True)
+class Variables:
+    """Typed reads of ERP_* variables, the one way every setting is parsed: mesh's own
+    (load() below) and each service's (its Config.from_settings). Blank means the default;
+    a bad value raises ValueError naming the variable, so the process stops at start-up."""
+
+    values: Mapping[str, str]
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.values.get(name, "").strip() or default
+
+    def integer(self, name: str, default: int, *, least: int | None = None, most: int | None = None) -> int:
+        raw = self.text(name)
+        try:
+            value = int(raw) if raw else default
+        except ValueError as exc:
+            raise ValueError(f"{name} must be a whole number, got {raw!r}") from exc
+        return _within(name, value, least, most)
+
+    def number(self, name: str, default: float, *, least: float | None = None,
+               most: float | None = None) -> float:
+        raw = self.text(name)
+        try:
+            value = float(raw) if raw else default
+        except ValueError as exc:
+            raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {raw!r}")
+        return _within(name, value, least, most)
+
+    def decimal(self, name: str, default: str, *, least: Decimal | None = None,
+                most: Decimal | None = None) -> Decimal:
+        """An exact amount or fraction (money, rates, tolerances)."""
+        raw = self.text(name, default)
+        try:
+            value = Decimal(raw)
+        except InvalidOperation as exc:
+            raise ValueError(f"{name} must be a decimal number, got {raw!r}") from exc
+        if not value.is_finite():
+            raise ValueError(f"{name} must be a finite number, got {raw!r}")
+        return _within(name, value, least, most)
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {raw!r}")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
 
 
-def _int(name: str, default: int) -> int:
-    raw = _env(name)
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _float(name: str, default: float) -> float:
-    raw = _env(name)
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-
-
-def _positive(name: str, default: int) -> int:
-    value = _int(name, default)
-    if value < 1:
-        raise ValueError(f"{name} must be 1 or more, got {value}")
+def _within(name: str, value: _Ordered, least: _Ordered | None, most: _Ordered | None) -> _Ordered:
+    if least is not None and value < least:
+        raise ValueError(f"{name} must be at least {least}, got {value}")
+    if most is not None and value > most:
+        raise ValueError(f"{name} must be at most {most}, got {value}")
     return value
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = _env(name).lower()
-    if not raw:
-        return default
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name} must be true or false, got {raw!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,9 +144,11 @@ class Settings:
     amqp_socket_timeout_seconds: float = 5.0
     amqp_delivery_limit: int = 20
 
-    def get(self, name: str, default: str) -> str:
-        """A service's own setting (documented in README's table), e.g. ERP_FINANCE_TAX_RATE."""
-        return self.env.get(name, "").strip() or default
+    @property
+    def variables(self) -> Variables:
+        """A service's own settings (documented in README's table), e.g. ERP_FINANCE_TAX_RATE,
+        for its Config.from_settings."""
+        return Variables(self.env)
 
     @property
     def schema(self) -> str:
@@ -135,54 +168,54 @@ GRPC_WORKERS = 4
 def load(service: str) -> Settings:
     """Reads the settings of `service` from the environment."""
     upper = service.upper()
-    amqp_url = _env("ERP_AMQP_URL")
-    transport = _env("ERP_EVENT_TRANSPORT", "amqp" if amqp_url else "postgres").lower()
-    if transport not in ("amqp", "postgres"):
-        raise ValueError(f"ERP_EVENT_TRANSPORT must be amqp or postgres, got {transport!r}")
+    env = {k: v for k, v in os.environ.items() if k.startswith("ERP_")}
+    v = Variables(env)
+    amqp_url = v.text("ERP_AMQP_URL")
+    transport = v.choice("ERP_EVENT_TRANSPORT", "amqp" if amqp_url else "postgres", ("amqp", "postgres"))
     if transport == "amqp" and not amqp_url:
         raise ValueError("ERP_EVENT_TRANSPORT=amqp needs ERP_AMQP_URL")
     targets = {
-        name: _env(f"ERP_{name.upper()}_TARGET", f"127.0.0.1:{port}")
+        name: v.text(f"ERP_{name.upper()}_TARGET", f"127.0.0.1:{port}")
         for name, port in DEFAULT_PORTS.items()
     }
     return Settings(
         service=service,
-        data_dir=Path(_env("ERP_DATA_DIR", ".data")).resolve(),
-        database_url=_env(f"ERP_{upper}_DATABASE_URL") or _env("ERP_DATABASE_URL"),
-        redis_url=_env("ERP_REDIS_URL"),
+        data_dir=Path(v.text("ERP_DATA_DIR", ".data")).resolve(),
+        database_url=v.text(f"ERP_{upper}_DATABASE_URL") or v.text("ERP_DATABASE_URL"),
+        redis_url=v.text("ERP_REDIS_URL"),
         amqp_url=amqp_url,
         event_transport=transport,
-        amqp_namespace=_env("ERP_AMQP_NAMESPACE", "erp"),
-        grpc_host=_env("ERP_GRPC_HOST", "127.0.0.1"),
-        grpc_port=_int("ERP_GRPC_PORT", DEFAULT_PORTS.get(service, 0)),
-        metrics_port=_int("ERP_METRICS_PORT", 0),
-        grpc_max_workers=_int("ERP_GRPC_MAX_WORKERS", GRPC_WORKERS),
-        grpc_max_concurrent_rpcs=_int("ERP_GRPC_MAX_CONCURRENT_RPCS", 256),
-        grpc_max_message_bytes=_int("ERP_GRPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024),
-        shutdown_grace_seconds=_float("ERP_SHUTDOWN_GRACE_SECONDS", 10.0),
-        migrate_on_start=_bool("ERP_MIGRATE_ON_START", True),
-        db_pool_size=_int("ERP_DB_POOL_SIZE", 10),
-        cache_ttl_seconds=_float("ERP_CACHE_TTL_SECONDS", 60.0),
-        cache_local_seconds=_float("ERP_CACHE_LOCAL_MS", 100.0) / 1000,
-        cache_prefix=_env("ERP_CACHE_PREFIX", "erp"),
-        event_max_attempts=_int("ERP_EVENT_MAX_ATTEMPTS", 5),
-        event_retry_base_ms=_int("ERP_EVENT_RETRY_BASE_MS", 200),
-        event_consumer_threads=_int("ERP_EVENT_CONSUMER_THREADS", 1),
-        processes=_int("ERP_PROCESSES", 1),
-        redis_socket_timeout_seconds=_float("ERP_REDIS_SOCKET_TIMEOUT_SECONDS", 0.25),
-        redis_connect_timeout_seconds=_float("ERP_REDIS_CONNECT_TIMEOUT_SECONDS", 0.25),
-        relay_poll_seconds=_float("ERP_RELAY_POLL_SECONDS", 0.2),
-        unroutable_grace_seconds=_float("ERP_UNROUTABLE_GRACE_SECONDS", 300.0),
-        health_check_seconds=_float("ERP_HEALTH_CHECK_SECONDS", 2.0),
-        log_level=_env("ERP_LOG_LEVEL", "INFO").upper(),
-        log_format=_env("ERP_LOG_FORMAT", "json").lower(),
-        default_warehouse=_env("ERP_DEFAULT_WAREHOUSE", "MAIN"),
+        amqp_namespace=v.text("ERP_AMQP_NAMESPACE", "erp"),
+        grpc_host=v.text("ERP_GRPC_HOST", "127.0.0.1"),
+        grpc_port=v.integer("ERP_GRPC_PORT", DEFAULT_PORTS.get(service, 0)),
+        metrics_port=v.integer("ERP_METRICS_PORT", 0),
+        grpc_max_workers=v.integer("ERP_GRPC_MAX_WORKERS", GRPC_WORKERS),
+        grpc_max_concurrent_rpcs=v.integer("ERP_GRPC_MAX_CONCURRENT_RPCS", 256),
+        grpc_max_message_bytes=v.integer("ERP_GRPC_MAX_MESSAGE_BYTES", 4 * 1024 * 1024),
+        shutdown_grace_seconds=v.number("ERP_SHUTDOWN_GRACE_SECONDS", 10.0),
+        migrate_on_start=v.flag("ERP_MIGRATE_ON_START", True),
+        db_pool_size=v.integer("ERP_DB_POOL_SIZE", 10),
+        cache_ttl_seconds=v.number("ERP_CACHE_TTL_SECONDS", 60.0),
+        cache_local_seconds=v.number("ERP_CACHE_LOCAL_MS", 100.0) / 1000,
+        cache_prefix=v.text("ERP_CACHE_PREFIX", "erp"),
+        event_max_attempts=v.integer("ERP_EVENT_MAX_ATTEMPTS", 5),
+        event_retry_base_ms=v.integer("ERP_EVENT_RETRY_BASE_MS", 200),
+        event_consumer_threads=v.integer("ERP_EVENT_CONSUMER_THREADS", 1),
+        processes=v.integer("ERP_PROCESSES", 1),
+        redis_socket_timeout_seconds=v.number("ERP_REDIS_SOCKET_TIMEOUT_SECONDS", 0.25),
+        redis_connect_timeout_seconds=v.number("ERP_REDIS_CONNECT_TIMEOUT_SECONDS", 0.25),
+        relay_poll_seconds=v.number("ERP_RELAY_POLL_SECONDS", 0.2),
+        unroutable_grace_seconds=v.number("ERP_UNROUTABLE_GRACE_SECONDS", 300.0),
+        health_check_seconds=v.number("ERP_HEALTH_CHECK_SECONDS", 2.0),
+        log_level=v.text("ERP_LOG_LEVEL", "INFO").upper(),
+        log_format=v.text("ERP_LOG_FORMAT", "json").lower(),
+        default_warehouse=v.text("ERP_DEFAULT_WAREHOUSE", "MAIN"),
         targets=targets,
-        internal_auth=_bool("ERP_INTERNAL_AUTH", False),
-        internal_token_secret=_env("ERP_INTERNAL_TOKEN_SECRET"),
-        env={k: v for k, v in os.environ.items() if k.startswith("ERP_")},
-        amqp_heartbeat_seconds=_int("ERP_AMQP_HEARTBEAT_SECONDS", 30),
-        amqp_blocked_connection_timeout_seconds=_float("ERP_AMQP_BLOCKED_CONNECTION_TIMEOUT_SECONDS", 30.0),
-        amqp_socket_timeout_seconds=_float("ERP_AMQP_SOCKET_TIMEOUT_SECONDS", 5.0),
-        amqp_delivery_limit=_positive("ERP_AMQP_DELIVERY_LIMIT", 20),
+        internal_auth=v.flag("ERP_INTERNAL_AUTH", False),
+        internal_token_secret=v.text("ERP_INTERNAL_TOKEN_SECRET"),
+        env=env,
+        amqp_heartbeat_seconds=v.integer("ERP_AMQP_HEARTBEAT_SECONDS", 30),
+        amqp_blocked_connection_timeout_seconds=v.number("ERP_AMQP_BLOCKED_CONNECTION_TIMEOUT_SECONDS", 30.0),
+        amqp_socket_timeout_seconds=v.number("ERP_AMQP_SOCKET_TIMEOUT_SECONDS", 5.0),
+        amqp_delivery_limit=v.integer("ERP_AMQP_DELIVERY_LIMIT", 20, least=1),
     )

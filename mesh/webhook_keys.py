@@ -75,8 +75,8 @@ class SigningKeys:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SigningKeys:
-        current = settings.get("ERP_WEBHOOK_SIGNING_KEY", "") or DEV_SIGNING_KEY
-        retired = tuple(k.strip() for k in settings.get("ERP_WEBHOOK_SIGNING_KEYS_RETIRED", "").split(",")
+        current = settings.variables.text("ERP_WEBHOOK_SIGNING_KEY", "") or DEV_SIGNING_KEY
+        retired = tuple(k.strip() for k in settings.variables.text("ERP_WEBHOOK_SIGNING_KEYS_RETIRED", "").split(",")
                         if k.strip())
         for name, key in (("ERP_WEBHOOK_SIGNING_KEY", current), *(("ERP_WEBHOOK_SIGNING_KEYS_RETIRED", k)
                                                                     for k in retired)):

@@ -29,11 +29,11 @@ NAME = "finance"
 
 def config(settings: Settings) -> FinanceConfig:
     return FinanceConfig.parse(
-        tax_rate=settings.get("ERP_FINANCE_TAX_RATE", "0.20"),
-        default_payment_terms_days=settings.get("ERP_FINANCE_DEFAULT_PAYMENT_TERMS_DAYS", "30"),
-        currency=settings.get("ERP_FINANCE_CURRENCY", "EUR"),
-        bill_quantity_tolerance=settings.get("ERP_FINANCE_BILL_QUANTITY_TOLERANCE", "0"),
-        bill_price_tolerance=settings.get("ERP_FINANCE_BILL_PRICE_TOLERANCE", "0.02"),
+        tax_rate=settings.variables.text("ERP_FINANCE_TAX_RATE", "0.20"),
+        default_payment_terms_days=settings.variables.text("ERP_FINANCE_DEFAULT_PAYMENT_TERMS_DAYS", "30"),
+        currency=settings.variables.text("ERP_FINANCE_CURRENCY", "EUR"),
+        bill_quantity_tolerance=settings.variables.text("ERP_FINANCE_BILL_QUANTITY_TOLERANCE", "0"),
+        bill_price_tolerance=settings.variables.text("ERP_FINANCE_BILL_PRICE_TOLERANCE", "0.02"),
     )
 
 

@@ -61,7 +61,7 @@ def check_jwks_url(url: str) -> str:
 
 
 def load(settings: Settings) -> GatewayConfig:
-    get = settings.get
+    get = settings.variables.text
     when_down = get("ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN", "open").lower()
     if when_down not in ("open", "closed"):
         raise ValueError("ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN must be open or closed")

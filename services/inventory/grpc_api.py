@@ -22,7 +22,7 @@ def _level(level: StockLevel) -> pb.StockLevel:
 
 def valuation_currency(settings) -> str:
     """ERP_INVENTORY_CURRENCY (default EUR): what inventory values stock in."""
-    return settings.get("ERP_INVENTORY_CURRENCY", "EUR") if settings is not None else "EUR"
+    return settings.variables.text("ERP_INVENTORY_CURRENCY", "EUR") if settings is not None else "EUR"
 
 
 def _product(p: domain.Product) -> pb.Product:

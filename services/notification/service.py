@@ -50,7 +50,7 @@ class Config:
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
         def number(name: str, default: str, kind):
-            raw = settings.get(name, default)
+            raw = settings.variables.text(name, default)
             try:
                 return kind(raw)
             except ValueError as exc:
@@ -61,9 +61,9 @@ class Config:
                                number("ERP_NOTIFICATION_RETRY_BASE_SECONDS", "1", float)),
             poll_seconds=max(0.05, number("ERP_NOTIFICATION_POLL_SECONDS", "1", float)),
             customer_wait=dt.timedelta(seconds=number("ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS", "86400", float)),
-            smtp_url=settings.get("ERP_SMTP_URL", ""),
-            smtp_from=settings.get("ERP_SMTP_FROM", "erp@localhost"),
-            webhook_secret=settings.get("ERP_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
+            smtp_url=settings.variables.text("ERP_SMTP_URL", ""),
+            smtp_from=settings.variables.text("ERP_SMTP_FROM", "erp@localhost"),
+            webhook_secret=settings.variables.text("ERP_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
             signing_keys=SigningKeys.from_settings(settings),
         )
         if not config.customer_wait > dt.timedelta(0):

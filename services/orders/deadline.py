@@ -39,7 +39,7 @@ class Deadline:
     @classmethod
     def from_settings(cls, settings: Settings) -> Deadline:
         def number(name: str, default: str, kind, least):
-            raw = settings.get(name, default)
+            raw = settings.variables.text(name, default)
             try:
                 value = kind(raw)
             except ValueError:

@@ -29,9 +29,9 @@ NAME = "procurement"
 
 def config(settings: Settings) -> ProcurementConfig:
     return ProcurementConfig.parse(
-        second_approval_above=settings.get("ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE", "10000.00"),
-        over_receipt_tolerance=settings.get("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE", "0.05"),
-        segregate_duties=settings.get("ERP_PROCUREMENT_SEGREGATE_DUTIES", "true"),
+        second_approval_above=settings.variables.text("ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE", "10000.00"),
+        over_receipt_tolerance=settings.variables.text("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE", "0.05"),
+        segregate_duties=settings.variables.text("ERP_PROCUREMENT_SEGREGATE_DUTIES", "true"),
     )
 
 

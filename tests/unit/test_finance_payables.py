@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import types
 from decimal import Decimal
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mesh.errors import FailedPrecondition, InvalidArgument
+from mesh.settings import Variables
 from services.finance import payables
 from services.finance.domain import CHART, Account, FinanceConfig
 from services.finance.payables import (
@@ -315,12 +317,8 @@ def test_bad_tolerances_stop_the_service_naming_the_variable(quantity, price, pr
 
 
 def test_the_tolerances_come_from_the_settings_with_their_defaults():
-    class Settings:
-        def __init__(self, env):
-            self.env = env
-
-        def get(self, name, default):
-            return self.env.get(name, "") or default
+    def Settings(env):  # noqa: N802 - what the config reads of mesh's Settings
+        return types.SimpleNamespace(variables=Variables(env))
 
     defaults = finance_config(Settings({}))
     assert (defaults.bill_quantity_tolerance, defaults.bill_price_tolerance) == (D(0), D("0.02"))

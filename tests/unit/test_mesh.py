@@ -3,6 +3,7 @@ envelopes and settings."""
 from __future__ import annotations
 
 import os
+import re
 import threading
 from decimal import Decimal
 from unittest import mock
@@ -343,11 +344,11 @@ def test_settings_read_the_environment(clean_env):
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
-    ("ERP_GRPC_PORT", "50o51", "ERP_GRPC_PORT must be an integer"),
-    ("ERP_EVENT_MAX_ATTEMPTS", "3.5", "ERP_EVENT_MAX_ATTEMPTS must be an integer"),
+    ("ERP_GRPC_PORT", "50o51", "ERP_GRPC_PORT must be a whole number"),
+    ("ERP_EVENT_MAX_ATTEMPTS", "3.5", "ERP_EVENT_MAX_ATTEMPTS must be a whole number"),
     ("ERP_CACHE_TTL_SECONDS", "five", "ERP_CACHE_TTL_SECONDS must be a number"),
     ("ERP_MIGRATE_ON_START", "maybe", "ERP_MIGRATE_ON_START must be true or false"),
-    ("ERP_EVENT_TRANSPORT", "kafka", "ERP_EVENT_TRANSPORT must be amqp or postgres"),
+    ("ERP_EVENT_TRANSPORT", "kafka", "ERP_EVENT_TRANSPORT must be one of amqp, postgres"),
     ("ERP_EVENT_TRANSPORT", "amqp", "needs ERP_AMQP_URL"),
 ])
 def test_settings_refuse_a_bad_value_by_name(clean_env, name, value, message):
@@ -491,3 +492,20 @@ def test_text_log_lines_carry_the_calls_ids_before_any_traceback():
             failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
         first, _, rest = formatter.format(failed).partition("\n")
         assert first.endswith("failed [request_id=req-1 correlation_id=corr-1]") and "ValueError: boom" in rest
+
+
+def test_variables_read_each_kind_with_its_default_and_name_the_variable_when_bad():
+    from mesh.settings import Variables
+
+    v = Variables({"ERP_A": " 7 ", "ERP_B": "0.05", "ERP_C": "yes", "ERP_D": "", "ERP_E": "nan", "ERP_F": "CLOSED"})
+    assert (v.integer("ERP_A", 1), v.decimal("ERP_B", "0"), v.flag("ERP_C", False), v.integer("ERP_D", 3)) == \
+        (7, Decimal("0.05"), True, 3)
+    assert v.choice("ERP_F", "open", ("open", "closed")) == "closed"
+    for read, message in [(lambda: v.integer("ERP_A", 1, most=5), "ERP_A must be at most 5, got 7"),
+                          (lambda: v.decimal("ERP_B", "0", least=Decimal("0.1")), "ERP_B must be at least 0.1"),
+                          (lambda: v.number("ERP_E", 1.0), "ERP_E must be a finite number"),
+                          (lambda: v.decimal("ERP_E", "0"), "ERP_E must be a finite number"),
+                          (lambda: v.flag("ERP_F", True), "ERP_F must be true or false"),
+                          (lambda: v.integer("ERP_B", 1), "ERP_B must be a whole number, got '0.05'")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            read()

@@ -3,15 +3,16 @@ rules for setting a URL and rotating its secret, and notification's choice of th
 sign a delivery. No I/O (the real handlers against fakes)."""
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import itertools
+import types
 
 import pytest
 
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from mesh import webhook_keys
 from mesh.errors import FailedPrecondition, InvalidArgument, NotFound
+from mesh.settings import Variables
 from services.crm import domain as crm
 from services.crm import handlers as crm_handlers
 from services.notification import domain as notif
@@ -48,12 +49,8 @@ def test_keys_are_found_by_id_current_or_retired_and_short_keys_are_refused():
     assert keys.secret("C-1", "s", webhook_keys.key_id(OLD_KEY)) == webhook_keys.derive(OLD_KEY, "C-1", "s")
     assert KEY not in keys.current_id
 
-    @dataclasses.dataclass
-    class Settings:
-        env: dict
-
-        def get(self, name, default):
-            return self.env.get(name, "") or default
+    def Settings(env):  # noqa: N802 - what SigningKeys reads of mesh's Settings
+        return types.SimpleNamespace(variables=Variables(env))
 
     assert webhook_keys.SigningKeys.from_settings(Settings({})).is_dev_default
     loaded = webhook_keys.SigningKeys.from_settings(Settings({"ERP_WEBHOOK_SIGNING_KEY": KEY,

@@ -8,12 +8,16 @@ Rows (all on 127.0.0.1, every loop bounded in time):
   2  GetStock        inventory's GetStock through the real service (interceptors, validation, Redis
                      read-through cache, PostgreSQL behind it) over 1,000 SKUs with Zipf-skewed popularity
                      (s = 1.0), default cache TTL, near cache kept in step by Redis invalidations
-  2r GetStock @rate  the same at a fixed offered rate (--rate, default 1,000/s): the issue's p99 target
+  1r, 2r @rate       the echo and GetStock at a fixed offered rate (--rate, default 1,000/s), in turns:
+                     the p99 target is 2r's over 1r's
   2n GetStock Redis  row 2 without the in-process copy of cached levels (ERP_CACHE_LOCAL_MS=0)
+  1o echo            the echo again, right before the orders: the server CPU of one bare call
   3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
-                     reserved, credit checked, confirmed, invoiced (journal), notification recorded
-  3l orders, light   the same with 1/8 of the orders in flight: latency below saturation (at saturation a
-                     closed loop's latency is just slots / throughput)
+                     reserved, credit checked, confirmed, invoiced (journal), notification recorded; then
+                     CPU per order per service and per engine (loadtests/accounting.py) over 1o's per call
+  3r orders @80%     orders placed at 80% of row 3's throughput (open loop): p99 placement->confirmation
+                     (the order timeline's confirmed step)
+  pgbench            TPC-B on the same PostgreSQL (loadtests/pgbench.py): the order rate's reference
 Rows 1 and 2 (and 1x2, 2x2) are measured in turns: six slices each, a b b a a b ..., after a warm-up that
 reads every hot SKU once, so the ratio (2)/(1) compares steady states seen at the same moments (this
 machine's speed drifts 15-30% within a minute); the notes give the ratio of each pair of slices.
@@ -35,6 +39,9 @@ Engines: external PostgreSQL, Redis and RabbitMQ when reachable (a fresh databas
 namespace and cache prefix of its own, all removed afterwards), else the embedded ones (and the PostgreSQL
 event bus). The catalog is seeded straight into inventory's tables with INSERT ... SELECT generate_series
 (balances and their ledger entries, so balances still equal the ledger), customers through crm's API.
+
+Instructions per order and per echo call come from `perf stat` where the machine counts them (it says so
+when not: virtual machines often have no hardware counters).
 
 Columns: req/s = calls completed in the measured window / window; p50/p99 = client-side latency;
 errors; cpu srv/gen/eng/oth = cores busy in the server processes / the load generator / PostgreSQL + Redis +
@@ -58,7 +65,7 @@ from collections import Counter
 from concurrent import futures
 from pathlib import Path
 
-from loadtests.accounting import Sampler, window_cpu
+from loadtests import accounting as acc
 
 ROOT = Path(__file__).resolve().parent.parent
 ECHO_METHOD = "/bench.Echo/Echo"
@@ -170,8 +177,6 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
     the confirmed (or rejected) step of each order's timeline, by the orders service's clock."""
     import psycopg
 
-    from loadtests.accounting import GENERATOR_APP
-
     from erp.orders.v1 import orders_pb2 as ord_pb
 
     channel = _channel(target)
@@ -219,7 +224,7 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
             fire()
     seen_notice: dict[str, float] = {}
     final: dict[str, tuple[str, float]] = {}
-    with psycopg.connect(database_url, autocommit=True, application_name=GENERATOR_APP) as conn:
+    with psycopg.connect(database_url, autocommit=True, application_name=acc.GENERATOR_APP) as conn:
         deadline = end + drain
         while time.time() < deadline:
             time.sleep(0.05)
@@ -312,6 +317,10 @@ class Bench:
     def __init__(self, args, echo_pid: int = 0, database_url: str = "", run_db: str = "") -> None:
         self.args, self.echo_pid, self.database_url, self.run_db = args, echo_pid, database_url, run_db
         self.rows: list[dict] = []
+        self.pgbench: dict = {}
+        self.perf_ok, self.perf_note = acc.perf_supported()
+        if self.perf_ok:
+            self.perf_note = ""
         parent, child = mp.Pipe()
         self.pipe = parent
         self.generator = mp.get_context("spawn").Process(target=generator_main, args=(child,), daemon=True)
@@ -320,21 +329,29 @@ class Bench:
     def run(self, kind: str, services: dict[int, str], timeout: float, **kwargs) -> dict:
         """Runs a load in the generator; CPU (loadtests/accounting.py) is sampled at the start and the end
         of its measured window, by this process's clock; order rows attribute PostgreSQL to services."""
-        detail = kind == "orders"
-        sampler = Sampler(services, self.generator.pid, self.echo_pid, self.database_url if detail else "",
+        detail, perf = kind == "orders", kwargs.pop("perf", False) and self.perf_ok
+        sampler = acc.Sampler(services, self.generator.pid, self.echo_pid, self.database_url if detail else "",
                           self.run_db)
         self.pipe.send((kind, kwargs))
         started = time.time()
         time.sleep(kwargs.get("warmup", 0))
         before = sampler.snapshot(detail)
+        counting = None
+        if perf:  # instructions of every counted process over the window (services, engines, the echo)
+            pids = ",".join(str(pid) for pid, (group, _) in before["cpu"].items()
+                            if group not in ("generator", "postgres other"))
+            counting = subprocess.Popen(["perf", "stat", "-x,", "-e", "instructions", "-p", pids, "--", "sleep",
+                                         str(kwargs.get("seconds", 0))], stderr=subprocess.PIPE, text=True)
         time.sleep(max(0.0, started + kwargs.get("warmup", 0) + kwargs.get("seconds", 0) - time.time()))
         after = sampler.snapshot(detail)
+        instructions = acc.parse_perf_instructions(counting.communicate(timeout=30)[1]) if counting else None
         if not self.pipe.poll(timeout):
             raise TimeoutError(f"{kind} load did not finish in {timeout:.0f}s")
         result = self.pipe.recv()
-        result["cpu"] = Sampler.cores(before, after)
+        result["cpu"] = acc.Sampler.cores(before, after)
+        result["instructions"] = instructions
         result["window"] = after["at"] - before["at"]
-        result["groups"] = window_cpu(before["cpu"], after["cpu"])
+        result["groups"] = acc.window_cpu(before["cpu"], after["cpu"])
         result["rss_mb"] = {}
         for pid, rss in after["rss"].items():
             name = services[pid]
@@ -585,7 +602,7 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, l
     from mesh.settings import load
 
     with localmesh.mesh(engines, namespace, processes=1) as targets:
-        pids = _service_pids(psutil, targets)
+        pids = _service_map(psutil, targets)
         seeded = 0
         seeded_time = seed_skus(engines.database_url, 1, sizes[0])
         seeded = sizes[0]
@@ -622,7 +639,7 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, l
     with localmesh.mesh(engines, namespace, processes=1, services=("inventory",),
                         extra_env={"ERP_CACHE_LOCAL_MS": "0"}) as targets:
         bench.add("2n", f"GetStock, {sizes[0]:,} SKUs, Redis only (no in-process copy)", bench.run(
-            "unary", _service_pids(psutil, targets), 60, target=targets["inventory"], method=GETSTOCK,
+            "unary", _service_map(psutil, targets), 60, target=targets["inventory"], method=GETSTOCK,
             payloads=lookup_payload, **common))
 
 
@@ -646,62 +663,83 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
     print(HEADER)
     for processes in sorted(int(n) for n in args.order_processes.split(",")):
         with localmesh.mesh(engines, namespace, processes=processes) as targets:
-            pids = _service_pids(psutil, targets)
+            pids = _service_map(psutil, targets)
             if processes == 2 and args.only != "orders":  # does a second process help the lookup here?
                 versus_echo(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1x2", "2x2"),
                             "GetStock, 1,000 SKUs, 2 inventory processes")
                 bench.add("2rx2", f"GetStock at {args.rate:.0f}/s offered, 2 inventory processes", bench.run(
                     "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
                     rate=args.rate, **common))
-            result = bench.run("orders", pids, args.order_seconds + args.drain + 60, target=targets["orders"],
-                               database_url=engines.database_url, payload_factory_args=order_args,
-                               slots=args.order_slots, seconds=args.order_seconds, warmup=args.warmup,
-                               drain=args.drain)
+            suffix = "" if processes == 1 else "x2"
+            # the server CPU of one bare echo call, measured next to the orders it is compared with
+            bench.add("1o" + suffix, "bare echo (its server CPU per call)", bench.run(
+                "unary", {}, 60, perf=True, **dict(echo_load[1], seconds=args.seconds / 2, warmup=SLICE_WARMUP)))
+            orders = dict(target=targets["orders"], database_url=engines.database_url, payload_factory_args=order_args,
+                          seconds=args.order_seconds, warmup=args.warmup, drain=args.drain)
+            result = bench.run("orders", pids, args.order_seconds + args.drain + 60, perf=True,
+                               slots=args.order_slots, **orders)
             if "failed" not in result:
                 place = result["place"]
                 result["notes"] = (f"processed {result['processed']} {result['statuses']}, stuck {result['stuck']}; "
                                    f"PlaceOrder p50/p99 {_fmt(place['p50'])}/{_fmt(place['p99'])} ms")
-            bench.add("3" if processes == 1 else "3x2",
-                      f"orders fully processed, {processes} process{'es' if processes > 1 else ''}/service",
-                      result)
-            if processes == 1:  # the same below saturation: what placement->processed costs without queueing
-                slots = max(1, args.order_slots // 8)
-                light = bench.run("orders", pids, args.order_seconds + args.drain + 60, target=targets["orders"],
-                                  database_url=engines.database_url, payload_factory_args=order_args,
-                                  slots=slots, seconds=args.order_seconds, warmup=args.warmup, drain=args.drain)
-                if "failed" not in light:
-                    light["notes"] = f"processed {light['processed']}, stuck {light['stuck']}"
-                bench.add("3l", f"orders, {slots} in flight (below saturation)", light)
+            row = bench.add("3" + suffix, f"orders fully processed, {processes} process{'es' if processes > 1 else ''}"
+                            "/service", result)
+            if "failed" in row or not row["rps"]:
+                continue
+            print_cpu(bench, "3" + suffix, "1o" + suffix)
+            rate = 0.8 * row["rps"]  # 80% of the measured maximum: the latency target's load
+            paced = bench.run("orders", pids, args.order_seconds + args.drain + 60, slots=args.order_slots,
+                              rate=rate, **orders)
+            if "failed" not in paced:
+                paced["notes"] = (f"offered {rate:.1f}/s; placement->confirmation p50/p99 "
+                                  f"{_fmt(paced['confirm']['p50'], '.0f')}/{_fmt(paced['confirm']['p99'], '.0f')} ms; "
+                                  f"processed {paced['processed']}, stuck {paced['stuck']}")
+            bench.add("3r" + suffix, "orders at 80% of (3), open loop", paced)
 
 
-def verdict(rows: list[dict], checks: dict) -> None:
-    by = {r["row"]: r for r in rows}
-    lines = []
-    for key, how in (("2", "1 process"), ("2x2", "2 processes")):
-        if key in by and "vs_echo" in by[key]:
-            r = by[key]
-            lines.append((f"lookup throughput >= 0.8x echo ({how}, in turns)", f"{r['vs_echo']:.2f}x",
-                          r["vs_echo"] >= 0.8 and r["errors"] == 0))
-    for key, how in (("2r", "1 process"), ("2rx2", "2 processes")):
-        if key in by and by[key].get("p99") is not None:
-            r = by[key]
-            lines.append((f"lookup p99 < 10 ms at offered rate ({how}, {r['rps']:.0f}/s done)", f"{r['p99']:.1f} ms",
-                          r["p99"] < 10 and r["errors"] == 0))
-    for key in ("3", "3x2"):
-        if key in by and "rps" in by[key]:
-            r = by[key]
-            lines.append((f"orders >= 200/s fully processed ({key})", f"{r['rps']:.1f}/s", r["rps"] >= 200))
-            lines.append((f"orders p99 placement->processed < 1 s ({key})", f"{_fmt(r['p99'], '.0f')} ms",
-                          r["p99"] is not None and r["p99"] < 1000))
-            lines.append((f"no stuck orders ({key})", str(r["stuck"]), r["stuck"] == 0))
-    if "3l" in by and by["3l"].get("p99") is not None:
-        r = by["3l"]
-        lines.append((f"orders p99 placement->processed < 1 s below saturation (3l, {r['rps']:.0f}/s)",
-                      f"{r['p99']:.0f} ms", r["p99"] < 1000 and r["stuck"] == 0))
-    lines.append(("no oversell, ledger = balances, invoices", str(checks), not any(checks.values())))
-    print("\nverdict (issue 5 targets):")
-    for what, measured, ok in lines:
-        print(f"  {'PASS' if ok else 'MISS'}  {what:<52} {measured}")
+def print_cpu(bench: Bench, orders_row: str, echo_row: str) -> None:
+    by = {r["row"]: r for r in bench.rows}
+    order, echo = by[orders_row], by[echo_row]
+    units = order["rps"] * order["window"]
+    per_order = acc.per_unit_ms(acc.counted(order["groups"]), units)
+    echo_ms = echo_call_ms(echo)
+    print(f"\n     CPU per order fully processed ({orders_row}: {units:.0f} orders in {order['window']:.1f}s; "
+          f"load average {os.getloadavg()[0]:.1f}), and resident memory under that load:")
+    for line in acc.cpu_lines(per_order, order["rss_mb"], echo_ms):
+        print("     " + line)
+    gen = order["groups"].get("generator", 0.0) * 1000 / units
+    other = order["groups"].get("postgres other", 0.0) * 1000 / units
+    print(f"     not counted: load generator {gen:.2f} ms/order, other databases on the PostgreSQL server "
+          f"{other:.2f} ms/order, the rest of the machine {order['cpu']['oth']:.2f} cores", flush=True)
+    for what, row, n in (("order", order, units), ("echo call", echo, echo["rps"] * echo["window"])):
+        if row.get("instructions") is not None:
+            print(f"     instructions per {what}: {row['instructions'] / n:,.0f}")
+    if bench.perf_note:
+        print(f"     instructions: {bench.perf_note}\n", flush=True)
+
+
+def echo_call_ms(echo_row: dict) -> float | None:
+    calls = echo_row["rps"] * echo_row["window"]
+    return echo_row["groups"].get("echo", 0.0) * 1000 / calls if calls else None
+
+
+def verdict(bench: Bench, checks: dict) -> None:
+    by = {r["row"]: r for r in bench.rows if "failed" not in r}
+    f = acc.Figures(integrity=checks)
+    if "3" in by and "1o" in by and by["3"]["rps"]:
+        f.cpu_per_order_ms = acc.per_unit_ms(acc.counted(by["3"]["groups"]), by["3"]["rps"] * by["3"]["window"])["total"]
+        f.echo_cpu_per_call_ms = echo_call_ms(by["1o"])
+        f.orders_per_s = by["3"]["rps"]
+        f.stuck = sum(r["stuck"] for r in by.values() if "stuck" in r)
+    f.pgbench_tps = getattr(bench, "pgbench", {}).get("tps")
+    f.confirm_p99_ms = by.get("3r", {}).get("confirm", {}).get("p99")
+    f.lookup_vs_echo = by.get("2", {}).get("vs_echo")
+    f.lookup_p99_ms, f.echo_p99_ms = by.get("2r", {}).get("p99"), by.get("1r", {}).get("p99")
+    print(f"\nfigures: CPU/order {_fmt(f.cpu_per_order_ms)} ms, echo server CPU/call {_fmt(f.echo_cpu_per_call_ms, '.3f')} "
+          f"ms; orders {_fmt(f.orders_per_s, '.1f')}/s, pgbench {_fmt(f.pgbench_tps, '.0f')} tps")
+    print("verdict (issue 18 targets; the gateway's are make bench-gateway's):")
+    for line in acc.verdicts(f):
+        print(line.line())
 
 
 def _ratio(before: tuple[int, int], after: tuple[int, int]) -> str:
@@ -729,13 +767,15 @@ def wait_serving_raw(target: str, timeout: float = 20) -> None:
                     raise TimeoutError(f"{target} did not start") from None
 
 
-def _service_pids(psutil, targets: dict) -> list[int]:
-    ports = {int(p.rsplit(":", 1)[1]) for t in targets.values() for p in t.removeprefix("ipv4:").split(",")}
-    pids = set()
+def _service_map(psutil, targets: dict) -> dict[int, str]:
+    """{pid: service} of the processes listening on the targets' ports."""
+    service_of = {int(p.rsplit(":", 1)[1]): name for name, t in targets.items()
+                  for p in t.removeprefix("ipv4:").split(",")}
+    pids = {}
     for conn in psutil.net_connections("tcp"):
-        if conn.status == "LISTEN" and conn.laddr.port in ports and conn.pid:
-            pids.add(conn.pid)
-    return sorted(pids)
+        if conn.status == "LISTEN" and conn.laddr.port in service_of and conn.pid:
+            pids[conn.pid] = service_of[conn.laddr.port]
+    return pids
 
 
 def _cleanup(engines, namespace: str, localmesh) -> None:

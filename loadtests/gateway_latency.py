@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 
 from erp.inventory.v1 import inventory_pb2 as pb
-from loadtests import localmesh
+from loadtests import accounting, localmesh
 from mesh import identity
 
 GETSTOCK = "/erp.inventory.v1.InventoryService/GetStock"
@@ -134,6 +134,12 @@ def main() -> int:
     print(f"{'path':<30} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'req/s':>8}")
     for name, row in rows.items():
         print(f"{name:<30} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['p50'] - base['p50']:>+10.2f} {row['rps']:>8.0f}")
+    via = rows["through the gateway (gRPC)"]
+    print(f"verdict (issue 18 targets, gRPC edge; load average {os.getloadavg()[0]:.1f}):")
+    for verdict in accounting.verdicts(accounting.Figures(gateway_added_p50_ms=via["p50"] - base["p50"],
+                                                          gateway_vs_direct=via["rps"] / base["rps"])):
+        if "gateway" in verdict.what:
+            print(verdict.line())
     localmesh.drop_database(eng)
     return 0
 

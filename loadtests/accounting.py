@@ -1,0 +1,255 @@
+"""Where the CPU of a benchmark window went, per service and per engine, and the issue-18 verdicts.
+
+A snapshot maps every process of interest to a group and its CPU seconds so far (user + system, its
+threads, plus its reaped children's): `svc <name>` for a service process, `postgres for <name>` for a
+PostgreSQL backend serving that service's connections (matched by the client port of the connection),
+`postgres server` for the postmaster and its background workers (WAL writer, checkpointer, autovacuum;
+a backend that exits comes back here through the postmaster's children times), `redis`, `rabbitmq`,
+and, not counted towards the mesh, `generator`, `echo` and `postgres other` (other databases: other users
+of a shared server). The CPU of a window is the difference of the two snapshots' sums per group, so a
+process that exits inside the window is counted through its parent.
+
+The pure parts (grouping, differences, per-unit figures, parsers, verdicts) are unit-tested; `Sampler`
+reads /proc through psutil and pg_stat_activity.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import subprocess
+import time
+
+ENGINE_OF = {"postgres": "postgres", "redis-server": "redis", "beam.smp": "rabbitmq", "epmd": "rabbitmq",
+             "erl_child_setup": "rabbitmq", "inet_gethost": "rabbitmq"}
+GENERATOR_APP = "erp-bench-generator"  # application_name of the load generator's own PostgreSQL connections
+NOT_COUNTED = ("generator", "echo", "postgres other")
+PG_PORT = 5432
+
+
+def pg_group(row: tuple | None, run_db: str, service_of_port: dict[int, str]) -> str:
+    """The group of a PostgreSQL process from its pg_stat_activity row (datname, backend_type,
+    application_name, client_port); None: not listed there (the postmaster, the logger...)."""
+    if row is None:
+        return "postgres server"
+    datname, backend_type, application, client_port = row
+    if backend_type != "client backend":
+        return "postgres server" if datname in (None, run_db) else "postgres other"
+    if datname != run_db or application == GENERATOR_APP:
+        return "postgres other"
+    return f"postgres for {service_of_port.get(client_port, '?')}"
+
+
+def window_cpu(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per group between two snapshots {pid: (group, cpu seconds so far)}. A process
+    gone by `after` takes its earlier seconds off its group: the parent that reaped it has them all."""
+    groups: dict[str, float] = {}
+    for group, seconds in after.values():
+        groups[group] = groups.get(group, 0.0) + seconds
+    for pid, (group, seconds) in before.items():
+        # a PostgreSQL backend may change group (its row appears late): keep its seconds where it ends
+        group = after[pid][0] if pid in after else group
+        groups[group] = groups.get(group, 0.0) - seconds
+    return groups
+
+
+def counted(groups: dict[str, float]) -> dict[str, float]:
+    """The groups that are the mesh and its engines, sorted: services, then PostgreSQL, Redis, RabbitMQ."""
+    order = lambda g: (not g.startswith("svc "), not g.startswith("postgres"), g)  # noqa: E731
+    return {g: max(0.0, groups[g]) for g in sorted(groups, key=order) if g not in NOT_COUNTED}
+
+
+def per_unit_ms(groups: dict[str, float], units: float) -> dict[str, float]:
+    """Milliseconds of CPU per unit of work for each group, and their 'total'."""
+    if units <= 0:
+        return {}
+    result = {g: s * 1000 / units for g, s in groups.items()}
+    result["total"] = sum(groups.values()) * 1000 / units
+    return result
+
+
+def parse_pgbench_tps(output: str) -> float | None:
+    """pgbench's tps (PostgreSQL 15: 'tps = 1234.5 (without initial connection time)')."""
+    found = re.findall(r"^tps = ([0-9.]+)", output, re.MULTILINE)
+    return float(found[-1]) if found else None
+
+
+def parse_perf_instructions(output: str) -> int | None:
+    """The instruction count from `perf stat -x,` output; None when not supported or not counted."""
+    for line in output.splitlines():
+        fields = line.split(",")
+        if len(fields) >= 3 and fields[2].startswith("instructions"):
+            return int(fields[0]) if fields[0].isdigit() else None
+    return None
+
+
+def perf_supported() -> tuple[bool, str]:
+    try:
+        out = subprocess.run(["perf", "stat", "-x,", "-e", "instructions", "--", "true"], capture_output=True,
+                             text=True, timeout=10).stderr
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, f"perf not runnable ({exc.__class__.__name__})"
+    if parse_perf_instructions(out) is None:
+        return False, "perf stat counts no instructions here (" + (out.strip().splitlines() or ["no output"])[-1] + ")"
+    return True, "perf stat -e instructions"
+
+
+# ------------------------------------------------------------------------------------------ verdicts
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    what: str
+    measured: str
+    ok: bool | None  # None: not measured in this run
+
+    def line(self) -> str:
+        mark = {True: "PASS", False: "MISS", None: "----"}[self.ok]
+        return f"  {mark}  {self.what:<66} {self.measured}"
+
+
+def _at_most(what: str, value: float | None, limit: float, fmt: str) -> Verdict:
+    return Verdict(what, "not measured" if value is None else format(value, fmt), None if value is None else value <= limit)
+
+
+def _at_least(what: str, value: float | None, limit: float, fmt: str) -> Verdict:
+    return Verdict(what, "not measured" if value is None else format(value, fmt), None if value is None else value >= limit)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b == 0 else a / b
+
+
+@dataclasses.dataclass
+class Figures:
+    """What the verdicts are taken from (None: not measured in this run)."""
+
+    cpu_per_order_ms: float | None = None
+    echo_cpu_per_call_ms: float | None = None
+    orders_per_s: float | None = None
+    pgbench_tps: float | None = None
+    confirm_p99_ms: float | None = None
+    lookup_vs_echo: float | None = None
+    lookup_p99_ms: float | None = None
+    echo_p99_ms: float | None = None
+    gateway_added_p50_ms: float | None = None
+    gateway_vs_direct: float | None = None
+    stuck: int | None = None
+    integrity: dict | None = None
+
+
+def verdicts(f: Figures) -> list[Verdict]:
+    cpu_x = ratio(f.cpu_per_order_ms, f.echo_cpu_per_call_ms)
+    lines = [
+        _at_most("CPU per order <= 70x the server CPU of one echo call", cpu_x, 70, ".0f"),
+        _at_least("orders fully processed/s >= 0.05x pgbench TPC-B tps", ratio(f.orders_per_s, f.pgbench_tps),
+                  0.05, ".3f"),
+        _at_most("p99 placement->confirmation < 1 s at 80% of max throughput (ms)", f.confirm_p99_ms, 999.999, ".0f"),
+        _at_least("lookup throughput >= 0.9x echo (in turns)", f.lookup_vs_echo, 0.9, ".2f"),
+        _at_most("lookup p99 <= 1.3x echo p99 at 1,000/s offered", ratio(f.lookup_p99_ms, f.echo_p99_ms), 1.3, ".2f"),
+    ]
+    if f.gateway_added_p50_ms is not None or f.gateway_vs_direct is not None:
+        lines += [_at_most("gateway adds <= 1 ms p50 (ms)", f.gateway_added_p50_ms, 1.0, ".2f"),
+                  _at_least("gateway passes >= 0.7x direct throughput", f.gateway_vs_direct, 0.7, ".2f")]
+    if f.stuck is not None:
+        lines.append(Verdict("no order stuck", str(f.stuck), f.stuck == 0))
+    if f.integrity is not None:
+        lines.append(Verdict("no oversell, ledger = balances, invoices (all 0)", str(f.integrity),
+                             not any(f.integrity.values())))
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ sampling
+class Sampler:
+    """Snapshots of CPU seconds per process (see the module doc) and the services' resident memory."""
+
+    def __init__(self, services: dict[int, str], generator_pid: int, echo_pid: int | None,
+                 database_url: str = "", run_db: str = "") -> None:
+        import psutil
+
+        self.psutil, self.run_db, self.database_url = psutil, run_db, database_url
+        self.named = {pid: f"svc {name}" for pid, name in services.items()}
+        self.named[generator_pid] = "generator"
+        if echo_pid:
+            self.named[echo_pid] = "echo"
+        self.procs = {pid: psutil.Process(pid) for pid in self.named}
+
+    @staticmethod
+    def _seconds(p) -> float:
+        t = p.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def _pg_rows(self) -> dict[int, tuple]:
+        if not self.database_url:
+            return {}
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True, application_name=GENERATOR_APP) as conn:
+            rows = conn.execute("SELECT pid, datname, backend_type, application_name, client_port "
+                                "FROM pg_stat_activity").fetchall()
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    def _service_of_port(self) -> dict[int, str]:
+        """Local port of each service process's connection to PostgreSQL -> the service."""
+        ports = {}
+        for c in self.psutil.net_connections("tcp"):
+            if c.pid in self.named and c.raddr and c.raddr.port == PG_PORT and self.named[c.pid].startswith("svc "):
+                ports[c.laddr.port] = self.named[c.pid][4:]
+        return ports
+
+    def snapshot(self, detail: bool = False) -> dict:
+        """{'at', 'busy' (machine CPU seconds), 'cpu': {pid: (group, seconds)}, 'rss': {pid: bytes}};
+        with `detail`, PostgreSQL backends are attributed to the services they serve."""
+        at, t = time.time(), self.psutil.cpu_times()
+        busy = sum(t) - t.idle - getattr(t, "iowait", 0.0)
+        cpu, rss = {}, {}
+        for pid, p in self.procs.items():
+            try:
+                cpu[pid] = (self.named[pid], self._seconds(p))
+                if self.named[pid].startswith("svc "):
+                    rss[pid] = p.memory_info().rss
+            except self.psutil.Error:
+                pass
+        pg_rows, service_of_port = (self._pg_rows(), self._service_of_port()) if detail else ({}, {})
+        for p in self.psutil.process_iter(["name"]):
+            engine = ENGINE_OF.get(p.info["name"] or "")
+            if engine is None:
+                continue
+            group = engine
+            if engine == "postgres":
+                group = pg_group(pg_rows.get(p.pid), self.run_db, service_of_port) if detail else "postgres"
+            try:
+                cpu[p.pid] = (group, self._seconds(p))
+            except self.psutil.Error:
+                pass
+        return {"at": at, "busy": busy, "cpu": cpu, "rss": rss}
+
+    @staticmethod
+    def cores(before: dict, after: dict) -> dict[str, float]:
+        """Cores busy over the window: services (and echo) / generator / engines / everything else."""
+        dt = after["at"] - before["at"]
+        groups = window_cpu(before["cpu"], after["cpu"])
+        srv = sum(s for g, s in groups.items() if g.startswith("svc ") or g == "echo")
+        gen = groups.get("generator", 0.0)
+        eng = sum(s for g, s in groups.items() if g.startswith("postgres") or g in ("redis", "rabbitmq"))
+        busy = after["busy"] - before["busy"]
+        return {"srv": srv / dt, "gen": gen / dt, "eng": eng / dt, "oth": max(0.0, busy - srv - gen - eng) / dt}
+
+
+def cpu_lines(per_order_ms: dict[str, float], rss_mb: dict[str, float], echo_call_ms: float | None) -> list[str]:
+    """The per-order CPU table: one line per group (a service's with its largest process's resident
+    memory), the total, and the total over the server CPU of one echo call."""
+    total = per_order_ms.get("total", 0.0)
+    lines = [f"{'where':<28} {'ms/order':>9} {'share':>6} {'rss MB':>7}"]
+    for group, ms in per_order_ms.items():
+        if group == "total":
+            continue
+        rss = rss_mb.get(group.removeprefix("svc "))
+        lines.append(f"{group:<28} {ms:>9.2f} {ms / total if total else 0:>6.0%} "
+                     f"{'' if rss is None or not group.startswith('svc ') else format(rss, '.0f'):>7}")
+    lines.append(f"{'total (mesh + engines)':<28} {total:>9.2f}")
+    x = ratio(total, echo_call_ms)
+    lines.append(f"echo server CPU per call {_or_dash(echo_call_ms, '.3f')} ms: an order costs "
+                 f"{_or_dash(x, '.0f')}x one echo call (target <= 70x)")
+    return lines
+
+
+def _or_dash(x: float | None, fmt: str) -> str:
+    return "-" if x is None else format(x, fmt)

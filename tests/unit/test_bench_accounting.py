@@ -1,0 +1,119 @@
+"""The benchmark's CPU accounting and verdicts (loadtests/accounting.py) on made-up snapshots. No I/O."""
+from __future__ import annotations
+
+import pytest
+
+from loadtests.accounting import (
+    GENERATOR_APP,
+    Figures,
+    counted,
+    cpu_lines,
+    parse_perf_instructions,
+    parse_pgbench_tps,
+    per_unit_ms,
+    pg_group,
+    verdicts,
+    window_cpu,
+)
+
+RUN_DB = "erp_bench_1"
+
+
+def test_postgres_processes_are_grouped_by_the_service_they_serve():
+    ports = {40001: "orders", 40002: "crm"}
+    assert pg_group(("erp_bench_1", "client backend", "", 40001), RUN_DB, ports) == "postgres for orders"
+    assert pg_group(("erp_bench_1", "client backend", "", 40002), RUN_DB, ports) == "postgres for crm"
+    assert pg_group(("erp_bench_1", "client backend", "", 49999), RUN_DB, ports) == "postgres for ?"
+    assert pg_group(None, RUN_DB, ports) == "postgres server"  # the postmaster: not in pg_stat_activity
+    assert pg_group((None, "walwriter", "", None), RUN_DB, ports) == "postgres server"
+    assert pg_group(("erp_bench_1", "autovacuum worker", "", None), RUN_DB, ports) == "postgres server"
+
+
+def test_other_databases_and_the_generators_own_connections_are_not_the_meshs():
+    assert pg_group(("test", "client backend", "", 40001), RUN_DB, {40001: "orders"}) == "postgres other"
+    assert pg_group(("test", "autovacuum worker", "", None), RUN_DB, {}) == "postgres other"
+    assert pg_group(("erp_bench_1", "client backend", GENERATOR_APP, 40003), RUN_DB, {}) == "postgres other"
+
+
+def test_window_cpu_is_the_difference_per_group():
+    before = {1: ("svc orders", 10.0), 2: ("svc crm", 5.0), 9: ("generator", 1.0)}
+    after = {1: ("svc orders", 12.5), 2: ("svc crm", 5.25), 9: ("generator", 3.0)}
+    assert window_cpu(before, after) == {"svc orders": 2.5, "svc crm": 0.25, "generator": 2.0}
+
+
+def test_a_backend_that_exits_is_counted_once_through_the_postmaster_that_reaped_it():
+    # backend 20 had used 3 s before the window, 1 s more in it, then exited: the postmaster's
+    # children times grew by its whole 4 s
+    before = {10: ("postgres server", 50.0), 20: ("postgres for orders", 3.0)}
+    after = {10: ("postgres server", 54.0)}
+    groups = window_cpu(before, after)
+    assert sum(groups.values()) == pytest.approx(1.0)
+
+
+def test_a_process_started_in_the_window_counts_from_zero_and_a_late_group_wins():
+    before = {20: ("postgres server", 0.5)}  # not yet in pg_stat_activity when first seen
+    after = {20: ("postgres for crm", 0.75), 21: ("postgres for crm", 0.25)}
+    assert window_cpu(before, after) == {"postgres for crm": 0.5}
+
+
+def test_counted_keeps_the_mesh_and_its_engines_services_first():
+    groups = {"redis": 1.0, "generator": 9.0, "echo": 9.0, "postgres other": 9.0, "svc orders": 2.0,
+              "postgres for orders": 3.0, "rabbitmq": 0.5, "svc crm": -0.01}
+    assert list(counted(groups)) == ["svc crm", "svc orders", "postgres for orders", "rabbitmq", "redis"]
+    assert counted(groups)["svc crm"] == 0.0  # a rounding below zero shows as zero
+
+
+def test_per_unit_ms_and_its_total():
+    assert per_unit_ms({"svc a": 2.0, "redis": 1.0}, 100) == pytest.approx({"svc a": 20.0, "redis": 10.0,
+                                                                             "total": 30.0})
+    assert per_unit_ms({"svc a": 2.0}, 0) == {}
+
+
+def test_cpu_lines_give_the_ratio_to_one_echo_call():
+    lines = cpu_lines({"svc orders": 10.0, "postgres for orders": 4.0, "total": 14.0}, {"orders": 105.4}, 0.2)
+    assert any(line.startswith("svc orders") and line.rstrip().endswith("105") for line in lines)
+    assert "70x one echo call" in lines[-1] and lines[-1].split(": an order costs ")[1].startswith("70x")
+    assert "-x one echo call" in cpu_lines({"total": 1.0}, {}, None)[-1]
+
+
+def test_pgbench_and_perf_output_parsing():
+    out = ("transaction type: <builtin: TPC-B (sort of)>\nscaling factor: 10\nnumber of clients: 10\n"
+           "latency average = 8.190 ms\ninitial connection time = 21.5 ms\n"
+           "tps = 1221.025 (without initial connection time)\n")
+    assert parse_pgbench_tps(out) == pytest.approx(1221.025)
+    assert parse_pgbench_tps("pgbench: error: connection refused") is None
+    assert parse_perf_instructions("123456789,,instructions,2000000,100.00,,\n") == 123456789
+    assert parse_perf_instructions("<not supported>,,instructions,0,100.00,,\n") is None
+    assert parse_perf_instructions("") is None
+
+
+def test_verdicts_pass_at_the_targets():
+    f = Figures(cpu_per_order_ms=14.0, echo_cpu_per_call_ms=0.2, orders_per_s=50, pgbench_tps=1000,
+                confirm_p99_ms=999, lookup_vs_echo=0.9, lookup_p99_ms=13, echo_p99_ms=10, stuck=0,
+                integrity={"oversold": 0})
+    assert all(v.ok for v in verdicts(f)), [v.line() for v in verdicts(f)]
+
+
+def test_each_target_misses_on_its_own():
+    good = dict(cpu_per_order_ms=14.0, echo_cpu_per_call_ms=0.2, orders_per_s=50, pgbench_tps=1000,
+                confirm_p99_ms=500, lookup_vs_echo=0.95, lookup_p99_ms=10, echo_p99_ms=10, stuck=0,
+                integrity={"oversold": 0})
+    for change, missed in ((dict(cpu_per_order_ms=14.1), "CPU per"), (dict(orders_per_s=49.9), "orders fully"),
+                           (dict(confirm_p99_ms=1000), "p99 placement->confirmation"),
+                           (dict(lookup_vs_echo=0.89), "lookup throughput"), (dict(lookup_p99_ms=13.1), "lookup p99"),
+                           (dict(stuck=1), "no order"), (dict(integrity={"oversold": 1}), "no oversell,")):
+        results = {v.what: v.ok for v in verdicts(Figures(**{**good, **change}))}
+        assert [w for w, ok in results.items() if not ok] == [w for w in results if w.startswith(missed)], change
+
+
+def test_what_was_not_measured_is_neither_pass_nor_miss():
+    lines = verdicts(Figures(orders_per_s=30))
+    assert {v.ok for v in lines} == {None}
+    assert all("not measured" in v.line() and v.line().lstrip().startswith("----") for v in lines)
+
+
+def test_gateway_verdicts_only_when_measured():
+    assert not any("gateway" in v.what for v in verdicts(Figures()))
+    lines = {v.what: v.ok for v in verdicts(Figures(gateway_added_p50_ms=1.2, gateway_vs_direct=0.7))
+             if "gateway" in v.what}
+    assert lines == {"gateway adds <= 1 ms p50 (ms)": False, "gateway passes >= 0.7x direct throughput": True}

@@ -19,8 +19,10 @@ def money(currency: str, amount: Decimal) -> money_pb2.Money:
 
 
 def amount_of(value: money_pb2.Money) -> Decimal:
-    """The Decimal of a Money that a service wrote (an event's): ValueError when malformed,
-    which the consumer answers by dead-lettering the event."""
+    """The Decimal of a Money that a service wrote (an event's; an unset one is zero):
+    ValueError when malformed, which the consumer answers by dead-lettering the event."""
+    if not value.amount:
+        return Decimal(0)
     parsed = amounts.parse_amount(value.amount)
     if parsed is None:
         raise ValueError(f"malformed amount {value.amount[:32]!r}")

@@ -15,7 +15,6 @@ before its source, so anything the source created since is not mistaken for a ga
 from __future__ import annotations
 
 import dataclasses
-import decimal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -24,10 +23,8 @@ import grpc
 import sqlalchemy as sa
 
 from erp.common.v1 import paging_pb2
-from mesh import money
 
 if TYPE_CHECKING:
-    from erp.common.v1 import money_pb2
     from erp.finance.v1 import finance_pb2
     from erp.orders.v1 import orders_pb2
     from erp_client.client import ErpClient
@@ -131,15 +128,6 @@ def paged(call: Callable[..., Any], request: Any, field: str) -> Iterator[Any]:
         if not token:
             return
 
-
-def amount(m: money_pb2.Money) -> decimal.Decimal:
-    """A Money's amount (an empty one is zero); ValueError for one that is not an amount."""
-    if not m.amount:
-        return decimal.Decimal(0)
-    parsed = money.parse_amount(m.amount)
-    if parsed is None:
-        raise ValueError(f"not an amount: {m.amount!r}")
-    return parsed
 
 
 @dataclasses.dataclass

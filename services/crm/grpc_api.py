@@ -3,12 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from google.protobuf import timestamp_pb2
-
-from erp.common.v1 import money_pb2
 from erp.crm.v1 import crm_pb2 as pb
 from erp.crm.v1 import crm_pb2_grpc
-from mesh import money
+from mesh import protoconv
 from mesh.webhook_keys import SigningKeys
 from services.crm import domain, handlers
 from services.crm.domain import Customer, Exposure
@@ -29,30 +26,22 @@ def _status_out(status: domain.CustomerStatus) -> int:
     return pb.CustomerStatus.Value("CUSTOMER_STATUS_" + status.name)
 
 
-def _money(currency: str, amount) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=currency, amount=money.format_amount(amount))
-
-
-def _timestamp(value) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def _signing(s: domain.WebhookSigning) -> pb.WebhookSigning:
     """What the customer's webhook secret is (never the secret): shown with every read of the customer."""
     out = pb.WebhookSigning(secret_version=s.version, key_id=s.current.key_id if s.current else "")
     if s.current is not None and s.created_at is not None:
-        out.secret_created_at.CopyFrom(_timestamp(s.created_at))
+        out.secret_created_at.CopyFrom(protoconv.timestamp(s.created_at))
     if s.previous is not None and s.previous_expires_at is not None:
-        out.previous_secret_expires_at.CopyFrom(_timestamp(s.previous_expires_at))
+        out.previous_secret_expires_at.CopyFrom(protoconv.timestamp(s.previous_expires_at))
     return out
 
 
 def to_proto(c: Customer) -> pb.Customer:
     return pb.Customer(
         customer_id=c.customer_id, name=c.name, status=_status_out(c.status),
-        credit_limit=_money(c.currency_code, c.credit_limit), payment_terms_days=c.payment_terms_days,
+        credit_limit=protoconv.money(c.currency_code, c.credit_limit), payment_terms_days=c.payment_terms_days,
         email=c.email, contacts=[pb.Contact(name=x.name, email=x.email, phone=x.phone, role=x.role)
                                  for x in c.contacts],
         webhook_url=c.webhook_url, version=c.version, webhook_signing=_signing(c.webhook_signing),
@@ -60,10 +49,10 @@ def to_proto(c: Customer) -> pb.Customer:
 
 
 def _exposure(c: Customer, e: Exposure) -> pb.Exposure:
-    return pb.Exposure(open_orders=_money(c.currency_code, e.open_orders),
-                       unpaid_invoices=_money(c.currency_code, e.unpaid_invoices),
-                       total=_money(c.currency_code, e.total),
-                       available_credit=_money(c.currency_code, e.available(c.credit_limit)))
+    return pb.Exposure(open_orders=protoconv.money(c.currency_code, e.open_orders),
+                       unpaid_invoices=protoconv.money(c.currency_code, e.unpaid_invoices),
+                       total=protoconv.money(c.currency_code, e.total),
+                       available_credit=protoconv.money(c.currency_code, e.available(c.credit_limit)))
 
 
 def _duration(value) -> dt.timedelta:

@@ -13,9 +13,8 @@ import logging
 import secrets
 from collections.abc import Callable
 
-from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as ev
-from mesh import money, paging
+from mesh import paging, protoconv
 from mesh.errors import AlreadyExists, NotFound, Violations
 from mesh.webhook_keys import DEV_SIGNING_KEY, SigningKeys
 from services.crm import domain
@@ -188,15 +187,11 @@ def webhook_secrets_event(signing: domain.WebhookSigning) -> ev.WebhookSecrets |
     if signing.previous is not None and signing.previous_expires_at is not None:
         out.previous.CopyFrom(ev.WebhookSecretRef(secret_id=signing.previous.secret_id,
                                                   key_id=signing.previous.key_id))
-        out.previous_expires_at.FromDatetime(signing.previous_expires_at)
+        out.previous_expires_at.CopyFrom(protoconv.timestamp(signing.previous_expires_at))
     return out
 
 
 # ---------------------------------------------------------------- reactions (events)
-
-
-def _money(currency: str, amount) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=currency, amount=money.format_amount(amount))
 
 
 def _lock_customer(uow, customer_id: str) -> Customer | None:
@@ -231,8 +226,8 @@ def _answer(decision: domain.CreditDecision):
     """The event that tells orders a decision (the same one however often it is asked)."""
     if decision.approved:
         return ev.CreditApproved(order_id=decision.order_id, customer_id=decision.customer_id,
-                                 exposure=_money(decision.currency_code, decision.exposure_after),
-                                 credit_limit=_money(decision.currency_code, decision.credit_limit))
+                                 exposure=protoconv.money(decision.currency_code, decision.exposure_after),
+                                 credit_limit=protoconv.money(decision.currency_code, decision.credit_limit))
     return ev.CreditRejected(order_id=decision.order_id, customer_id=decision.customer_id, reason=decision.reason)
 
 

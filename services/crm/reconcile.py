@@ -16,8 +16,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from erp.orders.v1 import orders_pb2 as ord_pb
-from mesh import money
-from mesh.reconcile import Check, Finding, Owner, Sources, amount
+from mesh import money, protoconv
+from mesh.reconcile import Check, Finding, Owner, Sources
 from services.crm import handlers
 from services.crm.domain import ClosedBy
 
@@ -39,7 +39,7 @@ def exposure(sources: Sources) -> list[Finding]:
     for order in orders.values():
         if order.status in COUNTED and not order.invoice_id and order.order_id not in counted:
             findings.append(Finding(CHECK, "confirmed order crm does not count", f"order {order.order_id}",
-                                    f"customer {order.customer_id}, {_money(order.total)}; "
+                                    f"customer {order.customer_id}, {protoconv.money_text(order.total)}; "
                                     f"order is {S.Name(order.status).removeprefix('ORDER_STATUS_')}"))
     findings += _invoices(due, sources.invoices())
     return findings
@@ -72,7 +72,7 @@ def _invoices(due: dict, invoices: list) -> list[Finding]:
     findings, seen = [], set()
     for invoice in invoices:
         seen.add(invoice.invoice_id)
-        finance_due = amount(invoice.amount_due)
+        finance_due = protoconv.amount_of(invoice.amount_due)
         row = due.get(invoice.invoice_id)
         crm_due = Decimal(row.amount_due) if row is not None else None
         if crm_due is None and finance_due > 0 or crm_due is not None and crm_due != finance_due:
@@ -86,10 +86,6 @@ def _invoices(due: dict, invoices: list) -> list[Finding]:
                                     f"customer {row.customer_id} owes {money.format_amount(row.amount_due)} "
                                     f"{row.currency_code} in crm"))
     return findings
-
-
-def _money(m) -> str:
-    return f"{money.format_amount(amount(m))} {m.currency_code}"
 
 
 CHECKS = [Check(CHECK, "customers' open orders and unpaid invoices against orders and finance", exposure)]

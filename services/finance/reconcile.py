@@ -16,8 +16,8 @@ from decimal import Decimal
 
 from erp.finance.v1 import finance_pb2 as fin_pb
 from erp.orders.v1 import orders_pb2 as ord_pb
-from mesh import money
-from mesh.reconcile import Check, Finding, Sources, amount
+from mesh import money, protoconv
+from mesh.reconcile import Check, Finding, Sources
 from services.finance import domain
 
 S = ord_pb.OrderStatus
@@ -36,7 +36,7 @@ def invoices(sources: Sources) -> list[Finding]:
     for order in orders.values():
         if order.status in BILLED and order.order_id not in by_order:
             findings.append(Finding(CHECK, "confirmed order without an invoice", f"order {order.order_id}",
-                                    f"order is {_status(order)}, total {_money(order.total)}"
+                                    f"order is {_status(order)}, total {protoconv.money_text(order.total)}"
                                     + (f", records invoice {order.invoice_id}" if order.invoice_id else "")))
     return findings
 
@@ -60,10 +60,12 @@ def _invoiced(order_id: str, found: list, order) -> list[Finding]:
     if order.invoice_id and order.invoice_id != invoice.invoice_id:
         findings.append(Finding(CHECK, "order records another invoice", key,
                                 f"order records {order.invoice_id}, finance issued {numbers}"))
-    subtotal = sum((domain.line_amount(line.quantity, amount(line.unit_price)) for line in order.lines), Decimal(0))
-    if amount(invoice.subtotal) != subtotal or invoice.subtotal.currency_code != order.total.currency_code:
+    subtotal = sum((domain.line_amount(line.quantity, protoconv.amount_of(line.unit_price)) for line in order.lines),
+                   Decimal(0))
+    if protoconv.amount_of(invoice.subtotal) != subtotal or invoice.subtotal.currency_code != order.total.currency_code:
         findings.append(Finding(CHECK, "invoice subtotal differs from the order's lines", key,
-                                f"{invoice.number} subtotal {_money(invoice.subtotal)}, the order's lines rounded "
+                                f"{invoice.number} subtotal {protoconv.money_text(invoice.subtotal)}, "
+                                "the order's lines rounded "
                                 f"{money.format_amount(subtotal)} {order.total.currency_code}"))
     return findings
 
@@ -74,10 +76,6 @@ def _status(order) -> str:
 
 def _invoice_status(invoice) -> str:
     return fin_pb.InvoiceStatus.Name(invoice.status).removeprefix("INVOICE_STATUS_")
-
-
-def _money(m) -> str:
-    return f"{money.format_amount(amount(m))} {m.currency_code}"
 
 
 CHECKS = [Check(CHECK, "invoices against the orders they bill (one per confirmed order)", invoices)]

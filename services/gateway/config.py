@@ -1,4 +1,4 @@
-"""The gateway's own settings (README "Configuration", ERP_GATEWAY_*), read through Settings.get."""
+"""The gateway's own settings (README "Configuration", ERP_GATEWAY_*), read through Settings.variables."""
 from __future__ import annotations
 
 import dataclasses
@@ -61,29 +61,27 @@ def check_jwks_url(url: str) -> str:
 
 
 def load(settings: Settings) -> GatewayConfig:
-    get = settings.variables.text
-    when_down = get("ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN", "open").lower()
-    if when_down not in ("open", "closed"):
-        raise ValueError("ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN must be open or closed")
-    dev = get("ERP_GATEWAY_DEV_ISSUER", "false").lower() in ("1", "true", "yes", "on")
-    http_port = int(get("ERP_GATEWAY_HTTP_PORT", "8080"))
+    v = settings.variables
+    dev = v.flag("ERP_GATEWAY_DEV_ISSUER", False)
+    http_port = v.integer("ERP_GATEWAY_HTTP_PORT", 8080, least=0, most=65535)
     return GatewayConfig(
         http_host=settings.grpc_host,
         http_port=http_port,
-        jwks_url=check_jwks_url(get("ERP_GATEWAY_JWKS_URL", f"http://127.0.0.1:{http_port}/dev/jwks.json" if dev else "")),
-        issuer=get("ERP_GATEWAY_ISSUER", "erp-dev-issuer" if dev else ""),
-        audience=get("ERP_GATEWAY_AUDIENCE", "erp-api"),
-        algorithms=tuple(a.strip() for a in get("ERP_GATEWAY_ALGORITHMS", "RS256,ES256").split(",") if a.strip()),
-        leeway_seconds=float(get("ERP_GATEWAY_LEEWAY_SECONDS", "30")),
-        jwks_refresh_seconds=float(get("ERP_GATEWAY_JWKS_REFRESH_SECONDS", "300")),
-        jwks_min_refetch_seconds=float(get("ERP_GATEWAY_JWKS_MIN_REFETCH_SECONDS", "30")),
+        jwks_url=check_jwks_url(v.text("ERP_GATEWAY_JWKS_URL",
+                                       f"http://127.0.0.1:{http_port}/dev/jwks.json" if dev else "")),
+        issuer=v.text("ERP_GATEWAY_ISSUER", "erp-dev-issuer" if dev else ""),
+        audience=v.text("ERP_GATEWAY_AUDIENCE", "erp-api"),
+        algorithms=tuple(a.strip() for a in v.text("ERP_GATEWAY_ALGORITHMS", "RS256,ES256").split(",") if a.strip()),
+        leeway_seconds=v.number("ERP_GATEWAY_LEEWAY_SECONDS", 30.0, least=0.0),
+        jwks_refresh_seconds=v.number("ERP_GATEWAY_JWKS_REFRESH_SECONDS", 300.0, least=1.0),
+        jwks_min_refetch_seconds=v.number("ERP_GATEWAY_JWKS_MIN_REFETCH_SECONDS", 30.0, least=0.0),
         internal_token_secret=settings.internal_token_secret,
-        max_deadline_seconds=float(get("ERP_GATEWAY_MAX_DEADLINE_SECONDS", "30")),
-        max_body_bytes=int(get("ERP_GATEWAY_MAX_BODY_BYTES", str(1024 * 1024))),
-        rate_limits=parse_rate_limits(get("ERP_GATEWAY_RATE_LIMITS", DEFAULT_RATE_LIMITS)),
-        rate_limit_when_redis_down=when_down,
+        max_deadline_seconds=v.number("ERP_GATEWAY_MAX_DEADLINE_SECONDS", 30.0, least=0.001),
+        max_body_bytes=v.integer("ERP_GATEWAY_MAX_BODY_BYTES", 1024 * 1024, least=1),
+        rate_limits=parse_rate_limits(v.text("ERP_GATEWAY_RATE_LIMITS", DEFAULT_RATE_LIMITS)),
+        rate_limit_when_redis_down=v.choice("ERP_GATEWAY_RATE_LIMIT_WHEN_REDIS_DOWN", "open", ("open", "closed")),
         dev_issuer=dev,
-        upstream_health_timeout_seconds=float(get("ERP_GATEWAY_HEALTH_TIMEOUT_SECONDS", "1")),
-        upstream_health_cache_seconds=float(get("ERP_GATEWAY_HEALTH_CACHE_SECONDS", "1")),
-        openapi_server_url=get("ERP_GATEWAY_OPENAPI_SERVER_URL", ""),
+        upstream_health_timeout_seconds=v.number("ERP_GATEWAY_HEALTH_TIMEOUT_SECONDS", 1.0, least=0.001),
+        upstream_health_cache_seconds=v.number("ERP_GATEWAY_HEALTH_CACHE_SECONDS", 1.0, least=0.0),
+        openapi_server_url=v.text("ERP_GATEWAY_OPENAPI_SERVER_URL"),
     )

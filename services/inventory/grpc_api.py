@@ -1,15 +1,12 @@
 """The InventoryService servicer: protobuf to commands and back, nothing more."""
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
-
-from google.protobuf import timestamp_pb2
 
 from erp.common.v1 import money_pb2
 from erp.inventory.v1 import inventory_pb2 as pb
 from erp.inventory.v1 import inventory_pb2_grpc
-from mesh.errors import FieldViolation, InvalidArgument
+from mesh import protoconv
 from services.inventory import domain, handlers
 from services.inventory.domain import StockLevel
 
@@ -76,22 +73,15 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return pb.SetReorderPointResponse(stock=_level(level))
 
     def GetStockValuation(self, request: pb.GetStockValuationRequest, context) -> pb.GetStockValuationResponse:
-        as_of = None
-        if request.HasField("as_of"):
-            try:
-                as_of = request.as_of.ToDatetime(tzinfo=dt.UTC)
-            except (ValueError, OverflowError) as exc:
-                raise InvalidArgument([FieldViolation("as_of", "is not a valid timestamp")]) from exc
+        as_of = protoconv.optional_moment(request, "as_of")
         lines, (quantity, value), moment, token = handlers.stock_valuation(
             self.runtime.uow(), as_of=as_of, warehouse_code=request.warehouse_code, sku_prefix=request.sku_prefix,
             page_size=request.page.page_size, page_token=request.page.page_token)
 
-        def m(amount, places: str = "0.01") -> money_pb2.Money:
-            return money_pb2.Money(currency_code=self.currency, amount=str(Decimal(amount).quantize(Decimal(places))))
+        def m(amount, places: str = "0.01") -> money_pb2.Money:  # values in cents, unit costs to 4 places
+            return protoconv.money(self.currency, Decimal(amount).quantize(Decimal(places)))
 
-        stamp = timestamp_pb2.Timestamp()
-        stamp.FromDatetime(moment)
         return pb.GetStockValuationResponse(
             lines=[pb.StockValuationLine(sku=sku, warehouse_code=wh, quantity=qty, unit_cost=m(cost, "0.0001"),
                                          value=m(val)) for sku, wh, qty, val, cost in lines],
-            total_quantity=quantity, total_value=m(value), next_page_token=token, as_of=stamp)
+            total_quantity=quantity, total_value=m(value), next_page_token=token, as_of=protoconv.timestamp(moment))

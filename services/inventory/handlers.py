@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from erp.common.v1 import money_pb2
+from mesh import money, protoconv
 from mesh.errors import AlreadyExists, NotFound, Violations
 from services.inventory import domain
 from services.inventory.domain import LedgerEntry, LedgerKind, StockLevel
@@ -161,10 +163,9 @@ def adjust_stock(uow, cache, cmd: domain.AdjustStock, currency: str = "EUR") -> 
     return level
 
 
-def _money(currency: str, amount: Decimal):
-    from erp.common.v1 import money_pb2
-
-    return money_pb2.Money(currency_code=currency, amount=f"{amount:.2f}")
+def _money(currency: str, amount: Decimal) -> money_pb2.Money:
+    """A stock value in cents (unit costs keep their 4 places where they are carried)."""
+    return protoconv.money(currency, amount.quantize(money.CENT))
 
 
 def _stock_adjusted(cmd: domain.AdjustStock, level: StockLevel, value: Decimal, unit_cost: Decimal, currency: str):

@@ -3,7 +3,6 @@ order-to-cash events a customer is told about, and approved purchase orders a su
 is sent; each turned into template fields."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 
@@ -12,7 +11,7 @@ from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
-from mesh import locks, money
+from mesh import locks, protoconv
 from mesh.events.consumer import EventHandlers
 from services.notification import domain, handlers
 
@@ -21,9 +20,11 @@ MAX_LINES_SHOWN = 50
 
 
 def _money(m: money_pb2.Money) -> str:
-    amount = money.parse_amount(m.amount)
-    text = money.format_amount(amount) if amount is not None else m.amount[:32]
-    return f"{text} {m.currency_code[:3]}".strip()
+    """A notification still goes out when an amount is malformed: it shows what was sent."""
+    try:
+        return protoconv.money_text(m)
+    except ValueError:
+        return f"{m.amount[:32]} {m.currency_code[:3]}".strip()
 
 
 def _lines(lines: Iterable[orders_ev.OrderLineItem], with_prices: bool) -> str:
@@ -58,7 +59,7 @@ def signing_of(event: crm_ev.CustomerUpdated) -> domain.Signing:
     if not (secrets.HasField("previous") and secrets.HasField("previous_expires_at")):
         return domain.Signing(current)
     return domain.Signing(current, domain.SecretRef(secrets.previous.secret_id, secrets.previous.key_id),
-                          secrets.previous_expires_at.ToDatetime(dt.UTC))
+                          protoconv.moment_of(secrets.previous_expires_at))
 
 
 def supplier_party(supplier_id: str) -> str:
@@ -111,7 +112,7 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
     def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
         env = envelope
         contact, problems = domain.contact(event.customer_id, event.name, event.email, event.webhook_url,
-                                           env.aggregate_version, env.occurred_at.ToDatetime(dt.UTC),
+                                           env.aggregate_version, protoconv.moment_of(env.occurred_at),
                                            signing_of(event))
         handlers.on_customer_updated(uow, contact, problems, wake=wake)
 
@@ -127,7 +128,7 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
         party = supplier_party(event.supplier_id)
         contact, problems = domain.contact(party, event.supplier_name, event.supplier_email,
                                            event.supplier_webhook_url, env.aggregate_version,
-                                           env.occurred_at.ToDatetime(dt.UTC))
+                                           protoconv.moment_of(env.occurred_at))
         for problem in problems:
             log.warning("supplier %s: %s; that channel stays off", event.supplier_id, problem)
         handlers.notify_contact(uow, contact, domain.Notify(env.event_id, env.event_type, party, fields_of(event)),

@@ -1,18 +1,11 @@
 """The NotificationService servicer: protobuf to commands and back, nothing more."""
 from __future__ import annotations
 
-from google.protobuf import timestamp_pb2
-
 from erp.notification.v1 import notification_pb2 as pb
 from erp.notification.v1 import notification_pb2_grpc
+from mesh import protoconv
 from services.notification import domain, handlers
 from services.notification.domain import Delivery, Held, HoldStatus
-
-
-def _timestamp(value) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
 
 
 def to_proto(d: Delivery) -> pb.Delivery:
@@ -21,18 +14,19 @@ def to_proto(d: Delivery) -> pb.Delivery:
         channel=pb.Channel.Value("CHANNEL_" + d.channel.name), attempts=d.attempts,
         delivered=d.status is domain.DeliveryStatus.DELIVERED, event_type=d.event_type, customer_id=d.customer_id,
         subject=d.subject, status=pb.DeliveryStatus.Value("DELIVERY_STATUS_" + d.status.name),
-        last_error=d.last_error, created_at=_timestamp(d.created_at),
+        last_error=d.last_error, created_at=protoconv.timestamp(d.created_at),
     )
     if d.last_attempt_at is not None:
-        out.last_attempt_at.CopyFrom(_timestamp(d.last_attempt_at))
+        out.last_attempt_at.CopyFrom(protoconv.timestamp(d.last_attempt_at))
     return out
 
 
 def held_to_proto(h: Held) -> pb.HeldNotification:
     out = pb.HeldNotification(event_id=h.event_id, event_type=h.event_type, customer_id=h.customer_id,
-                              status=pb.HoldStatus.Value("HOLD_STATUS_" + h.status.name), held_at=_timestamp(h.held_at))
+                              status=pb.HoldStatus.Value("HOLD_STATUS_" + h.status.name),
+                              held_at=protoconv.timestamp(h.held_at))
     if h.settled_at is not None:
-        out.settled_at.CopyFrom(_timestamp(h.settled_at))
+        out.settled_at.CopyFrom(protoconv.timestamp(h.settled_at))
     return out
 
 

@@ -49,25 +49,18 @@ class Config:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
-        def number(name: str, default: str, kind):
-            raw = settings.variables.text(name, default)
-            try:
-                return kind(raw)
-            except ValueError as exc:
-                raise ValueError(f"{name} must be a number, got {raw!r}") from exc
-
+        v = settings.variables
         config = cls(
-            policy=RetryPolicy(number("ERP_NOTIFICATION_MAX_ATTEMPTS", "6", int),
-                               number("ERP_NOTIFICATION_RETRY_BASE_SECONDS", "1", float)),
-            poll_seconds=max(0.05, number("ERP_NOTIFICATION_POLL_SECONDS", "1", float)),
-            customer_wait=dt.timedelta(seconds=number("ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS", "86400", float)),
-            smtp_url=settings.variables.text("ERP_SMTP_URL", ""),
-            smtp_from=settings.variables.text("ERP_SMTP_FROM", "erp@localhost"),
-            webhook_secret=settings.variables.text("ERP_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
+            policy=RetryPolicy(v.integer("ERP_NOTIFICATION_MAX_ATTEMPTS", 6, least=1),
+                               v.number("ERP_NOTIFICATION_RETRY_BASE_SECONDS", 1.0, least=0.0)),
+            poll_seconds=max(0.05, v.number("ERP_NOTIFICATION_POLL_SECONDS", 1.0)),
+            customer_wait=dt.timedelta(seconds=v.number("ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS", 86400.0,
+                                                        least=0.001)),
+            smtp_url=v.text("ERP_SMTP_URL"),
+            smtp_from=v.text("ERP_SMTP_FROM", "erp@localhost"),
+            webhook_secret=v.text("ERP_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
             signing_keys=SigningKeys.from_settings(settings),
         )
-        if not config.customer_wait > dt.timedelta(0):
-            raise ValueError("ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS must be positive")
         if config.smtp_url:
             adapters.parse_smtp_url(config.smtp_url)  # a malformed URL stops the start-up
         return config

@@ -38,19 +38,10 @@ class Deadline:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Deadline:
-        def number(name: str, default: str, kind, least):
-            raw = settings.variables.text(name, default)
-            try:
-                value = kind(raw)
-            except ValueError:
-                value = None
-            if value is None or not value >= least:  # NaN is not at least anything
-                raise ValueError(f"{name} must be a number of at least {least}, got {raw!r}")
-            return value
-
-        return cls(after=dt.timedelta(seconds=number("ERP_ORDER_PENDING_DEADLINE_SECONDS", "300", float, 0)),
-                   max_drives=number("ERP_ORDER_PENDING_MAX_DRIVES", "3", int, 0),
-                   sweep_seconds=number("ERP_ORDER_PENDING_SWEEP_SECONDS", "30", float, 0.05))
+        v = settings.variables
+        return cls(after=dt.timedelta(seconds=v.number("ERP_ORDER_PENDING_DEADLINE_SECONDS", 300.0, least=0.0)),
+                   max_drives=v.integer("ERP_ORDER_PENDING_MAX_DRIVES", 3, least=0),
+                   sweep_seconds=v.number("ERP_ORDER_PENDING_SWEEP_SECONDS", 30.0, least=0.05))
 
 
 @dataclasses.dataclass

@@ -4,34 +4,22 @@ notifications). Each records its step on the order's timeline (services/orders/t
 before orders reacts to it, so the reaction's own step comes after it."""
 from __future__ import annotations
 
-import datetime as dt
-
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import notification_events_pb2 as notif_ev
 from erp.events.v1.envelope_pb2 import EventEnvelope
-from mesh import locks, money
+from mesh import locks
 from mesh.events.consumer import EventHandlers
+from mesh.protoconv import amount_of, moment_of, money_text
 from services.orders import domain, handlers, timeline
 from services.orders.timeline import StepKind
-
-
-def _amount(m) -> money.Decimal:
-    value = money.parse_amount(m.amount)
-    if value is None:
-        raise ValueError(f"event carries a malformed amount {m.amount!r}")
-    return value
-
-
-def _money(m) -> str:
-    return f"{money.format_amount(_amount(m))} {m.currency_code}"
 
 
 def _record(uow, envelope: EventEnvelope, order_id: str, kind: StepKind, detail: str, key: str = "") -> None:
     """The step the event tells of, at its time and by its source service."""
     handlers.record_step(uow, timeline.step(
-        order_id, kind, envelope.source, envelope.occurred_at.ToDatetime(dt.UTC), detail, key=key,
+        order_id, kind, envelope.source, moment_of(envelope.occurred_at), detail, key=key,
         event_id=envelope.event_id))
 
 
@@ -75,7 +63,8 @@ def _saga_answers(consumes: EventHandlers) -> None:
     @consumes.on(crm_ev.CreditApproved, lock=ORDER)
     def on_credit_approved(uow, event: crm_ev.CreditApproved, envelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.CREDIT_APPROVED,
-                f"exposure {_money(event.exposure)} within the credit limit {_money(event.credit_limit)}", key="credit")
+                f"exposure {money_text(event.exposure)} within the credit limit {money_text(event.credit_limit)}",
+                key="credit")
         handlers.on_credit_answer(uow, event.order_id, ok=True)
 
     @consumes.on(crm_ev.CreditRejected, lock=ORDER)
@@ -88,22 +77,22 @@ def _money_steps(consumes: EventHandlers) -> None:
     @consumes.on(fin_ev.InvoiceIssued, lock=ORDER)
     def on_invoice_issued(uow, event: fin_ev.InvoiceIssued, envelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.INVOICED,
-                f"invoice {event.number or event.invoice_id}, total {_money(event.total)}, due {event.due_date}",
+                f"invoice {event.number or event.invoice_id}, total {money_text(event.total)}, due {event.due_date}",
                 key=f"invoice:{event.invoice_id}")
-        handlers.on_invoice_issued(uow, event.order_id, event.invoice_id, _amount(event.total))
+        handlers.on_invoice_issued(uow, event.order_id, event.invoice_id, amount_of(event.total))
 
     @consumes.on(fin_ev.PaymentReceived, lock=ORDER)
     def on_payment_received(uow, event: fin_ev.PaymentReceived, envelope) -> None:
-        balance = "paid in full" if event.paid_in_full else f"{_money(event.amount_due)} still due"
-        _record(uow, envelope, event.order_id, StepKind.PAID, f"{_money(event.amount)} received; {balance}",
+        balance = "paid in full" if event.paid_in_full else f"{money_text(event.amount_due)} still due"
+        _record(uow, envelope, event.order_id, StepKind.PAID, f"{money_text(event.amount)} received; {balance}",
                 key=f"payment:{event.payment_id}")
-        handlers.on_payment_received(uow, event.order_id, _amount(event.amount))
+        handlers.on_payment_received(uow, event.order_id, amount_of(event.amount))
 
     @consumes.on(fin_ev.CreditNoteIssued, lock=ORDER)
     def on_credit_note_issued(uow, event: fin_ev.CreditNoteIssued, envelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.CREDIT_NOTED,
                 f"credit note {event.number or event.credit_note_id} for invoice {event.invoice_id}: "
-                f"{_money(event.amount)} credited, {_money(event.unpaid_amount)} of it unpaid",
+                f"{money_text(event.amount)} credited, {money_text(event.unpaid_amount)} of it unpaid",
                 key=f"credit_note:{event.credit_note_id}")
 
 

@@ -1,28 +1,18 @@
 """The OrderService servicer: protobuf to commands and back, nothing more."""
 from __future__ import annotations
 
-import datetime as dt
-
-from google.protobuf import timestamp_pb2
-
 from erp.common.v1 import money_pb2
 from erp.orders.v1 import orders_pb2 as pb
 from erp.orders.v1 import orders_pb2_grpc
-from mesh import money, tracing
+from mesh import protoconv, tracing
 from services.orders import domain, handlers
 from services.orders.domain import Order
 from services.orders.timeline import Timeline
 
 
-def _timestamp(value) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
 def to_proto(order: Order) -> pb.Order:
     def m(amount) -> money_pb2.Money:
-        return money_pb2.Money(currency_code=order.currency_code, amount=money.format_amount(amount))
+        return protoconv.money(order.currency_code, amount)
 
     return pb.Order(
         order_id=order.order_id, customer_id=order.customer_id,
@@ -31,7 +21,7 @@ def to_proto(order: Order) -> pb.Order:
                             unit_price=m(line.unit_price), shipped_quantity=line.shipped_quantity)
                for line in order.lines],
         total=m(order.total), rejection_reason=order.rejection_reason, version=order.version,
-        created_at=_timestamp(order.created_at), updated_at=_timestamp(order.updated_at),
+        created_at=protoconv.timestamp(order.created_at), updated_at=protoconv.timestamp(order.updated_at),
         fulfilment_status=pb.FulfilmentStatus.Value("FULFILMENT_STATUS_" + order.fulfilment_status.name),
         payment_status=pb.PaymentStatus.Value("PAYMENT_STATUS_" + order.payment_status.name),
         invoice_id=order.invoice_id, invoiced_amount=m(order.invoiced_amount), amount_paid=m(order.amount_paid),
@@ -42,7 +32,8 @@ def to_proto(order: Order) -> pb.Order:
 def timeline_to_proto(found: Timeline) -> pb.GetOrderTimelineResponse:
     return pb.GetOrderTimelineResponse(
         order_id=found.order.order_id, status=pb.OrderStatus.Value("ORDER_STATUS_" + found.order.status.name),
-        steps=[pb.TimelineStep(occurred_at=_timestamp(s.at), service=s.service, detail=s.detail, event_id=s.event_id,
+        steps=[pb.TimelineStep(occurred_at=protoconv.timestamp(s.at), service=s.service, detail=s.detail,
+                               event_id=s.event_id,
                                kind=pb.TimelineStepKind.Value("TIMELINE_STEP_KIND_" + s.kind.name))
                for s in found.steps],
         awaiting=[pb.AwaitedStep(service=a.service, description=a.description) for a in found.awaiting],
@@ -71,8 +62,8 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             status = domain.OrderStatus[pb.OrderStatus.Name(request.status).removeprefix("ORDER_STATUS_")]
         orders, token = handlers.list_orders(
             self.runtime.uow(), customer_id=request.customer_id, status=status,
-            created_after=request.created_after.ToDatetime(dt.UTC) if request.HasField("created_after") else None,
-            created_before=request.created_before.ToDatetime(dt.UTC) if request.HasField("created_before") else None,
+            created_after=protoconv.optional_moment(request, "created_after"),
+            created_before=protoconv.optional_moment(request, "created_before"),
             page_size=request.page.page_size, page_token=request.page.page_token)
         return pb.ListOrdersResponse(orders=[to_proto(o) for o in orders], next_page_token=token)
 

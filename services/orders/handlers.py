@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from erp.common.v1 import money_pb2
 from erp.events.v1 import orders_events_pb2 as ev
-from mesh import money, paging
+from mesh import paging, protoconv
 from mesh.errors import AlreadyExists, NotFound, Violations
 from services.orders import domain, timeline
 from services.orders.domain import Order, OrderStatus
@@ -221,7 +221,7 @@ def _event_for(order: Order, status: OrderStatus):
 
 
 def _money(order: Order, amount) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=order.currency_code, amount=money.format_amount(amount))
+    return protoconv.money(order.currency_code, amount)
 
 
 def _lines(order: Order) -> list[ev.OrderLineItem]:

@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from mesh import addresses, money
 from mesh.errors import Aborted, FailedPrecondition, Violations
 from mesh.identifiers import check_sku
+from mesh.settings import Settings
 
 ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -89,26 +90,12 @@ class ProcurementConfig:
     segregate_duties: bool = True  # whoever submitted an order cannot approve it
 
     @classmethod
-    def parse(cls, second_approval_above: str, over_receipt_tolerance: str,
-              segregate_duties: str = "true") -> ProcurementConfig:
+    def from_settings(cls, settings: Settings) -> ProcurementConfig:
         """From the ERP_PROCUREMENT_* settings; a bad value stops the service at start-up."""
-        above = money.parse_amount(second_approval_above)
-        if above is None or above < 0:
-            raise ValueError("ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE must be an amount such as 10000.00, "
-                             f"got {second_approval_above!r}")
-        try:
-            tolerance = Decimal(over_receipt_tolerance)
-        except decimal.InvalidOperation as exc:
-            raise ValueError("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE must be a fraction such as 0.05, "
-                             f"got {over_receipt_tolerance!r}") from exc
-        if not tolerance.is_finite() or not 0 <= tolerance <= 1:
-            raise ValueError("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE must be between 0 and 1, "
-                             f"got {over_receipt_tolerance!r}")
-        segregate = {"true": True, "1": True, "yes": True, "on": True,
-                     "false": False, "0": False, "no": False, "off": False}.get(segregate_duties.strip().lower())
-        if segregate is None:
-            raise ValueError(f"ERP_PROCUREMENT_SEGREGATE_DUTIES must be true or false, got {segregate_duties!r}")
-        return cls(above, tolerance, segregate)
+        v = settings.variables
+        return cls(v.decimal("ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE", "10000.00", least=Decimal(0)),
+                   v.decimal("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE", "0.05", least=Decimal(0), most=Decimal(1)),
+                   v.flag("ERP_PROCUREMENT_SEGREGATE_DUTIES", True))
 
     def approvals_required(self, total: Decimal) -> int:
         return 2 if total > self.second_approval_above else 1

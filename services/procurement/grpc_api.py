@@ -1,14 +1,9 @@
 """The ProcurementService servicer: protobuf to commands and back, nothing more."""
 from __future__ import annotations
 
-import datetime as dt
-
-from google.protobuf import timestamp_pb2
-
-from erp.common.v1 import money_pb2
 from erp.procurement.v1 import procurement_pb2 as pb
 from erp.procurement.v1 import procurement_pb2_grpc
-from mesh import call_context, money
+from mesh import call_context, protoconv
 from services.procurement import domain, handlers
 from services.procurement.domain import GoodsReceipt, PurchaseOrder, QuantityStatus, Supplier, SupplierPrice
 
@@ -18,14 +13,6 @@ _BILLING = {QuantityStatus.NONE: pb.BILLING_STATUS_NOT_BILLED, QuantityStatus.PA
             QuantityStatus.FULL: pb.BILLING_STATUS_FULL}
 
 
-def _timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def _money(currency: str, amount) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=currency, amount=money.format_amount(amount))
 
 
 def _enum_in(enum_type, prefix: str, value: int, domain_enum):
@@ -45,7 +32,7 @@ def supplier_to_proto(s: Supplier) -> pb.Supplier:
 
 
 def price_to_proto(p: SupplierPrice, currency: str) -> pb.SupplierPrice:
-    return pb.SupplierPrice(supplier_id=p.supplier_id, sku=p.sku, unit_price=_money(currency, p.unit_price),
+    return pb.SupplierPrice(supplier_id=p.supplier_id, sku=p.sku, unit_price=protoconv.money(currency, p.unit_price),
                             min_quantity=p.min_quantity, lead_time_days=p.lead_time_days, preferred=p.preferred)
 
 
@@ -55,26 +42,26 @@ def order_to_proto(o: PurchaseOrder) -> pb.PurchaseOrder:
         purchase_order_id=o.purchase_order_id, supplier_id=o.supplier_id,
         status=pb.PurchaseOrderStatus.Value("PURCHASE_ORDER_STATUS_" + o.status.name),
         lines=[pb.PurchaseOrderLine(
-            line_no=x.line_no, sku=x.sku, quantity=x.quantity, unit_price=_money(c, x.unit_price),
+            line_no=x.line_no, sku=x.sku, quantity=x.quantity, unit_price=protoconv.money(c, x.unit_price),
             expected_date=x.expected_date, received_quantity=x.received_quantity, billed_quantity=x.billed_quantity,
             receivable_quantity=x.receivable_quantity, receipt_status=_RECEIPT[x.receipt_status],
-            amount=_money(c, x.amount)) for x in o.lines],
-        number=o.number, currency_code=c, warehouse_code=o.warehouse_code, total=_money(c, o.total),
-        approvals=[pb.Approval(approver=a.approver, comment=a.comment, decided_at=_timestamp(a.decided_at),
+            amount=protoconv.money(c, x.amount)) for x in o.lines],
+        number=o.number, currency_code=c, warehouse_code=o.warehouse_code, total=protoconv.money(c, o.total),
+        approvals=[pb.Approval(approver=a.approver, comment=a.comment, decided_at=protoconv.timestamp(a.decided_at),
                                decision=pb.ApprovalDecision.Value("APPROVAL_DECISION_" + a.decision.name))
                    for a in o.approvals],
         approvals_required=o.approvals_required, receipt_status=_RECEIPT[o.receipt_status],
         billing_status=_BILLING[o.billing_status], note=o.note,
         origin=pb.PurchaseOrderOrigin.Value("PURCHASE_ORDER_ORIGIN_" + o.origin.name),
         closing_reason=o.closing_reason, submitted_by=o.submitted_by, version=o.version,
-        created_at=_timestamp(o.created_at), updated_at=_timestamp(o.updated_at))
+        created_at=protoconv.timestamp(o.created_at), updated_at=protoconv.timestamp(o.updated_at))
 
 
 def receipt_to_proto(r: GoodsReceipt) -> pb.GoodsReceipt:
     return pb.GoodsReceipt(
         receipt_id=r.receipt_id, purchase_order_id=r.purchase_order_id, warehouse_code=r.warehouse_code,
         lines=[pb.GoodsReceiptLine(line_no=x.line_no, quantity=x.quantity, sku=x.sku) for x in r.lines],
-        received_by=r.received_by, reference=r.reference, received_at=_timestamp(r.received_at))
+        received_by=r.received_by, reference=r.reference, received_at=protoconv.timestamp(r.received_at))
 
 
 def _draft(warehouse_code: str, lines, note: str) -> handlers.DraftInput:
@@ -172,8 +159,8 @@ class ProcurementServicer(procurement_pb2_grpc.ProcurementServiceServicer):
         status = _enum_in(pb.PurchaseOrderStatus, "PURCHASE_ORDER_STATUS_", request.status, domain.POStatus)
         found, token = handlers.list_purchase_orders(
             self.uow(), supplier_id=request.supplier_id, status=status,
-            created_after=request.created_after.ToDatetime(dt.UTC) if request.HasField("created_after") else None,
-            created_before=request.created_before.ToDatetime(dt.UTC) if request.HasField("created_before") else None,
+            created_after=protoconv.optional_moment(request, "created_after"),
+            created_before=protoconv.optional_moment(request, "created_before"),
             page_size=request.page.page_size, page_token=request.page.page_token)
         return pb.ListPurchaseOrdersResponse(purchase_orders=[order_to_proto(o) for o in found],
                                              next_page_token=token)

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from erp.common.v1 import money_pb2
 from erp.events.v1 import procurement_events_pb2 as ev
-from mesh import money, paging
+from mesh import paging, protoconv
 from mesh.errors import AlreadyExists, FailedPrecondition, NotFound, Violations
 from mesh.identifiers import check_request_id, check_warehouse
 from services.procurement import domain
@@ -424,7 +424,7 @@ def on_bill_posted(uow, deps: Deps, bill_id: str, purchase_order_id: str, quanti
 
 
 def _money(order: PurchaseOrder, amount) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=order.currency_code, amount=money.format_amount(amount))
+    return protoconv.money(order.currency_code, amount)
 
 
 def _approved_event(order: PurchaseOrder, supplier: Supplier, approver: str) -> ev.PurchaseOrderApproved:

@@ -27,16 +27,8 @@ from services.procurement.handlers import Deps
 NAME = "procurement"
 
 
-def config(settings: Settings) -> ProcurementConfig:
-    return ProcurementConfig.parse(
-        second_approval_above=settings.variables.text("ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE", "10000.00"),
-        over_receipt_tolerance=settings.variables.text("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE", "0.05"),
-        segregate_duties=settings.variables.text("ERP_PROCUREMENT_SEGREGATE_DUTIES", "true"),
-    )
-
-
 def deps(settings: Settings) -> Deps:
-    return Deps(config(settings), InventoryCatalog(settings), settings.default_warehouse)
+    return Deps(ProcurementConfig.from_settings(settings), InventoryCatalog(settings), settings.default_warehouse)
 
 
 def add_servicers(server, runtime: Runtime) -> None:

@@ -3,11 +3,13 @@ tolerance, replenishment lines, validation and configuration."""
 from __future__ import annotations
 
 import datetime as dt
+import types
 from decimal import Decimal
 
 import pytest
 
 from mesh.errors import Aborted, FailedPrecondition, InvalidArgument, Violations
+from mesh.settings import Variables
 from services.procurement import domain
 from services.procurement.domain import (
     LineInput,
@@ -106,11 +108,15 @@ def test_with_segregation_off_the_submitter_may_approve():
 
 def test_segregation_of_duties_is_on_unless_the_setting_says_false():
     assert CONFIG.segregate_duties is True
-    assert ProcurementConfig.parse("100", "0.05").segregate_duties is True
-    assert ProcurementConfig.parse("100", "0.05", " TRUE ").segregate_duties is True
-    assert ProcurementConfig.parse("100", "0.05", "false").segregate_duties is False
+    assert configured().segregate_duties is True
+    assert configured(ERP_PROCUREMENT_SEGREGATE_DUTIES=" TRUE ").segregate_duties is True
+    assert configured(ERP_PROCUREMENT_SEGREGATE_DUTIES="false").segregate_duties is False
     with pytest.raises(ValueError, match="ERP_PROCUREMENT_SEGREGATE_DUTIES must be true or false"):
-        ProcurementConfig.parse("100", "0.05", "maybe")
+        configured(ERP_PROCUREMENT_SEGREGATE_DUTIES="maybe")
+
+
+def configured(**env: str) -> ProcurementConfig:
+    return ProcurementConfig.from_settings(types.SimpleNamespace(variables=Variables(env)))
 
 
 def test_an_empty_draft_is_not_submitted_and_a_repeat_submit_changes_nothing():
@@ -235,4 +241,4 @@ def test_a_new_supplier_is_validated_whole_and_starts_active():
     ("100", "NaN", "OVER_RECEIPT_TOLERANCE")])
 def test_a_bad_setting_stops_the_service_with_its_name(above, tolerance, message):
     with pytest.raises(ValueError, match=message):
-        ProcurementConfig.parse(above, tolerance)
+        configured(ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE=above, ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE=tolerance)

@@ -1,13 +1,14 @@
 """Where the CPU of a benchmark window went, per service and per engine, and the issue-18 verdicts.
 
-A snapshot maps every process of interest to a group and its CPU seconds so far (user + system, its
-threads, plus its reaped children's): `svc <name>` for a service process, `postgres for <name>` for a
-PostgreSQL backend serving that service's connections (matched by the client port of the connection),
-`postgres server` for the postmaster and its background workers (WAL writer, checkpointer, autovacuum;
-a backend that exits comes back here through the postmaster's children times), `redis`, `rabbitmq`,
-and, not counted towards the mesh, `generator`, `echo` and `postgres other` (other databases: other users
-of a shared server). The CPU of a window is the difference of the two snapshots' sums per group, so a
-process that exits inside the window is counted through its parent.
+A snapshot maps every process of interest to a group and its CPU seconds so far (user + system, all its
+threads): `svc <name>` for a service process, `postgres for <name>` for a PostgreSQL backend serving that
+service's connections (matched by the client port of the connection), `postgres server` for the
+postmaster and its background workers (WAL writer, checkpointer, this database's autovacuum), `redis`,
+`rabbitmq`, and, not counted towards the mesh, `generator`, `echo` and `postgres other` (other databases:
+other users of a shared server). The CPU of a window is, per group, the growth of the processes alive at
+its end (from zero for those that started inside it). A process that exits inside the window is not
+counted: the services hold their connections in pools, so their backends live through it, while the
+postmaster's children times would bring in every other database's short-lived backends.
 
 The pure parts (grouping, differences, per-unit figures, parsers, verdicts) are unit-tested; `Sampler`
 reads /proc through psutil and pg_stat_activity.
@@ -40,15 +41,11 @@ def pg_group(row: tuple | None, run_db: str, service_of_port: dict[int, str]) ->
 
 
 def window_cpu(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
-    """CPU seconds per group between two snapshots {pid: (group, cpu seconds so far)}. A process
-    gone by `after` takes its earlier seconds off its group: the parent that reaped it has them all."""
+    """CPU seconds per group between two snapshots {pid: (group, cpu seconds so far)}: the processes
+    alive at the end, in the group they end in (a backend's row in pg_stat_activity may come late)."""
     groups: dict[str, float] = {}
-    for group, seconds in after.values():
-        groups[group] = groups.get(group, 0.0) + seconds
-    for pid, (group, seconds) in before.items():
-        # a PostgreSQL backend may change group (its row appears late): keep its seconds where it ends
-        group = after[pid][0] if pid in after else group
-        groups[group] = groups.get(group, 0.0) - seconds
+    for pid, (group, seconds) in after.items():
+        groups[group] = groups.get(group, 0.0) + seconds - (before[pid][1] if pid in before else 0.0)
     return groups
 
 
@@ -174,17 +171,23 @@ class Sampler:
     @staticmethod
     def _seconds(p) -> float:
         t = p.cpu_times()
-        return t.user + t.system + t.children_user + t.children_system
+        return t.user + t.system
 
-    def _pg_rows(self) -> dict[int, tuple]:
+    def _pg_rows(self) -> tuple[dict[int, tuple], dict[str, int]]:
+        """pg_stat_activity by pid, and the run database's counters (pg_stat_database: transactions,
+        rows written, rows read; PostgreSQL publishes them within about a second)."""
         if not self.database_url:
-            return {}
+            return {}, {}
         import psycopg
 
         with psycopg.connect(self.database_url, autocommit=True, application_name=GENERATOR_APP) as conn:
             rows = conn.execute("SELECT pid, datname, backend_type, application_name, client_port "
                                 "FROM pg_stat_activity").fetchall()
-        return {r[0]: tuple(r[1:]) for r in rows}
+            stats = conn.execute("SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted, "
+                                 "tup_returned + tup_fetched FROM pg_stat_database WHERE datname = %s",
+                                 (self.run_db,)).fetchone() or (0, 0, 0)
+        return {r[0]: tuple(r[1:]) for r in rows}, dict(zip(("transactions", "rows written", "rows read"), stats,
+                                                           strict=True))
 
     def _service_of_port(self) -> dict[int, str]:
         """Local port of each service process's connection to PostgreSQL -> the service."""
@@ -207,7 +210,8 @@ class Sampler:
                     rss[pid] = p.memory_info().rss
             except self.psutil.Error:
                 pass
-        pg_rows, service_of_port = (self._pg_rows(), self._service_of_port()) if detail else ({}, {})
+        pg_rows, pg_db = self._pg_rows() if detail else ({}, {})
+        service_of_port = self._service_of_port() if detail else {}
         for p in self.psutil.process_iter(["name"]):
             engine = ENGINE_OF.get(p.info["name"] or "")
             if engine is None:
@@ -219,7 +223,7 @@ class Sampler:
                 cpu[p.pid] = (group, self._seconds(p))
             except self.psutil.Error:
                 pass
-        return {"at": at, "busy": busy, "cpu": cpu, "rss": rss}
+        return {"at": at, "busy": busy, "cpu": cpu, "rss": rss, "pg_db": pg_db}
 
     @staticmethod
     def cores(before: dict, after: dict) -> dict[str, float]:

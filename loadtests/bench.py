@@ -330,6 +330,7 @@ class Bench:
         """Runs a load in the generator; CPU (loadtests/accounting.py) is sampled at the start and the end
         of its measured window, by this process's clock; order rows attribute PostgreSQL to services."""
         detail, perf = kind == "orders", kwargs.pop("perf", False) and self.perf_ok
+        profile_dir = kwargs.pop("profile", None)
         sampler = acc.Sampler(services, self.generator.pid, self.echo_pid, self.database_url if detail else "",
                           self.run_db)
         self.pipe.send((kind, kwargs))
@@ -342,8 +343,11 @@ class Bench:
                             if group not in ("generator", "postgres other"))
             counting = subprocess.Popen(["perf", "stat", "-x,", "-e", "instructions", "-p", pids, "--", "sleep",
                                          str(kwargs.get("seconds", 0))], stderr=subprocess.PIPE, text=True)
+        spies = [profile(pid, name, profile_dir, kwargs["seconds"]) for pid, name in services.items()] if profile_dir else []
         time.sleep(max(0.0, started + kwargs.get("warmup", 0) + kwargs.get("seconds", 0) - time.time()))
         after = sampler.snapshot(detail)
+        for spy in spies:
+            spy.wait(60)
         instructions = acc.parse_perf_instructions(counting.communicate(timeout=30)[1]) if counting else None
         if not self.pipe.poll(timeout):
             raise TimeoutError(f"{kind} load did not finish in {timeout:.0f}s")
@@ -352,6 +356,7 @@ class Bench:
         result["instructions"] = instructions
         result["window"] = after["at"] - before["at"]
         result["groups"] = acc.window_cpu(before["cpu"], after["cpu"])
+        result["pg_db"] = {k: after["pg_db"][k] - before["pg_db"].get(k, 0) for k in after["pg_db"]}
         result["rss_mb"] = {}
         for pid, rss in after["rss"].items():
             name = services[pid]
@@ -384,6 +389,16 @@ class Bench:
     def close(self) -> None:
         self.pipe.send(None)
         self.generator.join(5)
+
+
+def profile(pid: int, name: str, folder: Path, seconds: float) -> subprocess.Popen:
+    """py-spy samples a service process over the window while it holds the GIL (its Python CPU; collapsed
+    stacks, 100/s, without pausing it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spy = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(spy), "record", "--nonblocking", "--gil", "-r", "100", "-d", str(int(seconds)), "-f", "raw",
+                             "-p", str(pid), "-o", str(folder / f"{name}-{pid}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 SLICE_WARMUP = 0.3  # seconds of each slice of a paired row before its window: connect, fill the pipeline
@@ -499,6 +514,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--only", choices=("lookup", "orders"), help="run the echo and lookup rows, or only the order rows")
     parser.add_argument("--order-processes", default="1,2", help="processes per service of the order rows")
+    parser.add_argument("--profile", type=Path, help="py-spy each service over row 3's window, into this folder "
+                        "(pip install py-spy into the venv first)")
     parser.add_argument("--pgbench-scale", type=int, default=10, help="pgbench TPC-B scale (branches)")
     parser.add_argument("--pgbench-clients", type=int, default=10, help="pgbench clients")
     parser.add_argument("--pgbench-seconds", type=float, default=15.0)
@@ -677,7 +694,7 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
             orders = dict(target=targets["orders"], database_url=engines.database_url, payload_factory_args=order_args,
                           seconds=args.order_seconds, warmup=args.warmup, drain=args.drain)
             result = bench.run("orders", pids, args.order_seconds + args.drain + 60, perf=True,
-                               slots=args.order_slots, **orders)
+                               profile=args.profile, slots=args.order_slots, **orders)
             if "failed" not in result:
                 place = result["place"]
                 result["notes"] = (f"processed {result['processed']} {result['statuses']}, stuck {result['stuck']}; "
@@ -711,6 +728,9 @@ def print_cpu(bench: Bench, orders_row: str, echo_row: str) -> None:
     other = order["groups"].get("postgres other", 0.0) * 1000 / units
     print(f"     not counted: load generator {gen:.2f} ms/order, other databases on the PostgreSQL server "
           f"{other:.2f} ms/order, the rest of the machine {order['cpu']['oth']:.2f} cores", flush=True)
+    if order["pg_db"]:
+        print("     PostgreSQL per order (pg_stat_database): " + ", ".join(
+            f"{v / units:.1f} {k}" for k, v in order["pg_db"].items()))
     for what, row, n in (("order", order, units), ("echo call", echo, echo["rps"] * echo["window"])):
         if row.get("instructions") is not None:
             print(f"     instructions per {what}: {row['instructions'] / n:,.0f}")

@@ -17,8 +17,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from mesh import probes
-from mesh.settings import DEFAULT_PORTS
-from services import RUNNABLE
+from services import PORTS, RUNNABLE
 
 PG_SERVER = os.environ.get("LOAD_DATABASE_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -93,7 +92,7 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
         bind_sink(eng.amqp_url, namespace)
     mail_dir = Path(tempfile.mkdtemp(prefix="erp-load-mail-"))
     mail, smtp_url = start_mail_sink(mail_dir)
-    ports = {name: free_ports(processes) for name in DEFAULT_PORTS}
+    ports = {name: free_ports(processes) for name in PORTS}
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
     env.update({
         "ERP_DATABASE_URL": eng.database_url, "ERP_REDIS_URL": eng.redis_url, "ERP_AMQP_URL": eng.amqp_url,

@@ -63,6 +63,8 @@ class ServiceSpec(Generic[U]):
     # Gauges of the service's own, read from its database on scrape (mesh.sampled), beside the
     # outbox and dead-letter gauges every service has.
     gauges: Callable[[Runtime[U]], sampled.Gauges] | None = None
+    # Its gRPC port when ERP_GRPC_PORT is not set (services.PORTS; a deployment sets the variable).
+    port: int = 0
 
 
 @dataclasses.dataclass
@@ -259,7 +261,7 @@ def _monitor_health(runtime: Runtime[U], servicer: health.HealthServicer, servic
 
 def run(spec: ServiceSpec[U]) -> None:
     """Entry point of `python -m services.<name>`: serve until SIGTERM or SIGINT."""
-    settings = load(spec.name)
+    settings = load(spec.name, spec.port)
     logs.configure(spec.name, settings.log_level, settings.log_format)
     if settings.processes > 1:
         sys.exit(_run_processes(spec, settings))

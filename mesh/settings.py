@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -15,16 +16,8 @@ from typing import TypeVar
 
 _Ordered = TypeVar("_Ordered", int, float, Decimal)
 
-# Ports `make run` gives each service; a deployment sets ERP_GRPC_PORT instead.
-DEFAULT_PORTS = {
-    "gateway": 50050,
-    "inventory": 50051,
-    "orders": 50052,
-    "crm": 50053,
-    "finance": 50054,
-    "procurement": 50055,
-    "notification": 50056,
-}
+# ERP_<SERVICE>_TARGET: where another service answers (host:port), one variable per service called.
+TARGET_VARIABLE = re.compile(r"ERP_([A-Z][A-Z0-9]*)_TARGET")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,8 +116,7 @@ class Settings:
     health_check_seconds: float
     log_level: str
     log_format: str
-    default_warehouse: str
-    targets: dict[str, str]
+    targets: dict[str, str]  # {service: host:port}, from ERP_<SERVICE>_TARGET
     # Every call must carry the gateway's internal token (mesh/identity.py); off for local
     # runs and tests, on in the Helm chart.
     internal_auth: bool = False
@@ -157,7 +149,11 @@ class Settings:
 
     def target(self, service: str) -> str:
         """host:port of another service, for gRPC channels."""
-        return self.targets[service]
+        try:
+            return self.targets[service]
+        except KeyError:
+            raise ValueError(f"ERP_{service.upper()}_TARGET is not set: the host:port where {service} "
+                             "answers (make run and the chart set it)") from None
 
 
 # gRPC worker threads per process: more only fight over the GIL (16 halved GetStock's
@@ -165,8 +161,9 @@ class Settings:
 GRPC_WORKERS = 4
 
 
-def load(service: str) -> Settings:
-    """Reads the settings of `service` from the environment."""
+def load(service: str, default_port: int = 0) -> Settings:
+    """Reads the settings of `service` from the environment; default_port: its gRPC port
+    when ERP_GRPC_PORT is not set (0: any free port)."""
     upper = service.upper()
     env = {k: v for k, v in os.environ.items() if k.startswith("ERP_")}
     v = Variables(env)
@@ -174,10 +171,8 @@ def load(service: str) -> Settings:
     transport = v.choice("ERP_EVENT_TRANSPORT", "amqp" if amqp_url else "postgres", ("amqp", "postgres"))
     if transport == "amqp" and not amqp_url:
         raise ValueError("ERP_EVENT_TRANSPORT=amqp needs ERP_AMQP_URL")
-    targets = {
-        name: v.text(f"ERP_{name.upper()}_TARGET", f"127.0.0.1:{port}")
-        for name, port in DEFAULT_PORTS.items()
-    }
+    targets = {match[1].lower(): value.strip() for name, value in env.items()
+               if (match := TARGET_VARIABLE.fullmatch(name)) and value.strip()}
     return Settings(
         service=service,
         data_dir=Path(v.text("ERP_DATA_DIR", ".data")).resolve(),
@@ -187,7 +182,7 @@ def load(service: str) -> Settings:
         event_transport=transport,
         amqp_namespace=v.text("ERP_AMQP_NAMESPACE", "erp"),
         grpc_host=v.text("ERP_GRPC_HOST", "127.0.0.1"),
-        grpc_port=v.integer("ERP_GRPC_PORT", DEFAULT_PORTS.get(service, 0)),
+        grpc_port=v.integer("ERP_GRPC_PORT", default_port, least=0, most=65535),
         metrics_port=v.integer("ERP_METRICS_PORT", 0),
         grpc_max_workers=v.integer("ERP_GRPC_MAX_WORKERS", GRPC_WORKERS),
         grpc_max_concurrent_rpcs=v.integer("ERP_GRPC_MAX_CONCURRENT_RPCS", 256),
@@ -209,7 +204,6 @@ def load(service: str) -> Settings:
         health_check_seconds=v.number("ERP_HEALTH_CHECK_SECONDS", 2.0),
         log_level=v.text("ERP_LOG_LEVEL", "INFO").upper(),
         log_format=v.text("ERP_LOG_FORMAT", "json").lower(),
-        default_warehouse=v.text("ERP_DEFAULT_WAREHOUSE", "MAIN"),
         targets=targets,
         internal_auth=v.flag("ERP_INTERNAL_AUTH", False),
         internal_token_secret=v.text("ERP_INTERNAL_TOKEN_SECRET"),

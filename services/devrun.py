@@ -22,8 +22,12 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mesh import embedded
-from mesh.settings import DEFAULT_PORTS, load
-from services import EDGE  # noqa: E402  (names only; devrun is a dev tool)
+from mesh.settings import load
+from services import (
+    EDGE,  # noqa: E402  (names only; devrun is a dev tool)
+    PORTS,
+    local_targets,
+)
 from services import RUNNABLE as SERVICES  # noqa: E402
 
 # `make run` serves each service's Prometheus /metrics on its own port, from this one up (9460-9466, the gateway last),
@@ -52,9 +56,9 @@ def start_mesh(services=SERVICES, env: dict | None = None, host: str = "127.0.0.
     """Starts each service as `python -m services.<name>`; returns (name, process, target).
     metrics_ports: the port each serves /metrics on (one per process: they cannot share one)."""
     env = dict(os.environ if env is None else env)
-    ports = ports or DEFAULT_PORTS
-    for name in DEFAULT_PORTS:
-        env.setdefault(f"ERP_{name.upper()}_TARGET", f"{host}:{ports[name]}")
+    ports = ports or PORTS
+    for name, target in local_targets(host, ports).items():
+        env.setdefault(f"ERP_{name.upper()}_TARGET", target)
     started = []
     for name in services:
         child_env = {**env, "ERP_GRPC_PORT": str(ports[name]), "ERP_GRPC_HOST": host}

@@ -90,7 +90,7 @@ def settings_for(service: str, engines: Engines, data_dir, **overrides) -> Setti
         event_max_attempts=3, event_retry_base_ms=20, event_consumer_threads=1, relay_poll_seconds=0.05,
         unroutable_grace_seconds=300.0, health_check_seconds=0.2, shutdown_grace_seconds=2.0,
         grpc_max_workers=GRPC_WORKERS, grpc_max_concurrent_rpcs=256, grpc_max_message_bytes=4 * 1024 * 1024,
-        log_level="INFO", log_format="text", default_warehouse="MAIN", env={},
+        log_level="INFO", log_format="text", env={},
         internal_auth=False, internal_token_secret="",
     )
     base.update(overrides)

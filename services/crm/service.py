@@ -5,7 +5,7 @@ from pathlib import Path
 
 from erp.crm.v1 import crm_pb2, crm_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
-from services import topology
+from services import PORTS, topology
 from services.crm import events
 from services.crm.adapters import CrmUnitOfWork
 from services.crm.grpc_api import CustomerServicer
@@ -20,6 +20,7 @@ def add_servicers(server, runtime: Runtime) -> None:
 def spec() -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
+        port=PORTS[NAME],
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(crm_pb2.DESCRIPTOR.services_by_name["CustomerService"].full_name,),
         add_servicers=add_servicers,

@@ -3,10 +3,11 @@ import asyncio
 
 from mesh import logs, metrics, tracing
 from mesh.settings import load
+from services import PORTS
 from services.gateway.service import NAME, serve
 
 if __name__ == "__main__":
-    settings = load(NAME)
+    settings = load(NAME, PORTS[NAME])
     logs.configure(NAME, settings.log_level, settings.log_format)
     metrics.serve(settings.metrics_port, settings.grpc_host)
     tracing.configure(NAME)

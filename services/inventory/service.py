@@ -5,7 +5,7 @@ from pathlib import Path
 
 from erp.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
-from services import topology
+from services import PORTS, topology
 from services.inventory import events
 from services.inventory.adapters import InventoryUnitOfWork
 from services.inventory.grpc_api import InventoryServicer, valuation_currency
@@ -20,6 +20,7 @@ def add_servicers(server, runtime: Runtime) -> None:
 def spec() -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
+        port=PORTS[NAME],
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,),
         add_servicers=add_servicers,

@@ -26,7 +26,7 @@ from erp.notification.v1 import notification_pb2, notification_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
 from mesh.settings import Settings
 from mesh.webhook_keys import SigningKeys
-from services import topology
+from services import PORTS, topology
 from services.notification import adapters, events, handlers
 from services.notification.adapters import NotificationUnitOfWork
 from services.notification.domain import RetryPolicy
@@ -144,6 +144,7 @@ def spec() -> ServiceSpec:
 
     return ServiceSpec(
         name=NAME,
+        port=PORTS[NAME],
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(notification_pb2.DESCRIPTOR.services_by_name["NotificationService"].full_name,),
         add_servicers=add_servicers,

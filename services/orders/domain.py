@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from mesh import money
 from mesh.errors import FailedPrecondition, Violations
+from mesh.settings import Settings
 
 MAX_LINES = 200
 MAX_QUANTITY = 10**9
@@ -259,6 +260,15 @@ class Order:
     def _touch(self) -> None:
         self.version += 1
         self.updated_at = dt.datetime.now(dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class OrdersConfig:
+    default_warehouse: str  # where a line that names no warehouse is reserved
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OrdersConfig:
+        return cls(default_warehouse=settings.variables.text("ERP_DEFAULT_WAREHOUSE", "MAIN"))
 
 
 def new_order(order_id: str, cmd: PlaceOrder, default_warehouse: str) -> Order:

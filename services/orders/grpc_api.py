@@ -41,15 +41,16 @@ def timeline_to_proto(found: Timeline) -> pb.GetOrderTimelineResponse:
 
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime, config: domain.OrdersConfig) -> None:
         self.runtime = runtime
+        self.config = config
 
     def PlaceOrder(self, request: pb.PlaceOrderRequest, context) -> pb.PlaceOrderResponse:
         cmd = domain.PlaceOrder(
             request_id=request.request_id, customer_id=request.customer_id, currency_code=request.currency_code,
             lines=tuple(domain.LineInput(line.sku, line.warehouse_code, line.quantity, line.unit_price.amount,
                                          line.unit_price.currency_code) for line in request.lines))
-        order = handlers.place_order(self.runtime.uow(), cmd, self.runtime.settings.default_warehouse)
+        order = handlers.place_order(self.runtime.uow(), cmd, self.config.default_warehouse)
         tracing.tag(order_id=order.order_id)  # `erp trace ORDER_ID` finds the placement by it
         return pb.PlaceOrderResponse(order=to_proto(order))
 

@@ -5,16 +5,17 @@ from pathlib import Path
 
 from erp.orders.v1 import orders_pb2, orders_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
-from services import topology
+from services import PORTS, topology
 from services.orders import deadline, events, gauges
 from services.orders.adapters import OrdersUnitOfWork
+from services.orders.domain import OrdersConfig
 from services.orders.grpc_api import OrderServicer
 
 NAME = "orders"
 
 
 def add_servicers(server, runtime: Runtime) -> None:
-    orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(runtime), server)
+    orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(runtime, OrdersConfig.from_settings(runtime.settings)), server)
 
 
 def build_handlers(runtime: Runtime):
@@ -25,6 +26,7 @@ def build_handlers(runtime: Runtime):
 def spec() -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
+        port=PORTS[NAME],
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(orders_pb2.DESCRIPTOR.services_by_name["OrderService"].full_name,),
         add_servicers=add_servicers,

@@ -88,6 +88,7 @@ class ProcurementConfig:
     second_approval_above: Decimal  # orders with a larger total need two different approvers
     over_receipt_tolerance: Decimal  # fraction of the ordered quantity that may arrive on top
     segregate_duties: bool = True  # whoever submitted an order cannot approve it
+    default_warehouse: str = "MAIN"  # where an order that names no warehouse is received
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProcurementConfig:
@@ -95,7 +96,7 @@ class ProcurementConfig:
         v = settings.variables
         return cls(v.decimal("ERP_PROCUREMENT_SECOND_APPROVAL_ABOVE", "10000.00", least=Decimal(0)),
                    v.decimal("ERP_PROCUREMENT_OVER_RECEIPT_TOLERANCE", "0.05", least=Decimal(0), most=Decimal(1)),
-                   v.flag("ERP_PROCUREMENT_SEGREGATE_DUTIES", True))
+                   v.flag("ERP_PROCUREMENT_SEGREGATE_DUTIES", True), v.text("ERP_DEFAULT_WAREHOUSE", "MAIN"))
 
     def approvals_required(self, total: Decimal) -> int:
         return 2 if total > self.second_approval_above else 1

@@ -43,7 +43,6 @@ class Catalog(Protocol):
 class Deps:
     config: ProcurementConfig
     catalog: Catalog
-    default_warehouse: str
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
 
@@ -146,7 +145,7 @@ class DraftInput:
 
 def _draft_lines(uow, deps: Deps, supplier: Supplier, draft: DraftInput, v: Violations) -> tuple[str, list]:
     """The warehouse and validated lines of a draft; raises with every problem at once."""
-    warehouse = draft.warehouse_code or deps.default_warehouse
+    warehouse = draft.warehouse_code or deps.config.default_warehouse
     check_warehouse(v, "warehouse_code", warehouse)
     domain.check_text(v, "note", draft.note, domain.MAX_NOTE)
     prices = {p.sku: p for p in uow.suppliers.prices(supplier_id=supplier.supplier_id)}

@@ -17,7 +17,7 @@ from pathlib import Path
 from erp.procurement.v1 import procurement_pb2, procurement_pb2_grpc
 from mesh.service import Runtime, ServiceSpec
 from mesh.settings import Settings
-from services import topology
+from services import PORTS, topology
 from services.procurement import events
 from services.procurement.adapters import InventoryCatalog, ProcurementUnitOfWork
 from services.procurement.domain import ProcurementConfig
@@ -28,7 +28,7 @@ NAME = "procurement"
 
 
 def deps(settings: Settings) -> Deps:
-    return Deps(ProcurementConfig.from_settings(settings), InventoryCatalog(settings), settings.default_warehouse)
+    return Deps(ProcurementConfig.from_settings(settings), InventoryCatalog(settings))
 
 
 def add_servicers(server, runtime: Runtime) -> None:
@@ -39,6 +39,7 @@ def add_servicers(server, runtime: Runtime) -> None:
 def spec() -> ServiceSpec:
     return ServiceSpec(
         name=NAME,
+        port=PORTS[NAME],
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(procurement_pb2.DESCRIPTOR.services_by_name["ProcurementService"].full_name,),
         add_servicers=add_servicers,

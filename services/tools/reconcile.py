@@ -23,6 +23,7 @@ from mesh.cache import Cache
 from mesh.interceptors import ClientInterceptor
 from mesh.service import database_url, redis_url
 from mesh.settings import load
+from services import local_targets
 from services.crm import reconcile as crm
 from services.finance import reconcile as finance
 from services.inventory import reconcile as inventory
@@ -58,7 +59,8 @@ def client() -> ErpClient:
     settings = load(CALLER)
     secret = settings.internal_token_secret if settings.internal_auth else ""
     interceptor = ClientInterceptor(DEFAULT_TIMEOUT_SECONDS, internal_secret=secret, service=CALLER)
-    return ErpClient(**{f"{name}_target": settings.target(name) for name in ErpClient.SERVICES},
+    targets = {**local_targets(), **settings.targets}  # make run's addresses unless told otherwise
+    return ErpClient(**{f"{name}_target": targets[name] for name in ErpClient.SERVICES},
                      interceptors=(interceptor,))
 
 

@@ -34,7 +34,7 @@ from google.protobuf import descriptor_pool
 from sqlalchemy.engine import make_url
 
 from mesh import db, settings
-from services import EDGE, RUNNABLE
+from services import EDGE, PORTS, RUNNABLE
 from tests import support
 from tests.chart import podrun
 from tests.chart.conftest import CHART, COMBINATIONS, NAMESPACE, RELEASE, documents, render
@@ -58,7 +58,7 @@ def _all_values() -> list[dict]:
 def test_each_chart_service_is_the_code_s_service(name):
     svc = VALUES["services"][name]
     assert (ROOT / "services" / name / "__main__.py").is_file(), f"no services/{name}: `python -m services.{name}` fails"
-    assert svc["port"] == settings.DEFAULT_PORTS[name], "values.yaml and mesh.settings.DEFAULT_PORTS disagree"
+    assert svc["port"] == PORTS[name], "values.yaml and services.PORTS disagree"
     spec = importlib.import_module(f"services.{name}.service").spec()
     assert svc["grpcService"] in spec.grpc_services, \
         f"the probes ask health for {svc['grpcService']}, the service registers {spec.grpc_services}"
@@ -84,7 +84,7 @@ def test_the_gateway_in_the_chart_is_the_code_s_gateway(helm):
     """The gateway has a block of its own (gateway:, no database, no events), enabled by default; its
     Deployment (the generic one, from erp.components) probes a name the gateway registers."""
     gateway = VALUES["gateway"]
-    assert gateway["enabled"] and gateway["port"] == settings.DEFAULT_PORTS["gateway"]
+    assert gateway["enabled"] and gateway["port"] == PORTS["gateway"]
     spec = importlib.import_module("services.gateway.service").spec()
     deployment = next(d for d in render(helm) if d["kind"] == "Deployment"
                       and d["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway")
@@ -139,7 +139,7 @@ def _names_spelled_in_the_code() -> set[str]:
 def _names_the_code_reads(monkeypatch) -> set[str]:
     recorder = _Recorder()
     monkeypatch.setattr(os, "environ", recorder)
-    for name in settings.DEFAULT_PORTS:
+    for name in PORTS:
         settings.load(name)
     monkeypatch.undo()
     readme = (ROOT / "README.md").read_text()
@@ -157,8 +157,8 @@ def test_every_setting_the_chart_passes_is_one_the_code_reads(helm, renderings, 
             continue
         for container in doc["spec"]["template"]["spec"]["containers"]:
             for env in container.get("env", []):
-                if env["name"].startswith("ERP_"):
-                    assert env["name"] in read, \
+                if env["name"].startswith("ERP_"):  # ERP_<SERVICE>_TARGET: read by its pattern
+                    assert env["name"] in read or settings.TARGET_VARIABLE.fullmatch(env["name"]), \
                         f"{doc['kind']}/{doc['metadata']['name']} sets {env['name']}, which no code reads (renamed?)"
 
 

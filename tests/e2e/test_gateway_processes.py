@@ -12,8 +12,7 @@ import requests
 
 from erp.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from mesh import identity
-from mesh.settings import DEFAULT_PORTS
-from services import EDGE
+from services import EDGE, PORTS
 from services.devrun import start_mesh, stop_mesh, wait_serving
 from tests.e2e.test_mesh_processes import free_ports
 
@@ -23,7 +22,7 @@ SECRET = "e2e-internal-token-secret-0123456789abcdef"
 
 @pytest.fixture
 def mesh(engines, tmp_path):
-    ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
+    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
     http_port = free_ports(1)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
     env.update(ERP_DATABASE_URL=engines.database_url, ERP_REDIS_URL=engines.redis_url,

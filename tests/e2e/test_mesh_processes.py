@@ -16,8 +16,7 @@ from erp.orders.v1 import orders_pb2 as pb
 from erp.procurement.v1 import procurement_pb2 as proc_pb
 from erp_client import demo, walkthrough
 from erp_client.client import ErpClient, Line
-from mesh.settings import DEFAULT_PORTS
-from services import RUNNABLE
+from services import PORTS, RUNNABLE
 from services.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
 
 pytestmark = pytest.mark.e2e
@@ -35,7 +34,7 @@ def free_ports(count: int) -> list[int]:
 
 @pytest.fixture
 def processes(engines, tmp_path):
-    ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS)), strict=True))
+    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
     mail, smtp_url = start_mail_sink(tmp_path / "mail")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
     env.update(ERP_DATABASE_URL=engines.database_url, ERP_REDIS_URL=engines.redis_url,

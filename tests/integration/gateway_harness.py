@@ -17,7 +17,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from mesh import identity
-from mesh.settings import DEFAULT_PORTS
+from services import local_targets
 from services.gateway import service as gateway_service
 from tests import support
 
@@ -133,7 +133,7 @@ class Harness:
         self.prefix = "gwtest-" + uuid.uuid4().hex[:8]
         settings = support.settings_for(
             "gateway", support.Engines("", redis_url, "postgres", namespace=self.prefix), tmp_path,
-            targets={**{n: f"127.0.0.1:{p}" for n, p in DEFAULT_PORTS.items()}, **targets},
+            targets={**local_targets(), **targets},
             internal_token_secret=internal_secret, grpc_max_concurrent_rpcs=1024,
             env={"ERP_GATEWAY_JWKS_URL": self.issuer.url, "ERP_GATEWAY_ISSUER": ISSUER,
                  "ERP_GATEWAY_AUDIENCE": AUDIENCE, "ERP_GATEWAY_HTTP_PORT": "0",

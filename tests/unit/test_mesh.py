@@ -321,10 +321,12 @@ def clean_env(monkeypatch):
 
 
 def test_settings_defaults(clean_env):
-    s = settings.load("orders")
-    assert (s.grpc_port, s.event_transport, s.default_warehouse, s.event_max_attempts) == (50052, "postgres", "MAIN", 5)
-    assert s.target("inventory") == "127.0.0.1:50051"
+    s = settings.load("orders", 50052)
+    assert (s.grpc_port, s.event_transport, s.event_max_attempts) == (50052, "postgres", 5)
+    assert settings.load("orders").grpc_port == 0  # no default port: any free one
     assert s.schema == "orders"
+    with pytest.raises(ValueError, match="ERP_INVENTORY_TARGET is not set: the host:port where inventory answers"):
+        s.target("inventory")
 
 
 def test_settings_read_the_environment(clean_env):
@@ -334,12 +336,13 @@ def test_settings_read_the_environment(clean_env):
     clean_env.setenv("ERP_AMQP_URL", "amqp://x")
     clean_env.setenv("ERP_MIGRATE_ON_START", "off")
     clean_env.setenv("ERP_INVENTORY_TARGET", "inventory:443")
+    clean_env.setenv("ERP_PROCUREMENT_TARGET", " ")
     s = settings.load("orders")
     assert s.grpc_port == 6000
     assert s.database_url == "postgresql://orders"
     assert s.event_transport == "amqp"
     assert s.migrate_on_start is False
-    assert s.target("inventory") == "inventory:443"
+    assert s.targets == {"inventory": "inventory:443"}  # a blank one is no target
     assert settings.load("inventory").database_url == "postgresql://shared"
 
 

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import sqlalchemy as sa
 from google.protobuf import message
@@ -52,6 +52,9 @@ log = logging.getLogger("mesh.events.consumer")
 
 # (unit of work, payload, the envelope it came in: ids, source, times, aggregate version)
 Handler = Callable[["UnitOfWork", message.Message, "EventEnvelope"], None]
+# What a service registers: a handler of its own unit of work (a UnitOfWork subclass) and of one payload type.
+W = TypeVar("W", bound="UnitOfWork")
+P = TypeVar("P", bound=message.Message)
 # The consumer's own aggregates that handling a payload reads and writes: (kind, id) pairs.
 LockKeys = Callable[[Any], Iterable[AggregateRef]]
 
@@ -79,12 +82,15 @@ class EventHandlers:
     # of deadlocking, and that wait does not count against BATCH_LOCK_TIMEOUT.
     lock_first: Callable[[Any, list[Event]], None] | None = None
 
-    def on(self, payload_type: type[message.Message], *, lock: LockKeys) -> Callable[[Handler], Handler]:
+    def on(self, payload_type: type[P], *, lock: LockKeys
+           ) -> Callable[[Callable[[W, P, EventEnvelope], None]], Callable[[W, P, EventEnvelope], None]]:
         """Registers the handler of one event type. `lock(payload)` names the aggregates (of
         this service) the handler reads and writes, as (kind, id) pairs: they are locked
         before it runs (mesh.locks). Required, so that no handler is added without deciding."""
-        def register(fn: Handler) -> Handler:
-            self.handlers[event_type(payload_type)] = fn
+        def register(fn: Callable[[W, P, EventEnvelope], None]) -> Callable[[W, P, EventEnvelope], None]:
+            # Stored as a Handler: it is only called with a payload of payload_type (dispatch is by its
+            # event type) and the service's own unit of work (its Runtime's uow_class).
+            self.handlers[event_type(payload_type)] = cast(Handler, fn)
             self.locks[event_type(payload_type)] = lock
             return fn
 

@@ -89,7 +89,17 @@ def database(pg_server) -> str:
         yield url
 
 
-ENGINE_SETS = ["pgbus-embedded", "pgbus-external", "amqp-external"]
+def _engine_sets() -> list[str]:
+    """The mesh tests' engine sets: the PostgreSQL event bus on the external PostgreSQL and Redis
+    where they run (in CI they must), else on the embedded ones (a newcomer's machine); and
+    RabbitMQ's set (skipped without a broker, except in CI). The two PostgreSQLs differ only in
+    the server binary: the database tests (pg_server) and the races run on both, and the e2e
+    tests start the mesh on the embedded ones; every mesh test on both cost CI a third of its time."""
+    external = support.REQUIRE_EXTERNAL or probes.pg_reachable(support.EXTERNAL_PG)
+    return ["pgbus-external" if external else "pgbus-embedded", "amqp-external"]
+
+
+ENGINE_SETS = _engine_sets()
 
 
 @pytest.fixture(params=ENGINE_SETS)

@@ -62,7 +62,7 @@ def test_receipts_shipments_and_adjustments_keep_1200_equal_to_the_valuation(val
 
     # Opening stock names its cost once; then adjustments are valued at the cost in force.
     opening(client, "LAMP", "MAIN", 10, "5.00", "open-lamp")
-    assert line_of(client, "LAMP") == (10, "5.0000", "50.00")
+    assert line_of(client, "LAMP") == (10, "5.00", "50.00")
     with pytest.raises(grpc.RpcError) as refused:
         opening(client, "LAMP", "MAIN", 1, "7.00", "open-lamp-again")
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -98,7 +98,7 @@ def test_receipts_shipments_and_adjustments_keep_1200_equal_to_the_valuation(val
 
     # A SKU never valued comes in at zero, and stays out of the account.
     client.adjust_stock("SOFA", "MAIN", 4, reason="found in the back")
-    assert line_of(client, "SOFA") == (4, "0.0000", "0.00")
+    assert line_of(client, "SOFA") == (4, "0.00", "0.00")
     assert checks.assert_account_1200_is_the_valuation(client) == Decimal("117.00")
 
     assert checks.assert_shipments_cost_the_cost_in_force(started) == 1
@@ -110,7 +110,7 @@ def test_receipts_shipments_and_adjustments_keep_1200_equal_to_the_valuation(val
     # As of before the receipt, the valuation is the opening stock.
     earlier = client.inventory.GetStockValuation(inv.GetStockValuationRequest(as_of=stamp(before_receipt)))
     assert [(x.sku, x.quantity, x.unit_cost.amount, x.value.amount) for x in earlier.lines] == [
-        ("LAMP", 10, "5.0000", "50.00")]
+        ("LAMP", 10, "5.00", "50.00")]
     assert earlier.total_value.amount == "50.00"
 
 

@@ -3,13 +3,31 @@ inbox from its first migration (create_tables()), dead letters and the outbox's 
 a later one (add_dead_letters_and_parking())."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import BYTEA, UUID
 
-if TYPE_CHECKING:
-    from alembic.operations import Operations
+
+class SchemaOps(Protocol):
+    """What a migration hands these functions: alembic's `op`, the module every migration imports (a
+    module, not an alembic Operations, which has the same functions as methods); either one fits."""
+
+    def create_table(self, table_name: str, *columns: sa.schema.SchemaItem, **kw: Any) -> sa.Table: ...
+
+    def create_index(self, index_name: str | None, table_name: str, columns: Sequence[str], *,
+                     unique: bool = False, **kw: Any) -> None: ...
+
+    def add_column(self, table_name: str, column: sa.Column[Any]) -> None: ...
+
+    def execute(self, sqltext: str) -> None: ...
+
+    def drop_index(self, index_name: str, table_name: str | None = None, **kw: Any) -> None: ...
+
+    def drop_column(self, table_name: str, column_name: str, **kw: Any) -> None: ...
+
+    def drop_table(self, table_name: str, **kw: Any) -> None: ...
 
 
 def _outbox_columns() -> list[sa.Column[Any]]:
@@ -65,7 +83,7 @@ dead_letters = sa.Table("dead_letters", metadata, *_dead_letter_columns(),
                                  postgresql_where=sa.text("event_id IS NOT NULL")))
 
 
-def create_tables(op: Operations) -> None:
+def create_tables(op: SchemaOps) -> None:
     """Called from a service's initial Alembic migration."""
     op.create_table("outbox", *_outbox_columns())
     # The relay only ever reads unpublished rows in id order.
@@ -73,7 +91,7 @@ def create_tables(op: Operations) -> None:
     op.create_table("inbox", *_inbox_columns())
 
 
-def add_dead_letters_and_parking(op: Operations) -> None:
+def add_dead_letters_and_parking(op: SchemaOps) -> None:
     """Called from a service's migration: the dead_letters table (one row per event that
     will not be handled without help) and the outbox's parked rows. Rows an older relay marked
     unrouted within the outbox's retention become parked instead of being pruned."""
@@ -88,7 +106,7 @@ def add_dead_letters_and_parking(op: Operations) -> None:
                "AND published_at IS NOT NULL")
 
 
-def drop_dead_letters_and_parking(op: Operations) -> None:
+def drop_dead_letters_and_parking(op: SchemaOps) -> None:
     op.drop_index("outbox_parked", "outbox")
     op.drop_column("outbox", "parked_at")
     op.drop_table("dead_letters")

@@ -212,36 +212,32 @@ class Cache:
         This process's copies are dropped at once (it reads its own writes); the others'
         when Redis pushes the invalidations. Keys whose update does not reach Redis are
         deleted there as soon as it answers again (see settle)."""
-        if not entries:
+        if entries:
+            self._write([key for key, _, _ in entries], lambda: self._store_all(entries))
+
+    def _store_all(self, entries: list[tuple[str, int, bytes]]) -> None:
+        if len(entries) == 1:
+            self._store(*entries[0])
             return
-        keys = [key for key, _, _ in entries]
-        self.local.invalidate(keys)
-        if not self._available():
-            self._unsettle(keys)
-            return
-        try:
-            self.settle()
-            if len(entries) == 1:
-                self._store(*entries[0])
-                return
-            pipe = self.client.pipeline(transaction=False)
-            for key, version, value in entries:
-                self._store(key, version, value, client=pipe)
-            pipe.execute()
-        except redis.RedisError as exc:
-            self._unsettle(keys)
-            self._trip(exc)
+        pipe = self.client.pipeline(transaction=False)
+        for key, version, value in entries:
+            self._store(key, version, value, client=pipe)
+        pipe.execute()
 
     def delete(self, *keys: str) -> None:
-        if not keys:
-            return
+        if keys:
+            self._write(list(keys), lambda: self.client.delete(*(self._key(k) for k in keys)))
+
+    def _write(self, keys: list[str], write: Callable[[], object]) -> None:
+        """Every change of keys: this process's copies go at once; Redis gets `write` unless it
+        is down or the write fails, and then the keys are deleted there once it answers (settle)."""
         self.local.invalidate(keys)
         if not self._available():
             self._unsettle(keys)
             return
         try:
             self.settle()
-            self.client.delete(*(self._key(k) for k in keys))
+            write()
         except redis.RedisError as exc:
             self._unsettle(keys)
             self._trip(exc)

@@ -52,7 +52,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, cast, overload
 
 import grpc
@@ -65,12 +65,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mesh import call_context, faults
 from mesh.errors import Aborted, AlreadyExists, DomainError
+from mesh.interceptors import HandlerRegistry, MethodHandler, WrappingServer
 
 if TYPE_CHECKING:
     from alembic.operations import Operations
 
     from erp.common.v1 import money_pb2
-    from mesh.interceptors import HandlerRegistry, MethodHandler
 
 log = logging.getLogger("mesh.idempotency")
 
@@ -222,10 +222,10 @@ class Idempotency:
 
     # -- registration
 
-    def wrapping(self, server: HandlerRegistry) -> _GuardingServer:
+    def wrapping(self, server: HandlerRegistry) -> HandlerRegistry:
         """`server` (a grpc.Server or mesh.interceptors' wrapping one) for add_*Servicer_to_server:
         the mutating methods it registers come guarded; the others pass untouched."""
-        return _GuardingServer(server, self)
+        return WrappingServer(server, self)
 
     @overload
     def wrapped(self, method: str, handler: MethodHandler) -> MethodHandler: ...
@@ -357,29 +357,3 @@ class Idempotency:
             except Exception as exc:  # noqa: BLE001 - a lost database: try again next round
                 outage = faults.is_infrastructure(exc)  # one line for an outage, the traceback for a bug
                 log.warning("pruning idempotency keys failed: %s", exc.__class__.__name__, exc_info=not outage)
-
-
-class _GuardingServer:
-    """Stands for a server while servicers register: guards what they add, then hands it on."""
-
-    def __init__(self, server: HandlerRegistry, guard: Idempotency) -> None:
-        self._server, self._guard = server, guard
-
-    def add_registered_method_handlers(self, service: str, handlers: Mapping[str, MethodHandler]) -> None:
-        self._server.add_registered_method_handlers(
-            service, {name: self._guard.wrapped(f"/{service}/{name}", h) for name, h in handlers.items()})
-
-    def add_generic_rpc_handlers(self, handlers: Iterable[grpc.GenericRpcHandler]) -> None:
-        self._server.add_generic_rpc_handlers(tuple(_GuardedGeneric(h, self._guard) for h in handlers))
-
-
-class _GuardedGeneric(grpc.GenericRpcHandler):
-    def __init__(self, inner: grpc.GenericRpcHandler, guard: Idempotency) -> None:
-        self._inner, self._guard = inner, guard
-        self._by_method: dict[str, MethodHandler | None] = {}
-
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> MethodHandler | None:
-        method = handler_call_details.method
-        if method not in self._by_method:
-            self._by_method[method] = self._guard.wrapped(method, self._inner.service(handler_call_details))
-        return self._by_method[method]

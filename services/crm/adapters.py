@@ -6,7 +6,10 @@ for one customer run one after the other and the second sees what the first coun
 """
 from __future__ import annotations
 
+import builtins
+from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -224,7 +227,7 @@ class CustomerRepository:
             customer_id=after.customer_id, version=after.version, from_status=str(before.status),
             to_status=str(after.status), reason=after.status_reason))
 
-    def _load(self, rows) -> list[Customer]:
+    def _load(self, rows: Sequence[sa.Row[Any]]) -> builtins.list[Customer]:
         if not rows:
             return []
         contacts: dict[str, list[Contact]] = {}
@@ -253,12 +256,12 @@ def _signing(r) -> WebhookSigning:
 
 def _signing_row(s: WebhookSigning) -> dict:
     current = s.current or SecretRef("", "")
-    has_previous = s.previous is not None and s.previous_expires_at is not None
+    previous = s.previous if s.previous_expires_at is not None else None
     return {"webhook_secret_id": current.secret_id, "webhook_key_id": current.key_id,
             "webhook_secret_version": s.version, "webhook_secret_created_at": s.created_at,
-            "webhook_previous_secret_id": s.previous.secret_id if has_previous else None,
-            "webhook_previous_key_id": s.previous.key_id if has_previous else None,
-            "webhook_previous_expires_at": s.previous_expires_at if has_previous else None}
+            "webhook_previous_secret_id": previous.secret_id if previous else None,
+            "webhook_previous_key_id": previous.key_id if previous else None,
+            "webhook_previous_expires_at": s.previous_expires_at if previous else None}
 
 
 def _row(customer: Customer) -> dict:

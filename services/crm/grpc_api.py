@@ -6,8 +6,10 @@ import datetime as dt
 from erp.crm.v1 import crm_pb2 as pb
 from erp.crm.v1 import crm_pb2_grpc
 from mesh import protoconv
+from mesh.service import Runtime
 from mesh.webhook_keys import SigningKeys
 from services.crm import domain, handlers
+from services.crm.adapters import CrmUnitOfWork
 from services.crm.domain import Customer, Exposure
 
 
@@ -22,8 +24,9 @@ def _status_in(value: int) -> str:
         return str(value)
 
 
-def _status_out(status: domain.CustomerStatus) -> int:
-    return pb.CustomerStatus.Value("CUSTOMER_STATUS_" + status.name)
+def _status_out(status: domain.CustomerStatus) -> str:
+    """The CustomerStatus value's name: what the message's constructor takes (and checks) for an enum."""
+    return "CUSTOMER_STATUS_" + status.name
 
 
 
@@ -62,7 +65,7 @@ def _duration(value) -> dt.timedelta:
 
 
 class CustomerServicer(crm_pb2_grpc.CustomerServiceServicer):
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime: Runtime[CrmUnitOfWork]) -> None:
         self.runtime = runtime
         # A key shorter than allowed stops the start-up here; the dev default is logged as a warning.
         keys = SigningKeys.from_settings(runtime.settings)

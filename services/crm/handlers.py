@@ -15,10 +15,11 @@ from collections.abc import Callable
 
 from erp.events.v1 import crm_events_pb2 as ev
 from mesh import paging, protoconv
-from mesh.errors import AlreadyExists, NotFound, Violations
-from mesh.webhook_keys import DEV_SIGNING_KEY, SigningKeys
+from mesh.errors import Aborted, AlreadyExists, NotFound, Violations
+from mesh.webhook_keys import DEV_SIGNING_KEY, SigningKeys, derive
 from services.crm import domain
-from services.crm.domain import ClosedBy, Customer, Exposure, OrderExposure, SecretRef
+from services.crm.adapters import CrmUnitOfWork
+from services.crm.domain import ClosedBy, Customer, Exposure, InvoiceBalance, OrderExposure, SecretRef
 
 log = logging.getLogger("services.crm")
 
@@ -44,18 +45,18 @@ class WebhookSecrets:
 
     def make(self, customer_id: str) -> tuple[SecretRef, str]:
         ref = SecretRef(self.new_id(), self.keys.current_id)
-        return ref, self.keys.secret(customer_id, ref.secret_id, ref.key_id)
+        return ref, derive(self.keys.current, customer_id, ref.secret_id)
 
 
 # For callers that give none (tests): secrets under the public development key.
 DEV_WEBHOOK_SECRETS = WebhookSecrets(SigningKeys(DEV_SIGNING_KEY))
 
 
-def create_customer(uow, cmd: domain.CreateCustomer, webhook_secrets: WebhookSecrets | None = None) -> Customer:
+def create_customer(uow: CrmUnitOfWork, cmd: domain.CreateCustomer, webhook_secrets: WebhookSecrets | None = None) -> Customer:
     return create_customer_with_secret(uow, cmd, webhook_secrets)[0]
 
 
-def create_customer_with_secret(uow, cmd: domain.CreateCustomer,
+def create_customer_with_secret(uow: CrmUnitOfWork, cmd: domain.CreateCustomer,
                                 webhook_secrets: WebhookSecrets | None = None) -> tuple[Customer, str]:
     """The customer, and its webhook secret when this create made it with a webhook URL ("" on a
     repeat of the create: the secret was returned once, by the create that made it)."""
@@ -74,12 +75,14 @@ def create_customer_with_secret(uow, cmd: domain.CreateCustomer,
                 uow.commit()
                 return customer, secret
             existing = uow.customers.get(customer.customer_id)  # a concurrent create committed first
+            if existing is None:  # not seen: ON CONFLICT waits for the other create's commit
+                raise Aborted(f"customer {customer.customer_id} was being created by another request; retry")
         if existing.created_as != customer.created_as:
             raise AlreadyExists(f"customer {customer.customer_id} already exists with other attributes")
         return existing, ""  # a repeat of the create that made it: the customer as it is now
 
 
-def set_webhook_url(uow, cmd: domain.SetWebhookUrl, webhook_secrets: WebhookSecrets) -> tuple[Customer, str]:
+def set_webhook_url(uow: CrmUnitOfWork, cmd: domain.SetWebhookUrl, webhook_secrets: WebhookSecrets) -> tuple[Customer, str]:
     """The customer with its new webhook URL, and the new URL's secret ("" when the URL was
     removed, or was the URL already)."""
     domain.validate_webhook_url(cmd)
@@ -95,7 +98,7 @@ def set_webhook_url(uow, cmd: domain.SetWebhookUrl, webhook_secrets: WebhookSecr
     return changed, secret if changed.webhook_url else ""
 
 
-def rotate_webhook_secret(uow, cmd: domain.RotateWebhookSecret,
+def rotate_webhook_secret(uow: CrmUnitOfWork, cmd: domain.RotateWebhookSecret,
                           webhook_secrets: WebhookSecrets) -> tuple[Customer, str]:
     """The customer with a new webhook secret, and that secret."""
     overlap = domain.validate_rotation(cmd)
@@ -111,7 +114,7 @@ def rotate_webhook_secret(uow, cmd: domain.RotateWebhookSecret,
     return changed, secret
 
 
-def get_customer(uow, customer_id: str) -> tuple[Customer, Exposure]:
+def get_customer(uow: CrmUnitOfWork, customer_id: str) -> tuple[Customer, Exposure]:
     v = Violations()
     domain.check_customer_id(v, "customer_id", customer_id)
     v.raise_if_any()
@@ -122,20 +125,23 @@ def get_customer(uow, customer_id: str) -> tuple[Customer, Exposure]:
         return customer, uow.exposure.totals(customer_id, customer.currency_code)
 
 
-def list_customers(uow, page_size: int, page_token: str, status: str) -> tuple[list[Customer], str]:
+def list_customers(uow: CrmUnitOfWork, page_size: int, page_token: str, status: str) -> tuple[list[Customer], str]:
     """Customers by id, after the page token's key, optionally in one status."""
     v = Violations()
     wanted = domain.parse_status(v, "status", status) if status else None
     v.raise_if_any()
     size = paging.page_size(page_size)
     filters = {"status": str(wanted or "")}
-    last = paging.decode(page_token, filters, (str,))
+    after: str | None = None
+    match paging.decode(page_token, filters, (str,)):
+        case [str(key)]:
+            after = key
     with uow:
-        found = uow.customers.list(last[0] if last else None, wanted, size + 1)
+        found = uow.customers.list(after, wanted, size + 1)
     return found[:size], paging.next_token(found, size, lambda c: [c.customer_id], filters)
 
 
-def update_customer_status(uow, cmd: domain.UpdateCustomerStatus) -> Customer:
+def update_customer_status(uow: CrmUnitOfWork, cmd: domain.UpdateCustomerStatus) -> Customer:
     status = domain.validate_status_change(cmd)
     with uow:
         customer = _customer(uow, cmd.customer_id)
@@ -149,7 +155,7 @@ def update_customer_status(uow, cmd: domain.UpdateCustomerStatus) -> Customer:
     return changed
 
 
-def set_credit_limit(uow, cmd: domain.SetCreditLimit) -> Customer:
+def set_credit_limit(uow: CrmUnitOfWork, cmd: domain.SetCreditLimit) -> Customer:
     limit = domain.validate_credit_limit(cmd)
     with uow:
         customer = _customer(uow, cmd.customer_id)
@@ -162,7 +168,7 @@ def set_credit_limit(uow, cmd: domain.SetCreditLimit) -> Customer:
     return changed
 
 
-def _customer(uow, customer_id: str) -> Customer:
+def _customer(uow: CrmUnitOfWork, customer_id: str) -> Customer:
     """The customer, locked for the change; NOT_FOUND when there is none."""
     customer = uow.customers.get(customer_id, for_update=True)
     if customer is None:
@@ -170,7 +176,7 @@ def _customer(uow, customer_id: str) -> Customer:
     return customer
 
 
-def _customer_updated(uow, customer: Customer) -> None:
+def _customer_updated(uow: CrmUnitOfWork, customer: Customer) -> None:
     uow.emit(aggregate_type="customer", aggregate_id=customer.customer_id, version=customer.version,
              payload=ev.CustomerUpdated(
                  customer_id=customer.customer_id, name=customer.name, email=customer.email,
@@ -194,12 +200,12 @@ def webhook_secrets_event(signing: domain.WebhookSigning) -> ev.WebhookSecrets |
 # ---------------------------------------------------------------- reactions (events)
 
 
-def _lock_customer(uow, customer_id: str) -> Customer | None:
+def _lock_customer(uow: CrmUnitOfWork, customer_id: str) -> Customer | None:
     """Serializes everything that reads or changes this customer's exposure."""
     return uow.customers.lock_for_exposure(customer_id)
 
 
-def check_credit(uow, cmd: domain.CheckCredit) -> domain.CreditDecision:
+def check_credit(uow: CrmUnitOfWork, cmd: domain.CheckCredit) -> domain.CreditDecision:
     """Answers an OrderPlaced with CreditApproved or CreditRejected, deciding once per order:
     an OrderPlaced published again under a new event id (orders drives a saga whose answer was
     lost) gets the first decision's answer again, and counts the order no second time."""
@@ -222,16 +228,19 @@ def check_credit(uow, cmd: domain.CheckCredit) -> domain.CreditDecision:
     return decision
 
 
-def _answer(decision: domain.CreditDecision):
+def _answer(decision: domain.CreditDecision) -> ev.CreditApproved | ev.CreditRejected:
     """The event that tells orders a decision (the same one however often it is asked)."""
     if decision.approved:
+        if decision.exposure_after is None or decision.credit_limit is None:  # domain.decide sets both
+            raise ValueError(f"order {decision.order_id}'s approval has no exposure or credit limit")
         return ev.CreditApproved(order_id=decision.order_id, customer_id=decision.customer_id,
                                  exposure=protoconv.money(decision.currency_code, decision.exposure_after),
                                  credit_limit=protoconv.money(decision.currency_code, decision.credit_limit))
     return ev.CreditRejected(order_id=decision.order_id, customer_id=decision.customer_id, reason=decision.reason)
 
 
-def _invoice_balance(uow, invoice_id: str, customer_id: str, order_id: str, currency_code: str):
+def _invoice_balance(uow: CrmUnitOfWork, invoice_id: str, customer_id: str, order_id: str,
+                     currency_code: str) -> InvoiceBalance:
     """The invoice's balance, after locking its customer."""
     customer = _lock_customer(uow, customer_id)
     if customer is not None and currency_code != customer.currency_code:
@@ -242,13 +251,13 @@ def _invoice_balance(uow, invoice_id: str, customer_id: str, order_id: str, curr
     return uow.exposure.invoice(invoice_id, customer_id, order_id, currency_code)
 
 
-def order_closed(uow, order_id: str, customer_id: str, closed_by: ClosedBy) -> None:
+def order_closed(uow: CrmUnitOfWork, order_id: str, customer_id: str, closed_by: ClosedBy) -> None:
     """OrderRejected or OrderCancelled: the order stops counting (or will never count)."""
     _lock_customer(uow, customer_id)
     uow.exposure.close_order(order_id, customer_id, closed_by)
 
 
-def invoice_issued(uow, *, invoice_id: str, order_id: str, customer_id: str, total: str, currency_code: str) -> None:
+def invoice_issued(uow: CrmUnitOfWork, *, invoice_id: str, order_id: str, customer_id: str, total: str, currency_code: str) -> None:
     """The invoice replaces its order in the exposure: the order closes, the invoice's
     total becomes due."""
     amount = domain.event_amount(total, "invoice total")
@@ -257,7 +266,7 @@ def invoice_issued(uow, *, invoice_id: str, order_id: str, customer_id: str, tot
     uow.exposure.save_invoice(balance.issued(amount))
 
 
-def payment_received(uow, *, invoice_id: str, order_id: str, customer_id: str, amount_due: str,
+def payment_received(uow: CrmUnitOfWork, *, invoice_id: str, order_id: str, customer_id: str, amount_due: str,
                      currency_code: str) -> None:
     """What is due on the invoice falls to the amount due after the payment."""
     due = domain.event_amount(amount_due, "amount due")
@@ -265,7 +274,7 @@ def payment_received(uow, *, invoice_id: str, order_id: str, customer_id: str, a
     uow.exposure.save_invoice(balance.paid(due))
 
 
-def credit_note_issued(uow, *, credit_note_id: str, invoice_id: str, order_id: str, customer_id: str,
+def credit_note_issued(uow: CrmUnitOfWork, *, credit_note_id: str, invoice_id: str, order_id: str, customer_id: str,
                        unpaid_amount: str, currency_code: str) -> None:
     """The part of the invoice that was still unpaid leaves the exposure."""
     unpaid = domain.event_amount(unpaid_amount, "credit note unpaid amount")

@@ -13,11 +13,11 @@ from services.crm.grpc_api import CustomerServicer
 NAME = "crm"
 
 
-def add_servicers(server, runtime: Runtime) -> None:
+def add_servicers(server, runtime: Runtime[CrmUnitOfWork]) -> None:
     crm_pb2_grpc.add_CustomerServiceServicer_to_server(CustomerServicer(runtime), server)
 
 
-def spec() -> ServiceSpec:
+def spec() -> ServiceSpec[CrmUnitOfWork]:
     return ServiceSpec(
         name=NAME,
         port=PORTS[NAME],

@@ -52,7 +52,8 @@ class WebhookSecrets:
 DEV_WEBHOOK_SECRETS = WebhookSecrets(SigningKeys(DEV_SIGNING_KEY))
 
 
-def create_customer(uow: CrmUnitOfWork, cmd: domain.CreateCustomer, webhook_secrets: WebhookSecrets | None = None) -> Customer:
+def create_customer(uow: CrmUnitOfWork, cmd: domain.CreateCustomer,
+                    webhook_secrets: WebhookSecrets | None = None) -> Customer:
     return create_customer_with_secret(uow, cmd, webhook_secrets)[0]
 
 
@@ -82,7 +83,8 @@ def create_customer_with_secret(uow: CrmUnitOfWork, cmd: domain.CreateCustomer,
         return existing, ""  # a repeat of the create that made it: the customer as it is now
 
 
-def set_webhook_url(uow: CrmUnitOfWork, cmd: domain.SetWebhookUrl, webhook_secrets: WebhookSecrets) -> tuple[Customer, str]:
+def set_webhook_url(uow: CrmUnitOfWork, cmd: domain.SetWebhookUrl, webhook_secrets: WebhookSecrets) -> tuple[Customer,
+                    str]:
     """The customer with its new webhook URL, and the new URL's secret ("" when the URL was
     removed, or was the URL already)."""
     domain.validate_webhook_url(cmd)
@@ -257,7 +259,8 @@ def order_closed(uow: CrmUnitOfWork, order_id: str, customer_id: str, closed_by:
     uow.exposure.close_order(order_id, customer_id, closed_by)
 
 
-def invoice_issued(uow: CrmUnitOfWork, *, invoice_id: str, order_id: str, customer_id: str, total: str, currency_code: str) -> None:
+def invoice_issued(uow: CrmUnitOfWork, *, invoice_id: str, order_id: str, customer_id: str, total: str,
+                   currency_code: str) -> None:
     """The invoice replaces its order in the exposure: the order closes, the invoice's
     total becomes due."""
     amount = domain.event_amount(total, "invoice total")

@@ -23,8 +23,10 @@ import threading
 from collections.abc import Callable
 
 from mesh import faults, metrics
+from mesh.service import Runtime
 from mesh.settings import Settings
 from services.orders import handlers
+from services.orders.adapters import OrdersUnitOfWork
 
 log = logging.getLogger("services.orders.deadline")
 BATCH = 200  # orders read per query while sweeping
@@ -51,7 +53,8 @@ class Swept:
     skipped: int = 0  # answered or driven meanwhile, or busy: looked at again next round
 
 
-def sweep(uow_factory: Callable[[], object], deadline: Deadline, stop: threading.Event | None = None) -> Swept:
+def sweep(uow_factory: Callable[[], OrdersUnitOfWork], deadline: Deadline,
+          stop: threading.Event | None = None) -> Swept:
     """One round over every order past its deadline, oldest first."""
     swept, after = Swept(), None
     while stop is None or not stop.is_set():
@@ -75,7 +78,7 @@ def sweep(uow_factory: Callable[[], object], deadline: Deadline, stop: threading
     return swept
 
 
-def _drive(uow_factory: Callable[[], object], order_id: str, deadline: Deadline) -> str | None:
+def _drive(uow_factory: Callable[[], OrdersUnitOfWork], order_id: str, deadline: Deadline) -> str | None:
     try:
         return handlers.drive_past_deadline(uow_factory(), order_id, deadline.after, deadline.max_drives)
     except Exception as exc:
@@ -85,7 +88,7 @@ def _drive(uow_factory: Callable[[], object], order_id: str, deadline: Deadline)
         return None
 
 
-def run(runtime, stop: threading.Event) -> None:
+def run(runtime: Runtime[OrdersUnitOfWork], stop: threading.Event) -> None:
     """The orders service's background thread (ServiceSpec.background): a sweep every
     ERP_ORDER_PENDING_SWEEP_SECONDS until stop; a database that does not answer is tried
     again next round."""

@@ -13,10 +13,12 @@ from mesh import locks
 from mesh.events.consumer import EventHandlers
 from mesh.protoconv import amount_of, moment_of, money_text
 from services.orders import domain, handlers, timeline
+from services.orders.adapters import OrdersUnitOfWork
 from services.orders.timeline import StepKind
 
 
-def _record(uow, envelope: EventEnvelope, order_id: str, kind: StepKind, detail: str, key: str = "") -> None:
+def _record(uow: OrdersUnitOfWork, envelope: EventEnvelope, order_id: str, kind: StepKind, detail: str,
+            key: str = "") -> None:
     """The step the event tells of, at its time and by its source service."""
     handlers.record_step(uow, timeline.step(
         order_id, kind, envelope.source, moment_of(envelope.occurred_at), detail, key=key,
@@ -46,12 +48,13 @@ def build() -> EventHandlers:
 
 def _saga_answers(consumes: EventHandlers) -> None:
     @consumes.on(inv_ev.StockReserved, lock=ORDER)
-    def on_stock_reserved(uow, event: inv_ev.StockReserved, envelope) -> None:
+    def on_stock_reserved(uow: OrdersUnitOfWork, event: inv_ev.StockReserved, envelope: EventEnvelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.STOCK_RESERVED, _lines("reserved", event.lines), key="stock")
         handlers.on_stock_answer(uow, event.order_id, ok=True)
 
     @consumes.on(inv_ev.StockReservationFailed, lock=ORDER)
-    def on_reservation_failed(uow, event: inv_ev.StockReservationFailed, envelope) -> None:
+    def on_reservation_failed(uow: OrdersUnitOfWork, event: inv_ev.StockReservationFailed,
+                              envelope: EventEnvelope) -> None:
         failures = [(line.line_no, line.sku, line.warehouse_code, line.requested, line.available,
                      inv_ev.ReservationFailureReason.Name(line.reason).removeprefix("RESERVATION_FAILURE_REASON_")
                      .lower().replace("_", " "))
@@ -61,35 +64,35 @@ def _saga_answers(consumes: EventHandlers) -> None:
         handlers.on_stock_answer(uow, event.order_id, ok=False, reason=reason)
 
     @consumes.on(crm_ev.CreditApproved, lock=ORDER)
-    def on_credit_approved(uow, event: crm_ev.CreditApproved, envelope) -> None:
+    def on_credit_approved(uow: OrdersUnitOfWork, event: crm_ev.CreditApproved, envelope: EventEnvelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.CREDIT_APPROVED,
                 f"exposure {money_text(event.exposure)} within the credit limit {money_text(event.credit_limit)}",
                 key="credit")
         handlers.on_credit_answer(uow, event.order_id, ok=True)
 
     @consumes.on(crm_ev.CreditRejected, lock=ORDER)
-    def on_credit_rejected(uow, event: crm_ev.CreditRejected, envelope) -> None:
+    def on_credit_rejected(uow: OrdersUnitOfWork, event: crm_ev.CreditRejected, envelope: EventEnvelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.CREDIT_REJECTED, event.reason, key="credit")
         handlers.on_credit_answer(uow, event.order_id, ok=False, reason=f"credit rejected: {event.reason}")
 
 
 def _money_steps(consumes: EventHandlers) -> None:
     @consumes.on(fin_ev.InvoiceIssued, lock=ORDER)
-    def on_invoice_issued(uow, event: fin_ev.InvoiceIssued, envelope) -> None:
+    def on_invoice_issued(uow: OrdersUnitOfWork, event: fin_ev.InvoiceIssued, envelope: EventEnvelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.INVOICED,
                 f"invoice {event.number or event.invoice_id}, total {money_text(event.total)}, due {event.due_date}",
                 key=f"invoice:{event.invoice_id}")
         handlers.on_invoice_issued(uow, event.order_id, event.invoice_id, amount_of(event.total))
 
     @consumes.on(fin_ev.PaymentReceived, lock=ORDER)
-    def on_payment_received(uow, event: fin_ev.PaymentReceived, envelope) -> None:
+    def on_payment_received(uow: OrdersUnitOfWork, event: fin_ev.PaymentReceived, envelope: EventEnvelope) -> None:
         balance = "paid in full" if event.paid_in_full else f"{money_text(event.amount_due)} still due"
         _record(uow, envelope, event.order_id, StepKind.PAID, f"{money_text(event.amount)} received; {balance}",
                 key=f"payment:{event.payment_id}")
         handlers.on_payment_received(uow, event.order_id, amount_of(event.amount))
 
     @consumes.on(fin_ev.CreditNoteIssued, lock=ORDER)
-    def on_credit_note_issued(uow, event: fin_ev.CreditNoteIssued, envelope) -> None:
+    def on_credit_note_issued(uow: OrdersUnitOfWork, event: fin_ev.CreditNoteIssued, envelope: EventEnvelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.CREDIT_NOTED,
                 f"credit note {event.number or event.credit_note_id} for invoice {event.invoice_id}: "
                 f"{money_text(event.amount)} credited, {money_text(event.unpaid_amount)} of it unpaid",
@@ -98,24 +101,25 @@ def _money_steps(consumes: EventHandlers) -> None:
 
 def _stock_steps(consumes: EventHandlers) -> None:
     @consumes.on(inv_ev.StockReleased, lock=ORDER)
-    def on_stock_released(uow, event: inv_ev.StockReleased, envelope) -> None:
+    def on_stock_released(uow: OrdersUnitOfWork, event: inv_ev.StockReleased, envelope: EventEnvelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.STOCK_RELEASED, _lines("released", event.lines))
 
     @consumes.on(inv_ev.StockIssued, lock=ORDER)
-    def on_stock_issued(uow, event: inv_ev.StockIssued, envelope) -> None:
+    def on_stock_issued(uow: OrdersUnitOfWork, event: inv_ev.StockIssued, envelope: EventEnvelope) -> None:
         _record(uow, envelope, event.order_id, StepKind.STOCK_ISSUED, _lines("issued", event.lines))
 
 
 def _notifications(consumes: EventHandlers) -> None:
     @consumes.on(notif_ev.NotificationSent, lock=_order_if_any)
-    def on_notification_sent(uow, event: notif_ev.NotificationSent, envelope) -> None:
+    def on_notification_sent(uow: OrdersUnitOfWork, event: notif_ev.NotificationSent, envelope: EventEnvelope) -> None:
         if event.order_id:
             _record(uow, envelope, event.order_id, StepKind.NOTIFIED,
                     timeline.notification_detail(event.event_type, event.channel, event.attempts),
                     key=f"delivery:{event.delivery_id}")
 
     @consumes.on(notif_ev.NotificationFailed, lock=_order_if_any)
-    def on_notification_failed(uow, event: notif_ev.NotificationFailed, envelope) -> None:
+    def on_notification_failed(uow: OrdersUnitOfWork, event: notif_ev.NotificationFailed,
+                               envelope: EventEnvelope) -> None:
         if event.order_id:
             _record(uow, envelope, event.order_id, StepKind.NOTIFICATION_FAILED,
                     timeline.notification_detail(event.event_type, event.channel, event.attempts, event.error),

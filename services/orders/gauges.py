@@ -6,6 +6,7 @@ import sqlalchemy as sa
 
 from mesh.sampled import Family, Gauges, Sample
 from mesh.service import Runtime
+from services.orders.adapters import OrdersUnitOfWork
 from services.orders.deadline import Deadline
 from services.orders.domain import OrderStatus
 
@@ -20,7 +21,7 @@ _OLDEST_PENDING = sa.text("SELECT coalesce(extract(epoch FROM now() - min(create
                           "WHERE status = :pending")
 
 
-def build(runtime: Runtime) -> Gauges:
+def build(runtime: Runtime[OrdersUnitOfWork]) -> Gauges:
     deadline = Deadline.from_settings(runtime.settings).after.total_seconds()
 
     def sample(conn: sa.Connection) -> list[Sample]:

@@ -5,25 +5,29 @@ from erp.common.v1 import money_pb2
 from erp.orders.v1 import orders_pb2 as pb
 from erp.orders.v1 import orders_pb2_grpc
 from mesh import protoconv, tracing
+from mesh.service import Runtime
 from services.orders import domain, handlers
+from services.orders.adapters import OrdersUnitOfWork
 from services.orders.domain import Order
 from services.orders.timeline import Timeline
 
 
+# An enum field is given its value's name ("ORDER_STATUS_" + the domain's name): the message's constructor looks it up,
+# and refuses a name the proto does not have.
 def to_proto(order: Order) -> pb.Order:
     def m(amount) -> money_pb2.Money:
         return protoconv.money(order.currency_code, amount)
 
     return pb.Order(
         order_id=order.order_id, customer_id=order.customer_id,
-        status=pb.OrderStatus.Value("ORDER_STATUS_" + order.status.name),
+        status="ORDER_STATUS_" + order.status.name,
         lines=[pb.OrderLine(sku=line.sku, warehouse_code=line.warehouse_code, quantity=line.quantity,
                             unit_price=m(line.unit_price), shipped_quantity=line.shipped_quantity)
                for line in order.lines],
         total=m(order.total), rejection_reason=order.rejection_reason, version=order.version,
         created_at=protoconv.timestamp(order.created_at), updated_at=protoconv.timestamp(order.updated_at),
-        fulfilment_status=pb.FulfilmentStatus.Value("FULFILMENT_STATUS_" + order.fulfilment_status.name),
-        payment_status=pb.PaymentStatus.Value("PAYMENT_STATUS_" + order.payment_status.name),
+        fulfilment_status="FULFILMENT_STATUS_" + order.fulfilment_status.name,
+        payment_status="PAYMENT_STATUS_" + order.payment_status.name,
         invoice_id=order.invoice_id, invoiced_amount=m(order.invoiced_amount), amount_paid=m(order.amount_paid),
         cancellation_reason=order.cancellation_reason,
     )
@@ -31,17 +35,17 @@ def to_proto(order: Order) -> pb.Order:
 
 def timeline_to_proto(found: Timeline) -> pb.GetOrderTimelineResponse:
     return pb.GetOrderTimelineResponse(
-        order_id=found.order.order_id, status=pb.OrderStatus.Value("ORDER_STATUS_" + found.order.status.name),
+        order_id=found.order.order_id, status="ORDER_STATUS_" + found.order.status.name,
         steps=[pb.TimelineStep(occurred_at=protoconv.timestamp(s.at), service=s.service, detail=s.detail,
                                event_id=s.event_id,
-                               kind=pb.TimelineStepKind.Value("TIMELINE_STEP_KIND_" + s.kind.name))
+                               kind="TIMELINE_STEP_KIND_" + s.kind.name)
                for s in found.steps],
         awaiting=[pb.AwaitedStep(service=a.service, description=a.description) for a in found.awaiting],
         next_page_token=found.next_page_token)
 
 
 class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
-    def __init__(self, runtime, config: domain.OrdersConfig) -> None:
+    def __init__(self, runtime: Runtime[OrdersUnitOfWork], config: domain.OrdersConfig) -> None:
         self.runtime = runtime
         self.config = config
 

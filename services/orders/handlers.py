@@ -11,19 +11,23 @@ from decimal import Decimal
 from erp.common.v1 import money_pb2
 from erp.events.v1 import orders_events_pb2 as ev
 from mesh import paging, protoconv
-from mesh.errors import AlreadyExists, NotFound, Violations
+from mesh.errors import Aborted, AlreadyExists, NotFound, Violations
 from services.orders import domain, timeline
+from services.orders.adapters import OrdersUnitOfWork
 from services.orders.domain import Order, OrderStatus
 
 
-def place_order(uow, cmd: domain.PlaceOrder, default_warehouse: str) -> Order:
+def place_order(uow: OrdersUnitOfWork, cmd: domain.PlaceOrder, default_warehouse: str) -> Order:
     order = domain.new_order(str(uuid.uuid4()), cmd, default_warehouse)
     with uow:
         existing = uow.orders.by_request(cmd.request_id)
         if existing is not None:  # a repeat: the first placement's order, nothing new
             return _repeat(existing, cmd)
         if not uow.orders.add(order):  # a twin placed it first (it committed while this one waited)
-            return _repeat(uow.orders.by_request(cmd.request_id), cmd)
+            twin = uow.orders.by_request(cmd.request_id)
+            if twin is None:  # not seen: ON CONFLICT waits for the twin's commit
+                raise Aborted(f"request_id {cmd.request_id} was being placed by another request; retry")
+            return _repeat(twin, cmd)
         uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
                  payload=_order_placed(order))
         uow.timeline.add(timeline.placed(order))
@@ -52,7 +56,7 @@ def _check_id(order_id: str) -> None:
     v.raise_if_any()
 
 
-def get_order(uow, order_id: str) -> Order:
+def get_order(uow: OrdersUnitOfWork, order_id: str) -> Order:
     _check_id(order_id)
     with uow:
         order = uow.orders.get(order_id)
@@ -61,7 +65,8 @@ def get_order(uow, order_id: str) -> Order:
     return order
 
 
-def list_orders(uow, *, customer_id: str, status: OrderStatus | None, created_after: dt.datetime | None,
+def list_orders(uow: OrdersUnitOfWork, *, customer_id: str, status: OrderStatus | None,
+                created_after: dt.datetime | None,
                 created_before: dt.datetime | None, page_size: int, page_token: str) -> tuple[list[Order], str]:
     v = Violations()
     v.check(len(customer_id) <= 64, "customer_id", "must be at most 64 characters")
@@ -71,39 +76,43 @@ def list_orders(uow, *, customer_id: str, status: OrderStatus | None, created_af
     size = paging.page_size(page_size)
     filters = {"customer": customer_id, "status": str(status or ""), "after": str(created_after or ""),
                "before": str(created_before or "")}
-    after = paging.decode(page_token, filters, (paging.TIMESTAMP, str))
+    after: tuple[str, str] | None = None
+    match paging.decode(page_token, filters, (paging.TIMESTAMP, str)):
+        case [str(created_at), str(order_id)]:
+            after = (created_at, order_id)
     with uow:
         orders = uow.orders.page(customer_id=customer_id, status=status, created_after=created_after,
-                                 created_before=created_before, after=tuple(after) if after else None,
-                                 limit=size + 1)
+                                 created_before=created_before, after=after, limit=size + 1)
     token = paging.next_token(orders, size, lambda o: [o.created_at.isoformat(), o.order_id], filters)
     return orders[:size], token
 
 
-def get_timeline(uow, order_id: str, page_size: int, page_token: str) -> timeline.Timeline:
+def get_timeline(uow: OrdersUnitOfWork, order_id: str, page_size: int, page_token: str) -> timeline.Timeline:
     """One page of the order's steps, oldest first, with what the order awaits now."""
     _check_id(order_id)
     size = paging.page_size(page_size)
     filters = {"order": order_id}
-    after = paging.decode(page_token, filters, (paging.TIMESTAMP, int))
+    after: tuple[dt.datetime, int] | None = None
+    match paging.decode(page_token, filters, (paging.TIMESTAMP, int)):
+        case [str(at), int(seq)]:
+            after = (dt.datetime.fromisoformat(at), seq)
     with uow:
         order = uow.orders.get(order_id)
         if order is None:
             raise NotFound(f"no order {order_id}")
-        steps = uow.timeline.steps(order_id, (dt.datetime.fromisoformat(after[0]), after[1]) if after else None,
-                                   size + 1)
+        steps = uow.timeline.steps(order_id, after, size + 1)
         awaited = timeline.awaiting(order, uow.timeline.kinds(order_id))
     token = paging.next_token(steps, size, lambda s: [s.at.isoformat(), s.seq], filters)
     return timeline.Timeline(order, steps[:size], awaited, token)
 
 
-def record_step(uow, step: timeline.Step) -> bool:
+def record_step(uow: OrdersUnitOfWork, step: timeline.Step) -> bool:
     """Records a step another service took (told by its event), inside the consumer's
     transaction; False when the order has it already (a redelivery or a republished answer)."""
     return uow.timeline.add(step)
 
 
-def cancel_order(uow, order_id: str, reason: str) -> Order:
+def cancel_order(uow: OrdersUnitOfWork, order_id: str, reason: str) -> Order:
     _check_id(order_id)
     v = Violations()
     v.check(0 < len(reason.strip()) <= 500, "reason", "must be 1-500 characters")
@@ -116,7 +125,7 @@ def cancel_order(uow, order_id: str, reason: str) -> Order:
     return order
 
 
-def mark_shipped(uow, order_id: str) -> Order:
+def mark_shipped(uow: OrdersUnitOfWork, order_id: str) -> Order:
     _check_id(order_id)
     with uow:
         order = _locked(uow, order_id)
@@ -126,7 +135,7 @@ def mark_shipped(uow, order_id: str) -> Order:
     return order
 
 
-def _locked(uow, order_id: str) -> Order:
+def _locked(uow: OrdersUnitOfWork, order_id: str) -> Order:
     order = uow.orders.get(order_id, for_update=True)
     if order is None:
         # Events about an order come after its placement committed; a missing order is
@@ -135,7 +144,7 @@ def _locked(uow, order_id: str) -> Order:
     return order
 
 
-def on_stock_answer(uow, order_id: str, ok: bool, reason: str = "") -> None:
+def on_stock_answer(uow: OrdersUnitOfWork, order_id: str, ok: bool, reason: str = "") -> None:
     order = _locked(uow, order_id)
     before = order.version
     order.stock_answer(ok, reason)
@@ -143,7 +152,7 @@ def on_stock_answer(uow, order_id: str, ok: bool, reason: str = "") -> None:
         _save_and_announce(uow, order)
 
 
-def on_credit_answer(uow, order_id: str, ok: bool, reason: str = "") -> None:
+def on_credit_answer(uow: OrdersUnitOfWork, order_id: str, ok: bool, reason: str = "") -> None:
     order = _locked(uow, order_id)
     before = order.version
     order.credit_answer(ok, reason)
@@ -151,13 +160,13 @@ def on_credit_answer(uow, order_id: str, ok: bool, reason: str = "") -> None:
         _save_and_announce(uow, order)
 
 
-def on_invoice_issued(uow, order_id: str, invoice_id: str, total: Decimal) -> None:
+def on_invoice_issued(uow: OrdersUnitOfWork, order_id: str, invoice_id: str, total: Decimal) -> None:
     order = _locked(uow, order_id)
     if order.invoiced(invoice_id, total):
         _save_and_announce(uow, order)
 
 
-def on_payment_received(uow, order_id: str, amount: Decimal) -> None:
+def on_payment_received(uow: OrdersUnitOfWork, order_id: str, amount: Decimal) -> None:
     order = _locked(uow, order_id)
     order.paid(amount)
     _save_and_announce(uow, order)
@@ -166,7 +175,7 @@ def on_payment_received(uow, order_id: str, amount: Decimal) -> None:
 DRIVEN, REJECTED = "driven", "rejected"
 
 
-def drive_past_deadline(uow, order_id: str, deadline: dt.timedelta, max_drives: int) -> str | None:
+def drive_past_deadline(uow: OrdersUnitOfWork, order_id: str, deadline: dt.timedelta, max_drives: int) -> str | None:
     """One PENDING order whose deadline passed, in a transaction of its own: its OrderPlaced is
     published again (DRIVEN; inventory and crm answer a repeat with their first answer, without
     a second effect), or, once max_drives are spent, it is rejected (REJECTED), and the
@@ -193,7 +202,7 @@ def drive_past_deadline(uow, order_id: str, deadline: dt.timedelta, max_drives: 
     return outcome
 
 
-def _save_and_announce(uow, order: Order) -> None:
+def _save_and_announce(uow: OrdersUnitOfWork, order: Order) -> None:
     uow.orders.save(order)
     for status in order.entered:
         if status is OrderStatus.INVOICED:

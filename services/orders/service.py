@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from erp.orders.v1 import orders_pb2, orders_pb2_grpc
+from mesh.events.consumer import EventHandlers
 from mesh.service import Runtime, ServiceSpec
 from services import PORTS, topology
 from services.orders import deadline, events, gauges
@@ -14,16 +15,16 @@ from services.orders.grpc_api import OrderServicer
 NAME = "orders"
 
 
-def add_servicers(server, runtime: Runtime) -> None:
+def add_servicers(server, runtime: Runtime[OrdersUnitOfWork]) -> None:
     orders_pb2_grpc.add_OrderServiceServicer_to_server(OrderServicer(runtime, OrdersConfig.from_settings(runtime.settings)), server)
 
 
-def build_handlers(runtime: Runtime):
+def build_handlers(runtime: Runtime[OrdersUnitOfWork]) -> EventHandlers:
     deadline.Deadline.from_settings(runtime.settings)  # bad settings fail the start-up, not the sweeper's thread
     return events.build()
 
 
-def spec() -> ServiceSpec:
+def spec() -> ServiceSpec[OrdersUnitOfWork]:
     return ServiceSpec(
         name=NAME,
         port=PORTS[NAME],

@@ -9,15 +9,20 @@ from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import locks
 from mesh.events.consumer import EventHandlers
-from services.finance import domain, handlers, payables, suppliers, valuation
-from services.finance.domain import FinanceConfig
+from services.finance import valuation
+from services.finance.ledger.domain import FinanceConfig
+from services.finance.payables import domain as payables
+from services.finance.payables import handlers as payables_handlers
+from services.finance.payables import suppliers
+from services.finance.receivables import domain as receivables
+from services.finance.receivables import handlers as receivables_handlers
 
 
-def issue_command(event: orders_ev.OrderConfirmed) -> domain.IssueInvoice:
-    return domain.IssueInvoice(
+def issue_command(event: orders_ev.OrderConfirmed) -> receivables.IssueInvoice:
+    return receivables.IssueInvoice(
         order_id=event.order_id, customer_id=event.customer_id,
-        lines=tuple(domain.OrderLineInput(line.line_no, line.sku, line.quantity, line.unit_price.amount,
-                                          line.unit_price.currency_code) for line in event.lines),
+        lines=tuple(receivables.OrderLineInput(line.line_no, line.sku, line.quantity, line.unit_price.amount,
+                                               line.unit_price.currency_code) for line in event.lines),
         total_amount=event.total.amount, total_currency=event.total.currency_code)
 
 
@@ -43,7 +48,7 @@ def lock_invoice_numbers(uow, events) -> None:
     gapless numbering serializes issuing anyway, and this way replicas' batches queue for the
     counter instead of timing out on it while holding other rows."""
     if any(isinstance(event.payload, orders_ev.OrderConfirmed) for event in events):
-        uow.numbers.lock(domain.INVOICE_PREFIX, dt.datetime.now(dt.UTC).year)
+        uow.numbers.lock(receivables.INVOICE_PREFIX, dt.datetime.now(dt.UTC).year)
 
 
 # A sales order's invoice and its cancellation serialize: a cancellation that overtakes the
@@ -57,28 +62,28 @@ def build(config: FinanceConfig) -> EventHandlers:
 
     @consumes.on(orders_ev.OrderConfirmed, lock=ORDER)
     def on_order_confirmed(uow, event: orders_ev.OrderConfirmed, _envelope) -> None:
-        handlers.issue_invoice(uow, issue_command(event), config)
+        receivables_handlers.issue_invoice(uow, issue_command(event), config)
 
     @consumes.on(orders_ev.OrderCancelled, lock=ORDER)
     def on_order_cancelled(uow, event: orders_ev.OrderCancelled, _envelope) -> None:
-        handlers.on_order_cancelled(uow, domain.CancelOrder(event.order_id, event.customer_id, event.reason,
-                                                            event.was_invoiced))
+        receivables_handlers.on_order_cancelled(uow, receivables.CancelOrder(event.order_id, event.customer_id,
+                                                                             event.reason, event.was_invoiced))
 
     @consumes.on(crm_ev.CustomerUpdated, lock=locks.by("customer", "customer_id"))
     def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
-        handlers.on_customer_updated(uow, domain.CustomerTerms(event.customer_id, event.payment_terms_days,
-                                                               envelope.aggregate_version))
+        receivables_handlers.on_customer_updated(uow, receivables.CustomerTerms(
+            event.customer_id, event.payment_terms_days, envelope.aggregate_version))
 
     @consumes.on(procurement_ev.PurchaseOrderApproved, lock=PURCHASE_ORDER)
     def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
-        if handlers.on_purchase_order_approved(uow, approval_command(event), envelope.aggregate_version):
+        if payables_handlers.on_purchase_order_approved(uow, approval_command(event), envelope.aggregate_version):
             # each line's promised date, for the supplier performance report
             suppliers.record_promises(uow, event.purchase_order_id,
                                       [(line.line_no, line.expected_date) for line in event.lines])
 
     @consumes.on(procurement_ev.GoodsReceived, lock=PURCHASE_ORDER)
     def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:
-        handlers.on_goods_received(uow, receipt_command(event), config)
+        payables_handlers.on_goods_received(uow, receipt_command(event), config)
 
     # The value of stock movements (services/finance/valuation.py). A shipment's cost posts
     # under the order's lock, beside the order's invoice; an adjustment's under its request id.

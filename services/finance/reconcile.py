@@ -18,7 +18,7 @@ from erp.finance.v1 import finance_pb2 as fin_pb
 from erp.orders.v1 import orders_pb2 as ord_pb
 from mesh import money, protoconv
 from mesh.reconcile import Check, Finding, Sources
-from services.finance import domain
+from services.finance.ledger.domain import line_amount
 
 S = ord_pb.OrderStatus
 BILLED = {S.ORDER_STATUS_CONFIRMED, S.ORDER_STATUS_INVOICED, S.ORDER_STATUS_SHIPPED, S.ORDER_STATUS_COMPLETED}
@@ -60,7 +60,7 @@ def _invoiced(order_id: str, found: list, order) -> list[Finding]:
     if order.invoice_id and order.invoice_id != invoice.invoice_id:
         findings.append(Finding(CHECK, "order records another invoice", key,
                                 f"order records {order.invoice_id}, finance issued {numbers}"))
-    subtotal = sum((domain.line_amount(line.quantity, protoconv.amount_of(line.unit_price)) for line in order.lines),
+    subtotal = sum((line_amount(line.quantity, protoconv.amount_of(line.unit_price)) for line in order.lines),
                    Decimal(0))
     if protoconv.amount_of(invoice.subtotal) != subtotal or invoice.subtotal.currency_code != order.total.currency_code:
         findings.append(Finding(CHECK, "invoice subtotal differs from the order's lines", key,

@@ -16,38 +16,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from erp.finance.v1 import finance_pb2, finance_pb2_grpc
+from mesh.interceptors import HandlerRegistry
 from mesh.service import Runtime, ServiceSpec
-from mesh.settings import Settings
-from services import topology
+from services import PORTS, topology
 from services.finance import events
 from services.finance.adapters import FinanceUnitOfWork
-from services.finance.domain import FinanceConfig
 from services.finance.grpc_api import FinanceServicer
+from services.finance.ledger.domain import FinanceConfig
 
 NAME = "finance"
 
 
-def config(settings: Settings) -> FinanceConfig:
-    return FinanceConfig.parse(
-        tax_rate=settings.variables.text("ERP_FINANCE_TAX_RATE", "0.20"),
-        default_payment_terms_days=settings.variables.text("ERP_FINANCE_DEFAULT_PAYMENT_TERMS_DAYS", "30"),
-        currency=settings.variables.text("ERP_FINANCE_CURRENCY", "EUR"),
-        bill_quantity_tolerance=settings.variables.text("ERP_FINANCE_BILL_QUANTITY_TOLERANCE", "0"),
-        bill_price_tolerance=settings.variables.text("ERP_FINANCE_BILL_PRICE_TOLERANCE", "0.02"),
-    )
+def add_servicers(server: HandlerRegistry, runtime: Runtime[FinanceUnitOfWork]) -> None:
+    finance_pb2_grpc.add_FinanceServiceServicer_to_server(
+        FinanceServicer(runtime, FinanceConfig.from_settings(runtime.settings)), server)
 
 
-def add_servicers(server, runtime: Runtime) -> None:
-    finance_pb2_grpc.add_FinanceServiceServicer_to_server(FinanceServicer(runtime, config(runtime.settings)), server)
-
-
-def spec() -> ServiceSpec:
+def spec() -> ServiceSpec[FinanceUnitOfWork]:
     return ServiceSpec(
         name=NAME,
+        port=PORTS[NAME],
         migrations_dir=Path(__file__).parent / "migrations",
         grpc_services=(finance_pb2.DESCRIPTOR.services_by_name["FinanceService"].full_name,),
         add_servicers=add_servicers,
         consumers=topology.consumers,
         uow_class=FinanceUnitOfWork,
-        build_handlers=lambda runtime: events.build(config(runtime.settings)),
+        build_handlers=lambda runtime: events.build(FinanceConfig.from_settings(runtime.settings)),
     )

@@ -3,7 +3,7 @@
 Inventory values stock at its moving weighted average cost and says what each movement
 was worth in its events; finance posts those values (it never reads inventory's data):
 - a goods receipt: Dr 1200 inventory / Cr 2100 goods received not invoiced, from
-  GoodsReceived at the purchase order's prices (handlers.on_goods_received, rounded per
+  GoodsReceived at the purchase order's prices (payables/handlers.on_goods_received, rounded per
   line as inventory rounds it, so both sides hold the same cents);
 - a shipment (StockIssued): Dr 5000 cost of goods sold / Cr 1200 inventory, at the costs
   inventory took the goods out at; each line is kept in cost_of_sales for the sales report;
@@ -23,14 +23,21 @@ import dataclasses
 import datetime as dt
 import logging
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh import money, paging
+from erp.common.v1 import money_pb2
+from mesh import money, paging, protoconv
 from mesh.errors import Violations
-from services.finance.adapters import MONEY, invoice_lines, invoices, journal_entries, metadata, supplier_bills
-from services.finance.domain import ZERO, Account, AgingRow, JournalEntry, OpenItem, aging, entry, round_money
+from services.finance.ledger.adapters import MONEY, journal_entries, metadata
+from services.finance.ledger.domain import ZERO, Account, AgingRow, JournalEntry, OpenItem, aging, entry, round_money
+from services.finance.payables.adapters import supplier_bills
+from services.finance.receivables.adapters import invoice_lines, invoices
+
+if TYPE_CHECKING:
+    from services.finance.adapters import FinanceUnitOfWork
 
 log = logging.getLogger("services.finance")
 
@@ -83,24 +90,24 @@ class StockAdjusted:
     reason: str
 
 
-def _amount(text: str, what: str) -> Decimal:
-    """An event's amount; one that does not parse, or is not in cents, is a fault (the event
-    retries, then dead-letters) rather than a wrong posting."""
-    value = money.parse_amount(text.lstrip("-")) if text else Decimal(0)
-    if value is None or round_money(value) != value:
-        raise ValueError(f"{what} carries an invalid amount {text!r}")
-    return -value if text.startswith("-") else value
+def _cents(value: money_pb2.Money, what: str) -> Decimal:
+    """An event's amount (unset: zero); one that does not parse, or is not in cents, is a
+    fault (the event retries, then dead-letters) rather than a wrong posting."""
+    amount = protoconv.amount_of(value)
+    if round_money(amount) != amount:
+        raise ValueError(f"{what} carries an amount that is not in cents: {value.amount!r}")
+    return amount
 
 
 def issued_command(event) -> StockIssued:
     return StockIssued(event.order_id, tuple(
-        IssuedLine(line.sku, line.warehouse_code, line.quantity, _amount(line.cost.amount, "StockIssued"),
+        IssuedLine(line.sku, line.warehouse_code, line.quantity, _cents(line.cost, "StockIssued"),
                    line.cost.currency_code) for line in event.lines))
 
 
 def adjusted_command(event) -> StockAdjusted:
     return StockAdjusted(event.request_id, event.sku, event.warehouse_code, event.quantity_delta,
-                         _amount(event.value_delta.amount, "StockAdjusted"), event.value_delta.currency_code,
+                         _cents(event.value_delta, "StockAdjusted"), event.value_delta.currency_code,
                          event.reason)
 
 
@@ -152,10 +159,11 @@ class StockPostingRepository:
 # ---------------------------------------------------------------- reactions to events
 
 
-def on_stock_issued(uow, cmd: StockIssued, default_currency: str, now: dt.datetime | None = None) -> bool:
+def on_stock_issued(uow: FinanceUnitOfWork, cmd: StockIssued, default_currency: str,
+                    now: dt.datetime | None = None) -> bool:
     """Posts a shipment's cost once per order (the order's lock is held); False for a repeat.
     The cost counts in the sales report when it is posted, as in the journal: a shipment from
-    a period already closed lands in the open one (services/finance/periods.py)."""
+    a period already closed lands in the open one (services/finance/ledger/periods.py)."""
     if not cmd.lines or not uow.stock_postings.claim(f"issue:{cmd.order_id}"):
         return False
     currencies = {line.currency_code for line in cmd.lines if line.currency_code}
@@ -172,7 +180,7 @@ def on_stock_issued(uow, cmd: StockIssued, default_currency: str, now: dt.dateti
     return True
 
 
-def on_stock_adjusted(uow, cmd: StockAdjusted, default_currency: str) -> bool:
+def on_stock_adjusted(uow: FinanceUnitOfWork, cmd: StockAdjusted, default_currency: str) -> bool:
     """Posts an adjustment's value once per request id; False for a repeat or nothing to post.
     A StockAdjusted from before valuation (no request id, no value) has nothing to post."""
     if not cmd.request_id:
@@ -266,7 +274,7 @@ def sales_rows(conn: sa.Connection, query: SalesQuery, currency: str, offset: in
     return rows, SalesRow("", Decimal(total[0]), Decimal(total[1]), int(total[2]))
 
 
-def sales_report(uow, query: SalesQuery, page_size: int, page_token: str, default_currency: str
+def sales_report(uow: FinanceUnitOfWork, query: SalesQuery, page_size: int, page_token: str, default_currency: str
                  ) -> tuple[str, list[SalesRow], SalesRow, str]:
     """(currency, rows, totals, next page token). Pages by position: rows by customer or SKU
     are ordered by revenue, which has no stable key to resume after."""
@@ -285,7 +293,7 @@ def sales_report(uow, query: SalesQuery, page_size: int, page_token: str, defaul
                "to": query.to_time.isoformat() if query.to_time else "", "customer": query.customer_id,
                "order": query.order_id, "currency": currency}
     start = paging.decode(page_token, filters, (int,))
-    offset = start[0] if start else 0
+    offset = int(start[0]) if start else 0
     with uow:
         rows, totals = sales_rows(uow.connection, query, currency, offset, size + 1)
     token = paging.encode([offset + size], filters) if len(rows) > size else ""
@@ -305,7 +313,7 @@ def payables_open_items(conn: sa.Connection, currency: str, as_of: dt.datetime) 
     return [OpenItem(r.supplier_id, r.due_at.astimezone(dt.UTC).date(), r.open) for r in conn.execute(query)]
 
 
-def payables_aging(uow, currency_code: str, as_of: dt.datetime | None, default_currency: str
+def payables_aging(uow: FinanceUnitOfWork, currency_code: str, as_of: dt.datetime | None, default_currency: str
                    ) -> tuple[str, list[AgingRow], AgingRow]:
     """What finance owes each supplier, by age (the receivables aging's buckets). Amounts are
     what is open now on bills posted by as_of."""

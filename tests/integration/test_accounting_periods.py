@@ -17,7 +17,7 @@ from mesh import service
 from mesh.events import envelope
 from mesh.events.consumer import Consumer
 from mesh.events.transport import Ack, Delivery
-from services.finance.periods import period_of
+from services.finance.ledger.periods import period_of
 from services.finance.service import spec as finance_spec
 from tests import support
 

@@ -16,8 +16,8 @@ from mesh.errors import Aborted
 from services.crm.adapters import CrmUnitOfWork
 from services.crm.domain import CreateCustomer, CustomerStatus, new_customer, with_status
 from services.finance.adapters import FinanceUnitOfWork
-from services.finance.domain import Invoice
-from services.finance.payables import SupplierBill
+from services.finance.payables.domain import SupplierBill
+from services.finance.receivables.domain import Invoice
 from services.notification.adapters import NotificationUnitOfWork
 from services.notification.domain import Attempt, Channel, Delivery
 from services.orders.adapters import OrdersUnitOfWork

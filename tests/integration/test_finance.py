@@ -27,9 +27,9 @@ from mesh import service
 from mesh.events import envelope
 from mesh.events.consumer import Consumer
 from mesh.events.transport import Ack, Delivery, Message, Retry
-from services.finance import handlers
 from services.finance.events import issue_command
-from services.finance.service import config as finance_config
+from services.finance.ledger.domain import FinanceConfig
+from services.finance.receivables import handlers
 from services.finance.service import spec as finance_spec
 from tests import support
 
@@ -205,7 +205,7 @@ def test_an_order_confirmed_is_invoiced_once_even_when_delivered_twice(finance):
 
 def test_invoice_numbers_are_gap_free_under_concurrent_invoicing(finance):
     fin = finance
-    config = finance_config(fin.running.runtime.settings)
+    config = FinanceConfig.from_settings(fin.running.runtime.settings)
     # A transaction that took a number and rolled back leaves no gap behind.
     with fin.running.runtime.uow() as uow:
         assert handlers.issue_invoice(uow, issue_command(order_confirmed("ROLLED-BACK")), config).seq == 1

@@ -65,8 +65,8 @@ from mesh.events.transport import Ack, DeadLetter, Delivery, Retry
 from mesh.service import Runtime
 from services.crm import domain as crm_domain
 from services.crm import handlers as crm_handlers
-from services.finance import domain as fin_domain
-from services.finance import handlers as fin_handlers
+from services.finance.receivables import domain as fin_domain
+from services.finance.receivables import handlers as fin_handlers
 from services.inventory import domain as inv_domain
 from services.inventory import handlers as inv_handlers
 from services.inventory.adapters import ledger_mismatches

@@ -16,7 +16,7 @@ from erp.finance.v1 import finance_pb2 as fin
 from erp.inventory.v1 import inventory_pb2 as inv
 from mesh.events.consumer import Consumer
 from services.finance import events as finance_events
-from services.finance import service as finance_service
+from services.finance.ledger.domain import FinanceConfig
 
 CENT = Decimal("0.01")
 
@@ -102,7 +102,8 @@ def assert_margin_per_order(client, order_ids) -> None:
 
 def finance_consumer(started) -> Consumer:
     running = started["finance"]
-    return Consumer(finance_events.build(finance_service.config(running.runtime.settings)), running.runtime.uow, 3, 20)
+    config = FinanceConfig.from_settings(running.runtime.settings)
+    return Consumer(finance_events.build(config), running.runtime.uow, 3, 20)
 
 
 def outbox_events(started, event_type: str) -> list[bytes]:

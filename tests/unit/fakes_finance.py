@@ -10,24 +10,26 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import types
 from decimal import Decimal
 
 from mesh.errors import Aborted, AlreadyExists
-from services.finance.domain import (
-    CHART,
-    AccountTotals,
-    CreditNote,
-    CustomerTerms,
-    Invoice,
-    JournalEntry,
-    OpenItem,
-    Payment,
-    PaymentState,
-)
-from services.finance.payables import BillPayment, BillStatus, GoodsReceipt, PurchaseOrder, SupplierBill
+from mesh.settings import Variables
+from services.finance.ledger.domain import CHART, AccountTotals, JournalEntry, OpenItem
+from services.finance.payables.domain import BillPayment, BillStatus, GoodsReceipt, PurchaseOrder, SupplierBill
+from services.finance.receivables.domain import CreditNote, CustomerTerms, Invoice, Payment, PaymentState
 from tests.unit.fakes import FakeIntegrityError, FakeUnitOfWork
 
 T0 = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
+
+
+def finance_settings(tax_rate: str = "", payment_terms_days: str = "", currency: str = "", quantity_tolerance: str = "",
+                     price_tolerance: str = ""):
+    """What FinanceConfig.from_settings reads of mesh's Settings, with these ERP_FINANCE_* values."""
+    return types.SimpleNamespace(variables=Variables({
+        "ERP_FINANCE_TAX_RATE": tax_rate, "ERP_FINANCE_DEFAULT_PAYMENT_TERMS_DAYS": payment_terms_days,
+        "ERP_FINANCE_CURRENCY": currency, "ERP_FINANCE_BILL_QUANTITY_TOLERANCE": quantity_tolerance,
+        "ERP_FINANCE_BILL_PRICE_TOLERANCE": price_tolerance}))
 
 
 class FakeNumbers:

@@ -18,24 +18,22 @@ from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import paging
 from mesh.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from mesh.events.envelope import build
-from services.finance import domain, handlers
 from services.finance import events as finance_events
-from services.finance.domain import (
-    Account,
+from services.finance.ledger import domain as ledger
+from services.finance.ledger import handlers as ledger_handlers
+from services.finance.ledger.domain import Account, FinanceConfig, JournalEntry, JournalLine, UnbalancedEntry
+from services.finance.receivables import domain, handlers
+from services.finance.receivables.domain import (
     CancelOrder,
     CustomerTerms,
-    FinanceConfig,
     InvoiceStatus,
     IssueInvoice,
-    JournalEntry,
-    JournalLine,
     OrderLineInput,
     RecordPayment,
-    UnbalancedEntry,
 )
-from services.finance.handlers import InvoiceQuery
+from services.finance.receivables.handlers import InvoiceQuery
 from tests.unit.fakes import FakeIntegrityError
-from tests.unit.fakes_finance import T0, finance_uow
+from tests.unit.fakes_finance import T0, finance_settings, finance_uow
 
 CONFIG = FinanceConfig(Decimal("0.20"), 30, "EUR")
 D = Decimal
@@ -99,7 +97,7 @@ def uow():
     ("99999999999999.995", "100000000000000.00"), ("0", "0.00"),
 ])
 def test_money_rounds_half_up_to_cents(value, rounded):
-    assert str(domain.round_money(D(value))) == rounded
+    assert str(ledger.round_money(D(value))) == rounded
 
 
 def test_the_subtotal_is_the_sum_of_rounded_lines_not_the_rounded_sum():
@@ -156,7 +154,7 @@ def test_invoice_total_is_the_sum_of_rounded_lines_plus_rounded_tax_and_every_en
     for entry in entries(uow):
         assert sum(x.debit for x in entry.lines) == sum(x.credit for x in entry.lines) > 0
         assert all((x.debit > 0) != (x.credit > 0) for x in entry.lines)
-    balance = handlers.trial_balance(uow, "", config)[1]
+    balance = ledger_handlers.trial_balance(uow, "", config)[1]
     assert balance.total_debit == balance.total_credit
     assert sum(x.balance for x in balance.lines) == 0
     final = uow.invoices.get(invoice.invoice_id)
@@ -216,19 +214,20 @@ def test_an_order_confirmed_without_a_total_takes_its_currency_from_the_lines():
 ])
 def test_bad_settings_stop_the_service_naming_the_variable(env, problem):
     with pytest.raises(ValueError, match=problem):
-        FinanceConfig.parse(*env)
-    assert FinanceConfig.parse("0.075", "14", "USD") == FinanceConfig(D("0.075"), 14, "USD")
+        FinanceConfig.from_settings(finance_settings(*env))
+    assert FinanceConfig.from_settings(finance_settings("0.075", "14", "USD")) == FinanceConfig(D("0.075"), 14, "USD")
+    assert FinanceConfig.from_settings(finance_settings()) == FinanceConfig(D("0.20"), 30, "EUR")
 
 
 def test_the_migrations_seed_exactly_the_chart_the_domain_posts_to():
     seeded = {}
-    for path in sorted((Path(domain.__file__).parent / "migrations" / "versions").glob("0*.py")):
+    for path in sorted((Path(domain.__file__).parents[1] / "migrations" / "versions").glob("0*.py")):
         spec = importlib.util.spec_from_file_location(f"finance_{path.stem}", path)
         migration = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(migration)
         seeded |= {code: (name, kind) for code, name, kind in getattr(migration, "CHART", [])}
-    assert seeded == dict(domain.CHART)
-    assert set(domain.CHART) == {a.value for a in Account}
+    assert seeded == dict(ledger.CHART)
+    assert set(ledger.CHART) == {a.value for a in Account}
 
 
 # ---------------------------------------------------------------- issuing invoices
@@ -327,7 +326,7 @@ def test_invoice_status_is_derived(paid, credited, as_of_days, status):
     states, overdue = domain.status_filter(status)
     assert invoice.state in states
     if overdue is not None:
-        assert (invoice.due_date < domain.utc_date(T0 + dt.timedelta(days=as_of_days))) == overdue
+        assert (invoice.due_date < ledger.utc_date(T0 + dt.timedelta(days=as_of_days))) == overdue
 
 
 def test_amount_due_never_goes_below_zero_after_a_credit_note_on_a_paid_invoice():
@@ -419,19 +418,19 @@ def test_an_invoice_is_credited_even_when_orders_did_not_know_it_was_invoiced(uo
 
 def test_the_journal_refuses_unbalanced_and_repeated_reversals():
     with pytest.raises(UnbalancedEntry):
-        domain.entry("x", "r", "EUR", [(Account.CASH, D("10.00"))], [(Account.REVENUE, D("9.99"))])
+        ledger.entry("x", "r", "EUR", [(Account.CASH, D("10.00"))], [(Account.REVENUE, D("9.99"))])
     with pytest.raises(UnbalancedEntry):
         JournalEntry("x", "r", "EUR", (JournalLine("9999", debit=D(1)), JournalLine("1000", credit=D(1)))).check()
     with pytest.raises(UnbalancedEntry):
         JournalEntry("x", "r", "EUR", (JournalLine("1000", debit=D("0.001")),
                                        JournalLine("4000", credit=D("0.001")))).check()
-    assert domain.entry("x", "r", "EUR", [(Account.CASH, D(0))], []) is None
+    assert ledger.entry("x", "r", "EUR", [(Account.CASH, D(0))], []) is None
     uow = finance_uow()
     invoice = issue(uow, confirmed("o1"))
     original = uow.journal.get(invoice.journal_entry_id)
-    uow.journal.post(domain.reversal(original, "first", "r1"))
+    uow.journal.post(ledger.reversal(original, "first", "r1"))
     with pytest.raises(FakeIntegrityError, match="already reversed"):
-        uow.journal.post(domain.reversal(original, "second", "r2"))
+        uow.journal.post(ledger.reversal(original, "second", "r2"))
 
 
 # ---------------------------------------------------------------- reports
@@ -443,7 +442,7 @@ def test_the_trial_balance_sums_to_zero_per_currency(uow):
     pay(uow, a.invoice_id, "30.00")
     issue(uow, confirmed("o3", line(price="50.00")))
     cancel(uow, "o3")
-    currency, balance = handlers.trial_balance(uow, "", CONFIG)
+    currency, balance = ledger_handlers.trial_balance(uow, "", CONFIG)
     assert currency == "EUR"
     assert [(x.account, x.name, str(x.debit), str(x.credit), str(x.balance)) for x in balance.lines] == [
         ("1000", "Cash", "30.00", "0.00", "30.00"),
@@ -452,10 +451,10 @@ def test_the_trial_balance_sums_to_zero_per_currency(uow):
         ("4000", "Revenue", "50.00", "150.00", "-100.00"),
     ]
     assert balance.total_debit == balance.total_credit == D("270.00")
-    usd = handlers.trial_balance(uow, "USD", CONFIG)[1]
+    usd = ledger_handlers.trial_balance(uow, "USD", CONFIG)[1]
     assert usd.total_debit == usd.total_credit == D("12.00")
     with pytest.raises(InvalidArgument) as exc:
-        handlers.trial_balance(uow, "usd", CONFIG)
+        ledger_handlers.trial_balance(uow, "usd", CONFIG)
     assert fields(exc) == ["currency_code"]
 
 
@@ -464,7 +463,7 @@ def test_the_trial_balance_sums_to_zero_per_currency(uow):
     (61, "days_61_90"), (90, "days_61_90"), (91, "over_90"), (4000, "over_90"),
 ])
 def test_aging_buckets_by_days_past_the_due_date(days, name):
-    assert domain.bucket(days) == name
+    assert ledger.bucket(days) == name
 
 
 def test_receivables_aging_by_customer_as_of_a_moment(uow):
@@ -479,7 +478,7 @@ def test_receivables_aging_by_customer_as_of_a_moment(uow):
 
     def aged(days: int):
         _, rows, totals = handlers.receivables_aging(uow, "", T0 + dt.timedelta(days=days), CONFIG)
-        return {r.customer_id: [str(getattr(r, b)) for b in domain.BUCKETS] for r in rows}, str(totals.total)
+        return {r.customer_id: [str(getattr(r, b)) for b in ledger.BUCKETS] for r in rows}, str(totals.total)
 
     assert aged(0) == ({"net0": ["120.00", "0.00", "0.00", "0.00", "0.00"], "net30": ["12.00", "0.00", "0.00", "0.00", "0.00"]}, "132.00")
     assert aged(5) == ({"net0": ["0.00", "120.00", "0.00", "0.00", "0.00"], "net30": ["12.00", "0.00", "0.00", "0.00", "0.00"]}, "132.00")
@@ -525,10 +524,10 @@ def test_journal_entries_list_in_posting_order_by_reference(uow):
     invoice = issue(uow, confirmed("o1"))
     payment, _ = pay(uow, invoice.invoice_id, "1.00")
     issue(uow, confirmed("o2"))
-    page, token = handlers.list_journal_entries(uow, "", 2, "")
+    page, token = ledger_handlers.list_journal_entries(uow, "", 2, "")
     assert [e.entry_id for e in page] == [1, 2] and token
-    assert [e.entry_id for e in handlers.list_journal_entries(uow, "", 2, token)[0]] == [3]
-    assert [e.reference for e in handlers.list_journal_entries(uow, payment.payment_id, 0, "")[0]] == [
+    assert [e.entry_id for e in ledger_handlers.list_journal_entries(uow, "", 2, token)[0]] == [3]
+    assert [e.reference for e in ledger_handlers.list_journal_entries(uow, payment.payment_id, 0, "")[0]] == [
         payment.payment_id]
 
 

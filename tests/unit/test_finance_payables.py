@@ -1,4 +1,4 @@
-"""Finance's purchase-side rules (services/finance/payables.py): the three-way match,
+"""Finance's purchase-side rules (services/finance/payables/domain.py): the three-way match,
 the postings of receipts, bills and bill payments, and the validation of requests and
 events. Pure: no I/O, no fakes."""
 from __future__ import annotations
@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from mesh.errors import FailedPrecondition, InvalidArgument
 from mesh.settings import Variables
-from services.finance import payables
-from services.finance.domain import CHART, Account, FinanceConfig
-from services.finance.payables import (
+from services.finance.ledger.domain import CHART, Account, FinanceConfig
+from services.finance.payables import domain as payables
+from services.finance.payables.domain import (
     ApprovePurchaseOrder,
     BillLineInput,
     BillStage,
@@ -30,8 +30,7 @@ from services.finance.payables import (
     RecordSupplierBill,
     ReviewDecision,
 )
-from services.finance.service import config as finance_config
-from tests.unit.fakes_finance import T0
+from tests.unit.fakes_finance import T0, finance_settings
 
 D = Decimal
 STRICT = MatchTolerances(quantity=D(0), price=D("0.02"))
@@ -313,17 +312,17 @@ def test_review_and_payment_requests_are_validated_field_by_field():
 ])
 def test_bad_tolerances_stop_the_service_naming_the_variable(quantity, price, problem):
     with pytest.raises(ValueError, match=problem):
-        FinanceConfig.parse("0.20", "30", "EUR", quantity, price)
+        FinanceConfig.from_settings(finance_settings("0.20", "30", "EUR", quantity, price))
 
 
 def test_the_tolerances_come_from_the_settings_with_their_defaults():
     def Settings(env):  # noqa: N802 - what the config reads of mesh's Settings
         return types.SimpleNamespace(variables=Variables(env))
 
-    defaults = finance_config(Settings({}))
+    defaults = FinanceConfig.from_settings(Settings({}))
     assert (defaults.bill_quantity_tolerance, defaults.bill_price_tolerance) == (D(0), D("0.02"))
-    chosen = finance_config(Settings({"ERP_FINANCE_BILL_QUANTITY_TOLERANCE": "0.05",
+    chosen = FinanceConfig.from_settings(Settings({"ERP_FINANCE_BILL_QUANTITY_TOLERANCE": "0.05",
                                       "ERP_FINANCE_BILL_PRICE_TOLERANCE": "0"}))
     assert (chosen.bill_quantity_tolerance, chosen.bill_price_tolerance) == (D("0.05"), D(0))
     with pytest.raises(ValueError, match="ERP_FINANCE_BILL_PRICE_TOLERANCE"):
-        finance_config(Settings({"ERP_FINANCE_BILL_PRICE_TOLERANCE": "lots"}))
+        FinanceConfig.from_settings(Settings({"ERP_FINANCE_BILL_PRICE_TOLERANCE": "lots"}))

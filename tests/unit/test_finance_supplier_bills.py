@@ -13,9 +13,11 @@ from erp.events.v1 import procurement_events_pb2 as proc_ev
 from mesh.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from mesh.events.envelope import Event, build
 from services.finance import events as finance_events
-from services.finance import handlers, payables
-from services.finance.domain import FinanceConfig
-from services.finance.payables import BillStatus, ReviewDecision
+from services.finance.ledger import handlers as ledger_handlers
+from services.finance.ledger.domain import FinanceConfig
+from services.finance.payables import domain as payables
+from services.finance.payables import handlers
+from services.finance.payables.domain import BillStatus, ReviewDecision
 from tests.unit.fakes_finance import T0, finance_uow
 
 D = Decimal
@@ -69,7 +71,7 @@ def quantities(uow, po_id: str = "po-1") -> list[tuple[int, int, int, int]]:
 
 
 def balance(uow) -> dict[str, Decimal]:
-    trial = handlers.trial_balance(uow, "EUR", CONFIG)[1]
+    trial = ledger_handlers.trial_balance(uow, "EUR", CONFIG)[1]
     assert trial.total_debit == trial.total_credit
     return {x.account: x.balance for x in trial.lines}
 

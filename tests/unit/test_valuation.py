@@ -12,7 +12,7 @@ from erp.common.v1 import money_pb2
 from erp.events.v1 import inventory_events_pb2 as ev
 from mesh.errors import FailedPrecondition, InvalidArgument
 from services.finance import valuation
-from services.finance.domain import Account
+from services.finance.ledger.domain import Account
 from services.inventory import domain
 from services.inventory.domain import AdjustStock, Valuation
 

@@ -1,5 +1,5 @@
 """Accounting periods: a closed calendar month (UTC) takes no journal entry. ClosePeriod closes
-one once it has ended (services/finance/periods.py); this trigger is the backstop that refuses
+one once it has ended (services/finance/ledger/periods.py); this trigger is the backstop that refuses
 any entry dated in a closed period, whatever inserts it.
 
 Revision ID: 0006

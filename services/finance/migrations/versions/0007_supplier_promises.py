@@ -1,5 +1,5 @@
 """The delivery date each approved purchase order line promised (PurchaseOrderApproved's
-expected_date), for the supplier performance report (services/finance/suppliers.py).
+expected_date), for the supplier performance report (services/finance/payables/suppliers.py).
 
 Revision ID: 0007
 Revises: 0006

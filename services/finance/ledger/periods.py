@@ -15,13 +15,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mesh import paging
 from mesh.errors import FailedPrecondition, Violations
-from services.finance.adapters import metadata
+from services.finance.ledger.adapters import metadata
+
+if TYPE_CHECKING:
+    from services.finance.adapters import FinanceUnitOfWork
 
 PERIOD_RE = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
 MAX_CLOSED_BY = 200
@@ -55,7 +59,8 @@ def period_of(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m")
 
 
-def close_period(uow, period: str, closed_by: str, now: dt.datetime | None = None) -> ClosedPeriod:
+def close_period(uow: FinanceUnitOfWork, period: str, closed_by: str, now: dt.datetime | None = None
+                 ) -> ClosedPeriod:
     v = Violations()
     check_period(v, "period", period)
     v.check(0 < len(closed_by.strip()) <= MAX_CLOSED_BY, "closed_by", f"must be 1-{MAX_CLOSED_BY} characters")
@@ -75,7 +80,7 @@ def close_period(uow, period: str, closed_by: str, now: dt.datetime | None = Non
     return ClosedPeriod(row.period, row.closed_at, row.closed_by)
 
 
-def list_closed(uow, page_size: int, page_token: str) -> tuple[list[ClosedPeriod], str]:
+def list_closed(uow: FinanceUnitOfWork, page_size: int, page_token: str) -> tuple[list[ClosedPeriod], str]:
     size = paging.page_size(page_size)
     after = paging.decode(page_token, {}, (str,))
     query = sa.select(accounting_periods).order_by(accounting_periods.c.period.desc()).limit(size + 1)

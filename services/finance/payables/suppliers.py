@@ -11,22 +11,26 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mesh import money, paging
 from mesh.errors import Violations
-from services.finance.adapters import (
+from services.finance.ledger.adapters import metadata
+from services.finance.ledger.domain import ZERO, round_money
+from services.finance.payables.adapters import (
     goods_receipt_lines,
     goods_receipts,
-    metadata,
     purchase_order_lines,
     purchase_orders,
     supplier_bill_lines,
     supplier_bills,
 )
-from services.finance.domain import ZERO, round_money
+
+if TYPE_CHECKING:
+    from services.finance.adapters import FinanceUnitOfWork
 
 purchase_order_promises = sa.Table(
     "purchase_order_promises", metadata,
@@ -36,7 +40,7 @@ purchase_order_promises = sa.Table(
 )
 
 
-def record_promises(uow, purchase_order_id: str, lines) -> None:
+def record_promises(uow: FinanceUnitOfWork, purchase_order_id: str, lines) -> None:
     """Keeps each line's promised date (lines: (line_no, "YYYY-MM-DD" or "")); called after the
     approval was stored, under the purchase order's lock. A date that does not parse is left out."""
     rows = []
@@ -73,7 +77,7 @@ class SupplierPerformance:
         return self.billed_amount - self.billed_at_order_prices
 
 
-def supplier_performance(uow, supplier_id: str, currency_code: str, page_size: int, page_token: str,
+def supplier_performance(uow: FinanceUnitOfWork, supplier_id: str, currency_code: str, page_size: int, page_token: str,
                          default_currency: str) -> tuple[str, list[SupplierPerformance], str]:
     v = Violations()
     v.check(len(supplier_id) <= 64, "supplier_id", "must be at most 64 characters")

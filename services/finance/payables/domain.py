@@ -25,16 +25,19 @@ from decimal import Decimal
 
 from mesh import money
 from mesh.errors import FailedPrecondition, FieldViolation, InvalidArgument, Violations
-from services.finance.domain import (
+from services.finance.ledger.domain import (
     MAX_AMOUNT,
     MAX_ID,
     MAX_PAYMENT_TERMS_DAYS,
     ZERO,
     Account,
     JournalEntry,
+    check_id,
     check_payment,
     entry,
     line_amount,
+    payment_posting,
+    valid_payment,
 )
 
 MAX_BILL_LINES = 200
@@ -54,10 +57,6 @@ class MatchTolerances:
 
 class UnknownPurchaseOrder(FailedPrecondition):
     """Finance has no PurchaseOrderApproved for the order (yet)."""
-
-
-def _check_id(v: Violations, field: str, value: str) -> None:
-    v.check(0 < len(value) <= MAX_ID, field, f"must be 1-{MAX_ID} characters")
 
 
 def _fits(amount: Decimal) -> bool:
@@ -117,8 +116,8 @@ def approved_order(cmd: ApprovePurchaseOrder) -> PurchaseOrder:
     """The projection of a PurchaseOrderApproved; InvalidArgument (the event retries, then
     dead-letters) naming every bad field."""
     v = Violations()
-    _check_id(v, "purchase_order_id", cmd.purchase_order_id)
-    _check_id(v, "supplier_id", cmd.supplier_id)
+    check_id(v, "purchase_order_id", cmd.purchase_order_id)
+    check_id(v, "supplier_id", cmd.supplier_id)
     v.check(len(cmd.number) <= MAX_ID, "number", f"must be at most {MAX_ID} characters")
     v.check(0 <= cmd.payment_terms_days <= MAX_PAYMENT_TERMS_DAYS, "payment_terms_days",
             f"must be 0-{MAX_PAYMENT_TERMS_DAYS}")
@@ -181,8 +180,8 @@ class GoodsReceipt:
 def validate_receipt(cmd: ReceiveGoods) -> None:
     """What a GoodsReceived must hold before finance looks its purchase order up."""
     v = Violations()
-    _check_id(v, "receipt_id", cmd.receipt_id)
-    _check_id(v, "purchase_order_id", cmd.purchase_order_id)
+    check_id(v, "receipt_id", cmd.receipt_id)
+    check_id(v, "purchase_order_id", cmd.purchase_order_id)
     v.check(len(cmd.lines) > 0, "lines", "must hold at least one line")
     seen: set[int] = set()
     for i, line in enumerate(cmd.lines):
@@ -362,8 +361,8 @@ def validate_bill_request(cmd: RecordSupplierBill) -> list[tuple[int, int, Decim
     """(line_no, quantity, unit price) per line, or InvalidArgument naming every bad field."""
     v = Violations()
     v.check(0 < len(cmd.request_id) <= MAX_ID, "request_id", "must be 1-64 characters (a UUID is a good choice)")
-    _check_id(v, "purchase_order_id", cmd.purchase_order_id)
-    _check_id(v, "supplier_bill_number", cmd.supplier_bill_number)
+    check_id(v, "purchase_order_id", cmd.purchase_order_id)
+    check_id(v, "supplier_bill_number", cmd.supplier_bill_number)
     v.check(0 < len(cmd.lines) <= MAX_BILL_LINES, "lines", f"must hold 1-{MAX_BILL_LINES} lines")
     parsed: list[tuple[int, int, Decimal]] = []
     seen: set[int] = set()
@@ -475,7 +474,7 @@ class ReviewSupplierBill:
 
 def validate_review(cmd: ReviewSupplierBill) -> None:
     v = Violations()
-    _check_id(v, "bill_id", cmd.bill_id)
+    check_id(v, "bill_id", cmd.bill_id)
     v.check(cmd.decision is not None, "decision", "must be RELEASE or REJECT")
     v.check(0 < len(cmd.reviewer) <= MAX_REVIEWER, "reviewer", f"must be 1-{MAX_REVIEWER} characters")
     v.check(0 < len(cmd.note) <= MAX_NOTE, "note", f"must be 1-{MAX_NOTE} characters")
@@ -506,17 +505,12 @@ class BillPayment:
 def validate_bill_payment(cmd: PaySupplierBill) -> Decimal:
     """The amount paid, or InvalidArgument naming every bad field."""
     v = Violations()
-    amount = check_payment(v, cmd.request_id, ("bill_id", cmd.bill_id), cmd.amount, cmd.currency_code,
-                           cmd.reference)
-    v.raise_if_any()
-    return amount
+    return valid_payment(v, check_payment(v, cmd.request_id, ("bill_id", cmd.bill_id), cmd.amount,
+                                          cmd.currency_code, cmd.reference))
 
 
 def bill_payment_entry(payment: BillPayment, bill: SupplierBill) -> JournalEntry:
     """Dr payables / Cr cash."""
-    result = entry(f"payment of supplier bill {bill.supplier_bill_number} from {bill.supplier_id}",
-                   payment.payment_id, payment.currency_code, [(Account.PAYABLES, payment.amount)],
-                   [(Account.CASH, payment.amount)])
-    assert result is not None, "payments are positive"
-    return result
+    return payment_posting(f"payment of supplier bill {bill.supplier_bill_number} from {bill.supplier_id}",
+                           payment.payment_id, payment.currency_code, payment.amount, Account.PAYABLES, Account.CASH)
 

@@ -1,0 +1,1 @@
+"""The sales side: invoices, customer payments, credit notes and the receivables aging."""

@@ -9,7 +9,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 
 from mesh.errors import FailedPrecondition, Violations
-from mesh.identifiers import SKU_RE, WAREHOUSE_RE, check_request_id, check_sku, check_warehouse  # noqa: F401
+from mesh.identifiers import check_request_id, check_sku, check_warehouse
 
 # Patterns are used with fullmatch (a trailing newline never passes).
 UOM_RE = re.compile(r"[A-Za-z0-9]{1,16}")

@@ -3,39 +3,43 @@ from __future__ import annotations
 
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
+from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import locks, money
+from mesh.cache import Cache
 from mesh.events.consumer import EventHandlers
 from services.inventory import domain, handlers
+from services.inventory.adapters import InventoryUnitOfWork
 
 # An order's reservation: reserve, release and issue of one order serialize (a release that
 # overtakes its reservation must not commit beside it, or the stock stays reserved for good).
 ORDER = locks.by("order", "order_id")
 
 
-def build(cache, currency: str = "EUR") -> EventHandlers:
+def build(cache: Cache, currency: str = "EUR") -> EventHandlers:
     """currency: what stock is valued in (ERP_INVENTORY_CURRENCY)."""
     consumes = EventHandlers(consumer="inventory")
 
     @consumes.on(orders_ev.OrderPlaced, lock=ORDER)
-    def on_order_placed(uow, event: orders_ev.OrderPlaced, _envelope) -> None:
+    def on_order_placed(uow: InventoryUnitOfWork, event: orders_ev.OrderPlaced, _envelope: EventEnvelope) -> None:
         lines = tuple(domain.ReserveLine(line.line_no, line.sku, line.warehouse_code, line.quantity)
                       for line in event.lines)
         handlers.reserve(uow, cache, domain.ReserveOrder(event.order_id, lines))
 
     @consumes.on(orders_ev.OrderRejected, lock=ORDER)
-    def on_order_rejected(uow, event: orders_ev.OrderRejected, _envelope) -> None:
+    def on_order_rejected(uow: InventoryUnitOfWork, event: orders_ev.OrderRejected, _envelope: EventEnvelope) -> None:
         handlers.release(uow, cache, event.order_id)  # compensation: the saga failed
 
     @consumes.on(orders_ev.OrderCancelled, lock=ORDER)
-    def on_order_cancelled(uow, event: orders_ev.OrderCancelled, _envelope) -> None:
+    def on_order_cancelled(uow: InventoryUnitOfWork, event: orders_ev.OrderCancelled, _envelope: EventEnvelope) -> None:
         handlers.release(uow, cache, event.order_id)
 
     @consumes.on(orders_ev.OrderShipped, lock=ORDER)
-    def on_order_shipped(uow, event: orders_ev.OrderShipped, _envelope) -> None:
+    def on_order_shipped(uow: InventoryUnitOfWork, event: orders_ev.OrderShipped, _envelope: EventEnvelope) -> None:
         handlers.issue(uow, cache, event.order_id, currency)
 
     @consumes.on(procurement_ev.GoodsReceived, lock=locks.by("goods_receipt", "receipt_id"))
-    def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:
+    def on_goods_received(uow: InventoryUnitOfWork, event: procurement_ev.GoodsReceived,
+                          _envelope: EventEnvelope) -> None:
         # A line without a price (an event from before prices were carried) comes in at the
         # cost in force; a price that does not parse is a fault.
         amounts = [money.parse_amount(line.unit_price.amount) if line.unit_price.amount else None

@@ -7,7 +7,9 @@ from erp.common.v1 import money_pb2
 from erp.inventory.v1 import inventory_pb2 as pb
 from erp.inventory.v1 import inventory_pb2_grpc
 from mesh import protoconv
+from mesh.service import Runtime
 from services.inventory import domain, handlers
+from services.inventory.adapters import InventoryUnitOfWork
 from services.inventory.domain import StockLevel
 
 
@@ -27,7 +29,7 @@ def _product(p: domain.Product) -> pb.Product:
 
 
 class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime: Runtime[InventoryUnitOfWork]) -> None:
         self.runtime = runtime
         self.currency = valuation_currency(runtime.settings)
 

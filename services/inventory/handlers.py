@@ -5,13 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from erp.common.v1 import money_pb2
-from mesh import money, protoconv
+from mesh import identifiers, money, protoconv
+from mesh.cache import Cache
 from mesh.errors import AlreadyExists, NotFound, Violations
 from services.inventory import domain
+from services.inventory.adapters import InventoryUnitOfWork
 from services.inventory.domain import LedgerEntry, LedgerKind, StockLevel
 
 
-def create_product(uow, cmd: domain.CreateProduct) -> domain.Product:
+def create_product(uow: InventoryUnitOfWork, cmd: domain.CreateProduct) -> domain.Product:
     product = domain.validate_product(cmd)
     with uow:
         uow.lock("product", product.sku)  # a twin create waits, then finds this one (not a key violation)
@@ -25,7 +27,7 @@ def create_product(uow, cmd: domain.CreateProduct) -> domain.Product:
     return product
 
 
-def create_warehouse(uow, cmd: domain.CreateWarehouse) -> domain.Warehouse:
+def create_warehouse(uow: InventoryUnitOfWork, cmd: domain.CreateWarehouse) -> domain.Warehouse:
     warehouse = domain.validate_warehouse(cmd)
     with uow:
         uow.lock("warehouse", warehouse.code)
@@ -39,9 +41,9 @@ def create_warehouse(uow, cmd: domain.CreateWarehouse) -> domain.Warehouse:
     return warehouse
 
 
-def get_product(uow, sku: str) -> domain.Product:
+def get_product(uow: InventoryUnitOfWork, sku: str) -> domain.Product:
     v = Violations()
-    domain.check_sku(v, "sku", sku)
+    identifiers.check_sku(v, "sku", sku)
     v.raise_if_any()
     with uow:
         product = uow.catalog.product(sku)
@@ -63,7 +65,7 @@ def _decode(sku: str, warehouse_code: str, version: int, raw: bytes) -> StockLev
     return StockLevel(sku, warehouse_code, on_hand, reserved, version, point, quantity)
 
 
-def _publish_after_commit(uow, cache, levels: list[StockLevel]) -> None:
+def _publish_after_commit(uow: InventoryUnitOfWork, cache: Cache, levels: list[StockLevel]) -> None:
     """Raises reorder alerts for the changed levels, and puts them in the cache once
     the transaction commits."""
     from erp.events.v1 import inventory_events_pb2 as ev
@@ -86,11 +88,11 @@ def _publish_after_commit(uow, cache, levels: list[StockLevel]) -> None:
     uow.after_commit(refresh)
 
 
-def get_stock(uow, cache, sku: str, warehouse_code: str) -> StockLevel:
+def get_stock(uow: InventoryUnitOfWork, cache: Cache, sku: str, warehouse_code: str) -> StockLevel:
     """Read-through: this process's copy, then Redis, then PostgreSQL. Never used for reservations."""
     v = Violations()
-    domain.check_sku(v, "sku", sku)
-    domain.check_warehouse(v, "warehouse_code", warehouse_code)
+    identifiers.check_sku(v, "sku", sku)
+    identifiers.check_warehouse(v, "warehouse_code", warehouse_code)
     v.raise_if_any()
 
     def load() -> tuple[int, bytes]:
@@ -108,12 +110,13 @@ def get_stock(uow, cache, sku: str, warehouse_code: str) -> StockLevel:
     return _decode(sku, warehouse_code, *cache.read_through(_cache_key(sku, warehouse_code), load))
 
 
-def batch_get_stock(uow, keys: list[tuple[str, str]]) -> tuple[list[StockLevel], list[tuple[str, str]]]:
+def batch_get_stock(uow: InventoryUnitOfWork,
+                    keys: list[tuple[str, str]]) -> tuple[list[StockLevel], list[tuple[str, str]]]:
     v = Violations()
     v.check(0 < len(keys) <= domain.MAX_BATCH, "keys", f"must hold 1-{domain.MAX_BATCH} entries")
     for i, (sku, code) in enumerate(keys):
-        domain.check_sku(v, f"keys[{i}].sku", sku)
-        domain.check_warehouse(v, f"keys[{i}].warehouse_code", code)
+        identifiers.check_sku(v, f"keys[{i}].sku", sku)
+        identifiers.check_warehouse(v, f"keys[{i}].warehouse_code", code)
     v.raise_if_any()
     with uow:
         found = uow.stock.many(list(set(keys)))
@@ -129,7 +132,15 @@ def batch_get_stock(uow, keys: list[tuple[str, str]]) -> tuple[list[StockLevel],
     return levels, missing
 
 
-def adjust_stock(uow, cache, cmd: domain.AdjustStock, currency: str = "EUR") -> StockLevel:
+def _stock_row(uow: InventoryUnitOfWork, sku: str, warehouse_code: str, for_update: bool = False) -> StockLevel:
+    """The stock row that exists already (ensure_row, or an earlier adjustment, made it)."""
+    level = uow.stock.get(sku, warehouse_code, for_update=for_update)
+    if level is None:
+        raise LookupError(f"no stock row for {sku} in {warehouse_code}")
+    return level
+
+
+def adjust_stock(uow: InventoryUnitOfWork, cache: Cache, cmd: domain.AdjustStock, currency: str = "EUR") -> StockLevel:
     """Changes on hand by an adjustment, valued at the cost in force (domain.put_in, take_out)."""
     domain.validate_adjustment(cmd)
     with uow:
@@ -137,14 +148,14 @@ def adjust_stock(uow, cache, cmd: domain.AdjustStock, currency: str = "EUR") -> 
         if target is not None:  # a repeat: answer as the first time did, change nothing
             if target != (cmd.sku, cmd.warehouse_code):
                 raise AlreadyExists(f"request_id {cmd.request_id} was used for another adjustment")
-            return uow.stock.get(cmd.sku, cmd.warehouse_code)
+            return _stock_row(uow, cmd.sku, cmd.warehouse_code)
         skus, codes = uow.stock.existing([(cmd.sku, cmd.warehouse_code)])
         if cmd.sku not in skus:
             raise NotFound(f"no product with SKU {cmd.sku}")
         if cmd.warehouse_code not in codes:
             raise NotFound(f"no warehouse {cmd.warehouse_code}")
         uow.stock.ensure_row(cmd.sku, cmd.warehouse_code)
-        level = domain.adjusted(uow.stock.get(cmd.sku, cmd.warehouse_code, for_update=True), cmd.quantity_delta)
+        level = domain.adjusted(_stock_row(uow, cmd.sku, cmd.warehouse_code, for_update=True), cmd.quantity_delta)
         before = uow.stock.valuation(cmd.sku, cmd.warehouse_code)  # the row is ours: nobody moves it now
         if cmd.quantity_delta > 0:
             after, value = domain.put_in(before, cmd.quantity_delta, domain.opening_cost(cmd, before))
@@ -176,7 +187,7 @@ def _stock_adjusted(cmd: domain.AdjustStock, level: StockLevel, value: Decimal, 
                             unit_cost=domain.format_cost(unit_cost), request_id=cmd.request_id)
 
 
-def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
+def reserve(uow: InventoryUnitOfWork, cache: Cache, cmd: domain.ReserveOrder) -> bool:
     """Reserves every line of an order or none, and emits the outcome. Runs inside the
     caller's transaction. Returns whether the stock was reserved.
 
@@ -198,7 +209,7 @@ def reserve(uow, cache, cmd: domain.ReserveOrder) -> bool:
     keys = [(sku, wh) for sku, wh, _ in merged]
     skus, codes = uow.stock.existing(keys)
     levels = uow.stock.lock(keys)  # one query; rows locked in key order, so reservations cannot deadlock
-    failed: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (available, reason)
+    failed: dict[tuple[str, str], tuple[int, ev.ReservationFailureReason]] = {}  # key -> (available, reason)
     for sku, wh, qty in merged:
         if any(line.quantity <= 0 for line in cmd.lines if (line.sku, line.warehouse_code) == (sku, wh)):
             # Never trust an event's numbers: a negative reservation would release
@@ -242,7 +253,7 @@ def _reserved_lines(lines: list[tuple[str, str, int]]):
     return [ev.ReservedLine(sku=sku, warehouse_code=wh, quantity=qty) for sku, wh, qty in lines]
 
 
-def release(uow, cache, order_id: str) -> None:
+def release(uow: InventoryUnitOfWork, cache: Cache, order_id: str) -> None:
     """Gives an order's reserved stock back (order rejected or cancelled). Runs inside the
     caller's transaction. Without a reservation, remembers the order as closed so that a
     late OrderPlaced reserves nothing."""
@@ -263,14 +274,14 @@ def release(uow, cache, order_id: str) -> None:
     _publish_after_commit(uow, cache, levels)
 
 
-def _valuation_before(uow, sku: str, warehouse_code: str, on_hand_delta: int) -> domain.Valuation:
+def _valuation_before(uow: InventoryUnitOfWork, sku: str, warehouse_code: str, on_hand_delta: int) -> domain.Valuation:
     """The valuation as it was before a move this transaction just made (the move's UPDATE
     holds the balance's row, so no other writer comes between)."""
     now = uow.stock.valuation(sku, warehouse_code)
     return domain.Valuation(now.quantity - on_hand_delta, now.value, now.unit_cost)
 
 
-def issue(uow, cache, order_id: str, currency: str = "EUR") -> None:
+def issue(uow: InventoryUnitOfWork, cache: Cache, order_id: str, currency: str = "EUR") -> None:
     """Takes an order's reserved stock out of the warehouse (shipment) at the moving average
     cost in force, and records that cost in the ledger and in StockIssued. Runs inside the
     caller's transaction; an order with nothing reserved (already issued) changes nothing."""
@@ -296,7 +307,8 @@ def issue(uow, cache, order_id: str, currency: str = "EUR") -> None:
     _publish_after_commit(uow, cache, levels)
 
 
-def receive(uow, cache, receipt_id: str, warehouse_code: str, lines: list[tuple], currency: str = "",
+def receive(uow: InventoryUnitOfWork, cache: Cache, receipt_id: str, warehouse_code: str, lines: list[tuple],
+            currency: str = "",
             valuation_currency: str = "EUR") -> bool:
     """Raises on hand by a goods receipt's lines ((line_no, sku, quantity[, unit price]))
     through the ledger, adding quantity x purchase price to the stock's value (a line
@@ -326,10 +338,11 @@ def receive(uow, cache, receipt_id: str, warehouse_code: str, lines: list[tuple]
         uow.stock.ensure_row(sku, warehouse_code)
         level = uow.stock.move(sku, warehouse_code, quantity, 0)
         before = _valuation_before(uow, sku, warehouse_code, quantity)
-        if prices.get(line_no) is None:
+        price = prices.get(line_no)
+        if price is None:
             after, value = domain.put_in(before, quantity)
         else:
-            after, value = domain.receive_into(before, quantity, prices[line_no])
+            after, value = domain.receive_into(before, quantity, price)
         uow.stock.set_valuation(sku, warehouse_code, after.value, after.unit_cost)
         uow.stock.append(LedgerEntry(sku, warehouse_code, LedgerKind.RECEIPT, quantity, 0, "goods received",
                                      reference=receipt_id, request_id=keys[line_no], value_delta=value,
@@ -345,7 +358,7 @@ def receive(uow, cache, receipt_id: str, warehouse_code: str, lines: list[tuple]
     return True
 
 
-def set_reorder_point(uow, cache, cmd: domain.SetReorderPoint) -> StockLevel:
+def set_reorder_point(uow: InventoryUnitOfWork, cache: Cache, cmd: domain.SetReorderPoint) -> StockLevel:
     domain.validate_reorder_point(cmd)
     with uow:
         skus, codes = uow.stock.existing([(cmd.sku, cmd.warehouse_code)])
@@ -364,27 +377,36 @@ def set_reorder_point(uow, cache, cmd: domain.SetReorderPoint) -> StockLevel:
     return level
 
 
-def list_stock(uow, *, warehouse_code: str, sku_prefix: str, below_reorder_point: bool, page_size: int,
+def _after(key: list[str | int] | None) -> tuple[str, str] | None:
+    """A (warehouse, SKU) page key, as paging.decode checked it."""
+    match key:
+        case [str(warehouse_code), str(sku)]:
+            return warehouse_code, sku
+    return None
+
+
+def list_stock(uow: InventoryUnitOfWork, *, warehouse_code: str, sku_prefix: str, below_reorder_point: bool,
+               page_size: int,
                page_token: str) -> tuple[list[StockLevel], str]:
     from mesh import paging
 
     v = Violations()
     if warehouse_code:
-        domain.check_warehouse(v, "warehouse_code", warehouse_code)
+        identifiers.check_warehouse(v, "warehouse_code", warehouse_code)
     v.check(len(sku_prefix) <= 64, "sku_prefix", "must be at most 64 characters")
     v.raise_if_any()
     size = paging.page_size(page_size)
     filters = {"warehouse": warehouse_code, "prefix": sku_prefix, "below": below_reorder_point}
-    after = paging.decode(page_token, filters, (str, str))
+    after = _after(paging.decode(page_token, filters, (str, str)))
     with uow:
         levels = uow.stock.page(warehouse_code=warehouse_code, sku_prefix=sku_prefix,
-                                below_reorder_point=below_reorder_point,
-                                after=tuple(after) if after else None, limit=size + 1)
+                                below_reorder_point=below_reorder_point, after=after, limit=size + 1)
     token = paging.next_token(levels, size, lambda x: [x.warehouse_code, x.sku], filters)
     return levels[:size], token
 
 
-def stock_valuation(uow, *, as_of, warehouse_code: str, sku_prefix: str, page_size: int, page_token: str):
+def stock_valuation(uow: InventoryUnitOfWork, *, as_of, warehouse_code: str, sku_prefix: str, page_size: int,
+                    page_token: str):
     """(lines, (total quantity, total value), next page token): quantity, unit cost and value
     per SKU and warehouse, now (the balances) or as of a moment (the ledger summed up to it).
     Totals cover every line the filters select; the page token carries the moment, so every
@@ -395,16 +417,16 @@ def stock_valuation(uow, *, as_of, warehouse_code: str, sku_prefix: str, page_si
 
     v = Violations()
     if warehouse_code:
-        domain.check_warehouse(v, "warehouse_code", warehouse_code)
+        identifiers.check_warehouse(v, "warehouse_code", warehouse_code)
     v.check(len(sku_prefix) <= 64, "sku_prefix", "must be at most 64 characters")
     v.raise_if_any()
     size = paging.page_size(page_size)
     moment = as_of or dt.datetime.now(dt.UTC)
     filters = {"as_of": moment.isoformat() if as_of else "", "warehouse": warehouse_code, "prefix": sku_prefix}
-    after = paging.decode(page_token, filters, (str, str))
+    after = _after(paging.decode(page_token, filters, (str, str)))
     with uow:
         lines = uow.stock.valuation_page(as_of=as_of, warehouse_code=warehouse_code, sku_prefix=sku_prefix,
-                                         after=tuple(after) if after else None, limit=size + 1)
+                                         after=after, limit=size + 1)
         totals = uow.stock.valuation_totals(as_of=as_of, warehouse_code=warehouse_code, sku_prefix=sku_prefix)
     token = paging.next_token(lines, size, lambda x: [x[1], x[0]], filters)
     return lines[:size], totals, moment, token

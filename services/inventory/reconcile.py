@@ -15,6 +15,7 @@ The reservations and the ledger have no RPC: they are read from inventory's own 
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 
 from erp.orders.v1 import orders_pb2 as ord_pb
@@ -120,7 +121,7 @@ def receipts(sources: Sources) -> list[Finding]:
         if not found:
             findings.append(Finding("inventory.receipts", "receipt missing from the stock ledger",
                                     f"receipt {receipt.receipt_id}", f"procurement received {_show_lines(wanted)}",
-                                    lambda r=receipt, p=prices: _receive(owner, r, p)))
+                                    functools.partial(_receive, owner, receipt, prices)))
         elif found != wanted:
             findings.append(Finding("inventory.receipts", "received quantities differ", f"receipt {receipt.receipt_id}",
                                     f"ledger {_show_lines(found)}, procurement {_show_lines(wanted)}"))

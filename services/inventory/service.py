@@ -13,11 +13,11 @@ from services.inventory.grpc_api import InventoryServicer, valuation_currency
 NAME = "inventory"
 
 
-def add_servicers(server, runtime: Runtime) -> None:
+def add_servicers(server, runtime: Runtime[InventoryUnitOfWork]) -> None:
     inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(runtime), server)
 
 
-def spec() -> ServiceSpec:
+def spec() -> ServiceSpec[InventoryUnitOfWork]:
     return ServiceSpec(
         name=NAME,
         port=PORTS[NAME],

@@ -295,6 +295,13 @@ class PurchaseOrder:
     def line(self, line_no: int) -> POLine | None:
         return next((line for line in self.lines if line.line_no == line_no), None)
 
+    def known_line(self, line_no: int) -> POLine:
+        """A line the order has (a receipt's or a bill's, validated against the order before)."""
+        line = self.line(line_no)
+        if line is None:
+            raise KeyError(f"purchase order {self.purchase_order_id} has no line {line_no}")
+        return line
+
     def _move(self, target: POStatus, now: dt.datetime) -> None:
         if target not in TRANSITIONS.get(self.status, frozenset()):
             raise InvalidTransition(f"purchase order {self.purchase_order_id} is {self.status}; it cannot become "

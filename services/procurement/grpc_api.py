@@ -4,7 +4,9 @@ from __future__ import annotations
 from erp.procurement.v1 import procurement_pb2 as pb
 from erp.procurement.v1 import procurement_pb2_grpc
 from mesh import call_context, protoconv
+from mesh.service import Runtime
 from services.procurement import domain, handlers
+from services.procurement.adapters import ProcurementUnitOfWork
 from services.procurement.domain import GoodsReceipt, PurchaseOrder, QuantityStatus, Supplier, SupplierPrice
 
 _RECEIPT = {QuantityStatus.NONE: pb.RECEIPT_STATUS_PENDING, QuantityStatus.PARTIAL: pb.RECEIPT_STATUS_PARTIAL,
@@ -23,9 +25,11 @@ def _enum_in(enum_type, prefix: str, value: int, domain_enum):
         return None
 
 
+# An enum field is given its value's name ("SUPPLIER_STATUS_" + the domain's name): the message's constructor
+# looks it up, and refuses a name the proto does not have.
 def supplier_to_proto(s: Supplier) -> pb.Supplier:
     return pb.Supplier(
-        supplier_id=s.supplier_id, name=s.name, status=pb.SupplierStatus.Value("SUPPLIER_STATUS_" + s.status.name),
+        supplier_id=s.supplier_id, name=s.name, status="SUPPLIER_STATUS_" + s.status.name,
         currency_code=s.currency_code, payment_terms_days=s.payment_terms_days, email=s.email,
         webhook_url=s.webhook_url, version=s.version,
         contacts=[pb.SupplierContact(name=c.name, email=c.email, phone=c.phone, role=c.role) for c in s.contacts])
@@ -40,7 +44,7 @@ def order_to_proto(o: PurchaseOrder) -> pb.PurchaseOrder:
     c = o.currency_code
     return pb.PurchaseOrder(
         purchase_order_id=o.purchase_order_id, supplier_id=o.supplier_id,
-        status=pb.PurchaseOrderStatus.Value("PURCHASE_ORDER_STATUS_" + o.status.name),
+        status="PURCHASE_ORDER_STATUS_" + o.status.name,
         lines=[pb.PurchaseOrderLine(
             line_no=x.line_no, sku=x.sku, quantity=x.quantity, unit_price=protoconv.money(c, x.unit_price),
             expected_date=x.expected_date, received_quantity=x.received_quantity, billed_quantity=x.billed_quantity,
@@ -48,11 +52,11 @@ def order_to_proto(o: PurchaseOrder) -> pb.PurchaseOrder:
             amount=protoconv.money(c, x.amount)) for x in o.lines],
         number=o.number, currency_code=c, warehouse_code=o.warehouse_code, total=protoconv.money(c, o.total),
         approvals=[pb.Approval(approver=a.approver, comment=a.comment, decided_at=protoconv.timestamp(a.decided_at),
-                               decision=pb.ApprovalDecision.Value("APPROVAL_DECISION_" + a.decision.name))
+                               decision="APPROVAL_DECISION_" + a.decision.name)
                    for a in o.approvals],
         approvals_required=o.approvals_required, receipt_status=_RECEIPT[o.receipt_status],
         billing_status=_BILLING[o.billing_status], note=o.note,
-        origin=pb.PurchaseOrderOrigin.Value("PURCHASE_ORDER_ORIGIN_" + o.origin.name),
+        origin="PURCHASE_ORDER_ORIGIN_" + o.origin.name,
         closing_reason=o.closing_reason, submitted_by=o.submitted_by, version=o.version,
         created_at=protoconv.timestamp(o.created_at), updated_at=protoconv.timestamp(o.updated_at))
 
@@ -71,7 +75,7 @@ def _draft(warehouse_code: str, lines, note: str) -> handlers.DraftInput:
 
 
 class ProcurementServicer(procurement_pb2_grpc.ProcurementServiceServicer):
-    def __init__(self, runtime, deps: handlers.Deps) -> None:
+    def __init__(self, runtime: Runtime[ProcurementUnitOfWork], deps: handlers.Deps) -> None:
         self.runtime = runtime
         self.deps = deps
 

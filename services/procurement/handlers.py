@@ -13,9 +13,10 @@ from typing import Protocol
 from erp.common.v1 import money_pb2
 from erp.events.v1 import procurement_events_pb2 as ev
 from mesh import paging, protoconv
-from mesh.errors import AlreadyExists, FailedPrecondition, NotFound, Violations
-from mesh.identifiers import check_request_id, check_warehouse
+from mesh.errors import Aborted, AlreadyExists, FailedPrecondition, NotFound, Violations
+from mesh.identifiers import check_request_id, check_sku, check_warehouse
 from services.procurement import domain
+from services.procurement.adapters import ProcurementUnitOfWork
 from services.procurement.domain import (
     GoodsReceipt,
     Origin,
@@ -49,13 +50,15 @@ class Deps:
 # ---------------------------------------------------------------- suppliers
 
 
-def create_supplier(uow, supplier: Supplier) -> Supplier:
+def create_supplier(uow: ProcurementUnitOfWork, supplier: Supplier) -> Supplier:
     """A repeat of the create that made a supplier is answered with it (whatever changed
     since); any other create of a taken id is a conflict."""
     supplier = domain.new_supplier(supplier)
     with uow:
         if not uow.suppliers.add(supplier):
             existing = uow.suppliers.get(supplier.supplier_id)
+            if existing is None:  # not seen: ON CONFLICT waits for the other create's commit
+                raise Aborted(f"supplier {supplier.supplier_id} was being created by another request; retry")
             if domain.same_create(existing, supplier):
                 return existing
             raise AlreadyExists(f"supplier {supplier.supplier_id} exists with other data")
@@ -69,33 +72,38 @@ def _check_id(field: str, value: str) -> None:
     v.raise_if_any()
 
 
-def _supplier(uow, supplier_id: str, for_update: bool = False) -> Supplier:
+def _supplier(uow: ProcurementUnitOfWork, supplier_id: str, for_update: bool = False) -> Supplier:
     supplier = uow.suppliers.get(supplier_id, for_update=for_update)
     if supplier is None:
         raise NotFound(f"no supplier {supplier_id}")
     return supplier
 
 
-def get_supplier(uow, supplier_id: str) -> Supplier:
+def get_supplier(uow: ProcurementUnitOfWork, supplier_id: str) -> Supplier:
     _check_id("supplier_id", supplier_id)
     with uow:
         return _supplier(uow, supplier_id)
 
 
-def list_suppliers(uow, status: SupplierStatus | None, page_size: int, page_token: str) -> tuple[list[Supplier], str]:
+def list_suppliers(uow: ProcurementUnitOfWork, status: SupplierStatus | None, page_size: int,
+                   page_token: str) -> tuple[list[Supplier], str]:
     size = paging.page_size(page_size)
     filters = {"status": str(status or "")}
-    after = paging.decode(page_token, filters, (str,))
+    after: str | None = None
+    match paging.decode(page_token, filters, (str,)):
+        case [str(supplier_id)]:
+            after = supplier_id
     with uow:
-        found = uow.suppliers.page(status, after[0] if after else None, size + 1)
+        found = uow.suppliers.page(status, after, size + 1)
     return found[:size], paging.next_token(found, size, lambda s: [s.supplier_id], filters)
 
 
-def update_supplier_status(uow, supplier_id: str, status: SupplierStatus | None) -> Supplier:
+def update_supplier_status(uow: ProcurementUnitOfWork, supplier_id: str, status: SupplierStatus | None) -> Supplier:
     v = Violations()
     domain.check_id(v, "supplier_id", supplier_id)
     v.check(status is not None, "status", "must be ACTIVE, INACTIVE or BLOCKED")
     v.raise_if_any()
+    assert status is not None  # refused above
     with uow:
         supplier = _supplier(uow, supplier_id, for_update=True)
         if supplier.status is not status:
@@ -105,7 +113,8 @@ def update_supplier_status(uow, supplier_id: str, status: SupplierStatus | None)
     return supplier
 
 
-def set_supplier_price(uow, deps: Deps, price: SupplierPrice, amount: str, currency: str) -> SupplierPrice:
+def set_supplier_price(uow: ProcurementUnitOfWork, deps: Deps, price: SupplierPrice, amount: str,
+                       currency: str) -> SupplierPrice:
     _check_id("price.supplier_id", price.supplier_id)
     with uow:
         supplier = _supplier(uow, price.supplier_id)
@@ -121,13 +130,13 @@ def set_supplier_price(uow, deps: Deps, price: SupplierPrice, amount: str, curre
     return price
 
 
-def list_supplier_prices(uow, supplier_id: str, sku: str) -> list[SupplierPrice]:
+def list_supplier_prices(uow: ProcurementUnitOfWork, supplier_id: str, sku: str) -> list[SupplierPrice]:
     v = Violations()
     v.check(bool(supplier_id or sku), "supplier_id", "give supplier_id, sku or both")
     if supplier_id:
         domain.check_id(v, "supplier_id", supplier_id)
     if sku:
-        domain.check_sku(v, "sku", sku)
+        check_sku(v, "sku", sku)
     v.raise_if_any()
     with uow:
         return uow.suppliers.prices(supplier_id=supplier_id, sku=sku)
@@ -143,7 +152,8 @@ class DraftInput:
     note: str
 
 
-def _draft_lines(uow, deps: Deps, supplier: Supplier, draft: DraftInput, v: Violations) -> tuple[str, list]:
+def _draft_lines(uow: ProcurementUnitOfWork, deps: Deps, supplier: Supplier, draft: DraftInput,
+                 v: Violations) -> tuple[str, list]:
     """The warehouse and validated lines of a draft; raises with every problem at once."""
     warehouse = draft.warehouse_code or deps.config.default_warehouse
     check_warehouse(v, "warehouse_code", warehouse)
@@ -158,7 +168,8 @@ def _draft_lines(uow, deps: Deps, supplier: Supplier, draft: DraftInput, v: Viol
     return warehouse, lines
 
 
-def create_purchase_order(uow, deps: Deps, request_id: str, supplier_id: str, draft: DraftInput) -> PurchaseOrder:
+def create_purchase_order(uow: ProcurementUnitOfWork, deps: Deps, request_id: str, supplier_id: str,
+                          draft: DraftInput) -> PurchaseOrder:
     v = Violations()
     check_request_id(v, "request_id", request_id)
     domain.check_id(v, "supplier_id", supplier_id)
@@ -176,7 +187,7 @@ def create_purchase_order(uow, deps: Deps, request_id: str, supplier_id: str, dr
     return order
 
 
-def _new_order(uow, deps: Deps, request_id: str, supplier: Supplier, warehouse: str, lines: list,
+def _new_order(uow: ProcurementUnitOfWork, deps: Deps, request_id: str, supplier: Supplier, warehouse: str, lines: list,
                note: str, origin: Origin) -> PurchaseOrder:
     now = deps.now()
     order = PurchaseOrder(
@@ -189,7 +200,7 @@ def _new_order(uow, deps: Deps, request_id: str, supplier: Supplier, warehouse: 
     return order
 
 
-def update_purchase_order(uow, deps: Deps, purchase_order_id: str, expected_version: int,
+def update_purchase_order(uow: ProcurementUnitOfWork, deps: Deps, purchase_order_id: str, expected_version: int,
                           draft: DraftInput) -> PurchaseOrder:
     _check_order_id(purchase_order_id)
     with uow:
@@ -210,7 +221,7 @@ def _check_order_id(purchase_order_id: str) -> None:
     v.raise_if_any()
 
 
-def _locked(uow, purchase_order_id: str) -> PurchaseOrder:
+def _locked(uow: ProcurementUnitOfWork, purchase_order_id: str) -> PurchaseOrder:
     order = uow.orders.get(purchase_order_id, for_update=True)
     if order is None:
         raise NotFound(f"no purchase order {purchase_order_id}")
@@ -224,7 +235,7 @@ def _person(v: Violations, field: str, name: str) -> str:
 # ---------------------------------------------------------------- the approval flow
 
 
-def submit(uow, deps: Deps, purchase_order_id: str, submitted_by: str) -> PurchaseOrder:
+def submit(uow: ProcurementUnitOfWork, deps: Deps, purchase_order_id: str, submitted_by: str) -> PurchaseOrder:
     _check_order_id(purchase_order_id)
     v = Violations()
     by = _person(v, "submitted_by", submitted_by)
@@ -241,7 +252,8 @@ def submit(uow, deps: Deps, purchase_order_id: str, submitted_by: str) -> Purcha
     return order
 
 
-def approve(uow, deps: Deps, purchase_order_id: str, approver: str, comment: str) -> PurchaseOrder:
+def approve(uow: ProcurementUnitOfWork, deps: Deps, purchase_order_id: str, approver: str,
+            comment: str) -> PurchaseOrder:
     _check_order_id(purchase_order_id)
     v = Violations()
     approver = _person(v, "approver", approver)
@@ -260,7 +272,7 @@ def approve(uow, deps: Deps, purchase_order_id: str, approver: str, comment: str
     return order
 
 
-def reject(uow, deps: Deps, purchase_order_id: str, approver: str, reason: str) -> PurchaseOrder:
+def reject(uow: ProcurementUnitOfWork, deps: Deps, purchase_order_id: str, approver: str, reason: str) -> PurchaseOrder:
     _check_order_id(purchase_order_id)
     v = Violations()
     approver = _person(v, "approver", approver)
@@ -276,15 +288,15 @@ def reject(uow, deps: Deps, purchase_order_id: str, approver: str, reason: str) 
     return order
 
 
-def cancel(uow, deps: Deps, purchase_order_id: str, reason: str) -> PurchaseOrder:
+def cancel(uow: ProcurementUnitOfWork, deps: Deps, purchase_order_id: str, reason: str) -> PurchaseOrder:
     return _end(uow, deps, purchase_order_id, reason, PurchaseOrder.cancel)
 
 
-def close(uow, deps: Deps, purchase_order_id: str, reason: str) -> PurchaseOrder:
+def close(uow: ProcurementUnitOfWork, deps: Deps, purchase_order_id: str, reason: str) -> PurchaseOrder:
     return _end(uow, deps, purchase_order_id, reason, PurchaseOrder.close)
 
 
-def _end(uow, deps: Deps, purchase_order_id: str, reason: str, how) -> PurchaseOrder:
+def _end(uow: ProcurementUnitOfWork, deps: Deps, purchase_order_id: str, reason: str, how) -> PurchaseOrder:
     _check_order_id(purchase_order_id)
     v = Violations()
     reason = domain.check_text(v, "reason", reason, domain.MAX_REASON, required=True)
@@ -297,7 +309,7 @@ def _end(uow, deps: Deps, purchase_order_id: str, reason: str, how) -> PurchaseO
     return order
 
 
-def get_purchase_order(uow, purchase_order_id: str) -> PurchaseOrder:
+def get_purchase_order(uow: ProcurementUnitOfWork, purchase_order_id: str) -> PurchaseOrder:
     _check_order_id(purchase_order_id)
     with uow:
         order = uow.orders.get(purchase_order_id)
@@ -306,7 +318,8 @@ def get_purchase_order(uow, purchase_order_id: str) -> PurchaseOrder:
     return order
 
 
-def list_purchase_orders(uow, *, supplier_id: str, status: POStatus | None, created_after: dt.datetime | None,
+def list_purchase_orders(uow: ProcurementUnitOfWork, *, supplier_id: str, status: POStatus | None,
+                         created_after: dt.datetime | None,
                          created_before: dt.datetime | None, page_size: int,
                          page_token: str) -> tuple[list[PurchaseOrder], str]:
     v = Violations()
@@ -318,11 +331,13 @@ def list_purchase_orders(uow, *, supplier_id: str, status: POStatus | None, crea
     size = paging.page_size(page_size)
     filters = {"supplier": supplier_id, "status": str(status or ""), "after": str(created_after or ""),
                "before": str(created_before or "")}
-    after = paging.decode(page_token, filters, (paging.TIMESTAMP, str))
+    after: tuple[str, str] | None = None
+    match paging.decode(page_token, filters, (paging.TIMESTAMP, str)):
+        case [str(created_at), str(purchase_order_id)]:
+            after = (created_at, purchase_order_id)
     with uow:
         found = uow.orders.page(supplier_id=supplier_id, status=status, created_after=created_after,
-                                created_before=created_before, after=tuple(after) if after else None,
-                                limit=size + 1)
+                                created_before=created_before, after=after, limit=size + 1)
     token = paging.next_token(found, size, lambda o: [o.created_at.isoformat(), o.purchase_order_id], filters)
     return found[:size], token
 
@@ -339,7 +354,7 @@ class ReceiveGoods:
     reference: str
 
 
-def receive_goods(uow, deps: Deps, cmd: ReceiveGoods) -> tuple[GoodsReceipt, PurchaseOrder]:
+def receive_goods(uow: ProcurementUnitOfWork, deps: Deps, cmd: ReceiveGoods) -> tuple[GoodsReceipt, PurchaseOrder]:
     """One receipt, all lines or none. The order's row lock serialises concurrent
     receipts, so two of them can never both take the last receivable units."""
     v = Violations()
@@ -360,7 +375,7 @@ def receive_goods(uow, deps: Deps, cmd: ReceiveGoods) -> tuple[GoodsReceipt, Pur
         now = deps.now()
         order.receive(quantities, now)
         receipt = GoodsReceipt(str(uuid.uuid4()), cmd.request_id, order.purchase_order_id, order.warehouse_code,
-                               tuple(ReceiptLine(n, order.line(n).sku, q) for n, q in sorted(quantities.items())),
+                               tuple(ReceiptLine(n, order.known_line(n).sku, q) for n, q in sorted(quantities.items())),
                                received_by, reference, now)
         uow.orders.save(order)
         uow.orders.add_receipt(receipt)
@@ -370,7 +385,7 @@ def receive_goods(uow, deps: Deps, cmd: ReceiveGoods) -> tuple[GoodsReceipt, Pur
     return receipt, order
 
 
-def list_receipts(uow, purchase_order_id: str) -> list[GoodsReceipt]:
+def list_receipts(uow: ProcurementUnitOfWork, purchase_order_id: str) -> list[GoodsReceipt]:
     _check_order_id(purchase_order_id)
     with uow:
         if uow.orders.get(purchase_order_id) is None:
@@ -381,7 +396,8 @@ def list_receipts(uow, purchase_order_id: str) -> list[GoodsReceipt]:
 # ---------------------------------------------------------------- reactions to events
 
 
-def on_stock_below_reorder_point(uow, deps: Deps, sku: str, warehouse_code: str, reorder_quantity: int,
+def on_stock_below_reorder_point(uow: ProcurementUnitOfWork, deps: Deps, sku: str, warehouse_code: str,
+                                 reorder_quantity: int,
                                  stock_version: int) -> PurchaseOrder | None:
     """Raises a draft for the SKU's preferred supplier, or adds the line to the draft
     replenishment already opened for that supplier and warehouse. Once per shortage: the
@@ -391,7 +407,7 @@ def on_stock_below_reorder_point(uow, deps: Deps, sku: str, warehouse_code: str,
         return None
     price = uow.suppliers.preferred_price(sku)
     supplier = uow.suppliers.get(price.supplier_id) if price else None
-    if price is None or supplier.status is not SupplierStatus.ACTIVE:
+    if price is None or supplier is None or supplier.status is not SupplierStatus.ACTIVE:
         # Nothing to order from; the shortage stays visible in ListStock(below_reorder_point).
         log.warning("shortage of %s in %s: no active preferred supplier, no purchase order raised", sku,
                     warehouse_code)
@@ -410,7 +426,8 @@ def on_stock_below_reorder_point(uow, deps: Deps, sku: str, warehouse_code: str,
     return order
 
 
-def on_bill_posted(uow, deps: Deps, bill_id: str, purchase_order_id: str, quantities: dict[int, int]) -> None:
+def on_bill_posted(uow: ProcurementUnitOfWork, deps: Deps, bill_id: str, purchase_order_id: str,
+                   quantities: dict[int, int]) -> None:
     """Records what finance billed, once per bill."""
     if not uow.orders.claim_bill(bill_id, purchase_order_id):
         return
@@ -442,4 +459,4 @@ def _received_event(order: PurchaseOrder, receipt: GoodsReceipt) -> ev.GoodsRece
         receipt_id=receipt.receipt_id, purchase_order_id=order.purchase_order_id, supplier_id=order.supplier_id,
         warehouse_code=receipt.warehouse_code,
         lines=[ev.ReceivedLine(line_no=x.line_no, sku=x.sku, quantity=x.quantity,
-                               unit_price=_money(order, order.line(x.line_no).unit_price)) for x in receipt.lines])
+                               unit_price=_money(order, order.known_line(x.line_no).unit_price)) for x in receipt.lines])

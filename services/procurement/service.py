@@ -31,12 +31,12 @@ def deps(settings: Settings) -> Deps:
     return Deps(ProcurementConfig.from_settings(settings), InventoryCatalog(settings))
 
 
-def add_servicers(server, runtime: Runtime) -> None:
+def add_servicers(server, runtime: Runtime[ProcurementUnitOfWork]) -> None:
     procurement_pb2_grpc.add_ProcurementServiceServicer_to_server(
         ProcurementServicer(runtime, deps(runtime.settings)), server)
 
 
-def spec() -> ServiceSpec:
+def spec() -> ServiceSpec[ProcurementUnitOfWork]:
     return ServiceSpec(
         name=NAME,
         port=PORTS[NAME],

@@ -174,8 +174,8 @@ class Sampler:
         return t.user + t.system
 
     def _pg_rows(self) -> tuple[dict[int, tuple], dict[str, int]]:
-        """pg_stat_activity by pid, and the run database's counters (pg_stat_database: transactions,
-        rows written, rows read; PostgreSQL publishes them within about a second)."""
+        """pg_stat_activity by pid, and the run database's counters (pg_stat_database: transactions and
+        rows written; PostgreSQL publishes them within about a second)."""
         if not self.database_url:
             return {}, {}
         import psycopg
@@ -183,11 +183,9 @@ class Sampler:
         with psycopg.connect(self.database_url, autocommit=True, application_name=GENERATOR_APP) as conn:
             rows = conn.execute("SELECT pid, datname, backend_type, application_name, client_port "
                                 "FROM pg_stat_activity").fetchall()
-            stats = conn.execute("SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted, "
-                                 "tup_returned + tup_fetched FROM pg_stat_database WHERE datname = %s",
-                                 (self.run_db,)).fetchone() or (0, 0, 0)
-        return {r[0]: tuple(r[1:]) for r in rows}, dict(zip(("transactions", "rows written", "rows read"), stats,
-                                                           strict=True))
+            stats = conn.execute("SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted "
+                                 "FROM pg_stat_database WHERE datname = %s", (self.run_db,)).fetchone() or (0, 0)
+        return {r[0]: tuple(r[1:]) for r in rows}, dict(zip(("transactions", "rows written"), stats, strict=True))
 
     def _service_of_port(self) -> dict[int, str]:
         """Local port of each service process's connection to PostgreSQL -> the service."""

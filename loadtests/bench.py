@@ -190,6 +190,7 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
     start = time.time()
     window_start, end = start + warmup, start + warmup + seconds
     cursor_time = [start - 1]
+    polls = 0  # the generator's own queries, each a transaction of the run's database
 
     def fire() -> None:
         wall, t0 = time.time(), time.perf_counter()
@@ -228,6 +229,7 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
         deadline = end + drain
         while time.time() < deadline:
             time.sleep(0.05)
+            polls += 2 if window_start <= time.time() <= end else 0
             with lock:
                 ids = list(pending)
             if not ids and time.time() >= end:
@@ -275,7 +277,7 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
     confirm = _summary([float(at) - placed_in_window[oid] for oid, at in decided], seconds, Counter())
     result.update({"rps": count_in_window / seconds, "stuck": stuck, "processed": len(processed),
                    "statuses": dict(statuses), "place": _summary(place_latencies, seconds, Counter()),
-                   "confirm": confirm})
+                   "confirm": confirm, "generator_queries_per_s": polls / seconds})
     return result
 
 
@@ -728,9 +730,13 @@ def print_cpu(bench: Bench, orders_row: str, echo_row: str) -> None:
     other = order["groups"].get("postgres other", 0.0) * 1000 / units
     print(f"     not counted: load generator {gen:.2f} ms/order, other databases on the PostgreSQL server "
           f"{other:.2f} ms/order, the rest of the machine {order['cpu']['oth']:.2f} cores", flush=True)
-    if order["pg_db"]:
-        print("     PostgreSQL per order (pg_stat_database): " + ", ".join(
-            f"{v / units:.1f} {k}" for k, v in order["pg_db"].items()))
+    idle = {g: echo["groups"].get(g, 0.0) / echo["window"] for g in ("postgres", "rabbitmq", "redis")}
+    print(f"     engines while the mesh idled (row {echo_row}; other users of shared engines, the services' polls): "
+          + ", ".join(f"{g} {c:.2f} cores ({c * 1000 / order['rps']:.1f} ms/order)" for g, c in idle.items()))
+    if order["pg_db"]:  # less the generator's completion polls (two autocommit queries every 50 ms)
+        xacts = order["pg_db"]["transactions"] - order.get("generator_queries_per_s", 0.0) * order["window"]
+        print(f"     PostgreSQL per order (pg_stat_database, less the generator's polls): {xacts / units:.1f} "
+              f"transactions, {order['pg_db']['rows written'] / units:.1f} rows written")
     for what, row, n in (("order", order, units), ("echo call", echo, echo["rps"] * echo["window"])):
         if row.get("instructions") is not None:
             print(f"     instructions per {what}: {row['instructions'] / n:,.0f}")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
+from mesh.addresses import valid_webhook_url
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from mesh.webhook_keys import SigningKeys
@@ -140,19 +141,19 @@ class ContactRepository:
     def put(self, contact: Contact) -> bool:
         """Stores the contact unless a newer version is there; returns whether it was stored."""
         s = contact.signing
-        has_previous = s.previous is not None and s.previous_expires_at is not None
+        previous = s.previous if s.previous_expires_at is not None else None
         values = {"customer_id": contact.customer_id, "name": contact.name, "email": contact.email,
                   "webhook_url": contact.webhook_url, "version": contact.version,
                   "occurred_at": contact.occurred_at, "secret_id": s.current.secret_id, "key_id": s.current.key_id,
-                  "previous_secret_id": s.previous.secret_id if has_previous else None,
-                  "previous_key_id": s.previous.key_id if has_previous else None,
-                  "previous_expires_at": s.previous_expires_at if has_previous else None}
-        stmt = insert(contacts).values(**values)
-        stmt = stmt.on_conflict_do_update(
+                  "previous_secret_id": previous.secret_id if previous else None,
+                  "previous_key_id": previous.key_id if previous else None,
+                  "previous_expires_at": s.previous_expires_at if previous else None}
+        insert_contact = insert(contacts).values(**values)
+        stmt = insert_contact.on_conflict_do_update(
             index_elements=[contacts.c.customer_id],
-            set_={**{k: stmt.excluded[k] for k in values if k != "customer_id"}, "updated_at": sa.func.now()},
+            set_={**{k: insert_contact.excluded[k] for k in values if k != "customer_id"}, "updated_at": sa.func.now()},
             where=sa.tuple_(contacts.c.version, contacts.c.occurred_at)
-            < sa.tuple_(stmt.excluded.version, stmt.excluded.occurred_at),
+            < sa.tuple_(insert_contact.excluded.version, insert_contact.excluded.occurred_at),
         ).returning(sa.literal(1))
         return self.conn.execute(stmt).first() is not None
 
@@ -470,7 +471,7 @@ class WebhookSender:
         return found
 
     def send(self, d: Delivery, now: dt.datetime, contact: Contact | None = None) -> None:
-        if not domain.valid_webhook_url(d.recipient):
+        if not valid_webhook_url(d.recipient):
             raise SendFailed("webhook URL is not an http(s) URL")
         body = domain.webhook_body(d)
         request = urllib.request.Request(d.recipient, data=body, method="POST",
@@ -495,11 +496,13 @@ class Senders:
     """Sends a delivery by its channel."""
 
     def __init__(self, email_sender: EmailSender, webhook_sender: WebhookSender) -> None:
-        self.by_channel = {Channel.EMAIL: email_sender, Channel.WEBHOOK: webhook_sender}
+        self.email_sender, self.webhook_sender = email_sender, webhook_sender
 
     def send(self, d: Delivery, now: dt.datetime, contact: Contact | None = None) -> None:
         """contact: the customer's, for a webhook's signing secrets."""
         if d.channel is Channel.WEBHOOK:
-            self.by_channel[d.channel].send(d, now, contact)
+            self.webhook_sender.send(d, now, contact)
+        elif d.channel is Channel.EMAIL:
+            self.email_sender.send(d, now)
         else:
-            self.by_channel[d.channel].send(d, now)
+            raise KeyError(d.channel)

@@ -6,14 +6,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from google.protobuf import message
+
 from erp.common.v1 import money_pb2
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
+from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import locks, protoconv
 from mesh.events.consumer import EventHandlers
 from services.notification import domain, handlers
+from services.notification.adapters import NotificationUnitOfWork
 
 log = logging.getLogger("services.notification")
 MAX_LINES_SHOWN = 50
@@ -67,7 +71,7 @@ def supplier_party(supplier_id: str) -> str:
     return f"supplier:{supplier_id}"
 
 
-def fields_of(payload) -> dict[str, str]:
+def fields_of(payload: message.Message) -> dict[str, str]:
     """The template fields an event provides (see templates.py)."""
     match payload:
         case orders_ev.OrderConfirmed():
@@ -109,20 +113,24 @@ def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
     consumes = EventHandlers(consumer="notification")
 
     @consumes.on(crm_ev.CustomerUpdated, lock=CUSTOMER)
-    def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
+    def on_customer_updated(uow: NotificationUnitOfWork, event: crm_ev.CustomerUpdated,
+                            envelope: EventEnvelope) -> None:
         env = envelope
         contact, problems = domain.contact(event.customer_id, event.name, event.email, event.webhook_url,
                                            env.aggregate_version, protoconv.moment_of(env.occurred_at),
                                            signing_of(event))
         handlers.on_customer_updated(uow, contact, problems, wake=wake)
 
-    def on_notified_event(uow, event, envelope) -> None:
+    def on_notified_event(uow: NotificationUnitOfWork, event: message.Message, envelope: EventEnvelope) -> None:
         env = envelope
+        if not isinstance(event, NOTIFIED):  # registered for NOTIFIED's types only
+            raise TypeError(f"no customer notification for {env.event_type}")
         handlers.notify(uow, domain.Notify(env.event_id, env.event_type, event.customer_id, fields_of(event)),
                         wake=wake)
 
     @consumes.on(procurement_ev.PurchaseOrderApproved, lock=locks.by("supplier", "supplier_id"))
-    def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
+    def on_purchase_order_approved(uow: NotificationUnitOfWork, event: procurement_ev.PurchaseOrderApproved,
+                                   envelope: EventEnvelope) -> None:
         # The event carries the supplier's addresses as they were at approval: that is who gets this order.
         env = envelope
         party = supplier_party(event.supplier_id)

@@ -4,16 +4,21 @@ from __future__ import annotations
 from erp.notification.v1 import notification_pb2 as pb
 from erp.notification.v1 import notification_pb2_grpc
 from mesh import protoconv
+from mesh.service import Runtime
 from services.notification import domain, handlers
+from services.notification.adapters import NotificationUnitOfWork
 from services.notification.domain import Delivery, Held, HoldStatus
 
 
+# An enum field is given its value's name ("DELIVERY_STATUS_" + the domain's name): the message's constructor looks it
+# up,
+# and refuses a name the proto does not have.
 def to_proto(d: Delivery) -> pb.Delivery:
     out = pb.Delivery(
         delivery_id=d.delivery_id, event_id=d.event_id, recipient=d.recipient,
-        channel=pb.Channel.Value("CHANNEL_" + d.channel.name), attempts=d.attempts,
+        channel="CHANNEL_" + d.channel.name, attempts=d.attempts,
         delivered=d.status is domain.DeliveryStatus.DELIVERED, event_type=d.event_type, customer_id=d.customer_id,
-        subject=d.subject, status=pb.DeliveryStatus.Value("DELIVERY_STATUS_" + d.status.name),
+        subject=d.subject, status="DELIVERY_STATUS_" + d.status.name,
         last_error=d.last_error, created_at=protoconv.timestamp(d.created_at),
     )
     if d.last_attempt_at is not None:
@@ -23,7 +28,7 @@ def to_proto(d: Delivery) -> pb.Delivery:
 
 def held_to_proto(h: Held) -> pb.HeldNotification:
     out = pb.HeldNotification(event_id=h.event_id, event_type=h.event_type, customer_id=h.customer_id,
-                              status=pb.HoldStatus.Value("HOLD_STATUS_" + h.status.name),
+                              status="HOLD_STATUS_" + h.status.name,
                               held_at=protoconv.timestamp(h.held_at))
     if h.settled_at is not None:
         out.settled_at.CopyFrom(protoconv.timestamp(h.settled_at))
@@ -39,7 +44,7 @@ def _hold_status(value: int) -> HoldStatus | None:
 
 
 class NotificationServicer(notification_pb2_grpc.NotificationServiceServicer):
-    def __init__(self, runtime) -> None:
+    def __init__(self, runtime: Runtime[NotificationUnitOfWork]) -> None:
         self.runtime = runtime
 
     def ListDeliveries(self, request: pb.ListDeliveriesRequest, context) -> pb.ListDeliveriesResponse:

@@ -7,10 +7,12 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from typing import TypedDict
 
 from erp.events.v1 import notification_events_pb2 as ev
 from mesh import metrics, paging
 from services.notification import domain, templates
+from services.notification.adapters import NotificationUnitOfWork
 from services.notification.domain import Contact, Delivery, Held, HoldStatus, Notify, RetryPolicy, SendFailed
 
 log = logging.getLogger("services.notification")
@@ -28,7 +30,8 @@ def _count(status: HoldStatus, n: int = 1) -> Callable[[], None]:
     return lambda: metrics.labelled(metrics.HELD_NOTIFICATIONS, str(status)).inc(n)
 
 
-def on_customer_updated(uow, update: Contact, problems: Sequence[str] = (), wake: Callable[[], None] = lambda: None,
+def on_customer_updated(uow: NotificationUnitOfWork, update: Contact, problems: Sequence[str] = (),
+                        wake: Callable[[], None] = lambda: None,
                         now: dt.datetime | None = None, new_id: Callable[[], str] = _new_id) -> bool:
     """Keeps the newest contact data of a customer and queues the deliveries of the events
     held for it; returns whether it changed the contact. Runs under the customer's lock,
@@ -43,7 +46,8 @@ def on_customer_updated(uow, update: Contact, problems: Sequence[str] = (), wake
     return changed
 
 
-def notify(uow, cmd: Notify, wake: Callable[[], None] = lambda: None, now: dt.datetime | None = None,
+def notify(uow: NotificationUnitOfWork, cmd: Notify, wake: Callable[[], None] = lambda: None,
+           now: dt.datetime | None = None,
            new_id: Callable[[], str] = _new_id) -> list[Delivery]:
     """Renders the event's template and queues one delivery per channel the customer has.
     A repeated event queues nothing. The dispatcher is woken once this commits. An event
@@ -55,7 +59,7 @@ def notify(uow, cmd: Notify, wake: Callable[[], None] = lambda: None, now: dt.da
     return notify_contact(uow, contact, cmd, wake, now, new_id)
 
 
-def hold(uow, cmd: Notify, now: dt.datetime | None = None) -> bool:
+def hold(uow: NotificationUnitOfWork, cmd: Notify, now: dt.datetime | None = None) -> bool:
     """Keeps an event until its customer's CustomerUpdated comes (domain.Held); returns
     whether it was held now (False: a repeat of an event held before)."""
     if not uow.held.add(domain.hold(cmd, now or _now())):
@@ -66,7 +70,8 @@ def hold(uow, cmd: Notify, now: dt.datetime | None = None) -> bool:
     return True
 
 
-def release_held(uow, contact: Contact, wake: Callable[[], None] = lambda: None, now: dt.datetime | None = None,
+def release_held(uow: NotificationUnitOfWork, contact: Contact, wake: Callable[[], None] = lambda: None,
+                 now: dt.datetime | None = None,
                  new_id: Callable[[], str] = _new_id) -> list[Delivery]:
     """Queues the deliveries of the events held for this customer, in the order they came."""
     held = uow.held.waiting_for(contact.customer_id)
@@ -80,7 +85,7 @@ def release_held(uow, contact: Contact, wake: Callable[[], None] = lambda: None,
     return queued
 
 
-def notify_contact(uow, contact: Contact, cmd: Notify, wake: Callable[[], None] = lambda: None,
+def notify_contact(uow: NotificationUnitOfWork, contact: Contact, cmd: Notify, wake: Callable[[], None] = lambda: None,
                    now: dt.datetime | None = None, new_id: Callable[[], str] = _new_id) -> list[Delivery]:
     """notify() for a party whose addresses the event itself carries (a supplier)."""
     fields = {**cmd.fields, "customer_id": contact.customer_id, "customer_name": contact.name or contact.customer_id}
@@ -95,7 +100,8 @@ def notify_contact(uow, contact: Contact, cmd: Notify, wake: Callable[[], None] 
     return queued
 
 
-def dispatch_next(uow, senders, policy: RetryPolicy, now: dt.datetime | None = None) -> Delivery | None:
+def dispatch_next(uow: NotificationUnitOfWork, senders, policy: RetryPolicy,
+                  now: dt.datetime | None = None) -> Delivery | None:
     """Claims the next due delivery, sends it, and records the attempt; None when nothing
     is due. The row stays locked while it is sent, so no other dispatcher sends it too."""
     now = now or _now()
@@ -127,26 +133,40 @@ def dispatch_next(uow, senders, policy: RetryPolicy, now: dt.datetime | None = N
     return updated
 
 
+class _SettledFields(TypedDict):
+    """What NotificationSent and NotificationFailed both say."""
+
+    delivery_id: str
+    event_id: str
+    event_type: str
+    customer_id: str
+    order_id: str
+    channel: str
+    attempts: int
+
+
 def _settled(delivery: Delivery) -> ev.NotificationSent | ev.NotificationFailed | None:
     """The event of a delivery that has ended (delivered, or failed for good); None while it is retried."""
     if delivery.status is domain.DeliveryStatus.PENDING:
         return None
-    ids = {"delivery_id": delivery.delivery_id, "event_id": delivery.event_id, "event_type": delivery.event_type,
-           "customer_id": delivery.customer_id, "order_id": delivery.data.get("order_id", ""),
-           "channel": str(delivery.channel), "attempts": delivery.attempts}
+    ids: _SettledFields = {"delivery_id": delivery.delivery_id, "event_id": delivery.event_id,
+                           "event_type": delivery.event_type, "customer_id": delivery.customer_id,
+                           "order_id": delivery.data.get("order_id", ""), "channel": str(delivery.channel),
+                           "attempts": delivery.attempts}
     if delivery.status is domain.DeliveryStatus.DELIVERED:
         return ev.NotificationSent(**ids)
     return ev.NotificationFailed(**ids, error=delivery.last_error)
 
 
-def seconds_until_due(uow, now: dt.datetime | None = None) -> float | None:
+def seconds_until_due(uow: NotificationUnitOfWork, now: dt.datetime | None = None) -> float | None:
     """How long until the next pending delivery is due (0 when one is due now); None: none pending."""
     with uow:
         due = uow.deliveries.next_due_at()
     return None if due is None else max(0.0, (due - (now or _now())).total_seconds())
 
 
-def give_up_waiting(uow, wait: dt.timedelta, now: dt.datetime | None = None, limit: int = 500) -> list[Held]:
+def give_up_waiting(uow: NotificationUnitOfWork, wait: dt.timedelta, now: dt.datetime | None = None,
+                    limit: int = 500) -> list[Held]:
     """Gives up (NO_SUCH_CUSTOMER, nothing sent) the held notifications that have waited
     `wait` for their customer, up to `limit` of them, oldest first; returns them."""
     now = now or _now()
@@ -163,7 +183,7 @@ def give_up_waiting(uow, wait: dt.timedelta, now: dt.datetime | None = None, lim
     return given_up
 
 
-def list_held(uow, query: domain.ListHeld) -> tuple[list[Held], str]:
+def list_held(uow: NotificationUnitOfWork, query: domain.ListHeld) -> tuple[list[Held], str]:
     domain.validate_list_held(query)
     size = paging.page_size(query.page_size)
     after = _resume_key(paging.decode(query.page_token, query.filters, (paging.TIMESTAMP, str)))
@@ -173,7 +193,7 @@ def list_held(uow, query: domain.ListHeld) -> tuple[list[Held], str]:
     return found[:size], token
 
 
-def list_deliveries(uow, query: domain.ListDeliveries) -> tuple[list[Delivery], str]:
+def list_deliveries(uow: NotificationUnitOfWork, query: domain.ListDeliveries) -> tuple[list[Delivery], str]:
     domain.validate_list(query)
     size = paging.page_size(query.page_size)
     after = _resume_key(paging.decode(query.page_token, query.filters, (paging.TIMESTAMP, str)))

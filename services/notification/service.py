@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from erp.notification.v1 import notification_pb2, notification_pb2_grpc
+from mesh.events.consumer import EventHandlers
 from mesh.service import Runtime, ServiceSpec
 from mesh.settings import Settings
 from mesh.webhook_keys import SigningKeys
@@ -92,7 +93,7 @@ class Dispatcher:
                 log.warning("ERP_SMTP_URL is not set: email deliveries will fail")
         return self.config
 
-    def run(self, runtime: Runtime, stop: threading.Event) -> None:
+    def run(self, runtime: Runtime[NotificationUnitOfWork], stop: threading.Event) -> None:
         config = self.configure(runtime.settings)
         email_sender = adapters.EmailSender(config.smtp_url, config.smtp_from)
         senders = adapters.Senders(email_sender, adapters.WebhookSender(config.webhook_secret,
@@ -102,7 +103,8 @@ class Dispatcher:
         finally:
             email_sender.close()
 
-    def _dispatch(self, runtime: Runtime, config: Config, senders, stop: threading.Event) -> None:
+    def _dispatch(self, runtime: Runtime[NotificationUnitOfWork], config: Config, senders,
+                  stop: threading.Event) -> None:
         give_up_at = 0.0
         while not stop.is_set():
             self.wake.clear()
@@ -131,14 +133,14 @@ def _wait(wake: threading.Event, stop: threading.Event, timeout: float) -> None:
             return
 
 
-def add_servicers(server, runtime: Runtime) -> None:
+def add_servicers(server, runtime: Runtime[NotificationUnitOfWork]) -> None:
     notification_pb2_grpc.add_NotificationServiceServicer_to_server(NotificationServicer(runtime), server)
 
 
-def spec() -> ServiceSpec:
+def spec() -> ServiceSpec[NotificationUnitOfWork]:
     dispatcher = Dispatcher()
 
-    def build_handlers(runtime: Runtime):
+    def build_handlers(runtime: Runtime[NotificationUnitOfWork]) -> EventHandlers:
         dispatcher.configure(runtime.settings)  # bad settings fail the start-up, not a thread
         return events.build(dispatcher.wake.set)
 

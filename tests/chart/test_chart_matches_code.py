@@ -139,6 +139,13 @@ def _names_spelled_in_the_code() -> set[str]:
 def _names_the_code_reads(monkeypatch) -> set[str]:
     recorder = _Recorder()
     monkeypatch.setattr(os, "environ", recorder)
+    read_text = settings.Variables.text  # every typed read of a variable goes through it
+
+    def recording(variables, name, default=""):
+        recorder.asked.add(name)
+        return read_text(variables, name, default)
+
+    monkeypatch.setattr(settings.Variables, "text", recording)
     for name in PORTS:
         settings.load(name)
     monkeypatch.undo()

@@ -77,7 +77,7 @@ def test_receipts_shipments_and_adjustments_keep_1200_equal_to_the_valuation(val
     client.submit_purchase_order(order.purchase_order_id, "sam")
     client.approve_purchase_order(order.purchase_order_id, "ada")
     client.receive_goods(order.purchase_order_id, [(1, 10)], "goods-in")
-    client.wait_for(lambda: line_of(client, "LAMP"), lambda x: x == (20, "6.5000", "130.00"))
+    client.wait_for(lambda: line_of(client, "LAMP"), lambda x: x == (20, "6.50", "130.00"))
     assert checks.assert_account_1200_is_the_valuation(client) == Decimal("130.00")
 
     # A shipment takes 3 out at 6.50: cost 19.50, Dr 5000 / Cr 1200.

@@ -85,13 +85,13 @@ def test_receipts_shipments_and_adjustments_keep_1200_equal_to_the_valuation(val
     client.wait_for(lambda: client.invoices_for_order(sale.order_id), lambda found: len(found) == 1)
     client.mark_shipped(sale.order_id)
     client.wait_for(lambda: checks.cost_posted(client, sale.order_id), lambda cost: cost == Decimal("19.50"))
-    assert line_of(client, "LAMP") == (17, "6.5000", "110.50")
+    assert line_of(client, "LAMP") == (17, "6.50", "110.50")
     assert checks.assert_account_1200_is_the_valuation(client) == Decimal("110.50")
 
     # A loss of 1 at 6.50: Dr 5200 / Cr 1200; a find of 2 at 6.50: Dr 1200 / Cr 5200.
     client.adjust_stock("LAMP", "MAIN", -1, reason="broken", request_id="lamp-broken")
     client.adjust_stock("LAMP", "MAIN", 2, reason="found", request_id="lamp-found")
-    assert line_of(client, "LAMP") == (18, "6.5000", "117.00")
+    assert line_of(client, "LAMP") == (18, "6.50", "117.00")
     assert checks.assert_account_1200_is_the_valuation(client) == Decimal("117.00")
     # 5200: the opening stock's 50.00 and the find's 13.00 credited, the loss's 6.50 debited.
     client.wait_for(lambda: checks.account_balance(client, "5200"), lambda b: b == Decimal("-56.50"))

@@ -34,7 +34,10 @@ def key_file(data_dir: Path) -> Path:
 def load_or_create_key(data_dir: Path) -> ec.EllipticCurvePrivateKey:
     path = key_file(data_dir)
     if path.exists():
-        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{path} holds a {type(key).__name__}, not the dev issuer's EC key: remove it to make one")
+        return key
     key = ec.generate_private_key(ec.SECP256R1())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)

@@ -39,7 +39,9 @@ class GrpcEdge(grpc.GenericRpcHandler):
     async def forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
         if not tracing.enabled():
             return await self._counted(method, request, ctx)
-        with tracing.server_span(method, dict(ctx.invocation_metadata() or ()), "gateway"):
+        # The trace context is text metadata (binary values are only ever under -bin keys).
+        text = {k: v for k, v in ctx.invocation_metadata() or () if isinstance(v, str)}
+        with tracing.server_span(method, text, "gateway"):
             return await self._counted(method, request, ctx)
 
     async def _counted(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
@@ -57,7 +59,7 @@ class GrpcEdge(grpc.GenericRpcHandler):
 
     async def _forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext, outcome: list) -> bytes:
         metadata = tuple(ctx.invocation_metadata() or ())
-        authorization = next((v for k, v in metadata if k == "authorization"), None)
+        authorization = next((v for k, v in metadata if k == "authorization" and isinstance(v, str)), None)
         try:
             admission = await self.edge.admit(method, authorization, ctx.peer())
         except Refusal as refusal:

@@ -76,7 +76,9 @@ class GatewayHealth(health.aio.HealthServicer):
             return NOT_SERVING  # routed, but no target configured: nothing serves it
         stub = health_pb2_grpc.HealthStub(self.upstreams.channel(self.routed[name]))
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(service=name), timeout=timeout)
+            # types-grpcio-health-checking's HealthStub declares no methods
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=name),  # type: ignore[attr-defined]
+                                     timeout=timeout)
             status = SERVING if reply.status == SERVING else NOT_SERVING
         except grpc.aio.AioRpcError as exc:
             status = NOT_SERVING

@@ -21,10 +21,11 @@ import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import descriptor, descriptor_pb2
 
-from services.gateway import routes
+from services.gateway import descriptors, routes
 from services.gateway.routes import Route, RouteTable, Variable
 
 F = descriptor.FieldDescriptor
@@ -33,7 +34,7 @@ PROTOS = Path(__file__).resolve().parents[2] / "protos"
 INT64 = {F.TYPE_INT64, F.TYPE_SINT64, F.TYPE_SFIXED64, F.TYPE_UINT64, F.TYPE_FIXED64}
 INT32 = {F.TYPE_INT32, F.TYPE_SINT32, F.TYPE_SFIXED32}
 UINT32 = {F.TYPE_UINT32, F.TYPE_FIXED32}
-WELL_KNOWN = {
+WELL_KNOWN: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     "google.protobuf.Duration": {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,9})?s$"},
     "google.protobuf.Any": {"type": "object", "properties": {"@type": {"type": "string"}}, "required": ["@type"]},
@@ -54,10 +55,10 @@ STATUS_SCHEMA = {
 
 def scalar_schema(field: descriptor.FieldDescriptor) -> dict:
     if field.type == F.TYPE_MESSAGE:
-        name = field.message_type.full_name
+        name = descriptors.message_type(field).full_name
         return dict(WELL_KNOWN[name]) if name in WELL_KNOWN else {"$ref": f"#/components/schemas/{name}"}
     if field.type == F.TYPE_ENUM:  # by name, written and read (the REST edge refuses numbers)
-        return {"$ref": f"#/components/schemas/{field.enum_type.full_name}"}
+        return {"$ref": f"#/components/schemas/{descriptors.enum_type(field).full_name}"}
     if field.type in INT64:  # the JSON mapping writes 64-bit integers as strings
         return {"type": "string", "format": "int64", "pattern": "^-?[0-9]+$" if field.type not in
                 (F.TYPE_UINT64, F.TYPE_FIXED64) else "^[0-9]+$"}
@@ -87,7 +88,7 @@ def described(schema: dict, text: str) -> dict:
 
 
 def property_schema(field: descriptor.FieldDescriptor) -> dict:
-    return described(field_schema(field), comment(f"{field.containing_type.full_name}.{field.name}"))
+    return described(field_schema(field), comment(f"{descriptors.containing_type(field).full_name}.{field.name}"))
 
 
 def enum_schema(enum: descriptor.EnumDescriptor) -> dict:
@@ -101,7 +102,7 @@ def enum_schema(enum: descriptor.EnumDescriptor) -> dict:
 def parameter_schema(field: descriptor.FieldDescriptor) -> dict:
     """A path or query parameter: text, so an enum is one of its names."""
     if field.type == F.TYPE_ENUM:
-        one = {"type": "string", "enum": [v.name for v in field.enum_type.values]}
+        one = {"type": "string", "enum": [v.name for v in descriptors.enum_type(field).values]}
         return {"type": "array", "items": one} if field.is_repeated else one
     return field_schema(field)
 
@@ -141,16 +142,16 @@ def leaf_fields(desc: descriptor.Descriptor, prefix: str = "", depth: int = 0):
     JSON mapping names fields (the REST edge takes the proto names, page.page_size, too)."""
     for field in desc.fields:
         name = prefix + field.json_name
-        if field.type == F.TYPE_MESSAGE and field.message_type.full_name not in ("google.protobuf.Timestamp",):
+        if field.type == F.TYPE_MESSAGE and descriptors.message_type(field).full_name != "google.protobuf.Timestamp":
             if not field.is_repeated and depth < 2:
-                yield from leaf_fields(field.message_type, name + ".", depth + 1)
+                yield from leaf_fields(descriptors.message_type(field), name + ".", depth + 1)
             continue
         yield name, field
 
 
 def field_at(desc: descriptor.Descriptor, path: tuple[str, ...]) -> descriptor.FieldDescriptor:
     field = desc.fields_by_name[path[0]]
-    return field if len(path) == 1 else field_at(field.message_type, path[1:])
+    return field if len(path) == 1 else field_at(descriptors.message_type(field), path[1:])
 
 
 def operation(route: Route) -> dict:
@@ -162,10 +163,10 @@ def operation(route: Route) -> dict:
               for p in path_vars]
     if route.body != "*":
         params += [described({"name": name, "in": "query", "required": False, "schema": parameter_schema(field)},
-                             comment(f"{field.containing_type.full_name}.{field.name}"))
+                             comment(f"{descriptors.containing_type(field).full_name}.{field.name}"))
                    for name, field in leaf_fields(request) if top_level(request, name) not in bound]
     text = comment(f"{method.containing_service.full_name}.{method.name}")
-    op = {
+    op: dict[str, Any] = {
         "operationId": f"{method.containing_service.name}_{method.name}",
         "tags": [method.containing_service.full_name],
         "summary": summary(text) or method.name,
@@ -203,8 +204,8 @@ def generate(table: RouteTable | None = None) -> dict:
         referenced(route.method.input_type, types)
         referenced(route.method.output_type, types)
         services.setdefault(route.method.containing_service.full_name, route.method.containing_service)
-    schemas = {name: enum_schema(types[name]) if isinstance(types[name], descriptor.EnumDescriptor)
-               else message_schema(types[name]) for name in sorted(types)}
+    schemas = {name: enum_schema(found) if isinstance(found, descriptor.EnumDescriptor) else message_schema(found)
+               for name, found in sorted(types.items())}
     schemas["google.rpc.Status"] = STATUS_SCHEMA
     return {
         "openapi": "3.1.0",
@@ -239,7 +240,7 @@ def top_level(desc: descriptor.Descriptor, dotted: str) -> str:
 
 def field_comment(desc: descriptor.Descriptor, path: tuple[str, ...]) -> str:
     field = field_at(desc, path)
-    return comment(f"{field.containing_type.full_name}.{field.name}")
+    return comment(f"{descriptors.containing_type(field).full_name}.{field.name}")
 
 
 def summary(text: str) -> str:

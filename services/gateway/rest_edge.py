@@ -139,7 +139,7 @@ class RestEdge:
         except web.HTTPRequestEntityTooLarge:
             return self.too_large()
         try:
-            message = build_request(match, body, list(request.query.items()))
+            upstream_request = build_request(match, body, list(request.query.items()))
         except BadRequest as exc:
             return error(code_pb2.INVALID_ARGUMENT, str(exc))
         # Untraced, the caller's trace context goes on as it came; traced, the client span's replaces it.
@@ -148,8 +148,8 @@ class RestEdge:
         metadata.append(("x-request-id", request[REQUEST_ID]))
         metadata.append((identity.HEADER, admission.internal_token))
         try:
-            reply = await self.upstreams.call(match.route.grpc_path, message.SerializeToString(), self.max_deadline,
-                                              metadata)
+            reply = await self.upstreams.call(match.route.grpc_path, upstream_request.SerializeToString(),
+                                              self.max_deadline, metadata)
         except UpstreamError as err:
             return upstream_error(match.route.grpc_path, err)
         return web.Response(body=render(reply.body, match.route.method.output_type), content_type=JSON)

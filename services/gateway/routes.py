@@ -73,7 +73,7 @@ def _decode(parts: list[str]) -> str:
 
 
 def _flatten(segments) -> list[tuple[str, Variable | None]]:
-    flat = []
+    flat: list[tuple[str, Variable | None]] = []
     for segment in segments:
         if isinstance(segment, Variable):
             flat += [(s, segment) for s in segment.segments]

@@ -94,7 +94,7 @@ async def start(settings: Settings, rules: dict[str, access.Rule] | None = None)
     await runner.setup()
     site = web.TCPSite(runner, cfg.http_host, cfg.http_port)
     await site.start()
-    http_port = site._server.sockets[0].getsockname()[1]  # the bound port, also when 0 was asked
+    http_port = runner.addresses[0][1]  # the bound port, also when 0 was asked
 
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                                       ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

@@ -9,6 +9,7 @@ import re
 from google.protobuf import descriptor, json_format, message, message_factory, timestamp_pb2
 from google.rpc import status_pb2
 
+from services.gateway import descriptors
 from services.gateway.routes import Match
 
 F = descriptor.FieldDescriptor
@@ -55,7 +56,7 @@ def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> me
                     raise BadRequest("the request body must be a JSON object")
             else:
                 data = {route.body: data}
-            _enums_by_name(data, request.DESCRIPTOR)
+            _enums_by_name(data, descriptors.of(request))
             json_format.ParseDict(data, request)
         elif body.strip():
             raise BadRequest(f"{route.http_method} {route.template.text} takes no request body")
@@ -67,7 +68,7 @@ def build_request(match: Match, body: bytes, query: list[tuple[str, str]]) -> me
             raise BadRequest("query parameters are not accepted where the body is the whole request")
         for name, values in _group(query).items():
             path = tuple(name.split("."))
-            top = _field(request.DESCRIPTOR, path[0])
+            top = _field(descriptors.of(request), path[0])
             if top is not None and top.name in bound:
                 raise BadRequest(f"{name} is already bound by the path or the body")
             _set_path(request, path, values)
@@ -101,7 +102,7 @@ def _field(desc: descriptor.Descriptor, name: str) -> descriptor.FieldDescriptor
 
 
 def _enum_message(name: str, field: descriptor.FieldDescriptor) -> str:
-    return f"{name} must be one of {', '.join(v.name for v in field.enum_type.values)}"
+    return f"{name} must be one of {', '.join(v.name for v in descriptors.enum_type(field).values)}"
 
 
 def _enums_by_name(data, desc: descriptor.Descriptor, prefix: str = "") -> None:
@@ -121,8 +122,9 @@ def _enums_by_name(data, desc: descriptor.Descriptor, prefix: str = "") -> None:
         for item in items:
             if field.type == F.TYPE_ENUM and isinstance(item, (int, float)):
                 raise BadRequest(_enum_message(name, field))
-            if field.type == F.TYPE_MESSAGE and not field.message_type.full_name.startswith("google.protobuf."):
-                _enums_by_name(item, field.message_type, name + ".")
+            if field.type == F.TYPE_MESSAGE and not descriptors.message_type(field).full_name.startswith(
+                    "google.protobuf."):
+                _enums_by_name(item, descriptors.message_type(field), name + ".")
 
 
 def _group(query: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -134,7 +136,7 @@ def _group(query: list[tuple[str, str]]) -> dict[str, list[str]]:
 
 def _set_path(request: message.Message, path: tuple[str, ...], values: list[str]) -> None:
     """Sets a (nested) scalar field from path-variable or query-parameter strings."""
-    target, desc = request, request.DESCRIPTOR
+    target, desc = request, descriptors.of(request)
     for depth, name in enumerate(path):
         field = _field(desc, name)
         if field is None:
@@ -142,9 +144,9 @@ def _set_path(request: message.Message, path: tuple[str, ...], values: list[str]
         if depth < len(path) - 1:
             if field.type != F.TYPE_MESSAGE or _is_repeated(field):
                 raise BadRequest(f"{'.'.join(path[:depth + 1])} has no fields")
-            target, desc = getattr(target, field.name), field.message_type
+            target, desc = getattr(target, field.name), descriptors.message_type(field)
             continue
-        if field.type == F.TYPE_MESSAGE and field.message_type.full_name != "google.protobuf.Timestamp":
+        if field.type == F.TYPE_MESSAGE and descriptors.message_type(field).full_name != "google.protobuf.Timestamp":
             raise BadRequest(f"{'.'.join(path)} is a message: set its fields (name.field=value)")
         if not _is_repeated(field) and len(values) > 1:
             raise BadRequest(f"{'.'.join(path)} is given more than once")
@@ -172,9 +174,9 @@ def _scalar(field: descriptor.FieldDescriptor, text: str, name: str):
     elif field.type in (F.TYPE_DOUBLE, F.TYPE_FLOAT):
         if not NUMBER.fullmatch(text) and text not in ("NaN", "Infinity", "-Infinity"):
             raise BadRequest(f"{name} must be a number")
-    elif field.type == F.TYPE_ENUM and text not in field.enum_type.values_by_name:
+    elif field.type == F.TYPE_ENUM and text not in descriptors.enum_type(field).values_by_name:
         raise BadRequest(_enum_message(name, field))
-    elif field.type == F.TYPE_MESSAGE and field.message_type.full_name == "google.protobuf.Timestamp":
+    elif field.type == F.TYPE_MESSAGE and descriptors.message_type(field).full_name == "google.protobuf.Timestamp":
         try:
             timestamp_pb2.Timestamp().FromJsonString(text)
         except ValueError:

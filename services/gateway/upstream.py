@@ -86,7 +86,8 @@ class Upstreams:
     async def call(self, method: str, request: bytes, timeout: float, metadata: list) -> Reply:
         # No serializers: bytes in, bytes out.
         started = time.perf_counter()
-        call = self.channel(domain_of(method)).unary_unary(method)(request, timeout=timeout, metadata=metadata)
+        upstream: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = self.channel(domain_of(method)).unary_unary(method)
+        call = upstream(request, timeout=timeout, metadata=metadata)
         try:
             body = await call
         except asyncio.CancelledError:

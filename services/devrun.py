@@ -41,7 +41,9 @@ def wait_serving(target: str, timeout: float) -> None:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                # types-grpcio-health-checking's HealthStub declares no methods
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)  # type: ignore[attr-defined]
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:
                 pass
@@ -133,8 +135,11 @@ def main() -> int:
             from erp_client.client import ErpClient
 
             # The mesh just started, named explicitly: a shell's ERP_TARGET may point at a deployment.
-            local = {f"{name}_target": target for name, _, target in started if name in SERVICES}
-            with ErpClient(**local) as erp:
+            local = {name: target for name, _, target in started if name in SERVICES}
+            with ErpClient(inventory_target=local.get("inventory"), orders_target=local.get("orders"),
+                           crm_target=local.get("crm"), finance_target=local.get("finance"),
+                           notification_target=local.get("notification"),
+                           procurement_target=local.get("procurement")) as erp:
                 count = demo.load(erp)
             print(f"demo data loaded: {count} products in {len(demo.WAREHOUSES)} warehouses", flush=True)
         transport = "RabbitMQ" if settings.event_transport == "amqp" else "embedded PostgreSQL event bus"

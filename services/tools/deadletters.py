@@ -23,6 +23,7 @@ import dataclasses
 import json
 import sys
 
+import sqlalchemy as sa
 from google.protobuf import json_format
 
 from mesh import db
@@ -44,7 +45,7 @@ class Store:
     """A service's dead-letter store and its transport."""
 
     service: str
-    engine: object
+    engine: sa.Engine
     transport: AmqpTransport | PgTransport
 
     @classmethod

@@ -60,7 +60,9 @@ def client() -> ErpClient:
     secret = settings.internal_token_secret if settings.internal_auth else ""
     interceptor = ClientInterceptor(DEFAULT_TIMEOUT_SECONDS, internal_secret=secret, service=CALLER)
     targets = {**local_targets(), **settings.targets}  # make run's addresses unless told otherwise
-    return ErpClient(**{f"{name}_target": targets[name] for name in ErpClient.SERVICES},
+    return ErpClient(inventory_target=targets["inventory"], orders_target=targets["orders"],
+                     crm_target=targets["crm"], finance_target=targets["finance"],
+                     notification_target=targets["notification"], procurement_target=targets["procurement"],
                      interceptors=(interceptor,))
 
 

@@ -68,9 +68,8 @@ from mesh.errors import Aborted, AlreadyExists, DomainError
 from mesh.interceptors import HandlerRegistry, MethodHandler, WrappingServer
 
 if TYPE_CHECKING:
-    from alembic.operations import Operations
-
     from erp.common.v1 import money_pb2
+    from mesh.events.tables import SchemaOps
 
 log = logging.getLogger("mesh.idempotency")
 
@@ -98,13 +97,13 @@ metadata = sa.MetaData()
 keys = sa.Table("idempotency_keys", metadata, *_columns())
 
 
-def create_table(op: Operations) -> None:
+def create_table(op: SchemaOps) -> None:
     """Called from a migration of every service that has mutating RPCs."""
     op.create_table("idempotency_keys", *_columns())
     op.create_index("idempotency_keys_by_age", "idempotency_keys", ["created_at"])
 
 
-def drop_table(op: Operations) -> None:
+def drop_table(op: SchemaOps) -> None:
     op.drop_table("idempotency_keys")
 
 

@@ -90,3 +90,24 @@ def next_token(items: Sequence[T], size: int, key_of: Callable[[T], Sequence[obj
     if len(items) <= size:
         return ""
     return encode(key_of(items[size - 1]), filters)
+
+
+def by_creation(page_size_requested: int, page_token: str, filters: Mapping[str, object],
+                created: tuple[dt.datetime | None, dt.datetime | None],
+                fetch: Callable[[tuple[str, str] | None, int], Sequence[T]],
+                key_of: Callable[[T], tuple[dt.datetime, str]]) -> tuple[list[T], str]:
+    """One page of a listing in (created_at, id) order with an optional created_after /
+    created_before window (orders', purchase orders'): checks the window, reads the token,
+    fetch(after_key, limit) the rows, and returns them with the next page's token."""
+    after, before = created
+    if after and before and not after < before:
+        raise InvalidArgument([FieldViolation("created_before", "must be later than created_after")])
+    size = page_size(page_size_requested)
+    filters = {**filters, "after": str(after or ""), "before": str(before or "")}
+    last: tuple[str, str] | None = None
+    match decode(page_token, filters, (TIMESTAMP, str)):
+        case [str(created_at), str(row_id)]:
+            last = (created_at, row_id)
+    rows = fetch(last, size + 1)
+    token = next_token(rows, size, lambda row: [key_of(row)[0].isoformat(), key_of(row)[1]], filters)
+    return list(rows[:size]), token

@@ -70,21 +70,15 @@ def list_orders(uow: OrdersUnitOfWork, *, customer_id: str, status: OrderStatus 
                 created_before: dt.datetime | None, page_size: int, page_token: str) -> tuple[list[Order], str]:
     v = Violations()
     v.check(len(customer_id) <= 64, "customer_id", "must be at most 64 characters")
-    if created_after and created_before:
-        v.check(created_after < created_before, "created_before", "must be later than created_after")
     v.raise_if_any()
-    size = paging.page_size(page_size)
-    filters = {"customer": customer_id, "status": str(status or ""), "after": str(created_after or ""),
-               "before": str(created_before or "")}
-    after: tuple[str, str] | None = None
-    match paging.decode(page_token, filters, (paging.TIMESTAMP, str)):
-        case [str(created_at), str(order_id)]:
-            after = (created_at, order_id)
-    with uow:
-        orders = uow.orders.page(customer_id=customer_id, status=status, created_after=created_after,
-                                 created_before=created_before, after=after, limit=size + 1)
-    token = paging.next_token(orders, size, lambda o: [o.created_at.isoformat(), o.order_id], filters)
-    return orders[:size], token
+
+    def fetch(after: tuple[str, str] | None, limit: int) -> list[Order]:
+        with uow:
+            return uow.orders.page(customer_id=customer_id, status=status, created_after=created_after,
+                                   created_before=created_before, after=after, limit=limit)
+
+    return paging.by_creation(page_size, page_token, {"customer": customer_id, "status": str(status or "")},
+                              (created_after, created_before), fetch, lambda o: (o.created_at, o.order_id))
 
 
 def get_timeline(uow: OrdersUnitOfWork, order_id: str, page_size: int, page_token: str) -> timeline.Timeline:

@@ -325,21 +325,15 @@ def list_purchase_orders(uow: ProcurementUnitOfWork, *, supplier_id: str, status
     v = Violations()
     if supplier_id:
         domain.check_id(v, "supplier_id", supplier_id)
-    if created_after and created_before:
-        v.check(created_after < created_before, "created_before", "must be later than created_after")
     v.raise_if_any()
-    size = paging.page_size(page_size)
-    filters = {"supplier": supplier_id, "status": str(status or ""), "after": str(created_after or ""),
-               "before": str(created_before or "")}
-    after: tuple[str, str] | None = None
-    match paging.decode(page_token, filters, (paging.TIMESTAMP, str)):
-        case [str(created_at), str(purchase_order_id)]:
-            after = (created_at, purchase_order_id)
-    with uow:
-        found = uow.orders.page(supplier_id=supplier_id, status=status, created_after=created_after,
-                                created_before=created_before, after=after, limit=size + 1)
-    token = paging.next_token(found, size, lambda o: [o.created_at.isoformat(), o.purchase_order_id], filters)
-    return found[:size], token
+
+    def fetch(after: tuple[str, str] | None, limit: int) -> list[PurchaseOrder]:
+        with uow:
+            return uow.orders.page(supplier_id=supplier_id, status=status, created_after=created_after,
+                                   created_before=created_before, after=after, limit=limit)
+
+    return paging.by_creation(page_size, page_token, {"supplier": supplier_id, "status": str(status or "")},
+                              (created_after, created_before), fetch, lambda o: (o.created_at, o.purchase_order_id))
 
 
 # ---------------------------------------------------------------- goods receipts

@@ -10,7 +10,7 @@ from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from mesh import locks
 from mesh.events.consumer import EventHandlers
 from services.finance import valuation
-from services.finance.ledger.domain import FinanceConfig
+from services.finance.ledger.domain import FinanceConfig, OrderLineInput
 from services.finance.payables import domain as payables
 from services.finance.payables import handlers as payables_handlers
 from services.finance.payables import suppliers
@@ -18,11 +18,17 @@ from services.finance.receivables import domain as receivables
 from services.finance.receivables import handlers as receivables_handlers
 
 
+def _order_lines(event: orders_ev.OrderConfirmed | procurement_ev.PurchaseOrderApproved
+                 ) -> tuple[OrderLineInput, ...]:
+    """An order's lines as received: the domain validates the amounts and names bad fields."""
+    return tuple(OrderLineInput(line.line_no, line.sku, line.quantity, line.unit_price.amount,
+                                line.unit_price.currency_code) for line in event.lines)
+
+
 def issue_command(event: orders_ev.OrderConfirmed) -> receivables.IssueInvoice:
     return receivables.IssueInvoice(
         order_id=event.order_id, customer_id=event.customer_id,
-        lines=tuple(receivables.OrderLineInput(line.line_no, line.sku, line.quantity, line.unit_price.amount,
-                                               line.unit_price.currency_code) for line in event.lines),
+        lines=_order_lines(event),
         total_amount=event.total.amount, total_currency=event.total.currency_code)
 
 
@@ -30,8 +36,7 @@ def approval_command(event: procurement_ev.PurchaseOrderApproved) -> payables.Ap
     return payables.ApprovePurchaseOrder(
         purchase_order_id=event.purchase_order_id, number=event.number, supplier_id=event.supplier_id,
         payment_terms_days=event.payment_terms_days,
-        lines=tuple(payables.OrderLineInput(line.line_no, line.sku, line.quantity, line.unit_price.amount,
-                                            line.unit_price.currency_code) for line in event.lines),
+        lines=_order_lines(event),
         total_currency=event.total.currency_code)
 
 

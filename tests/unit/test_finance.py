@@ -21,14 +21,20 @@ from mesh.events.envelope import build
 from services.finance import events as finance_events
 from services.finance.ledger import domain as ledger
 from services.finance.ledger import handlers as ledger_handlers
-from services.finance.ledger.domain import Account, FinanceConfig, JournalEntry, JournalLine, UnbalancedEntry
+from services.finance.ledger.domain import (
+    Account,
+    FinanceConfig,
+    JournalEntry,
+    JournalLine,
+    OrderLineInput,
+    UnbalancedEntry,
+)
 from services.finance.receivables import domain, handlers
 from services.finance.receivables.domain import (
     CancelOrder,
     CustomerTerms,
     InvoiceStatus,
     IssueInvoice,
-    OrderLineInput,
     RecordPayment,
 )
 from services.finance.receivables.handlers import InvoiceQuery

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mesh.errors import FailedPrecondition, InvalidArgument
 from mesh.settings import Variables
-from services.finance.ledger.domain import CHART, Account, FinanceConfig
+from services.finance.ledger.domain import CHART, Account, FinanceConfig, OrderLineInput
 from services.finance.payables import domain as payables
 from services.finance.payables.domain import (
     ApprovePurchaseOrder,
@@ -22,7 +22,6 @@ from services.finance.payables.domain import (
     BillStage,
     BillStatus,
     MatchTolerances,
-    OrderLineInput,
     PurchaseOrder,
     PurchaseOrderLine,
     ReceivedLineInput,

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mesh.errors import AlreadyExists
 from services.finance.ledger.domain import AccountTotals, JournalEntry, JournalLine
 
 metadata = sa.MetaData()
@@ -90,6 +91,18 @@ _LOCK_NUMBER = (sa.select(number_sequences.c.last_value)
 
 _ENTRY_INSERT = journal_entries.insert().returning(journal_entries.c.entry_id)
 _ENTRY_LINES_INSERT = journal_lines.insert()
+
+
+def insert_for_request(conn: sa.Connection, statement: sa.Insert, request_id: str, what: str) -> None:
+    """Inserts the row a request idempotent by its request_id records (the column is UNIQUE).
+    Two first requests with one request_id for different things raced when it is taken: this
+    transaction is lost either way, and the caller learns why (ALREADY_EXISTS)."""
+    try:
+        conn.execute(statement)
+    except sa.exc.IntegrityError as exc:
+        if "request_id" in str(exc.orig):
+            raise AlreadyExists(f"request_id {request_id} was used for another {what}") from exc
+        raise
 
 
 class JournalRepository:

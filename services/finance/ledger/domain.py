@@ -11,9 +11,9 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mesh import money
 from mesh.errors import Violations
@@ -144,6 +144,27 @@ def check_payment(v: Violations, request_id: str, paid: tuple[str, str], amount_
     return amount
 
 
+@dataclasses.dataclass(frozen=True)
+class OrderLineInput:
+    """One line of an order's event (a sales order's OrderConfirmed, a purchase order's
+    PurchaseOrderApproved), as received (never trusted)."""
+
+    line_no: int
+    sku: str
+    quantity: int
+    unit_price: str
+    currency_code: str
+
+
+def unit_price(v: Violations, field: str, text: str) -> Decimal:
+    """A line's unit price: a non-negative amount; zero when it is not one (v then says why)."""
+    price = money.parse_amount(text)
+    if price is None or price < 0:
+        v.add(f"{field}.unit_price.amount", "must be a non-negative decimal with at most 4 decimals")
+        return Decimal(0)
+    return price
+
+
 def valid_payment(v: Violations, amount: Decimal | None) -> Decimal:
     """The amount check_payment returned, once v holds no violation (it raises otherwise)."""
     v.raise_if_any()
@@ -165,15 +186,18 @@ class JournalLine:
     credit: Decimal = ZERO
 
 
-@dataclasses.dataclass(frozen=True)
-class JournalEntry:
-    memo: str
-    reference: str
-    currency_code: str
-    lines: tuple[JournalLine, ...]
-    reverses_entry_id: int | None = None
-    entry_id: int | None = None
-    posted_at: dt.datetime | None = None
+class _DebitsAndCredits(Protocol):
+    @property
+    def debit(self) -> Decimal: ...
+
+    @property
+    def credit(self) -> Decimal: ...
+
+
+class _Totals:
+    """Debit and credit totals over the lines of an entry or a trial balance."""
+
+    lines: Sequence[_DebitsAndCredits]
 
     @property
     def total_debit(self) -> Decimal:
@@ -182,6 +206,17 @@ class JournalEntry:
     @property
     def total_credit(self) -> Decimal:
         return sum((line.credit for line in self.lines), ZERO)
+
+
+@dataclasses.dataclass(frozen=True)
+class JournalEntry(_Totals):
+    memo: str
+    reference: str
+    currency_code: str
+    lines: tuple[JournalLine, ...]
+    reverses_entry_id: int | None = None
+    entry_id: int | None = None
+    posted_at: dt.datetime | None = None
 
     def check(self) -> None:
         """What the database enforces too: two or more one-sided lines in known
@@ -246,16 +281,8 @@ class AccountTotals:
 
 
 @dataclasses.dataclass(frozen=True)
-class TrialBalance:
+class TrialBalance(_Totals):
     lines: tuple[AccountTotals, ...]
-
-    @property
-    def total_debit(self) -> Decimal:
-        return sum((line.debit for line in self.lines), ZERO)
-
-    @property
-    def total_credit(self) -> Decimal:
-        return sum((line.credit for line in self.lines), ZERO)
 
 
 BUCKETS = ("current", "days_1_30", "days_31_60", "days_61_90", "over_90")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from mesh import money, paging
-from mesh.errors import Violations
+from mesh.errors import AlreadyExists, NotFound, Violations
 from services.finance.ledger import periods
 from services.finance.ledger.domain import MAX_ID, FinanceConfig, JournalEntry, TrialBalance
 
@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 Answer = TypeVar("Answer")
 Locked = TypeVar("Locked")
+Found = TypeVar("Found")
+Earlier = TypeVar("Earlier")
 
 
 def utcnow() -> dt.datetime:
@@ -37,6 +39,28 @@ def once_per_request(first_answer: Callable[[], Answer | None], lock: Callable[[
     if earlier is not None:
         return earlier
     return answer(locked)
+
+
+def recorded_for(request_id: str, earlier: Earlier | None, same_request: Callable[[Earlier], bool], what: str
+                 ) -> Earlier | None:
+    """What an earlier request with this request_id recorded (None: there was none);
+    AlreadyExists when that request was another one (same_request says it was not)."""
+    if earlier is None:
+        return None
+    if not same_request(earlier):
+        raise AlreadyExists(f"request_id {request_id} was used for another {what}")
+    return earlier
+
+
+def read_one(uow: FinanceUnitOfWork, field: str, key: str, read: Callable[[str], Found | None], what: str) -> Found:
+    """A read by id, in a transaction of its own: INVALID_ARGUMENT naming the field for a
+    malformed id, NOT_FOUND naming what is missing."""
+    validate_id(field, key, required=True)
+    with uow:
+        found = read(key)
+    if found is None:
+        raise NotFound(f"no {what} {key}")
+    return found
 
 
 def validate_id(field: str, value: str, required: bool) -> None:

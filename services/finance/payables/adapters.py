@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from mesh.errors import Aborted, AlreadyExists
-from services.finance.ledger.adapters import MONEY, PRICE, metadata
+from services.finance.ledger.adapters import MONEY, PRICE, insert_for_request, metadata
 from services.finance.payables.domain import (
     BillLine,
     BillPayment,
@@ -308,16 +308,10 @@ class BillPaymentRepository:
         self.conn = conn
 
     def add(self, payment: BillPayment) -> None:
-        try:
-            self.conn.execute(supplier_bill_payments.insert().values(
-                payment_id=payment.payment_id, request_id=payment.request_id, bill_id=payment.bill_id,
-                amount=payment.amount, currency_code=payment.currency_code, reference=payment.reference,
-                paid_at=payment.paid_at, journal_entry_id=payment.journal_entry_id))
-        except sa.exc.IntegrityError as exc:
-            # Two first requests with one request_id for different bills raced.
-            if "request_id" in str(exc.orig):
-                raise AlreadyExists(f"request_id {payment.request_id} was used for another bill payment") from exc
-            raise
+        insert_for_request(self.conn, supplier_bill_payments.insert().values(
+            payment_id=payment.payment_id, request_id=payment.request_id, bill_id=payment.bill_id,
+            amount=payment.amount, currency_code=payment.currency_code, reference=payment.reference,
+            paid_at=payment.paid_at, journal_entry_id=payment.journal_entry_id), payment.request_id, "bill payment")
 
     def by_request(self, request_id: str) -> BillPayment | None:
         row = self.conn.execute(sa.select(supplier_bill_payments)

@@ -32,11 +32,13 @@ from services.finance.ledger.domain import (
     ZERO,
     Account,
     JournalEntry,
+    OrderLineInput,
     check_id,
     check_payment,
     entry,
     line_amount,
     payment_posting,
+    unit_price,
     valid_payment,
 )
 
@@ -92,17 +94,6 @@ class PurchaseOrder:
 
 
 @dataclasses.dataclass(frozen=True)
-class OrderLineInput:
-    """One line of a PurchaseOrderApproved, as received (never trusted)."""
-
-    line_no: int
-    sku: str
-    quantity: int
-    unit_price: str
-    currency_code: str
-
-
-@dataclasses.dataclass(frozen=True)
 class ApprovePurchaseOrder:
     purchase_order_id: str
     number: str
@@ -130,12 +121,10 @@ def approved_order(cmd: ApprovePurchaseOrder) -> PurchaseOrder:
         v.check(line.line_no > 0 and line.line_no not in lines, f"{field}.line_no", "must be positive and unique")
         v.check(0 < len(line.sku) <= MAX_ID, f"{field}.sku", f"must be 1-{MAX_ID} characters")
         v.check(0 < line.quantity <= MAX_BILL_QUANTITY, f"{field}.quantity", f"must be 1-{MAX_BILL_QUANTITY}")
-        unit_price = money.parse_amount(line.unit_price)
-        if unit_price is None or unit_price < 0:
-            v.add(f"{field}.unit_price.amount", "must be a non-negative decimal with at most 4 decimals")
+        line_price = unit_price(v, field, line.unit_price)
         v.check(line.currency_code == currency, f"{field}.unit_price.currency_code",
                 f"must be the order's currency {currency}")
-        lines[line.line_no] = PurchaseOrderLine(line.line_no, line.sku, line.quantity, unit_price or ZERO)
+        lines[line.line_no] = PurchaseOrderLine(line.line_no, line.sku, line.quantity, line_price)
     v.raise_if_any()
     return PurchaseOrder(cmd.purchase_order_id, cmd.number, cmd.supplier_id, currency, cmd.payment_terms_days, lines)
 
@@ -372,12 +361,10 @@ def validate_bill_request(cmd: RecordSupplierBill) -> list[tuple[int, int, Decim
                 "must be positive, each purchase order line at most once")
         seen.add(line.line_no)
         v.check(0 < line.quantity <= MAX_BILL_QUANTITY, f"{field}.quantity", f"must be 1-{MAX_BILL_QUANTITY}")
-        unit_price = money.parse_amount(line.unit_price)
-        if unit_price is None or unit_price < 0:
-            v.add(f"{field}.unit_price.amount", "must be a non-negative decimal with at most 4 decimals")
+        line_price = unit_price(v, field, line.unit_price)
         v.check(money.valid_currency(line.currency_code), f"{field}.unit_price.currency_code",
                 "must be an ISO 4217 code such as EUR")
-        parsed.append((line.line_no, line.quantity, unit_price or ZERO))
+        parsed.append((line.line_no, line.quantity, line_price))
     v.raise_if_any()
     return parsed
 

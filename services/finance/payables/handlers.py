@@ -19,7 +19,7 @@ from mesh.errors import AlreadyExists, NotFound
 from mesh.protoconv import money
 from services.finance.adapters import FinanceUnitOfWork
 from services.finance.ledger.domain import FinanceConfig
-from services.finance.ledger.handlers import once_per_request, utcnow, validate_id
+from services.finance.ledger.handlers import once_per_request, read_one, recorded_for, utcnow, validate_id
 from services.finance.payables import domain
 from services.finance.payables.domain import BillPayment, GoodsReceipt, PurchaseOrder, SupplierBill
 
@@ -106,12 +106,8 @@ def _post_bill(uow: FinanceUnitOfWork, bill: SupplierBill, order: PurchaseOrder,
 def _bill_repeat(uow: FinanceUnitOfWork, cmd: domain.RecordSupplierBill, parsed: list[tuple[int, int, Decimal]]
                  ) -> SupplierBill | None:
     """The bill a repeated request_id recorded; AlreadyExists when it recorded another bill."""
-    existing = uow.supplier_bills.by_request(cmd.request_id)
-    if existing is None:
-        return None
-    if not existing.same_request(cmd, parsed):
-        raise AlreadyExists(f"request_id {cmd.request_id} was used for another supplier bill")
-    return existing
+    return recorded_for(cmd.request_id, uow.supplier_bills.by_request(cmd.request_id),
+                        lambda bill: bill.same_request(cmd, parsed), "supplier bill")
 
 
 def record_supplier_bill(uow: FinanceUnitOfWork, cmd: domain.RecordSupplierBill, config: FinanceConfig,
@@ -171,11 +167,13 @@ def review_supplier_bill(uow: FinanceUnitOfWork, cmd: domain.ReviewSupplierBill,
 
 def _bill_payment_repeat(uow: FinanceUnitOfWork, cmd: domain.PaySupplierBill, amount: Decimal
                          ) -> tuple[BillPayment, SupplierBill] | None:
-    existing = uow.bill_payments.by_request(cmd.request_id)
+    """The first payment's answer for a repeated request_id; AlreadyExists when the
+    request_id was used for a different payment."""
+    existing = recorded_for(cmd.request_id, uow.bill_payments.by_request(cmd.request_id),
+                            lambda p: (p.bill_id, p.amount, p.currency_code) == (cmd.bill_id, amount, cmd.currency_code),
+                            "bill payment")
     if existing is None:
         return None
-    if (existing.bill_id, existing.amount, existing.currency_code) != (cmd.bill_id, amount, cmd.currency_code):
-        raise AlreadyExists(f"request_id {cmd.request_id} was used for another bill payment")
     bill = uow.supplier_bills.get(existing.bill_id)
     assert bill is not None, "a paid supplier bill is never deleted"
     return existing, bill
@@ -213,12 +211,7 @@ def pay_supplier_bill(uow: FinanceUnitOfWork, cmd: domain.PaySupplierBill, now: 
 
 
 def get_supplier_bill(uow: FinanceUnitOfWork, bill_id: str) -> SupplierBill:
-    validate_id("bill_id", bill_id, required=True)
-    with uow:
-        bill = uow.supplier_bills.get(bill_id)
-    if bill is None:
-        raise NotFound(f"no supplier bill {bill_id}")
-    return bill
+    return read_one(uow, "bill_id", bill_id, lambda key: uow.supplier_bills.get(key), "supplier bill")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh.errors import Aborted, AlreadyExists
-from services.finance.ledger.adapters import MONEY, PRICE, metadata
+from mesh.errors import Aborted
+from services.finance.ledger.adapters import MONEY, PRICE, insert_for_request, metadata
 from services.finance.ledger.domain import OpenItem
 from services.finance.receivables.domain import (
     CreditNote,
@@ -207,17 +207,10 @@ class PaymentRepository:
         self.conn = conn
 
     def add(self, payment: Payment) -> None:
-        try:
-            self.conn.execute(payments.insert().values(
-                payment_id=payment.payment_id, request_id=payment.request_id, invoice_id=payment.invoice_id,
-                amount=payment.amount, currency_code=payment.currency_code, reference=payment.reference,
-                received_at=payment.received_at, journal_entry_id=payment.journal_entry_id))
-        except sa.exc.IntegrityError as exc:
-            # Two first requests with one request_id for different invoices raced; the
-            # transaction is lost either way, and the caller learns why.
-            if "request_id" in str(exc.orig):
-                raise AlreadyExists(f"request_id {payment.request_id} was used for another payment") from exc
-            raise
+        insert_for_request(self.conn, payments.insert().values(
+            payment_id=payment.payment_id, request_id=payment.request_id, invoice_id=payment.invoice_id,
+            amount=payment.amount, currency_code=payment.currency_code, reference=payment.reference,
+            received_at=payment.received_at, journal_entry_id=payment.journal_entry_id), payment.request_id, "payment")
 
     def by_request(self, request_id: str) -> Payment | None:
         row = self.conn.execute(sa.select(payments).where(payments.c.request_id == request_id)).first()

@@ -19,12 +19,14 @@ from services.finance.ledger.domain import (
     ZERO,
     Account,
     JournalEntry,
+    OrderLineInput,
     check_id,
     check_payment,
     entry,
     line_amount,
     payment_posting,
     tax_on,
+    unit_price,
     utc_date,
     valid_payment,
 )
@@ -43,17 +45,6 @@ class InvoiceLine:
     quantity: int
     unit_price: Decimal
     amount: Decimal  # quantity x unit_price, rounded half up to 2 decimals
-
-
-@dataclasses.dataclass(frozen=True)
-class OrderLineInput:
-    """One line of an OrderConfirmed event, as received (never trusted)."""
-
-    line_no: int
-    sku: str
-    quantity: int
-    unit_price: str
-    currency_code: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +94,10 @@ def price_order(cmd: IssueInvoice, tax_rate: Decimal) -> PricedOrder:
         seen.add(line.line_no)
         v.check(0 < len(line.sku) <= MAX_ID, f"{field}.sku", f"must be 1-{MAX_ID} characters")
         v.check(line.quantity > 0, f"{field}.quantity", "must be positive")
-        unit_price = money.parse_amount(line.unit_price)
-        if unit_price is None or unit_price < 0:
-            v.add(f"{field}.unit_price.amount", "must be a non-negative decimal with at most 4 decimals")
+        line_price = unit_price(v, field, line.unit_price)
         v.check(line.currency_code == currency, f"{field}.unit_price.currency_code",
                 f"must be the order's currency {currency}")
-        parsed.append((line.quantity, unit_price if unit_price is not None and unit_price >= 0 else Decimal(0)))
+        parsed.append((line.quantity, line_price))
     v.raise_if_any()
     amounts, subtotal, tax, total = price(parsed, tax_rate)
     with decimal.localcontext(prec=60):

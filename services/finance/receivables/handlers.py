@@ -14,12 +14,19 @@ from decimal import Decimal
 
 from erp.events.v1 import finance_events_pb2 as ev
 from mesh import paging
-from mesh.errors import AlreadyExists, NotFound
+from mesh.errors import NotFound
 from mesh.protoconv import money
 from services.finance.adapters import FinanceUnitOfWork
 from services.finance.ledger import domain as ledger
 from services.finance.ledger.domain import AgingRow, FinanceConfig
-from services.finance.ledger.handlers import once_per_request, report_currency, utcnow, validate_id
+from services.finance.ledger.handlers import (
+    once_per_request,
+    read_one,
+    recorded_for,
+    report_currency,
+    utcnow,
+    validate_id,
+)
 from services.finance.receivables import domain
 from services.finance.receivables.domain import CreditNote, CustomerTerms, Invoice, InvoiceStatus, Payment
 
@@ -142,11 +149,11 @@ def _invoice_for_update(uow: FinanceUnitOfWork, invoice_id: str) -> Invoice:
 def _repeat(uow: FinanceUnitOfWork, cmd: domain.RecordPayment, amount: Decimal) -> tuple[Payment, Invoice] | None:
     """The first payment's answer for a repeated request_id; AlreadyExists when the
     request_id was used for a different payment."""
-    existing = uow.payments.by_request(cmd.request_id)
+    existing = recorded_for(
+        cmd.request_id, uow.payments.by_request(cmd.request_id),
+        lambda p: (p.invoice_id, p.amount, p.currency_code) == (cmd.invoice_id, amount, cmd.currency_code), "payment")
     if existing is None:
         return None
-    if (existing.invoice_id, existing.amount, existing.currency_code) != (cmd.invoice_id, amount, cmd.currency_code):
-        raise AlreadyExists(f"request_id {cmd.request_id} was used for another payment")
     invoice = uow.invoices.get(existing.invoice_id)
     assert invoice is not None, "a payment's invoice is never deleted"
     return existing, invoice
@@ -156,12 +163,7 @@ def _repeat(uow: FinanceUnitOfWork, cmd: domain.RecordPayment, amount: Decimal) 
 
 
 def get_invoice(uow: FinanceUnitOfWork, invoice_id: str) -> Invoice:
-    validate_id("invoice_id", invoice_id, required=True)
-    with uow:
-        invoice = uow.invoices.get(invoice_id)
-    if invoice is None:
-        raise NotFound(f"no invoice {invoice_id}")
-    return invoice
+    return read_one(uow, "invoice_id", invoice_id, lambda key: uow.invoices.get(key), "invoice")
 
 
 @dataclasses.dataclass(frozen=True)

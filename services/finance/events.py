@@ -7,9 +7,12 @@ from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import inventory_events_pb2 as inventory_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp.events.v1 import procurement_events_pb2 as procurement_ev
+from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import locks
 from mesh.events.consumer import EventHandlers
+from mesh.events.envelope import Event
 from services.finance import valuation
+from services.finance.adapters import FinanceUnitOfWork
 from services.finance.ledger.domain import FinanceConfig, OrderLineInput
 from services.finance.payables import domain as payables
 from services.finance.payables import handlers as payables_handlers
@@ -48,7 +51,7 @@ def receipt_command(event: procurement_ev.GoodsReceived) -> payables.ReceiveGood
         lines=tuple(payables.ReceivedLineInput(line.line_no, line.sku, line.quantity) for line in event.lines))
 
 
-def lock_invoice_numbers(uow, events) -> None:
+def lock_invoice_numbers(uow: FinanceUnitOfWork, events: list[Event]) -> None:
     """A batch that will issue invoices takes the invoice number counter before anything else:
     gapless numbering serializes issuing anyway, and this way replicas' batches queue for the
     counter instead of timing out on it while holding other rows."""
@@ -66,38 +69,40 @@ def build(config: FinanceConfig) -> EventHandlers:
     consumes = EventHandlers(consumer="finance", lock_first=lock_invoice_numbers)
 
     @consumes.on(orders_ev.OrderConfirmed, lock=ORDER)
-    def on_order_confirmed(uow, event: orders_ev.OrderConfirmed, _envelope) -> None:
+    def on_order_confirmed(uow: FinanceUnitOfWork, event: orders_ev.OrderConfirmed, _envelope: EventEnvelope) -> None:
         receivables_handlers.issue_invoice(uow, issue_command(event), config)
 
     @consumes.on(orders_ev.OrderCancelled, lock=ORDER)
-    def on_order_cancelled(uow, event: orders_ev.OrderCancelled, _envelope) -> None:
+    def on_order_cancelled(uow: FinanceUnitOfWork, event: orders_ev.OrderCancelled, _envelope: EventEnvelope) -> None:
         receivables_handlers.on_order_cancelled(uow, receivables.CancelOrder(event.order_id, event.customer_id,
                                                                              event.reason, event.was_invoiced))
 
     @consumes.on(crm_ev.CustomerUpdated, lock=locks.by("customer", "customer_id"))
-    def on_customer_updated(uow, event: crm_ev.CustomerUpdated, envelope) -> None:
+    def on_customer_updated(uow: FinanceUnitOfWork, event: crm_ev.CustomerUpdated, envelope: EventEnvelope) -> None:
         receivables_handlers.on_customer_updated(uow, receivables.CustomerTerms(
             event.customer_id, event.payment_terms_days, envelope.aggregate_version))
 
     @consumes.on(procurement_ev.PurchaseOrderApproved, lock=PURCHASE_ORDER)
-    def on_purchase_order_approved(uow, event: procurement_ev.PurchaseOrderApproved, envelope) -> None:
+    def on_purchase_order_approved(uow: FinanceUnitOfWork, event: procurement_ev.PurchaseOrderApproved,
+                                   envelope: EventEnvelope) -> None:
         if payables_handlers.on_purchase_order_approved(uow, approval_command(event), envelope.aggregate_version):
             # each line's promised date, for the supplier performance report
             suppliers.record_promises(uow, event.purchase_order_id,
                                       [(line.line_no, line.expected_date) for line in event.lines])
 
     @consumes.on(procurement_ev.GoodsReceived, lock=PURCHASE_ORDER)
-    def on_goods_received(uow, event: procurement_ev.GoodsReceived, _envelope) -> None:
+    def on_goods_received(uow: FinanceUnitOfWork, event: procurement_ev.GoodsReceived,
+                          _envelope: EventEnvelope) -> None:
         payables_handlers.on_goods_received(uow, receipt_command(event), config)
 
     # The value of stock movements (services/finance/valuation.py). A shipment's cost posts
     # under the order's lock, beside the order's invoice; an adjustment's under its request id.
     @consumes.on(inventory_ev.StockIssued, lock=ORDER)
-    def on_stock_issued(uow, event: inventory_ev.StockIssued, _envelope) -> None:
+    def on_stock_issued(uow: FinanceUnitOfWork, event: inventory_ev.StockIssued, _envelope: EventEnvelope) -> None:
         valuation.on_stock_issued(uow, valuation.issued_command(event), config.currency)
 
     @consumes.on(inventory_ev.StockAdjusted, lock=locks.by("stock_adjustment", "request_id"))
-    def on_stock_adjusted(uow, event: inventory_ev.StockAdjusted, _envelope) -> None:
+    def on_stock_adjusted(uow: FinanceUnitOfWork, event: inventory_ev.StockAdjusted, _envelope: EventEnvelope) -> None:
         if event.goods_receipt_id:
             return  # a receipt: posted from GoodsReceived at the purchase order's prices
         valuation.on_stock_adjusted(uow, valuation.adjusted_command(event), config.currency)

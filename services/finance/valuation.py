@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from erp.common.v1 import money_pb2
+from erp.events.v1 import inventory_events_pb2 as inventory_ev
 from mesh import money, paging, protoconv
 from mesh.errors import Violations
 from services.finance.ledger.adapters import MONEY, journal_entries, metadata
@@ -99,13 +100,13 @@ def _cents(value: money_pb2.Money, what: str) -> Decimal:
     return amount
 
 
-def issued_command(event) -> StockIssued:
+def issued_command(event: inventory_ev.StockIssued) -> StockIssued:
     return StockIssued(event.order_id, tuple(
         IssuedLine(line.sku, line.warehouse_code, line.quantity, _cents(line.cost, "StockIssued"),
                    line.cost.currency_code) for line in event.lines))
 
 
-def adjusted_command(event) -> StockAdjusted:
+def adjusted_command(event: inventory_ev.StockAdjusted) -> StockAdjusted:
     return StockAdjusted(event.request_id, event.sku, event.warehouse_code, event.quantity_delta,
                          _cents(event.value_delta, "StockAdjusted"), event.value_delta.currency_code,
                          event.reason)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ purchase_order_promises = sa.Table(
 )
 
 
-def record_promises(uow: FinanceUnitOfWork, purchase_order_id: str, lines) -> None:
+def record_promises(uow: FinanceUnitOfWork, purchase_order_id: str, lines: Iterable[tuple[int, str]]) -> None:
     """Keeps each line's promised date (lines: (line_no, "YYYY-MM-DD" or "")); called after the
     approval was stored, under the purchase order's lock. A date that does not parse is left out."""
     rows = []

@@ -126,6 +126,7 @@ class Figures:
     lookup_vs_echo: float | None = None
     lookup_p99_ms: float | None = None
     echo_p99_ms: float | None = None
+    echo_not_sent: int = 0  # calls the generator could not send at the offered rate: the echo itself fell behind
     gateway_added_p50_ms: float | None = None
     gateway_vs_direct: float | None = None
     stuck: int | None = None
@@ -142,6 +143,9 @@ def verdicts(f: Figures) -> list[Verdict]:
         _at_least("lookup throughput >= 0.9x echo (in turns)", f.lookup_vs_echo, 0.9, ".2f"),
         _at_most("lookup p99 <= 1.3x echo p99 at 1,000/s offered", ratio(f.lookup_p99_ms, f.echo_p99_ms), 1.3, ".2f"),
     ]
+    if f.echo_not_sent and lines[-1].ok is not None:  # no reference: the machine could not serve even the echo
+        lines[-1] = Verdict(lines[-1].what, f"{lines[-1].measured}, void: the echo fell behind the offered rate "
+                            f"({f.echo_not_sent} calls not sent)", None)
     if f.gateway_added_p50_ms is not None or f.gateway_vs_direct is not None:
         lines += [_at_most("gateway adds <= 1 ms p50 (ms)", f.gateway_added_p50_ms, 1.0, ".2f"),
                   _at_least("gateway passes >= 0.7x direct throughput", f.gateway_vs_direct, 0.7, ".2f")]

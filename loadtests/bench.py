@@ -761,6 +761,7 @@ def verdict(bench: Bench, checks: dict) -> None:
     f.confirm_p99_ms = by.get("3r", {}).get("confirm", {}).get("p99")
     f.lookup_vs_echo = by.get("2", {}).get("vs_echo")
     f.lookup_p99_ms, f.echo_p99_ms = by.get("2r", {}).get("p99"), by.get("1r", {}).get("p99")
+    f.echo_not_sent = sum(n for code, n in by.get("1r", {}).get("error_codes", {}).items() if code.startswith("NOT_SENT"))
     print(f"\nfigures: CPU/order {_fmt(f.cpu_per_order_ms)} ms, echo server CPU/call {_fmt(f.echo_cpu_per_call_ms, '.3f')} "
           f"ms; orders {_fmt(f.orders_per_s, '.1f')}/s, pgbench {_fmt(f.pgbench_tps, '.0f')} tps")
     print("verdict (issue 18 targets; the gateway's are make bench-gateway's):")

@@ -115,3 +115,11 @@ def test_gateway_verdicts_only_when_measured():
     lines = {v.what: v.ok for v in verdicts(Figures(gateway_added_p50_ms=1.2, gateway_vs_direct=0.7))
              if "gateway" in v.what}
     assert lines == {"gateway adds <= 1 ms p50 (ms)": False, "gateway passes >= 0.7x direct throughput": True}
+
+
+def test_the_lookup_p99_verdict_is_void_when_the_echo_itself_fell_behind():
+    f = Figures(lookup_p99_ms=100, echo_p99_ms=101, echo_not_sent=385)
+    line = next(v for v in verdicts(f) if v.what.startswith("lookup p99"))
+    assert line.ok is None and "385 calls not sent" in line.measured
+    f.echo_not_sent = 0
+    assert next(v for v in verdicts(f) if v.what.startswith("lookup p99")).ok is True

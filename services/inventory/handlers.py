@@ -2,7 +2,9 @@
 the event consumer's transaction (with the inbox row) and does not commit."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import TypeVar
 
 from erp.common.v1 import money_pb2
 from mesh import identifiers, money, protoconv
@@ -12,33 +14,36 @@ from services.inventory import domain
 from services.inventory.adapters import InventoryUnitOfWork
 from services.inventory.domain import LedgerEntry, LedgerKind, StockLevel
 
+_Created = TypeVar("_Created", domain.Product, domain.Warehouse)
+
 
 def create_product(uow: InventoryUnitOfWork, cmd: domain.CreateProduct) -> domain.Product:
     product = domain.validate_product(cmd)
-    with uow:
-        uow.lock("product", product.sku)  # a twin create waits, then finds this one (not a key violation)
-        existing = uow.catalog.product(product.sku)
-        if existing is not None:
-            if existing != product:
-                raise AlreadyExists(f"SKU {product.sku} already exists with other attributes")
-            return existing
-        uow.catalog.add_product(product)
-        uow.commit()
-    return product
+    return _create_once(uow, ("product", product.sku), product, uow.catalog.product, uow.catalog.add_product,
+                        f"SKU {product.sku} already exists with other attributes")
 
 
 def create_warehouse(uow: InventoryUnitOfWork, cmd: domain.CreateWarehouse) -> domain.Warehouse:
     warehouse = domain.validate_warehouse(cmd)
+    return _create_once(uow, ("warehouse", warehouse.code), warehouse, uow.catalog.warehouse,
+                        uow.catalog.add_warehouse, f"warehouse {warehouse.code} already exists with another name")
+
+
+def _create_once(uow: InventoryUnitOfWork, ref: tuple[str, str], new: _Created, find: Callable[[str], _Created | None],
+                 add: Callable[[_Created], object], conflict: str) -> _Created:
+    """A repeat of the create that made it is answered with it; a create of the same key with
+    other attributes is ALREADY_EXISTS. The lock makes a twin create wait, then find this one
+    (rather than fail on the key)."""
     with uow:
-        uow.lock("warehouse", warehouse.code)
-        existing = uow.catalog.warehouse(warehouse.code)
+        uow.lock(*ref)
+        existing = find(ref[1])
         if existing is not None:
-            if existing != warehouse:
-                raise AlreadyExists(f"warehouse {warehouse.code} already exists with another name")
+            if existing != new:
+                raise AlreadyExists(conflict)
             return existing
-        uow.catalog.add_warehouse(warehouse)
+        add(new)
         uow.commit()
-    return warehouse
+    return new
 
 
 def get_product(uow: InventoryUnitOfWork, sku: str) -> domain.Product:

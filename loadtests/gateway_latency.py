@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import grpc
+import psutil
 
 from erp.inventory.v1 import inventory_pb2 as pb
 from loadtests import accounting, localmesh
@@ -52,10 +53,14 @@ def seed(target: str) -> None:
          pb.AdjustStockResponse)
 
 
-def measure(one_call, seconds: float, concurrency: int) -> dict:
-    """Latencies of sequential calls, then calls/s with `concurrency` threads."""
+def measure(one_call, seconds: float, concurrency: int, servers: dict) -> dict:
+    """Latencies of sequential calls, then calls/s with `concurrency` threads, and the CPU each server
+    process ({name: psutil.Process}) spent per call over both phases (it holds still when the machine's
+    speed does not)."""
+
     for _ in range(50):
         one_call()  # warm up: connections, caches
+    cpu_before = {name: sum(p.cpu_times()[:2]) for name, p in servers.items()}
     latencies = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -75,9 +80,18 @@ def measure(one_call, seconds: float, concurrency: int) -> dict:
         t.start()
     for t in threads:
         t.join()
+    calls = len(latencies) + sum(done)
+    cpu = {name: (sum(p.cpu_times()[:2]) - cpu_before[name]) * 1000 / calls for name, p in servers.items()}
     latencies.sort()
     return {"p50": statistics.median(latencies) * 1000, "p99": latencies[int(len(latencies) * 0.99)] * 1000,
-            "rps": sum(done) / seconds}
+            "rps": sum(done) / seconds, "cpu_ms": cpu}
+
+
+def server_pids(targets: dict) -> dict[int, str]:
+    """{pid: service} of the processes listening on the targets' ports."""
+    service_of = {int(t.rsplit(":", 1)[1]): name for name, t in targets.items()}
+    return {c.pid: service_of[c.laddr.port] for c in psutil.net_connections("tcp")
+            if c.status == "LISTEN" and c.laddr.port in service_of and c.pid}
 
 
 def main() -> int:
@@ -124,16 +138,19 @@ def main() -> int:
             if response.status != 200:
                 raise RuntimeError(f"REST GetStock answered {response.status}")
 
-        rows = {"direct to inventory (gRPC)": measure(direct_call, args.seconds, args.concurrency),
-                "through the gateway (gRPC)": measure(gateway_grpc_call, args.seconds, args.concurrency),
-                "through the gateway (REST)": measure(gateway_rest_call, args.seconds, args.concurrency)}
+        servers = {name: psutil.Process(pid) for pid, name in server_pids(targets).items()}
+        rows = {"direct to inventory (gRPC)": measure(direct_call, args.seconds, args.concurrency, servers),
+                "through the gateway (gRPC)": measure(gateway_grpc_call, args.seconds, args.concurrency, servers),
+                "through the gateway (REST)": measure(gateway_rest_call, args.seconds, args.concurrency, servers)}
         direct_channel.close()
         gateway_channel.close()
     base = rows["direct to inventory (gRPC)"]
     print(f"\nGetStock, cache hit; sequential p50/p99, then {args.concurrency} in flight (cpu count {os.cpu_count()})")
-    print(f"{'path':<30} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'req/s':>8}")
+    print(f"{'path':<30} {'p50 ms':>8} {'p99 ms':>8} {'added p50':>10} {'req/s':>8}  server CPU ms/call")
     for name, row in rows.items():
-        print(f"{name:<30} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['p50'] - base['p50']:>+10.2f} {row['rps']:>8.0f}")
+        cpu = ", ".join(f"{server} {ms:.3f}" for server, ms in row["cpu_ms"].items())
+        print(f"{name:<30} {row['p50']:>8.2f} {row['p99']:>8.2f} {row['p50'] - base['p50']:>+10.2f} {row['rps']:>8.0f}"
+              f"  {cpu}")
     via = rows["through the gateway (gRPC)"]
     print(f"verdict (issue 18 targets, gRPC edge; load average {os.getloadavg()[0]:.1f}):")
     for verdict in accounting.verdicts(accounting.Figures(gateway_added_p50_ms=via["p50"] - base["p50"],

@@ -453,4 +453,5 @@ def _received_event(order: PurchaseOrder, receipt: GoodsReceipt) -> ev.GoodsRece
         receipt_id=receipt.receipt_id, purchase_order_id=order.purchase_order_id, supplier_id=order.supplier_id,
         warehouse_code=receipt.warehouse_code,
         lines=[ev.ReceivedLine(line_no=x.line_no, sku=x.sku, quantity=x.quantity,
-                               unit_price=_money(order, order.known_line(x.line_no).unit_price)) for x in receipt.lines])
+                               unit_price=_money(order, order.known_line(x.line_no).unit_price))
+               for x in receipt.lines])

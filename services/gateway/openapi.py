@@ -14,7 +14,6 @@ the JSON mapping names fields (lowerCamelCase, `page.pageSize`), enums are strin
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import re
@@ -25,7 +24,7 @@ from typing import Any
 
 from google.protobuf import descriptor, descriptor_pb2
 
-from services.gateway import descriptors, routes
+from services.gateway import descriptors, generated, routes
 from services.gateway.routes import Route, RouteTable, Variable
 
 F = descriptor.FieldDescriptor
@@ -340,20 +339,5 @@ def committed() -> dict:
     return json.loads(PATH.read_text()) if PATH.exists() else {}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args()
-    text = dumps(generate())
-    if args.check:
-        if not PATH.exists() or PATH.read_text() != text:
-            print(f"{PATH} is stale: run `make gateway-generate`", file=sys.stderr)
-            return 1
-        return 0
-    PATH.write_text(text)
-    print(f"wrote {PATH}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(generated.main(PATH, lambda: dumps(generate()), (__doc__ or "").splitlines()[0]))

@@ -8,11 +8,11 @@ helm/erp/templates/gateway-authorizationpolicy.yaml; a test fails when it is sta
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from mesh import access
+from services.gateway import generated
 
 PATH = Path(__file__).resolve().parents[2] / "helm" / "erp" / "templates" / "gateway-authorizationpolicy.yaml"
 HEADER = """{{- /*
@@ -67,20 +67,5 @@ def render() -> str:
     return "".join(parts)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not PATH.exists() or PATH.read_text() != text:
-            print(f"{PATH} is stale: run `make gateway-generate`", file=sys.stderr)
-            return 1
-        return 0
-    PATH.write_text(text)
-    print(f"wrote {PATH}")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(generated.main(PATH, render, (__doc__ or "").splitlines()[0]))

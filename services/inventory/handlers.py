@@ -19,21 +19,24 @@ _Created = TypeVar("_Created", domain.Product, domain.Warehouse)
 
 def create_product(uow: InventoryUnitOfWork, cmd: domain.CreateProduct) -> domain.Product:
     product = domain.validate_product(cmd)
-    return _create_once(uow, ("product", product.sku), product, uow.catalog.product, uow.catalog.add_product,
+    return _create_once(uow, ("product", product.sku), product, lambda sku: uow.catalog.product(sku),
+                        lambda new: uow.catalog.add_product(new),
                         f"SKU {product.sku} already exists with other attributes")
 
 
 def create_warehouse(uow: InventoryUnitOfWork, cmd: domain.CreateWarehouse) -> domain.Warehouse:
     warehouse = domain.validate_warehouse(cmd)
-    return _create_once(uow, ("warehouse", warehouse.code), warehouse, uow.catalog.warehouse,
-                        uow.catalog.add_warehouse, f"warehouse {warehouse.code} already exists with another name")
+    return _create_once(uow, ("warehouse", warehouse.code), warehouse, lambda code: uow.catalog.warehouse(code),
+                        lambda new: uow.catalog.add_warehouse(new),
+                        f"warehouse {warehouse.code} already exists with another name")
 
 
 def _create_once(uow: InventoryUnitOfWork, ref: tuple[str, str], new: _Created, find: Callable[[str], _Created | None],
                  add: Callable[[_Created], object], conflict: str) -> _Created:
     """A repeat of the create that made it is answered with it; a create of the same key with
     other attributes is ALREADY_EXISTS. The lock makes a twin create wait, then find this one
-    (rather than fail on the key)."""
+    (rather than fail on the key). find and add run inside the transaction: uow.catalog exists only
+    once `with uow` has started it, so they reach it when called, not when passed."""
     with uow:
         uow.lock(*ref)
         existing = find(ref[1])

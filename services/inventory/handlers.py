@@ -157,12 +157,7 @@ def adjust_stock(uow: InventoryUnitOfWork, cache: Cache, cmd: domain.AdjustStock
             if target != (cmd.sku, cmd.warehouse_code):
                 raise AlreadyExists(f"request_id {cmd.request_id} was used for another adjustment")
             return _stock_row(uow, cmd.sku, cmd.warehouse_code)
-        skus, codes = uow.stock.existing([(cmd.sku, cmd.warehouse_code)])
-        if cmd.sku not in skus:
-            raise NotFound(f"no product with SKU {cmd.sku}")
-        if cmd.warehouse_code not in codes:
-            raise NotFound(f"no warehouse {cmd.warehouse_code}")
-        uow.stock.ensure_row(cmd.sku, cmd.warehouse_code)
+        _ensure_stock_row(uow, cmd.sku, cmd.warehouse_code)
         level = domain.adjusted(_stock_row(uow, cmd.sku, cmd.warehouse_code, for_update=True), cmd.quantity_delta)
         before = uow.stock.valuation(cmd.sku, cmd.warehouse_code)  # the row is ours: nobody moves it now
         if cmd.quantity_delta > 0:
@@ -366,15 +361,21 @@ def receive(uow: InventoryUnitOfWork, cache: Cache, receipt_id: str, warehouse_c
     return True
 
 
+def _ensure_stock_row(uow: InventoryUnitOfWork, sku: str, warehouse_code: str) -> None:
+    """The stock row of a known product in a known warehouse, created at zero if new; NOT_FOUND
+    naming whichever of the two does not exist."""
+    skus, codes = uow.stock.existing([(sku, warehouse_code)])
+    if sku not in skus:
+        raise NotFound(f"no product with SKU {sku}")
+    if warehouse_code not in codes:
+        raise NotFound(f"no warehouse {warehouse_code}")
+    uow.stock.ensure_row(sku, warehouse_code)
+
+
 def set_reorder_point(uow: InventoryUnitOfWork, cache: Cache, cmd: domain.SetReorderPoint) -> StockLevel:
     domain.validate_reorder_point(cmd)
     with uow:
-        skus, codes = uow.stock.existing([(cmd.sku, cmd.warehouse_code)])
-        if cmd.sku not in skus:
-            raise NotFound(f"no product with SKU {cmd.sku}")
-        if cmd.warehouse_code not in codes:
-            raise NotFound(f"no warehouse {cmd.warehouse_code}")
-        uow.stock.ensure_row(cmd.sku, cmd.warehouse_code)
+        _ensure_stock_row(uow, cmd.sku, cmd.warehouse_code)
         uow.stock.get(cmd.sku, cmd.warehouse_code, for_update=True)
         level = uow.stock.set_reorder(cmd.sku, cmd.warehouse_code, cmd.reorder_point, cmd.reorder_quantity)
         _publish_after_commit(uow, cache, [level])  # alert at once if already below the new point

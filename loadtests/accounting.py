@@ -158,14 +158,28 @@ def verdicts(f: Figures) -> list[Verdict]:
 
 
 # ------------------------------------------------------------------------------------------ sampling
+_BROKERS: dict[int, set[int]] = {}
+
+
+def broker_pids(port: int) -> set[int]:
+    """The RabbitMQ node listening on `port` and its helper processes (epmd is shared: not counted)."""
+    if port not in _BROKERS:
+        import psutil
+
+        beam = {c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port}
+        _BROKERS[port] = beam | {child.pid for pid in beam for child in psutil.Process(pid).children(recursive=True)}
+    return _BROKERS[port]
+
+
 class Sampler:
     """Snapshots of CPU seconds per process (see the module doc) and the services' resident memory."""
 
     def __init__(self, services: dict[int, str], generator_pid: int, echo_pid: int | None,
-                 database_url: str = "", run_db: str = "") -> None:
+                 database_url: str = "", run_db: str = "", amqp_port: int = 0) -> None:
         import psutil
 
         self.psutil, self.run_db, self.database_url = psutil, run_db, database_url
+        self.broker = broker_pids(amqp_port) if amqp_port else None
         self.named = {pid: f"svc {name}" for pid, name in services.items()}
         self.named[generator_pid] = "generator"
         if echo_pid:
@@ -219,6 +233,8 @@ class Sampler:
             if engine is None:
                 continue
             group = engine
+            if engine == "rabbitmq" and self.broker is not None and p.pid not in self.broker:
+                continue  # another RabbitMQ node on this machine, not the run's
             if engine == "postgres":
                 group = pg_group(pg_rows.get(p.pid), self.run_db, service_of_port) if detail else "postgres"
             try:

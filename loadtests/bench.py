@@ -64,6 +64,7 @@ import uuid
 from collections import Counter
 from concurrent import futures
 from pathlib import Path
+from urllib.parse import urlparse
 
 from loadtests import accounting as acc
 
@@ -318,6 +319,7 @@ def generator_main(conn) -> None:
 class Bench:
     def __init__(self, args, echo_pid: int = 0, database_url: str = "", run_db: str = "") -> None:
         self.args, self.echo_pid, self.database_url, self.run_db = args, echo_pid, database_url, run_db
+        self.amqp_port = 0
         self.rows: list[dict] = []
         self.pgbench: dict = {}
         self.perf_ok, self.perf_note = acc.perf_supported()
@@ -334,7 +336,7 @@ class Bench:
         detail, perf = kind == "orders", kwargs.pop("perf", False) and self.perf_ok
         profile_dir = kwargs.pop("profile", None)
         sampler = acc.Sampler(services, self.generator.pid, self.echo_pid, self.database_url if detail else "",
-                          self.run_db)
+                              self.run_db, self.amqp_port)
         self.pipe.send((kind, kwargs))
         started = time.time()
         time.sleep(kwargs.get("warmup", 0))
@@ -545,6 +547,7 @@ def main() -> int:
     echo = subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
                              f"from loadtests.bench import serve_echo; serve_echo({echo_port})"])
     bench = Bench(args, echo.pid, engines.database_url, f"erp_bench_{run_id}")
+    bench.amqp_port = (urlparse(engines.amqp_url).port or 5672) if engines.amqp_url else 0
     started = time.monotonic()
     try:
         print(HEADER)

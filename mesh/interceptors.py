@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NoReturn, Protocol, TypeAlias, cast, overload
@@ -283,12 +284,17 @@ class ClientInterceptor(grpc.UnaryUnaryClientInterceptor):
         self.default_timeout = default_timeout
         self.internal_secret = internal_secret
         self.service = service
+        self._minter = identity.Minter(internal_secret) if internal_secret else None
+        self._minting = threading.Lock()
 
     def _internal_token(self, method: str) -> str:
         rule = access.table().get(method)
         me = f"service:{self.service}"
         caller = identity.Identity(call_context.subject.get() or me, rule.scopes if rule else frozenset(), me)
-        return identity.mint(self.internal_secret, caller, method)
+        if self._minter is None:
+            return identity.mint(self.internal_secret, caller, method)  # (refuses the empty secret)
+        with self._minting:
+            return self._minter.mint(caller, method)
 
     def intercept_unary_unary(self, continuation: Callable[[grpc.ClientCallDetails, Any], Any],
                               client_call_details: grpc.ClientCallDetails, request: Any) -> Any:

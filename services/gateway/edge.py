@@ -56,6 +56,7 @@ class Edge:
         identity.check_secret(internal_secret)
         self.rules, self.authenticator, self.limiter = rules, authenticator, limiter
         self.internal_secret = internal_secret
+        self.minter = identity.Minter(internal_secret)
 
     def rule(self, method: str) -> access.Rule | None:
         """The rule of a method reachable from outside; internal-only ones look unknown."""
@@ -78,7 +79,7 @@ class Edge:
             missing = sorted(rule.scopes - caller.scopes)
             raise Refusal(grpc.StatusCode.PERMISSION_DENIED, f"{method} needs scope(s) {', '.join(missing)}")
         await self._limit(client, rule.rate_class)
-        return Admission(rule, caller, identity.mint(self.internal_secret, caller, method))
+        return Admission(rule, caller, self.minter.mint(caller, method))
 
     async def _limit(self, client: str, rate_class: str) -> None:
         decision = await self.limiter.check(client, rate_class)

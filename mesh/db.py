@@ -9,10 +9,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+from mesh.settings import Variables
 
 log = logging.getLogger("mesh.db")
 
@@ -44,16 +47,13 @@ class Timeouts:
     keepalive_count: int = 3
 
     @classmethod
-    def from_env(cls, env: dict[str, str]) -> Timeouts:
+    def from_env(cls, env: Mapping[str, str]) -> Timeouts:
         """ERP_DB_CONNECT_TIMEOUT_SECONDS, ERP_DB_STATEMENT_TIMEOUT_MS, ERP_DB_LOCK_TIMEOUT_MS,
         ERP_DB_TCP_USER_TIMEOUT_MS (README's configuration table); 0 turns one off."""
+        v = Variables(env)
+
         def read(name: str, default: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            if not raw.isdigit():
-                raise ValueError(f"{name} must be a whole number, got {raw!r}")
-            return int(raw)
+            return v.integer(name, default, least=0)
 
         return cls(connect_seconds=read("ERP_DB_CONNECT_TIMEOUT_SECONDS", cls.connect_seconds),
                    statement_ms=read("ERP_DB_STATEMENT_TIMEOUT_MS", cls.statement_ms),

@@ -202,7 +202,7 @@ def start(spec: ServiceSpec[U], settings: Settings, reuse_port: bool = False) ->
         calls = guard.wrapping(calls)
         threads.append(threading.Thread(
             target=guard.run_pruner, name="idempotency-pruner", daemon=True,
-            args=(stop_event, float(settings.variables.text("ERP_IDEMPOTENCY_PRUNE_SECONDS", str(idempotency.PRUNE_SECONDS))))))
+            args=(stop_event, settings.variables.number("ERP_IDEMPOTENCY_PRUNE_SECONDS", idempotency.PRUNE_SECONDS))))
     spec.add_servicers(calls, runtime)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     # add_HealthServicer_to_server calls only add_generic_rpc_handlers and add_registered_method_handlers,
@@ -229,7 +229,7 @@ def idempotency_guard(spec: ServiceSpec[U], runtime: Runtime[U]) -> idempotency.
     """The idempotency keys of the service's mutating RPCs (mesh/idempotency.py); None when it has none."""
     if not idempotency.mutating_methods(spec.grpc_services):
         return None
-    hours = float(runtime.settings.variables.text("ERP_IDEMPOTENCY_RETENTION_HOURS", str(idempotency.RETENTION_HOURS)))
+    hours = runtime.settings.variables.number("ERP_IDEMPOTENCY_RETENTION_HOURS", idempotency.RETENTION_HOURS)
     return idempotency.Idempotency(runtime.engine, retention_hours=hours)
 
 

@@ -70,17 +70,19 @@ def external_amqp() -> str:
 def redis_server(request) -> str:
     """A Redis for tests that need one but not a particular one: the external one where it runs (and in
     CI, where it must), else the embedded one, so a newcomer's machine runs these tests too."""
-    if support.REQUIRE_EXTERNAL or probes.redis_reachable(support.EXTERNAL_REDIS):
-        return request.getfixturevalue("external_redis")
-    return request.getfixturevalue("embedded_redis")
+    return request.getfixturevalue("external_redis" if support.EXTERNAL_REDIS_RUNS else "embedded_redis")
 
 
-@pytest.fixture(params=["embedded", "external"])
+@pytest.fixture(scope="session")
+def postgres_server(request) -> str:
+    """A PostgreSQL for tests that need one but not a particular one, as redis_server."""
+    return request.getfixturevalue("external_pg" if support.EXTERNAL_PG_RUNS else "embedded_pg")
+
+
+@pytest.fixture(params=support.POSTGRES_KINDS)
 def pg_server(request) -> str:
-    """Each test using it runs on the embedded and on the external PostgreSQL."""
-    if request.param == "external":
-        return request.getfixturevalue("external_pg")
-    return request.getfixturevalue("embedded_pg")
+    """Each test using it runs on the embedded and (where it runs) on the external PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_pg")
 
 
 @pytest.fixture
@@ -95,8 +97,7 @@ def _engine_sets() -> list[str]:
     RabbitMQ's set (skipped without a broker, except in CI). The two PostgreSQLs differ only in
     the server binary: the database tests (pg_server) and the races run on both, and the e2e
     tests start the mesh on the embedded ones; every mesh test on both cost CI a third of its time."""
-    external = support.REQUIRE_EXTERNAL or probes.pg_reachable(support.EXTERNAL_PG)
-    return ["pgbus-external" if external else "pgbus-embedded", "amqp-external"]
+    return ["pgbus-external" if support.EXTERNAL_PG_RUNS else "pgbus-embedded", "amqp-external"]
 
 
 ENGINE_SETS = _engine_sets()

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from mesh import db
+from mesh import db, probes
 from mesh.events.amqp import delete_namespace
 from mesh.settings import GRPC_WORKERS, Settings, load
 
@@ -23,6 +23,12 @@ REQUIRE_EXTERNAL = os.environ.get("ERP_TEST_REQUIRE_EXTERNAL", "").lower() in ("
 EXTERNAL_PG = os.environ.get("ERP_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 EXTERNAL_REDIS = os.environ.get("ERP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 EXTERNAL_AMQP = os.environ.get("ERP_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+# Tests that run on both servers of a kind do so where the external one runs (in CI it must);
+# on a newcomer's machine they run on the embedded one alone instead of skipping the other.
+EXTERNAL_PG_RUNS = REQUIRE_EXTERNAL or probes.pg_reachable(EXTERNAL_PG)
+EXTERNAL_REDIS_RUNS = REQUIRE_EXTERNAL or probes.redis_reachable(EXTERNAL_REDIS)
+POSTGRES_KINDS = ["embedded", "external"] if EXTERNAL_PG_RUNS else ["embedded"]
+REDIS_KINDS = ["embedded", "external"] if EXTERNAL_REDIS_RUNS else ["embedded"]
 
 
 def wait_for(what: str, check, timeout: float = 20.0):

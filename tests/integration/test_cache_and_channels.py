@@ -22,7 +22,7 @@ from mesh.interceptors import ClientInterceptor, ServerCalls
 from tests import support
 
 
-@pytest.fixture(params=["embedded", "external"])
+@pytest.fixture(params=support.REDIS_KINDS)
 def redis_url(request) -> str:
     return request.getfixturevalue(f"{request.param}_redis")
 
@@ -230,7 +230,7 @@ def test_outgoing_calls_inherit_the_incoming_deadline_and_correlation_id(install
     assert servicer.correlations[2] not in ("", "corr-1", servicer.correlations[0])
 
 
-@pytest.mark.parametrize("engines", ["pgbus-embedded", "pgbus-external"], indirect=True)
+@pytest.mark.parametrize("engines", [f"pgbus-{kind}" for kind in support.POSTGRES_KINDS], indirect=True)
 def test_two_inventory_processes_see_each_others_stock_changes_at_once(engines, tmp_path):
     """Copies that would otherwise live a minute: only Redis's invalidations make the
     second process see the first one's adjustment."""

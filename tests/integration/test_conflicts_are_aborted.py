@@ -30,8 +30,8 @@ NOW = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def database(external_pg):
-    with support.fresh_database(external_pg) as url:
+def database(postgres_server):
+    with support.fresh_database(postgres_server) as url:
         yield url
 
 

@@ -150,9 +150,9 @@ def balances(client) -> dict[str, Decimal]:
 
 
 @pytest.fixture(scope="module")
-def world(external_pg, redis_server, tmp_path_factory):
+def world(postgres_server, redis_server, tmp_path_factory):
     engines_ = support.Engines("", redis_server, "postgres", namespace="erptest-" + uuid.uuid4().hex[:8])
-    with support.fresh_database(external_pg) as url:
+    with support.fresh_database(postgres_server) as url:
         engines_ = dataclasses.replace(engines_, database_url=url)
         with running_mesh(engines_, tmp_path_factory.mktemp("idem")) as (client, started):
             stock_up(client, {(SKU, "MAIN"): 100_000}, customers=(CUSTOMER,))

@@ -22,8 +22,8 @@ STOCK_FILTERS = {"warehouse": "", "prefix": "", "below": False}
 
 
 @pytest.fixture
-def client(external_pg, redis_server, tmp_path):
-    with support.fresh_database(external_pg) as url:
+def client(postgres_server, redis_server, tmp_path):
+    with support.fresh_database(postgres_server) as url:
         engines = support.Engines(url, redis_server, "postgres", namespace="erptest-" + uuid.uuid4().hex[:8])
         with running_mesh(engines, tmp_path, services=("inventory", "orders")) as (client, _started):
             yield client

@@ -33,7 +33,8 @@ from tests.integration.conftest import running_mesh
 from tests.interleaving import PausePoint, interleave
 
 # The interleavings are about PostgreSQL, not the transport: both PostgreSQL servers, one bus.
-ON_EACH_POSTGRES = pytest.mark.parametrize("engines", ["pgbus-embedded", "pgbus-external"], indirect=True)
+ON_EACH_POSTGRES = pytest.mark.parametrize("engines", [f"pgbus-{kind}" for kind in support.POSTGRES_KINDS],
+                                           indirect=True)
 
 
 @dataclasses.dataclass

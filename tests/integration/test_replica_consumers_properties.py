@@ -179,7 +179,7 @@ class Template:
             admin.dispose()
 
 
-@pytest.fixture(scope="module", params=["embedded", "external"])
+@pytest.fixture(scope="module", params=support.POSTGRES_KINDS)
 def template(request, redis_server, tmp_path_factory) -> Template:
     server = request.getfixturevalue(f"{request.param}_pg")
     name = "erp_replicas_tmpl_" + uuid.uuid4().hex[:8]

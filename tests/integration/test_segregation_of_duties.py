@@ -39,8 +39,8 @@ class ActingAs(grpc.UnaryUnaryClientInterceptor):
 
 
 @pytest.fixture
-def engines(external_pg, redis_server):
-    with support.fresh_database(external_pg) as url:
+def engines(postgres_server, redis_server):
+    with support.fresh_database(postgres_server) as url:
         yield support.Engines(url, redis_server, "postgres", namespace="erptest-" + uuid.uuid4().hex[:8])
 
 

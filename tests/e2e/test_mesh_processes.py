@@ -22,6 +22,19 @@ from services.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
 pytestmark = pytest.mark.e2e
 
 
+def free_port_pair() -> int:
+    """A free port whose successor is free too (held together while checked)."""
+    while True:
+        with socket.socket() as first, socket.socket() as second:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            try:
+                second.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+
+
 def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
@@ -171,7 +184,7 @@ def test_erp_processes_share_one_port_and_stop_together(engines, tmp_path):
     from erp.inventory.v1 import inventory_pb2 as inv
     from erp.inventory.v1 import inventory_pb2_grpc as inv_grpc
 
-    grpc_port, metrics_port = free_ports(2)
+    grpc_port, metrics_port = free_ports(1)[0], free_port_pair()  # process i serves metrics on port + i
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
     env.update(ERP_DATABASE_URL=engines.database_url, ERP_REDIS_URL=engines.redis_url, ERP_EVENT_TRANSPORT="postgres",
                ERP_DATA_DIR=str(tmp_path), ERP_LOG_FORMAT="text", ERP_GRPC_PORT=str(grpc_port),

@@ -49,9 +49,10 @@ def test_request_and_response_bytes_are_forwarded_unchanged(gateway, backend):
 
 
 def test_the_deadline_reaches_the_service_and_is_capped(gateway, backend):
+    # grpc-timeout travels rounded up (to 10 ms from 1 s on, 100 ms from 10 s), twice on the way here,
+    # so a deadline can arrive a little above itself: 7 s, not the cap of 30
     gateway.call(GET_ORDER, token=token(gateway), timeout=7)
-    assert 0 < backend.seen[-1].time_remaining <= 7
-    # grpc-timeout travels rounded up, so the cap (30 s) can arrive a little above itself
+    assert 0 < backend.seen[-1].time_remaining <= 7.1
     gateway.call(GET_ORDER, token=token(gateway), timeout=3600)
     assert 0 < backend.seen[-1].time_remaining <= 31, "capped at ERP_GATEWAY_MAX_DEADLINE_SECONDS"
     gateway.call(GET_ORDER, token=token(gateway), timeout=None)

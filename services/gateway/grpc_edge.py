@@ -21,16 +21,23 @@ log = logging.getLogger("gateway.grpc")
 class GrpcEdge(grpc.GenericRpcHandler):
     def __init__(self, edge: Edge, upstreams: Upstreams, max_deadline_seconds: float) -> None:
         self.edge, self.upstreams, self.max_deadline = edge, upstreams, max_deadline_seconds
+        # Per method, built on its first call (the server asks for a handler on every call):
+        # the handler, and the metric children of the method
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self._served: dict[str, metrics.RpcServed] = {}
 
     def service(self, handler_call_details):
         method = handler_call_details.method
-        if self.edge.rule(method) is None:
-            return None  # UNIMPLEMENTED, as for any method the server does not know
+        handler = self._handlers.get(method)
+        if handler is None:
+            if self.edge.rule(method) is None:
+                return None  # UNIMPLEMENTED, as for any method the server does not know
 
-        async def forward(request: bytes, ctx: grpc.aio.ServicerContext):
-            return await self.forward(method, request, ctx)
+            async def forward(request: bytes, ctx: grpc.aio.ServicerContext):
+                return await self.forward(method, request, ctx)
 
-        return grpc.unary_unary_rpc_method_handler(forward)  # no (de)serializers: raw bytes
+            handler = self._handlers[method] = grpc.unary_unary_rpc_method_handler(forward)  # raw bytes
+        return handler
 
     def timeout(self, ctx) -> float:
         remaining = ctx.time_remaining()
@@ -45,7 +52,9 @@ class GrpcEdge(grpc.GenericRpcHandler):
             return await self._counted(method, request, ctx)
 
     async def _counted(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext) -> bytes:
-        served = metrics.rpc_served(method)
+        served = self._served.get(method)
+        if served is None:
+            served = self._served[method] = metrics.rpc_served(method)
         served.started.inc()
         started, outcome = time.perf_counter(), ["CANCELLED"]
         try:

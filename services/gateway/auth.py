@@ -69,7 +69,8 @@ class Authenticator:
         digest = hashlib.sha256(token.encode()).digest()
         known = self._verified.get(digest)
         if known is not None:
-            if self.clock() < known.expires_at and await self.keys.get(known.kid) is known.key:
+            # a key gone from the set falls through to the full check, which may refetch the set
+            if self.clock() < known.expires_at and self.keys.known(known.kid) is known.key:
                 self._verified.move_to_end(digest)
                 return known.caller
             self._verified.pop(digest, None)  # expired, or its key was refreshed or removed: verify again

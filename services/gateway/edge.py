@@ -4,6 +4,7 @@ owning service will verify."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -23,14 +24,19 @@ STRIPPED_HEADERS = {"authorization", "cookie", "proxy-authorization", "remote-us
 
 
 TRACE_HEADERS = frozenset({"traceparent", "tracestate"})
+DROPPED_TRACED = STRIPPED_HEADERS | TRACE_HEADERS
 
 
 def stripped(metadata, traced: bool = False) -> list[tuple[str, str | bytes]]:
     """The caller's metadata minus identity claims and transport headers. A tracing gateway
     also drops the caller's trace context: its own client span's goes in its place."""
-    dropped = STRIPPED_HEADERS | TRACE_HEADERS if traced else STRIPPED_HEADERS
-    return [(k, v) for k, v in metadata if k.lower() not in dropped and not k.lower().startswith(STRIPPED_PREFIXES)
-            and not k.startswith(":")]
+    dropped = DROPPED_TRACED if traced else STRIPPED_HEADERS
+    kept = []
+    for k, v in metadata:
+        key = k.lower()
+        if key not in dropped and not key.startswith(STRIPPED_PREFIXES) and not key.startswith(":"):
+            kept.append((k, v))
+    return kept
 
 
 class Refusal(Exception):
@@ -63,12 +69,13 @@ class Edge:
         rule = self.rules.get(method)
         return None if rule is None or rule.internal_only else rule
 
-    async def admit(self, method: str, authorization: str | None, peer: str) -> Admission:
+    async def admit(self, method: str, authorization: str | None, peer: Callable[[], str]) -> Admission:
+        """`peer` is asked only for a public method called without a token: it names the client then."""
         rule = self.rule(method)
         if rule is None:
             raise Refusal(grpc.StatusCode.UNIMPLEMENTED, f"unknown method {method}")
         if rule.public and not authorization:
-            caller, client = Identity("", frozenset()), "peer:" + peer
+            caller, client = Identity("", frozenset()), "peer:" + peer()
         else:
             try:
                 caller = await self.authenticator.authenticate(authorization)

@@ -67,10 +67,14 @@ class GrpcEdge(grpc.GenericRpcHandler):
                 tracing.end_rpc(outcome[0], grpc.StatusCode[outcome[0]].value[0])
 
     async def _forward(self, method: str, request: bytes, ctx: grpc.aio.ServicerContext, outcome: list) -> bytes:
-        metadata = tuple(ctx.invocation_metadata() or ())
-        authorization = next((v for k, v in metadata if k == "authorization" and isinstance(v, str)), None)
+        metadata = ctx.invocation_metadata() or ()
+        authorization = None
+        for k, v in metadata:
+            if k == "authorization" and isinstance(v, str):
+                authorization = v
+                break
         try:
-            admission = await self.edge.admit(method, authorization, ctx.peer())
+            admission = await self.edge.admit(method, authorization, ctx.peer)
         except Refusal as refusal:
             outcome[0] = refusal.code.name
             await abort(ctx, refusal.code, refusal.message, refusal.details)

@@ -74,6 +74,10 @@ class KeySet:
         except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the old keys
             log.warning("JWKS fetch from %s failed: %s", self.url, exc)
 
+    def known(self, kid: str) -> jwt.PyJWK | None:
+        """The current key of that id, without fetching: what a cached token's key is checked against."""
+        return self._keys.get(kid)
+
     async def get(self, kid: str) -> jwt.PyJWK | None:
         key = self._keys.get(kid)
         if key is not None:

@@ -126,7 +126,7 @@ class RestEdge:
             return self.too_large()
         try:
             admission = await self.edge.admit(match.route.grpc_path, request.headers.get("Authorization"),
-                                              request.remote or "")
+                                              lambda: request.remote or "")
         except Refusal as refusal:
             headers = {"Retry-After": retry_after_header(refusal.retry_after_seconds)} \
                 if refusal.retry_after_seconds is not None else {}

@@ -28,6 +28,9 @@ class Keys:
     def refresh(self, keys: tuple[dict, ...] = (PUBLIC_JWK,)) -> None:
         self.current = {k["kid"]: jwt.PyJWK(k) for k in keys}
 
+    def known(self, kid: str):
+        return self.current.get(kid)
+
     async def get(self, kid: str):
         return self.current.get(kid)
 

@@ -64,7 +64,9 @@ class Timeouts:
         options = f"-cstatement_timeout={self.statement_ms} -clock_timeout={self.lock_ms}"
         if schema:
             options += f" -csearch_path={schema},public"
+        # application_name: pg_stat_activity and the server's log name the service a session serves.
         return {"connect_timeout": self.connect_seconds, "options": options, "keepalives": 1,
+                "application_name": f"erp-{schema}" if schema else "erp",
                 "keepalives_idle": self.keepalive_idle_seconds, "keepalives_interval": self.keepalive_interval_seconds,
                 "keepalives_count": self.keepalive_count, "tcp_user_timeout": self.tcp_user_timeout_ms}
 
@@ -78,7 +80,7 @@ HEALTH_TIMEOUTS = Timeouts(connect_seconds=2, statement_ms=2_000, lock_ms=2_000,
 def create_engine(url: str, schema: str | None = None, pool_size: int = 10,
                   timeouts: Timeouts = Timeouts()) -> sa.Engine:
     """An engine whose connections see `schema` first on the search path, every wait bounded."""
-    return sa.create_engine(
+    engine = sa.create_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -92,6 +94,11 @@ def create_engine(url: str, schema: str | None = None, pool_size: int = 10,
         pool_timeout=10,
         connect_args=timeouts.connect_args(schema),
     )
+    # A multi-row INSERT without RETURNING (an order's lines, a batch's ledger rows) goes out as one
+    # INSERT ... VALUES (...), (...) statement, as SQLAlchemy's psycopg2 dialect does by default:
+    # psycopg 3's executemany pipelines one statement per row, each parsed, planned and dumped.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 def health_engine(url: str, schema: str | None = None) -> sa.Engine:

@@ -77,7 +77,12 @@ class UnitOfWork:
         """Runs fn once the transaction has committed (cache invalidation, relay wake-up)."""
         self._after_commit.append(fn)
 
+    def flush(self) -> None:
+        """Subclasses write the rows their repositories gathered for the commit here (orders'
+        timeline steps): one statement per kind of row for the whole transaction."""
+
     def commit(self) -> None:
+        self.flush()
         if self._outbox:  # the emitted events, in emit order (the relay ships by id)
             rows, self._outbox = self._outbox, []
             self.connection.execute(OUTBOX_INSERT, rows)
@@ -93,3 +98,4 @@ class UnitOfWork:
         self._outbox = []
         self._locked = set()  # the rollback released them
         self.connection.rollback()
+        self.start()  # fresh repositories: what they gathered for the commit (flush) is dropped too

@@ -117,7 +117,7 @@ _PENDING = deliveries.c.status == sa.literal_column(f"'{DeliveryStatus.PENDING}'
 _CLAIM_DUE = (sa.select(deliveries)
               .where(_PENDING, deliveries.c.next_attempt_at <= sa.bindparam("now"))
               .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
-              .limit(1).with_for_update(skip_locked=True))
+              .limit(sa.bindparam("limit")).with_for_update(skip_locked=True))
 _NEXT_DUE = sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(_PENDING)
 _RECORD = deliveries.update().where(deliveries.c.delivery_id == sa.bindparam("id"),
                                     deliveries.c.attempts == sa.bindparam("before"))
@@ -181,27 +181,30 @@ class DeliveryRepository:
             "last_error": d.last_error, "created_at": d.created_at, "last_attempt_at": d.last_attempt_at,
             "next_attempt_at": d.next_attempt_at}).first() is not None
 
-    def claim_due(self, now: dt.datetime) -> Delivery | None:
-        """The next pending delivery that is due, locked; rows other dispatchers hold are skipped."""
-        row = self.conn.execute(_CLAIM_DUE, {"now": now}).first()
-        return _delivery(row) if row else None
+    def claim_due(self, now: dt.datetime, limit: int = 1) -> list[Delivery]:
+        """Up to `limit` pending deliveries that are due, oldest first, locked; rows other
+        dispatchers hold are skipped."""
+        return [_delivery(row) for row in self.conn.execute(_CLAIM_DUE, {"now": now, "limit": limit})]
 
     def next_due_at(self) -> dt.datetime | None:
         """When the earliest pending delivery is due (None: nothing pending)."""
         return self.conn.execute(_NEXT_DUE).scalar()
 
-    def record(self, d: Delivery, attempt: Attempt) -> None:
-        """Writes the delivery's state after an attempt, and the attempt itself."""
-        updated = self.conn.execute(_RECORD, {
+    def record(self, attempted: list[tuple[Delivery, Attempt]]) -> None:
+        """Writes each delivery's state after an attempt, and the attempts themselves."""
+        if not attempted:
+            return
+        updated = self.conn.execute(_RECORD, [{
             "id": d.delivery_id, "before": attempt.attempt_no - 1, "status": str(d.status), "attempts": d.attempts,
             "last_error": d.last_error, "last_attempt_at": d.last_attempt_at,
-            "next_attempt_at": d.next_attempt_at}).rowcount
-        if updated != 1:
-            raise Aborted(f"delivery {d.delivery_id} was changed by another dispatcher at the same time; "
-                          "read it again and retry")
-        self.conn.execute(_ATTEMPT_INSERT, {
+            "next_attempt_at": d.next_attempt_at} for d, attempt in attempted]).rowcount
+        if updated != len(attempted):
+            raise Aborted(f"deliveries {', '.join(d.delivery_id for d, _ in attempted)} were changed by another "
+                          "dispatcher at the same time; read them again and retry")
+        self.conn.execute(_ATTEMPT_INSERT, [{
             "delivery_id": attempt.delivery_id, "attempt_no": attempt.attempt_no,
-            "attempted_at": attempt.attempted_at, "ok": attempt.ok, "error": attempt.error})
+            "attempted_at": attempt.attempted_at, "ok": attempt.ok, "error": attempt.error}
+            for _, attempt in attempted])
 
     def list(self, query: domain.ListDeliveries, after: tuple[dt.datetime, str] | None, limit: int) -> list[Delivery]:
         """Newest first (created_at, then delivery_id, descending), after the given key."""

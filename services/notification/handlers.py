@@ -1,10 +1,11 @@
 """Notification's use cases. on_customer_updated and notify run inside the event
-consumer's transaction (with the inbox row) and do not commit; dispatch_next,
+consumer's transaction (with the inbox row) and do not commit; dispatch_due,
 give_up_waiting and the listings own their transaction."""
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TypedDict
@@ -100,37 +101,52 @@ def notify_contact(uow: NotificationUnitOfWork, contact: Contact, cmd: Notify, w
     return queued
 
 
-def dispatch_next(uow: NotificationUnitOfWork, senders, policy: RetryPolicy,
-                  now: dt.datetime | None = None) -> Delivery | None:
-    """Claims the next due delivery, sends it, and records the attempt; None when nothing
-    is due. The row stays locked while it is sent, so no other dispatcher sends it too."""
+# Deliveries claimed and recorded per transaction, and how long one batch may spend sending:
+# once spent, the rest of the claim is left as it was (its locks end with the commit) for the next.
+DISPATCH_BATCH = 16
+DISPATCH_BUDGET_SECONDS = 2.0
+
+
+def dispatch_due(uow: NotificationUnitOfWork, senders, policy: RetryPolicy, now: dt.datetime | None = None,
+                 limit: int = DISPATCH_BATCH, budget_seconds: float = DISPATCH_BUDGET_SECONDS) -> list[Delivery]:
+    """Claims up to `limit` due deliveries, sends them one after another, and records their
+    attempts in one transaction; returns them as recorded (empty: nothing was due). The rows
+    stay locked while they are sent, so no other dispatcher sends them too."""
     now = now or _now()
+    started = time.monotonic()
+    attempted: list[tuple[Delivery, domain.Attempt]] = []
     with uow:
-        delivery = uow.deliveries.claim_due(now)
-        if delivery is None:
-            return None
-        try:
-            if delivery.channel is domain.Channel.WEBHOOK:  # signed with the customer's secrets as they are now
-                senders.send(delivery, now, uow.contacts.get(delivery.customer_id))
-            else:
-                senders.send(delivery, now)
-            error = ""
-        except SendFailed as exc:
-            error = str(exc) or "send failed"
-        except Exception as exc:  # noqa: BLE001 - a sender bug must not stop every delivery
-            log.exception("sending delivery %s failed unexpectedly", delivery.delivery_id)
-            error = f"{exc.__class__.__name__}: {exc}"
-        updated, attempt = domain.attempted(delivery, now, error, policy)
-        uow.deliveries.record(updated, attempt)
-        settled = _settled(updated)
-        if settled is not None:  # with the attempt's record, through the outbox (orders' timeline)
-            uow.emit(aggregate_type="delivery", aggregate_id=updated.delivery_id, version=updated.attempts,
-                     payload=settled)
+        for delivery in uow.deliveries.claim_due(now, limit):
+            if attempted and time.monotonic() - started > budget_seconds:
+                break
+            attempted.append(domain.attempted(delivery, now, _send(uow, senders, delivery, now), policy))
+        uow.deliveries.record(attempted)
+        for updated, _ in attempted:
+            settled = _settled(updated)
+            if settled is not None:  # with the attempt's record, through the outbox (orders' timeline)
+                uow.emit(aggregate_type="delivery", aggregate_id=updated.delivery_id, version=updated.attempts,
+                         payload=settled)
         uow.commit()
-    level = logging.WARNING if updated.status is domain.DeliveryStatus.FAILED else logging.INFO
-    log.log(level, "delivery %s (%s to %s) attempt %d: %s", updated.delivery_id, updated.channel,
-            updated.recipient, updated.attempts, error or "delivered")
-    return updated
+    for updated, _ in attempted:
+        level = logging.WARNING if updated.status is domain.DeliveryStatus.FAILED else logging.INFO
+        log.log(level, "delivery %s (%s to %s) attempt %d: %s", updated.delivery_id, updated.channel,
+                updated.recipient, updated.attempts, updated.last_error or "delivered")
+    return [updated for updated, _ in attempted]
+
+
+def _send(uow: NotificationUnitOfWork, senders, delivery: Delivery, now: dt.datetime) -> str:
+    """Sends one delivery; the error, or "" when it went out."""
+    try:
+        if delivery.channel is domain.Channel.WEBHOOK:  # signed with the customer's secrets as they are now
+            senders.send(delivery, now, uow.contacts.get(delivery.customer_id))
+        else:
+            senders.send(delivery, now)
+        return ""
+    except SendFailed as exc:
+        return str(exc) or "send failed"
+    except Exception as exc:  # noqa: BLE001 - a sender bug must not stop every delivery
+        log.exception("sending delivery %s failed unexpectedly", delivery.delivery_id)
+        return f"{exc.__class__.__name__}: {exc}"
 
 
 class _SettledFields(TypedDict):

@@ -113,7 +113,7 @@ class Dispatcher:
                     handlers.give_up_waiting(runtime.uow(), config.customer_wait)
                     give_up_at = time.monotonic() + config.give_up_every
                 while not stop.is_set():
-                    if handlers.dispatch_next(runtime.uow(), senders, config.policy) is None:
+                    if not handlers.dispatch_due(runtime.uow(), senders, config.policy):
                         break
                 due = handlers.seconds_until_due(runtime.uow())
                 # A due row that another replica holds is skipped: look again shortly.

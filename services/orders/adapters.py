@@ -66,9 +66,13 @@ order_timeline = sa.Table(
 # A twin placement with the same request id committed first: nothing inserted, no error.
 _INSERT = pg_insert(orders).on_conflict_do_nothing(index_elements=["request_id"]).returning(orders.c.order_id)
 _INSERT_LINES = order_lines.insert()
-_GET = sa.select(orders).where(orders.c.order_id == sa.bindparam("id"))
-_GET_FOR_UPDATE = _GET.with_for_update()
-_BY_REQUEST = sa.select(orders).where(orders.c.request_id == sa.bindparam("request"))
+# An order with its lines in one round trip: one row per line, the order's columns repeated.
+_WITH_LINES = (sa.select(orders, *(c.label(f"line_{c.name}") for c in order_lines.c if c.name != "order_id"))
+               .join(order_lines, order_lines.c.order_id == orders.c.order_id)
+               .order_by(order_lines.c.line_no))
+_GET = _WITH_LINES.where(orders.c.order_id == sa.bindparam("id"))
+_GET_FOR_UPDATE = _GET.with_for_update(of=orders)
+_BY_REQUEST = _WITH_LINES.where(orders.c.request_id == sa.bindparam("request"))
 _LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("id")).order_by(order_lines.c.line_no)
 _SAVE = orders.update().where(orders.c.order_id == sa.bindparam("id"), orders.c.version == sa.bindparam("loaded"))
 # PENDING orders whose deadline passed (since placement or their last drive), oldest first, after
@@ -103,12 +107,10 @@ class OrderRepository:
         return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
-        row = self.conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"id": order_id}).first()
-        return self._load(row) if row else None
+        return self._joined(self.conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"id": order_id}).all())
 
     def by_request(self, request_id: str) -> Order | None:
-        row = self.conn.execute(_BY_REQUEST, {"request": request_id}).first()
-        return self._load(row) if row else None
+        return self._joined(self.conn.execute(_BY_REQUEST, {"request": request_id}).all())
 
     def save(self, order: Order) -> None:
         """Writes the order's state; the version check refuses a lost update."""
@@ -154,9 +156,19 @@ class OrderRepository:
                                 < sa.tuple_(sa.cast(after[0], sa.DateTime(timezone=True)), after[1]))
         return [self._load(row) for row in self.conn.execute(query)]
 
+    def _joined(self, rows) -> Order | None:
+        """The order of _WITH_LINES's rows (every order has a line), None for none."""
+        if not rows:
+            return None
+        return self._order(rows[0], [OrderLine(r.line_line_no, r.line_sku, r.line_warehouse_code, r.line_quantity,
+                                               r.line_unit_price, r.line_shipped_quantity) for r in rows])
+
     def _load(self, row) -> Order:
-        lines = [OrderLine(r.line_no, r.sku, r.warehouse_code, r.quantity, r.unit_price, r.shipped_quantity)
-                 for r in self.conn.execute(_LINES, {"id": row.order_id})]
+        return self._order(row, [OrderLine(r.line_no, r.sku, r.warehouse_code, r.quantity, r.unit_price,
+                                           r.shipped_quantity)
+                                 for r in self.conn.execute(_LINES, {"id": row.order_id})])
+
+    def _order(self, row, lines: list[OrderLine]) -> Order:
         self._shipped[row.order_id] = {line.line_no: line.shipped_quantity for line in lines}
         return Order(order_id=row.order_id, request_id=row.request_id, customer_id=row.customer_id,
                      currency_code=row.currency_code, lines=lines, status=OrderStatus(row.status),
@@ -181,7 +193,10 @@ def _row(order: Order) -> dict:
             "currency_code": order.currency_code, "created_at": order.created_at, **_state(order)}
 
 
-_ADD_STEP = pg_insert(order_timeline).on_conflict_do_nothing(index_elements=["order_id", "step_key"])
+# RETURNING makes SQLAlchemy send a transaction's steps as one multi-row INSERT (insertmanyvalues;
+# without it, ON CONFLICT falls back to one statement per row).
+_ADD_STEPS = (pg_insert(order_timeline).on_conflict_do_nothing(index_elements=["order_id", "step_key"])
+              .returning(order_timeline.c.seq))
 # Oldest first, after a (occurred_at, seq) key; the index order_timeline_by_time serves it.
 _STEPS = (sa.select(order_timeline)
           .where(order_timeline.c.order_id == sa.bindparam("id"),
@@ -194,12 +209,19 @@ _STEP_KINDS = sa.select(order_timeline.c.kind).where(order_timeline.c.order_id =
 class TimelineRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self._pending: list[dict] = []
 
-    def add(self, step: Step) -> bool:
-        """Records a step; False (nothing written) when its order has that step already."""
-        return self.conn.execute(_ADD_STEP, {
+    def add(self, step: Step) -> None:
+        """Records a step when the transaction commits (flush), in the order added; nothing when
+        its order has that step already (a redelivered or republished event)."""
+        self._pending.append({
             "order_id": step.order_id, "step_key": step.key, "kind": str(step.kind), "service": step.service,
-            "occurred_at": step.at, "detail": step.detail, "event_id": step.event_id}).rowcount == 1
+            "occurred_at": step.at, "detail": step.detail, "event_id": step.event_id})
+
+    def flush(self) -> None:
+        if self._pending:
+            rows, self._pending = self._pending, []
+            self.conn.execute(_ADD_STEPS, rows)
 
     def steps(self, order_id: str, after: tuple[dt.datetime, int] | None, limit: int) -> list[Step]:
         """The order's steps in time order (ties in the order recorded), after a key."""
@@ -217,3 +239,6 @@ class OrdersUnitOfWork(UnitOfWork):
     def start(self) -> None:
         self.orders = OrderRepository(self.connection)
         self.timeline = TimelineRepository(self.connection)
+
+    def flush(self) -> None:
+        self.timeline.flush()

@@ -100,10 +100,10 @@ def get_timeline(uow: OrdersUnitOfWork, order_id: str, page_size: int, page_toke
     return timeline.Timeline(order, steps[:size], awaited, token)
 
 
-def record_step(uow: OrdersUnitOfWork, step: timeline.Step) -> bool:
+def record_step(uow: OrdersUnitOfWork, step: timeline.Step) -> None:
     """Records a step another service took (told by its event), inside the consumer's
-    transaction; False when the order has it already (a redelivery or a republished answer)."""
-    return uow.timeline.add(step)
+    transaction; nothing when the order has it already (a redelivery or a republished answer)."""
+    uow.timeline.add(step)
 
 
 def cancel_order(uow: OrdersUnitOfWork, order_id: str, reason: str) -> Order:

@@ -107,8 +107,8 @@ def test_a_lost_delivery_update_is_aborted(engine_for):
                         recipient="a@example.com", subject="s", body="b", data={}, created_at=NOW,
                         next_attempt_at=NOW, attempts=1)
     with NotificationUnitOfWork(engine_for("notification"), "notification") as uow, \
-            pytest.raises(Aborted, match="delivery .* retry"):
-        uow.deliveries.record(delivery, Attempt(delivery.delivery_id, 1, NOW, ""))
+            pytest.raises(Aborted, match="deliveries .* retry"):
+        uow.deliveries.record([(delivery, Attempt(delivery.delivery_id, 1, NOW, ""))])
 
 
 def test_a_conflict_reaches_the_caller_as_aborted_not_internal(engine_for):

@@ -76,30 +76,29 @@ class FakeDeliveries:
     def get(self, delivery_id: str) -> Delivery | None:
         return self.rows.get(delivery_id)
 
-    def claim_due(self, now: dt.datetime) -> Delivery | None:
+    def claim_due(self, now: dt.datetime, limit: int = 1) -> list[Delivery]:
         due = sorted((d for d in self.rows.values()
                       if d.status is DeliveryStatus.PENDING and d.next_attempt_at <= now
                       and d.delivery_id not in self.locked_elsewhere),
-                     key=lambda d: (d.next_attempt_at, d.delivery_id))
-        if not due:
-            return None
-        self.claimed.append(due[0].delivery_id)
-        return due[0]
+                     key=lambda d: (d.next_attempt_at, d.delivery_id))[:limit]
+        self.claimed.extend(d.delivery_id for d in due)
+        return due
 
     def next_due_at(self) -> dt.datetime | None:
         pending = [d.next_attempt_at for d in self.rows.values() if d.status is DeliveryStatus.PENDING]
         return min(pending, default=None)
 
-    def record(self, d: Delivery, attempt: Attempt) -> None:
-        stored = self.rows.get(d.delivery_id)
-        if stored is None or stored.attempts != attempt.attempt_no - 1:
-            raise Aborted(f"delivery {d.delivery_id} changed concurrently")
-        if d.status is not DeliveryStatus.PENDING and d.attempts == 0:
-            raise FakeIntegrityError("settled_after_an_attempt")
-        if attempt.ok != (attempt.error == ""):
-            raise FakeIntegrityError("ok_means_no_error")
-        self.rows[d.delivery_id] = d
-        self.attempt_rows.append(attempt)
+    def record(self, attempted: list[tuple[Delivery, Attempt]]) -> None:
+        for d, attempt in attempted:
+            stored = self.rows.get(d.delivery_id)
+            if stored is None or stored.attempts != attempt.attempt_no - 1:
+                raise Aborted(f"delivery {d.delivery_id} changed concurrently")
+            if d.status is not DeliveryStatus.PENDING and d.attempts == 0:
+                raise FakeIntegrityError("settled_after_an_attempt")
+            if attempt.ok != (attempt.error == ""):
+                raise FakeIntegrityError("ok_means_no_error")
+            self.rows[d.delivery_id] = d
+            self.attempt_rows.append(attempt)
 
     def attempts(self, delivery_id: str) -> list[Attempt]:
         return sorted((a for a in self.attempt_rows if a.delivery_id == delivery_id), key=lambda a: a.attempt_no)

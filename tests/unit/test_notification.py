@@ -392,8 +392,8 @@ def queued(uow, **contact) -> list[Delivery]:
 
 def drain(uow, senders, now) -> list[Delivery]:
     done = []
-    while (d := handlers.dispatch_next(uow, senders, POLICY, now)) is not None:
-        done.append(d)
+    while batch := handlers.dispatch_due(uow, senders, POLICY, now):
+        done.extend(batch)
     return done
 
 

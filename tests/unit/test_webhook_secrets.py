@@ -237,5 +237,5 @@ def test_the_dispatcher_gives_the_webhook_sender_the_customers_contact():
         notif_handlers.notify(uow, notif.Notify("E-1", "erp.events.v1.OrderShipped", "C-1",
                                                 {"order_id": "O-1", "lines": ""}), now=NOW)
         uow.commit()
-    notif_handlers.dispatch_next(uow, senders, notif.RetryPolicy(), NOW)
+    notif_handlers.dispatch_due(uow, senders, notif.RetryPolicy(), NOW)
     assert [c.signing for c in senders.contacts] == [signing]

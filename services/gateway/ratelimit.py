@@ -11,7 +11,7 @@ limit and the sustained rate is never exceeded. The price is a bounded over-admi
 a burst: cells a replica took but has not spent yet are spent on top of what the shared
 GCRA then allows, at most `lease_cells - 1` per replica and (client, class), i.e. at most
 10% of the burst per replica (`lease_cells` is a tenth of the burst, 1 to 64 cells: the
-defaults give read 10, write 2, report 1, so a limit of burst 5 or less is exact). Cells
+defaults give read 10, write 2, report 1; a burst under 20 leases 1 cell and is exact). Cells
 taken and never spent (a client that stops, an entry dropped from the bounded table) are
 lost to that client: under-admission, never over-admission. A refusal carries Redis's
 wait until the next cell, and is kept locally until then (no cell can appear earlier:

@@ -47,14 +47,15 @@ _UNSENT_BATCH = (sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, 
 _UNSENT_EXCEPT_RESTING_TYPES = _UNSENT_BATCH.where(outbox.c.event_type.not_in(sa.bindparam("resting", expanding=True)))
 _MARK_SENT = outbox.update().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True))).values(
     published_at=sa.func.now())
-_HAS_FAILED_ROWS = (sa.select(sa.literal(1)).select_from(outbox)
-                    .where(outbox.c.published_at.is_(None), outbox.c.attempts > 0).limit(1))
 
 
 class Relay:
     def __init__(self, engine: sa.Engine, service: str, publisher_factory: Callable[[], Publisher],
                  poll_seconds: float = 0.2, unroutable_grace_seconds: float = 300.0) -> None:
         self.engine = engine
+        # Every statement of the relay stands alone (the leader lock keeps other relays out), so it
+        # runs in autocommit: one round trip, where a transaction around it would add BEGIN and COMMIT.
+        self.statements = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.service = service
         self.publisher_factory = publisher_factory
         self.poll_seconds = poll_seconds
@@ -67,6 +68,7 @@ class Relay:
         # The last batch was refused by the transport (broker down): the relay then backs off
         # for real, instead of re-reading the outbox on every commit that wakes it.
         self.transport_failing = False
+        self.unsettled = 0  # rows the last round read but could not settle (unroutable, or refused)
 
     def publish_pending(self) -> int:
         """Publishes what is unsent, in id order; returns how many rows it settled
@@ -75,6 +77,7 @@ class Relay:
         while True:
             settled, rows_read, rested = self._round()
             total += settled
+            self.unsettled = rows_read - settled
             # A full batch whose unroutable types now rest may hide routable rows behind it.
             if not (rested and rows_read == BATCH):
                 return total
@@ -83,7 +86,7 @@ class Relay:
         """One batch: (rows settled, rows read, whether some type started resting)."""
         now = time.monotonic()
         resting = sorted(t for t, (retry_at, _) in self._unroutable.items() if retry_at > now)
-        with self.engine.connect() as conn:
+        with self.statements.connect() as conn:
             rows = conn.execute(_UNSENT_EXCEPT_RESTING_TYPES, {"resting": resting}).all() if resting else conn.execute(_UNSENT_BATCH).all()
         if not rows:
             return 0, 0, False
@@ -148,7 +151,7 @@ class Relay:
     def _mark_unrouted(self, event_type: str, error: str) -> int:
         """Parks every row of a type that has been unroutable for the whole grace period: the
         relay is done with them (published_at leaves them out of its reads), parked_at keeps them."""
-        with self.engine.begin() as conn:
+        with self.statements.connect() as conn:
             count = conn.execute(outbox.update().where(
                 outbox.c.published_at.is_(None), outbox.c.event_type == event_type,
                 outbox.c.created_at < sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0,
@@ -177,7 +180,7 @@ class Relay:
     def _mark_sent(self, ids: list[int]) -> None:
         if not ids:
             return
-        with self.engine.begin() as conn:
+        with self.statements.connect() as conn:
             conn.execute(_MARK_SENT, {"ids": ids})
         metrics.EVENTS_PUBLISHED.labels(self.service, "ok").inc(len(ids))
 
@@ -185,12 +188,12 @@ class Relay:
                         count: int = 1) -> None:
         metrics.EVENTS_PUBLISHED.labels(self.service, result).inc(count)
         log.log(logging.DEBUG if quiet else logging.WARNING, "outbox row %s not published: %s", row_id, error)
-        with self.engine.begin() as conn:
+        with self.statements.connect() as conn:
             conn.execute(outbox.update().where(outbox.c.id == row_id)
                          .values(attempts=outbox.c.attempts + 1, last_error=error[:500]))
 
     def cleanup(self) -> None:
-        with self.engine.begin() as conn:
+        with self.statements.connect() as conn:
             conn.execute(sa.text(f"DELETE FROM outbox WHERE published_at < now() - interval '{RETENTION}' "
                                  "AND parked_at IS NULL"))
 
@@ -222,14 +225,12 @@ class Relay:
                 self.cleanup()
             if sent >= BATCH:
                 continue
-            # After failures, wait longer before the next round (up to 5 s).
-            backoff = self.poll_seconds if sent or not self._has_failed_rows() else min(backoff * 2, 5.0)
+            # After failures (the transport refused the batch, or rows of a type no queue takes yet),
+            # wait longer before the next round (up to 5 s).
+            failing = self.transport_failing or self.unsettled > 0
+            backoff = self.poll_seconds if sent or not failing else min(backoff * 2, 5.0)
             if self.transport_failing:
                 stop.wait(backoff)  # the broker is down: a commit's wake-up must not cut the wait short
             else:
                 self.wake.wait(backoff)
-
-    def _has_failed_rows(self) -> bool:
-        with self.engine.connect() as conn:
-            return bool(conn.execute(_HAS_FAILED_ROWS).scalar())
 

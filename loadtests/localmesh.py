@@ -112,6 +112,11 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
     finally:
         stop_mesh(started)
         mail.stop()
+        if eng.amqp_url:  # the services declared every consumer's queues there: a run leaves none behind
+            try:
+                delete_amqp_namespace(eng.amqp_url, namespace)
+            except Exception as exc:  # noqa: BLE001 - the run's figures stand; say what is left
+                print(f"AMQP namespace {namespace} not deleted: {exc.__class__.__name__}: {exc}")
 
 
 # Events the mesh publishes that no running service consumes (yet: they are there for integrations and

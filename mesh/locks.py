@@ -26,6 +26,10 @@ AggregateRef = tuple[str, str]  # (kind, id): ("order", "8d3f..."), ("customer",
 
 # unnest() yields the array in order, so the locks are taken in the order of the sorted keys.
 _LOCK_MANY = sa.text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k")
+# The same, then lock_timeout set for the rest of the transaction, in the one round trip: the
+# outer SELECT runs once the aggregate has taken every lock (count() consumes them all first).
+_LOCK_MANY_THEN = sa.text("SELECT set_config('lock_timeout', :then, true) FROM "
+                          "(SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k) AS locked")
 _TRY_LOCK = sa.text("SELECT pg_try_advisory_xact_lock(CAST(:key AS bigint))")
 
 
@@ -36,15 +40,18 @@ def aggregate_key(service: str, kind: str, ident: str) -> int:
 
 
 def lock_aggregates(conn: sa.Connection, service: str, refs: Iterable[AggregateRef],
-                    held: set[int] | None = None) -> list[int]:
+                    held: set[int] | None = None, then_lock_timeout: str | None = None) -> list[int]:
     """Takes the advisory locks of the aggregates (until the transaction ends), in key order,
     in one round trip; skips keys in `held` (already taken in this transaction) and adds the
-    new ones to it. Returns the keys it locked."""
+    new ones to it. Returns the keys it locked. then_lock_timeout ('100ms'): how long the
+    rest of the transaction waits for a lock, set in the same round trip once these are held."""
     keys = sorted({aggregate_key(service, kind, ident) for kind, ident in refs} - (held or set()))
-    if keys:
+    if then_lock_timeout is not None:
+        conn.execute(_LOCK_MANY_THEN, {"keys": keys, "then": then_lock_timeout})
+    elif keys:
         conn.execute(_LOCK_MANY, {"keys": keys})
-        if held is not None:
-            held.update(keys)
+    if held is not None:
+        held.update(keys)
     return keys
 
 

@@ -55,9 +55,10 @@ class UnitOfWork:
         transaction: an aggregate locked already (by the event consumer) costs nothing."""
         self.lock_all([(kind, ident) for ident in ids])
 
-    def lock_all(self, refs: Iterable[locks.AggregateRef]) -> None:
-        """lock() for several (kind, id) aggregates at once, in the one global key order."""
-        locks.lock_aggregates(self.connection, self.service, refs, self._locked)
+    def lock_all(self, refs: Iterable[locks.AggregateRef], then_lock_timeout: str | None = None) -> None:
+        """lock() for several (kind, id) aggregates at once, in the one global key order;
+        then_lock_timeout: the lock wait of the rest of the transaction, set in the same round trip."""
+        locks.lock_aggregates(self.connection, self.service, refs, self._locked, then_lock_timeout)
 
     def try_lock(self, kind: str, ident: str) -> bool:
         """lock() without waiting: False (nothing locked) when another transaction holds it."""

@@ -61,8 +61,12 @@ LockKeys = Callable[[Any], Iterable[AggregateRef]]
 # Built once: an INSERT built per event costs more Python than the round trip it makes.
 # One statement inserts the inbox rows of all the events of a transaction; it returns the new ones.
 RECORD_IN_INBOX_RETURNING_NEW = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
-BATCH_LOCK_TIMEOUT = sa.text("SET LOCAL lock_timeout = '100ms'")
-LOCK_FIRST_TIMEOUT = sa.text("SET LOCAL lock_timeout = '5s'")
+# The aggregate locks wait as long as the connection allows (ERP_DB_LOCK_TIMEOUT_MS); once they
+# are held, a lone event's handler waits at most LONE_LOCK_TIMEOUT for a row, a batch's
+# BATCH_LOCK_TIMEOUT (set with the aggregate locks: one round trip, not three).
+LONE_LOCK_TIMEOUT = "5s"
+BATCH_LOCK_TIMEOUT = "100ms"
+_BATCH_LOCK_TIMEOUT = sa.text(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT}'")
 # An infrastructure failure (mesh.faults) sends the delivery back after this, uncounted, and the
 # consumer takes nothing more until its dependencies answer, asking at most this often.
 OUTAGE_RETRY_SECONDS = 1.0
@@ -146,11 +150,13 @@ class Consumer:
         """Applies every event in one transaction; False (all rolled back) when one fails."""
         try:
             with self.uow_factory() as uow:
-                uow.connection.execute(LOCK_FIRST_TIMEOUT)
-                uow.lock_all(self.handlers.aggregates(event for _, event in ready))
-                if self.handlers.lock_first is not None:
+                refs = self.handlers.aggregates(event for _, event in ready)
+                if self.handlers.lock_first is None:
+                    uow.lock_all(refs, then_lock_timeout=BATCH_LOCK_TIMEOUT)
+                else:  # its row locks wait like the aggregates' (not counted against the batch's timeout)
+                    uow.lock_all(refs, then_lock_timeout=LONE_LOCK_TIMEOUT)
                     self.handlers.lock_first(uow, [event for _, event in ready])
-                uow.connection.execute(BATCH_LOCK_TIMEOUT)
+                    uow.connection.execute(_BATCH_LOCK_TIMEOUT)
                 applied = self._apply_in(uow, ready)
                 uow.commit()
             self._observe_latency(applied)
@@ -209,8 +215,7 @@ class Consumer:
 
     def _apply(self, handler: Handler, event: Event) -> None:
         with self.uow_factory() as uow:
-            uow.connection.execute(LOCK_FIRST_TIMEOUT)
-            uow.lock_all(self.handlers.aggregates([event]))
+            uow.lock_all(self.handlers.aggregates([event]), then_lock_timeout=LONE_LOCK_TIMEOUT)
             applied = self._apply_in(uow, [(handler, event)])
             uow.commit()
         self._observe_latency(applied)

@@ -37,7 +37,7 @@ def _partial_index_cases():
 
     now = dt.datetime.now(dt.UTC)
     return [
-        ("notification", notification._CLAIM_DUE, {"now": now}, "deliveries_due"),
+        ("notification", notification._CLAIM_DUE, {"now": now, "limit": 16}, "deliveries_due"),
         ("notification", notification._NEXT_DUE, {}, "deliveries_due"),
         ("crm", crm._UNPAID_TOTAL.element, {"customer": "C-1", "currency": "EUR"}, "unpaid_invoices_by_customer"),
     ]
@@ -70,3 +70,39 @@ def test_hot_statements_use_their_partial_index_in_a_generic_plan(database):
                                                             else "EXPLAIN EXECUTE hot")]
         engine.dispose()
         assert any(index in line for line in plan), f"{schema}: {index} not used:\n" + "\n".join(plan)
+
+
+def test_a_multi_row_insert_is_one_statement(database):
+    """psycopg 3's executemany would send one INSERT per row; mesh.db's engines send one."""
+    engine = db.create_engine(database, pool_size=1)
+    table = sa.Table("many_rows", sa.MetaData(), sa.Column("n", sa.Integer, primary_key=True))
+    sent: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    with engine.begin() as conn:
+        table.create(conn)
+        sent.clear()
+        conn.execute(table.insert(), [{"n": n} for n in range(5)])
+        assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 5
+    engine.dispose()
+    assert len(sent) == 2 and sent[0].count("VALUES") == 1 and sent[0].count("(%(n__") == 5
+
+
+def test_aggregate_locks_and_the_following_lock_timeout_take_one_round_trip(database):
+    from mesh import locks
+
+    engine = db.create_engine(database, pool_size=2)
+    refs = [("order", "O-2"), ("order", "O-1"), ("customer", "C-1")]
+    sent: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    with engine.connect() as conn, engine.connect() as other:
+        keys = locks.lock_aggregates(conn, "orders", refs, then_lock_timeout="100ms")
+        assert len(sent) == 1 and keys == sorted(keys) and len(keys) == 3
+        assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "100ms"
+        held = other.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = :pid"),
+                             {"pid": conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()}).scalar()
+        assert held == 3
+        assert not other.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": keys[0]}).scalar()
+        conn.rollback()
+        locks.lock_aggregates(conn, "orders", [], then_lock_timeout="5s")  # nothing to lock: the timeout still
+        assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "5s"
+    engine.dispose()

@@ -88,7 +88,7 @@ class FakeUnitOfWork:
         assert self.active, "lock outside the unit of work"
         self.locked.extend((kind, ident) for ident in ids)
 
-    def lock_all(self, refs) -> None:
+    def lock_all(self, refs, then_lock_timeout=None) -> None:
         for kind, ident in refs:
             self.lock(kind, ident)
 

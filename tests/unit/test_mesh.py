@@ -253,8 +253,10 @@ class StubUnitOfWork:
         self.log.append("inbox" if isinstance(parameters, list) else "set")
         return self._Result(parameters)
 
-    def lock_all(self, refs) -> None:
+    def lock_all(self, refs, then_lock_timeout=None) -> None:
         self.log.extend(f"lock {kind}:{ident}" for kind, ident in refs)
+        if then_lock_timeout is not None:
+            self.log.append(f"lock_timeout {then_lock_timeout}")
 
     def __enter__(self):
         return self
@@ -278,7 +280,8 @@ def test_consumer_acks_after_committing_the_handlers_effect():
     consumer = consumer_with(lambda uow, payload, event: seen.append(payload.order_id), log)
     assert consumer.handle(Delivery(valid_envelope().SerializeToString(), 0, None)) == Ack()
     assert seen == ["o1"]
-    assert log == ["set", "lock order:o1", "inbox", "commit"]  # the aggregate is locked before anything else
+    # the aggregate is locked before anything else; the handler's lock wait is set with it
+    assert log == ["lock order:o1", "lock_timeout 5s", "inbox", "commit"]
 
 
 def test_consumer_retries_with_backoff_then_dead_letters():

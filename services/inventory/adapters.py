@@ -138,15 +138,23 @@ _ENSURE_ROW = insert(stock_balances).values(sku=sa.bindparam("k_sku"), warehouse
 _LOCK = (sa.select(*_LEVEL_COLUMNS)
          .where(sa.tuple_(_b.sku, _b.warehouse_code).in_(sa.bindparam("keys", expanding=True)))
          .order_by(_b.sku, _b.warehouse_code).with_for_update())
-_RESERVE = (stock_balances.update().where(_KEY)
-            .values(reserved=_b.reserved + sa.bindparam("qty", type_=sa.BigInteger), version=_b.version + 1))
+# Every line of an order reserved in one statement (its keys are distinct: merged lines), not one
+# UPDATE per line.
+_RESERVE_ALL = sa.text(
+    "UPDATE stock_balances AS b SET reserved = b.reserved + m.qty, version = b.version + 1 "
+    "FROM unnest(CAST(:skus AS text[]), CAST(:codes AS text[]), CAST(:qtys AS bigint[])) AS m(sku, code, qty) "
+    "WHERE b.sku = m.sku AND b.warehouse_code = m.code")
 _MOVE = (stock_balances.update().where(_KEY)
          .values(on_hand=_b.on_hand + sa.bindparam("on_hand_delta", type_=sa.BigInteger),
                  reserved=_b.reserved + sa.bindparam("reserved_delta", type_=sa.BigInteger),
                  version=_b.version + 1)
          .returning(*_LEVEL_COLUMNS))
-_SKUS_FOUND = sa.select(products.c.sku).where(products.c.sku.in_(sa.bindparam("skus", expanding=True)))
-_CODES_FOUND = sa.select(warehouses.c.code).where(warehouses.c.code.in_(sa.bindparam("codes", expanding=True)))
+# Which SKUs and warehouse codes exist, in one round trip: ("sku", value) and ("warehouse", value) rows.
+_FOUND = sa.union_all(
+    sa.select(sa.literal("sku").label("kind"), products.c.sku.label("value"))
+    .where(products.c.sku.in_(sa.bindparam("skus", expanding=True))),
+    sa.select(sa.literal("warehouse"), warehouses.c.code)
+    .where(warehouses.c.code.in_(sa.bindparam("codes", expanding=True))))
 _HAS_RESERVATION = (sa.select(sa.literal(1)).select_from(reservations)
                     .where(reservations.c.order_id == sa.bindparam("order_id")).limit(1))
 _IS_CLOSED = sa.select(closed_orders.c.order_id).where(closed_orders.c.order_id == sa.bindparam("order_id"))
@@ -184,9 +192,10 @@ class StockRepository:
         """Which of the keys' SKUs and warehouses exist."""
         skus = sorted({k[0] for k in keys})
         codes = sorted({k[1] for k in keys})
-        found_skus = set(self.conn.execute(_SKUS_FOUND, {"skus": skus}).scalars())
-        found_codes = set(self.conn.execute(_CODES_FOUND, {"codes": codes}).scalars())
-        return found_skus, found_codes
+        found: dict[str, set[str]] = {"sku": set(), "warehouse": set()}
+        for kind, value in self.conn.execute(_FOUND, {"skus": skus, "codes": codes}):
+            found[kind].add(value)
+        return found["sku"], found["warehouse"]
 
     def ensure_row(self, sku: str, warehouse_code: str) -> None:
         self.conn.execute(_ENSURE_ROW, {"k_sku": sku, "k_wh": warehouse_code})
@@ -206,8 +215,11 @@ class StockRepository:
         """Reserves quantity on each level, which this transaction holds locked (lock()), so
         availability was checked on current numbers; one round trip for all; the new levels.
         The CHECK constraints still refuse an oversell."""
-        self.conn.execute(_RESERVE, [{"k_sku": level.sku, "k_wh": level.warehouse_code, "qty": qty}
-                                     for level, qty in moves])
+        if len({(level.sku, level.warehouse_code) for level, _ in moves}) != len(moves):
+            raise ValueError("reserve_locked takes each balance once (merge the lines first)")
+        self.conn.execute(_RESERVE_ALL, {"skus": [level.sku for level, _ in moves],
+                                         "codes": [level.warehouse_code for level, _ in moves],
+                                         "qtys": [qty for _, qty in moves]})
         return [dataclasses.replace(level, reserved=level.reserved + qty, version=level.version + 1)
                 for level, qty in moves]
 

@@ -408,6 +408,21 @@ def test_due_deliveries_are_sent_once_and_marked_delivered():
     assert [len(uow.deliveries.attempts(d)) for d in uow.deliveries.rows] == [1, 1]
 
 
+def test_a_dispatch_sends_at_most_its_limit_and_stops_claiming_sends_when_its_budget_is_spent():
+    uow, senders = fake_uow(), FakeSenders()
+    queued(uow)  # an email and a webhook, both due
+    assert len(handlers.dispatch_due(uow, senders, POLICY, at(0), limit=1)) == 1
+    assert len(handlers.dispatch_due(uow, senders, POLICY, at(0), limit=5)) == 1  # the other one
+    assert len(senders.sent) == 2
+    uow, senders = fake_uow(), FakeSenders()
+    queued(uow)
+    # a budget already spent: the first claimed delivery goes, the second waits for the next round
+    assert len(handlers.dispatch_due(uow, senders, POLICY, at(0), budget_seconds=-1)) == 1
+    pending = [d for d in uow.deliveries.rows.values() if d.status is DeliveryStatus.PENDING]
+    assert len(pending) == 1 and pending[0].attempts == 0 and len(senders.sent) == 1
+    assert len(handlers.dispatch_due(uow, senders, POLICY, at(0))) == 1
+
+
 def test_a_failing_webhook_is_retried_with_backoff_and_every_attempt_recorded():
     uow = fake_uow()
     senders = FakeSenders({HOOK: ["HTTP 503", "webhook not reachable: refused"]})

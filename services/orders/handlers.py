@@ -20,14 +20,13 @@ from services.orders.domain import Order, OrderStatus
 def place_order(uow: OrdersUnitOfWork, cmd: domain.PlaceOrder, default_warehouse: str) -> Order:
     order = domain.new_order(str(uuid.uuid4()), cmd, default_warehouse)
     with uow:
-        existing = uow.orders.by_request(cmd.request_id)
-        if existing is not None:  # a repeat: the first placement's order, nothing new
-            return _repeat(existing, cmd)
-        if not uow.orders.add(order):  # a twin placed it first (it committed while this one waited)
-            twin = uow.orders.by_request(cmd.request_id)
-            if twin is None:  # not seen: ON CONFLICT waits for the twin's commit
+        # Inserted first, read only on a conflict: a repeat (or a twin that committed while this one
+        # waited) inserts nothing, and then its first placement's order answers.
+        if not uow.orders.add(order):
+            first = uow.orders.by_request(cmd.request_id)
+            if first is None:  # not seen: ON CONFLICT waits for the twin's commit
                 raise Aborted(f"request_id {cmd.request_id} was being placed by another request; retry")
-            return _repeat(twin, cmd)
+            return _repeat(first, cmd)
         uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
                  payload=_order_placed(order))
         uow.timeline.add(timeline.placed(order))

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.protobuf import empty_pb2
 
 from mesh import db
@@ -133,3 +134,26 @@ def test_a_conflict_reaches_the_caller_as_aborted_not_internal(engine_for):
     assert info.value.code() == grpc.StatusCode.ABORTED, info.value.details()
     assert "CUST-1 was changed by another request" in info.value.details()
     assert "retry" in info.value.details()
+
+
+def test_a_placement_repeated_past_its_idempotency_key_answers_the_first_order(engine_for):
+    """The handler itself (no mesh idempotency key, as after the key's retention): the insert
+    conflicts on the request id and the first placement's order answers; another customer's
+    request with that id is refused."""
+    from mesh.errors import AlreadyExists
+    from services.orders import handlers
+    from services.orders.domain import LineInput, PlaceOrder
+
+    engine = engine_for("orders")
+    line = LineInput("SKU-1", "MAIN", 2, "5.00", "EUR")
+    first = handlers.place_order(OrdersUnitOfWork(engine, "orders"),
+                                 PlaceOrder("r-place", "CUST-1", "EUR", (line,)), "MAIN")
+    again = handlers.place_order(OrdersUnitOfWork(engine, "orders"),
+                                 PlaceOrder("r-place", "CUST-1", "EUR", (line,)), "MAIN")
+    assert again.order_id == first.order_id and [x.quantity for x in again.lines] == [2]
+    with pytest.raises(AlreadyExists, match="another customer"):
+        handlers.place_order(OrdersUnitOfWork(engine, "orders"), PlaceOrder("r-place", "CUST-2", "EUR", (line,)),
+                             "MAIN")
+    with OrdersUnitOfWork(engine, "orders") as uow:
+        assert uow.connection.execute(sa.text("SELECT count(*) FROM orders")).scalar() == 1
+        assert uow.connection.execute(sa.text("SELECT count(*) FROM order_timeline")).scalar() == 1

@@ -103,6 +103,8 @@ def notify_contact(uow: NotificationUnitOfWork, contact: Contact, cmd: Notify, w
 
 # Deliveries claimed and recorded per transaction, and how long one batch may spend sending:
 # once spent, the rest of the claim is left as it was (its locks end with the commit) for the next.
+# Delivery stays at least once: a batch whose record does not commit (database lost) is sent again,
+# all of it, as a single delivery was before.
 DISPATCH_BATCH = 16
 DISPATCH_BUDGET_SECONDS = 2.0
 

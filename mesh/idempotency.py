@@ -20,7 +20,7 @@ to the key too). So the same key reused by another method, another caller or wit
 field different is refused, never answered with another request's result.
 
 One call, step by step:
-1. claim: INSERT (key, method, fingerprint) ON CONFLICT DO NOTHING, committed before the
+1. claim: INSERT (key, method, fingerprint) ON CONFLICT DO NOTHING, autocommitted before the
    handler runs. Any effect under a key is therefore made by a request with the stored
    fingerprint: a later mismatch is refused even when the first call crashed half-way.
 2. a key already there: another fingerprint -> ALREADY_EXISTS (KeyReused, naming the
@@ -61,7 +61,6 @@ from google.protobuf import any_pb2, descriptor, descriptor_pool, message, messa
 from google.rpc import error_details_pb2
 from psycopg import errors as pg_errors
 from sqlalchemy.dialects.postgresql import BYTEA
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mesh import call_context, faults
 from mesh.errors import Aborted, AlreadyExists, DomainError
@@ -198,17 +197,28 @@ def fingerprint(method: str, request: message.Message, caller: str) -> bytes:
 
 # ---------------------------------------------------------------- the guard
 
-_CLAIM = pg_insert(keys).on_conflict_do_nothing(index_elements=["request_id"]).returning(keys.c.request_id)
+# The key's own commits do not wait for the WAL flush (synchronous_commit off, its transaction
+# only): a claim is on disk before the effect it guards, because the handler's commit, a normal
+# one, flushes the WAL up to and past it; a stored response lost in a crash leaves the claim
+# without one, and the same request then runs the idempotent handler again.
+# The claim is one statement in autocommit, its setting in a subquery of its own: one round trip,
+# where BEGIN, SET, INSERT, COMMIT were four.
+_CLAIM = sa.text(
+    "INSERT INTO idempotency_keys (request_id, method, fingerprint)"
+    " SELECT :request_id, :method, :fingerprint"
+    " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
+    " ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+).bindparams(sa.bindparam("fingerprint", type_=BYTEA))
 _READ = sa.select(keys.c.fingerprint, keys.c.response).where(keys.c.request_id == sa.bindparam("key"))
-_READ_LOCKED = _READ.with_for_update()
+# The key's row, locked, with the lock's wait (a slice) and no WAL flush set in the same round trip:
+# the settings' subquery (OFFSET 0: not flattened into the join) is evaluated before the row is
+# locked, which happens last, on the joined row.
+_LOCK = sa.text(
+    "SELECT k.fingerprint, k.response FROM"
+    " (SELECT set_config('synchronous_commit', 'off', true),"
+    "  set_config('lock_timeout', :timeout, true) OFFSET 0) AS settings,"
+    " idempotency_keys AS k WHERE k.request_id = :key FOR UPDATE OF k")
 _STORE = keys.update().where(keys.c.request_id == sa.bindparam("key")).values(response=sa.bindparam("response"))
-# The key's own commits do not wait for the WAL flush (synchronous_commit off, this
-# transaction only): a claim is on disk before the effect it guards, because the handler's
-# commit, a normal one, flushes the WAL up to and past it; a stored response lost in a crash
-# leaves the claim without one, and the same request then runs the idempotent handler again.
-_NO_FLUSH = sa.text("SELECT set_config('synchronous_commit', 'off', true)")
-_LOCK_SETTINGS = sa.text("SELECT set_config('synchronous_commit', 'off', true),"
-                         " set_config('lock_timeout', :timeout, true)")
 _FREE = keys.delete().where(keys.c.request_id == sa.bindparam("key"), keys.c.response.is_(None))
 
 
@@ -275,11 +285,13 @@ class Idempotency:
     @staticmethod
     def _claim_or_read(conn: sa.Connection, key: str, method: str, fp: bytes) -> sa.Row[Any, Any] | None:
         """None when this call claimed the key; else the key's row (fingerprint, response)."""
-        conn.execute(_NO_FLUSH)
-        claimed = conn.execute(_CLAIM, {"request_id": key, "method": method, "fingerprint": fp}).first()
-        row = None if claimed else conn.execute(_READ, {"key": key}).first()
-        conn.commit()
-        return row
+        conn.execution_options(isolation_level="AUTOCOMMIT")  # no round trip: a driver setting
+        try:
+            claimed = conn.execute(_CLAIM, {"request_id": key, "method": method, "fingerprint": fp}).first()
+            return None if claimed else conn.execute(_READ, {"key": key}).first()
+        finally:
+            conn.rollback()  # ends SQLAlchemy's transaction marker; nothing is sent in autocommit
+            conn.execution_options(isolation_level=conn.default_isolation_level)
 
     def _run_locked(self, conn: sa.Connection, key: str, fp: bytes, run: Callable[[], message.Message],
                     response_class: type[message.Message],
@@ -317,9 +329,8 @@ class Idempotency:
                 raise Aborted(f"request_id {key} is still being processed by another call; retry it")
             conn.begin()
             slice_ms = max(1, int(min(left, _LOCK_SLICE_SECONDS) * 1000))
-            conn.execute(_LOCK_SETTINGS, {"timeout": f"{slice_ms}ms"})
             try:
-                return conn.execute(_READ_LOCKED, {"key": key}).first()
+                return conn.execute(_LOCK, {"key": key, "timeout": f"{slice_ms}ms"}).first()
             except sa.exc.OperationalError as err:
                 if not isinstance(err.orig, pg_errors.LockNotAvailable):
                     raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
@@ -29,6 +30,7 @@ from erp.orders.v1 import orders_pb2 as ordpb
 from erp.procurement.v1 import procurement_pb2 as proc
 from erp_client.client import Line
 from mesh import db, idempotency
+from mesh.errors import Aborted
 from services import RUNNABLE
 from tests import support
 from tests.integration.conftest import running_mesh
@@ -398,3 +400,45 @@ def test_a_twin_waits_for_the_call_in_progress_and_takes_its_answer_or_its_place
     else:
         assert result["answer"].stock.on_hand != 424242
         assert _effects(engine, sample, key) == 1
+
+
+def test_the_lock_wait_set_in_the_locking_statement_bounds_that_statement(world):
+    """The guard sets a slice's lock wait in the statement that locks the key's row (one round
+    trip). Forced: the row is held and the connection's own lock_timeout is unlimited, so only
+    the statement's setting can end the wait: the guard gives up with ABORTED and leaves the key
+    as it was."""
+    _, started, engine = world
+    method = "/erp.inventory.v1.InventoryService/AdjustStock"
+    key = _key(method)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO inventory.idempotency_keys (request_id, method, fingerprint)"
+                             " VALUES (:k, :m, '\\x00')"), {"k": key, "m": method})
+    guard = idempotency.Idempotency(started["inventory"].runtime.engine)
+    outcome: dict = {}
+
+    def lock_for_half_a_second() -> None:
+        with guard.engine.connect() as conn:
+            conn.execute(sa.text("SET lock_timeout = 0"))  # this session would wait for ever
+            conn.commit()
+            try:
+                guard._lock(conn, key, until=time.monotonic() + 0.5)
+            except Exception as exc:  # noqa: BLE001 - asserted below
+                outcome["error"] = exc
+            finally:
+                conn.execute(sa.text("RESET lock_timeout"))
+                conn.commit()
+
+    with engine.connect() as holder:
+        holder.execute(sa.text("SELECT 1 FROM inventory.idempotency_keys WHERE request_id = :k FOR UPDATE"),
+                       {"k": key})
+        waiting = threading.Thread(target=lock_for_half_a_second)
+        waiting.start()
+        waiting.join(60)  # not a timing check: without the setting this join would run out
+        alive = waiting.is_alive()
+        holder.rollback()
+    waiting.join()
+    assert not alive, "the guard's lock wait was not bounded by the statement's own setting"
+    assert isinstance(outcome.get("error"), Aborted), outcome
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT response IS NULL FROM inventory.idempotency_keys WHERE request_id = :k"),
+                            {"k": key}).scalar_one()

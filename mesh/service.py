@@ -85,7 +85,7 @@ class Runtime(Generic[U]):
 
     def uow(self) -> U:
         """A new unit of work of the service's own class (enter it: `with runtime.uow() as uow:`)."""
-        return self.uow_class(self.engine, self.settings.service, on_commit=self.relay.wake.set)
+        return self.uow_class(self.engine, self.settings.service, on_events=self.relay.wake.set)
 
 
 @dataclasses.dataclass

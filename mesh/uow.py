@@ -19,10 +19,11 @@ OUTBOX_INSERT = outbox.insert()  # one statement object: its compiled form is ca
 
 
 class UnitOfWork:
-    def __init__(self, engine: sa.Engine, service: str, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, engine: sa.Engine, service: str, on_events: Callable[[], None] | None = None) -> None:
+        """on_events: runs after each commit that wrote events to the outbox (the relay's wake-up)."""
         self.engine = engine
         self.service = service
-        self._on_commit = on_commit
+        self._on_events = on_events
         self._after_commit: list[Callable[[], None]] = []
         self._outbox: list[dict[str, Any]] = []  # outbox rows: column name to value
         self._locked: set[int] = set()
@@ -84,12 +85,14 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.flush()
-        if self._outbox:  # the emitted events, in emit order (the relay ships by id)
+        emitted = bool(self._outbox)
+        if emitted:  # the emitted events, in emit order (the relay ships by id)
             rows, self._outbox = self._outbox, []
             self.connection.execute(OUTBOX_INSERT, rows)
         self.connection.commit()
         self._committed = True
-        for fn in [*self._after_commit, *([self._on_commit] if self._on_commit else [])]:
+        # A commit without events does not wake the relay: it would read the outbox for nothing.
+        for fn in [*self._after_commit, *([self._on_events] if emitted and self._on_events else [])]:
             try:
                 fn()
             except Exception:  # noqa: BLE001 - the commit stands; a hook failure is only logged

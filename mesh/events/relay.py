@@ -4,9 +4,11 @@ has accepted them.
 One relay per service is active at a time (a PostgreSQL advisory lock elects it), so
 rows go out in commit order. Unsent rows go out in batches (one AMQP transaction each:
 one round trip per batch, not per row); a batch the transport does not accept stays
-unsent as a whole and is tried again, in id order, so per-aggregate order holds. A
-relay killed between publish and mark-sent republishes the rows on restart; consumers'
-inboxes absorb the duplicates.
+unsent as a whole and is tried again, in id order, so per-aggregate order holds. While it
+leads, the relay marks a batch sent in the statement that reads the next one (one round trip
+per round, not two), so a batch stays unmarked until the next round (at most poll_seconds
+later). A relay killed between publish and mark-sent republishes the rows on restart;
+consumers' inboxes absorb the duplicates.
 
 An unroutable event type (no queue bound) is retried for a grace period, since a
 consuming service may not have declared its queue yet (mesh.events.topology declares
@@ -28,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import faults, metrics, tracing
@@ -44,9 +47,16 @@ RETENTION = "7 days"  # published rows are kept this long for inspection, then d
 _UNSENT_BATCH = (sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope,
                      outbox.c.attempts, (sa.func.extract("epoch", sa.func.now() - outbox.c.created_at)).label("age"))
            .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(BATCH))
-_UNSENT_EXCEPT_RESTING_TYPES = _UNSENT_BATCH.where(outbox.c.event_type.not_in(sa.bindparam("resting", expanding=True)))
-_MARK_SENT = outbox.update().where(outbox.c.id.in_(sa.bindparam("ids", expanding=True))).values(
+_RESTING = sa.bindparam("resting", expanding=True)
+# Rows published by the last round, marked sent in the statement that reads the next batch (a CTE:
+# the read's snapshot does not see the mark, hence the exclusion). Already marked: left as they are.
+_SENT = sa.bindparam("sent", type_=ARRAY(sa.BigInteger))
+_MARK_SENT = outbox.update().where(outbox.c.id == sa.any_(_SENT), outbox.c.published_at.is_(None)).values(
     published_at=sa.func.now())
+_MARK_THEN_UNSENT = _UNSENT_BATCH.add_cte(_MARK_SENT.cte("marked")).where(outbox.c.id != sa.all_(_SENT))
+# The read of a round, by (marks to make, types resting), built once.
+_READS = {(False, False): _UNSENT_BATCH, (False, True): _UNSENT_BATCH.where(outbox.c.event_type.not_in(_RESTING)),
+          (True, False): _MARK_THEN_UNSENT, (True, True): _MARK_THEN_UNSENT.where(outbox.c.event_type.not_in(_RESTING))}
 
 
 class Relay:
@@ -69,10 +79,12 @@ class Relay:
         # for real, instead of re-reading the outbox on every commit that wakes it.
         self.transport_failing = False
         self.unsettled = 0  # rows the last round read but could not settle (unroutable, or refused)
+        self.unmarked: list[int] = []  # ids of rows published and not yet marked sent
 
-    def publish_pending(self) -> int:
+    def publish_pending(self, leave_marks: bool = False) -> int:
         """Publishes what is unsent, in id order; returns how many rows it settled
-        (confirmed, or marked unrouted after the grace period)."""
+        (confirmed, or marked unrouted after the grace period). leave_marks: the last batch's
+        mark-sent is left to the next round's read (the leading relay's loop)."""
         total = 0
         while True:
             settled, rows_read, rested = self._round()
@@ -80,14 +92,26 @@ class Relay:
             self.unsettled = rows_read - settled
             # A full batch whose unroutable types now rest may hide routable rows behind it.
             if not (rested and rows_read == BATCH):
-                return total
+                break
+        if not leave_marks:
+            self.mark_published()
+        return total
+
+    def mark_published(self) -> None:
+        """Marks sent what was published and is not marked yet."""
+        if self.unmarked:
+            with self.statements.connect() as conn:
+                conn.execute(_MARK_SENT, {"sent": self.unmarked})
+            self.unmarked = []
 
     def _round(self) -> tuple[int, int, bool]:
         """One batch: (rows settled, rows read, whether some type started resting)."""
         now = time.monotonic()
         resting = sorted(t for t, (retry_at, _) in self._unroutable.items() if retry_at > now)
         with self.statements.connect() as conn:
-            rows = conn.execute(_UNSENT_EXCEPT_RESTING_TYPES, {"resting": resting}).all() if resting else conn.execute(_UNSENT_BATCH).all()
+            rows = conn.execute(_READS[bool(self.unmarked), bool(resting)],
+                                {"sent": self.unmarked, "resting": resting}).all()
+        self.unmarked = []  # the read marked them
         if not rows:
             return 0, 0, False
         sent: list[int] = []
@@ -110,7 +134,8 @@ class Relay:
             else:
                 sent.append(row.id)
                 self._unroutable.pop(row.event_type, None)
-        self._mark_sent(sent)
+        self.unmarked = sent
+        metrics.EVENTS_PUBLISHED.labels(self.service, "ok").inc(len(sent))
         for event_type, unrouted in unroutable_types.items():
             error = f"no queue bound to {event_type}"
             if max(row.age for row in unrouted) > self.unroutable_grace_seconds:
@@ -177,13 +202,6 @@ class Relay:
             self._publisher.close()
             self._publisher = None
 
-    def _mark_sent(self, ids: list[int]) -> None:
-        if not ids:
-            return
-        with self.statements.connect() as conn:
-            conn.execute(_MARK_SENT, {"ids": ids})
-        metrics.EVENTS_PUBLISHED.labels(self.service, "ok").inc(len(ids))
-
     def _record_failure(self, row_id: int, error: str, quiet: bool = False, result: str = "error",
                         count: int = 1) -> None:
         metrics.EVENTS_PUBLISHED.labels(self.service, result).inc(count)
@@ -213,13 +231,17 @@ class Relay:
                 log.exception("relay error; retrying")
                 self._drop_publisher()
                 stop.wait(1.0)
+        try:
+            self.mark_published()  # what this relay sent is not sent again by the next one
+        except Exception:  # noqa: BLE001 - the next relay republishes them; inboxes absorb that
+            log.warning("published rows not marked sent at stop", exc_info=True)
         self._drop_publisher()
 
     def _lead(self, stop: threading.Event) -> None:
         backoff = self.poll_seconds
         while not stop.is_set():
             self.wake.clear()
-            sent = self.publish_pending()
+            sent = self.publish_pending(leave_marks=True)
             if time.monotonic() - self._last_cleanup > 3600:
                 self._last_cleanup = time.monotonic()
                 self.cleanup()

@@ -101,16 +101,37 @@ def test_each_outbox_row_is_published_once_and_marked_after_the_confirm(probe):
     assert sorted(decode(d.body).envelope.event_id for d in delivered) == sorted(ids)
 
 
+def test_the_leading_relay_marks_a_batch_sent_with_the_next_read_and_never_sends_it_twice(probe):
+    """The leader's loop leaves a batch's mark-sent to the statement that reads the next batch:
+    that read marks it and leaves it out, so nothing goes out twice, and later rows go out once."""
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])
+    first = emit(engine, 3)
+    relay = Relay(engine, "probe", transport.publisher)
+    assert relay.publish_pending(leave_marks=True) == 3
+    assert all(row.published_at is None for row in unpublished(engine))  # published, not yet marked
+    later = emit(engine, 2)
+    assert relay.publish_pending(leave_marks=True) == 2  # the 3 marked by this read, not sent again
+    assert [row.published_at is not None for row in unpublished(engine)] == [True] * 3 + [False] * 2
+    assert relay.publish_pending() == 0
+    assert all(row.published_at is not None for row in unpublished(engine))
+    delivered = drain(subscription)
+    subscription.close()
+    from mesh.events.envelope import decode
+
+    assert sorted(decode(d.body).envelope.event_id for d in delivered) == sorted(first + later)
+
+
 def test_relay_killed_before_marking_republishes_and_the_inbox_absorbs_duplicates(probe):
     engine, transport, _ = probe
     subscription = transport.subscribe("probe", [ADJUSTED])
     ids = emit(engine, 5)
     crashing = Relay(engine, "probe", transport.publisher)
 
-    def crash(_ids):
+    def crash():
         raise KeyboardInterrupt("relay killed between publish and mark-sent")
 
-    crashing._mark_sent = crash
+    crashing.mark_published = crash
     with pytest.raises(KeyboardInterrupt):
         crashing.publish_pending()
     assert all(row.published_at is None for row in unpublished(engine))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mesh.errors import Aborted
@@ -72,9 +74,21 @@ _WITH_LINES = (sa.select(orders, *(c.label(f"line_{c.name}") for c in order_line
                .order_by(order_lines.c.line_no))
 _GET = _WITH_LINES.where(orders.c.order_id == sa.bindparam("id"))
 _GET_FOR_UPDATE = _GET.with_for_update(of=orders)
+# Several orders locked in one statement (a consumer's batch), in one global order: order id.
+_LOCK_MANY = (_WITH_LINES.where(orders.c.order_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Text))))
+              .order_by(None).order_by(orders.c.order_id, order_lines.c.line_no).with_for_update(of=orders))
 _BY_REQUEST = _WITH_LINES.where(orders.c.request_id == sa.bindparam("request"))
 _LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("id")).order_by(order_lines.c.line_no)
-_SAVE = orders.update().where(orders.c.order_id == sa.bindparam("id"), orders.c.version == sa.bindparam("loaded"))
+# Every order a transaction changed, written in one statement at its commit, each only at the
+# version it was loaded at (a lost update changes fewer rows than there are orders).
+_STATE = ["status", "version", "rejection_reason", "updated_at", "stock_step", "credit_step", "invoice_id",
+          "invoiced_amount", "amount_paid", "cancellation_reason", "drives", "driven_at"]
+_SAVE_MANY = sa.text(
+    "UPDATE orders SET " + ", ".join(f"{name} = v.{name}" for name in _STATE)
+    + " FROM unnest(CAST(:order_id AS TEXT[]), CAST(:loaded AS BIGINT[]), "
+    + ", ".join(f"CAST(:{name} AS {orders.c[name].type.compile(dialect=postgresql.dialect())}[])" for name in _STATE)
+    + ") AS v(order_id, loaded, " + ", ".join(_STATE) + ")"
+    " WHERE orders.order_id = v.order_id AND orders.version = v.loaded")
 # PENDING orders whose deadline passed (since placement or their last drive), oldest first, after
 # a (created_at, order_id) key; the index orders_by_status_created serves it.
 _DUE = (sa.select(orders.c.created_at, orders.c.order_id)
@@ -90,9 +104,14 @@ _SAVE_SHIPPED = order_lines.update().where(order_lines.c.order_id == sa.bindpara
 
 
 class OrderRepository:
+    """Orders read for update are kept for the rest of the transaction (a batch's events about one
+    order change one object); saved orders are written together when it commits (flush)."""
+
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
         self._shipped: dict[str, dict[int, int]] = {}  # order id -> shipped quantity per line, as loaded
+        self._locked: dict[str, Order] = {}  # read for update in this transaction
+        self._changed: dict[str, Order] = {}  # saved, written at flush
 
     def add(self, order: Order) -> bool:
         """Inserts the order; False (and nothing inserted) when another order already has its
@@ -107,19 +126,46 @@ class OrderRepository:
         return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:
-        return self._joined(self.conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"id": order_id}).all())
+        if order_id in self._locked:
+            return self._locked[order_id]
+        order = self._joined(self.conn.execute(_GET_FOR_UPDATE if for_update else _GET, {"id": order_id}).all())
+        if for_update and order is not None:
+            self._locked[order_id] = order
+        return order
+
+    def lock(self, order_ids: list[str]) -> None:
+        """Locks and reads these orders in one statement; get() then answers from what it read."""
+        wanted = sorted(set(order_ids) - self._locked.keys())
+        if not wanted:
+            return
+        rows_of: dict[str, list] = {}
+        for row in self.conn.execute(_LOCK_MANY, {"ids": wanted}):
+            rows_of.setdefault(row.order_id, []).append(row)
+        for order_id, rows in rows_of.items():
+            self._locked[order_id] = self._joined(rows)
 
     def by_request(self, request_id: str) -> Order | None:
         return self._joined(self.conn.execute(_BY_REQUEST, {"request": request_id}).all())
 
     def save(self, order: Order) -> None:
-        """Writes the order's state; the version check refuses a lost update."""
-        updated = self.conn.execute(_SAVE, {"id": order.order_id, "loaded": order.loaded_version,
-                                            **_state(order)}).rowcount
-        if updated != 1:
-            raise Aborted(f"order {order.order_id} was changed by another request at the same time; "
-                          "read it again and retry")
-        order.loaded_version = order.version
+        """Writes the order's state when the transaction commits (flush)."""
+        self._changed[order.order_id] = order
+
+    def flush(self) -> None:
+        """Writes every saved order; the version check refuses a lost update."""
+        if not self._changed:
+            return
+        changed, self._changed = list(self._changed.values()), {}
+        rows = [{"order_id": order.order_id, "loaded": order.loaded_version, **_state(order)} for order in changed]
+        if self.conn.execute(_SAVE_MANY, {name: [row[name] for row in rows] for name in rows[0]}).rowcount != len(rows):
+            which = (f"order {changed[0].order_id}" if len(changed) == 1
+                     else "one of the orders " + ", ".join(order.order_id for order in changed))
+            raise Aborted(f"{which} was changed by another request at the same time; read it again and retry")
+        for order in changed:
+            order.loaded_version = order.version
+            self._save_shipped(order)
+
+    def _save_shipped(self, order: Order) -> None:
         loaded = self._shipped.get(order.order_id, {})
         changed = [{"id": order.order_id, "line": line.line_no, "shipped_quantity": line.shipped_quantity}
                    for line in order.lines if loaded.get(line.line_no) != line.shipped_quantity]
@@ -241,4 +287,5 @@ class OrdersUnitOfWork(UnitOfWork):
         self.timeline = TimelineRepository(self.connection)
 
     def flush(self) -> None:
+        self.orders.flush()
         self.timeline.flush()

@@ -11,6 +11,7 @@ from erp.events.v1 import notification_events_pb2 as notif_ev
 from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import locks
 from mesh.events.consumer import EventHandlers
+from mesh.events.envelope import Event
 from mesh.protoconv import amount_of, moment_of, money_text
 from services.orders import domain, handlers, timeline
 from services.orders.adapters import OrdersUnitOfWork
@@ -37,8 +38,19 @@ def _order_if_any(payload) -> list[locks.AggregateRef]:
     return [("order", payload.order_id)] if payload.order_id else []
 
 
+# The payloads whose handlers change their order's row (the others only add a timeline step).
+ORDER_ROW_EVENTS = (inv_ev.StockReserved, inv_ev.StockReservationFailed, crm_ev.CreditApproved, crm_ev.CreditRejected,
+                    fin_ev.InvoiceIssued, fin_ev.PaymentReceived)
+
+
+def _lock_order_rows(uow: OrdersUnitOfWork, events: list[Event]) -> None:
+    """Locks and reads a batch's orders in one statement, in id order, before any of its handlers
+    runs: each handler then finds its order read (and a second event about it, the first's change)."""
+    uow.orders.lock([event.payload.order_id for event in events if isinstance(event.payload, ORDER_ROW_EVENTS)])
+
+
 def build() -> EventHandlers:
-    consumes = EventHandlers(consumer="orders")
+    consumes = EventHandlers(consumer="orders", lock_first=_lock_order_rows)
     _saga_answers(consumes)
     _money_steps(consumes)
     _stock_steps(consumes)

@@ -74,7 +74,8 @@ def test_a_lost_order_update_is_aborted(engine_for):
     order = Order(order_id="00000000-0000-0000-0000-000000000001", request_id="r-1", customer_id="CUST-1",
                   currency_code="EUR", lines=[], version=2, loaded_version=1)
     with OrdersUnitOfWork(engine_for("orders"), "orders") as uow, pytest.raises(Aborted, match="retry"):
-        uow.orders.save(order)  # no row at version 1: another writer moved it on
+        uow.orders.save(order)
+        uow.commit()  # written at the commit: no row at version 1, another writer moved it on
 
 
 def test_lost_invoice_and_supplier_bill_updates_are_aborted(engine_for):
@@ -157,3 +158,54 @@ def test_a_placement_repeated_past_its_idempotency_key_answers_the_first_order(e
     with OrdersUnitOfWork(engine, "orders") as uow:
         assert uow.connection.execute(sa.text("SELECT count(*) FROM orders")).scalar() == 1
         assert uow.connection.execute(sa.text("SELECT count(*) FROM order_timeline")).scalar() == 1
+
+
+def test_a_batch_locks_its_orders_in_one_statement_and_writes_them_in_one(engine_for):
+    """orders' consumer over a batch of saga answers, on real PostgreSQL: the batch's orders are
+    locked and read by one statement before any handler runs, two answers about one order change
+    one object (its second event sees the first's change), and every changed order is written by
+    one UPDATE at the commit, at the version it was read at."""
+    from erp.events.v1 import crm_events_pb2 as crm_ev
+    from erp.events.v1 import inventory_events_pb2 as inv_ev
+    from erp.events.v1 import orders_events_pb2 as orders_ev
+    from mesh.events import envelope
+    from mesh.events.consumer import Consumer
+    from mesh.events.transport import Ack, Delivery
+    from services.orders import events, handlers
+    from services.orders.domain import LineInput, OrderStatus, PlaceOrder
+
+    engine = engine_for("orders")
+    line = LineInput("SKU-1", "MAIN", 1, "5.00", "EUR")
+    first, second = (handlers.place_order(OrdersUnitOfWork(engine, "orders"), PlaceOrder(f"r-{n}", "CUST-1", "EUR",
+                                                                                          (line,)), "MAIN")
+                     for n in (1, 2))
+
+    def delivery(payload, source: str) -> Delivery:
+        env = envelope.build(source=source, aggregate_type="x", aggregate_id=payload.order_id, aggregate_version=1,
+                             payload=payload)
+        return Delivery(env.SerializeToString(), 0, None)
+
+    batch = [delivery(inv_ev.StockReserved(order_id=first.order_id), "inventory"),
+             delivery(crm_ev.CreditApproved(order_id=first.order_id, customer_id="CUST-1"), "crm"),
+             delivery(crm_ev.CreditRejected(order_id=second.order_id, customer_id="CUST-1", reason="over"), "crm")]
+    statements: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        consumer = Consumer(events.build(), lambda: OrdersUnitOfWork(engine, "orders"), 5, 20)
+        assert consumer.handle_batch(batch) == [Ack()] * 3
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert sum("FROM orders JOIN order_lines" in s for s in statements) == 1
+    assert sum(s.startswith("UPDATE orders SET") for s in statements) == 1
+    with OrdersUnitOfWork(engine, "orders") as uow:
+        confirmed, rejected = uow.orders.get(first.order_id), uow.orders.get(second.order_id)
+        announced = uow.connection.execute(sa.text("SELECT event_type, envelope FROM outbox ORDER BY id")).all()
+    assert (confirmed.status, confirmed.version) == (OrderStatus.CONFIRMED, first.version + 2)
+    assert (rejected.status, rejected.version) == (OrderStatus.REJECTED, second.version + 1)
+    versions = {row.event_type: envelope.decode(row.envelope).envelope.aggregate_version for row in announced}
+    assert versions[envelope.event_type(orders_ev.OrderConfirmed)] == first.version + 2
+    assert versions[envelope.event_type(orders_ev.OrderRejected)] == second.version + 1

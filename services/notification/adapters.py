@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
+from mesh import bulk
 from mesh.addresses import valid_webhook_url
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
@@ -119,8 +120,9 @@ _CLAIM_DUE = (sa.select(deliveries)
               .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
               .limit(sa.bindparam("limit")).with_for_update(skip_locked=True))
 _NEXT_DUE = sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(_PENDING)
-_RECORD = deliveries.update().where(deliveries.c.delivery_id == sa.bindparam("id"),
-                                    deliveries.c.attempts == sa.bindparam("before"))
+# A batch's deliveries after their attempts, in one statement, each at the attempt count it was claimed at.
+_RECORD = bulk.update_many(deliveries, {"delivery_id": "id", "attempts": "before"},
+                           ["status", "attempts", "last_error", "last_attempt_at", "next_attempt_at"])
 _ATTEMPT_INSERT = delivery_attempts.insert()
 
 
@@ -194,10 +196,10 @@ class DeliveryRepository:
         """Writes each delivery's state after an attempt, and the attempts themselves."""
         if not attempted:
             return
-        updated = self.conn.execute(_RECORD, [{
+        updated = self.conn.execute(_RECORD, bulk.by_column([{
             "id": d.delivery_id, "before": attempt.attempt_no - 1, "status": str(d.status), "attempts": d.attempts,
             "last_error": d.last_error, "last_attempt_at": d.last_attempt_at,
-            "next_attempt_at": d.next_attempt_at} for d, attempt in attempted]).rowcount
+            "next_attempt_at": d.next_attempt_at} for d, attempt in attempted])).rowcount
         if updated != len(attempted):
             raise Aborted(f"deliveries {', '.join(d.delivery_id for d, _ in attempted)} were changed by another "
                           "dispatcher at the same time; read them again and retry")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from mesh import bulk
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.orders.domain import Order, OrderLine, OrderStatus, SagaStep
@@ -81,14 +81,9 @@ _BY_REQUEST = _WITH_LINES.where(orders.c.request_id == sa.bindparam("request"))
 _LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("id")).order_by(order_lines.c.line_no)
 # Every order a transaction changed, written in one statement at its commit, each only at the
 # version it was loaded at (a lost update changes fewer rows than there are orders).
-_STATE = ["status", "version", "rejection_reason", "updated_at", "stock_step", "credit_step", "invoice_id",
-          "invoiced_amount", "amount_paid", "cancellation_reason", "drives", "driven_at"]
-_SAVE_MANY = sa.text(
-    "UPDATE orders SET " + ", ".join(f"{name} = v.{name}" for name in _STATE)
-    + " FROM unnest(CAST(:order_id AS TEXT[]), CAST(:loaded AS BIGINT[]), "
-    + ", ".join(f"CAST(:{name} AS {orders.c[name].type.compile(dialect=postgresql.dialect())}[])" for name in _STATE)
-    + ") AS v(order_id, loaded, " + ", ".join(_STATE) + ")"
-    " WHERE orders.order_id = v.order_id AND orders.version = v.loaded")
+_SAVE_MANY = bulk.update_many(orders, {"order_id": "order_id", "version": "loaded"}, [
+    "status", "version", "rejection_reason", "updated_at", "stock_step", "credit_step", "invoice_id",
+    "invoiced_amount", "amount_paid", "cancellation_reason", "drives", "driven_at"])
 # PENDING orders whose deadline passed (since placement or their last drive), oldest first, after
 # a (created_at, order_id) key; the index orders_by_status_created serves it.
 _DUE = (sa.select(orders.c.created_at, orders.c.order_id)
@@ -157,7 +152,7 @@ class OrderRepository:
             return
         changed, self._changed = list(self._changed.values()), {}
         rows = [{"order_id": order.order_id, "loaded": order.loaded_version, **_state(order)} for order in changed]
-        if self.conn.execute(_SAVE_MANY, {name: [row[name] for row in rows] for name in rows[0]}).rowcount != len(rows):
+        if self.conn.execute(_SAVE_MANY, bulk.by_column(rows)).rowcount != len(rows):
             which = (f"order {changed[0].order_id}" if len(changed) == 1
                      else "one of the orders " + ", ".join(order.order_id for order in changed))
             raise Aborted(f"{which} was changed by another request at the same time; read it again and retry")

@@ -136,7 +136,7 @@ credit_notes = sa.Table(
 # compiled form instead of building and hashing a new statement per event.
 _CUSTOMER = sa.select(customers).where(customers.c.customer_id == sa.bindparam("id"))
 _CUSTOMER_FOR_UPDATE = _CUSTOMER.with_for_update()
-_LOCK_CUSTOMERS = (sa.select(customers.c.customer_id).where(customers.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
+_LOCK_CUSTOMERS = (sa.select(customers).where(customers.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
                    .order_by(customers.c.customer_id).with_for_update())
 _CONTACTS = (sa.select(customer_contacts).where(customer_contacts.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
              .order_by(customer_contacts.c.customer_id, customer_contacts.c.position))
@@ -172,19 +172,25 @@ _INVOICE_SAVE = unpaid_invoices.update().where(unpaid_invoices.c.invoice_id == s
 class CustomerRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self._locked: dict[str, Customer | None] = {}  # read by lock_all (None: no such customer), no contacts
 
     def get(self, customer_id: str, for_update: bool = False) -> Customer | None:
         row = self.conn.execute(_CUSTOMER_FOR_UPDATE if for_update else _CUSTOMER, {"id": customer_id}).first()
         return self._load([row])[0] if row else None
 
     def lock_all(self, customer_ids: list[str]) -> None:
-        """Locks these customers in id order (a batch's customers, before its handlers run)."""
+        """Locks these customers in id order (a batch's customers, before its handlers run); their
+        handlers' lock_for_exposure then answers from what this read, with no query of its own."""
         if customer_ids:
-            self.conn.execute(_LOCK_CUSTOMERS, {"ids": customer_ids}).all()
+            self._locked.update(dict.fromkeys(customer_ids))
+            for row in self.conn.execute(_LOCK_CUSTOMERS, {"ids": customer_ids}):
+                self._locked[row.customer_id] = _customer(row, ())
 
     def lock_for_exposure(self, customer_id: str) -> Customer | None:
         """The customer, locked, without its contacts (one query less): what the credit check
         and the exposure projection read. Not for saving."""
+        if customer_id in self._locked:
+            return self._locked[customer_id]
         row = self.conn.execute(_CUSTOMER_FOR_UPDATE, {"id": customer_id}).first()
         return _customer(row, ()) if row else None
 
@@ -212,6 +218,7 @@ class CustomerRepository:
 
     def save(self, customer: Customer) -> None:
         """Writes status, credit limit and webhook; the version check refuses a lost update."""
+        self._locked.pop(customer.customer_id, None)
         updated = self.conn.execute(customers.update().where(
             customers.c.customer_id == customer.customer_id, customers.c.version == customer.version - 1,
         ).values(status=str(customer.status), status_reason=customer.status_reason,

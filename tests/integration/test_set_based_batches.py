@@ -1,0 +1,116 @@
+"""A consumer's batch reads and writes its aggregates set-wise, on real PostgreSQL: the
+statements are counted as the driver sends them, since that count is what the batch saves."""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import sqlalchemy as sa
+
+from erp.common.v1.money_pb2 import Money
+from erp.events.v1 import crm_events_pb2 as crm_ev
+from erp.events.v1 import inventory_events_pb2 as inv_ev
+from erp.events.v1 import orders_events_pb2 as orders_ev
+from mesh import db
+from mesh.events import envelope
+from mesh.events.consumer import Consumer
+from mesh.events.transport import Ack, Delivery
+from tests import support
+
+
+@pytest.fixture
+def engine_for(postgres_server):
+    with support.fresh_database(postgres_server) as url:
+        engines = []
+
+        def make(service: str):
+            engine = db.create_engine(url, schema=service, pool_size=2)
+            engines.append(engine)
+            db.migrate(engine, service, importlib.import_module(f"services.{service}.service").spec().migrations_dir)
+            return engine
+
+        yield make
+        for engine in engines:
+            engine.dispose()
+
+
+def delivery(payload, source: str, aggregate_id: str) -> Delivery:
+    env = envelope.build(source=source, aggregate_type="x", aggregate_id=aggregate_id, aggregate_version=1,
+                         payload=payload)
+    return Delivery(env.SerializeToString(), 0, None)
+
+
+def statements_of(engine, run) -> list[str]:
+    """The statements `run()` sends through the engine."""
+    sent: list[str] = []
+
+    def seen(_conn, _cursor, statement, *_args) -> None:
+        sent.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        run()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    return sent
+
+
+def test_orders_locks_a_batch_s_orders_in_one_statement_and_writes_them_in_one(engine_for):
+    """orders' consumer over a batch of saga answers, on real PostgreSQL: the batch's orders are
+    locked and read by one statement before any handler runs, two answers about one order change
+    one object (its second event sees the first's change), and every changed order is written by
+    one UPDATE at the commit, at the version it was read at."""
+    from services.orders import events, handlers
+    from services.orders.adapters import OrdersUnitOfWork
+    from services.orders.domain import LineInput, OrderStatus, PlaceOrder
+
+    engine = engine_for("orders")
+    line = LineInput("SKU-1", "MAIN", 1, "5.00", "EUR")
+    first, second = (handlers.place_order(OrdersUnitOfWork(engine, "orders"), PlaceOrder(f"r-{n}", "CUST-1", "EUR",
+                                                                                          (line,)), "MAIN")
+                     for n in (1, 2))
+
+    batch = [delivery(inv_ev.StockReserved(order_id=first.order_id), "inventory", first.order_id),
+             delivery(crm_ev.CreditApproved(order_id=first.order_id, customer_id="CUST-1"), "crm", first.order_id),
+             delivery(crm_ev.CreditRejected(order_id=second.order_id, customer_id="CUST-1", reason="over"), "crm",
+                      second.order_id)]
+    consumer = Consumer(events.build(), lambda: OrdersUnitOfWork(engine, "orders"), 5, 20)
+    statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 3))
+    assert sum("FROM orders JOIN order_lines" in s for s in statements) == 1
+    assert sum(s.startswith("UPDATE orders SET") for s in statements) == 1
+    with OrdersUnitOfWork(engine, "orders") as uow:
+        confirmed, rejected = uow.orders.get(first.order_id), uow.orders.get(second.order_id)
+        announced = uow.connection.execute(sa.text("SELECT event_type, envelope FROM outbox ORDER BY id")).all()
+    assert (confirmed.status, confirmed.version) == (OrderStatus.CONFIRMED, first.version + 2)
+    assert (rejected.status, rejected.version) == (OrderStatus.REJECTED, second.version + 1)
+    versions = {row.event_type: envelope.decode(row.envelope).envelope.aggregate_version for row in announced}
+    assert versions[envelope.event_type(orders_ev.OrderConfirmed)] == first.version + 2
+    assert versions[envelope.event_type(orders_ev.OrderRejected)] == second.version + 1
+
+
+def assert_acked(outcomes: list, count: int) -> None:
+    assert outcomes == [Ack()] * count
+
+
+def test_crm_reads_a_batch_s_customers_once_with_their_locks(engine_for):
+    """crm's batch locks its customers up front (lock_first) and reads them in that statement:
+    three orders of one customer and one of a customer crm does not know make no other read of
+    the customers table, and the decisions still see each other's exposure."""
+    from services.crm import events, handlers
+    from services.crm.adapters import CrmUnitOfWork
+    from services.crm.domain import CreateCustomer
+
+    engine = engine_for("crm")
+    handlers.create_customer(CrmUnitOfWork(engine, "crm"), CreateCustomer(
+        customer_id="CUST-1", name="Acme", status="", credit_limit_amount="100.00", credit_limit_currency="EUR",
+        payment_terms_days=30, email="", contacts=(), webhook_url=""))
+    placed = [orders_ev.OrderPlaced(order_id=f"O-{n}", customer_id=customer, total=Money(currency_code="EUR",
+                                                                                          amount="40.00"))
+              for n, customer in enumerate(["CUST-1", "CUST-1", "CUST-1", "CUST-NONE"])]
+    batch = [delivery(event, "orders", event.order_id) for event in placed]
+    consumer = Consumer(events.build(), lambda: CrmUnitOfWork(engine, "crm"), 5, 20)
+    statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 4))
+    assert sum("FROM customers" in s for s in statements) == 1
+    with engine.connect() as conn:
+        decided = dict(conn.execute(sa.text("SELECT order_id, approved FROM credit_decisions")).all())
+    assert decided == {"O-0": True, "O-1": True, "O-2": False, "O-3": False}  # 120 > 100; no such customer

@@ -85,6 +85,9 @@ class EventHandlers:
     # customers), before any handler runs: replicas' batches then queue for those rows instead
     # of deadlocking, and that wait does not count against BATCH_LOCK_TIMEOUT.
     lock_first: Callable[[Any, list[Event]], None] | None = None
+    # Reads, under the batch's locks, what its handlers will read (notification: the batch's
+    # contacts), in one statement instead of one per event; the repository keeps it for them.
+    read_first: Callable[[Any, list[Event]], None] | None = None
 
     def on(self, payload_type: type[P], *, lock: LockKeys
            ) -> Callable[[Callable[[W, P, EventEnvelope], None]], Callable[[W, P, EventEnvelope], None]]:
@@ -157,6 +160,8 @@ class Consumer:
                     uow.lock_all(refs, then_lock_timeout=LONE_LOCK_TIMEOUT)
                     self.handlers.lock_first(uow, [event for _, event in ready])
                     uow.connection.execute(_BATCH_LOCK_TIMEOUT)
+                if self.handlers.read_first is not None:
+                    self.handlers.read_first(uow, [event for _, event in ready])
                 applied = self._apply_in(uow, ready)
                 uow.commit()
             self._observe_latency(applied)

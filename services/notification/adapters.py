@@ -24,7 +24,7 @@ from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
 from mesh import bulk
 from mesh.addresses import valid_webhook_url
@@ -109,6 +109,7 @@ held_notifications = sa.Table(
 # The statements run per notified event and per delivery, built once: SQLAlchemy reuses their
 # compiled form instead of building and hashing a new statement per call.
 _CONTACT = sa.select(contacts).where(contacts.c.customer_id == sa.bindparam("id"))
+_CONTACTS = sa.select(contacts).where(contacts.c.customer_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Text))))
 _DELIVERY_INSERT = (insert(deliveries).on_conflict_do_nothing(constraint="one_delivery_per_event_channel_recipient")
                     .returning(sa.literal(1)))
 # 'pending' is written into the SQL, not bound: PostgreSQL uses the partial index deliveries_due
@@ -129,16 +130,21 @@ _ATTEMPT_INSERT = delivery_attempts.insert()
 class ContactRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self._read: dict[str, Contact | None] = {}  # read in this transaction (None: no contact data)
+
+    def read_all(self, customer_ids: list[str]) -> None:
+        """Reads these customers' contacts in one statement; get() then answers from it."""
+        wanted = sorted(set(customer_ids) - self._read.keys())
+        if wanted:
+            self._read.update(dict.fromkeys(wanted))
+            for row in self.conn.execute(_CONTACTS, {"ids": wanted}):
+                self._read[row.customer_id] = _contact(row)
 
     def get(self, customer_id: str) -> Contact | None:
+        if customer_id in self._read:
+            return self._read[customer_id]
         row = self.conn.execute(_CONTACT, {"id": customer_id}).first()
-        if row is None:
-            return None
-        previous = None
-        if row.previous_expires_at is not None:
-            previous = SecretRef(row.previous_secret_id or "", row.previous_key_id or "")
-        signing = Signing(SecretRef(row.secret_id, row.key_id), previous, row.previous_expires_at)
-        return Contact(row.customer_id, row.name, row.email, row.webhook_url, row.version, row.occurred_at, signing)
+        return None if row is None else _contact(row)
 
     def put(self, contact: Contact) -> bool:
         """Stores the contact unless a newer version is there; returns whether it was stored."""
@@ -157,7 +163,18 @@ class ContactRepository:
             where=sa.tuple_(contacts.c.version, contacts.c.occurred_at)
             < sa.tuple_(insert_contact.excluded.version, insert_contact.excluded.occurred_at),
         ).returning(sa.literal(1))
-        return self.conn.execute(stmt).first() is not None
+        stored = self.conn.execute(stmt).first() is not None
+        if stored:
+            self._read[contact.customer_id] = contact
+        return stored
+
+
+def _contact(row) -> Contact:
+    previous = None
+    if row.previous_expires_at is not None:
+        previous = SecretRef(row.previous_secret_id or "", row.previous_key_id or "")
+    signing = Signing(SecretRef(row.secret_id, row.key_id), previous, row.previous_expires_at)
+    return Contact(row.customer_id, row.name, row.email, row.webhook_url, row.version, row.occurred_at, signing)
 
 
 def _delivery(row) -> Delivery:

@@ -16,6 +16,7 @@ from erp.events.v1 import procurement_events_pb2 as procurement_ev
 from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import locks, protoconv
 from mesh.events.consumer import EventHandlers
+from mesh.events.envelope import Event
 from services.notification import domain, handlers
 from services.notification.adapters import NotificationUnitOfWork
 
@@ -108,9 +109,15 @@ SUPPLIER_NOTIFIED = (procurement_ev.PurchaseOrderApproved,)
 CUSTOMER = locks.by("customer", "customer_id")
 
 
+def _read_contacts(uow: NotificationUnitOfWork, events: list[Event]) -> None:
+    """A batch's customers' contact data, read in one statement before its handlers run."""
+    uow.contacts.read_all([event.payload.customer_id for event in events
+                           if isinstance(event.payload, (*NOTIFIED, crm_ev.CustomerUpdated))])
+
+
 def build(wake: Callable[[], None] = lambda: None) -> EventHandlers:
     """wake: called after a transaction that queued deliveries commits (wakes the dispatcher)."""
-    consumes = EventHandlers(consumer="notification")
+    consumes = EventHandlers(consumer="notification", read_first=_read_contacts)
 
     @consumes.on(crm_ev.CustomerUpdated, lock=CUSTOMER)
     def on_customer_updated(uow: NotificationUnitOfWork, event: crm_ev.CustomerUpdated,

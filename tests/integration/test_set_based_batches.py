@@ -114,3 +114,28 @@ def test_crm_reads_a_batch_s_customers_once_with_their_locks(engine_for):
     with engine.connect() as conn:
         decided = dict(conn.execute(sa.text("SELECT order_id, approved FROM credit_decisions")).all())
     assert decided == {"O-0": True, "O-1": True, "O-2": False, "O-3": False}  # 120 > 100; no such customer
+
+
+def test_notification_reads_a_batch_s_contacts_in_one_statement(engine_for):
+    """notification's batch reads its customers' contact data once, before its handlers run: an
+    order event for a customer it knows, one for a customer it learns of later in the same batch
+    (held, then released by the CustomerUpdated), and one after it; each queues its email."""
+    from services.notification import events
+    from services.notification.adapters import NotificationUnitOfWork
+
+    engine = engine_for("notification")
+    known = crm_ev.CustomerUpdated(customer_id="CUST-1", name="Acme", email="a@example.test")
+    consumer = Consumer(events.build(), lambda: NotificationUnitOfWork(engine, "notification"), 5, 20)
+    assert consumer.handle(delivery(known, "crm", "CUST-1")) == Ack()
+    rejected = [orders_ev.OrderRejected(order_id=f"O-{n}", customer_id=customer, reason="no stock")
+                for n, customer in enumerate(["CUST-1", "CUST-2"])]
+    batch = [delivery(rejected[0], "orders", "O-0"), delivery(rejected[1], "orders", "O-1"),
+             delivery(crm_ev.CustomerUpdated(customer_id="CUST-2", name="Bolt", email="b@example.test"), "crm",
+                      "CUST-2"),
+             delivery(orders_ev.OrderRejected(order_id="O-2", customer_id="CUST-2", reason="no credit"), "orders",
+                      "O-2")]
+    statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 4))
+    assert sum("FROM contacts" in s for s in statements) == 1
+    with engine.connect() as conn:
+        queued = conn.execute(sa.text("SELECT recipient, count(*) FROM deliveries GROUP BY recipient")).all()
+    assert dict(queued) == {"a@example.test": 1, "b@example.test": 2}

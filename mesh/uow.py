@@ -10,12 +10,14 @@ from typing import Any, Self
 import sqlalchemy as sa
 from google.protobuf import message
 
-from mesh import locks
+from mesh import bulk, locks
 from mesh.events import envelope
 from mesh.events.tables import outbox
 
 log = logging.getLogger("mesh.uow")
-OUTBOX_INSERT = outbox.insert()  # one statement object: its compiled form is cached, not rebuilt per event
+# A transaction's events in one statement, in emit order (the relay ships by id), its text the same
+# for any number of events (mesh.bulk).
+OUTBOX_INSERT = bulk.insert_many(outbox, ["event_id", "event_type", "aggregate_id", "envelope"])
 
 
 class UnitOfWork:
@@ -88,7 +90,7 @@ class UnitOfWork:
         emitted = bool(self._outbox)
         if emitted:  # the emitted events, in emit order (the relay ships by id)
             rows, self._outbox = self._outbox, []
-            self.connection.execute(OUTBOX_INSERT, rows)
+            self.connection.execute(OUTBOX_INSERT, bulk.by_column(rows))
         self.connection.commit()
         self._committed = True
         # A commit without events does not wake the relay: it would read the outbox for nothing.

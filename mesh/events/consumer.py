@@ -35,9 +35,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import sqlalchemy as sa
 from google.protobuf import message
-from sqlalchemy.dialects.postgresql import insert
 
-from mesh import call_context, faults, metrics, tracing
+from mesh import bulk, call_context, faults, metrics, tracing
 from mesh.events import dead_letters
 from mesh.events.envelope import Event, UndecodableEvent, decode, event_type
 from mesh.events.tables import inbox
@@ -60,7 +59,8 @@ LockKeys = Callable[[Any], Iterable[AggregateRef]]
 
 # Built once: an INSERT built per event costs more Python than the round trip it makes.
 # One statement inserts the inbox rows of all the events of a transaction; it returns the new ones.
-RECORD_IN_INBOX_RETURNING_NEW = insert(inbox).on_conflict_do_nothing().returning(inbox.c.event_id)
+RECORD_IN_INBOX_RETURNING_NEW = bulk.insert_many(inbox, ["consumer", "event_id", "event_type"],
+                                                 "ON CONFLICT DO NOTHING RETURNING event_id::text")
 # The aggregate locks wait as long as the connection allows (ERP_DB_LOCK_TIMEOUT_MS); once they
 # are held, a lone event's handler waits at most LONE_LOCK_TIMEOUT for a row, a batch's
 # BATCH_LOCK_TIMEOUT (set with the aggregate locks: one round trip, not three).
@@ -237,9 +237,9 @@ class Consumer:
         """Records the events in the inbox and runs the handler of each new one, in order, in
         uow's transaction; a duplicate (its inbox row is there, or it came earlier in this
         batch) changes nothing. Returns the events applied."""
-        first_time = set(uow.connection.execute(RECORD_IN_INBOX_RETURNING_NEW, [
-            {"consumer": self.handlers.consumer, "event_id": e.envelope.event_id,
-             "event_type": e.envelope.event_type} for _, e in ready]).scalars())
+        first_time = set(uow.connection.execute(RECORD_IN_INBOX_RETURNING_NEW, {
+            "consumer": [self.handlers.consumer] * len(ready), "event_id": [e.envelope.event_id for _, e in ready],
+            "event_type": [e.envelope.event_type for _, e in ready]}).scalars())
         applied = []
         for handler, event in ready:
             env = event.envelope

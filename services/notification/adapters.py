@@ -124,7 +124,7 @@ _NEXT_DUE = sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(_PENDING)
 # A batch's deliveries after their attempts, in one statement, each at the attempt count it was claimed at.
 _RECORD = bulk.update_many(deliveries, {"delivery_id": "id", "attempts": "before"},
                            ["status", "attempts", "last_error", "last_attempt_at", "next_attempt_at"])
-_ATTEMPT_INSERT = delivery_attempts.insert()
+_ATTEMPT_INSERT = bulk.insert_many(delivery_attempts, ["delivery_id", "attempt_no", "attempted_at", "ok", "error"])
 
 
 class ContactRepository:
@@ -220,10 +220,10 @@ class DeliveryRepository:
         if updated != len(attempted):
             raise Aborted(f"deliveries {', '.join(d.delivery_id for d, _ in attempted)} were changed by another "
                           "dispatcher at the same time; read them again and retry")
-        self.conn.execute(_ATTEMPT_INSERT, [{
+        self.conn.execute(_ATTEMPT_INSERT, bulk.by_column([{
             "delivery_id": attempt.delivery_id, "attempt_no": attempt.attempt_no,
             "attempted_at": attempt.attempted_at, "ok": attempt.ok, "error": attempt.error}
-            for _, attempt in attempted])
+            for _, attempt in attempted]))
 
     def list(self, query: domain.ListDeliveries, after: tuple[dt.datetime, str] | None, limit: int) -> list[Delivery]:
         """Newest first (created_at, then delivery_id, descending), after the given key."""

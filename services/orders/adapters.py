@@ -234,10 +234,9 @@ def _row(order: Order) -> dict:
             "currency_code": order.currency_code, "created_at": order.created_at, **_state(order)}
 
 
-# RETURNING makes SQLAlchemy send a transaction's steps as one multi-row INSERT (insertmanyvalues;
-# without it, ON CONFLICT falls back to one statement per row).
-_ADD_STEPS = (pg_insert(order_timeline).on_conflict_do_nothing(index_elements=["order_id", "step_key"])
-              .returning(order_timeline.c.seq))
+# A transaction's steps in one statement, in the order added (seq counts up in it).
+_ADD_STEPS = bulk.insert_many(order_timeline, ["order_id", "step_key", "kind", "service", "occurred_at", "detail",
+                                               "event_id"], "ON CONFLICT (order_id, step_key) DO NOTHING")
 # Oldest first, after a (occurred_at, seq) key; the index order_timeline_by_time serves it.
 _STEPS = (sa.select(order_timeline)
           .where(order_timeline.c.order_id == sa.bindparam("id"),
@@ -262,7 +261,7 @@ class TimelineRepository:
     def flush(self) -> None:
         if self._pending:
             rows, self._pending = self._pending, []
-            self.conn.execute(_ADD_STEPS, rows)
+            self.conn.execute(_ADD_STEPS, bulk.by_column(rows))
 
     def steps(self, order_id: str, after: tuple[dt.datetime, int] | None, limit: int) -> list[Step]:
         """The order's steps in time order (ties in the order recorded), after a key."""

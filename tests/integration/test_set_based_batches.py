@@ -139,3 +139,34 @@ def test_notification_reads_a_batch_s_contacts_in_one_statement(engine_for):
     with engine.connect() as conn:
         queued = conn.execute(sa.text("SELECT recipient, count(*) FROM deliveries GROUP BY recipient")).all()
     assert dict(queued) == {"a@example.test": 1, "b@example.test": 2}
+
+
+def test_insert_many_keeps_the_rows_order_and_one_statement_text_for_any_batch(engine_for):
+    """mesh.bulk.insert_many, on the outbox and orders' timeline: identity values count up in
+    the order the rows were given, a row repeating a key of the same batch is skipped by ON
+    CONFLICT DO NOTHING, and batches of 3 and 200 rows send the same statement text."""
+    import datetime as dt
+
+    from mesh import bulk
+    from services.orders.adapters import _ADD_STEPS, OrdersUnitOfWork
+
+    engine = engine_for("orders")
+    at = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
+
+    def steps(keys: list[str]) -> dict[str, list]:
+        return bulk.by_column([{"order_id": "O-1", "step_key": key, "kind": "placed", "service": "orders",
+                                "occurred_at": at, "detail": key, "event_id": ""} for key in keys])
+
+    few, many = ["c", "a", "c", "b"], [f"k{n:03}" for n in reversed(range(200))]
+    sent = statements_of(engine, lambda: _write(engine, OrdersUnitOfWork, _ADD_STEPS, [steps(few), steps(many)]))
+    assert len(set(sent)) == 1
+    with engine.connect() as conn:
+        keys = list(conn.execute(sa.text("SELECT step_key FROM order_timeline ORDER BY seq")).scalars())
+    assert keys == ["c", "a", "b", *many]
+
+
+def _write(engine, uow_class, statement, batches: list[dict]) -> None:
+    with uow_class(engine, "orders") as uow:
+        for batch in batches:
+            uow.connection.execute(statement, batch)
+        uow.commit()

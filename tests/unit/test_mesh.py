@@ -239,18 +239,18 @@ class StubUnitOfWork:
     """Just enough of a unit of work for Consumer._apply: the inbox insert says 'first time' for every event."""
 
     class _Result:
-        def __init__(self, rows: list[dict]) -> None:
-            self.rows = rows
+        def __init__(self, columns: dict[str, list]) -> None:
+            self.columns = columns
 
         def scalars(self):
-            return [row["event_id"] for row in self.rows]
+            return self.columns["event_id"]
 
     def __init__(self, log: list[str]) -> None:
         self.log = log
         self.connection = self
 
     def execute(self, statement, parameters=None):
-        self.log.append("inbox" if isinstance(parameters, list) else "set")
+        self.log.append("inbox" if parameters and "event_id" in parameters else "set")
         return self._Result(parameters)
 
     def lock_all(self, refs, then_lock_timeout=None) -> None:

@@ -174,7 +174,7 @@ def assert_no_uncredited_invoice_for_a_cancelled_order(fin: Handling, order_id: 
 def test_a_cancellation_racing_the_invoice_credits_it(finance, monkeypatch):
     """issue_invoice() has read "not cancelled" when the cancellation runs on another replica."""
     order_id = str(uuid.uuid4())
-    pause = PausePoint(monkeypatch, finance_adapters.CancellationRepository, "exists")
+    pause = PausePoint(monkeypatch, finance_adapters.InvoiceRepository, "before_issuing")
     run = interleave(finance.engine, pause, lambda: finance.deliver(confirmed(order_id)),
                      lambda: finance.deliver(cancelled(order_id)))
     assert (run.first, run.second) == (Ack(), Ack())

@@ -17,7 +17,14 @@ from mesh.errors import Aborted, AlreadyExists
 from mesh.settings import Variables
 from services.finance.ledger.domain import CHART, AccountTotals, JournalEntry, OpenItem
 from services.finance.payables.domain import BillPayment, BillStatus, GoodsReceipt, PurchaseOrder, SupplierBill
-from services.finance.receivables.domain import CreditNote, CustomerTerms, Invoice, Payment, PaymentState
+from services.finance.receivables.domain import (
+    BeforeIssuing,
+    CreditNote,
+    CustomerTerms,
+    Invoice,
+    Payment,
+    PaymentState,
+)
 from tests.unit.fakes import FakeIntegrityError, FakeUnitOfWork
 
 T0 = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
@@ -69,6 +76,8 @@ class FakeInvoices:
         self.rows: dict[str, Invoice] = {}
         self.payments: FakePayments | None = None  # wired by finance_uow()
         self.credit_notes: FakeCreditNotes | None = None
+        self.customers: FakeCustomers | None = None
+        self.cancellations: FakeCancellations | None = None
         self.saves = 0
 
     def snapshot(self):
@@ -96,6 +105,11 @@ class FakeInvoices:
             if invoice.order_id == order_id:
                 return copy.deepcopy(invoice)
         return None
+
+    def before_issuing(self, order_id: str, customer_id: str) -> BeforeIssuing:
+        assert self.customers is not None and self.cancellations is not None, "wired by finance_uow()"
+        return BeforeIssuing(self.cancellations.exists(order_id), self.by_order(order_id) is not None,
+                             self.customers.payment_terms(customer_id))
 
     def save(self, invoice: Invoice) -> None:
         stored = self.rows.get(invoice.invoice_id)
@@ -443,8 +457,9 @@ def finance_uow() -> FakeUnitOfWork:
     payments = FakePayments(invoices, journal)
     credit_notes = FakeCreditNotes(invoices)
     invoices.payments, invoices.credit_notes = payments, credit_notes
+    invoices.customers, invoices.cancellations = FakeCustomers(), FakeCancellations()
     bills = FakeSupplierBills()
     return FakeUnitOfWork(numbers=FakeNumbers(), invoices=invoices, payments=payments, credit_notes=credit_notes,
-                          customers=FakeCustomers(), cancellations=FakeCancellations(), journal=journal,
+                          customers=invoices.customers, cancellations=invoices.cancellations, journal=journal,
                           purchase_orders=FakePurchaseOrders(), goods_receipts=FakeGoodsReceipts(),
                           supplier_bills=bills, bill_payments=FakeBillPayments(bills, journal))

@@ -14,6 +14,7 @@ from mesh.errors import Aborted
 from services.finance.ledger.adapters import MONEY, PRICE, insert_for_request, metadata
 from services.finance.ledger.domain import OpenItem
 from services.finance.receivables.domain import (
+    BeforeIssuing,
     CreditNote,
     CustomerTerms,
     Invoice,
@@ -122,6 +123,13 @@ _INVOICE_BY_ID = sa.select(invoices).where(invoices.c.invoice_id == sa.bindparam
 _INVOICE_BY_ID_FOR_UPDATE = _INVOICE_BY_ID.with_for_update()
 _INVOICE_BY_ORDER = sa.select(invoices).where(invoices.c.order_id == sa.bindparam("key"))
 _INVOICE_BY_ORDER_FOR_UPDATE = _INVOICE_BY_ORDER.with_for_update()
+# What issuing an order's invoice looks at first, in one round trip: a cancellation that came
+# before it, an invoice already issued, and the customer's payment terms.
+_BEFORE_ISSUING = sa.select(
+    sa.exists().where(cancelled_orders.c.order_id == sa.bindparam("order")).label("cancelled"),
+    sa.exists().where(invoices.c.order_id == sa.bindparam("order")).label("invoiced"),
+    sa.select(customers.c.payment_terms_days).where(customers.c.customer_id == sa.bindparam("customer"))
+    .scalar_subquery().label("payment_terms"))
 
 
 class InvoiceRepository:
@@ -139,6 +147,10 @@ class InvoiceRepository:
 
     def by_order(self, order_id: str, for_update: bool = False) -> Invoice | None:
         return self._one(_INVOICE_BY_ORDER_FOR_UPDATE if for_update else _INVOICE_BY_ORDER, order_id)
+
+    def before_issuing(self, order_id: str, customer_id: str) -> BeforeIssuing:
+        row = self.conn.execute(_BEFORE_ISSUING, {"order": order_id, "customer": customer_id}).one()
+        return BeforeIssuing(row.cancelled, row.invoiced, row.payment_terms)
 
     def save(self, invoice: Invoice) -> None:
         """Writes the payment state; the version check refuses a lost update."""

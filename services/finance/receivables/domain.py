@@ -334,3 +334,12 @@ def payment_entry(payment: Payment, invoice: Invoice) -> JournalEntry:
     """Dr cash / Cr receivables."""
     return payment_posting(f"payment for invoice {invoice.number}", payment.payment_id, payment.currency_code,
                            payment.amount, Account.CASH, Account.RECEIVABLES)
+
+
+@dataclasses.dataclass(frozen=True)
+class BeforeIssuing:
+    """What issuing an order's invoice looks at first (InvoiceRepository.before_issuing)."""
+
+    cancelled: bool  # cancelled before it was invoiced: no invoice
+    invoiced: bool  # has its invoice already
+    payment_terms: int | None  # the customer's; None: not known here yet

@@ -39,15 +39,15 @@ log = logging.getLogger("services.finance")
 def issue_invoice(uow: FinanceUnitOfWork, cmd: domain.IssueInvoice, config: FinanceConfig,
                   now: dt.datetime | None = None) -> Invoice | None:
     """One invoice per order, ever: a repeat, or an order cancelled first, changes nothing."""
-    if uow.cancellations.exists(cmd.order_id):
+    before = uow.invoices.before_issuing(cmd.order_id, cmd.customer_id)
+    if before.cancelled:
         log.info("order %s was cancelled before it was invoiced; no invoice", cmd.order_id)
         return None
-    existing = uow.invoices.by_order(cmd.order_id)
-    if existing is not None:
-        return existing
+    if before.invoiced:
+        return uow.invoices.by_order(cmd.order_id)
     priced = domain.price_order(cmd, config.tax_rate)  # an invalid event retries, then dead-letters
     issued_at = now or utcnow()
-    terms = uow.customers.payment_terms(cmd.customer_id)
+    terms = before.payment_terms
     year = issued_at.astimezone(dt.UTC).year
     seq = uow.numbers.next(domain.INVOICE_PREFIX, year)
     invoice = domain.new_invoice(str(uuid.uuid4()), year, seq, cmd, priced, config.tax_rate, issued_at,

@@ -8,7 +8,7 @@ import importlib
 import pytest
 
 from erp_client import ErpClient
-from mesh import service
+from mesh import db, service
 from mesh.settings import load
 from services import RUNNABLE
 from tests import support
@@ -56,3 +56,21 @@ def embedded_mesh(embedded_engines, tmp_path):
     """For tests of behaviour that does not depend on the engines (the gRPC contract)."""
     with running_mesh(embedded_engines, tmp_path, services=("inventory", "orders")) as (client, started):
         yield client, started
+
+
+@pytest.fixture
+def engine_for(postgres_server):
+    """make(service): an engine on a fresh database, the service's schema migrated (repositories and
+    handlers on real PostgreSQL, no running service)."""
+    with support.fresh_database(postgres_server) as url:
+        engines = []
+
+        def make(name: str):
+            engine = db.create_engine(url, schema=name, pool_size=2)
+            engines.append(engine)
+            db.migrate(engine, name, importlib.import_module(f"services.{name}.service").spec().migrations_dir)
+            return engine
+
+        yield make
+        for engine in engines:
+            engine.dispose()

@@ -4,7 +4,6 @@ turns it into StatusCode.ABORTED with a message saying what changed. Real Postgr
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from decimal import Decimal
 
 import grpc
@@ -12,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from google.protobuf import empty_pb2
 
-from mesh import db
 from mesh.errors import Aborted
 from services.crm.adapters import CrmUnitOfWork
 from services.crm.domain import CreateCustomer, CustomerStatus, new_customer, with_status
@@ -28,27 +26,6 @@ from services.procurement.domain import Origin, POStatus, PurchaseOrder
 from tests import support
 
 NOW = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def database(postgres_server):
-    with support.fresh_database(postgres_server) as url:
-        yield url
-
-
-@pytest.fixture
-def engine_for(database):
-    engines = []
-
-    def make(service: str):
-        engine = db.create_engine(database, schema=service, pool_size=2)
-        engines.append(engine)
-        db.migrate(engine, service, importlib.import_module(f"services.{service}.service").spec().migrations_dir)
-        return engine
-
-    yield make
-    for engine in engines:
-        engine.dispose()
 
 
 def customer(customer_id: str = "CUST-1"):

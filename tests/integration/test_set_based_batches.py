@@ -2,36 +2,15 @@
 statements are counted as the driver sends them, since that count is what the batch saves."""
 from __future__ import annotations
 
-import importlib
-
-import pytest
 import sqlalchemy as sa
 
 from erp.common.v1.money_pb2 import Money
 from erp.events.v1 import crm_events_pb2 as crm_ev
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
-from mesh import db
 from mesh.events import envelope
 from mesh.events.consumer import Consumer
 from mesh.events.transport import Ack, Delivery
-from tests import support
-
-
-@pytest.fixture
-def engine_for(postgres_server):
-    with support.fresh_database(postgres_server) as url:
-        engines = []
-
-        def make(service: str):
-            engine = db.create_engine(url, schema=service, pool_size=2)
-            engines.append(engine)
-            db.migrate(engine, service, importlib.import_module(f"services.{service}.service").spec().migrations_dir)
-            return engine
-
-        yield make
-        for engine in engines:
-            engine.dispose()
 
 
 def delivery(payload, source: str, aggregate_id: str) -> Delivery:

@@ -17,6 +17,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]  # the dialect's constructor is untyped
+
 
 def update_many(table: sa.Table, match: Mapping[str, str], columns: Sequence[str]) -> sa.TextClause:
     """UPDATE table SET each of `columns` FROM the rows bound, where every column of `match`
@@ -33,7 +35,7 @@ def update_many(table: sa.Table, match: Mapping[str, str], columns: Sequence[str
 
 def _arrays(table: sa.Table, params: Sequence[str], columns: Sequence[str]) -> str:
     """unnest's arguments: each parameter an array of its column's type."""
-    return ", ".join(f"CAST(:{param} AS {table.c[column].type.compile(dialect=postgresql.dialect())}[])"
+    return ", ".join(f"CAST(:{param} AS {table.c[column].type.compile(dialect=_POSTGRESQL)}[])"
                      for param, column in zip(params, columns, strict=True))
 
 

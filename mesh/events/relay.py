@@ -47,7 +47,7 @@ RETENTION = "7 days"  # published rows are kept this long for inspection, then d
 _UNSENT_BATCH = (sa.select(outbox.c.id, outbox.c.event_id, outbox.c.event_type, outbox.c.aggregate_id, outbox.c.envelope,
                      outbox.c.attempts, (sa.func.extract("epoch", sa.func.now() - outbox.c.created_at)).label("age"))
            .where(outbox.c.published_at.is_(None)).order_by(outbox.c.id).limit(BATCH))
-_RESTING = sa.bindparam("resting", expanding=True)
+_RESTING: sa.BindParameter[list[str]] = sa.bindparam("resting", expanding=True)
 # Rows published by the last round, marked sent in the statement that reads the next batch (a CTE:
 # the read's snapshot does not see the mark, hence the exclusion). Already marked: left as they are.
 _SENT = sa.bindparam("sent", type_=ARRAY(sa.BigInteger))

@@ -136,8 +136,9 @@ class OrderRepository:
         rows_of: dict[str, list] = {}
         for row in self.conn.execute(_LOCK_MANY, {"ids": wanted}):
             rows_of.setdefault(row.order_id, []).append(row)
-        for order_id, rows in rows_of.items():
-            self._locked[order_id] = self._joined(rows)
+        for rows in rows_of.values():
+            if (order := self._joined(rows)) is not None:
+                self._locked[order.order_id] = order
 
     def by_request(self, request_id: str) -> Order | None:
         return self._joined(self.conn.execute(_BY_REQUEST, {"request": request_id}).all())

@@ -39,14 +39,22 @@ def _arrays(table: sa.Table, params: Sequence[str], columns: Sequence[str]) -> s
                      for param, column in zip(params, columns, strict=True))
 
 
-def insert_many(table: sa.Table, columns: Sequence[str], then: str = "") -> sa.TextClause:
+def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",
+                set_locally: Mapping[str, str] | None = None) -> sa.TextClause:
     """INSERT INTO table (columns) the rows bound, in the order given (identity columns count
     up in that order); `then`: what follows the rows (ON CONFLICT ..., RETURNING ...). Bind
-    with by_column(rows), each row holding the columns."""
+    with by_column(rows), each row holding the columns. set_locally: settings (name -> value,
+    constants) made for the rest of the transaction by the same statement, before its rows go in."""
     names = ", ".join(columns)
+    settings, joined = "", ""
+    if set_locally:
+        settings = ("WITH settings AS (SELECT "
+                    + ", ".join(f"set_config('{name}', '{value}', true)" for name, value in set_locally.items())
+                    + ") ")
+        joined = ", settings"
     return sa.text(
-        f"INSERT INTO {table.name} ({names}) SELECT {names}"
-        f" FROM unnest({_arrays(table, columns, columns)}) WITH ORDINALITY AS v({names}, row_no)"
+        f"{settings}INSERT INTO {table.name} ({names}) SELECT {names}"
+        f" FROM unnest({_arrays(table, columns, columns)}) WITH ORDINALITY AS v({names}, row_no){joined}"
         f" ORDER BY row_no {then}".rstrip())
 
 

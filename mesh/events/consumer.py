@@ -66,7 +66,11 @@ RECORD_IN_INBOX_RETURNING_NEW = bulk.insert_many(inbox, ["consumer", "event_id",
 # BATCH_LOCK_TIMEOUT (set with the aggregate locks: one round trip, not three).
 LONE_LOCK_TIMEOUT = "5s"
 BATCH_LOCK_TIMEOUT = "100ms"
-_BATCH_LOCK_TIMEOUT = sa.text(f"SET LOCAL lock_timeout = '{BATCH_LOCK_TIMEOUT}'")
+# After a lock_first batch's row locks (which wait like the aggregates'), its handlers' lock wait is
+# set with the inbox rows, in the same round trip: the setting in a CTE the insert reads.
+_SET_BATCH_LOCK_TIMEOUT_THEN_RECORD = bulk.insert_many(
+    inbox, ["consumer", "event_id", "event_type"], "ON CONFLICT DO NOTHING RETURNING event_id::text",
+    set_locally={"lock_timeout": BATCH_LOCK_TIMEOUT})
 # An infrastructure failure (mesh.faults) sends the delivery back after this, uncounted, and the
 # consumer takes nothing more until its dependencies answer, asking at most this often.
 OUTAGE_RETRY_SECONDS = 1.0
@@ -159,10 +163,11 @@ class Consumer:
                 else:  # its row locks wait like the aggregates' (not counted against the batch's timeout)
                     uow.lock_all(refs, then_lock_timeout=LONE_LOCK_TIMEOUT)
                     self.handlers.lock_first(uow, [event for _, event in ready])
-                    uow.connection.execute(_BATCH_LOCK_TIMEOUT)
                 if self.handlers.read_first is not None:
                     self.handlers.read_first(uow, [event for _, event in ready])
-                applied = self._apply_in(uow, ready)
+                recording = RECORD_IN_INBOX_RETURNING_NEW if self.handlers.lock_first is None \
+                    else _SET_BATCH_LOCK_TIMEOUT_THEN_RECORD
+                applied = self._apply_in(uow, ready, recording)
                 uow.commit()
             self._observe_latency(applied)
             return True
@@ -233,11 +238,12 @@ class Consumer:
             metrics.labelled(metrics.EVENT_LATENCY, self.handlers.consumer, env.event_type).observe(
                 max(0.0, now - env.occurred_at.ToMicroseconds() / 1e6))
 
-    def _apply_in(self, uow: UnitOfWork, ready: list[tuple[Handler, Event]]) -> list[Event]:
+    def _apply_in(self, uow: UnitOfWork, ready: list[tuple[Handler, Event]],
+                  recording: sa.TextClause = RECORD_IN_INBOX_RETURNING_NEW) -> list[Event]:
         """Records the events in the inbox and runs the handler of each new one, in order, in
         uow's transaction; a duplicate (its inbox row is there, or it came earlier in this
         batch) changes nothing. Returns the events applied."""
-        first_time = set(uow.connection.execute(RECORD_IN_INBOX_RETURNING_NEW, {
+        first_time = set(uow.connection.execute(recording, {
             "consumer": [self.handlers.consumer] * len(ready), "event_id": [e.envelope.event_id for _, e in ready],
             "event_type": [e.envelope.event_type for _, e in ready]}).scalars())
         applied = []

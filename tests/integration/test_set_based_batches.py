@@ -149,3 +149,26 @@ def _write(engine, uow_class, statement, batches: list[dict]) -> None:
         for batch in batches:
             uow.connection.execute(statement, batch)
         uow.commit()
+
+
+def test_a_lock_first_batch_sets_its_lock_wait_with_its_inbox_rows(engine_for):
+    """A batch whose handlers lock rows first (lock_first) waits for those like for its aggregates,
+    then its handlers wait at most BATCH_LOCK_TIMEOUT: set by the statement that records the inbox
+    rows, not by a statement of its own."""
+    from mesh import locks
+    from mesh.events.consumer import BATCH_LOCK_TIMEOUT, EventHandlers
+    from mesh.uow import UnitOfWork
+
+    engine = engine_for("orders")
+    waits: list[str] = []
+    handlers = EventHandlers(consumer="probe", lock_first=lambda uow, events: None)
+
+    @handlers.on(inv_ev.StockReserved, lock=locks.by("order", "order_id"))
+    def record_wait(uow, event, envelope) -> None:
+        waits.append(uow.connection.execute(sa.text("SHOW lock_timeout")).scalar_one())
+
+    consumer = Consumer(handlers, lambda: UnitOfWork(engine, "orders"), 5, 20)
+    batch = [delivery(inv_ev.StockReserved(order_id=f"O-{n}"), "inventory", f"O-{n}") for n in range(2)]
+    statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 2))
+    assert waits == [BATCH_LOCK_TIMEOUT] * 2
+    assert not any(s.startswith("SET") for s in statements)

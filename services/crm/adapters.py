@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.crm.domain import (
+    BeforeDeciding,
     ClosedBy,
     Contact,
     CreditDecision,
@@ -153,6 +154,13 @@ _UNPAID_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(unpaid_invoices.c.amount_
     unpaid_invoices.c.amount_due > sa.literal_column("0")).scalar_subquery()
 _TOTALS = sa.select(_OPEN_TOTAL.label("open"), _UNPAID_TOTAL.label("unpaid"))
 _OPEN_ORDER = sa.select(open_orders).where(open_orders.c.order_id == sa.bindparam("id"))
+# What a credit decision looks at first, in one round trip: a decision already made, the order's
+# tombstone (closed before it was decided), and the customer's exposure.
+_BEFORE_DECIDING = sa.select(
+    sa.exists().where(credit_decisions.c.order_id == sa.bindparam("order")).label("decided"),
+    sa.select(open_orders.c.closed_by).where(open_orders.c.order_id == sa.bindparam("order"))
+    .scalar_subquery().label("closed_by"),
+    _OPEN_TOTAL.label("open"), _UNPAID_TOTAL.label("unpaid"))
 _OPEN_ORDER_INSERT = open_orders.insert()
 _close = insert(open_orders).values(order_id=sa.bindparam("p_order"), customer_id=sa.bindparam("p_customer"),
                                     currency_code="", amount=None, closed_by=sa.bindparam("p_closed_by"),
@@ -309,6 +317,12 @@ class ExposureRepository:
     def totals(self, customer_id: str, currency_code: str) -> Exposure:
         row = self.conn.execute(_TOTALS, {"customer": customer_id, "currency": currency_code}).one()
         return Exposure(Decimal(row.open), Decimal(row.unpaid))
+
+    def before_deciding(self, order_id: str, customer_id: str, currency_code: str) -> BeforeDeciding:
+        row = self.conn.execute(_BEFORE_DECIDING, {"order": order_id, "customer": customer_id,
+                                                   "currency": currency_code}).one()
+        return BeforeDeciding(row.decided, ClosedBy(row.closed_by) if row.closed_by else None,
+                              Exposure(Decimal(row.open), Decimal(row.unpaid)))
 
     # open orders
     def order(self, order_id: str) -> OrderExposure | None:

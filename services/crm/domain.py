@@ -335,6 +335,15 @@ class Exposure:
             return credit_limit - self.total
 
 
+@dataclasses.dataclass(frozen=True)
+class BeforeDeciding:
+    """What a credit decision looks at first (ExposureRepository.before_deciding)."""
+
+    decided: bool  # the order has its decision already
+    closed_by: ClosedBy | None  # the order closed before it was decided (its tombstone)
+    exposure: Exposure  # the customer's, in the currency asked
+
+
 class ClosedBy(enum.StrEnum):
     """Why an order no longer counts as open."""
 

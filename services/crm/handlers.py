@@ -212,14 +212,12 @@ def check_credit(uow: CrmUnitOfWork, cmd: domain.CheckCredit) -> domain.CreditDe
     an OrderPlaced published again under a new event id (orders drives a saga whose answer was
     lost) gets the first decision's answer again, and counts the order no second time."""
     customer = _lock_customer(uow, cmd.customer_id)
-    earlier = uow.credit.decision(cmd.order_id)
+    before = uow.exposure.before_deciding(cmd.order_id, cmd.customer_id, customer.currency_code if customer else "")
+    earlier = uow.credit.decision(cmd.order_id) if before.decided else None
     if earlier is not None:
         uow.emit(aggregate_type="credit", aggregate_id=cmd.order_id, version=1, payload=_answer(earlier))
         return earlier
-    order = uow.exposure.order(cmd.order_id)
-    closed_by = order.closed_by if order is not None else None
-    exposure = uow.exposure.totals(customer.customer_id, customer.currency_code) if customer else Exposure()
-    decision = domain.decide(cmd, customer, exposure, closed_by)
+    decision = domain.decide(cmd, customer, before.exposure if customer else Exposure(), before.closed_by)
     uow.credit.add(decision)
     if decision.approved:
         uow.exposure.open_order(OrderExposure(cmd.order_id, cmd.customer_id, decision.currency_code,

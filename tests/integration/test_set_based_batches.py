@@ -74,7 +74,8 @@ def assert_acked(outcomes: list, count: int) -> None:
 def test_crm_reads_a_batch_s_customers_once_with_their_locks(engine_for):
     """crm's batch locks its customers up front (lock_first) and reads them in that statement:
     three orders of one customer and one of a customer crm does not know make no other read of
-    the customers table, and the decisions still see each other's exposure."""
+    the customers table; each decision reads what it looks at (an earlier decision, the order's
+    tombstone, the exposure) in one statement, and still sees the decisions before it."""
     from services.crm import events, handlers
     from services.crm.adapters import CrmUnitOfWork
     from services.crm.domain import CreateCustomer
@@ -90,6 +91,8 @@ def test_crm_reads_a_batch_s_customers_once_with_their_locks(engine_for):
     consumer = Consumer(events.build(), lambda: CrmUnitOfWork(engine, "crm"), 5, 20)
     statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 4))
     assert sum("FROM customers" in s for s in statements) == 1
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM customers" not in s and "advisory" not in s]
+    assert len(reads) == 4 and all("credit_decisions" in s and "open_orders" in s for s in reads)  # one per order
     with engine.connect() as conn:
         decided = dict(conn.execute(sa.text("SELECT order_id, approved FROM credit_decisions")).all())
     assert decided == {"O-0": True, "O-1": True, "O-2": False, "O-3": False}  # 120 > 100; no such customer

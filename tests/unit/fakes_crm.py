@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from mesh.errors import Aborted
 from services.crm.domain import (
+    BeforeDeciding,
     ClosedBy,
     CreditDecision,
     Customer,
@@ -112,8 +113,9 @@ class FakeCredit:
 
 
 class FakeExposure:
-    def __init__(self, calls: list[str]) -> None:
+    def __init__(self, calls: list[str], credit: FakeCredit | None = None) -> None:
         self.calls = calls
+        self.credit = credit  # its decisions, for before_deciding
         self.orders: dict[str, OrderExposure] = {}
         self.invoices: dict[str, InvoiceBalance] = {}
         self.credit_notes: dict[str, tuple[str, str, Decimal]] = {}
@@ -137,6 +139,12 @@ class FakeExposure:
     def order(self, order_id: str) -> OrderExposure | None:
         self.calls.append(f"order {order_id}")
         return self.orders.get(order_id)
+
+    def before_deciding(self, order_id: str, customer_id: str, currency_code: str) -> BeforeDeciding:
+        self.calls.append(f"decision {order_id}")
+        order = self.orders.get(order_id)
+        return BeforeDeciding(self.credit is not None and order_id in self.credit.decisions,
+                              order.closed_by if order is not None else None, self.totals(customer_id, currency_code))
 
     def open_order(self, order: OrderExposure) -> None:
         self.calls.append(f"open order {order.order_id}")

@@ -55,7 +55,7 @@ class World:
         self.calls: list[str] = []
         self.customers = FakeCustomers(self.calls)
         self.credit = FakeCredit(self.calls)
-        self.exposure = FakeExposure(self.calls)
+        self.exposure = FakeExposure(self.calls, self.credit)
         self.uow = FakeUnitOfWork(customers=self.customers, credit=self.credit, exposure=self.exposure)
         self.consumes = crm_events.build()
 

@@ -26,15 +26,14 @@ def update_many(table: sa.Table, match: Mapping[str, str], columns: Sequence[str
     Bind with by_column(rows), each row holding the match parameters and the columns. The
     result's rowcount is the rows that matched: fewer than given is a lost update."""
     params = [*match.values(), *columns]
-    arrays = _arrays(table, params, [*match, *columns])
     return sa.text(
         f"UPDATE {table.name} SET " + ", ".join(f"{column} = v.{column}" for column in columns)
-        + f" FROM unnest({arrays}) AS v({', '.join(params)})"
+        + f" FROM unnest({arrays(table, params, [*match, *columns])}) AS v({', '.join(params)})"
         + " WHERE " + " AND ".join(f"{table.name}.{column} = v.{param}" for column, param in match.items()))
 
 
-def _arrays(table: sa.Table, params: Sequence[str], columns: Sequence[str]) -> str:
-    """unnest's arguments: each parameter an array of its column's type."""
+def arrays(table: sa.Table, params: Sequence[str], columns: Sequence[str]) -> str:
+    """unnest's arguments, for statements of one's own: each parameter an array of its column's type."""
     return ", ".join(f"CAST(:{param} AS {table.c[column].type.compile(dialect=_POSTGRESQL)}[])"
                      for param, column in zip(params, columns, strict=True))
 
@@ -54,7 +53,7 @@ def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",
         joined = ", settings"
     return sa.text(
         f"{settings}INSERT INTO {table.name} ({names}) SELECT {names}"
-        f" FROM unnest({_arrays(table, columns, columns)}) WITH ORDINALITY AS v({names}, row_no){joined}"
+        f" FROM unnest({arrays(table, columns, columns)}) WITH ORDINALITY AS v({names}, row_no){joined}"
         f" ORDER BY row_no {then}".rstrip())
 
 

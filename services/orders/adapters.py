@@ -5,7 +5,6 @@ import datetime as dt
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from mesh import bulk
 from mesh.errors import Aborted
@@ -66,8 +65,19 @@ order_timeline = sa.Table(
 # The statements every saga step runs, built once: SQLAlchemy reuses their compiled form
 # instead of building and hashing a new statement per call.
 # A twin placement with the same request id committed first: nothing inserted, no error.
-_INSERT = pg_insert(orders).on_conflict_do_nothing(index_elements=["request_id"]).returning(orders.c.order_id)
-_INSERT_LINES = order_lines.insert()
+# An order and its lines in one statement: the lines go in only when the order did (a line per row
+# returned); a twin placement with the same request id that committed first leaves both out.
+_PLACED = ["order_id", "request_id", "customer_id", "currency_code", "created_at", "status", "version",
+           "rejection_reason", "updated_at", "stock_step", "credit_step", "invoice_id", "invoiced_amount",
+           "amount_paid", "cancellation_reason", "drives", "driven_at"]
+_LINE_COLUMNS = ["line_no", "sku", "warehouse_code", "quantity", "unit_price"]
+_INSERT = sa.text(
+    f"WITH placed AS (INSERT INTO orders ({', '.join(_PLACED)}) VALUES ({', '.join(f':{c}' for c in _PLACED)})"
+    " ON CONFLICT (request_id) DO NOTHING RETURNING order_id)"
+    f" INSERT INTO order_lines (order_id, {', '.join(_LINE_COLUMNS)})"
+    f" SELECT placed.order_id, {', '.join(f'v.{c}' for c in _LINE_COLUMNS)}"
+    f" FROM placed, unnest({bulk.arrays(order_lines, [f'line_{c}' for c in _LINE_COLUMNS], _LINE_COLUMNS)})"
+    f" AS v({', '.join(_LINE_COLUMNS)}) RETURNING order_id")
 # An order with its lines in one round trip: one row per line, the order's columns repeated.
 _WITH_LINES = (sa.select(orders, *(c.label(f"line_{c.name}") for c in order_lines.c if c.name != "order_id"))
                .join(order_lines, order_lines.c.order_id == orders.c.order_id)
@@ -111,13 +121,12 @@ class OrderRepository:
     def add(self, order: Order) -> bool:
         """Inserts the order; False (and nothing inserted) when another order already has its
         request id (a twin request that committed first, even while this one waited for it)."""
-        if self.conn.execute(_INSERT, _row(order)).first() is None:
+        if not order.lines:
+            raise ValueError(f"order {order.order_id} has no lines")  # domain.new_order refuses that first
+        lines = bulk.by_column([{f"line_{c}": getattr(line, c) for c in _LINE_COLUMNS} for line in order.lines])
+        if self.conn.execute(_INSERT, {**_row(order), **lines}).first() is None:
             return False
         self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
-        self.conn.execute(_INSERT_LINES, [
-            {"order_id": order.order_id, "line_no": line.line_no, "sku": line.sku,
-             "warehouse_code": line.warehouse_code, "quantity": line.quantity, "unit_price": line.unit_price}
-            for line in order.lines])
         return True
 
     def get(self, order_id: str, for_update: bool = False) -> Order | None:

@@ -59,8 +59,8 @@ LockKeys = Callable[[Any], Iterable[AggregateRef]]
 
 # Built once: an INSERT built per event costs more Python than the round trip it makes.
 # One statement inserts the inbox rows of all the events of a transaction; it returns the new ones.
-RECORD_IN_INBOX_RETURNING_NEW = bulk.insert_many(inbox, ["consumer", "event_id", "event_type"],
-                                                 "ON CONFLICT DO NOTHING RETURNING event_id::text")
+_INBOX_COLUMNS, _NEW_ONLY = ["consumer", "event_id", "event_type"], "ON CONFLICT DO NOTHING RETURNING event_id::text"
+RECORD_IN_INBOX_RETURNING_NEW = bulk.insert_many(inbox, _INBOX_COLUMNS, _NEW_ONLY)
 # The aggregate locks wait as long as the connection allows (ERP_DB_LOCK_TIMEOUT_MS); once they
 # are held, a lone event's handler waits at most LONE_LOCK_TIMEOUT for a row, a batch's
 # BATCH_LOCK_TIMEOUT (set with the aggregate locks: one round trip, not three).
@@ -68,9 +68,8 @@ LONE_LOCK_TIMEOUT = "5s"
 BATCH_LOCK_TIMEOUT = "100ms"
 # After a lock_first batch's row locks (which wait like the aggregates'), its handlers' lock wait is
 # set with the inbox rows, in the same round trip: the setting in a CTE the insert reads.
-_SET_BATCH_LOCK_TIMEOUT_THEN_RECORD = bulk.insert_many(
-    inbox, ["consumer", "event_id", "event_type"], "ON CONFLICT DO NOTHING RETURNING event_id::text",
-    set_locally={"lock_timeout": BATCH_LOCK_TIMEOUT})
+_SET_BATCH_LOCK_TIMEOUT_THEN_RECORD = bulk.insert_many(inbox, _INBOX_COLUMNS, _NEW_ONLY,
+                                                      set_locally={"lock_timeout": BATCH_LOCK_TIMEOUT})
 # An infrastructure failure (mesh.faults) sends the delivery back after this, uncounted, and the
 # consumer takes nothing more until its dependencies answer, asking at most this often.
 OUTAGE_RETRY_SECONDS = 1.0

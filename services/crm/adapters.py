@@ -153,7 +153,6 @@ _UNPAID_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(unpaid_invoices.c.amount_
     unpaid_invoices.c.currency_code == sa.bindparam("currency"),
     unpaid_invoices.c.amount_due > sa.literal_column("0")).scalar_subquery()
 _TOTALS = sa.select(_OPEN_TOTAL.label("open"), _UNPAID_TOTAL.label("unpaid"))
-_OPEN_ORDER = sa.select(open_orders).where(open_orders.c.order_id == sa.bindparam("id"))
 # What a credit decision looks at first, in one round trip: a decision already made, the order's
 # tombstone (closed before it was decided), and the customer's exposure.
 _BEFORE_DECIDING = sa.select(
@@ -325,13 +324,6 @@ class ExposureRepository:
                               Exposure(Decimal(row.open), Decimal(row.unpaid)))
 
     # open orders
-    def order(self, order_id: str) -> OrderExposure | None:
-        row = self.conn.execute(_OPEN_ORDER, {"id": order_id}).first()
-        if row is None:
-            return None
-        return OrderExposure(row.order_id, row.customer_id, row.currency_code, row.amount,
-                             ClosedBy(row.closed_by) if row.closed_by else None)
-
     def open_order(self, order: OrderExposure) -> None:
         self.conn.execute(_OPEN_ORDER_INSERT, {"order_id": order.order_id, "customer_id": order.customer_id,
                                                "currency_code": order.currency_code, "amount": order.amount})

@@ -64,12 +64,12 @@ order_timeline = sa.Table(
 
 # The statements every saga step runs, built once: SQLAlchemy reuses their compiled form
 # instead of building and hashing a new statement per call.
-# A twin placement with the same request id committed first: nothing inserted, no error.
 # An order and its lines in one statement: the lines go in only when the order did (a line per row
 # returned); a twin placement with the same request id that committed first leaves both out.
-_PLACED = ["order_id", "request_id", "customer_id", "currency_code", "created_at", "status", "version",
-           "rejection_reason", "updated_at", "stock_step", "credit_step", "invoice_id", "invoiced_amount",
-           "amount_paid", "cancellation_reason", "drives", "driven_at"]
+# The columns an order's state changes (_state), and those it is placed with (_row).
+_STATE = ["status", "version", "rejection_reason", "updated_at", "stock_step", "credit_step", "invoice_id",
+          "invoiced_amount", "amount_paid", "cancellation_reason", "drives", "driven_at"]
+_PLACED = ["order_id", "request_id", "customer_id", "currency_code", "created_at", *_STATE]
 _LINE_COLUMNS = ["line_no", "sku", "warehouse_code", "quantity", "unit_price"]
 _INSERT = sa.text(
     f"WITH placed AS (INSERT INTO orders ({', '.join(_PLACED)}) VALUES ({', '.join(f':{c}' for c in _PLACED)})"
@@ -91,9 +91,7 @@ _BY_REQUEST = _WITH_LINES.where(orders.c.request_id == sa.bindparam("request"))
 _LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("id")).order_by(order_lines.c.line_no)
 # Every order a transaction changed, written in one statement at its commit, each only at the
 # version it was loaded at (a lost update changes fewer rows than there are orders).
-_SAVE_MANY = bulk.update_many(orders, {"order_id": "order_id", "version": "loaded"}, [
-    "status", "version", "rejection_reason", "updated_at", "stock_step", "credit_step", "invoice_id",
-    "invoiced_amount", "amount_paid", "cancellation_reason", "drives", "driven_at"])
+_SAVE_MANY = bulk.update_many(orders, {"order_id": "order_id", "version": "loaded"}, _STATE)
 # PENDING orders whose deadline passed (since placement or their last drive), oldest first, after
 # a (created_at, order_id) key; the index orders_by_status_created serves it.
 _DUE = (sa.select(orders.c.created_at, orders.c.order_id)

@@ -136,10 +136,6 @@ class FakeExposure:
                       if i.customer_id == customer_id and i.currency_code == currency_code), Decimal(0))
         return Exposure(open_total, unpaid)
 
-    def order(self, order_id: str) -> OrderExposure | None:
-        self.calls.append(f"order {order_id}")
-        return self.orders.get(order_id)
-
     def before_deciding(self, order_id: str, customer_id: str, currency_code: str) -> BeforeDeciding:
         self.calls.append(f"decision {order_id}")
         order = self.orders.get(order_id)

@@ -108,8 +108,9 @@ class FakeInvoices:
 
     def before_issuing(self, order_id: str, customer_id: str) -> BeforeIssuing:
         assert self.customers is not None and self.cancellations is not None, "wired by finance_uow()"
-        return BeforeIssuing(self.cancellations.exists(order_id), self.by_order(order_id) is not None,
-                             self.customers.payment_terms(customer_id))
+        terms = self.customers.rows.get(customer_id)
+        return BeforeIssuing(order_id in self.cancellations.rows, self.by_order(order_id) is not None,
+                             terms.payment_terms_days if terms else None)
 
     def save(self, invoice: Invoice) -> None:
         stored = self.rows.get(invoice.invoice_id)
@@ -208,10 +209,6 @@ class FakeCustomers:
     def restore(self, snap) -> None:
         self.rows = dict(snap)
 
-    def payment_terms(self, customer_id: str) -> int | None:
-        found = self.rows.get(customer_id)
-        return found.payment_terms_days if found else None
-
     def upsert(self, terms: CustomerTerms) -> bool:
         stored = self.rows.get(terms.customer_id)
         if stored is not None and stored.version > terms.version:
@@ -234,9 +231,6 @@ class FakeCancellations:
 
     def add(self, order_id: str, reason: str) -> None:
         self.rows.setdefault(order_id, reason)
-
-    def exists(self, order_id: str) -> bool:
-        return order_id in self.rows
 
 
 class FakeJournal:

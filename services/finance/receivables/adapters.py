@@ -255,7 +255,6 @@ class CreditNoteRepository:
 # ---------------------------------------------------------------- projections and tombstones
 
 
-_PAYMENT_TERMS = sa.select(customers.c.payment_terms_days).where(customers.c.customer_id == sa.bindparam("id"))
 
 
 class CustomerRepository:
@@ -263,9 +262,6 @@ class CustomerRepository:
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
-
-    def payment_terms(self, customer_id: str) -> int | None:
-        return self.conn.execute(_PAYMENT_TERMS, {"id": customer_id}).scalar()
 
     def upsert(self, terms: CustomerTerms) -> bool:
         """Stores the terms unless a newer version is already stored; returns whether it did."""
@@ -279,7 +275,6 @@ class CustomerRepository:
         return self.conn.execute(stmt).rowcount == 1
 
 
-_CANCELLED = sa.select(sa.literal(1)).where(cancelled_orders.c.order_id == sa.bindparam("id"))
 
 
 class CancellationRepository:
@@ -290,6 +285,3 @@ class CancellationRepository:
 
     def add(self, order_id: str, reason: str) -> None:
         self.conn.execute(insert(cancelled_orders).values(order_id=order_id, reason=reason).on_conflict_do_nothing())
-
-    def exists(self, order_id: str) -> bool:
-        return self.conn.execute(_CANCELLED, {"id": order_id}).first() is not None

@@ -167,11 +167,14 @@ _close = insert(open_orders).values(order_id=sa.bindparam("p_order"), customer_i
 _CLOSE_ORDER = _close.on_conflict_do_update(
     index_elements=["order_id"], set_={"closed_by": _close.excluded.closed_by, "closed_at": sa.func.now()},
     where=open_orders.c.closed_by.is_(None)).returning(open_orders.c.order_id)
-_INVOICE_ENSURE = insert(unpaid_invoices).values(
+_invoice_new = insert(unpaid_invoices).values(
     invoice_id=sa.bindparam("p_invoice"), customer_id=sa.bindparam("p_customer"), order_id=sa.bindparam("p_order"),
-    currency_code=sa.bindparam("p_currency"), credited=0, amount_due=0,
-).on_conflict_do_nothing(index_elements=["invoice_id"])
-_INVOICE_LOCKED = sa.select(unpaid_invoices).where(unpaid_invoices.c.invoice_id == sa.bindparam("id")).with_for_update()
+    currency_code=sa.bindparam("p_currency"), credited=0, amount_due=0)
+# Created empty, or the one there already, locked, in one statement: an upsert whose update
+# changes nothing locks the row it meets and returns it as it is (its latest version).
+_INVOICE_LOCKED = _invoice_new.on_conflict_do_update(
+    index_elements=["invoice_id"], set_={"invoice_id": _invoice_new.excluded.invoice_id},
+).returning(*unpaid_invoices.c)
 _INVOICE_SAVE = unpaid_invoices.update().where(unpaid_invoices.c.invoice_id == sa.bindparam("id")).values(
     updated_at=sa.func.now())
 
@@ -337,9 +340,8 @@ class ExposureRepository:
     # invoices
     def invoice(self, invoice_id: str, customer_id: str, order_id: str, currency_code: str) -> InvoiceBalance:
         """The invoice's balance, locked; created empty when this is the first event about it."""
-        self.conn.execute(_INVOICE_ENSURE, {"p_invoice": invoice_id, "p_customer": customer_id, "p_order": order_id,
-                                            "p_currency": currency_code})
-        row = self.conn.execute(_INVOICE_LOCKED, {"id": invoice_id}).one()
+        row = self.conn.execute(_INVOICE_LOCKED, {"p_invoice": invoice_id, "p_customer": customer_id,
+                                                  "p_order": order_id, "p_currency": currency_code}).one()
         return InvoiceBalance(row.invoice_id, row.customer_id, row.order_id, row.currency_code, row.total,
                               row.lowest_due, row.credited)
 

@@ -1,9 +1,16 @@
 """The unit of work: one database transaction, the events it emits, and what runs
-after it commits. Services subclass it to attach their repositories."""
+after it commits. Services subclass it to attach their repositories.
+
+A unit of work may join a transaction that is already open (`SharedTransaction`, set for
+the current call by mesh.idempotency for a method that runs in one transaction with its key):
+it then works on that transaction's connection, its commit() writes what it gathered and
+leaves the COMMIT, and its after-commit work, to the owner."""
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, Self
 
@@ -20,6 +27,55 @@ log = logging.getLogger("mesh.uow")
 OUTBOX_INSERT = bulk.insert_many(outbox, ["event_id", "event_type", "aggregate_id", "envelope"])
 
 
+class SharedTransaction:
+    """An open transaction the first unit of work entered in this context joins. Its owner
+    commits it once the work is done, then calls `committed()`; `ready` says whether the
+    unit of work that joined it committed its part (False: it left without committing, so
+    what it did must not be kept)."""
+
+    def __init__(self, engine: sa.Engine, connection: sa.Connection) -> None:
+        self.engine, self.connection = engine, connection
+        self.joined = False
+        self.ready = False
+        self._after_commit: list[Callable[[], None]] = []
+
+    def join(self, engine: sa.Engine) -> sa.Connection | None:
+        """The connection to work on, for the first unit of work on the same engine; None after."""
+        if self.joined or engine is not self.engine:
+            return None
+        self.joined = True
+        return self.connection
+
+    def part_done(self, after_commit: list[Callable[[], None]]) -> None:
+        self.ready = True
+        self._after_commit.extend(after_commit)
+
+    def committed(self) -> None:
+        """The owner committed: the joined unit of work's after-commit work runs now."""
+        _run_hooks(self._after_commit)
+
+
+_shared: contextvars.ContextVar[SharedTransaction | None] = contextvars.ContextVar("shared_transaction", default=None)
+
+
+@contextlib.contextmanager
+def sharing(transaction: SharedTransaction) -> Iterator[SharedTransaction]:
+    """Within the block, the first unit of work entered joins `transaction`."""
+    token = _shared.set(transaction)
+    try:
+        yield transaction
+    finally:
+        _shared.reset(token)
+
+
+def _run_hooks(hooks: list[Callable[[], None]]) -> None:
+    for fn in hooks:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - the commit stands; a hook failure is only logged
+            log.exception("after-commit hook failed")
+
+
 class UnitOfWork:
     def __init__(self, engine: sa.Engine, service: str, on_events: Callable[[], None] | None = None) -> None:
         """on_events: runs after each commit that wrote events to the outbox (the relay's wake-up)."""
@@ -29,11 +85,18 @@ class UnitOfWork:
         self._after_commit: list[Callable[[], None]] = []
         self._outbox: list[dict[str, Any]] = []  # outbox rows: column name to value
         self._locked: set[int] = set()
+        self._shared: SharedTransaction | None = None
         self.connection: sa.Connection
 
     def __enter__(self) -> Self:
-        self.connection = self.engine.connect()
-        self.connection.begin()
+        shared = _shared.get()
+        joined = shared.join(self.engine) if shared is not None else None
+        self._shared = shared if joined is not None else None
+        if joined is not None:
+            self.connection = joined
+        else:
+            self.connection = self.engine.connect()
+            self.connection.begin()
         self._committed = False
         self._after_commit = []
         self._outbox = []
@@ -46,6 +109,8 @@ class UnitOfWork:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if self._shared is not None:
+            return  # the owner ends the transaction: it keeps it only if commit() ran (ready)
         try:
             if not self._committed:
                 self.connection.rollback()
@@ -91,16 +156,18 @@ class UnitOfWork:
         if emitted:  # the emitted events, in emit order (the relay ships by id)
             rows, self._outbox = self._outbox, []
             self.connection.execute(OUTBOX_INSERT, bulk.by_column(rows))
-        self.connection.commit()
-        self._committed = True
         # A commit without events does not wake the relay: it would read the outbox for nothing.
-        for fn in [*self._after_commit, *([self._on_events] if emitted and self._on_events else [])]:
-            try:
-                fn()
-            except Exception:  # noqa: BLE001 - the commit stands; a hook failure is only logged
-                log.exception("after-commit hook failed")
+        hooks = [*self._after_commit, *([self._on_events] if emitted and self._on_events else [])]
+        self._committed = True
+        if self._shared is not None:
+            self._shared.part_done(hooks)
+            return
+        self.connection.commit()
+        _run_hooks(hooks)
 
     def rollback(self) -> None:
+        if self._shared is not None:
+            raise RuntimeError("a unit of work in a shared transaction cannot roll back part of it; raise instead")
         self._outbox = []
         self._locked = set()  # the rollback released them
         self.connection.rollback()

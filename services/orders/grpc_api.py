@@ -5,6 +5,7 @@ from erp.common.v1 import money_pb2
 from erp.orders.v1 import orders_pb2 as pb
 from erp.orders.v1 import orders_pb2_grpc
 from mesh import protoconv, tracing
+from mesh.idempotency import in_one_transaction
 from mesh.service import Runtime
 from services.orders import domain, handlers
 from services.orders.adapters import OrdersUnitOfWork
@@ -49,6 +50,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self.runtime = runtime
         self.config = config
 
+    @in_one_transaction
     def PlaceOrder(self, request: pb.PlaceOrderRequest, context) -> pb.PlaceOrderResponse:
         cmd = domain.PlaceOrder(
             request_id=request.request_id, customer_id=request.customer_id, currency_code=request.currency_code,
@@ -72,10 +74,12 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             page_size=request.page.page_size, page_token=request.page.page_token)
         return pb.ListOrdersResponse(orders=[to_proto(o) for o in orders], next_page_token=token)
 
+    @in_one_transaction
     def CancelOrder(self, request: pb.CancelOrderRequest, context) -> pb.CancelOrderResponse:
         order = handlers.cancel_order(self.runtime.uow(), request.order_id, request.reason)
         return pb.CancelOrderResponse(order=to_proto(order))
 
+    @in_one_transaction
     def MarkShipped(self, request: pb.MarkShippedRequest, context) -> pb.MarkShippedResponse:
         return pb.MarkShippedResponse(order=to_proto(handlers.mark_shipped(self.runtime.uow(), request.order_id)))
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 
 from mesh.uow import UnitOfWork
-from services.inventory.domain import LedgerEntry, Product, StockLevel, Valuation, Warehouse
+from services.inventory.domain import LedgerEntry, LedgerKind, Product, StockLevel, Valuation, Warehouse
 
 metadata = sa.MetaData()
 
@@ -135,15 +135,6 @@ _KEY = sa.and_(_b.sku == sa.bindparam("k_sku"), _b.warehouse_code == sa.bindpara
 _GET = sa.select(*_LEVEL_COLUMNS).where(_KEY)
 _ENSURE_ROW = insert(stock_balances).values(sku=sa.bindparam("k_sku"), warehouse_code=sa.bindparam("k_wh"),
                                             on_hand=0, reserved=0, version=0).on_conflict_do_nothing()
-_LOCK = (sa.select(*_LEVEL_COLUMNS)
-         .where(sa.tuple_(_b.sku, _b.warehouse_code).in_(sa.bindparam("keys", expanding=True)))
-         .order_by(_b.sku, _b.warehouse_code).with_for_update())
-# Every line of an order reserved in one statement (its keys are distinct: merged lines), not one
-# UPDATE per line.
-_RESERVE_ALL = sa.text(
-    "UPDATE stock_balances AS b SET reserved = b.reserved + m.qty, version = b.version + 1 "
-    "FROM unnest(CAST(:skus AS text[]), CAST(:codes AS text[]), CAST(:qtys AS bigint[])) AS m(sku, code, qty) "
-    "WHERE b.sku = m.sku AND b.warehouse_code = m.code")
 _MOVE = (stock_balances.update().where(_KEY)
          .values(on_hand=_b.on_hand + sa.bindparam("on_hand_delta", type_=sa.BigInteger),
                  reserved=_b.reserved + sa.bindparam("reserved_delta", type_=sa.BigInteger),
@@ -155,22 +146,51 @@ _FOUND = sa.union_all(
     .where(products.c.sku.in_(sa.bindparam("skus", expanding=True))),
     sa.select(sa.literal("warehouse"), warehouses.c.code)
     .where(warehouses.c.code.in_(sa.bindparam("codes", expanding=True))))
-_HAS_RESERVATION = (sa.select(sa.literal(1)).select_from(reservations)
-                    .where(reservations.c.order_id == sa.bindparam("order_id")).limit(1))
-_IS_CLOSED = sa.select(closed_orders.c.order_id).where(closed_orders.c.order_id == sa.bindparam("order_id"))
-_FAILURE = (sa.select(reservation_failures.c.answer)
-            .where(reservation_failures.c.order_id == sa.bindparam("order_id")).scalar_subquery())
-_ORDER_SEEN = sa.select(sa.exists(_HAS_RESERVATION).label("reserved"), sa.exists(_IS_CLOSED).label("closed"),
-                        _FAILURE.label("failure"))
 _FAILURE_INSERT = insert(reservation_failures).on_conflict_do_nothing()
 _LEDGER_INSERT = stock_ledger.insert()
-_RESERVATION_INSERT = reservations.insert()
+
+
+# What a reservation looks at, in one statement: what was done with the order already, which of
+# its SKUs and warehouses exist, and its balances, locked in key order (so reservations cannot
+# deadlock; MATERIALIZED: locked whatever the outer query reads). One row per locked balance, or
+# one row with no balance.
+_BEFORE_RESERVING = sa.text(
+    "WITH locked AS MATERIALIZED ("
+    " SELECT b.sku, b.warehouse_code, b.on_hand, b.reserved, b.version, b.reorder_point, b.reorder_quantity,"
+    "  b.reorder_alerted FROM stock_balances AS b"
+    " JOIN unnest(CAST(:skus AS text[]), CAST(:codes AS text[])) AS k(sku, code)"
+    "  ON b.sku = k.sku AND b.warehouse_code = k.code"
+    " ORDER BY b.sku, b.warehouse_code FOR UPDATE OF b)"
+    " SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = :order_id) AS seen_reserved,"
+    " EXISTS (SELECT 1 FROM closed_orders WHERE order_id = :order_id) AS seen_closed,"
+    " (SELECT answer FROM reservation_failures WHERE order_id = :order_id) AS seen_failure,"
+    " ARRAY(SELECT sku FROM products WHERE sku = ANY(CAST(:skus AS text[]))) AS known_skus,"
+    " ARRAY(SELECT code FROM warehouses WHERE code = ANY(CAST(:codes AS text[]))) AS known_codes,"
+    " locked.* FROM (SELECT) AS one LEFT JOIN locked ON true")
+# A reservation's writes in one statement: the balances, the reservation rows and the ledger
+# entries (in line order), from the order's merged lines.
+_RESERVE_ORDER = sa.text(
+    "WITH m AS (SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:codes AS text[]), CAST(:qtys AS bigint[]))"
+    "  WITH ORDINALITY AS m(sku, code, qty, line_no)),"
+    " moved AS (UPDATE stock_balances AS b SET reserved = b.reserved + m.qty, version = b.version + 1"
+    "  FROM m WHERE b.sku = m.sku AND b.warehouse_code = m.code),"
+    " held AS (INSERT INTO reservations (order_id, sku, warehouse_code, quantity, status)"
+    "  SELECT :order_id, sku, code, qty, 'reserved' FROM m)"
+    " INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, reason, reference)"
+    " SELECT sku, code, :kind, 0, qty, :reason, :order_id FROM m ORDER BY line_no")
 
 
 class OrderSeen(NamedTuple):
     reserved: bool  # it has reservation rows (in any status)
     closed: bool  # rejected or cancelled (released, or closed before it was seen)
     failure: bytes | None  # the StockReservationFailed it got, serialized, when its reservation failed
+
+
+class BeforeReserving(NamedTuple):
+    seen: OrderSeen
+    skus: set[str]  # which of the order's SKUs exist
+    codes: set[str]  # and which of its warehouses
+    levels: dict[tuple[str, str], StockLevel]  # its balances that exist, locked
 
 
 class StockRepository:
@@ -205,24 +225,6 @@ class StockRepository:
             stock_balances.c.sku == level.sku, stock_balances.c.warehouse_code == level.warehouse_code,
         ).values(on_hand=level.on_hand, reserved=level.reserved, version=level.version))
 
-    def lock(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
-        """The balances of these keys that exist, locked (FOR UPDATE) in key order, in one query."""
-        if not keys:
-            return {}
-        return {(r.sku, r.warehouse_code): _level(r) for r in self.conn.execute(_LOCK, {"keys": sorted(keys)})}
-
-    def reserve_locked(self, moves: list[tuple[StockLevel, int]]) -> list[StockLevel]:
-        """Reserves quantity on each level, which this transaction holds locked (lock()), so
-        availability was checked on current numbers; one round trip for all; the new levels.
-        The CHECK constraints still refuse an oversell."""
-        if len({(level.sku, level.warehouse_code) for level, _ in moves}) != len(moves):
-            raise ValueError("reserve_locked takes each balance once (merge the lines first)")
-        self.conn.execute(_RESERVE_ALL, {"skus": [level.sku for level, _ in moves],
-                                         "codes": [level.warehouse_code for level, _ in moves],
-                                         "qtys": [qty for _, qty in moves]})
-        return [dataclasses.replace(level, reserved=level.reserved + qty, version=level.version + 1)
-                for level, qty in moves]
-
     def append(self, *entries: LedgerEntry) -> None:
         """Writes ledger entries (several in one statement)."""
         if entries:
@@ -238,20 +240,32 @@ class StockRepository:
                                 .where(stock_ledger.c.request_id == request_id)).first()
         return (row.sku, row.warehouse_code) if row else None
 
-    def order_seen(self, order_id: str) -> OrderSeen:
-        """What inventory did with an order already, in one query."""
-        row = self.conn.execute(_ORDER_SEEN, {"order_id": order_id}).one()
-        return OrderSeen(row.reserved, row.closed, row.failure)
+    def before_reserving(self, order_id: str, keys: list[tuple[str, str]]) -> BeforeReserving:
+        """What reserving an order's (sku, warehouse) keys looks at, its balances locked: one statement."""
+        rows = self.conn.execute(_BEFORE_RESERVING, {"order_id": order_id, "skus": [k[0] for k in keys],
+                                                     "codes": [k[1] for k in keys]}).all()
+        first = rows[0]
+        return BeforeReserving(OrderSeen(first.seen_reserved, first.seen_closed, first.seen_failure),
+                               set(first.known_skus), set(first.known_codes),
+                               {(r.sku, r.warehouse_code): _level(r) for r in rows if r.sku is not None})
+
+    def reserve_order(self, order_id: str, moves: list[tuple[StockLevel, int]], reason: str) -> list[StockLevel]:
+        """Reserves quantity on each level, which this transaction holds locked (before_reserving),
+        so availability was checked on current numbers; records the order's reservations and their
+        ledger entries (kind RESERVATION, referencing the order); one statement for all. The new
+        levels. The CHECK constraints still refuse an oversell."""
+        if len({(level.sku, level.warehouse_code) for level, _ in moves}) != len(moves):
+            raise ValueError("reserve_order takes each balance once (merge the lines first)")
+        self.conn.execute(_RESERVE_ORDER, {
+            "order_id": order_id, "kind": str(LedgerKind.RESERVATION), "reason": reason,
+            "skus": [level.sku for level, _ in moves], "codes": [level.warehouse_code for level, _ in moves],
+            "qtys": [qty for _, qty in moves]})
+        return [dataclasses.replace(level, reserved=level.reserved + qty, version=level.version + 1)
+                for level, qty in moves]
 
     def add_failure(self, order_id: str, answer: bytes) -> None:
         """Records that the order's reservation failed, with the answer given (serialized)."""
         self.conn.execute(_FAILURE_INSERT, {"order_id": order_id, "answer": answer})
-
-    def add_reservations(self, order_id: str, lines: list[tuple[str, str, int]]) -> None:
-        """Records an order's reservations, (sku, warehouse, quantity) each, in one statement."""
-        self.conn.execute(_RESERVATION_INSERT, [
-            {"order_id": order_id, "sku": sku, "warehouse_code": wh, "quantity": qty, "status": "reserved"}
-            for sku, wh, qty in lines])
 
     def reservations_for(self, order_id: str, status: str = "reserved") -> list[tuple[str, str, int]]:
         """(sku, warehouse, quantity) of an order's reservations in a status, in sorted order."""

@@ -198,7 +198,10 @@ def reserve(uow: InventoryUnitOfWork, cache: Cache, cmd: domain.ReserveOrder) ->
     whose answer was lost) gets the first answer again and reserves nothing more."""
     from erp.events.v1 import inventory_events_pb2 as ev
 
-    seen = uow.stock.order_seen(cmd.order_id)
+    merged = domain.merge_lines(cmd.lines)
+    # one statement: what was done with the order already, and its balances locked in key order
+    # (so reservations cannot deadlock)
+    seen, skus, codes, levels = uow.stock.before_reserving(cmd.order_id, [(sku, wh) for sku, wh, _ in merged])
     if seen.reserved:
         uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1, payload=_stock_reserved(cmd))
         return True
@@ -208,10 +211,6 @@ def reserve(uow: InventoryUnitOfWork, cache: Cache, cmd: domain.ReserveOrder) ->
         return False
     if seen.closed:
         return False  # rejected or cancelled before this OrderPlaced arrived: reserve nothing, nobody waits
-    merged = domain.merge_lines(cmd.lines)
-    keys = [(sku, wh) for sku, wh, _ in merged]
-    skus, codes = uow.stock.existing(keys)
-    levels = uow.stock.lock(keys)  # one query; rows locked in key order, so reservations cannot deadlock
     failed: dict[tuple[str, str], tuple[int, ev.ReservationFailureReason]] = {}  # key -> (available, reason)
     for sku, wh, qty in merged:
         if any(line.quantity <= 0 for line in cmd.lines if (line.sku, line.warehouse_code) == (sku, wh)):
@@ -233,10 +232,8 @@ def reserve(uow: InventoryUnitOfWork, cache: Cache, cmd: domain.ReserveOrder) ->
         uow.stock.add_failure(cmd.order_id, answer.SerializeToString())
         uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1, payload=answer)
         return False
-    reserved = uow.stock.reserve_locked([(levels[(sku, wh)], qty) for sku, wh, qty in merged])
-    uow.stock.add_reservations(cmd.order_id, merged)
-    uow.stock.append(*(LedgerEntry(sku, wh, LedgerKind.RESERVATION, 0, qty, "order reservation",
-                                   reference=cmd.order_id) for sku, wh, qty in merged))
+    reserved = uow.stock.reserve_order(cmd.order_id, [(levels[(sku, wh)], qty) for sku, wh, qty in merged],
+                                       "order reservation")
     uow.emit(aggregate_type="reservation", aggregate_id=cmd.order_id, version=1, payload=_stock_reserved(cmd))
     _publish_after_commit(uow, cache, reserved)
     return True

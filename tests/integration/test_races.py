@@ -100,7 +100,7 @@ def assert_no_stock_held_by_closed_orders(inv: Handling) -> None:
 def test_a_release_racing_its_reservation_leaves_nothing_reserved(inventory, monkeypatch, closing):
     """reserve() has read "not closed, not reserved" when the release runs on another replica."""
     order_id = str(uuid.uuid4())
-    pause = PausePoint(monkeypatch, inventory_adapters.StockRepository, "order_seen")
+    pause = PausePoint(monkeypatch, inventory_adapters.StockRepository, "before_reserving")
     run = interleave(inventory.engine, pause,
                      lambda: inventory.deliver(placed(order_id)),
                      lambda: inventory.deliver(closing(order_id=order_id, customer_id="CUST-1")))
@@ -127,10 +127,10 @@ def test_a_reservation_racing_a_release_that_came_first_reserves_nothing(invento
 
 @ON_EACH_POSTGRES
 def test_a_release_waiting_on_a_busy_sku_still_sees_the_reservation(inventory, monkeypatch):
-    """The window of the credit rejection: reserve() waits for the stock rows' lock (another
-    order holds them) while the release runs."""
+    """The window of the credit rejection: reserve() is about to read the order's state and lock
+    its stock rows (a statement that waits while another order holds them) when the release runs."""
     order_id = str(uuid.uuid4())
-    pause = PausePoint(monkeypatch, inventory_adapters.StockRepository, "lock")
+    pause = PausePoint(monkeypatch, inventory_adapters.StockRepository, "before_reserving")
     run = interleave(inventory.engine, pause,
                      lambda: inventory.deliver(placed(order_id, 3)),
                      lambda: inventory.deliver(orders_ev.OrderRejected(order_id=order_id, customer_id="CUST-1",

@@ -175,3 +175,46 @@ def test_a_lock_first_batch_sets_its_lock_wait_with_its_inbox_rows(engine_for):
     statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 2))
     assert waits == [BATCH_LOCK_TIMEOUT] * 2
     assert not any(s.startswith("SET") for s in statements)
+
+
+def test_inventory_reserves_an_order_in_two_statements(engine_for, redis_server):
+    """A reservation on real PostgreSQL: one statement reads what was done with the order and its
+    SKUs and warehouses and locks its balances, one writes the balances, the reservation rows and
+    the ledger entries (in line order); the ledger still sums to the balances, and the same order
+    again reserves nothing more."""
+    import uuid
+
+    from mesh.cache import Cache
+    from services.inventory import domain, handlers
+    from services.inventory.adapters import InventoryUnitOfWork, ledger_mismatches
+
+    engine = engine_for("inventory")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO products (sku, name, unit_of_measure) VALUES ('A', 'a', 'pc'), ('B', 'b', 'pc')"))
+        conn.execute(sa.text("INSERT INTO warehouses (code, name) VALUES ('MAIN', 'main')"))
+        conn.execute(sa.text("INSERT INTO stock_balances (sku, warehouse_code, on_hand, reserved, version)"
+                             " VALUES ('A', 'MAIN', 10, 0, 1), ('B', 'MAIN', 10, 0, 1)"))
+        conn.execute(sa.text("INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, reason,"
+                             " reference) VALUES ('A', 'MAIN', 'receipt', 10, 0, 'seed', ''),"
+                             " ('B', 'MAIN', 'receipt', 10, 0, 'seed', '')"))
+    cache = Cache(redis_server, f"test-{uuid.uuid4().hex[:8]}", 60)
+    lines = (domain.ReserveLine(1, "B", "MAIN", 2), domain.ReserveLine(2, "A", "MAIN", 3),
+             domain.ReserveLine(3, "B", "MAIN", 1))
+    reserved_each_time, statements_each_time = [], []
+    for _ in range(2):  # the order, then the same OrderPlaced again
+        with InventoryUnitOfWork(engine, "inventory") as uow:
+            sent = statements_of(engine, lambda uow=uow: reserved_each_time.append(
+                handlers.reserve(uow, cache, domain.ReserveOrder("O-1", lines))))
+            uow.commit()  # (its outbox row is written here, not counted)
+        statements_each_time.append(len(sent))
+    assert statements_each_time == [2, 1]
+    assert reserved_each_time == [True, True]
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT sku, reserved, version FROM stock_balances ORDER BY sku")).all() == [
+            ("A", 3, 2), ("B", 3, 2)]
+        assert conn.execute(sa.text("SELECT sku, quantity, status FROM reservations WHERE order_id = 'O-1'"
+                                    " ORDER BY sku")).all() == [("A", 3, "reserved"), ("B", 3, "reserved")]
+        assert conn.execute(sa.text("SELECT sku, kind, reserved_delta, reference FROM stock_ledger"
+                                    " WHERE reference = 'O-1' ORDER BY id")).all() == [
+            ("A", "reservation", 3, "O-1"), ("B", "reservation", 3, "O-1")]
+        assert ledger_mismatches(conn) == []

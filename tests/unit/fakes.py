@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 from google.protobuf import message
 
 from mesh.errors import Aborted
-from services.inventory.adapters import OrderSeen
-from services.inventory.domain import LedgerEntry, Product, StockLevel, Valuation, Warehouse
+from services.inventory.adapters import BeforeReserving, OrderSeen
+from services.inventory.domain import LedgerEntry, LedgerKind, Product, StockLevel, Valuation, Warehouse
 from services.orders.domain import Order, OrderStatus
 from services.orders.timeline import Step, StepKind
 
@@ -272,20 +272,23 @@ class FakeStock:
         _check_level(level)
         self.levels[key] = level
 
-    def lock(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
-        self.calls.append("lock")
-        return {k: self.levels[k] for k in sorted(keys) if k in self.levels}
-
-    def reserve_locked(self, moves: list[tuple[StockLevel, int]]) -> list[StockLevel]:
-        self.calls.append("reserve_locked")
+    def reserve_order(self, order_id: str, moves: list[tuple[StockLevel, int]], reason: str) -> list[StockLevel]:
+        self.calls.append("reserve_order")
         new_levels = []
         for level, qty in moves:
             current = self.levels[(level.sku, level.warehouse_code)]
-            assert current == level, "reserve_locked on a level that changed since lock()"
+            assert current == level, "reserve_order on a level that changed since before_reserving()"
             new = dataclasses.replace(current, reserved=current.reserved + qty, version=current.version + 1)
             _check_level(new)
             self.levels[(level.sku, level.warehouse_code)] = new
             new_levels.append(new)
+            key = (order_id, level.sku, level.warehouse_code)
+            if key in self.reservations:
+                raise FakeIntegrityError(f"duplicate reservation {key}")
+            self.reservations[key] = qty
+            self.reservation_status[key] = "reserved"
+        self.ledger.extend(LedgerEntry(level.sku, level.warehouse_code, LedgerKind.RESERVATION, 0, qty, reason,
+                                       reference=order_id) for level, qty in moves)
         return new_levels
 
     def append(self, *entries: LedgerEntry) -> None:
@@ -302,23 +305,18 @@ class FakeStock:
                 return entry.sku, entry.warehouse_code
         return None
 
-    def order_seen(self, order_id: str) -> OrderSeen:
-        self.calls.append("order_seen")
-        return OrderSeen(any(order == order_id for order, _, _ in self.reservations), order_id in self.closed,
+    def before_reserving(self, order_id: str, keys: list[tuple[str, str]]) -> BeforeReserving:
+        self.calls.append("before_reserving")
+        seen = OrderSeen(any(order == order_id for order, _, _ in self.reservations), order_id in self.closed,
                          self.failures.get(order_id))
+        skus, codes = ({sku for sku, _ in keys if sku in self.catalog.products},
+                       {code for _, code in keys if code in self.catalog.warehouses})
+        return BeforeReserving(seen, skus, codes, {k: self.levels[k] for k in sorted(keys) if k in self.levels})
 
     def add_failure(self, order_id: str, answer: bytes) -> None:
         self.calls.append("add_failure")
         self.failures.setdefault(order_id, answer)  # as the real one: ON CONFLICT DO NOTHING
 
-    def add_reservations(self, order_id: str, lines: list[tuple[str, str, int]]) -> None:
-        self.calls.append("add_reservations")
-        for sku, warehouse_code, quantity in lines:
-            key = (order_id, sku, warehouse_code)
-            if key in self.reservations:
-                raise FakeIntegrityError(f"duplicate reservation {key}")
-            self.reservations[key] = quantity
-            self.reservation_status[key] = "reserved"
 
 
 # ---------------------------------------------------------------- orders

@@ -447,7 +447,7 @@ def test_reserve_is_all_or_none(world):
         order_id="order-1", lines=[ev.UnreservableLine(
             line_no=2, sku="SKU-B", warehouse_code=WH, requested=3, available=2,
             reason=ev.RESERVATION_FAILURE_REASON_INSUFFICIENT_STOCK)]))]
-    assert "reserve_locked" not in world.stock.calls
+    assert "reserve_order" not in world.stock.calls
 
 
 def test_reserve_reports_unknown_skus_and_warehouses(world):

@@ -236,15 +236,17 @@ _LOCK = sa.text(
     " idempotency_keys AS k WHERE k.request_id = :key FOR UPDATE OF k")
 # The claim of a call in one transaction with its handler: not committed, so a twin's claim waits
 # on it (a slice at most: the lock wait set first); once claimed, the lock wait goes back to the
-# session's own for the handler (set after the insert, so it does not bound the claim's wait).
+# session's own (:then) for the handler, set after the insert, so it does not bound the claim's wait.
 _CLAIM_IN_TRANSACTION = sa.text(
     "WITH claimed AS ("
     " INSERT INTO idempotency_keys (request_id, method, fingerprint)"
     " SELECT :request_id, :method, :fingerprint FROM (SELECT set_config('lock_timeout', :timeout, true)) AS wait"
     " ON CONFLICT (request_id) DO NOTHING RETURNING request_id)"
-    " SELECT set_config('lock_timeout', (SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'), true)"
-    " FROM claimed"
+    " SELECT set_config('lock_timeout', :then, true) FROM claimed"
 ).bindparams(sa.bindparam("fingerprint", type_=BYTEA))
+# The sessions' own lock wait (their connect options'), read once: pg_settings lists every setting
+# on each read (a millisecond of the server's CPU), too much for every call.
+_SESSION_LOCK_WAIT = sa.text("SELECT reset_val FROM pg_settings WHERE name = 'lock_timeout'")
 # A key and its answer at once (autocommitted, no flush): a call in one transaction whose handler
 # answered without committing anything.
 _CLAIM_ANSWERED = sa.text(
@@ -276,6 +278,7 @@ class Idempotency:
         self.engine = engine
         self.retention_hours = retention_hours
         self.wait_seconds = wait_seconds
+        self._session_lock_wait: str | None = None  # read on the first claim in a transaction
 
     # -- registration
 
@@ -381,9 +384,12 @@ class Idempotency:
         ended, the key's row as a twin committed it, or _GONE."""
         for timeout in self._lock_slices(key, until):
             conn.begin()
+            if self._session_lock_wait is None:
+                self._session_lock_wait = str(conn.execute(_SESSION_LOCK_WAIT).scalar_one())
             try:
-                claimed = conn.execute(_CLAIM_IN_TRANSACTION, {"request_id": key, "method": method,
-                                                               "fingerprint": fp, "timeout": timeout}).first()
+                claimed = conn.execute(_CLAIM_IN_TRANSACTION, {
+                    "request_id": key, "method": method, "fingerprint": fp, "timeout": timeout,
+                    "then": self._session_lock_wait}).first()
             except sa.exc.OperationalError as err:
                 if not isinstance(err.orig, pg_errors.LockNotAvailable):
                     raise

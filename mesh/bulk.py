@@ -57,6 +57,24 @@ def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",
         f" ORDER BY row_no {then}".rstrip())
 
 
+def insert_with_rows(table: sa.Table, columns: Sequence[str], rows_table: sa.Table, row_columns: Sequence[str],
+                     key: str, on_conflict: str = "") -> sa.TextClause:
+    """One row and the rows that belong to it (an order and its lines, a journal entry and its
+    lines) in one statement: the row's INSERT is a CTE the rows' INSERT selects from, so the rows
+    go in only when the row did (on_conflict: its ON CONFLICT clause; when it inserts nothing,
+    neither goes in) and carry its `key` (a column of both, which the row may generate). Bind the
+    row's columns by name and the rows with by_column() under row_<column>. The result: the key,
+    in one row when the row went in, no row otherwise."""
+    names, params = ", ".join(row_columns), [f"row_{c}" for c in row_columns]
+    return sa.text(
+        f"WITH new_row AS (INSERT INTO {table.name} ({', '.join(columns)})"
+        f" VALUES ({', '.join(f':{c}' for c in columns)}) {on_conflict} RETURNING {key}),"
+        f" new_rows AS (INSERT INTO {rows_table.name} ({key}, {names})"
+        f" SELECT new_row.{key}, {', '.join(f'v.{c}' for c in row_columns)} FROM new_row,"
+        f" unnest({arrays(rows_table, params, row_columns)}) WITH ORDINALITY AS v({names}, row_no) ORDER BY row_no)"
+        f" SELECT {key} FROM new_row")
+
+
 def by_column(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
     """update_many's and insert_many's parameters: rows of name -> value as name -> one value per row."""
     return {name: [row[name] for row in rows] for name in rows[0]}

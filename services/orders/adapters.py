@@ -64,20 +64,16 @@ order_timeline = sa.Table(
 
 # The statements every saga step runs, built once: SQLAlchemy reuses their compiled form
 # instead of building and hashing a new statement per call.
-# An order and its lines in one statement: the lines go in only when the order did (a line per row
-# returned); a twin placement with the same request id that committed first leaves both out.
+# An order and its lines in one statement (mesh.bulk.insert_with_rows): the lines go in only when the
+# order did (its id returned); a twin placement with the same request id that committed first leaves
+# both out.
 # The columns an order's state changes (_state), and those it is placed with (_row).
 _STATE = ["status", "version", "rejection_reason", "updated_at", "stock_step", "credit_step", "invoice_id",
           "invoiced_amount", "amount_paid", "cancellation_reason", "drives", "driven_at"]
 _PLACED = ["order_id", "request_id", "customer_id", "currency_code", "created_at", *_STATE]
 _LINE_COLUMNS = ["line_no", "sku", "warehouse_code", "quantity", "unit_price"]
-_INSERT = sa.text(
-    f"WITH placed AS (INSERT INTO orders ({', '.join(_PLACED)}) VALUES ({', '.join(f':{c}' for c in _PLACED)})"
-    " ON CONFLICT (request_id) DO NOTHING RETURNING order_id)"
-    f" INSERT INTO order_lines (order_id, {', '.join(_LINE_COLUMNS)})"
-    f" SELECT placed.order_id, {', '.join(f'v.{c}' for c in _LINE_COLUMNS)}"
-    f" FROM placed, unnest({bulk.arrays(order_lines, [f'line_{c}' for c in _LINE_COLUMNS], _LINE_COLUMNS)})"
-    f" AS v({', '.join(_LINE_COLUMNS)}) RETURNING order_id")
+_INSERT = bulk.insert_with_rows(orders, _PLACED, order_lines, _LINE_COLUMNS, "order_id",
+                                on_conflict="ON CONFLICT (request_id) DO NOTHING")
 # An order with its lines in one round trip: one row per line, the order's columns repeated.
 _WITH_LINES = (sa.select(orders, *(c.label(f"line_{c.name}") for c in order_lines.c if c.name != "order_id"))
                .join(order_lines, order_lines.c.order_id == orders.c.order_id)
@@ -121,7 +117,7 @@ class OrderRepository:
         request id (a twin request that committed first, even while this one waited for it)."""
         if not order.lines:
             raise ValueError(f"order {order.order_id} has no lines")  # domain.new_order refuses that first
-        lines = bulk.by_column([{f"line_{c}": getattr(line, c) for c in _LINE_COLUMNS} for line in order.lines])
+        lines = bulk.by_column([{f"row_{c}": getattr(line, c) for c in _LINE_COLUMNS} for line in order.lines])
         if self.conn.execute(_INSERT, {**_row(order), **lines}).first() is None:
             return False
         self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}

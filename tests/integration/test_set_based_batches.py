@@ -218,3 +218,30 @@ def test_inventory_reserves_an_order_in_two_statements(engine_for, redis_server)
                                     " WHERE reference = 'O-1' ORDER BY id")).all() == [
             ("A", "reservation", 3, "O-1"), ("B", "reservation", 3, "O-1")]
         assert ledger_mismatches(conn) == []
+
+
+def test_a_row_and_its_rows_go_in_with_one_statement(engine_for):
+    """mesh.bulk.insert_with_rows, as finance posts a journal entry: the entry's generated id
+    comes back and every line carries it, in the order given, from one statement; a second
+    entry gets its own id."""
+    from decimal import Decimal
+
+    from services.finance.ledger.adapters import JournalRepository
+    from services.finance.ledger.domain import JournalEntry, JournalLine
+
+    engine = engine_for("finance")
+    with engine.connect() as conn:
+        accounts = conn.execute(sa.text("SELECT code FROM accounts ORDER BY code LIMIT 3")).scalars().all()
+    lines = (JournalLine(accounts[2], debit=Decimal("7.00")), JournalLine(accounts[0], credit=Decimal("5.00")),
+             JournalLine(accounts[1], credit=Decimal("2.00")))
+    with engine.begin() as conn:
+        journal = JournalRepository(conn)
+        ids: list[int] = []
+        sent = statements_of(engine, lambda: ids.append(journal.post(JournalEntry("one", "R-1", "EUR", lines))))
+        ids.append(journal.post(JournalEntry("two", "R-2", "EUR", lines)))
+    assert len(sent) == 1 and ids[0] != ids[1], sent
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT line_no, account, debit, credit FROM journal_lines WHERE entry_id = :e"
+                                      " ORDER BY line_no"), {"e": ids[0]}).all()
+    assert stored == [(1, accounts[2], Decimal("7.00"), Decimal("0.00")), (2, accounts[0], Decimal("0.00"),
+                      Decimal("5.00")), (3, accounts[1], Decimal("0.00"), Decimal("2.00"))]

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mesh import bulk
 from mesh.errors import AlreadyExists
 from services.finance.ledger.domain import AccountTotals, JournalEntry, JournalLine
 
@@ -89,8 +90,10 @@ _LOCK_NUMBER = (sa.select(number_sequences.c.last_value)
 # ---------------------------------------------------------------- the journal
 
 
-_ENTRY_INSERT = journal_entries.insert().returning(journal_entries.c.entry_id)
-_ENTRY_LINES_INSERT = journal_lines.insert()
+# An entry and its lines in one statement; its id (an identity) comes back.
+_ENTRY_LINE_COLUMNS = ["line_no", "account", "debit", "credit"]
+_ENTRY_INSERT = bulk.insert_with_rows(journal_entries, ["memo", "reference", "currency_code", "reverses_entry_id"],
+                                      journal_lines, _ENTRY_LINE_COLUMNS, "entry_id")
 
 
 def insert_for_request(conn: sa.Connection, statement: sa.Insert, request_id: str, what: str) -> None:
@@ -112,13 +115,11 @@ class JournalRepository:
     def post(self, entry: JournalEntry) -> int:
         """Inserts a checked entry and its lines; returns its id. Never updates anything."""
         entry.check()
-        entry_id = self.conn.execute(_ENTRY_INSERT, {
+        lines = bulk.by_column([{"row_line_no": i + 1, "row_account": line.account, "row_debit": line.debit,
+                                 "row_credit": line.credit} for i, line in enumerate(entry.lines)])
+        return self.conn.execute(_ENTRY_INSERT, {
             "memo": entry.memo, "reference": entry.reference, "currency_code": entry.currency_code,
-            "reverses_entry_id": entry.reverses_entry_id}).scalar_one()
-        self.conn.execute(_ENTRY_LINES_INSERT, [
-            {"entry_id": entry_id, "line_no": i + 1, "account": line.account, "debit": line.debit,
-             "credit": line.credit} for i, line in enumerate(entry.lines)])
-        return entry_id
+            "reverses_entry_id": entry.reverses_entry_id, **lines}).scalar_one()
 
     def get(self, entry_id: int) -> JournalEntry | None:
         loaded = self._load(self.conn.execute(sa.select(journal_entries)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mesh import bulk
 from mesh.errors import Aborted
 from services.finance.ledger.adapters import MONEY, PRICE, insert_for_request, metadata
 from services.finance.ledger.domain import OpenItem
@@ -115,8 +116,10 @@ def _invoice_row(invoice: Invoice) -> dict:
             "due_date": invoice.due_date, "journal_entry_id": invoice.journal_entry_id, "version": invoice.version}
 
 
-_INVOICE_INSERT = invoices.insert()
-_INVOICE_LINES_INSERT = invoice_lines.insert()
+# An invoice and its lines in one statement (_invoice_row has every column of invoices).
+_INVOICE_LINE_COLUMNS = ["line_no", "sku", "quantity", "unit_price", "amount"]
+_INVOICE_INSERT = bulk.insert_with_rows(invoices, [c.name for c in invoices.c], invoice_lines, _INVOICE_LINE_COLUMNS,
+                                        "invoice_id")
 _INVOICE_LINES = (sa.select(invoice_lines).where(invoice_lines.c.invoice_id.in_(sa.bindparam("ids", expanding=True)))
                   .order_by(invoice_lines.c.invoice_id, invoice_lines.c.line_no))
 _INVOICE_BY_ID = sa.select(invoices).where(invoices.c.invoice_id == sa.bindparam("key"))
@@ -137,10 +140,8 @@ class InvoiceRepository:
         self.conn = conn
 
     def add(self, invoice: Invoice) -> None:
-        self.conn.execute(_INVOICE_INSERT, _invoice_row(invoice))
-        self.conn.execute(_INVOICE_LINES_INSERT, [
-            {"invoice_id": invoice.invoice_id, "line_no": line.line_no, "sku": line.sku, "quantity": line.quantity,
-             "unit_price": line.unit_price, "amount": line.amount} for line in invoice.lines])
+        lines = bulk.by_column([{f"row_{c}": getattr(line, c) for c in _INVOICE_LINE_COLUMNS} for line in invoice.lines])
+        self.conn.execute(_INVOICE_INSERT, {**_invoice_row(invoice), **lines})
 
     def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None:
         return self._one(_INVOICE_BY_ID_FOR_UPDATE if for_update else _INVOICE_BY_ID, invoice_id)

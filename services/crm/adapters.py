@@ -25,7 +25,6 @@ from services.crm.domain import (
     CustomerStatus,
     Exposure,
     InvoiceBalance,
-    OrderExposure,
     SecretRef,
     WebhookSigning,
 )
@@ -142,7 +141,14 @@ _LOCK_CUSTOMERS = (sa.select(customers).where(customers.c.customer_id.in_(sa.bin
 _CONTACTS = (sa.select(customer_contacts).where(customer_contacts.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
              .order_by(customer_contacts.c.customer_id, customer_contacts.c.position))
 _DECISION = sa.select(credit_decisions).where(credit_decisions.c.order_id == sa.bindparam("id"))
-_DECISION_INSERT = credit_decisions.insert()
+_DECISION_COLUMNS = ["order_id", "customer_id", "approved", "reason", "currency_code", "order_total", "exposure_after",
+                     "credit_limit"]
+_DECISION_INSERT = credit_decisions.insert().values({c: sa.bindparam(f"d_{c}") for c in _DECISION_COLUMNS})
+# An approval and the order it opens in the exposure, in one statement.
+_APPROVAL_INSERT = open_orders.insert().values(
+    order_id=sa.bindparam("d_order_id"), customer_id=sa.bindparam("d_customer_id"),
+    currency_code=sa.bindparam("d_currency_code"), amount=sa.bindparam("d_order_total"),
+).add_cte(_DECISION_INSERT.cte("decided"))
 _OPEN_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(open_orders.c.amount), 0)).where(
     open_orders.c.customer_id == sa.bindparam("customer"), open_orders.c.currency_code == sa.bindparam("currency"),
     open_orders.c.closed_by.is_(None)).scalar_subquery()
@@ -160,7 +166,6 @@ _BEFORE_DECIDING = sa.select(
     sa.select(open_orders.c.closed_by).where(open_orders.c.order_id == sa.bindparam("order"))
     .scalar_subquery().label("closed_by"),
     _OPEN_TOTAL.label("open"), _UNPAID_TOTAL.label("unpaid"))
-_OPEN_ORDER_INSERT = open_orders.insert()
 _close = insert(open_orders).values(order_id=sa.bindparam("p_order"), customer_id=sa.bindparam("p_customer"),
                                     currency_code="", amount=None, closed_by=sa.bindparam("p_closed_by"),
                                     closed_at=sa.func.now())
@@ -177,6 +182,9 @@ _INVOICE_LOCKED = _invoice_new.on_conflict_do_update(
 ).returning(*unpaid_invoices.c)
 _INVOICE_SAVE = unpaid_invoices.update().where(unpaid_invoices.c.invoice_id == sa.bindparam("id")).values(
     updated_at=sa.func.now())
+# An invoice replacing its order in the exposure: the order closed (the first closure wins) and the
+# invoice's balance saved, in one statement.
+_INVOICE_REPLACES_ORDER = _INVOICE_SAVE.add_cte(_CLOSE_ORDER.cte("closed"))
 
 
 class CustomerRepository:
@@ -289,6 +297,11 @@ def _row(customer: Customer) -> dict:
             **_signing_row(customer.webhook_signing)}
 
 
+def _balance_row(balance: InvoiceBalance) -> dict[str, object]:
+    return {"id": balance.invoice_id, "total": balance.total, "lowest_due": balance.lowest_due,
+            "credited": balance.credited, "amount_due": balance.amount_due}
+
+
 class CreditRepository:
     """One decision per order, ever (the primary key makes it so)."""
 
@@ -303,10 +316,10 @@ class CreditRepository:
                               row.order_total, row.exposure_after, row.credit_limit)
 
     def add(self, decision: CreditDecision) -> None:
-        self.conn.execute(_DECISION_INSERT, {
-            "order_id": decision.order_id, "customer_id": decision.customer_id, "approved": decision.approved,
-            "reason": decision.reason, "currency_code": decision.currency_code, "order_total": decision.order_total,
-            "exposure_after": decision.exposure_after, "credit_limit": decision.credit_limit})
+        """Records the decision; an approval also opens its order in the exposure (open_orders, its
+        total), in the same statement: an approved order counts from the moment it is decided."""
+        self.conn.execute(_APPROVAL_INSERT if decision.approved else _DECISION_INSERT,
+                          {f"d_{c}": getattr(decision, c) for c in _DECISION_COLUMNS})
 
 
 class ExposureRepository:
@@ -326,11 +339,7 @@ class ExposureRepository:
         return BeforeDeciding(row.decided, ClosedBy(row.closed_by) if row.closed_by else None,
                               Exposure(Decimal(row.open), Decimal(row.unpaid)))
 
-    # open orders
-    def open_order(self, order: OrderExposure) -> None:
-        self.conn.execute(_OPEN_ORDER_INSERT, {"order_id": order.order_id, "customer_id": order.customer_id,
-                                               "currency_code": order.currency_code, "amount": order.amount})
-
+    # open orders (an approval opens one: CreditRepository.add)
     def close_order(self, order_id: str, customer_id: str, closed_by: ClosedBy) -> bool:
         """Closes an open order, or leaves a tombstone for one not seen yet; the first
         closure wins. Returns whether anything changed."""
@@ -346,9 +355,14 @@ class ExposureRepository:
                               row.lowest_due, row.credited)
 
     def save_invoice(self, balance: InvoiceBalance) -> None:
-        self.conn.execute(_INVOICE_SAVE, {"id": balance.invoice_id, "total": balance.total,
-                                          "lowest_due": balance.lowest_due, "credited": balance.credited,
-                                          "amount_due": balance.amount_due})
+        self.conn.execute(_INVOICE_SAVE, _balance_row(balance))
+
+    def invoice_replaces_order(self, balance: InvoiceBalance) -> None:
+        """The invoice's order closes (INVOICED; the first closure wins) and its balance is saved:
+        one statement."""
+        self.conn.execute(_INVOICE_REPLACES_ORDER, {**_balance_row(balance), "p_order": balance.order_id,
+                                                    "p_customer": balance.customer_id,
+                                                    "p_closed_by": str(ClosedBy.INVOICED)})
 
     def add_credit_note(self, credit_note_id: str, invoice_id: str, customer_id: str, unpaid_amount: Decimal) -> bool:
         """Records a credit note; False when it was recorded already."""

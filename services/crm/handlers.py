@@ -19,7 +19,7 @@ from mesh.errors import Aborted, AlreadyExists, NotFound, Violations
 from mesh.webhook_keys import DEV_SIGNING_KEY, SigningKeys, derive
 from services.crm import domain
 from services.crm.adapters import CrmUnitOfWork
-from services.crm.domain import ClosedBy, Customer, Exposure, InvoiceBalance, OrderExposure, SecretRef
+from services.crm.domain import ClosedBy, Customer, Exposure, InvoiceBalance, SecretRef
 
 log = logging.getLogger("services.crm")
 
@@ -218,11 +218,8 @@ def check_credit(uow: CrmUnitOfWork, cmd: domain.CheckCredit) -> domain.CreditDe
         uow.emit(aggregate_type="credit", aggregate_id=cmd.order_id, version=1, payload=_answer(earlier))
         return earlier
     decision = domain.decide(cmd, customer, before.exposure if customer else Exposure(), before.closed_by)
-    uow.credit.add(decision)
-    if decision.approved:
-        uow.exposure.open_order(OrderExposure(cmd.order_id, cmd.customer_id, decision.currency_code,
-                                              decision.order_total))
-    else:
+    uow.credit.add(decision)  # an approval opens the order in the exposure with it
+    if not decision.approved:
         log.info("credit rejected for order %s: %s", cmd.order_id, decision.reason)
     uow.emit(aggregate_type="credit", aggregate_id=cmd.order_id, version=1, payload=_answer(decision))
     return decision
@@ -263,8 +260,7 @@ def invoice_issued(uow: CrmUnitOfWork, *, invoice_id: str, order_id: str, custom
     total becomes due."""
     amount = domain.event_amount(total, "invoice total")
     balance = _invoice_balance(uow, invoice_id, customer_id, order_id, currency_code)
-    uow.exposure.close_order(order_id, customer_id, ClosedBy.INVOICED)
-    uow.exposure.save_invoice(balance.issued(amount))
+    uow.exposure.invoice_replaces_order(balance.issued(amount))
 
 
 def payment_received(uow: CrmUnitOfWork, *, invoice_id: str, order_id: str, customer_id: str, amount_due: str,

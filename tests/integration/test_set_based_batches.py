@@ -75,7 +75,8 @@ def test_crm_reads_a_batch_s_customers_once_with_their_locks(engine_for):
     """crm's batch locks its customers up front (lock_first) and reads them in that statement:
     three orders of one customer and one of a customer crm does not know make no other read of
     the customers table; each decision reads what it looks at (an earlier decision, the order's
-    tombstone, the exposure) in one statement, and still sees the decisions before it."""
+    tombstone, the exposure) in one statement, and still sees the decisions before it; an approval
+    is written with the order it opens in one statement."""
     from services.crm import events, handlers
     from services.crm.adapters import CrmUnitOfWork
     from services.crm.domain import CreateCustomer
@@ -93,9 +94,14 @@ def test_crm_reads_a_batch_s_customers_once_with_their_locks(engine_for):
     assert sum("FROM customers" in s for s in statements) == 1
     reads = [s for s in statements if s.startswith("SELECT") and "FROM customers" not in s and "advisory" not in s]
     assert len(reads) == 4 and all("credit_decisions" in s and "open_orders" in s for s in reads)  # one per order
+    # each decision is one write, an approval's with the order it opens in the exposure
+    writes = [s for s in statements if "INTO credit_decisions" in s or "INTO open_orders" in s]
+    assert len(writes) == 4 and sum("INTO open_orders" in s for s in writes) == 2, writes
     with engine.connect() as conn:
         decided = dict(conn.execute(sa.text("SELECT order_id, approved FROM credit_decisions")).all())
+        opened = dict(conn.execute(sa.text("SELECT order_id, amount FROM open_orders")).all())
     assert decided == {"O-0": True, "O-1": True, "O-2": False, "O-3": False}  # 120 > 100; no such customer
+    assert opened == {"O-0": 40, "O-1": 40}
 
 
 def test_notification_reads_a_batch_s_contacts_in_one_statement(engine_for):

@@ -92,6 +92,7 @@ class FakeCredit:
     def __init__(self, calls: list[str]) -> None:
         self.calls = calls
         self.decisions: dict[str, CreditDecision] = {}
+        self.exposure: FakeExposure | None = None  # where an approval opens its order (FakeExposure sets it)
 
     def snapshot(self):
         return dict(self.decisions)
@@ -109,6 +110,10 @@ class FakeCredit:
             raise FakeIntegrityError(f"duplicate decision for order {decision.order_id}")
         if decision.approved != (decision.reason == ""):
             raise FakeIntegrityError(f"reason_iff_rejected: {decision}")
+        if decision.approved:
+            assert self.exposure is not None, "an approval opens its order: give FakeExposure this FakeCredit"
+            self.exposure.open_order(OrderExposure(decision.order_id, decision.customer_id, decision.currency_code,
+                                                   decision.order_total))
         self.decisions[decision.order_id] = decision
 
 
@@ -116,6 +121,8 @@ class FakeExposure:
     def __init__(self, calls: list[str], credit: FakeCredit | None = None) -> None:
         self.calls = calls
         self.credit = credit  # its decisions, for before_deciding
+        if credit is not None:
+            credit.exposure = self
         self.orders: dict[str, OrderExposure] = {}
         self.invoices: dict[str, InvoiceBalance] = {}
         self.credit_notes: dict[str, tuple[str, str, Decimal]] = {}
@@ -164,6 +171,10 @@ class FakeExposure:
     def invoice(self, invoice_id: str, customer_id: str, order_id: str, currency_code: str) -> InvoiceBalance:
         self.calls.append(f"invoice {invoice_id}")
         return self.invoices.setdefault(invoice_id, InvoiceBalance(invoice_id, customer_id, order_id, currency_code))
+
+    def invoice_replaces_order(self, balance: InvoiceBalance) -> None:
+        self.close_order(balance.order_id, balance.customer_id, ClosedBy.INVOICED)
+        self.save_invoice(balance)
 
     def save_invoice(self, balance: InvoiceBalance) -> None:
         self.calls.append(f"save invoice {balance.invoice_id}")

@@ -43,6 +43,14 @@ def wait_for(what: str, check, timeout: float = 20.0):
         time.sleep(0.02)
 
 
+def waits_on_a_lock(engine: sa.Engine) -> bool:
+    """Whether a session of the engine's database is waiting for a lock (a forced interleaving's
+    "the other side is blocked now")."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                    " AND wait_event_type = 'Lock'")).scalar_one() > 0
+
+
 def need(name: str, url: str, reachable: bool) -> None:
     """Skip (newcomer's machine) or fail (CI) when an external engine is not reachable."""
     if reachable:

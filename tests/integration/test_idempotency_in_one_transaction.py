@@ -142,17 +142,12 @@ def test_a_twin_waits_on_the_uncommitted_claim_and_takes_its_answer_or_the_key(o
         except Exception as exc:  # noqa: BLE001 - asserted below
             result["error"] = exc
 
-    def the_twin_waits() -> bool:
-        with orders.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                        " AND wait_event_type = 'Lock'")).scalar_one() > 0
-
     waiting = threading.Thread(target=twin)
     with orders.connect() as holder:
         holder.execute(sa.text("INSERT INTO idempotency_keys (request_id, method, fingerprint) VALUES (:k, :m, :fp)"),
                        {"k": key, "m": METHOD, "fp": idempotency.fingerprint(METHOD, request, "")})
         waiting.start()
-        support.wait_for("the twin's claim to wait for the first call's", the_twin_waits)
+        support.wait_for("the twin's claim to wait for the first call's", lambda: support.waits_on_a_lock(orders))
         if first == "commits":
             holder.execute(sa.text("UPDATE idempotency_keys SET response = :r WHERE request_id = :k"),
                            {"k": key, "r": stored.SerializeToString()})

@@ -336,16 +336,11 @@ def test_a_placement_that_waited_for_its_twin_answers_with_the_twin_s_order(worl
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             result["error"] = exc
 
-    def waiting_on_a_lock() -> bool:
-        with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                        " AND wait_event_type = 'Lock'")).scalar_one() > 0
-
     placing = threading.Thread(target=place)
     with runtime.uow() as holder:
         holder.orders.add(twin)
         placing.start()
-        support.wait_for("place_order to wait for the twin's insert", waiting_on_a_lock)
+        support.wait_for("place_order to wait for the twin's insert", lambda: support.waits_on_a_lock(engine))
         holder.commit()
     placing.join(10)
     assert "error" not in result, repr(result.get("error"))
@@ -375,17 +370,12 @@ def test_a_twin_waits_for_the_call_in_progress_and_takes_its_answer_or_its_place
         except grpc.RpcError as err:
             result["error"] = f"{err.code().name}: {err.details()}"
 
-    def a_call_waits_on_a_lock() -> bool:
-        with engine.connect() as conn:
-            return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                        " AND wait_event_type = 'Lock'")).scalar_one() > 0
-
     waiting = threading.Thread(target=twin)
     with engine.connect() as holder:  # the first call, inside its handler
         holder.execute(sa.text("SELECT 1 FROM inventory.idempotency_keys WHERE request_id = :k FOR UPDATE"),
                        {"k": key})
         waiting.start()
-        support.wait_for("the twin to wait for the call in progress", a_call_waits_on_a_lock)
+        support.wait_for("the twin to wait for the call in progress", lambda: support.waits_on_a_lock(engine))
         if owner == "answers":
             holder.execute(sa.text("UPDATE inventory.idempotency_keys SET response = :r WHERE request_id = :k"),
                            {"k": key, "r": first_answer.SerializeToString()})

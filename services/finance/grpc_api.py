@@ -10,6 +10,7 @@ from erp.finance.v1 import finance_pb2 as pb
 from erp.finance.v1 import finance_pb2_grpc
 from mesh import call_context
 from mesh.errors import FieldViolation, InvalidArgument
+from mesh.idempotency import in_one_transaction
 from mesh.protoconv import money, optional_moment, timestamp
 from mesh.service import Runtime
 from services.finance import valuation
@@ -122,6 +123,7 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
                                                           request.page.page_token, now)
         return pb.ListInvoicesResponse(invoices=[invoice_to_proto(i, now) for i in found], next_page_token=token)
 
+    @in_one_transaction
     def RecordPayment(self, request: pb.RecordPaymentRequest, context) -> pb.RecordPaymentResponse:
         cmd = receivables.RecordPayment(request.request_id, request.invoice_id, request.amount.amount,
                                         request.amount.currency_code, request.reference)
@@ -151,6 +153,7 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
                                                    request.page.page_token)
         return pb.ListJournalEntriesResponse(entries=[entry_to_proto(e) for e in found], next_page_token=token)
 
+    @in_one_transaction
     def RecordSupplierBill(self, request: pb.RecordSupplierBillRequest, context) -> pb.RecordSupplierBillResponse:
         cmd = payables.RecordSupplierBill(
             request.request_id, request.purchase_order_id, request.supplier_bill_number,
@@ -178,6 +181,7 @@ class FinanceServicer(finance_pb2_grpc.FinanceServiceServicer):
         bill = payables_handlers.review_supplier_bill(self.runtime.uow(), cmd)
         return pb.ReviewSupplierBillResponse(bill=bill_to_proto(bill))
 
+    @in_one_transaction
     def PaySupplierBill(self, request: pb.PaySupplierBillRequest, context) -> pb.PaySupplierBillResponse:
         cmd = payables.PaySupplierBill(request.request_id, request.bill_id, request.amount.amount,
                                        request.amount.currency_code, request.reference)

@@ -7,6 +7,7 @@ from erp.common.v1 import money_pb2
 from erp.inventory.v1 import inventory_pb2 as pb
 from erp.inventory.v1 import inventory_pb2_grpc
 from mesh import protoconv
+from mesh.idempotency import in_one_transaction
 from mesh.service import Runtime
 from services.inventory import domain, handlers
 from services.inventory.adapters import InventoryUnitOfWork
@@ -56,6 +57,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return pb.BatchGetStockResponse(stocks=[_level(x) for x in levels],
                                         missing=[pb.StockKey(sku=s, warehouse_code=w) for s, w in missing])
 
+    @in_one_transaction
     def AdjustStock(self, request: pb.AdjustStockRequest, context) -> pb.AdjustStockResponse:
         level = handlers.adjust_stock(self.runtime.uow(), self.runtime.cache, domain.AdjustStock(
             request.request_id, request.sku, request.warehouse_code, request.quantity_delta, request.reason,

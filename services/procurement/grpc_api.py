@@ -4,6 +4,7 @@ from __future__ import annotations
 from erp.procurement.v1 import procurement_pb2 as pb
 from erp.procurement.v1 import procurement_pb2_grpc
 from mesh import call_context, protoconv
+from mesh.idempotency import in_one_transaction
 from mesh.service import Runtime
 from services.procurement import domain, handlers
 from services.procurement.adapters import ProcurementUnitOfWork
@@ -121,6 +122,7 @@ class ProcurementServicer(procurement_pb2_grpc.ProcurementServiceServicer):
 
     # ------------------------------------------------------------ purchase orders
 
+    @in_one_transaction
     def CreatePurchaseOrder(self, request, context):
         order = handlers.create_purchase_order(self.uow(), self.deps, request.request_id, request.supplier_id,
                                                _draft(request.warehouse_code, request.lines, request.note))
@@ -171,6 +173,7 @@ class ProcurementServicer(procurement_pb2_grpc.ProcurementServiceServicer):
 
     # ------------------------------------------------------------ goods receipts
 
+    @in_one_transaction
     def RecordGoodsReceipt(self, request, context):
         receipt, order = handlers.receive_goods(self.uow(), self.deps, handlers.ReceiveGoods(
             request.request_id, request.purchase_order_id, tuple((x.line_no, x.quantity) for x in request.lines),

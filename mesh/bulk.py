@@ -1,16 +1,24 @@
 """Set-based writes: many rows written by one statement whose text does not grow with them.
 
 psycopg 3's executemany sends one UPDATE per row (pipelined, but each parsed, planned and
-executed on its own); update_many() sends the rows as one array per column and PostgreSQL
-joins them to the table with unnest, so a batch of rows costs one statement.
+executed on its own), and a multi-row INSERT ... VALUES grows its text and its parameters with
+the rows (psycopg converts a query of more than 50 parameters afresh on every execution: a fifth
+of the orders service's CPU once went to parsing its batches' inserts). Here the rows travel as
+one JSON document, which the statement turns back into typed rows with json_to_recordset: the
+same short statement whatever the batch, converted once.
 
-A multi-row INSERT ... VALUES (SQLAlchemy's insertmanyvalues) is one statement too, but its text
-and its parameters grow with the rows, and psycopg converts a query with more than 50
-parameters afresh on every execution (no cache): measured, a fifth of the orders service's
-CPU went to parsing its batches' outbox, inbox and timeline inserts. insert_many() binds one
-array per column: the same short statement whatever the batch, converted once."""
+Why JSON and not one array per column: psycopg dumps a list element by element in Python (quoting
+each one), and with every outbox, inbox and timeline batch bound that way it was 11-19% of each
+service's Python time under the orders benchmark; json.dumps encodes the whole batch in C, at a
+sixth of the cost for an outbox batch of four. Values JSON has no type for (bytes, datetimes,
+decimals, UUIDs) go as strings in the forms PostgreSQL's input functions read (bytea's hex)."""
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import enum
+import json
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,31 +26,35 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 _POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]  # the dialect's constructor is untyped
+ROWS = "rows"  # the bound parameter that carries the rows: bind with rows(...)
 
 
 def update_many(table: sa.Table, match: Mapping[str, str], columns: Sequence[str]) -> sa.TextClause:
     """UPDATE table SET each of `columns` FROM the rows bound, where every column of `match`
-    equals the row's parameter named by it (the key, and a version the row must still have).
-    Bind with by_column(rows), each row holding the match parameters and the columns. The
-    result's rowcount is the rows that matched: fewer than given is a lost update."""
-    params = [*match.values(), *columns]
+    equals the row's value named by it (the key, and a version the row must still have).
+    Bind with rows(...), each row holding the match names and the columns. The result's
+    rowcount is the rows that matched: fewer than given is a lost update."""
+    names = [*match.values(), *columns]
     return sa.text(
         f"UPDATE {table.name} SET " + ", ".join(f"{column} = v.{column}" for column in columns)
-        + f" FROM unnest({arrays(table, params, [*match, *columns])}) AS v({', '.join(params)})"
-        + " WHERE " + " AND ".join(f"{table.name}.{column} = v.{param}" for column, param in match.items()))
+        + f" FROM {recordset(table, names, [*match, *columns])} AS v"
+        + " WHERE " + " AND ".join(f"{table.name}.{column} = v.{name}" for column, name in match.items()))
 
 
-def arrays(table: sa.Table, params: Sequence[str], columns: Sequence[str]) -> str:
-    """unnest's arguments, for statements of one's own: each parameter an array of its column's type."""
-    return ", ".join(f"CAST(:{param} AS {table.c[column].type.compile(dialect=_POSTGRESQL)}[])"
-                     for param, column in zip(params, columns, strict=True))
+def recordset(table: sa.Table, names: Sequence[str], columns: Sequence[str], numbered: bool = False) -> str:
+    """The bound rows as a FROM item to alias: each name a field of its column's type (names[i]
+    typed as columns[i]). numbered: one more field numbers the rows from 1 in the order given
+    (WITH ORDINALITY; alias every field then, AS v(a, b, row_no))."""
+    fields = ", ".join(f"{name} {table.c[column].type.compile(dialect=_POSTGRESQL)}"
+                       for name, column in zip(names, columns, strict=True))
+    return f"ROWS FROM (json_to_recordset(CAST(:{ROWS} AS json)) AS ({fields}))" + (" WITH ORDINALITY" if numbered else "")
 
 
 def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",
                 set_locally: Mapping[str, str] | None = None) -> sa.TextClause:
     """INSERT INTO table (columns) the rows bound, in the order given (identity columns count
     up in that order); `then`: what follows the rows (ON CONFLICT ..., RETURNING ...). Bind
-    with by_column(rows), each row holding the columns. set_locally: settings (name -> value,
+    with rows(...), each row holding the columns. set_locally: settings (name -> value,
     constants) made for the rest of the transaction by the same statement, before its rows go in."""
     names = ", ".join(columns)
     settings, joined = "", ""
@@ -53,7 +65,7 @@ def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",
         joined = ", settings"
     return sa.text(
         f"{settings}INSERT INTO {table.name} ({names}) SELECT {names}"
-        f" FROM unnest({arrays(table, columns, columns)}) WITH ORDINALITY AS v({names}, row_no){joined}"
+        f" FROM {recordset(table, columns, columns, numbered=True)} AS v({names}, row_no){joined}"
         f" ORDER BY row_no {then}".rstrip())
 
 
@@ -63,18 +75,32 @@ def insert_with_rows(table: sa.Table, columns: Sequence[str], rows_table: sa.Tab
     lines) in one statement: the row's INSERT is a CTE the rows' INSERT selects from, so the rows
     go in only when the row did (on_conflict: its ON CONFLICT clause; when it inserts nothing,
     neither goes in) and carry its `key` (a column of both, which the row may generate). Bind the
-    row's columns by name and the rows with by_column() under row_<column>. The result: the key,
-    in one row when the row went in, no row otherwise."""
-    names, params = ", ".join(row_columns), [f"row_{c}" for c in row_columns]
+    row's columns by name and its rows with rows(...), each holding row_columns. The result: the
+    key, in one row when the row went in, no row otherwise."""
+    names = ", ".join(row_columns)
     return sa.text(
         f"WITH new_row AS (INSERT INTO {table.name} ({', '.join(columns)})"
         f" VALUES ({', '.join(f':{c}' for c in columns)}) {on_conflict} RETURNING {key}),"
         f" new_rows AS (INSERT INTO {rows_table.name} ({key}, {names})"
         f" SELECT new_row.{key}, {', '.join(f'v.{c}' for c in row_columns)} FROM new_row,"
-        f" unnest({arrays(rows_table, params, row_columns)}) WITH ORDINALITY AS v({names}, row_no) ORDER BY row_no)"
+        f" {recordset(rows_table, row_columns, row_columns, numbered=True)} AS v({names}, row_no) ORDER BY row_no)"
         f" SELECT {key} FROM new_row")
 
 
-def by_column(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """update_many's and insert_many's parameters: rows of name -> value as name -> one value per row."""
-    return {name: [row[name] for row in rows] for name in rows[0]}
+def rows(values: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The parameter of update_many's, insert_many's and insert_with_rows' statements: the rows
+    (name -> value each) as one JSON document."""
+    return {ROWS: json.dumps(values, default=_json_value, separators=(",", ":"))}
+
+
+def _json_value(value: Any) -> Any:
+    """A value JSON has no type for, in the text form its column's input function reads."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    if isinstance(value, dt.date | dt.time):  # datetimes too
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} {value!r} has no JSON form for a bulk statement")

@@ -155,7 +155,7 @@ class UnitOfWork:
         emitted = bool(self._outbox)
         if emitted:  # the emitted events, in emit order (the relay ships by id)
             rows, self._outbox = self._outbox, []
-            self.connection.execute(OUTBOX_INSERT, bulk.by_column(rows))
+            self.connection.execute(OUTBOX_INSERT, bulk.rows(rows))
         # A commit without events does not wake the relay: it would read the outbox for nothing.
         hooks = [*self._after_commit, *([self._on_events] if emitted and self._on_events else [])]
         self._committed = True

@@ -242,9 +242,9 @@ class Consumer:
         """Records the events in the inbox and runs the handler of each new one, in order, in
         uow's transaction; a duplicate (its inbox row is there, or it came earlier in this
         batch) changes nothing. Returns the events applied."""
-        first_time = set(uow.connection.execute(recording, {
-            "consumer": [self.handlers.consumer] * len(ready), "event_id": [e.envelope.event_id for _, e in ready],
-            "event_type": [e.envelope.event_type for _, e in ready]}).scalars())
+        first_time = set(uow.connection.execute(recording, bulk.rows([
+            {"consumer": self.handlers.consumer, "event_id": e.envelope.event_id, "event_type": e.envelope.event_type}
+            for _, e in ready])).scalars())
         applied = []
         for handler, event in ready:
             env = event.envelope

@@ -213,14 +213,14 @@ class DeliveryRepository:
         """Writes each delivery's state after an attempt, and the attempts themselves."""
         if not attempted:
             return
-        updated = self.conn.execute(_RECORD, bulk.by_column([{
+        updated = self.conn.execute(_RECORD, bulk.rows([{
             "id": d.delivery_id, "before": attempt.attempt_no - 1, "status": str(d.status), "attempts": d.attempts,
             "last_error": d.last_error, "last_attempt_at": d.last_attempt_at,
             "next_attempt_at": d.next_attempt_at} for d, attempt in attempted])).rowcount
         if updated != len(attempted):
             raise Aborted(f"deliveries {', '.join(d.delivery_id for d, _ in attempted)} were changed by another "
                           "dispatcher at the same time; read them again and retry")
-        self.conn.execute(_ATTEMPT_INSERT, bulk.by_column([{
+        self.conn.execute(_ATTEMPT_INSERT, bulk.rows([{
             "delivery_id": attempt.delivery_id, "attempt_no": attempt.attempt_no,
             "attempted_at": attempt.attempted_at, "ok": attempt.ok, "error": attempt.error}
             for _, attempt in attempted]))

@@ -117,7 +117,7 @@ class OrderRepository:
         request id (a twin request that committed first, even while this one waited for it)."""
         if not order.lines:
             raise ValueError(f"order {order.order_id} has no lines")  # domain.new_order refuses that first
-        lines = bulk.by_column([{f"row_{c}": getattr(line, c) for c in _LINE_COLUMNS} for line in order.lines])
+        lines = bulk.rows([{c: getattr(line, c) for c in _LINE_COLUMNS} for line in order.lines])
         if self.conn.execute(_INSERT, {**_row(order), **lines}).first() is None:
             return False
         self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
@@ -156,7 +156,7 @@ class OrderRepository:
             return
         changed, self._changed = list(self._changed.values()), {}
         rows = [{"order_id": order.order_id, "loaded": order.loaded_version, **_state(order)} for order in changed]
-        if self.conn.execute(_SAVE_MANY, bulk.by_column(rows)).rowcount != len(rows):
+        if self.conn.execute(_SAVE_MANY, bulk.rows(rows)).rowcount != len(rows):
             which = (f"order {changed[0].order_id}" if len(changed) == 1
                      else "one of the orders " + ", ".join(order.order_id for order in changed))
             raise Aborted(f"{which} was changed by another request at the same time; read it again and retry")
@@ -265,7 +265,7 @@ class TimelineRepository:
     def flush(self) -> None:
         if self._pending:
             rows, self._pending = self._pending, []
-            self.conn.execute(_ADD_STEPS, bulk.by_column(rows))
+            self.conn.execute(_ADD_STEPS, bulk.rows(rows))
 
     def steps(self, order_id: str, after: tuple[dt.datetime, int] | None, limit: int) -> list[Step]:
         """The order's steps in time order (ties in the order recorded), after a key."""

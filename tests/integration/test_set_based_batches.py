@@ -2,6 +2,8 @@
 statements are counted as the driver sends them, since that count is what the batch saves."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import sqlalchemy as sa
 
 from erp.common.v1.money_pb2 import Money
@@ -141,8 +143,8 @@ def test_insert_many_keeps_the_rows_order_and_one_statement_text_for_any_batch(e
     engine = engine_for("orders")
     at = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 
-    def steps(keys: list[str]) -> dict[str, list]:
-        return bulk.by_column([{"order_id": "O-1", "step_key": key, "kind": "placed", "service": "orders",
+    def steps(keys: list[str]) -> dict[str, str]:
+        return bulk.rows([{"order_id": "O-1", "step_key": key, "kind": "placed", "service": "orders",
                                 "occurred_at": at, "detail": key, "event_id": ""} for key in keys])
 
     few, many = ["c", "a", "c", "b"], [f"k{n:03}" for n in reversed(range(200))]
@@ -251,3 +253,42 @@ def test_a_row_and_its_rows_go_in_with_one_statement(engine_for):
                                       " ORDER BY line_no"), {"e": ids[0]}).all()
     assert stored == [(1, accounts[2], Decimal("7.00"), Decimal("0.00")), (2, accounts[0], Decimal("0.00"),
                       Decimal("5.00")), (3, accounts[1], Decimal("0.00"), Decimal("2.00"))]
+
+
+def test_bulk_rows_come_back_exactly_as_bound(engine_for):
+    """mesh.bulk sends rows as one JSON document: bytes (every byte value), text JSON must escape
+    (quotes, backslashes, newlines, non-ASCII), an aware and a far datetime, a NULL, a UUID and
+    a decimal read back from PostgreSQL exactly as given; a value JSON has no form for is refused
+    before anything is sent."""
+    import datetime as dt
+    import uuid
+
+    import pytest
+
+    from mesh import bulk
+    from mesh.uow import OUTBOX_INSERT
+    from services.orders.adapters import _SAVE_MANY, _STATE
+
+    engine = engine_for("orders")
+    envelope_bytes, awkward = bytes(range(256)), 'quote " backslash \\ newline \n tab \t é ☃ 𝄞 \x7f'
+    event_id = uuid.uuid4()
+    at = dt.datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=-7)))
+    with engine.begin() as conn:
+        conn.execute(OUTBOX_INSERT, bulk.rows([{"event_id": event_id, "event_type": awkward, "aggregate_id": "A",
+                                                "envelope": envelope_bytes}]))
+        conn.execute(sa.text("INSERT INTO orders (order_id, request_id, customer_id, currency_code, status, version,"
+                             " rejection_reason, created_at, updated_at) VALUES ('O-1', 'R-1', 'C', 'EUR', 'pending',"
+                             " 1, '', now(), now())"))
+        state = {"status": "confirmed", "version": 2, "rejection_reason": awkward, "updated_at": at,
+                 "stock_step": "done", "credit_step": "done", "invoice_id": "", "drives": 0, "driven_at": None,
+                 "invoiced_amount": Decimal("12345678901234.5678"), "amount_paid": Decimal("-0.0001"),
+                 "cancellation_reason": ""}
+        assert set(state) == set(_STATE)
+        assert conn.execute(_SAVE_MANY, bulk.rows([{"order_id": "O-1", "loaded": 1, **state}])).rowcount == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT event_id, event_type, envelope FROM outbox")).one() == (
+            event_id, awkward, envelope_bytes)
+        stored = conn.execute(sa.text(f"SELECT {', '.join(_STATE)} FROM orders")).one()._asdict()
+    assert stored == state
+    with pytest.raises(TypeError, match="no JSON form"):
+        bulk.rows([{"x": object()}])

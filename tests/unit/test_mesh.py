@@ -2,6 +2,7 @@
 envelopes and settings."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -19,7 +20,7 @@ from sqlalchemy import exc as sa_exc
 from erp.events.v1 import envelope_pb2
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
-from mesh import call_context, faults, locks, money, settings
+from mesh import bulk, call_context, faults, locks, money, settings
 from mesh.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -239,18 +240,18 @@ class StubUnitOfWork:
     """Just enough of a unit of work for Consumer._apply: the inbox insert says 'first time' for every event."""
 
     class _Result:
-        def __init__(self, columns: dict[str, list]) -> None:
-            self.columns = columns
+        def __init__(self, parameters: dict[str, str] | None) -> None:
+            self.parameters = parameters
 
-        def scalars(self):
-            return self.columns["event_id"]
+        def scalars(self):  # the inbox insert's: its rows came as mesh.bulk.rows()
+            return [row["event_id"] for row in json.loads(self.parameters[bulk.ROWS])]
 
     def __init__(self, log: list[str]) -> None:
         self.log = log
         self.connection = self
 
     def execute(self, statement, parameters=None):
-        self.log.append("inbox" if parameters and "event_id" in parameters else "set")
+        self.log.append("inbox" if parameters and bulk.ROWS in parameters else "set")
         return self._Result(parameters)
 
     def lock_all(self, refs, then_lock_timeout=None) -> None:

@@ -115,8 +115,8 @@ class JournalRepository:
     def post(self, entry: JournalEntry) -> int:
         """Inserts a checked entry and its lines; returns its id. Never updates anything."""
         entry.check()
-        lines = bulk.by_column([{"row_line_no": i + 1, "row_account": line.account, "row_debit": line.debit,
-                                 "row_credit": line.credit} for i, line in enumerate(entry.lines)])
+        lines = bulk.rows([{"line_no": i + 1, "account": line.account, "debit": line.debit, "credit": line.credit}
+                           for i, line in enumerate(entry.lines)])
         return self.conn.execute(_ENTRY_INSERT, {
             "memo": entry.memo, "reference": entry.reference, "currency_code": entry.currency_code,
             "reverses_entry_id": entry.reverses_entry_id, **lines}).scalar_one()

@@ -140,7 +140,7 @@ class InvoiceRepository:
         self.conn = conn
 
     def add(self, invoice: Invoice) -> None:
-        lines = bulk.by_column([{f"row_{c}": getattr(line, c) for c in _INVOICE_LINE_COLUMNS} for line in invoice.lines])
+        lines = bulk.rows([{c: getattr(line, c) for c in _INVOICE_LINE_COLUMNS} for line in invoice.lines])
         self.conn.execute(_INVOICE_INSERT, {**_invoice_row(invoice), **lines})
 
     def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None:

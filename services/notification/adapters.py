@@ -110,8 +110,11 @@ held_notifications = sa.Table(
 # compiled form instead of building and hashing a new statement per call.
 _CONTACT = sa.select(contacts).where(contacts.c.customer_id == sa.bindparam("id"))
 _CONTACTS = sa.select(contacts).where(contacts.c.customer_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Text))))
-_DELIVERY_INSERT = (insert(deliveries).on_conflict_do_nothing(constraint="one_delivery_per_event_channel_recipient")
-                    .returning(sa.literal(1)))
+# A transaction's deliveries in one statement at its commit, in the order queued; one the event
+# already has for that channel and recipient is left out.
+_DELIVERY_COLUMNS = [c.name for c in deliveries.c]
+_DELIVERIES_INSERT = bulk.insert_many(deliveries, _DELIVERY_COLUMNS,
+                                      "ON CONFLICT ON CONSTRAINT one_delivery_per_event_channel_recipient DO NOTHING")
 # 'pending' is written into the SQL, not bound: PostgreSQL uses the partial index deliveries_due
 # (WHERE status = 'pending') only for a predicate it can prove, and a prepared statement's generic
 # plan cannot prove "status = $1" (measured: a sequential scan of all deliveries per dispatch).
@@ -189,16 +192,23 @@ def _delivery(row) -> Delivery:
 class DeliveryRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self._queued: list[dict] = []
 
-    def add(self, d: Delivery) -> bool:
-        """Inserts the delivery; False (and nothing written) when the event already has one
-        for that channel and recipient."""
-        return self.conn.execute(_DELIVERY_INSERT, {
+    def add(self, d: Delivery) -> None:
+        """Queues the delivery for the commit (flush), where one the event already has for that
+        channel and recipient is left out (a repeated event, or one released twice)."""
+        self._queued.append({
             "delivery_id": d.delivery_id, "event_id": d.event_id, "event_type": d.event_type,
             "customer_id": d.customer_id, "channel": str(d.channel), "recipient": d.recipient, "subject": d.subject,
             "body": d.body, "data": d.data, "status": str(d.status), "attempts": d.attempts,
             "last_error": d.last_error, "created_at": d.created_at, "last_attempt_at": d.last_attempt_at,
-            "next_attempt_at": d.next_attempt_at}).first() is not None
+            "next_attempt_at": d.next_attempt_at})
+
+    def flush(self) -> None:
+        """Writes the queued deliveries: one statement for the transaction (a consumer's batch)."""
+        if self._queued:
+            queued, self._queued = self._queued, []
+            self.conn.execute(_DELIVERIES_INSERT, bulk.rows(queued))
 
     def claim_due(self, now: dt.datetime, limit: int = 1) -> list[Delivery]:
         """Up to `limit` pending deliveries that are due, oldest first, locked; rows other
@@ -319,6 +329,9 @@ class NotificationUnitOfWork(UnitOfWork):
         self.contacts = ContactRepository(self.connection)
         self.deliveries = DeliveryRepository(self.connection)
         self.held = HeldRepository(self.connection)
+
+    def flush(self) -> None:
+        self.deliveries.flush()
 
 
 # ---------------------------------------------------------------- senders

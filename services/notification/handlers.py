@@ -50,9 +50,10 @@ def on_customer_updated(uow: NotificationUnitOfWork, update: Contact, problems: 
 def notify(uow: NotificationUnitOfWork, cmd: Notify, wake: Callable[[], None] = lambda: None,
            now: dt.datetime | None = None,
            new_id: Callable[[], str] = _new_id) -> list[Delivery]:
-    """Renders the event's template and queues one delivery per channel the customer has.
-    A repeated event queues nothing. The dispatcher is woken once this commits. An event
-    whose customer is not known yet is held for it (nothing queued yet)."""
+    """Renders the event's template and queues one delivery per channel the customer has; returns
+    them. They are written when the transaction commits, where a repeated event's are left out
+    (the deliveries table keeps one per event, channel and recipient). The dispatcher is woken once
+    this commits. An event whose customer is not known yet is held for it (nothing queued yet)."""
     contact = uow.contacts.get(cmd.customer_id)
     if contact is None:
         hold(uow, cmd, now)
@@ -92,13 +93,14 @@ def notify_contact(uow: NotificationUnitOfWork, contact: Contact, cmd: Notify, w
     fields = {**cmd.fields, "customer_id": contact.customer_id, "customer_name": contact.name or contact.customer_id}
     cmd = Notify(cmd.event_id, cmd.event_type, cmd.customer_id, fields)
     planned = domain.plan(contact, cmd, templates.render(cmd.event_type, fields), new_id, now or _now())
-    queued = [d for d in planned if uow.deliveries.add(d)]
-    if queued:
+    for d in planned:
+        uow.deliveries.add(d)
+    if planned:
         uow.after_commit(wake)
-    elif not planned:
+    else:
         log.info("customer %s has no email or webhook; %s %s not sent", cmd.customer_id, cmd.event_type,
                  cmd.event_id)
-    return queued
+    return planned
 
 
 # Deliveries claimed and recorded per transaction, and how long one batch may spend sending:

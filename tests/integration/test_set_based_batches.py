@@ -2,6 +2,7 @@
 statements are counted as the driver sends them, since that count is what the batch saves."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import sqlalchemy as sa
@@ -126,16 +127,30 @@ def test_notification_reads_a_batch_s_contacts_in_one_statement(engine_for):
                       "O-2")]
     statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 4))
     assert sum("FROM contacts" in s for s in statements) == 1
+    assert sum("INSERT INTO deliveries" in s for s in statements) == 1  # the batch's three, at its commit
     with engine.connect() as conn:
         queued = conn.execute(sa.text("SELECT recipient, count(*) FROM deliveries GROUP BY recipient")).all()
     assert dict(queued) == {"a@example.test": 1, "b@example.test": 2}
+    # One the event already has for that channel and recipient is left out at the commit, twice in one
+    # statement too; the rest go in.
+    import dataclasses
+
+    with NotificationUnitOfWork(engine, "notification") as uow:
+        first = uow.deliveries.claim_due(dt.datetime(2999, 1, 1, tzinfo=dt.UTC), limit=1)[0]
+        for n in range(2):
+            uow.deliveries.add(dataclasses.replace(first, delivery_id=f"again-{n}"))
+        uow.deliveries.add(dataclasses.replace(first, delivery_id="other", recipient="c@example.test"))
+        uow.commit()
+    with engine.connect() as conn:
+        ids = conn.execute(sa.text("SELECT delivery_id FROM deliveries WHERE event_id = :e ORDER BY delivery_id"),
+                           {"e": first.event_id}).scalars().all()
+    assert ids == sorted([first.delivery_id, "other"])
 
 
 def test_insert_many_keeps_the_rows_order_and_one_statement_text_for_any_batch(engine_for):
     """mesh.bulk.insert_many, on the outbox and orders' timeline: identity values count up in
     the order the rows were given, a row repeating a key of the same batch is skipped by ON
     CONFLICT DO NOTHING, and batches of 3 and 200 rows send the same statement text."""
-    import datetime as dt
 
     from mesh import bulk
     from services.orders.adapters import _ADD_STEPS, OrdersUnitOfWork
@@ -260,7 +275,6 @@ def test_bulk_rows_come_back_exactly_as_bound(engine_for):
     (quotes, backslashes, newlines, non-ASCII), an aware and a far datetime, a NULL, a UUID and
     a decimal read back from PostgreSQL exactly as given; a value JSON has no form for is refused
     before anything is sent."""
-    import datetime as dt
     import uuid
 
     import pytest

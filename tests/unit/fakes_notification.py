@@ -64,14 +64,14 @@ class FakeDeliveries:
         rows, attempts = snap
         self.rows, self.attempt_rows = dict(rows), list(attempts)
 
-    def add(self, d: Delivery) -> bool:
+    def add(self, d: Delivery) -> None:
+        """Written at once here; the real one writes at the commit, which nothing before it reads."""
         if d.delivery_id in self.rows:
             raise FakeIntegrityError(f"duplicate delivery id {d.delivery_id}")
         if any((r.event_id, r.channel, r.recipient) == (d.event_id, d.channel, d.recipient)
                for r in self.rows.values()):
-            return False  # ON CONFLICT (event_id, channel, recipient) DO NOTHING
+            return  # ON CONFLICT (event_id, channel, recipient) DO NOTHING
         self.rows[d.delivery_id] = d
-        return True
 
     def get(self, delivery_id: str) -> Delivery | None:
         return self.rows.get(delivery_id)

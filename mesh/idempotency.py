@@ -78,7 +78,7 @@ from google.rpc import error_details_pb2
 from psycopg import errors as pg_errors
 from sqlalchemy.dialects.postgresql import BYTEA
 
-from mesh import call_context, faults, uow
+from mesh import bulk, call_context, faults, uow
 from mesh.errors import Aborted, AlreadyExists, DomainError
 from mesh.interceptors import HandlerRegistry, MethodHandler, WrappingServer
 
@@ -256,6 +256,8 @@ _CLAIM_ANSWERED = sa.text(
     " ON CONFLICT (request_id) DO NOTHING"
 ).bindparams(sa.bindparam("fingerprint", type_=BYTEA), sa.bindparam("response", type_=BYTEA))
 _STORE = keys.update().where(keys.c.request_id == sa.bindparam("key")).values(response=sa.bindparam("response"))
+# The answer and the events of the call's shared transaction, in one statement (mesh.uow.with_events).
+_STORE_WITH_EVENTS = uow.with_events("UPDATE idempotency_keys SET response = :response WHERE request_id = :key")
 _FREE = keys.delete().where(keys.c.request_id == sa.bindparam("key"), keys.c.response.is_(None))
 
 
@@ -373,7 +375,11 @@ class Idempotency:
                 conn.rollback()
                 conn.execution_options(isolation_level=conn.default_isolation_level)
             return response
-        conn.execute(_STORE, {"key": key, "response": answer["response"]})
+        stored = {"key": key, "response": answer["response"]}
+        if transaction.events:
+            conn.execute(_STORE_WITH_EVENTS, {**stored, **bulk.rows(transaction.events)})
+        else:
+            conn.execute(_STORE, stored)
         conn.commit()
         transaction.committed()
         return response

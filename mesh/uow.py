@@ -27,16 +27,25 @@ log = logging.getLogger("mesh.uow")
 OUTBOX_INSERT = bulk.insert_many(outbox, ["event_id", "event_type", "aggregate_id", "envelope"])
 
 
+def with_events(statement: str) -> sa.TextClause:
+    """`statement` (an INSERT, UPDATE or DELETE) that also writes a shared transaction's events
+    (SharedTransaction.events) to the outbox: its owner's last statement carries them, one round
+    trip less per call. Bind the events with bulk.rows(events)."""
+    return sa.text(f"WITH events AS ({OUTBOX_INSERT.text}) {statement}")
+
+
 class SharedTransaction:
     """An open transaction the first unit of work entered in this context joins. Its owner
     commits it once the work is done, then calls `committed()`; `ready` says whether the
     unit of work that joined it committed its part (False: it left without committing, so
-    what it did must not be kept)."""
+    what it did must not be kept); `events`, the outbox rows of that part, which the owner
+    writes with its own last statement (with_events)."""
 
     def __init__(self, engine: sa.Engine, connection: sa.Connection) -> None:
         self.engine, self.connection = engine, connection
         self.joined = False
         self.ready = False
+        self.events: list[dict[str, Any]] = []
         self._after_commit: list[Callable[[], None]] = []
 
     def join(self, engine: sa.Engine) -> sa.Connection | None:
@@ -46,9 +55,10 @@ class SharedTransaction:
         self.joined = True
         return self.connection
 
-    def part_done(self, after_commit: list[Callable[[], None]]) -> None:
+    def part_done(self, after_commit: list[Callable[[], None]], events: list[dict[str, Any]]) -> None:
         self.ready = True
         self._after_commit.extend(after_commit)
+        self.events = events
 
     def committed(self) -> None:
         """The owner committed: the joined unit of work's after-commit work runs now."""
@@ -152,16 +162,15 @@ class UnitOfWork:
 
     def commit(self) -> None:
         self.flush()
-        emitted = bool(self._outbox)
-        if emitted:  # the emitted events, in emit order (the relay ships by id)
-            rows, self._outbox = self._outbox, []
-            self.connection.execute(OUTBOX_INSERT, bulk.rows(rows))
+        events, self._outbox = self._outbox, []  # in emit order (the relay ships by id)
         # A commit without events does not wake the relay: it would read the outbox for nothing.
-        hooks = [*self._after_commit, *([self._on_events] if emitted and self._on_events else [])]
+        hooks = [*self._after_commit, *([self._on_events] if events and self._on_events else [])]
         self._committed = True
         if self._shared is not None:
-            self._shared.part_done(hooks)
+            self._shared.part_done(hooks, events)  # written with the owner's last statement
             return
+        if events:
+            self.connection.execute(OUTBOX_INSERT, bulk.rows(events))
         self.connection.commit()
         _run_hooks(hooks)
 

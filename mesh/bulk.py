@@ -70,13 +70,14 @@ def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",
 
 
 def insert_with_rows(table: sa.Table, columns: Sequence[str], rows_table: sa.Table, row_columns: Sequence[str],
-                     key: str, on_conflict: str = "") -> sa.TextClause:
+                     key: str, on_conflict: str = "", also: str = "") -> sa.TextClause:
     """One row and the rows that belong to it (an order and its lines, a journal entry and its
     lines) in one statement: the row's INSERT is a CTE the rows' INSERT selects from, so the rows
     go in only when the row did (on_conflict: its ON CONFLICT clause; when it inserts nothing,
     neither goes in) and carry its `key` (a column of both, which the row may generate). Bind the
-    row's columns by name and its rows with rows(...), each holding row_columns. The result: the
-    key, in one row when the row went in, no row otherwise."""
+    row's columns by name and its rows with rows(...), each holding row_columns. also: more
+    writes of the same statement, CTEs ("name AS (INSERT ...)") that may select from new_row (its
+    key). The result: the key, in one row when the row went in, no row otherwise."""
     names = ", ".join(row_columns)
     return sa.text(
         f"WITH new_row AS (INSERT INTO {table.name} ({', '.join(columns)})"
@@ -84,7 +85,7 @@ def insert_with_rows(table: sa.Table, columns: Sequence[str], rows_table: sa.Tab
         f" new_rows AS (INSERT INTO {rows_table.name} ({key}, {names})"
         f" SELECT new_row.{key}, {', '.join(f'v.{c}' for c in row_columns)} FROM new_row,"
         f" {recordset(rows_table, row_columns, row_columns, numbered=True)} AS v({names}, row_no) ORDER BY row_no)"
-        f" SELECT {key} FROM new_row")
+        f"{', ' + also if also else ''} SELECT {key} FROM new_row")
 
 
 def rows(values: Sequence[Mapping[str, Any]]) -> dict[str, str]:

@@ -72,8 +72,12 @@ _STATE = ["status", "version", "rejection_reason", "updated_at", "stock_step", "
           "invoiced_amount", "amount_paid", "cancellation_reason", "drives", "driven_at"]
 _PLACED = ["order_id", "request_id", "customer_id", "currency_code", "created_at", *_STATE]
 _LINE_COLUMNS = ["line_no", "sku", "warehouse_code", "quantity", "unit_price"]
+# Its first timeline step goes in with it, in the same statement.
+_FIRST_STEP = ("first_step AS (INSERT INTO order_timeline (order_id, step_key, kind, service, occurred_at, detail,"
+               " event_id) SELECT order_id, :first_step_key, :first_kind, :first_service,"
+               " CAST(:first_occurred_at AS timestamptz), :first_detail, :first_event_id FROM new_row)")
 _INSERT = bulk.insert_with_rows(orders, _PLACED, order_lines, _LINE_COLUMNS, "order_id",
-                                on_conflict="ON CONFLICT (request_id) DO NOTHING")
+                                on_conflict="ON CONFLICT (request_id) DO NOTHING", also=_FIRST_STEP)
 # An order with its lines in one round trip: one row per line, the order's columns repeated.
 _WITH_LINES = (sa.select(orders, *(c.label(f"line_{c.name}") for c in order_lines.c if c.name != "order_id"))
                .join(order_lines, order_lines.c.order_id == orders.c.order_id)
@@ -112,13 +116,17 @@ class OrderRepository:
         self._locked: dict[str, Order] = {}  # read for update in this transaction
         self._changed: dict[str, Order] = {}  # saved, written at flush
 
-    def add(self, order: Order) -> bool:
-        """Inserts the order; False (and nothing inserted) when another order already has its
-        request id (a twin request that committed first, even while this one waited for it)."""
+    def add(self, order: Order, first_step: Step) -> bool:
+        """Inserts the order, its lines and its first timeline step; False (and nothing inserted)
+        when another order already has its request id (a twin request that committed first, even
+        while this one waited for it)."""
         if not order.lines:
             raise ValueError(f"order {order.order_id} has no lines")  # domain.new_order refuses that first
+        if first_step.order_id != order.order_id:
+            raise ValueError(f"step {first_step.key} is not order {order.order_id}'s")
         lines = bulk.rows([{c: getattr(line, c) for c in _LINE_COLUMNS} for line in order.lines])
-        if self.conn.execute(_INSERT, {**_row(order), **lines}).first() is None:
+        step = {f"first_{name}": value for name, value in _step_row(first_step).items() if name != "order_id"}
+        if self.conn.execute(_INSERT, {**_row(order), **lines, **step}).first() is None:
             return False
         self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
         return True
@@ -250,6 +258,11 @@ _STEPS = (sa.select(order_timeline)
 _STEP_KINDS = sa.select(order_timeline.c.kind).where(order_timeline.c.order_id == sa.bindparam("id")).distinct()
 
 
+def _step_row(step: Step) -> dict[str, object]:
+    return {"order_id": step.order_id, "step_key": step.key, "kind": str(step.kind), "service": step.service,
+            "occurred_at": step.at, "detail": step.detail, "event_id": step.event_id}
+
+
 class TimelineRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
@@ -258,9 +271,7 @@ class TimelineRepository:
     def add(self, step: Step) -> None:
         """Records a step when the transaction commits (flush), in the order added; nothing when
         its order has that step already (a redelivered or republished event)."""
-        self._pending.append({
-            "order_id": step.order_id, "step_key": step.key, "kind": str(step.kind), "service": step.service,
-            "occurred_at": step.at, "detail": step.detail, "event_id": step.event_id})
+        self._pending.append(_step_row(step))
 
     def flush(self) -> None:
         if self._pending:

@@ -22,14 +22,13 @@ def place_order(uow: OrdersUnitOfWork, cmd: domain.PlaceOrder, default_warehouse
     with uow:
         # Inserted first, read only on a conflict: a repeat (or a twin that committed while this one
         # waited) inserts nothing, and then its first placement's order answers.
-        if not uow.orders.add(order):
+        if not uow.orders.add(order, timeline.placed(order)):
             first = uow.orders.by_request(cmd.request_id)
             if first is None:  # not seen: ON CONFLICT waits for the twin's commit
                 raise Aborted(f"request_id {cmd.request_id} was being placed by another request; retry")
             return _repeat(first, cmd)
         uow.emit(aggregate_type="order", aggregate_id=order.order_id, version=order.version,
                  payload=_order_placed(order))
-        uow.timeline.add(timeline.placed(order))
         uow.commit()
     return order
 

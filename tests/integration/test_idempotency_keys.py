@@ -323,6 +323,7 @@ def test_a_placement_that_waited_for_its_twin_answers_with_the_twin_s_order(worl
     _, started, engine = world
     from services.orders import domain as orders_domain
     from services.orders import handlers as orders_handlers
+    from services.orders import timeline as orders_timeline
 
     runtime = started["orders"].runtime
     cmd = orders_domain.PlaceOrder(request_id=_key("PlaceOrder"), customer_id=CUSTOMER, currency_code=EUR,
@@ -338,7 +339,7 @@ def test_a_placement_that_waited_for_its_twin_answers_with_the_twin_s_order(worl
 
     placing = threading.Thread(target=place)
     with runtime.uow() as holder:
-        holder.orders.add(twin)
+        holder.orders.add(twin, orders_timeline.placed(twin))
         placing.start()
         support.wait_for("place_order to wait for the twin's insert", lambda: support.waits_on_a_lock(engine))
         holder.commit()

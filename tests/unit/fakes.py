@@ -323,7 +323,8 @@ class FakeStock:
 
 
 class FakeOrders:
-    def __init__(self) -> None:
+    def __init__(self, timeline: FakeTimeline) -> None:
+        self.timeline = timeline
         self.rows: dict[str, Order] = {}
         self.saves = 0
         self.clock = dt.datetime.now(dt.UTC)  # the database's now(): tests move it
@@ -342,12 +343,14 @@ class FakeOrders:
     def restore(self, snap) -> None:
         self.rows = copy.deepcopy(snap)
 
-    def add(self, order: Order) -> bool:
+    def add(self, order: Order, first_step: Step) -> bool:
+        """With its first step, into the timeline it was given, as the real one's statement does."""
         if order.order_id in self.rows:
             raise FakeIntegrityError(f"duplicate order {order.order_id}")
         if any(o.request_id == order.request_id for o in self.rows.values()):
             return False  # as the real one: ON CONFLICT (request_id) DO NOTHING
         self.rows[order.order_id] = copy.deepcopy(order)
+        self.timeline.add(first_step)
         return True
 
     @staticmethod

@@ -27,7 +27,7 @@ CONSUMES = orders_events.build()
 
 @pytest.fixture
 def uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork(orders=FakeOrders(), timeline=FakeTimeline())
+    return FakeUnitOfWork(orders=FakeOrders(timeline := FakeTimeline()), timeline=timeline)
 
 
 def eur(amount: str) -> money_pb2.Money:

@@ -40,7 +40,7 @@ def fields(exc: pytest.ExceptionInfo[InvalidArgument]) -> list[str]:
 
 @pytest.fixture
 def uow() -> FakeUnitOfWork:
-    return FakeUnitOfWork(orders=FakeOrders(), timeline=FakeTimeline())
+    return FakeUnitOfWork(orders=FakeOrders(timeline := FakeTimeline()), timeline=timeline)
 
 
 # ---------------------------------------------------------------- new_order validation

@@ -255,9 +255,10 @@ _CLAIM_ANSWERED = sa.text(
     " FROM (SELECT set_config('synchronous_commit', 'off', true)) AS no_flush"
     " ON CONFLICT (request_id) DO NOTHING"
 ).bindparams(sa.bindparam("fingerprint", type_=BYTEA), sa.bindparam("response", type_=BYTEA))
-_STORE = keys.update().where(keys.c.request_id == sa.bindparam("key")).values(response=sa.bindparam("response"))
+_STORE_SQL = "UPDATE idempotency_keys SET response = :response WHERE request_id = :key"
+_STORE = sa.text(_STORE_SQL).bindparams(sa.bindparam("response", type_=BYTEA))
 # The answer and the events of the call's shared transaction, in one statement (mesh.uow.with_events).
-_STORE_WITH_EVENTS = uow.with_events("UPDATE idempotency_keys SET response = :response WHERE request_id = :key")
+_STORE_WITH_EVENTS = uow.with_events(_STORE_SQL).bindparams(sa.bindparam("response", type_=BYTEA))
 _FREE = keys.delete().where(keys.c.request_id == sa.bindparam("key"), keys.c.response.is_(None))
 
 

@@ -78,7 +78,7 @@ from google.rpc import error_details_pb2
 from psycopg import errors as pg_errors
 from sqlalchemy.dialects.postgresql import BYTEA
 
-from mesh import bulk, call_context, faults, uow
+from mesh import bulk, call_context, faults, sql, uow
 from mesh.errors import Aborted, AlreadyExists, DomainError
 from mesh.interceptors import HandlerRegistry, MethodHandler, WrappingServer
 
@@ -378,9 +378,9 @@ class Idempotency:
             return response
         stored = {"key": key, "response": answer["response"]}
         if transaction.events:
-            conn.execute(_STORE_WITH_EVENTS, {**stored, **bulk.rows(transaction.events)})
+            sql.run(conn, _STORE_WITH_EVENTS, {**stored, **bulk.rows(transaction.events)})
         else:
-            conn.execute(_STORE, stored)
+            sql.run(conn, _STORE, stored)
         conn.commit()
         transaction.committed()
         return response
@@ -394,7 +394,7 @@ class Idempotency:
             if self._session_lock_wait is None:
                 self._session_lock_wait = str(conn.execute(_SESSION_LOCK_WAIT).scalar_one())
             try:
-                claimed = conn.execute(_CLAIM_IN_TRANSACTION, {
+                claimed = sql.run(conn, _CLAIM_IN_TRANSACTION, {
                     "request_id": key, "method": method, "fingerprint": fp, "timeout": timeout,
                     "then": self._session_lock_wait}).first()
             except sa.exc.OperationalError as err:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
+from mesh import sql
+
 AggregateRef = tuple[str, str]  # (kind, id): ("order", "8d3f..."), ("customer", "CUST-1")
 
 # unnest() yields the array in order, so the locks are taken in the order of the sorted keys.
@@ -47,9 +49,9 @@ def lock_aggregates(conn: sa.Connection, service: str, refs: Iterable[AggregateR
     rest of the transaction waits for a lock, set in the same round trip once these are held."""
     keys = sorted({aggregate_key(service, kind, ident) for kind, ident in refs} - (held or set()))
     if then_lock_timeout is not None:
-        conn.execute(_LOCK_MANY_THEN, {"keys": keys, "then": then_lock_timeout})
+        sql.run(conn, _LOCK_MANY_THEN, {"keys": keys, "then": then_lock_timeout})
     elif keys:
-        conn.execute(_LOCK_MANY, {"keys": keys})
+        sql.run(conn, _LOCK_MANY, {"keys": keys})
     if held is not None:
         held.update(keys)
     return keys

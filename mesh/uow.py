@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self
 
 import sqlalchemy as sa
 from google.protobuf import message
 
-from mesh import bulk, locks
+from mesh import bulk, locks, sql
 from mesh.events import envelope
 from mesh.events.tables import outbox
 
@@ -133,6 +133,10 @@ class UnitOfWork:
         transaction: an aggregate locked already (by the event consumer) costs nothing."""
         self.lock_all([(kind, ident) for ident in ids])
 
+    def run(self, statement: sa.TextClause, params: Mapping[str, Any] | None = None) -> sql.Rows:
+        """A hot text() statement in this transaction, on the driver's cursor (mesh.sql)."""
+        return sql.run(self.connection, statement, params)
+
     def lock_all(self, refs: Iterable[locks.AggregateRef], then_lock_timeout: str | None = None) -> None:
         """lock() for several (kind, id) aggregates at once, in the one global key order;
         then_lock_timeout: the lock wait of the rest of the transaction, set in the same round trip."""
@@ -170,7 +174,7 @@ class UnitOfWork:
             self._shared.part_done(hooks, events)  # written with the owner's last statement
             return
         if events:
-            self.connection.execute(OUTBOX_INSERT, bulk.rows(events))
+            self.run(OUTBOX_INSERT, bulk.rows(events))
         self.connection.commit()
         _run_hooks(hooks)
 

@@ -242,7 +242,7 @@ class Consumer:
         """Records the events in the inbox and runs the handler of each new one, in order, in
         uow's transaction; a duplicate (its inbox row is there, or it came earlier in this
         batch) changes nothing. Returns the events applied."""
-        first_time = set(uow.connection.execute(recording, bulk.rows([
+        first_time = set(uow.run(recording, bulk.rows([
             {"consumer": self.handlers.consumer, "event_id": e.envelope.event_id, "event_type": e.envelope.event_type}
             for _, e in ready])).scalars())
         applied = []

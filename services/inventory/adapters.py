@@ -15,6 +15,7 @@ from typing import NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 
+from mesh import sql
 from mesh.uow import UnitOfWork
 from services.inventory.domain import LedgerEntry, LedgerKind, Product, StockLevel, Valuation, Warehouse
 
@@ -242,7 +243,7 @@ class StockRepository:
 
     def before_reserving(self, order_id: str, keys: list[tuple[str, str]]) -> BeforeReserving:
         """What reserving an order's (sku, warehouse) keys looks at, its balances locked: one statement."""
-        rows = self.conn.execute(_BEFORE_RESERVING, {"order_id": order_id, "skus": [k[0] for k in keys],
+        rows = sql.run(self.conn, _BEFORE_RESERVING, {"order_id": order_id, "skus": [k[0] for k in keys],
                                                      "codes": [k[1] for k in keys]}).all()
         first = rows[0]
         return BeforeReserving(OrderSeen(first.seen_reserved, first.seen_closed, first.seen_failure),
@@ -256,7 +257,7 @@ class StockRepository:
         levels. The CHECK constraints still refuse an oversell."""
         if len({(level.sku, level.warehouse_code) for level, _ in moves}) != len(moves):
             raise ValueError("reserve_order takes each balance once (merge the lines first)")
-        self.conn.execute(_RESERVE_ORDER, {
+        sql.run(self.conn, _RESERVE_ORDER, {
             "order_id": order_id, "kind": str(LedgerKind.RESERVATION), "reason": reason,
             "skus": [level.sku for level, _ in moves], "codes": [level.warehouse_code for level, _ in moves],
             "qtys": [qty for _, qty in moves]})

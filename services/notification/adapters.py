@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
-from mesh import bulk
+from mesh import bulk, sql
 from mesh.addresses import valid_webhook_url
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
@@ -208,7 +208,7 @@ class DeliveryRepository:
         """Writes the queued deliveries: one statement for the transaction (a consumer's batch)."""
         if self._queued:
             queued, self._queued = self._queued, []
-            self.conn.execute(_DELIVERIES_INSERT, bulk.rows(queued))
+            sql.run(self.conn, _DELIVERIES_INSERT, bulk.rows(queued))
 
     def claim_due(self, now: dt.datetime, limit: int = 1) -> list[Delivery]:
         """Up to `limit` pending deliveries that are due, oldest first, locked; rows other
@@ -223,14 +223,14 @@ class DeliveryRepository:
         """Writes each delivery's state after an attempt, and the attempts themselves."""
         if not attempted:
             return
-        updated = self.conn.execute(_RECORD, bulk.rows([{
+        updated = sql.run(self.conn, _RECORD, bulk.rows([{
             "id": d.delivery_id, "before": attempt.attempt_no - 1, "status": str(d.status), "attempts": d.attempts,
             "last_error": d.last_error, "last_attempt_at": d.last_attempt_at,
             "next_attempt_at": d.next_attempt_at} for d, attempt in attempted])).rowcount
         if updated != len(attempted):
             raise Aborted(f"deliveries {', '.join(d.delivery_id for d, _ in attempted)} were changed by another "
                           "dispatcher at the same time; read them again and retry")
-        self.conn.execute(_ATTEMPT_INSERT, bulk.rows([{
+        sql.run(self.conn, _ATTEMPT_INSERT, bulk.rows([{
             "delivery_id": attempt.delivery_id, "attempt_no": attempt.attempt_no,
             "attempted_at": attempt.attempted_at, "ok": attempt.ok, "error": attempt.error}
             for _, attempt in attempted]))

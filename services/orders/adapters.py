@@ -6,7 +6,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from mesh import bulk
+from mesh import bulk, sql
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.orders.domain import Order, OrderLine, OrderStatus, SagaStep
@@ -126,7 +126,7 @@ class OrderRepository:
             raise ValueError(f"step {first_step.key} is not order {order.order_id}'s")
         lines = bulk.rows([{c: getattr(line, c) for c in _LINE_COLUMNS} for line in order.lines])
         step = {f"first_{name}": value for name, value in _step_row(first_step).items() if name != "order_id"}
-        if self.conn.execute(_INSERT, {**_row(order), **lines, **step}).first() is None:
+        if sql.run(self.conn, _INSERT, {**_row(order), **lines, **step}).first() is None:
             return False
         self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
         return True
@@ -164,7 +164,7 @@ class OrderRepository:
             return
         changed, self._changed = list(self._changed.values()), {}
         rows = [{"order_id": order.order_id, "loaded": order.loaded_version, **_state(order)} for order in changed]
-        if self.conn.execute(_SAVE_MANY, bulk.rows(rows)).rowcount != len(rows):
+        if sql.run(self.conn, _SAVE_MANY, bulk.rows(rows)).rowcount != len(rows):
             which = (f"order {changed[0].order_id}" if len(changed) == 1
                      else "one of the orders " + ", ".join(order.order_id for order in changed))
             raise Aborted(f"{which} was changed by another request at the same time; read it again and retry")
@@ -276,7 +276,7 @@ class TimelineRepository:
     def flush(self) -> None:
         if self._pending:
             rows, self._pending = self._pending, []
-            self.conn.execute(_ADD_STEPS, bulk.rows(rows))
+            sql.run(self.conn, _ADD_STEPS, bulk.rows(rows))
 
     def steps(self, order_id: str, after: tuple[dt.datetime, int] | None, limit: int) -> list[Step]:
         """The order's steps in time order (ties in the order recorded), after a key."""

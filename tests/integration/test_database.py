@@ -106,3 +106,80 @@ def test_aggregate_locks_and_the_following_lock_timeout_take_one_round_trip(data
         locks.lock_aggregates(conn, "orders", [], then_lock_timeout="5s")  # nothing to lock: the timeout still
         assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "5s"
     engine.dispose()
+
+
+def test_hot_statements_on_the_driver_cursor_keep_sqlalchemy_s_transaction_errors_and_listeners(database):
+    """mesh.sql.run: the statement runs in the connection's SQLAlchemy transaction (a rollback
+    undoes it), listeners see it, rows read as execute's do, and a failure is SQLAlchemy's class."""
+    from mesh import faults, sql
+
+    engine = db.create_engine(database, pool_size=1)
+    table = f"hot_{uuid.uuid4().hex[:8]}"
+    insert = sa.text(f"INSERT INTO {table} (n, note) VALUES (:n, :note) RETURNING n, note")
+    sent: list[str] = []
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"CREATE TABLE {table} (n int PRIMARY KEY, note text)"))
+
+    def seen(*args) -> None:
+        sent.append(args[2])
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with engine.connect() as conn:
+            row = sql.run(conn, insert, {"n": 1, "note": "100% :literal"}).one()  # begins, as execute would
+            assert conn.in_transaction() and (row.n, row.note, row[1]) == (1, "100% :literal", "100% :literal")
+            assert sent == [f"INSERT INTO {table} (n, note) VALUES (%(n)s, %(note)s) RETURNING n, note"]
+            conn.rollback()
+            assert sql.run(conn, sa.text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+            sql.run(conn, insert, {"n": 1, "note": None})
+            try:
+                sql.run(conn, insert, {"n": 1, "note": None})
+                raise AssertionError("a duplicate key went in")
+            except sa.exc.IntegrityError as err:
+                assert err.orig.sqlstate == "23505" and not faults.is_infrastructure(err)
+            conn.rollback()
+            rows = sql.run(conn, sa.text("SELECT g FROM generate_series(1, :n) g"), {"n": 3})
+            assert rows.scalars() == [1, 2, 3] and rows.rowcount == 3 and rows.first() == (1,)
+            try:
+                sql.run(conn, sa.text("SELECT 1 WHERE false")).one()
+                raise AssertionError("one() of no row")
+            except sa.exc.NoResultFound:
+                pass
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE {table}"))
+        engine.dispose()
+
+
+def test_a_hot_statement_on_a_lost_connection_invalidates_it_as_execute_would(database):
+    """The server ends the session under a hot statement: SQLAlchemy's OperationalError with the
+    connection invalidated (mesh.faults: infrastructure, retried), and the next checkout works."""
+    from mesh import faults, sql
+
+    engine = db.create_engine(database, pool_size=1)
+    with engine.connect() as conn:
+        try:
+            sql.run(conn, sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
+            raise AssertionError("the session survived")
+        except sa.exc.OperationalError as err:
+            assert err.connection_invalidated and faults.is_infrastructure(err)
+        assert conn.invalidated
+    with engine.connect() as conn:
+        assert sql.run(conn, sa.text("SELECT 1")).scalar() == 1
+    engine.dispose()
+
+
+def test_mesh_sql_refuses_what_needs_sqlalchemy_s_processing():
+    from mesh import sql
+
+    dialect = db.create_engine("postgresql://localhost/unused").dialect
+    for clause in (sa.select(sa.literal(1)),
+                   sa.text("SELECT :d").bindparams(sa.bindparam("d", type_=sa.Enum("a", "b", name="ab"))),
+                   sa.text("SELECT 1 WHERE 1 IN :ids").bindparams(sa.bindparam("ids", expanding=True))):
+        try:
+            sql.driver_sql(clause, dialect)
+            raise AssertionError(f"{clause} was taken")
+        except TypeError:
+            pass
+    assert sql.driver_sql(sa.text("SELECT :b").bindparams(sa.bindparam("b", type_=sa.LargeBinary)), dialect) == "SELECT %(b)s"

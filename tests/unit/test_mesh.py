@@ -254,6 +254,8 @@ class StubUnitOfWork:
         self.log.append("inbox" if parameters and bulk.ROWS in parameters else "set")
         return self._Result(parameters)
 
+    run = execute  # UnitOfWork.run: a hot statement on the driver's cursor
+
     def lock_all(self, refs, then_lock_timeout=None) -> None:
         self.log.extend(f"lock {kind}:{ident}" for kind, ident in refs)
         if then_lock_timeout is not None:

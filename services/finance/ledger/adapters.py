@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh import bulk
+from mesh import bulk, sql
 from mesh.errors import AlreadyExists
 from services.finance.ledger.domain import AccountTotals, JournalEntry, JournalLine
 
@@ -117,7 +117,7 @@ class JournalRepository:
         entry.check()
         lines = bulk.rows([{"line_no": i + 1, "account": line.account, "debit": line.debit, "credit": line.credit}
                            for i, line in enumerate(entry.lines)])
-        return self.conn.execute(_ENTRY_INSERT, {
+        return sql.run(self.conn, _ENTRY_INSERT, {
             "memo": entry.memo, "reference": entry.reference, "currency_code": entry.currency_code,
             "reverses_entry_id": entry.reverses_entry_id, **lines}).scalar_one()
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from mesh import bulk
+from mesh import bulk, sql
 from mesh.errors import Aborted
 from services.finance.ledger.adapters import MONEY, PRICE, insert_for_request, metadata
 from services.finance.ledger.domain import OpenItem
@@ -141,7 +141,7 @@ class InvoiceRepository:
 
     def add(self, invoice: Invoice) -> None:
         lines = bulk.rows([{c: getattr(line, c) for c in _INVOICE_LINE_COLUMNS} for line in invoice.lines])
-        self.conn.execute(_INVOICE_INSERT, {**_invoice_row(invoice), **lines})
+        sql.run(self.conn, _INVOICE_INSERT, {**_invoice_row(invoice), **lines})
 
     def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None:
         return self._one(_INVOICE_BY_ID_FOR_UPDATE if for_update else _INVOICE_BY_ID, invoice_id)

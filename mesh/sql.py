@@ -4,44 +4,89 @@ connection and transaction.
 Connection.execute costs ~60 µs of Python per statement before psycopg sends anything (an
 execution context, the parameters copied through the compiled statement, a result and its
 metadata); the statement itself ~50 µs. At ~20 statements per order that was an eighth of the
-services' CPU (py-spy over the orders benchmark). `run` sends a text() statement, converted to
-psycopg's form once, on the cursor of the connection's own psycopg connection, so it is the same
-transaction, pool and timeouts. What it keeps of SQLAlchemy's side: the transaction begins as
-execute's would (autobegin), `before_cursor_execute` listeners see the statement (tests count
-statements that way), and a driver error goes through the connection's own handler, which wraps
-it as execute's would (sa.exc.IntegrityError, OperationalError ...) and, when the server is gone,
-invalidates the connection and the pool's older ones (mesh.faults reads those).
+services' CPU (py-spy over the orders benchmark). `run` sends a statement, converted to psycopg's
+form once (mesh.sql.Form), on the cursor of the connection's own psycopg connection, so it is the
+same transaction, pool and timeouts. What it keeps of SQLAlchemy's side: the transaction begins as
+execute's would (autobegin); parameters and results go through the types' processors as execute's
+do; `before_cursor_execute` listeners see the statement (tests count statements that way); and a
+driver error goes through the connection's own handler, which wraps it as execute's would
+(sa.exc.IntegrityError, OperationalError ...) and, when the server is gone, invalidates the
+connection and the pool's older ones (mesh.faults reads those).
 
-Only text() statements whose parameters SQLAlchemy would pass through as they are (no bind
-processor, no expanding IN); a cast a typed bind renders stays in the text."""
+What it refuses (TypeError, at the first run): expanding IN lists, Python-side column defaults and
+bind names SQLAlchemy would escape, which need execute's per-call work."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import collections
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
+from sqlalchemy.sql import dml
 
-_DRIVER_SQL: dict[int, tuple[sa.TextClause, str]] = {}  # id(clause) -> (clause, its text in psycopg's form)
+
+class Form:
+    """A statement as psycopg takes it, made once per statement (and, for an INSERT or UPDATE,
+    per set of parameter names, which decide its columns): the text (:name -> %(name)s, %
+    doubled, as the connection's dialect renders it), the values the statement binds itself,
+    SQLAlchemy's bind processors, and for a Core statement its row type and result processors
+    (found at its first execution, from the types the server answered)."""
+
+    def __init__(self, clause: sa.Executable, dialect: sa.Dialect, names: frozenset[str]) -> None:
+        self.clause, self.dialect = clause, dialect
+        compiled = clause.compile(dialect=dialect, column_keys=sorted(names) if isinstance(clause, dml.UpdateBase) else None)
+        refused = [what for what, found in (
+            ("an expanding or literal bind", compiled.post_compile_params or compiled.literal_execute_params),
+            ("a Python-side default", compiled.insert_prefetch or compiled.update_prefetch),
+            ("an escaped bind name", compiled.escaped_bind_names)) if found]
+        if refused:
+            raise TypeError(f"mesh.sql cannot send {clause!r}: it has {', '.join(refused)}")
+        self.text = compiled.string
+        self.constants = {name: bind.effective_value for bind, name in compiled.bind_names.items()
+                          if not bind.required and name not in names}
+        self.bind_processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
+        self.result_columns = [(entry.keyname, entry.type) for entry in compiled._result_columns]
+        self.row_type: Any = None
+        self.result_processors: list[Callable[[Any], Any] | None] | None = None
+        if self.result_columns:
+            keys = [key for key, _ in self.result_columns]
+            if len(set(keys)) != len(keys) or not all(key.isidentifier() for key in keys):
+                raise TypeError(f"mesh.sql cannot name the rows of {clause!r}: {keys}")
+            self.row_type = collections.namedtuple("Row", keys)  # type: ignore[misc]  # names known at run time
+
+    def parameters(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
+        bound = {**self.constants, **params} if params else dict(self.constants)
+        for name, process in self.bind_processors.items():
+            if name in bound:
+                bound[name] = process(bound[name])
+        return bound
+
+    def rows(self, cursor: psycopg.Cursor[Any]) -> list[Any]:
+        fetched = cursor.fetchall()
+        if self.row_type is None:
+            return fetched
+        if self.result_processors is None:
+            if len(cursor.description or ()) != len(self.result_columns):
+                raise TypeError(f"mesh.sql: {self.clause!r} answered other columns than it declares")
+            self.result_processors = [kind._cached_result_processor(self.dialect, column.type_code)
+                                      for (_, kind), column in zip(self.result_columns, cursor.description or (), strict=True)]
+        make, processors = self.row_type._make, self.result_processors
+        if not any(processors):
+            return [make(row) for row in fetched]
+        return [make(p(value) if p else value for p, value in zip(processors, row, strict=True)) for row in fetched]
 
 
-def driver_sql(clause: sa.TextClause, dialect: sa.Dialect) -> str:
-    """The statement as psycopg takes it (:name -> %(name)s, % doubled), as `dialect` (the
-connection's) renders it, converted once per clause."""
-    known = _DRIVER_SQL.get(id(clause))
-    if known is not None and known[0] is clause:
-        return known[1]
-    if not isinstance(clause, sa.TextClause):
-        raise TypeError(f"mesh.sql runs text() statements, not {type(clause).__name__}")
-    # A binary bind's processor only wraps bytes in the DB-API's Binary; psycopg 3 sends bytes as bytea itself.
-    processed = [name for name, bind in clause._bindparams.items() if bind.expanding or (
-        not isinstance(bind.type, sa.LargeBinary) and bind.type._cached_bind_processor(dialect) is not None)]
-    if processed:
-        raise TypeError(f"mesh.sql sends parameters as they are; {processed} need SQLAlchemy's processing")
-    text = str(clause.compile(dialect=dialect))
-    _DRIVER_SQL[id(clause)] = (clause, text)
-    return text
+_FORMS: dict[tuple[int, frozenset[str]], Form] = {}
+
+
+def form(clause: sa.Executable, dialect: sa.Dialect, params: Mapping[str, Any] | None) -> Form:
+    names = frozenset(params) if params and isinstance(clause, dml.UpdateBase) else frozenset()
+    known = _FORMS.get((id(clause), names))
+    if known is None or known.clause is not clause or known.dialect is not dialect:
+        known = _FORMS[(id(clause), names)] = Form(clause, dialect, names)
+    return known
 
 
 class Rows:
@@ -77,23 +122,23 @@ class Rows:
         return [row[0] for row in self.rows]
 
 
-def run(conn: sa.Connection, clause: sa.TextClause, params: Mapping[str, Any] | None = None) -> Rows:
+def run(conn: sa.Connection, clause: sa.Executable, params: Mapping[str, Any] | None = None) -> Rows:
     """Runs `clause` with `params` in conn's transaction (begun here if none is)."""
-    statement = driver_sql(clause, conn.dialect)
+    statement = form(clause, conn.dialect, params)
+    bound = statement.parameters(params)
     if not conn.in_transaction():
         conn.begin()
     driver: psycopg.Connection[Any] = conn.connection.driver_connection  # type: ignore[assignment]
-    cursor = driver.cursor(row_factory=namedtuple_row)
+    cursor = driver.cursor() if statement.row_type is not None else driver.cursor(row_factory=namedtuple_row)
     try:
         if conn.dispatch.before_cursor_execute:
-            conn.dispatch.before_cursor_execute(conn, cursor, statement, params, None, False)
-        cursor.execute(statement, params)
-        rows = cursor.fetchall() if cursor.description is not None else []
-        return Rows(rows, cursor.rowcount)
+            conn.dispatch.before_cursor_execute(conn, cursor, statement.text, bound, None, False)
+        cursor.execute(statement.text, bound)
+        return Rows(statement.rows(cursor) if cursor.description is not None else [], cursor.rowcount)
     except BaseException as err:
         # The connection's own handler: wraps and raises as Connection.execute would, and on a
         # lost server invalidates this connection and the pool's older ones.
-        conn._handle_dbapi_exception(err, statement, params, cursor, None)
+        conn._handle_dbapi_exception(err, statement.text, bound, cursor, None)
         raise  # not reached: the handler always raises
     finally:
         cursor.close()

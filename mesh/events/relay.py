@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from erp.events.v1.envelope_pb2 import EventEnvelope
-from mesh import faults, metrics, tracing
+from mesh import faults, metrics, sql, tracing
 from mesh.db import advisory_key
 from mesh.events.tables import outbox
 from mesh.events.transport import Message, Publisher, PublishFailed
@@ -101,7 +101,7 @@ class Relay:
         """Marks sent what was published and is not marked yet."""
         if self.unmarked:
             with self.statements.connect() as conn:
-                conn.execute(_MARK_SENT, {"sent": self.unmarked})
+                sql.run(conn, _MARK_SENT, {"sent": self.unmarked})
             self.unmarked = []
 
     def _round(self) -> tuple[int, int, bool]:
@@ -109,8 +109,9 @@ class Relay:
         now = time.monotonic()
         resting = sorted(t for t, (retry_at, _) in self._unroutable.items() if retry_at > now)
         with self.statements.connect() as conn:
-            rows = conn.execute(_READS[bool(self.unmarked), bool(resting)],
-                                {"sent": self.unmarked, "resting": resting}).all()
+            read, params = _READS[bool(self.unmarked), bool(resting)], {"sent": self.unmarked, "resting": resting}
+            # Resting types are an expanding NOT IN list, which only SQLAlchemy's execute renders.
+            rows = (conn.execute(read, params) if resting else sql.run(conn, read, params)).all()
         self.unmarked = []  # the read marked them
         if not rows:
             return 0, 0, False

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from mesh import sql
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.crm.domain import (
@@ -318,8 +319,8 @@ class CreditRepository:
     def add(self, decision: CreditDecision) -> None:
         """Records the decision; an approval also opens its order in the exposure (open_orders, its
         total), in the same statement: an approved order counts from the moment it is decided."""
-        self.conn.execute(_APPROVAL_INSERT if decision.approved else _DECISION_INSERT,
-                          {f"d_{c}": getattr(decision, c) for c in _DECISION_COLUMNS})
+        sql.run(self.conn, _APPROVAL_INSERT if decision.approved else _DECISION_INSERT,
+                           {f"d_{c}": getattr(decision, c) for c in _DECISION_COLUMNS})
 
 
 class ExposureRepository:
@@ -334,8 +335,8 @@ class ExposureRepository:
         return Exposure(Decimal(row.open), Decimal(row.unpaid))
 
     def before_deciding(self, order_id: str, customer_id: str, currency_code: str) -> BeforeDeciding:
-        row = self.conn.execute(_BEFORE_DECIDING, {"order": order_id, "customer": customer_id,
-                                                   "currency": currency_code}).one()
+        row = sql.run(self.conn, _BEFORE_DECIDING, {"order": order_id, "customer": customer_id,
+                                                    "currency": currency_code}).one()
         return BeforeDeciding(row.decided, ClosedBy(row.closed_by) if row.closed_by else None,
                               Exposure(Decimal(row.open), Decimal(row.unpaid)))
 
@@ -349,8 +350,8 @@ class ExposureRepository:
     # invoices
     def invoice(self, invoice_id: str, customer_id: str, order_id: str, currency_code: str) -> InvoiceBalance:
         """The invoice's balance, locked; created empty when this is the first event about it."""
-        row = self.conn.execute(_INVOICE_LOCKED, {"p_invoice": invoice_id, "p_customer": customer_id,
-                                                  "p_order": order_id, "p_currency": currency_code}).one()
+        row = sql.run(self.conn, _INVOICE_LOCKED, {"p_invoice": invoice_id, "p_customer": customer_id,
+                                                   "p_order": order_id, "p_currency": currency_code}).one()
         return InvoiceBalance(row.invoice_id, row.customer_id, row.order_id, row.currency_code, row.total,
                               row.lowest_due, row.credited)
 
@@ -360,9 +361,9 @@ class ExposureRepository:
     def invoice_replaces_order(self, balance: InvoiceBalance) -> None:
         """The invoice's order closes (INVOICED; the first closure wins) and its balance is saved:
         one statement."""
-        self.conn.execute(_INVOICE_REPLACES_ORDER, {**_balance_row(balance), "p_order": balance.order_id,
-                                                    "p_customer": balance.customer_id,
-                                                    "p_closed_by": str(ClosedBy.INVOICED)})
+        sql.run(self.conn, _INVOICE_REPLACES_ORDER, {**_balance_row(balance), "p_order": balance.order_id,
+                                                     "p_customer": balance.customer_id,
+                                                     "p_closed_by": str(ClosedBy.INVOICED)})
 
     def add_credit_note(self, credit_note_id: str, invoice_id: str, customer_id: str, unpaid_amount: Decimal) -> bool:
         """Records a credit note; False when it was recorded already."""

@@ -244,7 +244,7 @@ class StockRepository:
     def before_reserving(self, order_id: str, keys: list[tuple[str, str]]) -> BeforeReserving:
         """What reserving an order's (sku, warehouse) keys looks at, its balances locked: one statement."""
         rows = sql.run(self.conn, _BEFORE_RESERVING, {"order_id": order_id, "skus": [k[0] for k in keys],
-                                                     "codes": [k[1] for k in keys]}).all()
+                                                      "codes": [k[1] for k in keys]}).all()
         first = rows[0]
         return BeforeReserving(OrderSeen(first.seen_reserved, first.seen_closed, first.seen_failure),
                                set(first.known_skus), set(first.known_codes),

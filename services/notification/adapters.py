@@ -140,7 +140,7 @@ class ContactRepository:
         wanted = sorted(set(customer_ids) - self._read.keys())
         if wanted:
             self._read.update(dict.fromkeys(wanted))
-            for row in self.conn.execute(_CONTACTS, {"ids": wanted}):
+            for row in sql.run(self.conn, _CONTACTS, {"ids": wanted}):
                 self._read[row.customer_id] = _contact(row)
 
     def get(self, customer_id: str) -> Contact | None:
@@ -213,7 +213,7 @@ class DeliveryRepository:
     def claim_due(self, now: dt.datetime, limit: int = 1) -> list[Delivery]:
         """Up to `limit` pending deliveries that are due, oldest first, locked; rows other
         dispatchers hold are skipped."""
-        return [_delivery(row) for row in self.conn.execute(_CLAIM_DUE, {"now": now, "limit": limit})]
+        return [_delivery(row) for row in sql.run(self.conn, _CLAIM_DUE, {"now": now, "limit": limit})]
 
     def next_due_at(self) -> dt.datetime | None:
         """When the earliest pending delivery is due (None: nothing pending)."""

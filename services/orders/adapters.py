@@ -145,7 +145,7 @@ class OrderRepository:
         if not wanted:
             return
         rows_of: dict[str, list] = {}
-        for row in self.conn.execute(_LOCK_MANY, {"ids": wanted}):
+        for row in sql.run(self.conn, _LOCK_MANY, {"ids": wanted}):
             rows_of.setdefault(row.order_id, []).append(row)
         for rows in rows_of.values():
             if (order := self._joined(rows)) is not None:

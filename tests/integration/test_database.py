@@ -170,16 +170,55 @@ def test_a_hot_statement_on_a_lost_connection_invalidates_it_as_execute_would(da
     engine.dispose()
 
 
-def test_mesh_sql_refuses_what_needs_sqlalchemy_s_processing():
+def test_mesh_sql_refuses_what_needs_sqlalchemy_s_per_call_work():
     from mesh import sql
 
     dialect = db.create_engine("postgresql://localhost/unused").dialect
-    for clause in (sa.select(sa.literal(1)),
-                   sa.text("SELECT :d").bindparams(sa.bindparam("d", type_=sa.Enum("a", "b", name="ab"))),
-                   sa.text("SELECT 1 WHERE 1 IN :ids").bindparams(sa.bindparam("ids", expanding=True))):
+    with_default = sa.Table("with_default", sa.MetaData(), sa.Column("id", sa.Text, primary_key=True, default=lambda: "x"),
+                            sa.Column("n", sa.Integer))
+    for clause in (sa.text("SELECT 1 WHERE 1 IN :ids").bindparams(sa.bindparam("ids", expanding=True)),
+                   sa.select(with_default).where(with_default.c.n.in_([1, 2])),
+                   with_default.insert()):
         try:
-            sql.driver_sql(clause, dialect)
+            sql.form(clause, dialect, {"n": 1})
             raise AssertionError(f"{clause} was taken")
         except TypeError:
             pass
-    assert sql.driver_sql(sa.text("SELECT :b").bindparams(sa.bindparam("b", type_=sa.LargeBinary)), dialect) == "SELECT %(b)s"
+    assert sql.form(sa.text("SELECT :b").bindparams(sa.bindparam("b", type_=sa.LargeBinary)), dialect, None).text \
+        == "SELECT %(b)s"
+
+
+def test_core_statements_on_the_driver_cursor_answer_as_execute_does(database):
+    """A Core SELECT's rows and an UPDATE whose columns come from the parameters' names, through
+    mesh.sql.run and through Connection.execute: the same values, types and row names."""
+    import enum
+
+    from mesh import sql
+
+    class Colour(enum.Enum):
+        RED = "red"
+        BLUE = "blue"
+
+    engine = db.create_engine(database, pool_size=1)
+    table = sa.Table(f"core_{uuid.uuid4().hex[:8]}", sa.MetaData(), sa.Column("id", sa.Text, primary_key=True),
+                     sa.Column("colour", sa.Enum(Colour, native_enum=False)), sa.Column("amount", sa.Numeric(18, 4)),
+                     sa.Column("done", sa.Boolean), sa.Column("at", sa.DateTime(timezone=True)),
+                     sa.Column("blob", sa.LargeBinary))
+    read = sa.select(table, (table.c.amount * 2).label("twice")).where(table.c.id == sa.bindparam("id"))
+    update = table.update().where(table.c.id == sa.bindparam("key")).values(at=sa.func.now())
+    try:
+        with engine.begin() as conn:
+            table.create(conn)
+            conn.execute(table.insert(), {"id": "a", "colour": Colour.RED, "amount": "1.5", "done": False, "blob": b"\x00"})
+        with engine.begin() as conn:
+            assert sql.run(conn, update, {"key": "a", "colour": Colour.BLUE, "done": True}).rowcount == 1
+            fast = sql.run(conn, read, {"id": "a"}).one()
+            slow = conn.execute(read, {"id": "a"}).one()
+            assert tuple(fast) == tuple(slow) and fast._fields == tuple(slow._fields)
+            assert fast.colour is Colour.BLUE and fast.done is True and fast.blob == b"\x00" and str(fast.twice) == "3.0000"
+            assert sql.run(conn, update, {"key": "a", "amount": 2}).rowcount == 1  # other columns: another form
+            assert conn.execute(sa.select(table.c.amount, table.c.colour)).one() == (2, Colour.BLUE)
+    finally:
+        with engine.begin() as conn:
+            table.drop(conn, checkfirst=True)
+        engine.dispose()

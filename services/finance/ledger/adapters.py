@@ -70,11 +70,11 @@ class NumberSequences:
     def next(self, kind: str, year: int) -> int:
         """The next number of (kind, year); the counter row stays locked until the
         transaction ends, and a rollback undoes the increment (no gaps)."""
-        return self.conn.execute(_NEXT_NUMBER, {"kind": kind, "year": year}).scalar_one()
+        return sql.run(self.conn, _NEXT_NUMBER, {"kind": kind, "year": year}).scalar_one()
 
     def lock(self, kind: str, year: int) -> None:
         """Takes the (kind, year) counter's row lock now, if the counter exists."""
-        self.conn.execute(_LOCK_NUMBER, {"kind": kind, "year": year}).all()
+        sql.run(self.conn, _LOCK_NUMBER, {"kind": kind, "year": year}).all()
 
 
 # Built once (the invoice path runs them per order): SQLAlchemy reuses their compiled form.

@@ -150,7 +150,7 @@ class InvoiceRepository:
         return self._one(_INVOICE_BY_ORDER_FOR_UPDATE if for_update else _INVOICE_BY_ORDER, order_id)
 
     def before_issuing(self, order_id: str, customer_id: str) -> BeforeIssuing:
-        row = self.conn.execute(_BEFORE_ISSUING, {"order": order_id, "customer": customer_id}).one()
+        row = sql.run(self.conn, _BEFORE_ISSUING, {"order": order_id, "customer": customer_id}).one()
         return BeforeIssuing(row.cancelled, row.invoiced, row.payment_terms)
 
     def save(self, invoice: Invoice) -> None:

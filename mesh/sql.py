@@ -13,18 +13,20 @@ driver error goes through the connection's own handler, which wraps it as execut
 (sa.exc.IntegrityError, OperationalError ...) and, when the server is gone, invalidates the
 connection and the pool's older ones (mesh.faults reads those).
 
-What it refuses (TypeError, at the first run): expanding IN lists, Python-side column defaults and
-bind names SQLAlchemy would escape, which need execute's per-call work."""
+What it refuses (TypeError, at the first run): expanding IN lists, Python-side column defaults,
+binds computed per call and bind names SQLAlchemy would escape, which need execute's per-call work."""
 from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import psycopg
 import sqlalchemy as sa
 from psycopg.rows import namedtuple_row
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.sql import dml
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 class Form:
@@ -34,20 +36,24 @@ class Form:
     SQLAlchemy's bind processors, and for a Core statement its row type and result processors
     (found at its first execution, from the types the server answered)."""
 
-    def __init__(self, clause: sa.Executable, dialect: sa.Dialect, names: frozenset[str]) -> None:
+    def __init__(self, clause: sa.ClauseElement, dialect: sa.Dialect, names: frozenset[str]) -> None:
         self.clause, self.dialect = clause, dialect
-        compiled = clause.compile(dialect=dialect, column_keys=sorted(names) if isinstance(clause, dml.UpdateBase) else None)
+        compiled = cast(SQLCompiler, clause.compile(
+            dialect=dialect, column_keys=sorted(names) if isinstance(clause, dml.UpdateBase) else None))
         refused = [what for what, found in (
             ("an expanding or literal bind", compiled.post_compile_params or compiled.literal_execute_params),
             ("a Python-side default", compiled.insert_prefetch or compiled.update_prefetch),
+            ("a bind computed per call", any(bind.callable for bind in compiled.binds.values())),
+            ("a tuple bind", any(not callable(process) for process in compiled._bind_processors.values())),
             ("an escaped bind name", compiled.escaped_bind_names)) if found]
         if refused:
             raise TypeError(f"mesh.sql cannot send {clause!r}: it has {', '.join(refused)}")
         self.text = compiled.string
         self.constants = {name: bind.effective_value for bind, name in compiled.bind_names.items()
                           if not bind.required and name not in names}
-        self.bind_processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
-        self.result_columns = [(entry.keyname, entry.type) for entry in compiled._result_columns]
+        self.bind_processors = {name: cast(Callable[[Any], Any], process)
+                                for name, process in compiled._bind_processors.items()}
+        self.result_columns = [(entry.keyname, entry.type) for entry in compiled._result_columns or ()]
         self.row_type: Any = None
         self.result_processors: list[Callable[[Any], Any] | None] | None = None
         if self.result_columns:
@@ -81,7 +87,7 @@ class Form:
 _FORMS: dict[tuple[int, frozenset[str]], Form] = {}
 
 
-def form(clause: sa.Executable, dialect: sa.Dialect, params: Mapping[str, Any] | None) -> Form:
+def form(clause: sa.ClauseElement, dialect: sa.Dialect, params: Mapping[str, Any] | None) -> Form:
     names = frozenset(params) if params and isinstance(clause, dml.UpdateBase) else frozenset()
     known = _FORMS.get((id(clause), names))
     if known is None or known.clause is not clause or known.dialect is not dialect:
@@ -122,7 +128,7 @@ class Rows:
         return [row[0] for row in self.rows]
 
 
-def run(conn: sa.Connection, clause: sa.Executable, params: Mapping[str, Any] | None = None) -> Rows:
+def run(conn: sa.Connection, clause: sa.ClauseElement, params: Mapping[str, Any] | None = None) -> Rows:
     """Runs `clause` with `params` in conn's transaction (begun here if none is)."""
     statement = form(clause, conn.dialect, params)
     bound = statement.parameters(params)
@@ -138,7 +144,7 @@ def run(conn: sa.Connection, clause: sa.Executable, params: Mapping[str, Any] | 
     except BaseException as err:
         # The connection's own handler: wraps and raises as Connection.execute would, and on a
         # lost server invalidates this connection and the pool's older ones.
-        conn._handle_dbapi_exception(err, statement.text, bound, cursor, None)
+        conn._handle_dbapi_exception(err, statement.text, bound, cast(DBAPICursor, cursor), None)
         raise  # not reached: the handler always raises
     finally:
         cursor.close()

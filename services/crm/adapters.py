@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 
 from mesh import sql
 from mesh.errors import Aborted
@@ -137,7 +137,9 @@ credit_notes = sa.Table(
 # compiled form instead of building and hashing a new statement per event.
 _CUSTOMER = sa.select(customers).where(customers.c.customer_id == sa.bindparam("id"))
 _CUSTOMER_FOR_UPDATE = _CUSTOMER.with_for_update()
-_LOCK_CUSTOMERS = (sa.select(customers).where(customers.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
+# = ANY(array), not IN (...): one statement text for any number of customers, prepared once.
+_LOCK_CUSTOMERS = (sa.select(customers)
+                   .where(customers.c.customer_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Text))))
                    .order_by(customers.c.customer_id).with_for_update())
 _CONTACTS = (sa.select(customer_contacts).where(customer_contacts.c.customer_id.in_(sa.bindparam("ids", expanding=True)))
              .order_by(customer_contacts.c.customer_id, customer_contacts.c.position))
@@ -202,7 +204,7 @@ class CustomerRepository:
         handlers' lock_for_exposure then answers from what this read, with no query of its own."""
         if customer_ids:
             self._locked.update(dict.fromkeys(customer_ids))
-            for row in self.conn.execute(_LOCK_CUSTOMERS, {"ids": customer_ids}):
+            for row in sql.run(self.conn, _LOCK_CUSTOMERS, {"ids": customer_ids}):
                 self._locked[row.customer_id] = _customer(row, ())
 
     def lock_for_exposure(self, customer_id: str) -> Customer | None:

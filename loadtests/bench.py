@@ -713,10 +713,11 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
             print_cpu(bench, "3" + suffix, "1o" + suffix)
             rate = 0.8 * row["rps"]  # 80% of the measured maximum: the latency target's load
             paced = paced_orders(bench, pids, "3r" + suffix, "orders at 80% of (3), open loop", rate, orders)
-            if "failed" not in paced and paced["rps"] < KEPT_UP * rate:
+            if "failed" not in paced and 0 < paced["rps"] < KEPT_UP * rate and not paced["stuck"]:
                 # It fell behind: row 3's closed loop (every slot busy, full consumer batches) can pass more
                 # than an open-loop rate does, so 3r measured a growing queue. What 3r itself processed is
-                # the open loop's maximum; 3s offers 80% of that, and the latency target reads 3s.
+                # the open loop's maximum; 3s offers 80% of that, and the latency target reads 3s. Not after
+                # a 3r that processed nothing, or left orders unfinished (3s would start on its backlog).
                 paced_orders(bench, pids, "3s" + suffix, "orders at 80% of what (3r) processed, open loop",
                              0.8 * paced["rps"], orders)
 
@@ -777,7 +778,10 @@ def verdict(bench: Bench, checks: dict) -> None:
         f.orders_per_s = by["3"]["rps"]
         f.stuck = sum(r["stuck"] for r in by.values() if "stuck" in r)
     f.pgbench_tps = getattr(bench, "pgbench", {}).get("tps")
-    f.confirm_p99_ms = by.get("3s", by.get("3r", {})).get("confirm", {}).get("p99")
+    latency_row = "3s" if "3s" in by else "3r"
+    f.confirm_p99_ms = by.get(latency_row, {}).get("confirm", {}).get("p99")
+    if latency_row in by:
+        print(f"placement->confirmation target read from row {latency_row}: {by[latency_row]['notes']}")
     f.lookup_vs_echo = by.get("2", {}).get("vs_echo")
     f.lookup_p99_ms, f.echo_p99_ms = by.get("2r", {}).get("p99"), by.get("1r", {}).get("p99")
     f.echo_not_sent = sum(n for code, n in by.get("1r", {}).get("error_codes", {}).items() if code.startswith("NOT_SENT"))

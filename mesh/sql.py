@@ -14,12 +14,14 @@ driver error goes through the connection's own handler, which wraps it as execut
 connection and the pool's older ones (mesh.faults reads those).
 
 What it refuses (TypeError, at the first run): expanding IN lists, Python-side column defaults,
-binds computed per call and bind names SQLAlchemy would escape, which need execute's per-call work."""
+binds computed per call and bind names SQLAlchemy would escape, which need execute's per-call work.
+A text() statement's rows are psycopg's named tuples (a column name that is no Python identifier is
+renamed); a Core statement's are named by SQLAlchemy's keys."""
 from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import psycopg
 import sqlalchemy as sa
@@ -70,16 +72,20 @@ class Form:
                 bound[name] = process(bound[name])
         return bound
 
-    def rows(self, cursor: psycopg.Cursor[Any]) -> list[Any]:
-        fetched = cursor.fetchall()
+    def learn(self, cursor: psycopg.Cursor[Any]) -> None:
+        """At the first answer of a Core statement: its result processors, from the server's types."""
+        if self.row_type is None or self.result_processors is not None:
+            return
+        columns = cursor.description or []
+        if len(columns) != len(self.result_columns):
+            raise TypeError(f"mesh.sql: {self.clause!r} answered other columns than it declares")
+        self.result_processors = [kind._cached_result_processor(self.dialect, column.type_code)
+                                  for (_, kind), column in zip(self.result_columns, columns, strict=True)]
+
+    def rows(self, fetched: list[Any]) -> list[Any]:
         if self.row_type is None:
             return fetched
-        if self.result_processors is None:
-            if len(cursor.description or ()) != len(self.result_columns):
-                raise TypeError(f"mesh.sql: {self.clause!r} answered other columns than it declares")
-            self.result_processors = [kind._cached_result_processor(self.dialect, column.type_code)
-                                      for (_, kind), column in zip(self.result_columns, cursor.description or (), strict=True)]
-        make, processors = self.row_type._make, self.result_processors
+        make, processors = self.row_type._make, self.result_processors or []
         if not any(processors):
             return [make(row) for row in fetched]
         return [make(p(value) if p else value for p, value in zip(processors, row, strict=True)) for row in fetched]
@@ -97,12 +103,19 @@ def form(clause: sa.ClauseElement, dialect: sa.Dialect, params: Mapping[str, Any
 
 
 class Rows:
-    """What a statement answered, read the way the callers read SQLAlchemy's results."""
+    """What a statement answered, read the way the callers read SQLAlchemy's results; reading the
+    rows of a statement that answers none (no RETURNING) raises, as execute's result does."""
 
-    __slots__ = ("rows", "rowcount")
+    __slots__ = ("_rows", "rowcount")
 
-    def __init__(self, rows: list[NamedTuple], rowcount: int) -> None:
-        self.rows, self.rowcount = rows, rowcount
+    def __init__(self, rows: list[Any] | None, rowcount: int) -> None:
+        self._rows, self.rowcount = rows, rowcount
+
+    @property
+    def rows(self) -> list[Any]:
+        if self._rows is None:
+            raise sa.exc.ResourceClosedError("This result object does not return rows.")
+        return self._rows
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.rows)
@@ -139,14 +152,19 @@ def _cursor(conn: sa.Connection, row_factory: Any) -> psycopg.Cursor[Any]:
     cursor = pooled.info.get(_CURSOR)
     if cursor is None or cursor.closed or cursor.connection is not driver:  # new, or closed by an error
         cursor = pooled.info[_CURSOR] = driver.cursor()  # type: ignore[union-attr]  # psycopg's
-    cursor.row_factory = row_factory
+    if cursor.row_factory is not row_factory:  # setting it rebuilds the row maker of the last result
+        cursor.row_factory = row_factory
     return cast(psycopg.Cursor[Any], cursor)
 
 
 def run(conn: sa.Connection, clause: sa.ClauseElement, params: Mapping[str, Any] | None = None) -> Rows:
     """Runs `clause` with `params` in conn's transaction (begun here if none is)."""
     statement = form(clause, conn.dialect, params)
-    bound = statement.parameters(params)
+    try:
+        bound = statement.parameters(params)
+    except Exception as err:  # a bind processor refused a value: execute's StatementError
+        conn._handle_dbapi_exception(err, statement.text, params, None, None)
+        raise  # not reached: the handler always raises
     if not conn.in_transaction():
         conn.begin()
     cursor = _cursor(conn, tuple_row if statement.row_type is not None else namedtuple_row)
@@ -155,10 +173,13 @@ def run(conn: sa.Connection, clause: sa.ClauseElement, params: Mapping[str, Any]
             conn.dispatch.before_cursor_execute(conn, cursor, statement.text, bound, None, False)
         cursor.execute(statement.text, bound)
         result = cursor.pgresult
-        answered = result is not None and result.status == pq.ExecStatus.TUPLES_OK  # not description: it is built per read
-        return Rows(statement.rows(cursor) if answered else [], cursor.rowcount)
+        fetched = None  # not description's None check: description is built anew on every read
+        if result is not None and result.status == pq.ExecStatus.TUPLES_OK:
+            fetched = cursor.fetchall()
+            statement.learn(cursor)
     except BaseException as err:
         # The connection's own handler: wraps and raises as Connection.execute would (closing the
         # cursor), and on a lost server invalidates this connection and the pool's older ones.
         conn._handle_dbapi_exception(err, statement.text, bound, cast(DBAPICursor, cursor), None)
         raise  # not reached: the handler always raises
+    return Rows(None if fetched is None else statement.rows(fetched), cursor.rowcount)

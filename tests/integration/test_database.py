@@ -201,7 +201,8 @@ def test_core_statements_on_the_driver_cursor_answer_as_execute_does(database):
 
     engine = db.create_engine(database, pool_size=1)
     table = sa.Table(f"core_{uuid.uuid4().hex[:8]}", sa.MetaData(), sa.Column("id", sa.Text, primary_key=True),
-                     sa.Column("colour", sa.Enum(Colour, native_enum=False)), sa.Column("amount", sa.Numeric(18, 4)),
+                     sa.Column("colour", sa.Enum(Colour, native_enum=False, validate_strings=True)),
+                     sa.Column("amount", sa.Numeric(18, 4)),
                      sa.Column("done", sa.Boolean), sa.Column("at", sa.DateTime(timezone=True)),
                      sa.Column("blob", sa.LargeBinary))
     read = sa.select(table, (table.c.amount * 2).label("twice")).where(table.c.id == sa.bindparam("id"))
@@ -218,6 +219,13 @@ def test_core_statements_on_the_driver_cursor_answer_as_execute_does(database):
             assert fast.colour is Colour.BLUE and fast.done is True and fast.blob == b"\x00" and str(fast.twice) == "3.0000"
             assert sql.run(conn, update, {"key": "a", "amount": 2}).rowcount == 1  # other columns: another form
             assert conn.execute(sa.select(table.c.amount, table.c.colour)).one() == (2, Colour.BLUE)
+            for refused in (lambda: sql.run(conn, update, {"key": "a", "colour": "green"}),  # the enum's processor
+                            lambda: sql.run(conn, update, {"key": "a", "done": False}).first()):  # no rows to read
+                try:
+                    refused()
+                    raise AssertionError("taken")
+                except (sa.exc.StatementError, sa.exc.ResourceClosedError) as err:
+                    assert not isinstance(err, sa.exc.DBAPIError)
     finally:
         with engine.begin() as conn:
             table.drop(conn, checkfirst=True)

@@ -713,7 +713,7 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
             print_cpu(bench, "3" + suffix, "1o" + suffix)
             rate = 0.8 * row["rps"]  # 80% of the measured maximum: the latency target's load
             paced = paced_orders(bench, pids, "3r" + suffix, "orders at 80% of (3), open loop", rate, orders)
-            if "failed" not in paced and 0 < paced["rps"] < KEPT_UP * rate and not paced["stuck"]:
+            if "failed" not in paced and paced["rps"] > 0 and fell_behind(paced, rate) and not paced["stuck"]:
                 # It fell behind: row 3's closed loop (every slot busy, full consumer batches) can pass more
                 # than an open-loop rate does, so 3r measured a growing queue. What 3r itself processed is
                 # the open loop's maximum; 3s offers 80% of that, and the latency target reads 3s. Not after
@@ -725,11 +725,15 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
 KEPT_UP = 0.95  # an open-loop row whose processed rate is under this share of its offered rate fell behind
 
 
+def fell_behind(paced: dict, rate: float) -> bool:
+    return paced["rps"] < KEPT_UP * rate
+
+
 def paced_orders(bench: Bench, pids: dict[int, str], name: str, what: str, rate: float, orders: dict) -> dict:
     paced = bench.run("orders", pids, orders["seconds"] + orders["drain"] + 60, slots=bench.args.order_slots,
                       rate=rate, **orders)
     if "failed" not in paced:
-        behind = " (fell behind)" if paced["rps"] < KEPT_UP * rate else ""
+        behind = " (fell behind)" if fell_behind(paced, rate) else ""
         paced["notes"] = (f"offered {rate:.1f}/s, processed {paced['rps']:.1f}/s{behind}; placement->confirmation "
                           f"p50/p99 {_fmt(paced['confirm']['p50'], '.0f')}/{_fmt(paced['confirm']['p99'], '.0f')} ms; "
                           f"stuck {paced['stuck']}")

@@ -133,8 +133,8 @@ class UnitOfWork:
         transaction: an aggregate locked already (by the event consumer) costs nothing."""
         self.lock_all([(kind, ident) for ident in ids])
 
-    def run(self, statement: sa.TextClause, params: Mapping[str, Any] | None = None) -> sql.Rows:
-        """A hot text() statement in this transaction, on the driver's cursor (mesh.sql)."""
+    def run(self, statement: sa.ClauseElement, params: Mapping[str, Any] | None = None) -> sql.Rows:
+        """A hot statement in this transaction, on the driver's cursor (mesh.sql)."""
         return sql.run(self.connection, statement, params)
 
     def lock_all(self, refs: Iterable[locks.AggregateRef], then_lock_timeout: str | None = None) -> None:

@@ -133,6 +133,11 @@ class AmqpPublisher:
     def publish_many(self, messages: list[Message]) -> set[str]:
         self._returned = set()
         try:
+            # BlockingChannel.basic_publish writes each message out on its own (a send and a poll,
+            # dear system calls on a VM: 5-8% of a service's CPU in the orders row); the channel
+            # underneath only queues the frames, and tx_commit sends them all in one write. A
+            # private attribute of pika's, pinned <2 (test_a_batch_goes_out_in_one_write).
+            publish = self.channel._impl.basic_publish  # type: ignore[attr-defined]
             for m in messages:
                 props = pika.BasicProperties(
                     content_type="application/x-protobuf",
@@ -140,7 +145,8 @@ class AmqpPublisher:
                     message_id=m.event_id,
                     type=m.event_type,
                 )
-                self.channel.basic_publish(self.exchange, m.event_type, m.body, props, mandatory=True)
+                publish(exchange=self.exchange, routing_key=m.event_type, body=m.body, properties=props,
+                        mandatory=True)
             self.channel.tx_commit()
             self.connection.process_data_events(time_limit=0)  # dispatches the returns received before commit-ok
         except AMQPError as exc:

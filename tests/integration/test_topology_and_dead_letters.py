@@ -139,6 +139,26 @@ def test_an_event_published_before_any_consumer_subscribed_reaches_the_consuming
         subscription.close()
 
 
+def test_a_batch_goes_out_in_one_write_and_still_reports_what_no_queue_took(amqp_engines, monkeypatch):
+    """The publisher queues a batch's frames on pika's channel and tx_commit sends them together;
+    pika's own basic_publish would write and poll once per message."""
+    transport = AmqpTransport(amqp_engines.amqp_url, 20, MAX_ATTEMPTS, amqp_engines.namespace)
+    subscription = transport.subscribe("probe", [PLACED])
+    publisher = transport.publisher()
+    flushes = []
+    flush = pika.BlockingConnection._flush_output
+    monkeypatch.setattr(pika.BlockingConnection, "_flush_output",
+                        lambda self, *waiters: (flushes.append(1), flush(self, *waiters))[1])
+    routed = [placed_order(f"O-{i}") for i in range(30)]
+    nobody = Message(ADJUSTED, str(uuid.uuid4()), routed[0].body)  # no queue is bound to this type here
+    assert publisher.publish_many([*routed[:10], nobody, *routed[10:]]) == {nobody.event_id}
+    assert len(flushes) <= 2, f"{len(flushes)} writes for one batch"  # tx.commit's, and the returns' read
+    monkeypatch.undo()
+    publisher.close()
+    assert receive_ids(subscription, 30) == [m.event_id for m in routed]  # all of them, in order
+    subscription.close()
+
+
 def test_a_service_start_declares_every_consumers_queue_before_its_relay_publishes(engines, tmp_path):
     spec = importlib.import_module("services.orders.service").spec()
     runtime = service.build_runtime(spec, support.settings_for("orders", engines, tmp_path))

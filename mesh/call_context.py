@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import random
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,8 +24,17 @@ subject: contextvars.ContextVar[str] = contextvars.ContextVar("subject", default
 scopes: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("scopes", default=frozenset())
 
 
+_random_bits = random.getrandbits  # seeded from os.urandom at start, and again in a forked child
+_VERSION_4 = ~(0xF << 76) & ~(0x3 << 62), (0x4 << 76) | (0x2 << 62)  # (bits kept, bits set)
+
+
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID as text: a request's or an event's id, unique, not secret.
+    From the process's Mersenne Twister, not uuid4()'s os.urandom: on this project's VMs that
+    system call was a fifth of a cached GetStock's own CPU (13 of ~65 us per call)."""
+    bits = _random_bits(128) & _VERSION_4[0] | _VERSION_4[1]
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _values(request: str, correlation: str, causation: str, timeout: float | None, caller: str,

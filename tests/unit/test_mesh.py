@@ -366,6 +366,26 @@ def test_settings_refuse_a_bad_value_by_name(clean_env, name, value, message):
         settings.load("orders")
 
 
+def test_new_ids_are_version_4_uuids_and_a_forked_child_draws_others():
+    import uuid
+
+    ids = [call_context.new_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:100]:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child writes its next ids; the parent draws its own next ones
+        os.write(write, " ".join(call_context.new_id() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        from_child = pipe.read().split()
+    assert len(from_child) == 3 and not set(from_child) & {call_context.new_id() for _ in range(3)}
+
+
 def test_the_acting_person_is_the_verified_caller_when_there_is_one():
     from mesh import call_context
     from mesh.errors import InvalidArgument

@@ -136,7 +136,7 @@ class AmqpPublisher:
             # BlockingChannel.basic_publish writes each message out on its own (a send and a poll,
             # dear system calls on a VM: 5-8% of a service's CPU in the orders row); the channel
             # underneath only queues the frames, and tx_commit sends them all in one write. A
-            # private attribute of pika's, pinned <2 (test_a_batch_goes_out_in_one_write).
+            # private attribute of pika's, pinned <2; test_a_batch_goes_out_in_one_write_* checks it.
             publish = self.channel._impl.basic_publish  # type: ignore[attr-defined]
             for m in messages:
                 props = pika.BasicProperties(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import random
 import time
 from collections.abc import Iterator
@@ -24,7 +25,11 @@ subject: contextvars.ContextVar[str] = contextvars.ContextVar("subject", default
 scopes: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("scopes", default=frozenset())
 
 
-_random_bits = random.getrandbits  # seeded from os.urandom at start, and again in a forked child
+# A generator of the ids' own, seeded from os.urandom, and again in a forked child: not the random
+# module's shared one, which anything may reseed (Hypothesis does, per example: ids repeated).
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+_random_bits = _ids.getrandbits
 _VERSION_4 = ~(0xF << 76) & ~(0x3 << 62), (0x4 << 76) | (0x2 << 62)  # (bits kept, bits set)
 
 

@@ -367,9 +367,8 @@ def test_settings_refuse_a_bad_value_by_name(clean_env, name, value, message):
 
 
 def test_new_ids_are_version_4_uuids_whoever_reseeds_random_and_a_forked_child_draws_others():
-    import uuid
-
     import random
+    import uuid
 
     state = random.getstate()
     try:

@@ -29,14 +29,18 @@ _POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]  # the diale
 ROWS = "rows"  # the bound parameter that carries the rows: bind with rows(...)
 
 
-def update_many(table: sa.Table, match: Mapping[str, str], columns: Sequence[str]) -> sa.TextClause:
+def update_many(table: sa.Table, match: Mapping[str, str], columns: Sequence[str],
+                also: Mapping[str, str] | None = None) -> sa.TextClause:
     """UPDATE table SET each of `columns` FROM the rows bound, where every column of `match`
     equals the row's value named by it (the key, and a version the row must still have).
-    Bind with rows(...), each row holding the match names and the columns. The result's
-    rowcount is the rows that matched: fewer than given is a lost update."""
+    Bind with rows(...), each row holding the match names and the columns; at most one row per
+    key (a row is updated once per statement). also: more columns set to SQL expressions, the
+    same for every row (updated_at: now()). The result's rowcount is the rows that matched:
+    fewer than given is a lost update."""
     names = [*match.values(), *columns]
+    assignments = [f"{column} = v.{column}" for column in columns] + [f"{c} = {e}" for c, e in (also or {}).items()]
     return sa.text(
-        f"UPDATE {table.name} SET " + ", ".join(f"{column} = v.{column}" for column in columns)
+        f"UPDATE {table.name} SET " + ", ".join(assignments)
         + f" FROM {recordset(table, names, [*match, *columns])} AS v"
         + " WHERE " + " AND ".join(f"{table.name}.{column} = v.{name}" for column, name in match.items()))
 

@@ -7,6 +7,7 @@ for one customer run one after the other and the second sees what the first coun
 from __future__ import annotations
 
 import builtins
+import dataclasses
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 
-from mesh import sql
+from mesh import bulk, sql
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.crm.domain import (
@@ -146,12 +147,6 @@ _CONTACTS = (sa.select(customer_contacts).where(customer_contacts.c.customer_id.
 _DECISION = sa.select(credit_decisions).where(credit_decisions.c.order_id == sa.bindparam("id"))
 _DECISION_COLUMNS = ["order_id", "customer_id", "approved", "reason", "currency_code", "order_total", "exposure_after",
                      "credit_limit"]
-_DECISION_INSERT = credit_decisions.insert().values({c: sa.bindparam(f"d_{c}") for c in _DECISION_COLUMNS})
-# An approval and the order it opens in the exposure, in one statement.
-_APPROVAL_INSERT = open_orders.insert().values(
-    order_id=sa.bindparam("d_order_id"), customer_id=sa.bindparam("d_customer_id"),
-    currency_code=sa.bindparam("d_currency_code"), amount=sa.bindparam("d_order_total"),
-).add_cte(_DECISION_INSERT.cte("decided"))
 _OPEN_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(open_orders.c.amount), 0)).where(
     open_orders.c.customer_id == sa.bindparam("customer"), open_orders.c.currency_code == sa.bindparam("currency"),
     open_orders.c.closed_by.is_(None)).scalar_subquery()
@@ -162,32 +157,45 @@ _UNPAID_TOTAL = sa.select(sa.func.coalesce(sa.func.sum(unpaid_invoices.c.amount_
     unpaid_invoices.c.currency_code == sa.bindparam("currency"),
     unpaid_invoices.c.amount_due > sa.literal_column("0")).scalar_subquery()
 _TOTALS = sa.select(_OPEN_TOTAL.label("open"), _UNPAID_TOTAL.label("unpaid"))
-# What a credit decision looks at first, in one round trip: a decision already made, the order's
-# tombstone (closed before it was decided), and the customer's exposure.
-_BEFORE_DECIDING = sa.select(
-    sa.exists().where(credit_decisions.c.order_id == sa.bindparam("order")).label("decided"),
-    sa.select(open_orders.c.closed_by).where(open_orders.c.order_id == sa.bindparam("order"))
-    .scalar_subquery().label("closed_by"),
-    _OPEN_TOTAL.label("open"), _UNPAID_TOTAL.label("unpaid"))
-_close = insert(open_orders).values(order_id=sa.bindparam("p_order"), customer_id=sa.bindparam("p_customer"),
-                                    currency_code="", amount=None, closed_by=sa.bindparam("p_closed_by"),
-                                    closed_at=sa.func.now())
-_CLOSE_ORDER = _close.on_conflict_do_update(
-    index_elements=["order_id"], set_={"closed_by": _close.excluded.closed_by, "closed_at": sa.func.now()},
-    where=open_orders.c.closed_by.is_(None)).returning(open_orders.c.order_id)
-_invoice_new = insert(unpaid_invoices).values(
-    invoice_id=sa.bindparam("p_invoice"), customer_id=sa.bindparam("p_customer"), order_id=sa.bindparam("p_order"),
-    currency_code=sa.bindparam("p_currency"), credited=0, amount_due=0)
-# Created empty, or the one there already, locked, in one statement: an upsert whose update
-# changes nothing locks the row it meets and returns it as it is (its latest version).
-_INVOICE_LOCKED = _invoice_new.on_conflict_do_update(
-    index_elements=["invoice_id"], set_={"invoice_id": _invoice_new.excluded.invoice_id},
-).returning(*unpaid_invoices.c)
-_INVOICE_SAVE = unpaid_invoices.update().where(unpaid_invoices.c.invoice_id == sa.bindparam("id")).values(
-    updated_at=sa.func.now())
-# An invoice replacing its order in the exposure: the order closed (the first closure wins) and the
-# invoice's balance saved, in one statement.
-_INVOICE_REPLACES_ORDER = _INVOICE_SAVE.add_cte(_CLOSE_ORDER.cte("closed"))
+
+# A transaction's statements (_Batch), each for any number of rows. What credit checks look at
+# first: a decision already made, the order's tombstone (closed before it was decided), and the
+# customer's exposure ("amount_due > 0" written into the SQL as in _UNPAID_TOTAL).
+_ASKED = ["order_id", "customer_id", "currency_code"]
+_BEFORE_DECIDING_MANY = sa.text(
+    "SELECT v.order_id,"
+    " EXISTS (SELECT FROM credit_decisions d WHERE d.order_id = v.order_id) AS decided,"
+    " (SELECT o.closed_by FROM open_orders o WHERE o.order_id = v.order_id) AS closed_by,"
+    " (SELECT coalesce(sum(o.amount), 0) FROM open_orders o WHERE o.customer_id = v.customer_id"
+    "  AND o.currency_code = v.currency_code AND o.closed_by IS NULL) AS open,"
+    " (SELECT coalesce(sum(u.amount_due), 0) FROM unpaid_invoices u WHERE u.customer_id = v.customer_id"
+    "  AND u.currency_code = v.currency_code AND u.amount_due > 0) AS unpaid"
+    f" FROM {bulk.recordset(open_orders, _ASKED, _ASKED)} AS v")
+# Created empty, or the ones there already, locked: an upsert whose update changes nothing locks the
+# row it meets and returns it as it is (its latest version).
+_INVOICE_KEYS = ["invoice_id", "customer_id", "order_id", "currency_code"]
+_INVOICES_LOCKED = sa.text(
+    f"INSERT INTO unpaid_invoices ({', '.join(_INVOICE_KEYS)}, credited, amount_due)"
+    f" SELECT {', '.join(_INVOICE_KEYS)}, 0, 0 FROM {bulk.recordset(unpaid_invoices, _INVOICE_KEYS, _INVOICE_KEYS)}"
+    " AS v ORDER BY invoice_id"
+    " ON CONFLICT (invoice_id) DO UPDATE SET invoice_id = excluded.invoice_id RETURNING *")
+_decisions = ", ".join(_DECISION_COLUMNS)
+_decided = bulk.recordset(credit_decisions, _DECISION_COLUMNS, _DECISION_COLUMNS, numbered=True)
+# Decisions, and the orders the approvals open in the exposure.
+_DECISIONS_WITH_APPROVALS = sa.text(
+    f"WITH v AS MATERIALIZED (SELECT * FROM {_decided} AS v({_decisions}, row_no)),"
+    f" decided AS (INSERT INTO credit_decisions ({_decisions}) SELECT {_decisions} FROM v ORDER BY row_no)"
+    " INSERT INTO open_orders (order_id, customer_id, currency_code, amount)"
+    " SELECT order_id, customer_id, currency_code, order_total FROM v WHERE approved ORDER BY row_no")
+# Open orders closed, or tombstones for orders not seen yet; the first closure wins.
+_CLOSED = ["order_id", "customer_id", "closed_by"]
+_CLOSE_ORDERS = sa.text(
+    "INSERT INTO open_orders (order_id, customer_id, currency_code, amount, closed_by, closed_at)"
+    f" SELECT order_id, customer_id, '', NULL, closed_by, now() FROM {bulk.recordset(open_orders, _CLOSED, _CLOSED)}"
+    " AS v ON CONFLICT (order_id) DO UPDATE SET closed_by = excluded.closed_by, closed_at = now()"
+    " WHERE open_orders.closed_by IS NULL")
+_INVOICES_SAVE = bulk.update_many(unpaid_invoices, {"invoice_id": "id"}, ["total", "lowest_due", "credited",
+                                                                           "amount_due"], also={"updated_at": "now()"})
 
 
 class CustomerRepository:
@@ -305,13 +313,86 @@ def _balance_row(balance: InvoiceBalance) -> dict[str, object]:
             "credited": balance.credited, "amount_due": balance.amount_due}
 
 
-class CreditRepository:
-    """One decision per order, ever (the primary key makes it so)."""
+def _invoice(row) -> InvoiceBalance:
+    return InvoiceBalance(row.invoice_id, row.customer_id, row.order_id, row.currency_code, row.total, row.lowest_due,
+                          row.credited)
+
+
+class _Batch:
+    """A transaction's exposure as its credit checks and invoice events see it, and its writes.
+
+    A consumer batch reads what all its events will look at in one statement per kind (read_all):
+    each credit check's view (a decision already made, a tombstone, the customer's totals) and the
+    invoices, created or locked. The writes are gathered and sent one statement per kind (flush):
+    at the commit, or before any statement that reads what they change. A credit check's view is
+    kept while the batch only approves orders of its customer (their totals are known: added to
+    it); any other change of the customer's exposure drops the customer's views, and the check
+    that needs one reads it again after a flush. Events name their order's or invoice's customer,
+    as the customer locks already rely on."""
 
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self.views: dict[str, tuple[tuple[str, str], BeforeDeciding]] = {}  # order -> (customer, currency), view
+        self.invoices: dict[str, InvoiceBalance] = {}  # locked, as this transaction has them
+        self.decisions: list[CreditDecision] = []
+        self.closes: dict[str, dict[str, str]] = {}  # by order: its first closure wins
+        self.saves: dict[str, InvoiceBalance] = {}  # by invoice: its last balance
+
+    def read_views(self, asked: list[tuple[str, str, str]]) -> None:
+        """The views of these (order, customer, currency) checks."""
+        self.flush()
+        keys = {order_id: (customer_id, currency) for order_id, customer_id, currency in asked}
+        rows = [{"order_id": o, "customer_id": c, "currency_code": cur} for o, (c, cur) in keys.items()]
+        for row in sql.run(self.conn, _BEFORE_DECIDING_MANY, bulk.rows(rows)):
+            self.views[row.order_id] = (keys[row.order_id], BeforeDeciding(
+                row.decided, ClosedBy(row.closed_by) if row.closed_by else None,
+                Exposure(Decimal(row.open), Decimal(row.unpaid))))
+
+    def read_invoices(self, asked: list[tuple[str, str, str, str]]) -> None:
+        """These (invoice, customer, order, currency) invoices, locked; created empty when new."""
+        self.flush()
+        rows = {invoice_id: {"invoice_id": invoice_id, "customer_id": c, "order_id": o, "currency_code": cur}
+                for invoice_id, c, o, cur in reversed(asked)}  # the first event of an invoice creates it
+        for row in sql.run(self.conn, _INVOICES_LOCKED, bulk.rows(list(rows.values()))):
+            self.invoices[row.invoice_id] = _invoice(row)
+
+    def changed(self, customer_id: str) -> None:
+        """The customer's exposure changed in a way its views cannot follow: they are read again."""
+        for order_id in [o for o, (key, _) in self.views.items() if key[0] == customer_id]:
+            del self.views[order_id]
+
+    def approved(self, decision: CreditDecision) -> None:
+        for order_id, ((customer_id, currency), view) in list(self.views.items()):
+            if customer_id == decision.customer_id:
+                if currency != decision.currency_code or decision.order_total is None:
+                    self.changed(customer_id)
+                    return
+                opened = dataclasses.replace(view.exposure, open_orders=view.exposure.open_orders
+                                             + decision.order_total)
+                self.views[order_id] = ((customer_id, currency), dataclasses.replace(view, exposure=opened))
+
+    def flush(self) -> None:
+        if self.decisions:
+            sql.run(self.conn, _DECISIONS_WITH_APPROVALS, bulk.rows(
+                [{c: getattr(d, c) for c in _DECISION_COLUMNS} for d in self.decisions]))
+            self.decisions = []
+        if self.closes:
+            sql.run(self.conn, _CLOSE_ORDERS, bulk.rows(list(self.closes.values())))
+            self.closes = {}
+        if self.saves:
+            sql.run(self.conn, _INVOICES_SAVE, bulk.rows([_balance_row(b) for b in self.saves.values()]))
+            self.saves = {}
+
+
+class CreditRepository:
+    """One decision per order, ever (the primary key makes it so)."""
+
+    def __init__(self, conn: sa.Connection, batch: _Batch) -> None:
+        self.conn = conn
+        self.batch = batch
 
     def decision(self, order_id: str) -> CreditDecision | None:
+        self.batch.flush()
         row = self.conn.execute(_DECISION, {"id": order_id}).first()
         if row is None:
             return None
@@ -320,55 +401,72 @@ class CreditRepository:
 
     def add(self, decision: CreditDecision) -> None:
         """Records the decision; an approval also opens its order in the exposure (open_orders, its
-        total), in the same statement: an approved order counts from the moment it is decided."""
-        sql.run(self.conn, _APPROVAL_INSERT if decision.approved else _DECISION_INSERT,
-                           {f"d_{c}": getattr(decision, c) for c in _DECISION_COLUMNS})
+        total), in the same statement: an approved order counts from the moment it is decided.
+        Written with the batch's other decisions (flush)."""
+        self.batch.decisions.append(decision)
+        if decision.approved:
+            self.batch.approved(decision)
 
 
 class ExposureRepository:
     """Open orders and unpaid invoices per customer: crm's projection of order and
     finance events."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, batch: _Batch) -> None:
         self.conn = conn
+        self.batch = batch
+
+    def read_all(self, checks: list[tuple[str, str, str]], invoices: list[tuple[str, str, str, str]]) -> None:
+        """What a batch's events will read: the views of its credit checks (order, customer,
+        currency) and its invoices (invoice, customer, order, currency), locked."""
+        if checks:
+            self.batch.read_views(checks)
+        if invoices:
+            self.batch.read_invoices(invoices)
 
     def totals(self, customer_id: str, currency_code: str) -> Exposure:
+        self.batch.flush()
         row = self.conn.execute(_TOTALS, {"customer": customer_id, "currency": currency_code}).one()
         return Exposure(Decimal(row.open), Decimal(row.unpaid))
 
     def before_deciding(self, order_id: str, customer_id: str, currency_code: str) -> BeforeDeciding:
-        row = sql.run(self.conn, _BEFORE_DECIDING, {"order": order_id, "customer": customer_id,
-                                                    "currency": currency_code}).one()
-        return BeforeDeciding(row.decided, ClosedBy(row.closed_by) if row.closed_by else None,
-                              Exposure(Decimal(row.open), Decimal(row.unpaid)))
+        """What the order's credit check looks at, with this transaction's changes; read once
+        (the check that reads it decides the order)."""
+        found = self.batch.views.pop(order_id, None)
+        if found is None or found[0] != (customer_id, currency_code):
+            self.batch.read_views([(order_id, customer_id, currency_code)])
+            found = self.batch.views.pop(order_id)
+        return found[1]
 
     # open orders (an approval opens one: CreditRepository.add)
-    def close_order(self, order_id: str, customer_id: str, closed_by: ClosedBy) -> bool:
+    def close_order(self, order_id: str, customer_id: str, closed_by: ClosedBy) -> None:
         """Closes an open order, or leaves a tombstone for one not seen yet; the first
-        closure wins. Returns whether anything changed."""
-        return self.conn.execute(_CLOSE_ORDER, {"p_order": order_id, "p_customer": customer_id,
-                                                "p_closed_by": str(closed_by)}).first() is not None
+        closure wins. Written with the batch's other closures (flush)."""
+        self.batch.closes.setdefault(order_id, {"order_id": order_id, "customer_id": customer_id,
+                                                "closed_by": str(closed_by)})
+        self.batch.views.pop(order_id, None)
+        self.batch.changed(customer_id)
 
     # invoices
     def invoice(self, invoice_id: str, customer_id: str, order_id: str, currency_code: str) -> InvoiceBalance:
         """The invoice's balance, locked; created empty when this is the first event about it."""
-        row = sql.run(self.conn, _INVOICE_LOCKED, {"p_invoice": invoice_id, "p_customer": customer_id,
-                                                   "p_order": order_id, "p_currency": currency_code}).one()
-        return InvoiceBalance(row.invoice_id, row.customer_id, row.order_id, row.currency_code, row.total,
-                              row.lowest_due, row.credited)
+        if invoice_id not in self.batch.invoices:
+            self.batch.read_invoices([(invoice_id, customer_id, order_id, currency_code)])
+        return self.batch.invoices[invoice_id]
 
     def save_invoice(self, balance: InvoiceBalance) -> None:
-        self.conn.execute(_INVOICE_SAVE, _balance_row(balance))
+        """Written with the batch's other balances (flush)."""
+        self.batch.saves[balance.invoice_id] = self.batch.invoices[balance.invoice_id] = balance
+        self.batch.changed(balance.customer_id)
 
     def invoice_replaces_order(self, balance: InvoiceBalance) -> None:
-        """The invoice's order closes (INVOICED; the first closure wins) and its balance is saved:
-        one statement."""
-        sql.run(self.conn, _INVOICE_REPLACES_ORDER, {**_balance_row(balance), "p_order": balance.order_id,
-                                                     "p_customer": balance.customer_id,
-                                                     "p_closed_by": str(ClosedBy.INVOICED)})
+        """The invoice's order closes (INVOICED; the first closure wins) and its balance is saved."""
+        self.close_order(balance.order_id, balance.customer_id, ClosedBy.INVOICED)
+        self.save_invoice(balance)
 
     def add_credit_note(self, credit_note_id: str, invoice_id: str, customer_id: str, unpaid_amount: Decimal) -> bool:
         """Records a credit note; False when it was recorded already."""
+        self.batch.flush()
         return self.conn.execute(insert(credit_notes).values(
             credit_note_id=credit_note_id, invoice_id=invoice_id, customer_id=customer_id,
             unpaid_amount=unpaid_amount).on_conflict_do_nothing(index_elements=["credit_note_id"])
@@ -378,5 +476,9 @@ class ExposureRepository:
 class CrmUnitOfWork(UnitOfWork):
     def start(self) -> None:
         self.customers = CustomerRepository(self.connection)
-        self.credit = CreditRepository(self.connection)
-        self.exposure = ExposureRepository(self.connection)
+        batch = _Batch(self.connection)  # fresh after a rollback too: what it gathered is dropped
+        self.credit = CreditRepository(self.connection, batch)
+        self.exposure = ExposureRepository(self.connection, batch)
+
+    def flush(self) -> None:
+        self.exposure.batch.flush()

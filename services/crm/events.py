@@ -31,9 +31,33 @@ def _lock_customers(uow: CrmUnitOfWork, events: list[Event]) -> None:
     uow.customers.lock_all(sorted(customer_ids))
 
 
+def _read_exposure(uow: CrmUnitOfWork, events: list[Event]) -> None:
+    """What a batch's credit checks and invoice events read, in one statement each, under the
+    batch's customer locks, before its handlers run."""
+    checks: list[tuple[str, str, str]] = []
+    invoices: list[tuple[str, str, str, str]] = []
+    for event in events:
+        match event.payload:
+            case orders_ev.OrderPlaced() as placed:
+                customer = uow.customers.lock_for_exposure(placed.customer_id)
+                checks.append((placed.order_id, placed.customer_id, customer.currency_code if customer else ""))
+            case fin_ev.InvoiceIssued() | fin_ev.PaymentReceived() | fin_ev.CreditNoteIssued() as about:
+                invoices.append((about.invoice_id, about.customer_id, about.order_id, _currency_of(about)))
+    uow.exposure.read_all(checks, invoices)
+
+
+def _currency_of(event: fin_ev.InvoiceIssued | fin_ev.PaymentReceived | fin_ev.CreditNoteIssued) -> str:
+    """The currency its handler gives the invoice it creates (the first event about an invoice does)."""
+    if isinstance(event, fin_ev.InvoiceIssued):
+        return event.total.currency_code
+    if isinstance(event, fin_ev.PaymentReceived):
+        return event.amount_due.currency_code
+    return event.unpaid_amount.currency_code
+
+
 def build() -> EventHandlers:
     # Every event crm consumes names its customer, and each handler locks that customer first.
-    consumes = EventHandlers(consumer="crm", lock_first=_lock_customers)
+    consumes = EventHandlers(consumer="crm", lock_first=_lock_customers, read_first=_read_exposure)
 
     @consumes.on(orders_ev.OrderPlaced, lock=CUSTOMER)
     def on_order_placed(uow: CrmUnitOfWork, event: orders_ev.OrderPlaced, _envelope: EventEnvelope) -> None:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from erp.common.v1.money_pb2 import Money
 from erp.events.v1 import crm_events_pb2 as crm_ev
+from erp.events.v1 import finance_events_pb2 as fin_ev
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from mesh.events import envelope
@@ -74,37 +75,89 @@ def assert_acked(outcomes: list, count: int) -> None:
     assert outcomes == [Ack()] * count
 
 
-def test_crm_reads_a_batch_s_customers_once_with_their_locks(engine_for):
-    """crm's batch locks its customers up front (lock_first) and reads them in that statement:
-    three orders of one customer and one of a customer crm does not know make no other read of
-    the customers table; each decision reads what it looks at (an earlier decision, the order's
-    tombstone, the exposure) in one statement, and still sees the decisions before it; an approval
-    is written with the order it opens in one statement."""
-    from services.crm import events, handlers
+def crm_with_customer(engine_for, limit: str):
+    from services.crm import handlers
     from services.crm.adapters import CrmUnitOfWork
     from services.crm.domain import CreateCustomer
 
     engine = engine_for("crm")
     handlers.create_customer(CrmUnitOfWork(engine, "crm"), CreateCustomer(
-        customer_id="CUST-1", name="Acme", status="", credit_limit_amount="100.00", credit_limit_currency="EUR",
+        customer_id="CUST-1", name="Acme", status="", credit_limit_amount=limit, credit_limit_currency="EUR",
         payment_terms_days=30, email="", contacts=(), webhook_url=""))
-    placed = [orders_ev.OrderPlaced(order_id=f"O-{n}", customer_id=customer, total=Money(currency_code="EUR",
-                                                                                          amount="40.00"))
+    return engine
+
+
+def crm_consumer(engine):
+    from services.crm import events
+    from services.crm.adapters import CrmUnitOfWork
+
+    return Consumer(events.build(), lambda: CrmUnitOfWork(engine, "crm"), 5, 20)
+
+
+def eur(amount: str) -> Money:
+    return Money(currency_code="EUR", amount=amount)
+
+
+def test_crm_decides_a_batch_s_orders_from_one_read_and_writes_them_in_one_statement(engine_for):
+    """crm's batch locks its customers up front (lock_first) and reads them in that statement;
+    what its credit checks look at (an earlier decision, the order's tombstone, the exposure) is
+    read for all of them in one statement (read_first), each check still sees the approvals
+    before it in the batch, and the decisions, with the orders the approvals open, are written by
+    one statement at the commit. Three orders of one customer and one of a customer crm does not
+    know: 40 + 40 fit the limit of 100, the third does not."""
+    engine = crm_with_customer(engine_for, "100.00")
+    placed = [orders_ev.OrderPlaced(order_id=f"O-{n}", customer_id=customer, total=eur("40.00"))
               for n, customer in enumerate(["CUST-1", "CUST-1", "CUST-1", "CUST-NONE"])]
     batch = [delivery(event, "orders", event.order_id) for event in placed]
-    consumer = Consumer(events.build(), lambda: CrmUnitOfWork(engine, "crm"), 5, 20)
-    statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 4))
+    statements = statements_of(engine, lambda: assert_acked(crm_consumer(engine).handle_batch(batch), 4))
     assert sum("FROM customers" in s for s in statements) == 1
     reads = [s for s in statements if s.startswith("SELECT") and "FROM customers" not in s and "advisory" not in s]
-    assert len(reads) == 4 and all("credit_decisions" in s and "open_orders" in s for s in reads)  # one per order
-    # each decision is one write, an approval's with the order it opens in the exposure
+    assert len(reads) == 1 and "credit_decisions" in reads[0] and "open_orders" in reads[0], reads
     writes = [s for s in statements if "INTO credit_decisions" in s or "INTO open_orders" in s]
-    assert len(writes) == 4 and sum("INTO open_orders" in s for s in writes) == 2, writes
+    assert len(writes) == 1 and "INTO open_orders" in writes[0], writes
     with engine.connect() as conn:
         decided = dict(conn.execute(sa.text("SELECT order_id, approved FROM credit_decisions")).all())
         opened = dict(conn.execute(sa.text("SELECT order_id, amount FROM open_orders")).all())
     assert decided == {"O-0": True, "O-1": True, "O-2": False, "O-3": False}  # 120 > 100; no such customer
     assert opened == {"O-0": 40, "O-1": 40}
+
+
+def test_crm_checks_in_a_batch_see_every_change_the_batch_made_before_them(engine_for):
+    """A batch whose events change one customer's exposure before its credit checks: an invoice
+    replaces an open order, a payment lowers what is due, an order is cancelled before it is placed,
+    and an order is placed twice (published again under a new event id). Each check reads what the
+    batch wrote before it, so the approval counts the invoice at what is left due (10), not the
+    order it replaced (40), and the second placement gets the first decision again."""
+    engine = crm_with_customer(engine_for, "100.00")
+    earlier = orders_ev.OrderPlaced(order_id="O-A", customer_id="CUST-1", total=eur("40.00"))
+    assert_acked(crm_consumer(engine).handle_batch([delivery(earlier, "orders", "O-A")]), 1)
+    placed = orders_ev.OrderPlaced(order_id="O-B", customer_id="CUST-1", total=eur("80.00"))
+    batch = [
+        delivery(fin_ev.InvoiceIssued(invoice_id="I-A", order_id="O-A", customer_id="CUST-1", total=eur("40.00")),
+                 "finance", "I-A"),
+        delivery(fin_ev.PaymentReceived(invoice_id="I-A", order_id="O-A", customer_id="CUST-1", amount=eur("30.00"),
+                                        amount_due=eur("10.00")), "finance", "I-A"),
+        delivery(placed, "orders", "O-B"),
+        delivery(orders_ev.OrderCancelled(order_id="O-C", customer_id="CUST-1", total=eur("1.00")), "orders", "O-C"),
+        delivery(orders_ev.OrderPlaced(order_id="O-C", customer_id="CUST-1", total=eur("1.00")), "orders", "O-C"),
+        delivery(placed, "orders", "O-B"),  # a new envelope: a new event id
+    ]
+    assert_acked(crm_consumer(engine).handle_batch(batch), len(batch))
+    with engine.connect() as conn:
+        decided = {r.order_id: (r.approved, r.exposure_after) for r in conn.execute(sa.text(
+            "SELECT order_id, approved, exposure_after FROM credit_decisions"))}
+        orders = {r.order_id: (r.amount, r.closed_by) for r in conn.execute(sa.text(
+            "SELECT order_id, amount, closed_by FROM open_orders"))}
+        invoice = conn.execute(sa.text("SELECT total, lowest_due, amount_due FROM unpaid_invoices")).one()
+        answers = [envelope.decode(row.envelope).payload for row in conn.execute(sa.text(
+            "SELECT envelope FROM outbox WHERE event_type <> :updated ORDER BY id"),
+            {"updated": envelope.event_type(crm_ev.CustomerUpdated)})]
+    assert decided == {"O-A": (True, 40), "O-B": (True, 90), "O-C": (False, None)}
+    assert orders == {"O-A": (40, "invoiced"), "O-B": (80, None), "O-C": (None, "cancelled")}
+    assert tuple(invoice) == (40, 10, 10)
+    assert [(type(a).__name__, a.order_id) for a in answers] == [
+        ("CreditApproved", "O-A"), ("CreditApproved", "O-B"), ("CreditRejected", "O-C"), ("CreditApproved", "O-B")]
+    assert answers[1] == answers[3]
 
 
 def test_notification_reads_a_batch_s_contacts_in_one_statement(engine_for):

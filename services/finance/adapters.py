@@ -12,6 +12,7 @@ from services.finance.payables.adapters import (
     SupplierBillRepository,
 )
 from services.finance.receivables.adapters import (
+    BeforeIssuingRead,
     CancellationRepository,
     CreditNoteRepository,
     CustomerRepository,
@@ -38,13 +39,17 @@ class FinanceUnitOfWork(UnitOfWork):
     def start(self) -> None:
         self.numbers = NumberSequences(self.connection)
         self.journal = JournalRepository(self.connection)
-        self.invoices = InvoiceRepository(self.connection)
+        read_first: BeforeIssuingRead = {}  # shared: a cancellation or new terms drop what they make stale
+        self.invoices = InvoiceRepository(self.connection, read_first)
         self.payments = PaymentRepository(self.connection)
         self.credit_notes = CreditNoteRepository(self.connection)
-        self.customers = CustomerRepository(self.connection)
-        self.cancellations = CancellationRepository(self.connection)
+        self.customers = CustomerRepository(self.connection, read_first)
+        self.cancellations = CancellationRepository(self.connection, read_first)
         self.purchase_orders = PurchaseOrderRepository(self.connection)
         self.goods_receipts = GoodsReceiptRepository(self.connection)
         self.supplier_bills = SupplierBillRepository(self.connection)
         self.bill_payments = BillPaymentRepository(self.connection)
         self.stock_postings = StockPostingRepository(self.connection)
+
+    def flush(self) -> None:
+        self.numbers.flush()

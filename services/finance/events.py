@@ -59,6 +59,15 @@ def lock_invoice_numbers(uow: FinanceUnitOfWork, events: list[Event]) -> None:
         uow.numbers.lock(receivables.INVOICE_PREFIX, dt.datetime.now(dt.UTC).year)
 
 
+def read_before_issuing(uow: FinanceUnitOfWork, events: list[Event]) -> None:
+    """What a batch's invoices look at first (a cancellation, an invoice already issued, the
+    payment terms), in one statement under the batch's locks."""
+    confirmed = [(event.payload.order_id, event.payload.customer_id) for event in events
+                 if isinstance(event.payload, orders_ev.OrderConfirmed)]
+    if confirmed:
+        uow.invoices.read_before_issuing(confirmed)
+
+
 # A sales order's invoice and its cancellation serialize: a cancellation that overtakes the
 # invoice leaves a tombstone the invoice must see, or the order is invoiced and never credited.
 ORDER = locks.by("order", "order_id")
@@ -66,7 +75,7 @@ PURCHASE_ORDER = locks.by("purchase_order", "purchase_order_id")
 
 
 def build(config: FinanceConfig) -> EventHandlers:
-    consumes = EventHandlers(consumer="finance", lock_first=lock_invoice_numbers)
+    consumes = EventHandlers(consumer="finance", lock_first=lock_invoice_numbers, read_first=read_before_issuing)
 
     @consumes.on(orders_ev.OrderConfirmed, lock=ORDER)
     def on_order_confirmed(uow: FinanceUnitOfWork, event: orders_ev.OrderConfirmed, _envelope: EventEnvelope) -> None:

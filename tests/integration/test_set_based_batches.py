@@ -160,6 +160,51 @@ def test_crm_checks_in_a_batch_see_every_change_the_batch_made_before_them(engin
     assert answers[1] == answers[3]
 
 
+def confirmed(order_id: str, customer_id: str = "CUST-1") -> orders_ev.OrderConfirmed:
+    price = eur("12.50")
+    return orders_ev.OrderConfirmed(order_id=order_id, customer_id=customer_id, total=eur("25.00"), lines=[
+        orders_ev.OrderLineItem(line_no=1, sku="SKU-A", warehouse_code="MAIN", quantity=2, unit_price=price)])
+
+
+def test_finance_numbers_a_batch_s_invoices_in_memory_and_reads_what_they_look_at_once(engine_for):
+    """finance's batch of OrderConfirmed: what each invoice looks at first (a cancellation, an
+    invoice already there, the payment terms) is read for all of them in one statement, and the
+    locked invoice counter counts on in memory, written once at the commit: no statement per
+    number. A batch that changes what its invoices look at (a cancellation before the order's
+    confirmation, new payment terms, an order confirmed twice) still sees each change."""
+    from decimal import Decimal
+
+    from services.finance import events
+    from services.finance.adapters import FinanceUnitOfWork
+    from services.finance.ledger.domain import FinanceConfig
+
+    engine = engine_for("finance")
+    consumer = Consumer(events.build(FinanceConfig(Decimal("0.20"), 30, "EUR")),
+                        lambda: FinanceUnitOfWork(engine, "finance"), 5, 20)
+    assert_acked(consumer.handle_batch([delivery(confirmed("O-0"), "orders", "O-0")]), 1)  # the counter's first
+    batch = [delivery(confirmed(f"O-{n}"), "orders", f"O-{n}") for n in (1, 2, 3)]
+    statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 3))
+    assert sum("cancelled_orders" in s for s in statements) == 1
+    numbering = [s.split(" ", 1)[0] for s in statements if "number_sequences" in s]
+    assert numbering == ["SELECT", "UPDATE"], numbering  # the lock, and the counter written at the commit
+
+    mixed = [
+        delivery(orders_ev.OrderCancelled(order_id="O-5", customer_id="CUST-1"), "orders", "O-5"),
+        delivery(confirmed("O-5"), "orders", "O-5"),
+        delivery(crm_ev.CustomerUpdated(customer_id="CUST-2", payment_terms_days=7), "crm", "CUST-2"),
+        delivery(confirmed("O-4", "CUST-2"), "orders", "O-4"),
+        delivery(confirmed("O-6"), "orders", "O-6"),
+        delivery(confirmed("O-4", "CUST-2"), "orders", "O-4"),  # again, under a new event id
+    ]
+    assert_acked(consumer.handle_batch(mixed), len(mixed))
+    with engine.connect() as conn:
+        issued = {r.order_id: (r.number_seq, (r.due_at - r.issued_at).days) for r in conn.execute(sa.text(
+            "SELECT order_id, number_seq, issued_at, due_at FROM invoices"))}
+        counter = conn.execute(sa.text("SELECT last_value FROM number_sequences")).scalar_one()
+    assert issued == {"O-0": (1, 30), "O-1": (2, 30), "O-2": (3, 30), "O-3": (4, 30), "O-4": (5, 7), "O-6": (6, 30)}
+    assert counter == 6
+
+
 def test_notification_reads_a_batch_s_contacts_in_one_statement(engine_for):
     """notification's batch reads its customers' contact data once, before its handlers run: an
     order event for a customer it knows, one for a customer it learns of later in the same batch

@@ -64,17 +64,38 @@ number_sequences = sa.Table(
 
 
 class NumberSequences:
+    """Gap-free counters. A counter this transaction holds (locked by lock() or by its first
+    next()) counts on in memory, and its new value is written once, at the commit (flush): a
+    batch of invoices takes its numbers with no statement per number."""
+
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self._held: dict[tuple[str, int], int] = {}  # (kind, year) locked: its value in this transaction
+        self._unwritten: set[tuple[str, int]] = set()
 
     def next(self, kind: str, year: int) -> int:
         """The next number of (kind, year); the counter row stays locked until the
         transaction ends, and a rollback undoes the increment (no gaps)."""
-        return sql.run(self.conn, _NEXT_NUMBER, {"kind": kind, "year": year}).scalar_one()
+        key = (kind, year)
+        if key in self._held:
+            self._held[key] += 1
+            self._unwritten.add(key)
+        else:
+            self._held[key] = sql.run(self.conn, _NEXT_NUMBER, {"kind": kind, "year": year}).scalar_one()
+        return self._held[key]
 
     def lock(self, kind: str, year: int) -> None:
         """Takes the (kind, year) counter's row lock now, if the counter exists."""
-        sql.run(self.conn, _LOCK_NUMBER, {"kind": kind, "year": year}).all()
+        row = sql.run(self.conn, _LOCK_NUMBER, {"kind": kind, "year": year}).first()
+        if row is not None:
+            self._held[(kind, year)] = row.last_value
+
+    def flush(self) -> None:
+        """Writes the counters next() moved in memory."""
+        if self._unwritten:
+            sql.run(self.conn, _SET_NUMBERS, bulk.rows([{"kind": kind, "year": year, "last_value": self._held[kind, year]}
+                                                       for kind, year in sorted(self._unwritten)]))
+            self._unwritten = set()
 
 
 # Built once (the invoice path runs them per order): SQLAlchemy reuses their compiled form.
@@ -85,6 +106,7 @@ _NEXT_NUMBER = (insert(number_sequences).values(kind=sa.bindparam("kind"), year=
 _LOCK_NUMBER = (sa.select(number_sequences.c.last_value)
                 .where(number_sequences.c.kind == sa.bindparam("kind"), number_sequences.c.year == sa.bindparam("year"))
                 .with_for_update())
+_SET_NUMBERS = bulk.update_many(number_sequences, {"kind": "kind", "year": "year"}, ["last_value"])
 
 
 # ---------------------------------------------------------------- the journal

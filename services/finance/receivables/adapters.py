@@ -133,11 +133,24 @@ _BEFORE_ISSUING = sa.select(
     sa.exists().where(invoices.c.order_id == sa.bindparam("order")).label("invoiced"),
     sa.select(customers.c.payment_terms_days).where(customers.c.customer_id == sa.bindparam("customer"))
     .scalar_subquery().label("payment_terms"))
+# The same for a batch's orders (order, customer), in one statement.
+_ASKED = ["order_id", "customer_id"]
+_BEFORE_ISSUING_MANY = sa.text(
+    "SELECT v.order_id, EXISTS (SELECT FROM cancelled_orders c WHERE c.order_id = v.order_id) AS cancelled,"
+    " EXISTS (SELECT FROM invoices i WHERE i.order_id = v.order_id) AS invoiced,"
+    " (SELECT c.payment_terms_days FROM customers c WHERE c.customer_id = v.customer_id) AS payment_terms"
+    f" FROM {bulk.recordset(invoices, _ASKED, _ASKED)} AS v")
+
+# What a batch's invoices will look at first (InvoiceRepository.read_before_issuing), by order:
+# (customer, what was read). Each is used once; a cancellation or a change of payment terms
+# in the batch drops what it makes stale (CancellationRepository, CustomerRepository).
+BeforeIssuingRead = dict[str, tuple[str, BeforeIssuing]]
 
 
 class InvoiceRepository:
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, read_first: BeforeIssuingRead | None = None) -> None:
         self.conn = conn
+        self.read_first: BeforeIssuingRead = {} if read_first is None else read_first
 
     def add(self, invoice: Invoice) -> None:
         lines = bulk.rows([{c: getattr(line, c) for c in _INVOICE_LINE_COLUMNS} for line in invoice.lines])
@@ -150,8 +163,20 @@ class InvoiceRepository:
         return self._one(_INVOICE_BY_ORDER_FOR_UPDATE if for_update else _INVOICE_BY_ORDER, order_id)
 
     def before_issuing(self, order_id: str, customer_id: str) -> BeforeIssuing:
+        found = self.read_first.pop(order_id, None)
+        if found is not None and found[0] == customer_id:
+            return found[1]
         row = sql.run(self.conn, _BEFORE_ISSUING, {"order": order_id, "customer": customer_id}).one()
         return BeforeIssuing(row.cancelled, row.invoiced, row.payment_terms)
+
+    def read_before_issuing(self, asked: Sequence[tuple[str, str]]) -> None:
+        """What issuing these (order, customer) invoices looks at, in one statement; before_issuing
+        then answers each once from it."""
+        customer_of = dict(asked)
+        rows = [{"order_id": order_id, "customer_id": customer_id} for order_id, customer_id in customer_of.items()]
+        for row in sql.run(self.conn, _BEFORE_ISSUING_MANY, bulk.rows(rows)):
+            self.read_first[row.order_id] = (customer_of[row.order_id], BeforeIssuing(
+                row.cancelled, row.invoiced, row.payment_terms))
 
     def save(self, invoice: Invoice) -> None:
         """Writes the payment state; the version check refuses a lost update."""
@@ -261,11 +286,13 @@ class CreditNoteRepository:
 class CustomerRepository:
     """Payment terms per customer, a projection of CustomerUpdated events."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, read_first: BeforeIssuingRead | None = None) -> None:
         self.conn = conn
+        self.read_first: BeforeIssuingRead = {} if read_first is None else read_first
 
     def upsert(self, terms: CustomerTerms) -> bool:
         """Stores the terms unless a newer version is already stored; returns whether it did."""
+        self.read_first.clear()
         stmt = insert(customers).values(customer_id=terms.customer_id, payment_terms_days=terms.payment_terms_days,
                                         version=terms.version)
         stmt = stmt.on_conflict_do_update(
@@ -281,8 +308,10 @@ class CustomerRepository:
 class CancellationRepository:
     """Orders cancelled before finance invoiced them: a late OrderConfirmed is ignored."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, read_first: BeforeIssuingRead | None = None) -> None:
         self.conn = conn
+        self.read_first: BeforeIssuingRead = {} if read_first is None else read_first
 
     def add(self, order_id: str, reason: str) -> None:
+        self.read_first.pop(order_id, None)
         self.conn.execute(insert(cancelled_orders).values(order_id=order_id, reason=reason).on_conflict_do_nothing())

@@ -49,9 +49,15 @@ def recordset(table: sa.Table, names: Sequence[str], columns: Sequence[str], num
     """The bound rows as a FROM item to alias: each name a field of its column's type (names[i]
     typed as columns[i]). numbered: one more field numbers the rows from 1 in the order given
     (WITH ORDINALITY; alias every field then, AS v(a, b, row_no))."""
-    fields = ", ".join(f"{name} {table.c[column].type.compile(dialect=_POSTGRESQL)}"
-                       for name, column in zip(names, columns, strict=True))
-    return f"ROWS FROM (json_to_recordset(CAST(:{ROWS} AS json)) AS ({fields}))" + (" WITH ORDINALITY" if numbered else "")
+    return f"ROWS FROM (json_to_recordset(CAST(:{ROWS} AS json)) AS ({fields(table, names, columns)}))" + (
+        " WITH ORDINALITY" if numbered else "")
+
+
+def fields(table: sa.Table, names: Sequence[str], columns: Sequence[str]) -> str:
+    """A record's field list, "name type, ...", names[i] typed as table's columns[i]: what
+    json_to_recordset reads a JSON array of rows with (nested arrays too: json_to_recordset(v.lines))."""
+    return ", ".join(f"{name} {table.c[column].type.compile(dialect=_POSTGRESQL)}"
+                     for name, column in zip(names, columns, strict=True))
 
 
 def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",

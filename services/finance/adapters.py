@@ -53,3 +53,4 @@ class FinanceUnitOfWork(UnitOfWork):
 
     def flush(self) -> None:
         self.numbers.flush()
+        self.invoices.flush()

@@ -171,7 +171,8 @@ def test_finance_numbers_a_batch_s_invoices_in_memory_and_reads_what_they_look_a
     invoice already there, the payment terms) is read for all of them in one statement, and the
     locked invoice counter counts on in memory, written once at the commit: no statement per
     number. A batch that changes what its invoices look at (a cancellation before the order's
-    confirmation, new payment terms, an order confirmed twice) still sees each change."""
+    confirmation, new payment terms, an order confirmed twice) still sees each change. The batch's
+    invoices and the journal entries that post them are written by one statement at the commit."""
     from decimal import Decimal
 
     from services.finance import events
@@ -187,6 +188,8 @@ def test_finance_numbers_a_batch_s_invoices_in_memory_and_reads_what_they_look_a
     assert sum("cancelled_orders" in s for s in statements) == 1
     numbering = [s.split(" ", 1)[0] for s in statements if "number_sequences" in s]
     assert numbering == ["SELECT", "UPDATE"], numbering  # the lock, and the counter written at the commit
+    writes = [s for s in statements if "INTO invoices" in s or "INTO journal_entries" in s]
+    assert len(writes) == 1 and "INTO journal_lines" in writes[0] and "INTO invoice_lines" in writes[0], writes
 
     mixed = [
         delivery(orders_ev.OrderCancelled(order_id="O-5", customer_id="CUST-1"), "orders", "O-5"),
@@ -201,8 +204,12 @@ def test_finance_numbers_a_batch_s_invoices_in_memory_and_reads_what_they_look_a
         issued = {r.order_id: (r.number_seq, (r.due_at - r.issued_at).days) for r in conn.execute(sa.text(
             "SELECT order_id, number_seq, issued_at, due_at FROM invoices"))}
         counter = conn.execute(sa.text("SELECT last_value FROM number_sequences")).scalar_one()
+        posted = conn.execute(sa.text(
+            "SELECT i.order_id, sum(l.debit) FROM invoices i JOIN journal_entries e ON e.entry_id = i.journal_entry_id"
+            " AND e.reference = i.invoice_id JOIN journal_lines l ON l.entry_id = e.entry_id GROUP BY i.order_id")).all()
     assert issued == {"O-0": (1, 30), "O-1": (2, 30), "O-2": (3, 30), "O-3": (4, 30), "O-4": (5, 7), "O-6": (6, 30)}
     assert counter == 6
+    assert dict(posted) == dict.fromkeys(issued, Decimal("30.00"))  # each posted with its own entry: 25 + 20% tax
 
 
 def test_notification_reads_a_batch_s_contacts_in_one_statement(engine_for):

@@ -78,6 +78,7 @@ class FakeInvoices:
         self.credit_notes: FakeCreditNotes | None = None
         self.customers: FakeCustomers | None = None
         self.cancellations: FakeCancellations | None = None
+        self.journal: FakeJournal | None = None
         self.saves = 0
 
     def snapshot(self):
@@ -86,7 +87,11 @@ class FakeInvoices:
     def restore(self, snap) -> None:
         self.rows = copy.deepcopy(snap)
 
-    def add(self, invoice: Invoice) -> None:
+    def add(self, invoice: Invoice, entry: JournalEntry | None = None) -> None:
+        """With the journal entry that posts it, as the real one (which writes both at the commit)."""
+        if entry is not None:
+            assert self.journal is not None, "an invoice with an entry needs FakeInvoices.journal"
+            invoice.journal_entry_id = self.journal.post(entry)
         if invoice.invoice_id in self.rows:
             raise FakeIntegrityError(f"duplicate invoice {invoice.invoice_id}")
         if any(i.order_id == invoice.order_id for i in self.rows.values()):
@@ -450,7 +455,7 @@ def finance_uow() -> FakeUnitOfWork:
     invoices = FakeInvoices()
     payments = FakePayments(invoices, journal)
     credit_notes = FakeCreditNotes(invoices)
-    invoices.payments, invoices.credit_notes = payments, credit_notes
+    invoices.payments, invoices.credit_notes, invoices.journal = payments, credit_notes, journal
     invoices.customers, invoices.cancellations = FakeCustomers(), FakeCancellations()
     bills = FakeSupplierBills()
     return FakeUnitOfWork(numbers=FakeNumbers(), invoices=invoices, payments=payments, credit_notes=credit_notes,

@@ -113,9 +113,16 @@ _SET_NUMBERS = bulk.update_many(number_sequences, {"kind": "kind", "year": "year
 
 
 # An entry and its lines in one statement; its id (an identity) comes back.
-_ENTRY_LINE_COLUMNS = ["line_no", "account", "debit", "credit"]
+ENTRY_LINE_COLUMNS = ["line_no", "account", "debit", "credit"]
 _ENTRY_INSERT = bulk.insert_with_rows(journal_entries, ["memo", "reference", "currency_code", "reverses_entry_id"],
-                                      journal_lines, _ENTRY_LINE_COLUMNS, "entry_id")
+                                      journal_lines, ENTRY_LINE_COLUMNS, "entry_id")
+
+
+def entry_lines(entry: JournalEntry) -> list[dict[str, object]]:
+    """A checked entry's lines as rows of journal_lines (ENTRY_LINE_COLUMNS), numbered from 1."""
+    entry.check()
+    return [{"line_no": i + 1, "account": line.account, "debit": line.debit, "credit": line.credit}
+            for i, line in enumerate(entry.lines)]
 
 
 def insert_for_request(conn: sa.Connection, statement: sa.Insert, request_id: str, what: str) -> None:
@@ -136,9 +143,7 @@ class JournalRepository:
 
     def post(self, entry: JournalEntry) -> int:
         """Inserts a checked entry and its lines; returns its id. Never updates anything."""
-        entry.check()
-        lines = bulk.rows([{"line_no": i + 1, "account": line.account, "debit": line.debit, "credit": line.credit}
-                           for i, line in enumerate(entry.lines)])
+        lines = bulk.rows(entry_lines(entry))
         return sql.run(self.conn, _ENTRY_INSERT, {
             "memo": entry.memo, "reference": entry.reference, "currency_code": entry.currency_code,
             "reverses_entry_id": entry.reverses_entry_id, **lines}).scalar_one()

@@ -12,8 +12,16 @@ from sqlalchemy.dialects.postgresql import insert
 
 from mesh import bulk, sql
 from mesh.errors import Aborted
-from services.finance.ledger.adapters import MONEY, PRICE, insert_for_request, metadata
-from services.finance.ledger.domain import OpenItem
+from services.finance.ledger.adapters import (
+    ENTRY_LINE_COLUMNS,
+    MONEY,
+    PRICE,
+    entry_lines,
+    insert_for_request,
+    journal_lines,
+    metadata,
+)
+from services.finance.ledger.domain import JournalEntry, OpenItem
 from services.finance.receivables.domain import (
     BeforeIssuing,
     CreditNote,
@@ -116,10 +124,33 @@ def _invoice_row(invoice: Invoice) -> dict:
             "due_date": invoice.due_date, "journal_entry_id": invoice.journal_entry_id, "version": invoice.version}
 
 
-# An invoice and its lines in one statement (_invoice_row has every column of invoices).
 _INVOICE_LINE_COLUMNS = ["line_no", "sku", "quantity", "unit_price", "amount"]
-_INVOICE_INSERT = bulk.insert_with_rows(invoices, [c.name for c in invoices.c], invoice_lines, _INVOICE_LINE_COLUMNS,
-                                        "invoice_id")
+# A transaction's invoices, each with its lines and its journal entry (and the entry's lines), in one
+# statement at the commit (InvoiceRepository.flush): the entries' ids (an identity) go into the invoices.
+_ISSUED = [c.name for c in invoices.c if c.name != "journal_entry_id"]
+_PENDING = [*_ISSUED, "entry_memo", "entry_reference", "entry_currency", "entry_lines", "lines"]
+_pending_fields = (bulk.fields(invoices, _ISSUED, _ISSUED)
+                   + ", entry_memo text, entry_reference text, entry_currency text, entry_lines json, lines json")
+_ISSUE_MANY = sa.text(
+    f"WITH v AS MATERIALIZED (SELECT * FROM ROWS FROM (json_to_recordset(CAST(:{bulk.ROWS} AS json))"
+    f"  AS ({_pending_fields})) WITH ORDINALITY AS v({', '.join(_PENDING)}, row_no)),"
+    " entries AS (INSERT INTO journal_entries (memo, reference, currency_code)"
+    "  SELECT entry_memo, entry_reference, entry_currency FROM v WHERE entry_memo IS NOT NULL ORDER BY row_no"
+    "  RETURNING entry_id, reference),"
+    " entry_lines AS (INSERT INTO journal_lines (entry_id, " + ", ".join(ENTRY_LINE_COLUMNS) + ")"
+    "  SELECT e.entry_id, " + ", ".join(f"l.{c}" for c in ENTRY_LINE_COLUMNS) + " FROM entries e"
+    "  JOIN v ON v.entry_reference = e.reference,"
+    f"  json_to_recordset(v.entry_lines) AS l({bulk.fields(journal_lines, ENTRY_LINE_COLUMNS, ENTRY_LINE_COLUMNS)})"
+    "  ORDER BY v.row_no, l.line_no),"
+    f" issued AS (INSERT INTO invoices ({', '.join(_ISSUED)}, journal_entry_id)"
+    f"  SELECT {', '.join(f'v.{c}' for c in _ISSUED)}, e.entry_id FROM v"
+    "  LEFT JOIN entries e ON e.reference = v.entry_reference ORDER BY v.row_no"
+    "  RETURNING invoice_id, journal_entry_id),"
+    f" issued_lines AS (INSERT INTO invoice_lines (invoice_id, {', '.join(_INVOICE_LINE_COLUMNS)})"
+    f"  SELECT v.invoice_id, {', '.join(f'l.{c}' for c in _INVOICE_LINE_COLUMNS)} FROM v,"
+    f"  json_to_recordset(v.lines) AS l({bulk.fields(invoice_lines, _INVOICE_LINE_COLUMNS, _INVOICE_LINE_COLUMNS)})"
+    "  ORDER BY v.row_no, l.line_no)"
+    " SELECT invoice_id, journal_entry_id FROM issued")
 _INVOICE_LINES = (sa.select(invoice_lines).where(invoice_lines.c.invoice_id.in_(sa.bindparam("ids", expanding=True)))
                   .order_by(invoice_lines.c.invoice_id, invoice_lines.c.line_no))
 _INVOICE_BY_ID = sa.select(invoices).where(invoices.c.invoice_id == sa.bindparam("key"))
@@ -148,13 +179,36 @@ BeforeIssuingRead = dict[str, tuple[str, BeforeIssuing]]
 
 
 class InvoiceRepository:
+    """Invoices. New ones (add) are written together at the commit, or before any other statement
+    of this repository (flush): a batch's invoices and their journal entries in one statement."""
+
     def __init__(self, conn: sa.Connection, read_first: BeforeIssuingRead | None = None) -> None:
         self.conn = conn
         self.read_first: BeforeIssuingRead = {} if read_first is None else read_first
+        self._pending: list[tuple[Invoice, JournalEntry | None]] = []
 
-    def add(self, invoice: Invoice) -> None:
-        lines = bulk.rows([{c: getattr(line, c) for c in _INVOICE_LINE_COLUMNS} for line in invoice.lines])
-        sql.run(self.conn, _INVOICE_INSERT, {**_invoice_row(invoice), **lines})
+    def add(self, invoice: Invoice, entry: JournalEntry | None = None) -> None:
+        """A new invoice, and the journal entry that posts it (checked now; its id is the invoice's
+        journal_entry_id once written)."""
+        if entry is not None:
+            entry_lines(entry)  # checks it
+            if any(e is not None and e.reference == entry.reference for _, e in self._pending):
+                self.flush()  # the statement finds each entry's invoice by the entry's reference
+        self._pending.append((invoice, entry))
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        rows = [{**{c: value for c, value in _invoice_row(invoice).items() if c != "journal_entry_id"},
+                 "entry_memo": entry.memo if entry else None, "entry_reference": entry.reference if entry else None,
+                 "entry_currency": entry.currency_code if entry else None,
+                 "entry_lines": entry_lines(entry) if entry else [],
+                 "lines": [{c: getattr(line, c) for c in _INVOICE_LINE_COLUMNS} for line in invoice.lines]}
+                for invoice, entry in pending]
+        entry_ids = dict(sql.run(self.conn, _ISSUE_MANY, bulk.rows(rows)).all())
+        for invoice, _ in pending:
+            invoice.journal_entry_id = entry_ids[invoice.invoice_id]
 
     def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None:
         return self._one(_INVOICE_BY_ID_FOR_UPDATE if for_update else _INVOICE_BY_ID, invoice_id)
@@ -166,12 +220,14 @@ class InvoiceRepository:
         found = self.read_first.pop(order_id, None)
         if found is not None and found[0] == customer_id:
             return found[1]
+        self.flush()
         row = sql.run(self.conn, _BEFORE_ISSUING, {"order": order_id, "customer": customer_id}).one()
         return BeforeIssuing(row.cancelled, row.invoiced, row.payment_terms)
 
     def read_before_issuing(self, asked: Sequence[tuple[str, str]]) -> None:
         """What issuing these (order, customer) invoices looks at, in one statement; before_issuing
         then answers each once from it."""
+        self.flush()
         customer_of = dict(asked)
         rows = [{"order_id": order_id, "customer_id": customer_id} for order_id, customer_id in customer_of.items()]
         for row in sql.run(self.conn, _BEFORE_ISSUING_MANY, bulk.rows(rows)):
@@ -180,6 +236,7 @@ class InvoiceRepository:
 
     def save(self, invoice: Invoice) -> None:
         """Writes the payment state; the version check refuses a lost update."""
+        self.flush()
         updated = self.conn.execute(invoices.update().where(
             invoices.c.invoice_id == invoice.invoice_id, invoices.c.version == invoice.version - 1,
         ).values(amount_paid=invoice.amount_paid, amount_credited=invoice.amount_credited, state=str(invoice.state),
@@ -191,6 +248,7 @@ class InvoiceRepository:
     def list(self, *, customer_id: str, order_id: str, states: frozenset[PaymentState] | None,
              overdue: bool | None, today: dt.date, after: tuple[int, int] | None, limit: int) -> builtins.list[Invoice]:
         """Ordered by number (year, sequence); keyset paging after the given key."""
+        self.flush()
         query = sa.select(invoices)
         if customer_id:
             query = query.where(invoices.c.customer_id == customer_id)
@@ -209,6 +267,7 @@ class InvoiceRepository:
 
     def open_items(self, currency_code: str, as_of: dt.datetime) -> builtins.list[OpenItem]:
         """Each invoice issued by as_of with what was due on it at that moment."""
+        self.flush()
         paid = (sa.select(payments.c.invoice_id, sa.func.sum(payments.c.amount).label("amount"))
                 .where(payments.c.received_at <= as_of).group_by(payments.c.invoice_id).subquery())
         credited = (sa.select(credit_notes.c.invoice_id, sa.func.sum(credit_notes.c.amount).label("amount"))
@@ -222,6 +281,7 @@ class InvoiceRepository:
         return [OpenItem(r.customer_id, r.due_date, r.due) for r in self.conn.execute(query)]
 
     def _one(self, query, key: str) -> Invoice | None:
+        self.flush()
         loaded = self._load(self.conn.execute(query, {"key": key}).all())
         return loaded[0] if loaded else None
 

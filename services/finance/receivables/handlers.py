@@ -52,12 +52,10 @@ def issue_invoice(uow: FinanceUnitOfWork, cmd: domain.IssueInvoice, config: Fina
     seq = uow.numbers.next(domain.INVOICE_PREFIX, year)
     invoice = domain.new_invoice(str(uuid.uuid4()), year, seq, cmd, priced, config.tax_rate, issued_at,
                                  config.default_payment_terms_days if terms is None else terms)
-    entry = domain.invoice_entry(invoice)
-    if entry is not None:  # a free order posts nothing
-        invoice.journal_entry_id = uow.journal.post(entry)
-    # Two deliveries of one order racing both get here; the UNIQUE order_id makes the
-    # second fail and roll back (its number too), and its retry finds the invoice.
-    uow.invoices.add(invoice)
+    # Posted with the invoice (a free order posts nothing), both written at the commit: two
+    # deliveries of one order racing both get here; the UNIQUE order_id makes the second fail
+    # and roll back (its number too), and its retry finds the invoice.
+    uow.invoices.add(invoice, domain.invoice_entry(invoice))
     uow.emit(aggregate_type="invoice", aggregate_id=invoice.order_id, version=invoice.version,
              payload=ev.InvoiceIssued(
                  invoice_id=invoice.invoice_id, number=invoice.number, order_id=invoice.order_id,

@@ -89,7 +89,8 @@ class EventHandlers:
     # of deadlocking, and that wait does not count against BATCH_LOCK_TIMEOUT.
     lock_first: Callable[[Any, list[Event]], None] | None = None
     # Reads, under the batch's locks, what its handlers will read (notification: the batch's
-    # contacts), in one statement instead of one per event; the repository keeps it for them.
+    # contacts; crm: its credit checks' views and its invoices; finance: what its invoices look
+    # at), in one statement instead of one per event; the repository keeps it for them.
     read_first: Callable[[Any, list[Event]], None] | None = None
 
     def on(self, payload_type: type[P], *, lock: LockKeys

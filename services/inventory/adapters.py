@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from decimal import Decimal
 from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 
-from mesh import sql
+from mesh import bulk, sql
 from mesh.uow import UnitOfWork
 from services.inventory.domain import LedgerEntry, LedgerKind, Product, StockLevel, Valuation, Warehouse
 
@@ -151,34 +152,48 @@ _FAILURE_INSERT = insert(reservation_failures).on_conflict_do_nothing()
 _LEDGER_INSERT = stock_ledger.insert()
 
 
-# What a reservation looks at, in one statement: what was done with the order already, which of
-# its SKUs and warehouses exist, and its balances, locked in key order (so reservations cannot
-# deadlock; MATERIALIZED: locked whatever the outer query reads). One row per locked balance, or
-# one row with no balance.
-_BEFORE_RESERVING = sa.text(
+# Balances locked in key order (so reservations cannot deadlock; MATERIALIZED: locked whatever the
+# outer query reads), beside which of the keys' SKUs and warehouses exist: one row per locked
+# balance, or one row with no balance.
+_LOCKED_KEYS = (
     "WITH locked AS MATERIALIZED ("
     " SELECT b.sku, b.warehouse_code, b.on_hand, b.reserved, b.version, b.reorder_point, b.reorder_quantity,"
     "  b.reorder_alerted FROM stock_balances AS b"
     " JOIN unnest(CAST(:skus AS text[]), CAST(:codes AS text[])) AS k(sku, code)"
     "  ON b.sku = k.sku AND b.warehouse_code = k.code"
     " ORDER BY b.sku, b.warehouse_code FOR UPDATE OF b)"
-    " SELECT EXISTS (SELECT 1 FROM reservations WHERE order_id = :order_id) AS seen_reserved,"
-    " EXISTS (SELECT 1 FROM closed_orders WHERE order_id = :order_id) AS seen_closed,"
-    " (SELECT answer FROM reservation_failures WHERE order_id = :order_id) AS seen_failure,"
+    " SELECT {seen}"
     " ARRAY(SELECT sku FROM products WHERE sku = ANY(CAST(:skus AS text[]))) AS known_skus,"
     " ARRAY(SELECT code FROM warehouses WHERE code = ANY(CAST(:codes AS text[]))) AS known_codes,"
     " locked.* FROM (SELECT) AS one LEFT JOIN locked ON true")
-# A reservation's writes in one statement: the balances, the reservation rows and the ledger
-# entries (in line order), from the order's merged lines.
-_RESERVE_ORDER = sa.text(
-    "WITH m AS (SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:codes AS text[]), CAST(:qtys AS bigint[]))"
-    "  WITH ORDINALITY AS m(sku, code, qty, line_no)),"
-    " moved AS (UPDATE stock_balances AS b SET reserved = b.reserved + m.qty, version = b.version + 1"
-    "  FROM m WHERE b.sku = m.sku AND b.warehouse_code = m.code),"
+# What a reservation looks at, in one statement: what was done with the order already, and its keys.
+_BEFORE_RESERVING = sa.text(_LOCKED_KEYS.format(seen=(
+    "EXISTS (SELECT 1 FROM reservations WHERE order_id = :order_id) AS seen_reserved,"
+    " EXISTS (SELECT 1 FROM closed_orders WHERE order_id = :order_id) AS seen_closed,"
+    " (SELECT answer FROM reservation_failures WHERE order_id = :order_id) AS seen_failure,")))
+# A consumer batch's: the keys of all its orders, and what was done with each order.
+_LOCK_KEYS = sa.text(_LOCKED_KEYS.format(seen=""))
+_SEEN = sa.text(
+    "SELECT v.order_id, EXISTS (SELECT 1 FROM reservations r WHERE r.order_id = v.order_id) AS reserved,"
+    " EXISTS (SELECT 1 FROM closed_orders c WHERE c.order_id = v.order_id) AS closed,"
+    " (SELECT f.answer FROM reservation_failures f WHERE f.order_id = v.order_id) AS failure"
+    f" FROM {bulk.recordset(reservations, ['order_id'], ['order_id'])} AS v")
+# Reservations' writes in one statement: the balances (each by the sum of its orders' quantities,
+# its version by their number), the reservation rows and the ledger entries, in the order given
+# (an order's merged lines, order after order).
+_RESERVED = ["order_id", "sku", "warehouse_code", "quantity", "reason"]
+_reserved = bulk.recordset(stock_ledger, _RESERVED, ["reference", "sku", "warehouse_code", "reserved_delta", "reason"],
+                           numbered=True)
+_RESERVE = sa.text(
+    f"WITH m AS MATERIALIZED (SELECT * FROM {_reserved} AS m({', '.join(_RESERVED)}, row_no)),"
+    " moved AS (UPDATE stock_balances AS b SET reserved = b.reserved + t.quantity, version = b.version + t.n"
+    "  FROM (SELECT sku, warehouse_code, sum(quantity)::bigint AS quantity, count(*) AS n FROM m"
+    "   GROUP BY sku, warehouse_code) AS t"
+    "  WHERE b.sku = t.sku AND b.warehouse_code = t.warehouse_code),"
     " held AS (INSERT INTO reservations (order_id, sku, warehouse_code, quantity, status)"
-    "  SELECT :order_id, sku, code, qty, 'reserved' FROM m)"
+    "  SELECT order_id, sku, warehouse_code, quantity, 'reserved' FROM m ORDER BY row_no)"
     " INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, reason, reference)"
-    " SELECT sku, code, :kind, 0, qty, :reason, :order_id FROM m ORDER BY line_no")
+    " SELECT sku, warehouse_code, :kind, 0, quantity, reason, order_id FROM m ORDER BY row_no")
 
 
 class OrderSeen(NamedTuple):
@@ -194,21 +209,79 @@ class BeforeReserving(NamedTuple):
     levels: dict[tuple[str, str], StockLevel]  # its balances that exist, locked
 
 
+Key = tuple[str, str]  # (sku, warehouse code)
+
+
+class _Reservations:
+    """A transaction's reservations. A consumer batch reads what all its OrderPlaced look at up
+    front (read): what was done with each order, and the balances of all their keys, locked in
+    one global key order. Each reservation then reads from that and changes it in memory, and the
+    reservations are written in one statement (flush): at the commit, or before any other
+    statement of the repository, which also drops what was read (it may change it)."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self.conn = conn
+        self.seen: dict[str, OrderSeen] = {}  # by order: used once
+        self.keys: set[Key] = set()  # read up front; levels holds those with a balance
+        self.levels: dict[Key, StockLevel] = {}  # locked, as this transaction has them
+        self.skus: set[str] = set()
+        self.codes: set[str] = set()
+        self.pending: list[dict[str, object]] = []  # rows of _RESERVE
+
+    def read(self, orders: list[tuple[str, list[Key]]]) -> None:
+        keys = sorted({key for _, order_keys in orders for key in order_keys})
+        rows = sql.run(self.conn, _LOCK_KEYS, {"skus": [k[0] for k in keys], "codes": [k[1] for k in keys]}).all()
+        self.keys.update(keys)
+        self.skus.update(rows[0].known_skus)
+        self.codes.update(rows[0].known_codes)
+        self.levels.update({(r.sku, r.warehouse_code): _level(r) for r in rows if r.sku is not None})
+        for row in sql.run(self.conn, _SEEN, bulk.rows([{"order_id": order_id} for order_id, _ in orders])):
+            self.seen[row.order_id] = OrderSeen(row.reserved, row.closed, row.failure)
+
+    def flush(self) -> None:
+        if self.pending:
+            sql.run(self.conn, _RESERVE, {"kind": str(LedgerKind.RESERVATION), **bulk.rows(self.pending)})
+            self.pending = []
+
+    def forget(self) -> None:
+        self.seen, self.keys, self.levels, self.skus, self.codes = {}, set(), {}, set(), set()
+
+
+def _after_flush(method):
+    """A statement of StockRepository other than a reservation's: the batch's reservations are
+    written first, and what was read for them is dropped."""
+    @functools.wraps(method)
+    def flushed(self: StockRepository, *args, **kwargs):
+        self.reservations.flush()
+        self.reservations.forget()
+        return method(self, *args, **kwargs)
+    return flushed
+
+
 class StockRepository:
     def __init__(self, conn: sa.Connection) -> None:
         self.conn = conn
+        self.reservations = _Reservations(conn)
 
+    def read_all(self, orders: list[tuple[str, list[Key]]]) -> None:
+        """What a batch's reservations look at (its orders and their keys), read and locked at once."""
+        self.reservations.flush()
+        self.reservations.read(orders)
+
+    @_after_flush
     def get(self, sku: str, warehouse_code: str, for_update: bool = False) -> StockLevel | None:
         query = _GET.with_for_update() if for_update else _GET
         row = self.conn.execute(query, {"k_sku": sku, "k_wh": warehouse_code}).first()
         return _level(row) if row else None
 
+    @_after_flush
     def many(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], StockLevel]:
         if not keys:
             return {}
         pairs = sa.tuple_(stock_balances.c.sku, stock_balances.c.warehouse_code).in_(keys)
         return {(r.sku, r.warehouse_code): _level(r) for r in self.conn.execute(sa.select(*_LEVEL_COLUMNS).where(pairs))}
 
+    @_after_flush
     def existing(self, keys: list[tuple[str, str]]) -> tuple[set[str], set[str]]:
         """Which of the keys' SKUs and warehouses exist."""
         skus = sorted({k[0] for k in keys})
@@ -218,14 +291,17 @@ class StockRepository:
             found[kind].add(value)
         return found["sku"], found["warehouse"]
 
+    @_after_flush
     def ensure_row(self, sku: str, warehouse_code: str) -> None:
         self.conn.execute(_ENSURE_ROW, {"k_sku": sku, "k_wh": warehouse_code})
 
+    @_after_flush
     def save(self, level: StockLevel) -> None:
         self.conn.execute(stock_balances.update().where(
             stock_balances.c.sku == level.sku, stock_balances.c.warehouse_code == level.warehouse_code,
         ).values(on_hand=level.on_hand, reserved=level.reserved, version=level.version))
 
+    @_after_flush
     def append(self, *entries: LedgerEntry) -> None:
         """Writes ledger entries (several in one statement)."""
         if entries:
@@ -235,6 +311,7 @@ class StockRepository:
                 "reference": e.reference, "request_id": e.request_id, "value_delta": e.value_delta,
                 "unit_cost": e.unit_cost} for e in entries])
 
+    @_after_flush
     def request_target(self, request_id: str) -> tuple[str, str] | None:
         """The (sku, warehouse) an already-applied request changed, if any."""
         row = self.conn.execute(sa.select(stock_ledger.c.sku, stock_ledger.c.warehouse_code)
@@ -242,7 +319,13 @@ class StockRepository:
         return (row.sku, row.warehouse_code) if row else None
 
     def before_reserving(self, order_id: str, keys: list[tuple[str, str]]) -> BeforeReserving:
-        """What reserving an order's (sku, warehouse) keys looks at, its balances locked: one statement."""
+        """What reserving an order's (sku, warehouse) keys looks at, its balances locked: what the
+        batch read up front, with its reservations before this one; else one statement."""
+        batch = self.reservations
+        seen = batch.seen.pop(order_id, None)
+        if seen is not None and batch.keys.issuperset(keys):
+            return BeforeReserving(seen, batch.skus, batch.codes, {k: batch.levels[k] for k in keys if k in batch.levels})
+        batch.flush()
         rows = sql.run(self.conn, _BEFORE_RESERVING, {"order_id": order_id, "skus": [k[0] for k in keys],
                                                       "codes": [k[1] for k in keys]}).all()
         first = rows[0]
@@ -253,21 +336,29 @@ class StockRepository:
     def reserve_order(self, order_id: str, moves: list[tuple[StockLevel, int]], reason: str) -> list[StockLevel]:
         """Reserves quantity on each level, which this transaction holds locked (before_reserving),
         so availability was checked on current numbers; records the order's reservations and their
-        ledger entries (kind RESERVATION, referencing the order); one statement for all. The new
+        ledger entries (kind RESERVATION, referencing the order). Written with the batch's other
+        reservations (flush), or at once when its balances were not read up front. The new
         levels. The CHECK constraints still refuse an oversell."""
         if len({(level.sku, level.warehouse_code) for level, _ in moves}) != len(moves):
             raise ValueError("reserve_order takes each balance once (merge the lines first)")
-        sql.run(self.conn, _RESERVE_ORDER, {
-            "order_id": order_id, "kind": str(LedgerKind.RESERVATION), "reason": reason,
-            "skus": [level.sku for level, _ in moves], "codes": [level.warehouse_code for level, _ in moves],
-            "qtys": [qty for _, qty in moves]})
-        return [dataclasses.replace(level, reserved=level.reserved + qty, version=level.version + 1)
-                for level, qty in moves]
+        batch = self.reservations
+        reserved = [dataclasses.replace(level, reserved=level.reserved + qty, version=level.version + 1)
+                    for level, qty in moves]
+        batch.pending.extend({"order_id": order_id, "sku": level.sku, "warehouse_code": level.warehouse_code,
+                              "quantity": qty, "reason": reason} for level, qty in moves)
+        for level in reserved:
+            if (level.sku, level.warehouse_code) in batch.levels:
+                batch.levels[(level.sku, level.warehouse_code)] = level
+        if not all((level.sku, level.warehouse_code) in batch.keys for level in reserved):
+            batch.flush()
+        return reserved
 
     def add_failure(self, order_id: str, answer: bytes) -> None:
-        """Records that the order's reservation failed, with the answer given (serialized)."""
+        """Records that the order's reservation failed, with the answer given (serialized): what
+        the batch read for other orders still holds."""
         self.conn.execute(_FAILURE_INSERT, {"order_id": order_id, "answer": answer})
 
+    @_after_flush
     def reservations_for(self, order_id: str, status: str = "reserved") -> list[tuple[str, str, int]]:
         """(sku, warehouse, quantity) of an order's reservations in a status, in sorted order."""
         rows = self.conn.execute(
@@ -277,19 +368,23 @@ class StockRepository:
         ).all()
         return [(r.sku, r.warehouse_code, r.quantity) for r in rows]
 
+    @_after_flush
     def set_reservations_status(self, order_id: str, status: str) -> None:
         self.conn.execute(reservations.update().where(reservations.c.order_id == order_id,
                                                       reservations.c.status == "reserved").values(status=status))
 
+    @_after_flush
     def move(self, sku: str, warehouse_code: str, on_hand_delta: int, reserved_delta: int) -> StockLevel:
         """Applies deltas to a balance (the CHECK constraints refuse an impossible result)."""
         row = self.conn.execute(_MOVE, {"k_sku": sku, "k_wh": warehouse_code, "on_hand_delta": on_hand_delta,
                                         "reserved_delta": reserved_delta}).first()
         return _level(row)
 
+    @_after_flush
     def close(self, order_id: str) -> None:
         self.conn.execute(insert(closed_orders).values(order_id=order_id).on_conflict_do_nothing())
 
+    @_after_flush
     def set_reorder(self, sku: str, warehouse_code: str, point: int, quantity: int) -> StockLevel:
         row = self.conn.execute(
             stock_balances.update()
@@ -300,10 +395,15 @@ class StockRepository:
         return _level(row)
 
     def set_reorder_alerted(self, sku: str, warehouse_code: str, alerted: bool) -> None:
+        """A reservation's reorder alert (another column than its pending writes change)."""
         self.conn.execute(stock_balances.update().where(
             stock_balances.c.sku == sku, stock_balances.c.warehouse_code == warehouse_code,
         ).values(reorder_alerted=alerted))
+        level = self.reservations.levels.get((sku, warehouse_code))
+        if level is not None:
+            self.reservations.levels[(sku, warehouse_code)] = dataclasses.replace(level, reorder_alerted=alerted)
 
+    @_after_flush
     def page(self, *, warehouse_code: str, sku_prefix: str, below_reorder_point: bool,
              after: tuple[str, str] | None, limit: int) -> list[StockLevel]:
         """Levels ordered by (warehouse, sku), after a key, for keyset paging."""
@@ -323,6 +423,7 @@ class StockRepository:
 
     # ------------------------------------------------------------ valuation
 
+    @_after_flush
     def valuation(self, sku: str, warehouse_code: str) -> Valuation:
         """The balance's quantity on hand and value. Read after the balance's row was
         changed (move) or locked in this transaction, so no other writer is between."""
@@ -332,10 +433,12 @@ class StockRepository:
             return Valuation(0, Decimal("0.00"), Decimal(0))
         return Valuation(row.on_hand, row.value, row.unit_cost)
 
+    @_after_flush
     def set_valuation(self, sku: str, warehouse_code: str, value: Decimal, unit_cost: Decimal) -> None:
         self.conn.execute(stock_balances.update().where(_b.sku == sku, _b.warehouse_code == warehouse_code)
                           .values(value=value, unit_cost=unit_cost))
 
+    @_after_flush
     def valuation_page(self, *, as_of: dt.datetime | None, warehouse_code: str, sku_prefix: str,
                        after: tuple[str, str] | None, limit: int | None) -> list[tuple[str, str, int, Decimal, Decimal]]:
         """(sku, warehouse, quantity, value, unit cost) by (warehouse, sku): the balances
@@ -348,6 +451,7 @@ class StockRepository:
             query = query.limit(limit)
         return [(r.sku, r.warehouse_code, int(r.quantity), r.value, r.unit_cost) for r in self.conn.execute(query)]
 
+    @_after_flush
     def valuation_totals(self, *, as_of: dt.datetime | None, warehouse_code: str,
                          sku_prefix: str) -> tuple[int, Decimal]:
         lines = _valuation_source(as_of, warehouse_code, sku_prefix).subquery()
@@ -395,6 +499,9 @@ class InventoryUnitOfWork(UnitOfWork):
     def start(self) -> None:
         self.catalog = CatalogRepository(self.connection)
         self.stock = StockRepository(self.connection)
+
+    def flush(self) -> None:
+        self.stock.reservations.flush()
 
 
 def ledger_mismatches(conn: sa.Connection) -> list[tuple]:

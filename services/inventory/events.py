@@ -7,6 +7,7 @@ from erp.events.v1.envelope_pb2 import EventEnvelope
 from mesh import locks, money
 from mesh.cache import Cache
 from mesh.events.consumer import EventHandlers
+from mesh.events.envelope import Event
 from services.inventory import domain, handlers
 from services.inventory.adapters import InventoryUnitOfWork
 
@@ -15,9 +16,17 @@ from services.inventory.adapters import InventoryUnitOfWork
 ORDER = locks.by("order", "order_id")
 
 
+def _read_reservations(uow: InventoryUnitOfWork, events: list[Event]) -> None:
+    """What a batch's reservations look at, read and locked in two statements before its handlers run."""
+    orders = [(event.payload.order_id, [(line.sku, line.warehouse_code) for line in event.payload.lines])
+              for event in events if isinstance(event.payload, orders_ev.OrderPlaced)]
+    if orders:
+        uow.stock.read_all(orders)
+
+
 def build(cache: Cache, currency: str = "EUR") -> EventHandlers:
     """currency: what stock is valued in (ERP_INVENTORY_CURRENCY)."""
-    consumes = EventHandlers(consumer="inventory")
+    consumes = EventHandlers(consumer="inventory", read_first=_read_reservations)
 
     @consumes.on(orders_ev.OrderPlaced, lock=ORDER)
     def on_order_placed(uow: InventoryUnitOfWork, event: orders_ev.OrderPlaced, _envelope: EventEnvelope) -> None:

@@ -348,6 +348,70 @@ def test_inventory_reserves_an_order_in_two_statements(engine_for, redis_server)
         assert ledger_mismatches(conn) == []
 
 
+def placed(order_id: str, *lines: tuple[str, int]) -> orders_ev.OrderPlaced:
+    return orders_ev.OrderPlaced(order_id=order_id, customer_id="CUST-1", total=eur("1.00"), lines=[
+        orders_ev.OrderLineItem(line_no=n, sku=sku, warehouse_code="MAIN", quantity=qty, unit_price=eur("1.00"))
+        for n, (sku, qty) in enumerate(lines, start=1)])
+
+
+def test_inventory_reserves_a_batch_from_one_read_and_writes_it_in_one_statement(engine_for, redis_server):
+    """inventory's batch of OrderPlaced: what was done with each order and the balances of all
+    their keys are read and locked up front (two statements); each reservation sees the ones
+    before it (orders compete for the last units of A), and all are written by one statement at
+    the commit. A batch that also releases an order still sees every change: the release writes
+    what was reserved before it, and the orders after it read again."""
+    import uuid
+
+    from mesh.cache import Cache
+    from services.inventory import events
+    from services.inventory.adapters import InventoryUnitOfWork, ledger_mismatches
+
+    engine = engine_for("inventory")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO products (sku, name, unit_of_measure) VALUES ('A', 'a', 'pc'), ('B', 'b', 'pc')"))
+        conn.execute(sa.text("INSERT INTO warehouses (code, name) VALUES ('MAIN', 'main')"))
+        conn.execute(sa.text("INSERT INTO stock_balances (sku, warehouse_code, on_hand, reserved, version)"
+                             " VALUES ('A', 'MAIN', 5, 0, 1), ('B', 'MAIN', 10, 0, 1)"))
+        conn.execute(sa.text("INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, reason,"
+                             " reference) VALUES ('A', 'MAIN', 'receipt', 5, 0, 'seed', ''),"
+                             " ('B', 'MAIN', 'receipt', 10, 0, 'seed', '')"))
+    consumer = Consumer(events.build(Cache(redis_server, f"test-{uuid.uuid4().hex[:8]}", 60)),
+                        lambda: InventoryUnitOfWork(engine, "inventory"), 5, 20)
+    batch = [delivery(placed("O-1", ("B", 2), ("A", 3)), "orders", "O-1"),
+             delivery(placed("O-2", ("A", 3)), "orders", "O-2"),  # 2 of A left: fails
+             delivery(placed("O-3", ("A", 2), ("X", 1)), "orders", "O-3"),  # no SKU X: fails
+             delivery(placed("O-4", ("A", 2), ("B", 1)), "orders", "O-4"),  # the last 2 of A
+             delivery(placed("O-1", ("B", 2), ("A", 3)), "orders", "O-1")]  # again: the first answer
+    statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 5))
+    # the batch's locks and orders, and its write; the repeat of O-1 reads its order again (each
+    # order's read is used once), after the reservations before it were written
+    assert sum("stock_balances" in s for s in statements) == 3
+    assert sum("FROM reservations" in s for s in statements) == 2
+    assert sum("INTO reservations" in s for s in statements) == 1
+
+    release = [delivery(placed("O-5", ("B", 1)), "orders", "O-5"),
+               delivery(orders_ev.OrderCancelled(order_id="O-4", customer_id="CUST-1"), "orders", "O-4"),
+               delivery(placed("O-6", ("A", 2)), "orders", "O-6")]  # the units O-4 gave back
+    assert_acked(consumer.handle_batch(release), 3)
+    with engine.connect() as conn:
+        balances = conn.execute(sa.text("SELECT sku, reserved, version FROM stock_balances ORDER BY sku")).all()
+        held = conn.execute(sa.text("SELECT order_id, sku, quantity, status FROM reservations"
+                                    " ORDER BY order_id, sku")).all()
+        failed = {r.order_id for r in conn.execute(sa.text("SELECT order_id FROM reservation_failures"))}
+        answers = [(row.event_type.rsplit(".", 1)[1], envelope.decode(row.envelope).payload.order_id)
+                   for row in conn.execute(sa.text("SELECT event_type, envelope FROM outbox ORDER BY id"))]
+        assert ledger_mismatches(conn) == []
+    assert [tuple(b) for b in balances] == [("A", 5, 5), ("B", 3, 5)]  # A: 3 + 2, -2, +2; B: 2 + 1, +1, -1
+    assert [tuple(h) for h in held] == [("O-1", "A", 3, "reserved"), ("O-1", "B", 2, "reserved"),
+                                        ("O-4", "A", 2, "released"), ("O-4", "B", 1, "released"),
+                                        ("O-5", "B", 1, "reserved"), ("O-6", "A", 2, "reserved")]
+    assert failed == {"O-2", "O-3"}
+    reserved, refused = "StockReserved", "StockReservationFailed"
+    assert [a for a in answers if a[0] in (reserved, refused)] == [
+        (reserved, "O-1"), (refused, "O-2"), (refused, "O-3"), (reserved, "O-4"), (reserved, "O-1"),
+        (reserved, "O-5"), (reserved, "O-6")]
+
+
 def test_a_row_and_its_rows_go_in_with_one_statement(engine_for):
     """mesh.bulk.insert_with_rows, as finance posts a journal entry: the entry's generated id
     comes back and every line carries it, in the order given, from one statement; a second

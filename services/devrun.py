@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,6 +34,48 @@ from services import RUNNABLE as SERVICES  # noqa: E402
 # `make run` serves each service's Prometheus /metrics on its own port, from this one up (9460-9466, the gateway last),
 # unless ERP_METRICS_PORT names another first port.
 DEFAULT_METRICS_BASE = 9460
+
+
+# Where free_ports looks: from here up to the start of the kernel's ephemeral range.
+_LOWEST_FREE_PORT = 10000
+_port_picks = random.Random()  # its own: tests reseed the random module's
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports free to listen on at `host`, below the kernel's ephemeral range
+    (net.ipv4.ip_local_port_range). A port from that range, which is what binding port 0 gives,
+    can be taken between this check and the server's own bind as the source port of any outgoing
+    connection (the database connections of a sibling service starting at the same moment did:
+    "Address already in use"); the kernel never hands out a port below the range that way."""
+    first_ephemeral = _first_ephemeral_port()
+    if first_ephemeral - _LOWEST_FREE_PORT < 1000:  # no room below it: take what port 0 gives
+        return _bound_ports(count, host, lambda: 0)
+    return _bound_ports(count, host, lambda: _port_picks.randrange(_LOWEST_FREE_PORT, first_ephemeral))
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _bound_ports(count: int, host: str, candidate) -> list[int]:
+    """Ports bound together (so distinct) and released together."""
+    held: list[socket.socket] = []
+    try:
+        while len(held) < count:
+            sock = socket.socket()
+            try:
+                sock.bind((host, candidate()))
+            except OSError:
+                sock.close()  # taken: try another
+                continue
+            held.append(sock)
+        return [sock.getsockname()[1] for sock in held]
+    finally:
+        for sock in held:
+            sock.close()
 
 
 def wait_serving(target: str, timeout: float) -> None:

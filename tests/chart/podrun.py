@@ -26,6 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services import devrun
+
 ROOT = Path(__file__).resolve().parents[2]
 VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
@@ -114,13 +116,7 @@ def port_free(port: int) -> bool:
 
 
 def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("0.0.0.0", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    return devrun.free_ports(count, host="0.0.0.0")
 
 
 def pod_ip() -> str:

@@ -17,7 +17,7 @@ from erp.procurement.v1 import procurement_pb2 as proc_pb
 from erp_client import demo, walkthrough
 from erp_client.client import ErpClient, Line
 from services import PORTS, RUNNABLE
-from services.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
+from services.devrun import free_ports, start_mail_sink, start_mesh, stop_mesh, wait_serving
 
 pytestmark = pytest.mark.e2e
 
@@ -33,16 +33,6 @@ def free_port_pair() -> int:
             except OSError:
                 continue
             return port
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @pytest.fixture

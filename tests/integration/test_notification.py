@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import http.server
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -38,6 +37,7 @@ from mesh.events.relay import Relay
 from mesh.events.transport import Ack, Delivery
 from mesh.service import libpq_dsn
 from mesh.uow import UnitOfWork
+from services.devrun import free_ports
 from services.notification import adapters, domain, handlers
 from services.notification import events as notification_events
 from services.notification.adapters import EmailSender, WebhookSender, delivery_attempts
@@ -52,9 +52,7 @@ EMAIL_DOMAIN = "notify.example.test"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 # ---------------------------------------------------------------- a real SMTP server

@@ -185,16 +185,15 @@ class InvoiceRepository:
     def __init__(self, conn: sa.Connection, read_first: BeforeIssuingRead | None = None) -> None:
         self.conn = conn
         self.read_first: BeforeIssuingRead = {} if read_first is None else read_first
-        self._pending: list[tuple[Invoice, JournalEntry | None]] = []
+        self._pending: list[tuple[Invoice, JournalEntry | None, list[dict[str, object]]]] = []  # with the entry's lines
 
     def add(self, invoice: Invoice, entry: JournalEntry | None = None) -> None:
         """A new invoice, and the journal entry that posts it (checked now; its id is the invoice's
         journal_entry_id once written)."""
-        if entry is not None:
-            entry_lines(entry)  # checks it
-            if any(e is not None and e.reference == entry.reference for _, e in self._pending):
-                self.flush()  # the statement finds each entry's invoice by the entry's reference
-        self._pending.append((invoice, entry))
+        lines = entry_lines(entry) if entry is not None else []  # checks the entry
+        if entry is not None and any(e is not None and e.reference == entry.reference for _, e, _ in self._pending):
+            self.flush()  # the statement finds each entry's invoice by the entry's reference
+        self._pending.append((invoice, entry, lines))
 
     def flush(self) -> None:
         if not self._pending:
@@ -203,11 +202,11 @@ class InvoiceRepository:
         rows = [{**{c: value for c, value in _invoice_row(invoice).items() if c != "journal_entry_id"},
                  "entry_memo": entry.memo if entry else None, "entry_reference": entry.reference if entry else None,
                  "entry_currency": entry.currency_code if entry else None,
-                 "entry_lines": entry_lines(entry) if entry else [],
+                 "entry_lines": posted,
                  "lines": [{c: getattr(line, c) for c in _INVOICE_LINE_COLUMNS} for line in invoice.lines]}
-                for invoice, entry in pending]
+                for invoice, entry, posted in pending]
         entry_ids = dict(sql.run(self.conn, _ISSUE_MANY, bulk.rows(rows)).all())
-        for invoice, _ in pending:
+        for invoice, _, _ in pending:
             invoice.journal_entry_id = entry_ids[invoice.invoice_id]
 
     def get(self, invoice_id: str, for_update: bool = False) -> Invoice | None:

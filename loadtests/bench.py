@@ -29,7 +29,8 @@ Growth checks:
   SKUs): flat latency means no lookup scans the ledger;
   order throughput, and GetStock (rows 2x2, and 2rx2 at the offered rate), with 1 and 2 processes per service (separate ports, which
   costs the same as ERP_PROCESSES=2 on one SO_REUSEPORT port but lets the generator's one channel
-  round-robin over both with an `ipv4:a,b` target; events: competing consumers).
+  round-robin over both with an `ipv4:a,b` target; events: one active consumer per RabbitMQ queue,
+  ERP_AMQP_CONSUMERS's default, competing consumers on the PostgreSQL bus).
 
 The load generator is one separate process (sync grpc, N calls in flight kept up with futures, requests
 pre-serialized, responses not decoded) used for every row, so its own CPU cost is the same for all. For
@@ -520,6 +521,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     parser.add_argument("--only", choices=("lookup", "orders"), help="run the echo and lookup rows, or only the order rows")
     parser.add_argument("--order-processes", default="1,2", help="processes per service of the order rows")
+    parser.add_argument("--amqp-consumers", choices=("single", "competing"),
+                        help="ERP_AMQP_CONSUMERS of the meshes (default: the services' own, single)")
     parser.add_argument("--profile", type=Path, help="py-spy each service over row 3's window, into this folder "
                         "(pip install py-spy into the venv first)")
     parser.add_argument("--pgbench-scale", type=int, default=10, help="pgbench TPC-B scale (branches)")
@@ -615,6 +618,11 @@ def at_rate(args, bench: Bench, echo_load: tuple, pids: dict[int, str], target: 
     bench.add(rows[1], what, stock, p99_vs_echo=p99_x, notes=f"p99 ({rows[1]})/({rows[0]}) = {_fmt(p99_x)}; in turns")
 
 
+def mesh_env(args) -> dict[str, str]:
+    """Settings every mesh of the run starts with (the queues are declared once per run)."""
+    return {"ERP_AMQP_CONSUMERS": args.amqp_consumers} if args.amqp_consumers else {}
+
+
 def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lookup_payload: list[bytes],
                 sizes: list[int], common: dict) -> None:
     """Rows 1, 2, 2r, the growth rows and 2n; seeds the catalog and the customers the order rows use."""
@@ -625,7 +633,7 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, l
     from loadtests import localmesh, seed
     from mesh.settings import load
 
-    with localmesh.mesh(engines, namespace, processes=1) as targets:
+    with localmesh.mesh(engines, namespace, processes=1, extra_env=mesh_env(args)) as targets:
         pids = _service_map(psutil, targets)
         seeded = 0
         seeded_time = seed_skus(engines.database_url, 1, sizes[0])
@@ -661,7 +669,7 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, l
         time.sleep(2)  # crm's CustomerUpdated reaches notification and finance
     # The same lookup without the in-process copy (ERP_CACHE_LOCAL_MS=0): every hit asks Redis.
     with localmesh.mesh(engines, namespace, processes=1, services=("inventory",),
-                        extra_env={"ERP_CACHE_LOCAL_MS": "0"}) as targets:
+                        extra_env={**mesh_env(args), "ERP_CACHE_LOCAL_MS": "0"}) as targets:
         bench.add("2n", f"GetStock, {sizes[0]:,} SKUs, Redis only (no in-process copy)", bench.run(
             "unary", _service_map(psutil, targets), 60, target=targets["inventory"], method=GETSTOCK,
             payloads=lookup_payload, **common))
@@ -676,7 +684,7 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
     from loadtests import localmesh, seed
 
     if args.only == "orders":  # the services create their schemas; then the catalog and customers
-        with localmesh.mesh(engines, namespace, processes=1) as targets:
+        with localmesh.mesh(engines, namespace, processes=1, extra_env=mesh_env(args)) as targets:
             seed_skus(engines.database_url, 1, 1000)
             with _grpc_channel(targets["crm"]) as ch:
                 seed.seed_customers(crm_pb2_grpc.CustomerServiceStub(ch))
@@ -686,7 +694,7 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
           f"measured after {args.warmup:.1f}s; 1-5 lines of 1,000 SKUs (Zipf 0.8), 50 customers")
     print(HEADER)
     for processes in sorted(int(n) for n in args.order_processes.split(",")):
-        with localmesh.mesh(engines, namespace, processes=processes) as targets:
+        with localmesh.mesh(engines, namespace, processes=processes, extra_env=mesh_env(args)) as targets:
             pids = _service_map(psutil, targets)
             if processes == 2 and args.only != "orders":  # does a second process help the lookup here?
                 versus_echo(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1x2", "2x2"),

@@ -1,7 +1,8 @@
 """Cancellations racing their own orders, seen from outside: the consistency check of issue 14.
 
-Starts a local mesh with several processes per service (competing consumers, as the chart's two
-replicas), places orders through the public API and cancels a share of them right after placement,
+Starts a local mesh with several processes per service (as the chart's two replicas, and with
+competing consumers on RabbitMQ too, unlike the default, so handlers race each other; --consumers),
+places orders through the public API and cancels a share of them right after placement,
 so that each order's OrderPlaced / OrderConfirmed and OrderCancelled reach the consumers together.
 When every order has settled and every outbox is drained, it counts what must be zero:
 
@@ -103,6 +104,8 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=600)
     parser.add_argument("--cancel-share", type=float, default=0.4, help="share of orders cancelled right after placement")
     parser.add_argument("--processes", type=int, default=2, help="processes per service")
+    parser.add_argument("--consumers", choices=("competing", "single"), default="competing",
+                        help="ERP_AMQP_CONSUMERS of the mesh")
     parser.add_argument("--concurrency", type=int, default=16, help="orders placed at once")
     parser.add_argument("--settle-timeout", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=1)
@@ -113,7 +116,8 @@ def main() -> int:
     eng = eng.database(namespace.replace("-", "_"))
     print(f"engines: {eng.description}; {args.processes} processes per service; namespace {namespace}")
     try:
-        with localmesh.mesh(eng, namespace, processes=args.processes) as targets:
+        with localmesh.mesh(eng, namespace, processes=args.processes,
+                            extra_env={"ERP_AMQP_CONSUMERS": args.consumers}) as targets:
             with ErpClient(**{f"{name}_target": t for name, t in targets.items()}) as client:
                 seed(client)
                 rng = random.Random(args.seed)

@@ -135,6 +135,7 @@ class Settings:
     amqp_blocked_connection_timeout_seconds: float = 30.0
     amqp_socket_timeout_seconds: float = 5.0
     amqp_delivery_limit: int = 20
+    amqp_consumers: str = "single"  # "single": one process consumes a service queue at a time; "competing"
 
     @property
     def variables(self) -> Variables:
@@ -212,4 +213,5 @@ def load(service: str, default_port: int = 0) -> Settings:
         amqp_blocked_connection_timeout_seconds=v.number("ERP_AMQP_BLOCKED_CONNECTION_TIMEOUT_SECONDS", 30.0),
         amqp_socket_timeout_seconds=v.number("ERP_AMQP_SOCKET_TIMEOUT_SECONDS", 5.0),
         amqp_delivery_limit=v.integer("ERP_AMQP_DELIVERY_LIMIT", 20, least=1),
+        amqp_consumers=v.choice("ERP_AMQP_CONSUMERS", "single", ("single", "competing")),
     )

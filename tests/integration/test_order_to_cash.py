@@ -16,8 +16,8 @@ from tests.integration.test_order_flow import assert_ledger_agrees, stock_up
 
 @pytest.fixture
 def mesh(engines, tmp_path):
-    """Two replicas of every service, as the chart deploys them: competing consumers, one
-    elected relay, every handler beside a copy of itself."""
+    """Two replicas of every service, as the chart deploys them: one active consumer per RabbitMQ
+    queue (competing ones on the PostgreSQL bus), one elected relay, both serving calls."""
     with running_mesh(engines, tmp_path, replicas=2) as (client, started):
         yield client, started
 

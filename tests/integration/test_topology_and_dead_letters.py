@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -171,6 +172,78 @@ def test_a_service_start_declares_every_consumers_queue_before_its_relay_publish
         runtime.engine.dispose()
 
 
+# ---------------------------------------------------------------- who consumes
+
+
+def ids_received(subscription, seconds: float, settle: bool = True) -> list[str]:
+    """The event ids delivered to `subscription` over `seconds` (acked unless `settle` is False)."""
+    got: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        batch = subscription.receive(timeout=0.3)
+        if settle:
+            subscription.settle([(d, Ack()) for d in batch])
+        got.extend(decode(d.body).envelope.event_id for d in batch)
+    return got
+
+
+def consuming(transport):
+    """A subscription to probe's queue that is a consumer of it already (pika sends basic.consume
+    on the first receive)."""
+    subscription = transport.subscribe("probe", [PLACED])
+    assert subscription.receive(timeout=0.1) == []
+    return subscription
+
+
+def publish(transport, count: int, prefix: str) -> list[str]:
+    messages = [placed_order(f"{prefix}-{i}") for i in range(count)]
+    publisher = transport.publisher()
+    assert publisher.publish_many(messages) == set()
+    publisher.close()
+    return [m.event_id for m in messages]
+
+
+def test_one_process_consumes_a_service_queue_and_another_takes_over_what_it_held_when_it_stops(amqp_engines):
+    """ERP_AMQP_CONSUMERS=single (the default): RabbitMQ delivers a service queue to one
+    consumer at a time, so the chart's second replica waits instead of halving every batch."""
+    transport = AmqpTransport(amqp_engines.amqp_url, 20, MAX_ATTEMPTS, amqp_engines.namespace)
+    assert transport.queues_of("probe")[queue_name(amqp_engines.namespace, "probe")]["x-single-active-consumer"]
+    active, waiting = consuming(transport), consuming(transport)
+    first = publish(transport, 40, "A")
+    assert sorted(ids_received(active, 1.5)) == sorted(first)
+    assert ids_received(waiting, 0.6) == []
+    held = publish(transport, 5, "B")
+    assert sorted(ids_received(active, 1.0, settle=False)) == sorted(held)  # not acked: still its
+    active.close()
+    assert sorted(receive_ids(waiting, 5)) == sorted(held)  # given back, and to the one left
+    later = publish(transport, 5, "C")
+    assert sorted(receive_ids(waiting, 5)) == sorted(later)
+    waiting.close()
+
+
+def test_competing_consumers_share_a_service_queue_and_switching_needs_migrate(amqp_engines):
+    options = AmqpOptions(single_active_consumer=False)
+    transport = AmqpTransport(amqp_engines.amqp_url, 20, MAX_ATTEMPTS, amqp_engines.namespace, options)
+    assert "x-single-active-consumer" not in transport.queues_of("probe")[queue_name(amqp_engines.namespace, "probe")]
+    one, two = consuming(transport), consuming(transport)
+    sent = publish(transport, 40, "A")
+    got_one, got_two = ids_received(one, 1.5), ids_received(two, 0.6)
+    assert got_one and got_two and sorted(got_one + got_two) == sorted(sent)
+    one.close()
+    two.close()
+    single = AmqpTransport(amqp_engines.amqp_url, 20, MAX_ATTEMPTS, amqp_engines.namespace)
+    with pytest.raises(TopologyMismatch, match="services.tools.migrate"):
+        single.declare_consumers({"probe": [PLACED]})
+    queue = queue_name(amqp_engines.namespace, "probe")
+    assert single.upgrade_consumers({"probe": [PLACED]}) == [
+        f"{queue}: declared again with this version's arguments (0 messages kept, moved through {queue}.moving)"]
+    single.declare_consumers({"probe": [PLACED]})
+    waiting = publish(single, 3, "B")  # and back, keeping them (a single-consumer queue refuses basic.get)
+    assert transport.upgrade_consumers({"probe": [PLACED]}) == [
+        f"{queue}: declared again with this version's arguments (3 messages kept, moved through {queue}.moving)"]
+    assert sorted(receive_ids(transport.subscribe("probe", [PLACED]), 3)) == sorted(waiting)
+
+
 # ---------------------------------------------------------------- queues of an older version
 
 
@@ -306,7 +379,7 @@ def test_past_its_delivery_limit_a_message_moves_to_the_dlq_and_from_there_into_
         connection = transport.connect()
         for _ in range(3):  # a consumer takes it and dies: its channel closes without an ack
             channel = connection.channel()
-            support.wait_for("the delivery", lambda ch=channel: ch.basic_get(queue)[0])
+            assert next(channel.consume(queue, inactivity_timeout=10))[0] is not None
             channel.close()
         support.wait_for("the message in the .dlq", lambda: queue_counts(connection, dead_letter_queue(queue))[0] == 1)
         connection.close()
@@ -420,13 +493,14 @@ def test_the_erp_client_needs_no_mesh_until_deadletters_and_says_when_it_is_miss
 # ---------------------------------------------------------------- settings
 
 
-def test_amqp_timeouts_and_the_delivery_limit_are_settings(external_amqp, monkeypatch):
+def test_amqp_timeouts_the_delivery_limit_and_the_consumers_are_settings(external_amqp, monkeypatch):
     monkeypatch.setenv("ERP_AMQP_URL", external_amqp)
     for name, value in {"ERP_AMQP_HEARTBEAT_SECONDS": "7", "ERP_AMQP_BLOCKED_CONNECTION_TIMEOUT_SECONDS": "11",
-                        "ERP_AMQP_SOCKET_TIMEOUT_SECONDS": "3", "ERP_AMQP_DELIVERY_LIMIT": "9"}.items():
+                        "ERP_AMQP_SOCKET_TIMEOUT_SECONDS": "3", "ERP_AMQP_DELIVERY_LIMIT": "9",
+                        "ERP_AMQP_CONSUMERS": "competing"}.items():
         monkeypatch.setenv(name, value)
     transport = AmqpTransport.from_settings(load("crm"))
-    assert transport.options == AmqpOptions(7, 11.0, 3.0, 9)
+    assert transport.options == AmqpOptions(7, 11.0, 3.0, 9, single_active_consumer=False)
     connection = transport.connect()
     try:
         params = connection._impl.params
@@ -434,6 +508,12 @@ def test_amqp_timeouts_and_the_delivery_limit_are_settings(external_amqp, monkey
     finally:
         connection.close()
     assert transport.queues_of("crm")[queue_name("erp", "crm")]["x-delivery-limit"] == 9
+    monkeypatch.setenv("ERP_AMQP_CONSUMERS", "single")
+    assert AmqpTransport.from_settings(load("crm")).options.single_active_consumer
+    monkeypatch.setenv("ERP_AMQP_CONSUMERS", "all")
+    with pytest.raises(ValueError, match="ERP_AMQP_CONSUMERS"):
+        load("crm")
+    monkeypatch.setenv("ERP_AMQP_CONSUMERS", "single")
     monkeypatch.setenv("ERP_AMQP_DELIVERY_LIMIT", "0")
     with pytest.raises(ValueError, match="ERP_AMQP_DELIVERY_LIMIT"):
         load("crm")

@@ -457,6 +457,23 @@ def test_migrations_run_as_a_hook_before_the_pods(renderings):
     assert env["ERP_MIGRATE_ON_START"] == "true", "without the Job the services must migrate themselves"
 
 
+def test_every_consumer_and_the_migrations_job_declare_queues_with_one_consumers_setting(helm):
+    """ERP_AMQP_CONSUMERS is a queue argument: a service or the Job declaring it otherwise would fail
+    its start (TopologyMismatch), so it is one chart value, not a per-service env."""
+    for value in ("single", "competing"):
+        docs = documents(helm_template(helm, set_json={"config.amqpConsumers": f'"{value}"'}))
+        pods = [d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "Job")
+                and d["metadata"]["name"] not in ("erp-gateway",) and "loadtest" not in d["metadata"]["name"]]
+        assert len(pods) == 7  # six services and the migrations Job
+        assert {e.get("value") for p in pods for e in p["containers"][0]["env"]
+                if e["name"] == "ERP_AMQP_CONSUMERS"} == {value}
+        assert all(any(e["name"] == "ERP_AMQP_CONSUMERS" for e in p["containers"][0]["env"]) for p in pods)
+    with pytest.raises(HelmError, match="value must be one of"):
+        helm_template(helm, set_json={"config.amqpConsumers": '"all"'})
+    with pytest.raises(HelmError, match="sets ERP_AMQP_CONSUMERS, which the chart sets"):
+        helm_template(helm, set_json={"services.crm.env": '{"ERP_AMQP_CONSUMERS": "competing"}'})
+
+
 def test_loadtest_job_runs_locust_headless_with_csv(renderings):
     docs = documents(renderings["all-features"])
     job = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == "erp-loadtest")

@@ -23,11 +23,10 @@ pytestmark = pytest.mark.e2e
 
 
 def free_port_pair() -> int:
-    """A free port whose successor is free too (held together while checked)."""
+    """A free port whose successor is free too, below the ephemeral range (free_ports says why)."""
     while True:
-        with socket.socket() as first, socket.socket() as second:
-            first.bind(("127.0.0.1", 0))
-            port = first.getsockname()[1]
+        port = free_ports(1)[0]
+        with socket.socket() as second:
             try:
                 second.bind(("127.0.0.1", port + 1))
             except OSError:

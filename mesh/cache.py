@@ -33,14 +33,22 @@ INVALIDATION_CHANNEL = "__redis__:invalidate"
 PING_SECONDS = 5.0  # how often the invalidation connection proves it is alive
 
 # Values are stored as b"<version>:<payload>"; an older version never replaces a newer one.
+# Any number of keys in one call: KEYS[i] gets ARGV[2i] (its version) and ARGV[2i+1] (its value),
+# with ARGV[1] the lifetime in ms. One EVALSHA for a whole commit's keys: a pipeline of one script
+# call per key cost a SCRIPT EXISTS round trip before it (redis-py checks a pipeline's scripts) and
+# a command per key. The cache runs on one Redis (not a cluster), so the keys need no common slot.
 SET_IF_NEWER = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local version = tonumber(string.match(current, '^(%d+):'))
-  if version and version >= tonumber(ARGV[1]) then return 0 end
+local stored = 0
+for i, key in ipairs(KEYS) do
+  local version = tonumber(ARGV[2 * i])
+  local current = redis.call('GET', key)
+  local held = current and tonumber(string.match(current, '^(%d+):'))
+  if not (held and held >= version) then
+    redis.call('SET', key, ARGV[2 * i] .. ':' .. ARGV[2 * i + 1], 'PX', ARGV[1])
+    stored = stored + 1
+  end
 end
-redis.call('SET', KEYS[1], ARGV[1] .. ':' .. ARGV[2], 'PX', ARGV[3])
-return 1
+return stored
 """
 
 # A value and its remaining lifetime in ms, in one round trip (a copy here must not outlive it).
@@ -191,14 +199,17 @@ class Cache:
             return None, 0
         return _versioned(raw), left_ms
 
-    def _store(self, key: str, version: int, value: bytes, client: redis.Redis | None = None) -> None:
-        self._set_if_newer(keys=[self._key(key)], args=[version, value, self.ttl_ms], client=client)
+    def _store(self, entries: list[tuple[str, int, bytes]]) -> None:
+        args: list[int | bytes] = [self.ttl_ms]
+        for _, version, value in entries:
+            args += (version, value)
+        self._set_if_newer(keys=[self._key(key) for key, _, _ in entries], args=args)
 
     def _fill_redis(self, key: str, version: int, value: bytes) -> None:
         if not self._available():
             return
         try:
-            self._store(key, version, value)
+            self._store([(key, version, value)])
         except redis.RedisError as exc:
             self._trip(exc)
 
@@ -208,21 +219,12 @@ class Cache:
         self.set_many_if_newer([(key, version, value)])
 
     def set_many_if_newer(self, entries: list[tuple[str, int, bytes]]) -> None:
-        """set_if_newer for several (key, version, value) in one round trip (a pipeline).
+        """set_if_newer for several (key, version, value) in one round trip (one script call).
         This process's copies are dropped at once (it reads its own writes); the others'
         when Redis pushes the invalidations. Keys whose update does not reach Redis are
         deleted there as soon as it answers again (see settle)."""
         if entries:
-            self._write([key for key, _, _ in entries], lambda: self._store_all(entries))
-
-    def _store_all(self, entries: list[tuple[str, int, bytes]]) -> None:
-        if len(entries) == 1:
-            self._store(*entries[0])
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for key, version, value in entries:
-            self._store(key, version, value, client=pipe)
-        pipe.execute()
+            self._write([key for key, _, _ in entries], lambda: self._store(entries))
 
     def delete(self, *keys: str) -> None:
         if keys:

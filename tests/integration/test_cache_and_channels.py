@@ -42,9 +42,13 @@ def test_an_older_version_never_replaces_a_newer_one(redis_url):
 def test_several_values_set_in_one_round_trip_keep_the_newer_version_rule(redis_url):
     cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=5)
     cache.set_if_newer("a", 5, b"a5")
-    cache.set_many_if_newer([("a", 4, b"a4"), ("b", 1, b"b1"), ("c", 7, b"c7")])
+    # One call: "a" is older than what Redis holds; "c" comes twice, the older second; "d" the newer second.
+    cache.set_many_if_newer([("a", 4, b"a4"), ("b", 1, b"b1"), ("c", 7, b"c7"), ("d", 2, b"d2"), ("c", 6, b"c6"),
+                             ("d", 3, b"d3"), ("e", 5, b"e5:with:colons")])
     elsewhere = Cache(redis_url, prefix=cache.prefix, ttl_seconds=5)  # no in-process copy: what Redis holds
-    assert [elsewhere.get_versioned(k) for k in "abc"] == [(5, b"a5"), (1, b"b1"), (7, b"c7")]
+    assert [elsewhere.get_versioned(k) for k in "abcde"] == [
+        (5, b"a5"), (1, b"b1"), (7, b"c7"), (3, b"d3"), (5, b"e5:with:colons")]
+    assert all(0 < cache.client.pttl(cache._key(k)) <= 5000 for k in "abcde")  # each with the cache's lifetime
     cache.close()
     elsewhere.close()
 

@@ -344,18 +344,21 @@ WEBHOOK_TIMEOUT_SECONDS = 5.0
 class EmailSender:
     """Plain SMTP to ERP_SMTP_URL (smtp://host:port); empty URL: every email fails.
 
-    One SMTP session is kept open and reused for the next email (a new session per email
-    was a third of the dispatcher's time: connect, banner, EHLO, QUIT). A session the
-    server has dropped meanwhile is noticed when the next email starts, before the
-    server accepts anything, so that email is sent again once on a new session."""
+    Sessions are kept open and reused for the next email (a new session per email was a third
+    of the dispatcher's time: connect, banner, EHLO, QUIT). Emails sent at the same time (the
+    dispatcher's concurrent sends) each take a session of their own: an idle one, or a new one,
+    kept afterwards, so there are as many as sends ever ran at once. A session the server has
+    dropped meanwhile is noticed when the next email starts, before the server accepts
+    anything, so that email is sent again once on a new session."""
 
     def __init__(self, smtp_url: str, sender: str, timeout: float = SMTP_TIMEOUT_SECONDS) -> None:
         self.host, self.port = parse_smtp_url(smtp_url) if smtp_url else ("", 0)
         self.sender = sender
         self.timeout = timeout
         self.domain = sender.rpartition("@")[2] or "localhost"
-        self._session: smtplib.SMTP | None = None
+        self._idle: list[smtplib.SMTP] = []  # open sessions no send is using
         self._lock = threading.Lock()
+        self._closed = False
 
     def render(self, d: Delivery, now: dt.datetime) -> bytes:
         """The email as it goes on the wire (CRLF lines, RFC 5322 with a MIME text part).
@@ -409,8 +412,7 @@ class EmailSender:
         except (ValueError, TypeError) as exc:  # e.g. a line break in the subject
             raise SendFailed(f"cannot build the email: {exc}") from exc
         try:
-            with self._lock:
-                self._send(raw, d.recipient)
+            self._send(raw, d.recipient)
         except smtplib.SMTPResponseException as exc:
             raise SendFailed(f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
@@ -421,39 +423,54 @@ class EmailSender:
 
 
     def _send(self, raw: bytes, recipient: str) -> None:
-        reused = self._session is not None
-        try:
-            if self._session is None:
-                self._session = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            self._session.sendmail(self.sender, [recipient], raw)
-        except smtplib.SMTPServerDisconnected:
-            self._drop()
-            if not reused:
-                raise
-            self._session = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            self._session.sendmail(self.sender, [recipient], raw)
-        except smtplib.SMTPRecipientsRefused:
-            raise  # the session is fine: only this recipient was refused
-        except (smtplib.SMTPException, OSError):
-            self._drop()  # the session's state is unknown: start the next email on a new one
-            raise
-
-    def _drop(self) -> None:
-        session, self._session = self._session, None
+        with self._lock:
+            session = self._idle.pop() if self._idle else None
         if session is not None:
             try:
-                session.close()
-            except OSError:
-                pass
+                self._send_on(session, raw, recipient)
+                return
+            except smtplib.SMTPServerDisconnected:
+                pass  # dropped while it was idle: this email once more, on a new session
+        self._send_on(smtplib.SMTP(self.host, self.port, timeout=self.timeout), raw, recipient)
+
+    def _send_on(self, session: smtplib.SMTP, raw: bytes, recipient: str) -> None:
+        try:
+            session.sendmail(self.sender, [recipient], raw)
+        except smtplib.SMTPRecipientsRefused:
+            self._keep(session)  # the session is fine: only this recipient was refused
+            raise
+        except BaseException:
+            _close(session)  # the session's state is unknown: the next email starts on another
+            raise
+        self._keep(session)
+
+    def _keep(self, session: smtplib.SMTP) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle.append(session)
+                return
+        _quit(session)
 
     def close(self) -> None:
         with self._lock:
-            if self._session is not None:
-                try:
-                    self._session.quit()
-                except (smtplib.SMTPException, OSError):
-                    pass
-            self._drop()
+            self._closed, idle, self._idle = True, self._idle, []
+        for session in idle:
+            _quit(session)
+
+
+def _quit(session: smtplib.SMTP) -> None:
+    try:
+        session.quit()
+    except (smtplib.SMTPException, OSError):
+        pass
+    _close(session)
+
+
+def _close(session: smtplib.SMTP) -> None:
+    try:
+        session.close()
+    except OSError:
+        pass
 
 
 def parse_smtp_url(url: str) -> tuple[str, int]:

@@ -4,6 +4,8 @@ Settings (read with Settings.get, listed in README's configuration table):
   ERP_NOTIFICATION_MAX_ATTEMPTS (6): attempts per delivery before it is FAILED
   ERP_NOTIFICATION_RETRY_BASE_SECONDS (1): wait after the first failed attempt; doubles each time
   ERP_NOTIFICATION_POLL_SECONDS (1): how often the dispatcher looks for deliveries other replicas queued
+  ERP_NOTIFICATION_SEND_CONCURRENCY (8, at most 64): deliveries a dispatcher sends at the same time
+    (one thread and SMTP session each); 1: one after another
   ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS (86400): how long an event about a customer not known yet
     waits for the customer's CustomerUpdated before it is given up (no such customer)
   ERP_SMTP_URL (empty): smtp://host:port of the mail server; empty: email deliveries fail
@@ -20,6 +22,7 @@ import datetime as dt
 import logging
 import threading
 import time
+from concurrent import futures
 from pathlib import Path
 
 from erp.notification.v1 import notification_pb2, notification_pb2_grpc
@@ -35,6 +38,8 @@ from services.notification.grpc_api import NotificationServicer
 
 NAME = "notification"
 DEFAULT_WEBHOOK_SECRET = "dev-webhook-secret"
+SEND_CONCURRENCY = 8
+MAX_SEND_CONCURRENCY = 64
 log = logging.getLogger("services.notification.dispatcher")
 
 
@@ -47,6 +52,7 @@ class Config:
     smtp_from: str
     webhook_secret: str
     signing_keys: SigningKeys
+    send_concurrency: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Config:
@@ -61,6 +67,8 @@ class Config:
             smtp_from=v.text("ERP_SMTP_FROM", "erp@localhost"),
             webhook_secret=v.text("ERP_WEBHOOK_SECRET", DEFAULT_WEBHOOK_SECRET),
             signing_keys=SigningKeys.from_settings(settings),
+            send_concurrency=v.integer("ERP_NOTIFICATION_SEND_CONCURRENCY", SEND_CONCURRENCY, least=1,
+                                       most=MAX_SEND_CONCURRENCY),
         )
         if config.smtp_url:
             adapters.parse_smtp_url(config.smtp_url)  # a malformed URL stops the start-up
@@ -98,13 +106,20 @@ class Dispatcher:
         email_sender = adapters.EmailSender(config.smtp_url, config.smtp_from)
         senders = adapters.Senders(email_sender, adapters.WebhookSender(config.webhook_secret,
                                                                            keys=config.signing_keys))
+        # Sends at the same time, each on a thread (and an SMTP session) of its own: one at a time,
+        # a send's round trips to the mail server (or a webhook's answer) capped what a dispatcher
+        # sends per second, whatever the CPU had left.
+        pool = None if config.send_concurrency == 1 else futures.ThreadPoolExecutor(
+            config.send_concurrency, thread_name_prefix="notification-send")
         try:
-            self._dispatch(runtime, config, senders, stop)
+            self._dispatch(runtime, config, senders, stop, pool)
         finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
             email_sender.close()
 
     def _dispatch(self, runtime: Runtime[NotificationUnitOfWork], config: Config, senders,
-                  stop: threading.Event) -> None:
+                  stop: threading.Event, pool: futures.Executor | None) -> None:
         give_up_at = 0.0
         while not stop.is_set():
             self.wake.clear()
@@ -113,7 +128,7 @@ class Dispatcher:
                     handlers.give_up_waiting(runtime.uow(), config.customer_wait)
                     give_up_at = time.monotonic() + config.give_up_every
                 while not stop.is_set():
-                    if not handlers.dispatch_due(runtime.uow(), senders, config.policy):
+                    if not handlers.dispatch_due(runtime.uow(), senders, config.policy, pool=pool):
                         break
                 due = handlers.seconds_until_due(runtime.uow())
                 # A due row that another replica holds is skipped: look again shortly.

@@ -3,6 +3,7 @@ probe service's outbox and relay (or its consumer directly), delivering to a rea
 server (aiosmtpd) and a real HTTP webhook receiver that checks the HMAC signature."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import email
@@ -13,6 +14,7 @@ import http.server
 import json
 import threading
 import time
+from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -573,6 +575,37 @@ def test_emails_share_one_smtp_session_and_survive_the_server_dropping_it():
         sender.send(dataclasses.replace(mail, delivery_id="D-after"), now)
         assert (len(mailbox.messages), mailbox.sessions) == (4, 2)
         assert mailbox.messages[-1][1]["Message-ID"].startswith("<D-after@")
+    finally:
+        sender.close()
+        controller.stop()
+
+
+class SlowCountingMailbox(CountingMailbox):
+    """Takes a while over each message, as a remote mail server does: sends overlap."""
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        await asyncio.sleep(0.05)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_emails_sent_at_the_same_time_each_take_a_session_of_their_own_and_keep_it():
+    now = dt.datetime.now(dt.UTC)
+    mailbox, port = SlowCountingMailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    sender = EmailSender(f"smtp://127.0.0.1:{port}", "erp@example.test")
+    mail = domain.Delivery("D-1", "E-1", "erp.events.v1.OrderShipped", "C-1", domain.Channel.EMAIL,
+                           "x@example.test", "s", "b", {}, created_at=now, next_attempt_at=now)
+    try:
+        with futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda i: sender.send(dataclasses.replace(mail, delivery_id=f"D-{i}"), now), range(12)))
+        at_once = mailbox.sessions
+        assert len(mailbox.messages) == 12 and 2 <= at_once <= 4  # one per send in flight, no more
+        for i in range(3):
+            sender.send(dataclasses.replace(mail, delivery_id=f"D-later-{i}"), now)
+        assert (len(mailbox.messages), mailbox.sessions) == (15, at_once)  # the kept sessions serve the rest
+        assert sorted(msg["Message-ID"] for _, msg in mailbox.messages) == sorted(
+            f"<D-{i}@example.test>" for i in [*range(12), *(f"later-{j}" for j in range(3))])
     finally:
         sender.close()
         controller.stop()

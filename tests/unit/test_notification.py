@@ -8,6 +8,8 @@ import hmac
 import json
 import logging
 import re
+import threading
+from concurrent import futures
 
 import pytest
 from prometheus_client import REGISTRY
@@ -408,6 +410,45 @@ def test_due_deliveries_are_sent_once_and_marked_delivered():
     assert [len(uow.deliveries.attempts(d)) for d in uow.deliveries.rows] == [1, 1]
 
 
+def test_a_dispatch_with_a_pool_sends_its_deliveries_at_the_same_time():
+    uow = fake_uow()
+    queued(uow)  # an email and a webhook, both due
+    both_in_flight = threading.Barrier(2, timeout=5)
+
+    class Meeting(FakeSenders):
+        def send(self, d, now, contact=None):
+            both_in_flight.wait()  # one after another, the first would wait here alone, and fail
+            super().send(d, now, contact)
+
+    senders = Meeting()
+    with futures.ThreadPoolExecutor(2) as pool:
+        done = handlers.dispatch_due(uow, senders, POLICY, at(0), pool=pool)
+    assert [d.status for d in done] == [DeliveryStatus.DELIVERED] * 2
+    hook = senders.sent.index(senders.to(HOOK)[0])
+    assert senders.contacts[hook] == uow.contacts.get("C1")  # read on the dispatcher's thread, signed with it
+
+
+def test_a_dispatch_with_a_pool_leaves_the_sends_not_started_when_its_budget_is_spent():
+    uow = fake_uow()
+    queued(uow)
+    release = threading.Event()
+
+    class Slow(FakeSenders):
+        def send(self, d, now, contact=None):
+            release.wait(5)
+            super().send(d, now, contact)
+
+    senders = Slow()
+    timer = threading.Timer(0.2, release.set)
+    timer.start()
+    with futures.ThreadPoolExecutor(1) as pool:  # the second send queues behind the first
+        done = handlers.dispatch_due(uow, senders, POLICY, at(0), budget_seconds=0, pool=pool)
+    timer.join()
+    assert len(done) == 1 and len(senders.sent) == 1  # the first always goes; the second never started
+    pending = [d for d in uow.deliveries.rows.values() if d.status is DeliveryStatus.PENDING]
+    assert len(pending) == 1 and pending[0].attempts == 0
+
+
 def test_a_dispatch_sends_at_most_its_limit_and_stops_claiming_sends_when_its_budget_is_spent():
     uow, senders = fake_uow(), FakeSenders()
     queued(uow)  # an email and a webhook, both due
@@ -597,6 +638,8 @@ def test_settings_defaults_and_the_default_secret_warning(caplog):
     assert config.policy == RetryPolicy(6, 1.0)
     assert config.customer_wait == dt.timedelta(days=1) and config.give_up_every == 60.0
     assert (config.smtp_url, config.smtp_from, config.webhook_secret) == ("", "erp@localhost", DEFAULT_WEBHOOK_SECRET)
+    assert config.send_concurrency == 8
+    assert Config.from_settings(settings(ERP_NOTIFICATION_SEND_CONCURRENCY="1")).send_concurrency == 1
     with caplog.at_level(logging.WARNING):
         Dispatcher().configure(settings())
     assert "ERP_WEBHOOK_SECRET" in caplog.text and "ERP_WEBHOOK_SIGNING_KEY" in caplog.text
@@ -610,6 +653,8 @@ def test_settings_defaults_and_the_default_secret_warning(caplog):
 @pytest.mark.parametrize("env", [{"ERP_NOTIFICATION_MAX_ATTEMPTS": "many"}, {"ERP_NOTIFICATION_MAX_ATTEMPTS": "0"},
                                  {"ERP_NOTIFICATION_RETRY_BASE_SECONDS": "-1"}, {"ERP_SMTP_URL": "localhost:25"},
                                  {"ERP_NOTIFICATION_CUSTOMER_WAIT_SECONDS": "0"},
+                                 {"ERP_NOTIFICATION_SEND_CONCURRENCY": "0"},
+                                 {"ERP_NOTIFICATION_SEND_CONCURRENCY": "65"},
                                  {"ERP_WEBHOOK_SIGNING_KEY": "too-short"},
                                  {"ERP_WEBHOOK_SIGNING_KEYS_RETIRED": "k" * 32 + ",short"}])
 def test_bad_settings_stop_the_start_up(env):

@@ -34,9 +34,12 @@ Growth checks:
 
 The load generator is one separate process (sync grpc, N calls in flight kept up with futures, requests
 pre-serialized, responses not decoded) used for every row, so its own CPU cost is the same for all. For
-orders it keeps N orders in flight until fully processed, and detects completion by reading the orders and
-notification tables (one query per 50 ms for all open orders, not one poll per order): processed time =
-max(order's last update, notification's creation) - placement start, both clocks of this machine.
+orders it keeps N orders in flight until fully processed, and detects completion by reading orders' tables
+(two queries per 50 ms for all open orders, not one poll per order): an order is processed once it is
+invoiced (or rejected) and its timeline has the notification of that end, sent (or given up), which
+notification records after the email went out; processed time = max(order's last update, that
+notification's) - placement start, both clocks of this machine. (Until 2026-12-04 the invoice's email
+only had to be queued: the dispatcher, one send at a time, left about half of them for after the window.)
 
 Engines: external PostgreSQL, Redis and RabbitMQ when reachable (a fresh database `erp_bench_<id>`, AMQP
 namespace and cache prefix of its own, all removed afterwards), else the embedded ones (and the PostgreSQL
@@ -193,7 +196,6 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
     errors: Counter = Counter()
     start = time.time()
     window_start, end = start + warmup, start + warmup + seconds
-    cursor_time = [start - 1]
     polls = 0  # the generator's own queries, each a transaction of the run's database
 
     def fire() -> None:
@@ -227,7 +229,7 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
     else:
         for _ in range(slots):
             fire()
-    seen_notice: dict[str, float] = {}
+    told: dict[str, float] = {}  # order id -> when its last notification was sent (or given up)
     final: dict[str, tuple[str, float]] = {}
     with psycopg.connect(database_url, autocommit=True, application_name=acc.GENERATOR_APP) as conn:
         deadline = end + drain
@@ -243,21 +245,21 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
                 "WHERE order_id = ANY(%s) AND status IN ('invoiced', 'rejected', 'cancelled')", (ids,)).fetchall()
             for order_id, status, updated in rows:
                 final[order_id] = (status, float(updated))
-            notices = conn.execute(
-                "SELECT subject, event_type, extract(epoch FROM created_at) FROM notification.deliveries "
-                "WHERE created_at >= to_timestamp(%s) AND event_type IN "
-                "('erp.events.v1.InvoiceIssued', 'erp.events.v1.OrderRejected')", (cursor_time[0],)).fetchall()
-            for subject, _, created in notices:
-                for word in subject.split():
-                    if len(word) >= 32 and word not in seen_notice:
-                        seen_notice[word] = float(created)
-                cursor_time[0] = max(cursor_time[0], float(created) - 1.0)
+            # The customer told: the order's timeline has the notification of its end (the invoice's,
+            # or the rejection's), sent, or failed for good, and its NotificationSent (or Failed) consumed.
+            told_now = conn.execute(
+                "SELECT order_id, extract(epoch FROM max(occurred_at)) FROM orders.order_timeline "
+                "WHERE order_id = ANY(%s) AND kind IN ('notified', 'notification_failed') "
+                "AND (detail LIKE 'invoice issued:%%' OR detail LIKE 'order rejected:%%') GROUP BY 1",
+                (ids,)).fetchall()
+            for order_id, at in told_now:
+                told[order_id] = float(at)
             done_now = []
             with lock:
                 for order_id in ids:
-                    if order_id in final and (order_id in seen_notice or final[order_id][0] == "cancelled"):
+                    if order_id in final and (order_id in told or final[order_id][0] == "cancelled"):
                         status, updated = final.pop(order_id)
-                        at = max(updated, seen_notice.pop(order_id, 0.0))
+                        at = max(updated, told.pop(order_id, 0.0))
                         placed_at = pending.pop(order_id)
                         processed.append((at, at - placed_at, status, order_id, placed_at))
                         done_now.append(order_id)
@@ -523,6 +525,9 @@ def main() -> int:
     parser.add_argument("--order-processes", default="1,2", help="processes per service of the order rows")
     parser.add_argument("--amqp-consumers", choices=("single", "competing"),
                         help="ERP_AMQP_CONSUMERS of the meshes (default: the services' own, single)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", type=_setting,
+                        help="an ERP_ setting every service of the run starts with (repeatable), e.g. "
+                        "--env ERP_NOTIFICATION_SEND_CONCURRENCY=1 to measure one setting against its default")
     parser.add_argument("--profile", type=Path, help="py-spy each service over row 3's window, into this folder "
                         "(pip install py-spy into the venv first)")
     parser.add_argument("--pgbench-scale", type=int, default=10, help="pgbench TPC-B scale (branches)")
@@ -546,6 +551,8 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, load average "
           f"{os.getloadavg()[0]:.1f} at start; python {sys.version.split()[0]}")
     print(f"engines: {engines.description}; database erp_bench_{run_id}, namespace {namespace}")
+    if mesh_env(args):
+        print("services start with " + ", ".join(f"{k}={v}" for k, v in mesh_env(args).items()))
     print(f"generator: 1 process, sync grpc futures, {args.concurrency} in flight; lookup rows {args.seconds:.0f}s "
           f"after {args.warmup:.1f}s warm-up\n")
     echo_port = localmesh.free_ports(1)[0]
@@ -620,7 +627,14 @@ def at_rate(args, bench: Bench, echo_load: tuple, pids: dict[int, str], target: 
 
 def mesh_env(args) -> dict[str, str]:
     """Settings every mesh of the run starts with (the queues are declared once per run)."""
-    return {"ERP_AMQP_CONSUMERS": args.amqp_consumers} if args.amqp_consumers else {}
+    return {**dict(args.env), **({"ERP_AMQP_CONSUMERS": args.amqp_consumers} if args.amqp_consumers else {})}
+
+
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("ERP_"):
+        raise argparse.ArgumentTypeError(f"expected ERP_NAME=VALUE, got {text!r}")
+    return name, value
 
 
 def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lookup_payload: list[bytes],

@@ -4,6 +4,7 @@ server (aiosmtpd) and a real HTTP webhook receiver that checks the HMAC signatur
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import email
@@ -14,6 +15,7 @@ import http.server
 import json
 import threading
 import time
+from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
 
@@ -557,27 +559,42 @@ class CountingMailbox(Mailbox):
         return responses
 
 
-def test_emails_share_one_smtp_session_and_survive_the_server_dropping_it():
-    now = dt.datetime.now(dt.UTC)
-    mailbox, port = CountingMailbox(), free_port()
+def _email(now: dt.datetime) -> domain.Delivery:
+    return domain.Delivery("D-1", "E-1", "erp.events.v1.OrderShipped", "C-1", domain.Channel.EMAIL,
+                           "x@example.test", "s", "b", {}, created_at=now, next_attempt_at=now)
+
+
+@contextlib.contextmanager
+def _mail_server(mailbox: Mailbox, port: int) -> Iterator[None]:
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
-    sender = EmailSender(f"smtp://127.0.0.1:{port}", "erp@example.test")
-    mail = domain.Delivery("D-1", "E-1", "erp.events.v1.OrderShipped", "C-1", domain.Channel.EMAIL,
-                           "x@example.test", "s", "b", {}, created_at=now, next_attempt_at=now)
     try:
-        for i in range(3):
-            sender.send(dataclasses.replace(mail, delivery_id=f"D-{i}"), now)
-        assert (len(mailbox.messages), mailbox.sessions) == (3, 1)
-        controller.stop()  # the server goes away and comes back: the kept session is dead
-        controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-        controller.start()
-        sender.send(dataclasses.replace(mail, delivery_id="D-after"), now)
-        assert (len(mailbox.messages), mailbox.sessions) == (4, 2)
-        assert mailbox.messages[-1][1]["Message-ID"].startswith("<D-after@")
+        yield
+    finally:
+        controller.stop()
+
+
+@contextlib.contextmanager
+def _sender_to(port: int) -> Iterator[EmailSender]:
+    sender = EmailSender(f"smtp://127.0.0.1:{port}", "erp@example.test")
+    try:
+        yield sender
     finally:
         sender.close()
-        controller.stop()
+
+
+def test_emails_share_one_smtp_session_and_survive_the_server_dropping_it():
+    now = dt.datetime.now(dt.UTC)
+    mailbox, port, mail = CountingMailbox(), free_port(), _email(now)
+    with _sender_to(port) as sender:
+        with _mail_server(mailbox, port):
+            for i in range(3):
+                sender.send(dataclasses.replace(mail, delivery_id=f"D-{i}"), now)
+            assert (len(mailbox.messages), mailbox.sessions) == (3, 1)
+        with _mail_server(mailbox, port):  # the server went away and came back: the kept session is dead
+            sender.send(dataclasses.replace(mail, delivery_id="D-after"), now)
+            assert (len(mailbox.messages), mailbox.sessions) == (4, 2)
+            assert mailbox.messages[-1][1]["Message-ID"].startswith("<D-after@")
 
 
 class SlowCountingMailbox(CountingMailbox):
@@ -590,15 +607,9 @@ class SlowCountingMailbox(CountingMailbox):
 
 def test_emails_sent_at_the_same_time_each_take_a_session_of_their_own_and_keep_it():
     now = dt.datetime.now(dt.UTC)
-    mailbox, port = SlowCountingMailbox(), free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    sender = EmailSender(f"smtp://127.0.0.1:{port}", "erp@example.test")
-    mail = domain.Delivery("D-1", "E-1", "erp.events.v1.OrderShipped", "C-1", domain.Channel.EMAIL,
-                           "x@example.test", "s", "b", {}, created_at=now, next_attempt_at=now)
-    try:
-        with futures.ThreadPoolExecutor(4) as pool:
-            list(pool.map(lambda i: sender.send(dataclasses.replace(mail, delivery_id=f"D-{i}"), now), range(12)))
+    mailbox, port, mail = SlowCountingMailbox(), free_port(), _email(now)
+    with _sender_to(port) as sender, _mail_server(mailbox, port), futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda i: sender.send(dataclasses.replace(mail, delivery_id=f"D-{i}"), now), range(12)))
         at_once = mailbox.sessions
         assert len(mailbox.messages) == 12 and 2 <= at_once <= 4  # one per send in flight, no more
         for i in range(3):
@@ -606,6 +617,3 @@ def test_emails_sent_at_the_same_time_each_take_a_session_of_their_own_and_keep_
         assert (len(mailbox.messages), mailbox.sessions) == (15, at_once)  # the kept sessions serve the rest
         assert sorted(msg["Message-ID"] for _, msg in mailbox.messages) == sorted(
             f"<D-{i}@example.test>" for i in [*range(12), *(f"later-{j}" for j in range(3))])
-    finally:
-        sender.close()
-        controller.stop()

@@ -64,6 +64,8 @@ ORDERS_REJECTED_BY_DEADLINE = Counter("erp_orders_rejected_by_deadline_total",
 HELD_NOTIFICATIONS = Counter("erp_held_notifications_total",
                              "notifications held for a customer not known yet, by the status they entered",
                              ["status"])  # waiting, released, no_such_customer
+RELAY_UNAVAILABLE = Counter("erp_notification_relay_unavailable_total",
+                            "times the SMTP relay could not be reached; emails then wait without an attempt")
 HELD_WAITING = Gauge("erp_held_notifications_waiting",
                      "notifications waiting for their customer's contact data (as of the last give-up sweep)")
 

@@ -18,15 +18,17 @@ import email.utils
 import logging
 import smtplib
 import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from email.message import EmailMessage
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
 
-from mesh import bulk, sql
+from mesh import bulk, metrics, sql
 from mesh.addresses import valid_webhook_url
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
@@ -40,6 +42,7 @@ from services.notification.domain import (
     DeliveryStatus,
     Held,
     HoldStatus,
+    RelayUnavailable,
     SecretRef,
     SendFailed,
     Signing,
@@ -119,11 +122,12 @@ _DELIVERIES_INSERT = bulk.insert_many(deliveries, _DELIVERY_COLUMNS,
 # (WHERE status = 'pending') only for a predicate it can prove, and a prepared statement's generic
 # plan cannot prove "status = $1" (measured: a sequential scan of all deliveries per dispatch).
 _PENDING = deliveries.c.status == sa.literal_column(f"'{DeliveryStatus.PENDING}'")
+_CHANNELS = deliveries.c.channel == sa.any_(sa.bindparam("channels", type_=ARRAY(sa.Text)))
 _CLAIM_DUE = (sa.select(deliveries)
-              .where(_PENDING, deliveries.c.next_attempt_at <= sa.bindparam("now"))
+              .where(_PENDING, deliveries.c.next_attempt_at <= sa.bindparam("now"), _CHANNELS)
               .order_by(deliveries.c.next_attempt_at, deliveries.c.delivery_id)
               .limit(sa.bindparam("limit")).with_for_update(skip_locked=True))
-_NEXT_DUE = sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(_PENDING)
+_NEXT_DUE = sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(_PENDING, _CHANNELS)
 # A batch's deliveries after their attempts, in one statement, each at the attempt count it was claimed at.
 _RECORD = bulk.update_many(deliveries, {"delivery_id": "id", "attempts": "before"},
                            ["status", "attempts", "last_error", "last_attempt_at", "next_attempt_at"])
@@ -210,14 +214,15 @@ class DeliveryRepository:
             queued, self._queued = self._queued, []
             sql.run(self.conn, _DELIVERIES_INSERT, bulk.rows(queued))
 
-    def claim_due(self, now: dt.datetime, limit: int = 1) -> list[Delivery]:
-        """Up to `limit` pending deliveries that are due, oldest first, locked; rows other
-        dispatchers hold are skipped."""
-        return [_delivery(row) for row in sql.run(self.conn, _CLAIM_DUE, {"now": now, "limit": limit})]
+    def claim_due(self, now: dt.datetime, limit: int = 1, channels: Sequence[Channel] = tuple(Channel)) -> list[Delivery]:
+        """Up to `limit` pending deliveries of these channels that are due, oldest first, locked;
+        rows other dispatchers hold are skipped."""
+        params = {"now": now, "limit": limit, "channels": [str(c) for c in channels]}
+        return [_delivery(row) for row in sql.run(self.conn, _CLAIM_DUE, params)]
 
-    def next_due_at(self) -> dt.datetime | None:
-        """When the earliest pending delivery is due (None: nothing pending)."""
-        return self.conn.execute(_NEXT_DUE).scalar()
+    def next_due_at(self, channels: Sequence[Channel] = tuple(Channel)) -> dt.datetime | None:
+        """When the earliest pending delivery of these channels is due (None: nothing pending)."""
+        return self.conn.execute(_NEXT_DUE, {"channels": [str(c) for c in channels]}).scalar()
 
     def record(self, attempted: list[tuple[Delivery, Attempt]]) -> None:
         """Writes each delivery's state after an attempt, and the attempts themselves."""
@@ -339,6 +344,9 @@ class NotificationUnitOfWork(UnitOfWork):
 
 SMTP_TIMEOUT_SECONDS = 10.0
 WEBHOOK_TIMEOUT_SECONDS = 5.0
+# How long emails wait after the relay could not be reached, doubling while it stays down.
+RELAY_PAUSE_SECONDS = 1.0
+MAX_RELAY_PAUSE_SECONDS = 60.0
 
 
 class EmailSender:
@@ -349,7 +357,11 @@ class EmailSender:
     dispatcher's concurrent sends) each take a session of their own: an idle one, or a new one,
     kept afterwards, so there are as many as sends ever ran at once. A session the server has
     dropped meanwhile is noticed when the next email starts, before the server accepts
-    anything, so that email is sent again once on a new session."""
+    anything, so that email is sent again once on a new session.
+
+    A relay that cannot be reached (no connection, no greeting, no EHLO) fails the email with
+    RelayUnavailable: no attempt of the email's, since every email goes through that one relay.
+    Emails then wait (paused_for) 1 s, 2 s, ... up to 60 s while it stays unreachable."""
 
     def __init__(self, smtp_url: str, sender: str, timeout: float = SMTP_TIMEOUT_SECONDS) -> None:
         self.host, self.port = parse_smtp_url(smtp_url) if smtp_url else ("", 0)
@@ -359,6 +371,9 @@ class EmailSender:
         self._idle: list[smtplib.SMTP] = []  # open sessions no send is using
         self._lock = threading.Lock()
         self._closed = False
+        self._paused_until = 0.0  # time.monotonic() before which no session is tried
+        self._pause = RELAY_PAUSE_SECONDS  # the next pause, if the relay is found down again
+        self._down = ""  # why the relay was last found unreachable; "" while it answers
 
     def render(self, d: Delivery, now: dt.datetime) -> bytes:
         """The email as it goes on the wire (CRLF lines, RFC 5322 with a MIME text part).
@@ -431,7 +446,49 @@ class EmailSender:
                 return
             except smtplib.SMTPServerDisconnected:
                 pass  # dropped while it was idle: this email once more, on a new session
-        self._send_on(smtplib.SMTP(self.host, self.port, timeout=self.timeout), raw, recipient)
+        self._send_on(self._open(), raw, recipient)
+
+    def paused_for(self) -> float:
+        """Seconds until emails are tried again after the relay could not be reached (0: now)."""
+        with self._lock:
+            return max(0.0, self._paused_until - time.monotonic())
+
+    def _open(self) -> smtplib.SMTP:
+        """A new session, greeted; RelayUnavailable while paused or when the relay cannot be reached."""
+        if wait := self.paused_for():
+            raise RelayUnavailable(f"SMTP relay {self.host}:{self.port} unavailable ({self._down}); "
+                                   f"emails wait {wait:.1f} s more")
+        session = smtplib.SMTP(timeout=self.timeout)
+        try:
+            session.connect(self.host, self.port)
+            session.ehlo_or_helo_if_needed()
+        except (smtplib.SMTPException, OSError) as exc:
+            _close(session)
+            raise RelayUnavailable(self._found_down(exc)) from exc
+        self._found_up()
+        return session
+
+    def _found_down(self, exc: Exception) -> str:
+        """Pauses the emails (unless another send just did) and drops the idle sessions, which went with the relay."""
+        reason = f"{exc.__class__.__name__}: {exc}"[:200]
+        with self._lock:
+            now = time.monotonic()
+            first, pause = not self._down, self._pause
+            if now >= self._paused_until:
+                self._paused_until, self._pause = now + pause, min(pause * 2, MAX_RELAY_PAUSE_SECONDS)
+                metrics.RELAY_UNAVAILABLE.inc()
+            self._down, idle, self._idle = reason, self._idle, []
+        for session in idle:
+            _close(session)
+        log.log(logging.WARNING if first else logging.DEBUG, "SMTP relay %s:%s unavailable (%s): emails wait %g s, "
+                "no attempt counted", self.host, self.port, reason, pause)
+        return f"SMTP relay {self.host}:{self.port} unavailable ({reason})"
+
+    def _found_up(self) -> None:
+        with self._lock:
+            was_down, self._down, self._pause = self._down, "", RELAY_PAUSE_SECONDS
+        if was_down:
+            log.info("SMTP relay %s:%s reachable again: emails go out", self.host, self.port)
 
     def _send_on(self, session: smtplib.SMTP, raw: bytes, recipient: str) -> None:
         try:
@@ -549,6 +606,11 @@ class Senders:
 
     def __init__(self, email_sender: EmailSender, webhook_sender: WebhookSender) -> None:
         self.email_sender, self.webhook_sender = email_sender, webhook_sender
+
+    def paused(self) -> dict[Channel, float]:
+        """The channels whose relay could not be reached, with the seconds until they are tried again."""
+        wait = self.email_sender.paused_for()
+        return {Channel.EMAIL: wait} if wait else {}
 
     def send(self, d: Delivery, now: dt.datetime, contact: Contact | None = None) -> None:
         """contact: the customer's, for a webhook's signing secrets."""

@@ -27,6 +27,13 @@ class SendFailed(Exception):
     """The recipient did not accept a notification; the message says why."""
 
 
+class RelayUnavailable(SendFailed):
+    """The server every notification of a channel goes through (the SMTP relay) could not be
+    reached: the notification was not attempted, so the attempt does not count against it, and
+    its channel waits (Senders.paused) instead of spending every queued notification's attempts
+    on one outage."""
+
+
 class Channel(enum.StrEnum):
     EMAIL = "email"
     WEBHOOK = "webhook"

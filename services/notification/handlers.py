@@ -16,7 +16,16 @@ from erp.events.v1 import notification_events_pb2 as ev
 from mesh import metrics, paging
 from services.notification import domain, templates
 from services.notification.adapters import NotificationUnitOfWork
-from services.notification.domain import Contact, Delivery, Held, HoldStatus, Notify, RetryPolicy, SendFailed
+from services.notification.domain import (
+    Contact,
+    Delivery,
+    Held,
+    HoldStatus,
+    Notify,
+    RelayUnavailable,
+    RetryPolicy,
+    SendFailed,
+)
 
 log = logging.getLogger("services.notification")
 
@@ -123,8 +132,11 @@ def dispatch_due(uow: NotificationUnitOfWork, senders, policy: RetryPolicy, now:
     go one after another."""
     now = now or _now()
     deadline = time.monotonic() + budget_seconds
+    channels = _unpaused(senders)
+    if not channels:
+        return []
     with uow:
-        claimed = uow.deliveries.claim_due(now, limit)
+        claimed = uow.deliveries.claim_due(now, limit, channels)
         errors = _send_all(uow, senders, claimed, now, deadline, pool)
         attempted = [domain.attempted(delivery, now, error, policy)
                      for delivery, error in zip(claimed, errors, strict=True) if error is not None]
@@ -144,14 +156,14 @@ def dispatch_due(uow: NotificationUnitOfWork, senders, policy: RetryPolicy, now:
 
 def _send_all(uow: NotificationUnitOfWork, senders, claimed: list[Delivery], now: dt.datetime, deadline: float,
               pool: Executor | None) -> list[str | None]:
-    """Each claimed delivery's error ("" when it went out), or None when the budget ran out
-    before it started (the first one always starts)."""
+    """Each claimed delivery's error ("" when it went out), or None when it was not attempted:
+    the budget ran out before it started (the first one always starts), or its relay was down."""
     hooked = [d.customer_id for d in claimed if d.channel is domain.Channel.WEBHOOK]
     if hooked:  # read here: the sends run on other threads, without the transaction's connection
         uow.contacts.read_all(hooked)
     contacts = {customer_id: uow.contacts.get(customer_id) for customer_id in hooked}
 
-    def send(delivery: Delivery) -> str:
+    def send(delivery: Delivery) -> str | None:
         return _send(senders, delivery, now, contacts.get(delivery.customer_id))
 
     if pool is None:
@@ -166,14 +178,16 @@ def _send_all(uow: NotificationUnitOfWork, senders, claimed: list[Delivery], now
     return [None if sent.cancelled() else sent.result() for sent in started]
 
 
-def _send(senders, delivery: Delivery, now: dt.datetime, contact: Contact | None) -> str:
-    """Sends one delivery; the error, or "" when it went out."""
+def _send(senders, delivery: Delivery, now: dt.datetime, contact: Contact | None) -> str | None:
+    """Sends one delivery; the error, "" when it went out, None when its relay was down."""
     try:
         if delivery.channel is domain.Channel.WEBHOOK:  # signed with the customer's secrets as they are now
             senders.send(delivery, now, contact)
         else:
             senders.send(delivery, now)
         return ""
+    except RelayUnavailable:
+        return None  # not attempted: it stays due, and its channel waits (senders.paused())
     except SendFailed as exc:
         return str(exc) or "send failed"
     except Exception as exc:  # noqa: BLE001 - a sender bug must not stop every delivery
@@ -206,10 +220,17 @@ def _settled(delivery: Delivery) -> ev.NotificationSent | ev.NotificationFailed 
     return ev.NotificationFailed(**ids, error=delivery.last_error)
 
 
-def seconds_until_due(uow: NotificationUnitOfWork, now: dt.datetime | None = None) -> float | None:
-    """How long until the next pending delivery is due (0 when one is due now); None: none pending."""
+def _unpaused(senders) -> list[domain.Channel]:
+    """The channels whose relay is not paused after an outage."""
+    paused = senders.paused()
+    return [channel for channel in domain.Channel if channel not in paused]
+
+
+def seconds_until_due(uow: NotificationUnitOfWork, senders, now: dt.datetime | None = None) -> float | None:
+    """How long until the next pending delivery of a channel that is not paused is due (0 when
+    one is due now); None: none pending."""
     with uow:
-        due = uow.deliveries.next_due_at()
+        due = uow.deliveries.next_due_at(_unpaused(senders))
     return None if due is None else max(0.0, (due - (now or _now())).total_seconds())
 
 

@@ -130,9 +130,11 @@ class Dispatcher:
                 while not stop.is_set():
                     if not handlers.dispatch_due(runtime.uow(), senders, config.policy, pool=pool):
                         break
-                due = handlers.seconds_until_due(runtime.uow())
-                # A due row that another replica holds is skipped: look again shortly.
-                timeout = config.poll_seconds if due is None else min(config.poll_seconds, max(due, 0.02))
+                due = handlers.seconds_until_due(runtime.uow(), senders)
+                # A due row that another replica holds is skipped: look again shortly. A channel
+                # paused after its relay was found down is looked at again when the pause ends.
+                timeout = min([config.poll_seconds, *(() if due is None else (max(due, 0.02),)),
+                               *senders.paused().values()])
             except Exception:  # noqa: BLE001 - database trouble: back off, keep the thread alive
                 log.exception("dispatcher error; retrying")
                 timeout = 1.0

@@ -617,3 +617,48 @@ def test_emails_sent_at_the_same_time_each_take_a_session_of_their_own_and_keep_
         assert (len(mailbox.messages), mailbox.sessions) == (15, at_once)  # the kept sessions serve the rest
         assert sorted(msg["Message-ID"] for _, msg in mailbox.messages) == sorted(
             f"<D-{i}@example.test>" for i in [*range(12), *(f"later-{j}" for j in range(3))])
+
+
+def _relay_found_down() -> float:
+    return REGISTRY.get_sample_value("erp_notification_relay_unavailable_total") or 0.0
+
+
+def test_a_relay_that_cannot_be_reached_pauses_the_emails_instead_of_failing_them(monkeypatch):
+    monkeypatch.setattr(adapters, "RELAY_PAUSE_SECONDS", 0.2)
+    now = dt.datetime.now(dt.UTC)
+    mailbox, port, mail = CountingMailbox(), free_port(), _email(now)
+    with _sender_to(port) as sender:
+        with _mail_server(mailbox, port):
+            sender.send(mail, now)  # leaves a kept session, which dies with the server
+        found_down = _relay_found_down()
+        with pytest.raises(domain.RelayUnavailable, match="ConnectionRefusedError"):
+            sender.send(dataclasses.replace(mail, delivery_id="D-2"), now)
+        assert sender.paused_for() > 0 and _relay_found_down() == found_down + 1
+        with pytest.raises(domain.RelayUnavailable, match="emails wait"):  # paused: not even a connection
+            sender.send(dataclasses.replace(mail, delivery_id="D-2"), now)
+        assert _relay_found_down() == found_down + 1
+        support.wait_for("the pause to end", lambda: sender.paused_for() == 0)
+        with _mail_server(mailbox, port):
+            sender.send(dataclasses.replace(mail, delivery_id="D-2"), now)
+            assert sender.paused_for() == 0 and len(mailbox.messages) == 2
+            assert mailbox.messages[-1][1]["Message-ID"].startswith("<D-2@")
+
+
+def test_an_email_waits_out_a_relay_outage_without_spending_its_attempts(start):
+    port = free_port()  # no mail server there yet
+    svc = start(ERP_SMTP_URL=f"smtp://127.0.0.1:{port}")
+    customer = unique("C")
+    address = f"{customer.lower()}@example.test"
+    svc.probe.customer(customer, address)
+    found_down = _relay_found_down()
+    svc.probe.publish(confirmed(unique("O"), customer), "order", unique("O"))
+    # Found down twice: a second pause began, over a second after the first (the old dispatcher
+    # spent all 4 of this service's attempts in 0.35 s and failed the email).
+    support.wait_for("the relay to be found down twice", lambda: _relay_found_down() >= found_down + 2)
+    [waiting] = svc.deliveries(customer_id=customer)
+    assert (waiting.status, waiting.attempts) == (pb.DELIVERY_STATUS_PENDING, 0)
+    mailbox = Mailbox()
+    with _mail_server(mailbox, port):
+        [sent] = svc.settled(1, customer_id=customer)
+        assert (sent.status, sent.attempts) == (pb.DELIVERY_STATUS_DELIVERED, 1)
+        assert len(mailbox.to(address)) == 1

@@ -79,16 +79,17 @@ class FakeDeliveries:
     def get(self, delivery_id: str) -> Delivery | None:
         return self.rows.get(delivery_id)
 
-    def claim_due(self, now: dt.datetime, limit: int = 1) -> list[Delivery]:
+    def claim_due(self, now: dt.datetime, limit: int = 1, channels=tuple(Channel)) -> list[Delivery]:
         due = sorted((d for d in self.rows.values()
-                      if d.status is DeliveryStatus.PENDING and d.next_attempt_at <= now
+                      if d.status is DeliveryStatus.PENDING and d.next_attempt_at <= now and d.channel in channels
                       and d.delivery_id not in self.locked_elsewhere),
                      key=lambda d: (d.next_attempt_at, d.delivery_id))[:limit]
         self.claimed.extend(d.delivery_id for d in due)
         return due
 
-    def next_due_at(self) -> dt.datetime | None:
-        pending = [d.next_attempt_at for d in self.rows.values() if d.status is DeliveryStatus.PENDING]
+    def next_due_at(self, channels=tuple(Channel)) -> dt.datetime | None:
+        pending = [d.next_attempt_at for d in self.rows.values()
+                   if d.status is DeliveryStatus.PENDING and d.channel in channels]
         return min(pending, default=None)
 
     def record(self, attempted: list[tuple[Delivery, Attempt]]) -> None:
@@ -184,6 +185,10 @@ class FakeSenders:
         self.crash = crash or {}
         self.sent: list[Sent] = []
         self.contacts: list = []  # the contact each send was given (a webhook's signing secrets)
+        self.paused_channels: dict[Channel, float] = {}  # as Senders.paused() answers
+
+    def paused(self) -> dict[Channel, float]:
+        return dict(self.paused_channels)
 
     def send(self, d: Delivery, now: dt.datetime, contact=None) -> None:
         self.sent.append(Sent(d.delivery_id, d.channel, d.recipient, now))

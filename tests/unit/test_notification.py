@@ -35,6 +35,7 @@ from services.notification.domain import (
     ListDeliveries,
     ListHeld,
     Notify,
+    RelayUnavailable,
     RetryPolicy,
     SendFailed,
 )
@@ -493,7 +494,7 @@ def test_a_delivery_that_always_fails_ends_failed_after_the_max_attempts():
     assert final.last_error == "no SMTP server configured"
     assert len(senders.sent) == POLICY.max_attempts
     assert [a.ok for a in uow.deliveries.attempts(mail.delivery_id)] == [False] * POLICY.max_attempts
-    assert handlers.seconds_until_due(uow, at(100)) is None  # nothing left to do
+    assert handlers.seconds_until_due(uow, senders, at(100)) is None  # nothing left to do
 
 
 def test_a_delivery_that_ends_is_announced_once_with_its_order_for_the_timeline():
@@ -547,11 +548,39 @@ def test_a_row_another_dispatcher_holds_is_skipped():
 
 
 def test_seconds_until_due_tells_the_dispatcher_how_long_to_sleep():
-    uow = fake_uow()
-    assert handlers.seconds_until_due(uow, T0) is None
+    uow, senders = fake_uow(), FakeSenders()
+    assert handlers.seconds_until_due(uow, senders, T0) is None
     queued(uow, email="")
-    assert handlers.seconds_until_due(uow, at(-3)) == 3.0
-    assert handlers.seconds_until_due(uow, at(10)) == 0.0
+    assert handlers.seconds_until_due(uow, senders, at(-3)) == 3.0
+    assert handlers.seconds_until_due(uow, senders, at(10)) == 0.0
+    senders.paused_channels = {Channel.WEBHOOK: 5.0}
+    assert handlers.seconds_until_due(uow, senders, at(10)) is None  # the dispatcher waits for the pause
+
+
+def test_an_email_whose_relay_is_down_is_not_attempted_and_waits_while_webhooks_go_out():
+    uow = fake_uow()
+    senders = FakeSenders(crash={MAIL: RelayUnavailable("SMTP relay mail:25 unavailable (ConnectionRefusedError)")})
+    mail, hook = sorted(queued(uow), key=lambda d: d.channel)
+    assert [d.delivery_id for d in drain(uow, senders, at(0))] == [hook.delivery_id]
+    waiting = uow.deliveries.get(mail.delivery_id)
+    assert (waiting.status, waiting.attempts, waiting.last_error) == (DeliveryStatus.PENDING, 0, "")
+    assert uow.deliveries.attempts(mail.delivery_id) == [] and uow.payloads(notification_ev.NotificationFailed) == []
+
+    # While the relay's pause lasts, the email is not even claimed; the next webhook still goes out.
+    senders.paused_channels, senders.crash, claimed = {Channel.EMAIL: 2.0}, {}, len(uow.deliveries.claimed)
+    other = dataclasses.replace(hook, delivery_id="D-hook-2", event_id="E2")
+    uow.deliveries.add(other)
+    assert [d.delivery_id for d in drain(uow, senders, at(1))] == ["D-hook-2"]
+    assert uow.deliveries.claimed[claimed:] == ["D-hook-2"]
+    # Every channel paused: nothing is claimed at all.
+    senders.paused_channels = {Channel.EMAIL: 2.0, Channel.WEBHOOK: 1.0}
+    assert drain(uow, senders, at(1)) == [] and uow.deliveries.claimed[claimed:] == ["D-hook-2"]
+
+    # The pause over and the relay back: the email's first attempt is its first real one.
+    senders.paused_channels = {}
+    assert [d.delivery_id for d in drain(uow, senders, at(3))] == [mail.delivery_id]
+    sent = uow.deliveries.get(mail.delivery_id)
+    assert (sent.status, sent.attempts) == (DeliveryStatus.DELIVERED, 1)
 
 
 # ---------------------------------------------------------------- webhook signature and senders

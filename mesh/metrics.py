@@ -42,6 +42,11 @@ EVENT_LATENCY = Histogram("erp_event_latency_seconds",
                           "from an event's creation (its envelope) to its handling by a consumer",
                           ["consumer", "event_type"],
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+# A batch's statements, commit and broker round trips are shared by its events: small batches make events dear.
+EVENT_BATCH_SIZE = Histogram("erp_event_batch_size",
+                             "events per consumer batch (stage consumed: one transaction) and per relay round "
+                             "(stage published: one broker transaction)", ["service", "stage"],
+                             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 EVENT_BATCH_FALLBACKS = Counter("erp_event_batch_fallbacks_total",
                                 "batches of deliveries rolled back and applied one event at a time", ["consumer"])
 EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows handed to the transport, by result",

@@ -134,6 +134,8 @@ class Consumer:
 
     def handle_batch(self, deliveries: list[Delivery]) -> list[Outcome]:
         """The outcome of each delivery, in order; the events commit together when all succeed."""
+        if deliveries:
+            metrics.labelled(metrics.EVENT_BATCH_SIZE, self.handlers.consumer, "consumed").observe(len(deliveries))
         if len(deliveries) < 2 or any(d.attempts for d in deliveries):  # a retry goes alone: it failed before
             return [self.handle(d) for d in deliveries]
         ready: list[tuple[Handler, Event]] = []

@@ -115,6 +115,7 @@ class Relay:
         self.unmarked = []  # the read marked them
         if not rows:
             return 0, 0, False
+        metrics.labelled(metrics.EVENT_BATCH_SIZE, self.service, "published").observe(len(rows))
         sent: list[int] = []
         try:
             unroutable = self._publish(rows)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pika
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
@@ -417,6 +418,24 @@ def test_a_batch_of_deliveries_is_applied_in_one_transaction(probe):
     # The same deliveries again (a redelivery after a lost ack) change nothing.
     assert consumer.handle_batch(batch) == [Ack()] * 8
     assert sorted(effects(engine)) == sorted(ids) and len(ran) == 8
+
+
+def _batches(stage: str) -> tuple[float, float]:
+    """erp_event_batch_size's (count, sum) for the probe's stage."""
+    labels = {"service": "probe", "stage": stage}
+    return tuple(REGISTRY.get_sample_value(f"erp_event_batch_size_{kind}", labels) or 0.0  # type: ignore[return-value]
+                 for kind in ("count", "sum"))
+
+
+def test_batch_sizes_are_measured_per_relay_round_and_per_consumer_batch(probe):
+    engine, transport, _ = probe
+    published, consumed = _batches("published"), _batches("consumed")
+    subscription, _, batch = published_batch(engine, transport, 8)
+    Relay(engine, "probe", transport.publisher).publish_pending()  # nothing left: an empty round is no batch
+    assert _batches("published") == (published[0] + 1, published[1] + 8)
+    Consumer(hooked_handlers([]), CountingUnitsOfWork(engine), MAX_ATTEMPTS, 20).handle_batch(batch)
+    assert _batches("consumed") == (consumed[0] + 1, consumed[1] + 8)
+    subscription.close()
 
 
 def test_one_failing_event_in_a_batch_costs_only_itself_a_retry(probe):

@@ -64,6 +64,34 @@ def per_unit_ms(groups: dict[str, float], units: float) -> dict[str, float]:
     return result
 
 
+BatchSizes = dict[tuple[str, str], tuple[float, float]]  # (service, stage) -> (batches, events)
+
+
+def parse_batch_sizes(exposition: str) -> BatchSizes:
+    """erp_event_batch_size's count and sum per (service, stage) from a /metrics page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[tuple[str, str], list[float]] = {}
+    for family in text_string_to_metric_families(exposition):
+        if family.name != "erp_event_batch_size":
+            continue
+        for sample in family.samples:
+            kind = {"erp_event_batch_size_count": 0, "erp_event_batch_size_sum": 1}.get(sample.name)
+            if kind is not None:
+                found.setdefault((sample.labels["service"], sample.labels["stage"]), [0.0, 0.0])[kind] += sample.value
+    return {key: (count, total) for key, (count, total) in found.items()}
+
+
+def batch_means(before: BatchSizes, after: BatchSizes) -> dict[str, dict[str, float]]:
+    """Mean events per batch over a window, by stage then service (services with no batch in it left out)."""
+    means: dict[str, dict[str, float]] = {}
+    for (service, stage), (count, total) in sorted(after.items()):
+        batches = count - before.get((service, stage), (0.0, 0.0))[0]
+        if batches > 0:
+            means.setdefault(stage, {})[service] = (total - before.get((service, stage), (0.0, 0.0))[1]) / batches
+    return means
+
+
 def parse_pgbench_tps(output: str) -> float | None:
     """pgbench's tps (PostgreSQL 15: 'tps = 1234.5 (without initial connection time)')."""
     found = re.findall(r"^tps = ([0-9.]+)", output, re.MULTILINE)
@@ -169,6 +197,23 @@ def broker_pids(port: int) -> set[int]:
         beam = {c.pid for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == port}
         _BROKERS[port] = beam | {child.pid for pid in beam for child in psutil.Process(pid).children(recursive=True)}
     return _BROKERS[port]
+
+
+def scrape_batch_sizes(urls: list[str]) -> BatchSizes:
+    """Batch sizes summed over the processes serving these /metrics URLs (one that does not answer counts none)."""
+    import urllib.request
+
+    total: BatchSizes = {}
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as page:
+                sizes = parse_batch_sizes(page.read().decode())
+        except OSError:
+            continue
+        for key, (count, events) in sizes.items():
+            before = total.get(key, (0.0, 0.0))
+            total[key] = (before[0] + count, before[1] + events)
+    return total
 
 
 class Sampler:

@@ -340,12 +340,13 @@ class Bench:
         of its measured window, by this process's clock; order rows attribute PostgreSQL to services."""
         detail, perf = kind == "orders", kwargs.pop("perf", False) and self.perf_ok
         profile_dir = kwargs.pop("profile", None)
+        metrics_urls = kwargs.pop("metrics_urls", [])  # /metrics of the services: batch sizes over the window
         sampler = acc.Sampler(services, self.generator.pid, self.echo_pid, self.database_url if detail else "",
                               self.run_db, self.amqp_port)
         self.pipe.send((kind, kwargs))
         started = time.time()
         time.sleep(kwargs.get("warmup", 0))
-        before = sampler.snapshot(detail)
+        before, batches = sampler.snapshot(detail), acc.scrape_batch_sizes(metrics_urls)
         counting = None
         if perf:  # instructions of every counted process over the window (services, engines, the echo)
             pids = ",".join(str(pid) for pid, (group, _) in before["cpu"].items()
@@ -355,6 +356,7 @@ class Bench:
         spies = [profile(pid, name, profile_dir, kwargs["seconds"]) for pid, name in services.items()] if profile_dir else []
         time.sleep(max(0.0, started + kwargs.get("warmup", 0) + kwargs.get("seconds", 0) - time.time()))
         after = sampler.snapshot(detail)
+        batches_after = acc.scrape_batch_sizes(metrics_urls)
         for spy in spies:
             spy.wait(60)
         instructions = acc.parse_perf_instructions(counting.communicate(timeout=30)[1]) if counting else None
@@ -364,6 +366,7 @@ class Bench:
         result["cpu"] = acc.Sampler.cores(before, after)
         result["instructions"] = instructions
         result["window"] = after["at"] - before["at"]
+        result["batch_means"] = acc.batch_means(batches, batches_after)
         result["groups"] = acc.window_cpu(before["cpu"], after["cpu"])
         result["pg_db"] = {k: after["pg_db"][k] - before["pg_db"].get(k, 0) for k in after["pg_db"]}
         result["rss_mb"] = {}
@@ -723,7 +726,8 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
             orders = dict(target=targets["orders"], database_url=engines.database_url, payload_factory_args=order_args,
                           seconds=args.order_seconds, warmup=args.warmup, drain=args.drain)
             result = bench.run("orders", pids, args.order_seconds + args.drain + 60, perf=True,
-                               profile=args.profile, slots=args.order_slots, **orders)
+                               profile=args.profile, slots=args.order_slots,
+                               metrics_urls=[url for urls in targets.metrics.values() for url in urls], **orders)
             if "failed" not in result:
                 place = result["place"]
                 result["notes"] = (f"processed {result['processed']} {result['statuses']}, stuck {result['stuck']}; "
@@ -783,6 +787,9 @@ def print_cpu(bench: Bench, orders_row: str, echo_row: str) -> None:
         xacts = order["pg_db"]["transactions"] - order.get("generator_queries_per_s", 0.0) * order["window"]
         print(f"     PostgreSQL per order (pg_stat_database, less the generator's polls): {xacts / units:.1f} "
               f"transactions, {order['pg_db']['rows written'] / units:.1f} rows written")
+    for stage, what in (("consumed", "per consumer batch"), ("published", "per relay round")):
+        if means := order.get("batch_means", {}).get(stage):  # erp_event_batch_size over the window
+            print(f"     events {what}: " + ", ".join(f"{service} {mean:.1f}" for service, mean in means.items()))
     for what, row, n in (("order", order, units), ("echo call", echo, echo["rps"] * echo["window"])):
         if row.get("instructions") is not None:
             print(f"     instructions per {what}: {row['instructions'] / n:,.0f}")

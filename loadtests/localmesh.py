@@ -67,11 +67,20 @@ def target(ports: list[int]) -> str:
     return "ipv4:" + ",".join(f"127.0.0.1:{p}" for p in ports)
 
 
+class MeshTargets(dict):
+    """{service: gRPC target}, with .metrics: {service: the /metrics URL of each of its processes}."""
+
+    def __init__(self, targets: dict[str, str], metrics: dict[str, list[str]]) -> None:
+        super().__init__(targets)
+        self.metrics = metrics
+
+
 @contextlib.contextmanager
 def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, extra_env: dict | None = None,
          timeout: float = 90, sink: bool = True):
-    """Starts `processes` processes of each service on free ports; yields {service: target}. With `sink`
-    (and RabbitMQ), binds the sink queue for the events no service consumes first (see unconsumed_events)."""
+    """Starts `processes` processes of each service on free ports (gRPC and /metrics); yields MeshTargets.
+    With `sink` (and RabbitMQ), binds the sink queue for the events no service consumes first (see
+    unconsumed_events)."""
     from mesh import db
     from services.devrun import start_mail_sink, start_mesh, stop_mesh, wait_serving
 
@@ -81,6 +90,7 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
     mail_dir = Path(tempfile.mkdtemp(prefix="erp-load-mail-"))
     mail, smtp_url = start_mail_sink(mail_dir)
     ports = {name: free_ports(processes) for name in PORTS}
+    metrics = {name: free_ports(processes) for name in services}
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
     env.update({
         "ERP_DATABASE_URL": eng.database_url, "ERP_REDIS_URL": eng.redis_url, "ERP_AMQP_URL": eng.amqp_url,
@@ -93,10 +103,12 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
     started = []
     try:
         for i in range(processes):
-            started += start_mesh(services, env, ports={n: p[i] for n, p in ports.items()})
+            started += start_mesh(services, env, ports={n: p[i] for n, p in ports.items()},
+                                  metrics_ports={n: p[i] for n, p in metrics.items()})
         for _, _, t in started:
             wait_serving(t, timeout=timeout)
-        yield {name: target(ports[name]) for name in services}
+        yield MeshTargets({name: target(ports[name]) for name in services},
+                          {name: [f"http://127.0.0.1:{port}/metrics" for port in metrics[name]] for name in services})
     finally:
         stop_mesh(started)
         mail.stop()

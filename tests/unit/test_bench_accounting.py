@@ -6,8 +6,10 @@ import pytest
 from loadtests.accounting import (
     GENERATOR_APP,
     Figures,
+    batch_means,
     counted,
     cpu_lines,
+    parse_batch_sizes,
     parse_perf_instructions,
     parse_pgbench_tps,
     per_unit_ms,
@@ -123,3 +125,26 @@ def test_the_lookup_p99_verdict_is_void_when_the_echo_itself_fell_behind():
     assert line.ok is None and "385 calls not sent" in line.measured
     f.echo_not_sent = 0
     assert next(v for v in verdicts(f) if v.what.startswith("lookup p99")).ok is True
+
+
+def _exposition(batches: dict[tuple[str, str], list[int]]) -> str:
+    """A /metrics page as a service serves it, with these batch sizes observed."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    registry = CollectorRegistry()
+    sizes = Histogram("erp_event_batch_size", "events per batch", ["service", "stage"], registry=registry,
+                      buckets=(1, 2, 4, 8, 16, 32))
+    for labels, observed in batches.items():
+        for n in observed:
+            sizes.labels(*labels).observe(n)
+    return generate_latest(registry).decode()
+
+
+def test_batch_sizes_are_read_from_a_metrics_page_and_averaged_over_the_window():
+    before = parse_batch_sizes(_exposition({("orders", "consumed"): [3], ("crm", "published"): [1, 1]}))
+    assert before == {("orders", "consumed"): (1.0, 3.0), ("crm", "published"): (2.0, 2.0)}
+    after = parse_batch_sizes(_exposition({("orders", "consumed"): [3, 10, 20], ("crm", "published"): [1, 1],
+                                           ("crm", "consumed"): [4, 6]}))
+    # orders: 2 batches of 30 events in the window; crm published nothing in it; crm's consumer started inside it
+    assert batch_means(before, after) == {"consumed": {"crm": 5.0, "orders": 15.0}}
+    assert parse_batch_sizes("# no histogram here\nup 1\n") == {}

@@ -89,8 +89,10 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
         bind_sink(eng.amqp_url, namespace)
     mail_dir = Path(tempfile.mkdtemp(prefix="erp-load-mail-"))
     mail, smtp_url = start_mail_sink(mail_dir)
-    ports = {name: free_ports(processes) for name in PORTS}
-    metrics = {name: free_ports(processes) for name in services}
+    # Every port of the run from one pick, so all are distinct (separate picks can draw the same one).
+    picked = iter(free_ports(processes * (len(PORTS) + len(services))))
+    ports = {name: [next(picked) for _ in range(processes)] for name in PORTS}
+    metrics = {name: [next(picked) for _ in range(processes)] for name in services}
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
     env.update({
         "ERP_DATABASE_URL": eng.database_url, "ERP_REDIS_URL": eng.redis_url, "ERP_AMQP_URL": eng.amqp_url,

@@ -34,9 +34,10 @@ from chaos.replicas import Mesh  # noqa: E402
 from chaos.workload import Journal, Workload, customers  # noqa: E402
 
 PROFILES = {
-    # orders, RabbitMQ kills, replica kills per service, PostgreSQL restarts, black holes, Redis kills
-    "short": dict(orders=300, rabbitmq=1, replica=1, postgres=1, blackhole=1, redis=1),
-    "full": dict(orders=5000, rabbitmq=5, replica=5, postgres=2, blackhole=1, redis=1),
+    # orders, RabbitMQ kills, replica kills per service, PostgreSQL restarts, black holes, Redis kills,
+    # SMTP relay outages
+    "short": dict(orders=300, rabbitmq=1, replica=1, postgres=1, blackhole=1, redis=1, smtp=1),
+    "full": dict(orders=5000, rabbitmq=5, replica=5, postgres=2, blackhole=1, redis=1, smtp=2),
 }
 
 
@@ -105,7 +106,7 @@ def run(args, profile: dict, run_dir: Path) -> bool:
 
     started = time.monotonic()
     world = faults.World.start(run_dir, args.replicas)
-    mail, smtp_url = start_mail_sink(run_dir / "mail")
+    world.mail, smtp_url = start_mail_sink(run_dir / "mail")
     try:
         db.ensure_database(world.postgres.url_via(world.postgres.port, "erp"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("ERP_")}
@@ -117,6 +118,9 @@ def run(args, profile: dict, run_dir: Path) -> bool:
             # An order whose saga lost an event is driven again sooner than in production (300 s),
             # so that the run can wait for it.
             "ERP_ORDER_PENDING_DEADLINE_SECONDS": "90", "ERP_ORDER_PENDING_SWEEP_SECONDS": "10",
+            # 3 attempts (1 s, then 2 s apart): a dispatcher that spent attempts on the SMTP relay's
+            # outage would fail every email due during it, and the audit would count them.
+            "ERP_NOTIFICATION_MAX_ATTEMPTS": "3",
         })
         world.mesh = Mesh(run_dir, env, args.replicas, engines.free_port)
         world.mesh.start()
@@ -147,7 +151,6 @@ def run(args, profile: dict, run_dir: Path) -> bool:
               f"orders driven again by the saga deadline: {world.orders_driven_again()}")
         return settled >= 0 and not any(found.values())
     finally:
-        mail.stop()
         world.stop()
 
 

@@ -27,7 +27,7 @@ from erp_client import ErpClient
 CHECKS = ("orders lost", "orders duplicated", "orders stuck", "units oversold", "stock drift",
           "reservations held by closed orders", "reservations missing", "invoices missing", "invoices extra",
           "credit notes missing", "credit notes extra", "payments doubled", "crm exposure drift",
-          "trial balance imbalance", "duplicate notifications", "dead letters")
+          "trial balance imbalance", "duplicate notifications", "notifications failed", "dead letters")
 HOLDS_STOCK = {ord_pb.ORDER_STATUS_CONFIRMED, ord_pb.ORDER_STATUS_INVOICED}
 INVOICED = {ord_pb.ORDER_STATUS_CONFIRMED, ord_pb.ORDER_STATUS_INVOICED, ord_pb.ORDER_STATUS_SHIPPED,
             ord_pb.ORDER_STATUS_COMPLETED}
@@ -76,8 +76,11 @@ def audit(client: ErpClient, journal: Journal, customer_ids: list[str],
     found["trial balance imbalance"] = int(Decimal(balance.total_debit.amount or "0")
                                            != Decimal(balance.total_credit.amount or "0"))
     for customer in customer_ids:
-        seen = collections.Counter((d.event_id, d.channel, d.recipient) for d in _all_deliveries(client, customer))
+        deliveries = _all_deliveries(client, customer)
+        seen = collections.Counter((d.event_id, d.channel, d.recipient) for d in deliveries)
         found["duplicate notifications"] += sum(n - 1 for n in seen.values() if n > 1)
+        # The relay always comes back: an email given up means attempts were spent on its outage.
+        found["notifications failed"] += sum(d.status == notif.DELIVERY_STATUS_FAILED for d in deliveries)
     found["dead letters"] = dead_letters()
     return found
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from chaos import engines
 from chaos.replicas import Mesh, Replica
@@ -18,6 +19,8 @@ from services.devrun import wait_serving
 # The services whose relays publish, and whose consumers commit, under the workload (procurement
 # only reorders and pays suppliers, which the workload does not do): crash points go there.
 PUBLISHERS = ("orders", "inventory", "crm", "finance")
+# Longer than the 3 s in which the run's 3 attempts (ERP_NOTIFICATION_MAX_ATTEMPTS) would be spent.
+SMTP_OUTAGE_SECONDS = 8.0
 BUSY_CONSUMERS = ("inventory", "orders", "crm", "finance", "notification")
 CONSUMERS = ("inventory", "orders", "crm", "finance", "procurement", "notification")
 
@@ -30,6 +33,7 @@ class World:
     proxy: subprocess.Popen
     proxy_port: int
     mesh: Mesh | None = None
+    mail: Any = None  # the SMTP relay every email goes through (an aiosmtpd Controller)
 
     @classmethod
     def start(cls, run_dir: Path, replicas: int) -> World:
@@ -86,7 +90,20 @@ class World:
         finally:
             conn.close()
 
+    def smtp_outage(self, seconds: float) -> None:
+        """Stops the SMTP relay (its sessions drop, new connections are refused) and starts it again
+        on the same port."""
+        from aiosmtpd.controller import Controller
+
+        handler, host, port = self.mail.handler, self.mail.hostname, self.mail.port
+        self.mail.stop()
+        time.sleep(seconds)
+        self.mail = Controller(handler, hostname=host, port=port)
+        self.mail.start()
+
     def stop(self) -> None:
+        if self.mail is not None:
+            self.mail.stop()
         if self.mesh is not None:
             self.mesh.stop()
         self.proxy.terminate()
@@ -99,6 +116,7 @@ def schedule(profile: dict, rng: random.Random, blackhole_seconds: float) -> lis
     """The faults of a run, in a random order: (kind, argument)."""
     plan = [("rabbitmq", None)] * profile["rabbitmq"] + [("postgres", None)] * profile["postgres"]
     plan += [("blackhole", blackhole_seconds)] * profile["blackhole"] + [("redis", None)] * profile["redis"]
+    plan += [("smtp", SMTP_OUTAGE_SECONDS)] * profile.get("smtp", 0)
     kinds = ("kill", "relay.published", "consumer.committed")
     for n, service in enumerate(CONSUMERS):
         for i in range(profile["replica"]):
@@ -162,6 +180,9 @@ class Injector:
             time.sleep(arg)
             w.proxy.send_signal(signal.SIGUSR2)
             return f"PostgreSQL black-holed for {arg:.0f} s"
+        if kind == "smtp":
+            w.smtp_outage(arg)
+            return f"SMTP relay stopped for {arg:.0f} s"
         if kind == "redis":
             w.redis.kill()
             time.sleep(2)

@@ -45,7 +45,7 @@ EVENT_LATENCY = Histogram("erp_event_latency_seconds",
 # A batch's statements, commit and broker round trips are shared by its events: small batches make events dear.
 EVENT_BATCH_SIZE = Histogram("erp_event_batch_size",
                              "events per consumer batch (stage consumed: one transaction) and per relay round "
-                             "(stage published: one broker transaction)", ["service", "stage"],
+                             "(stage published: the rows one broker transaction took)", ["service", "stage"],
                              buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512))
 EVENT_BATCH_FALLBACKS = Counter("erp_event_batch_fallbacks_total",
                                 "batches of deliveries rolled back and applied one event at a time", ["consumer"])

@@ -115,7 +115,6 @@ class Relay:
         self.unmarked = []  # the read marked them
         if not rows:
             return 0, 0, False
-        metrics.labelled(metrics.EVENT_BATCH_SIZE, self.service, "published").observe(len(rows))
         sent: list[int] = []
         try:
             unroutable = self._publish(rows)
@@ -127,6 +126,7 @@ class Relay:
             self.transport_failing = True
             return 0, len(rows), False
         self.transport_failing = False
+        metrics.labelled(metrics.EVENT_BATCH_SIZE, self.service, "published").observe(len(rows))
         faults.crash_point("relay.published")
         settled_unrouted = 0
         unroutable_types: dict[str, list[sa.Row[Any]]] = {}

@@ -133,8 +133,8 @@ class Dispatcher:
                 due = handlers.seconds_until_due(runtime.uow(), senders)
                 # A due row that another replica holds is skipped: look again shortly. A channel
                 # paused after its relay was found down is looked at again when the pause ends.
-                timeout = min([config.poll_seconds, *(() if due is None else (max(due, 0.02),)),
-                               *senders.paused().values()])
+                waits = [config.poll_seconds, *senders.paused().values()]
+                timeout = min(waits if due is None else [*waits, max(due, 0.02)])
             except Exception:  # noqa: BLE001 - database trouble: back off, keep the thread alive
                 log.exception("dispatcher error; retrying")
                 timeout = 1.0

@@ -37,8 +37,9 @@ def _partial_index_cases():
 
     now = dt.datetime.now(dt.UTC)
     return [
-        ("notification", notification._CLAIM_DUE, {"now": now, "limit": 16}, "deliveries_due"),
-        ("notification", notification._NEXT_DUE, {}, "deliveries_due"),
+        ("notification", notification._CLAIM_DUE, {"now": now, "limit": 16, "channels": ["email", "webhook"]},
+         "deliveries_due"),
+        ("notification", notification._NEXT_DUE, {"channels": ["webhook"]}, "deliveries_due"),
         ("crm", crm._UNPAID_TOTAL.element, {"customer": "C-1", "currency": "EUR"}, "unpaid_invoices_by_customer"),
     ]
 

@@ -141,11 +141,9 @@ def dispatch_due(uow: NotificationUnitOfWork, senders, policy: RetryPolicy, now:
         attempted = [domain.attempted(delivery, now, error, policy)
                      for delivery, error in zip(claimed, errors, strict=True) if error is not None]
         uow.deliveries.record(attempted)
-        for updated, _ in attempted:
-            settled = _settled(updated)
-            if settled is not None:  # with the attempt's record, through the outbox (orders' timeline)
-                uow.emit(aggregate_type="delivery", aggregate_id=updated.delivery_id, version=updated.attempts,
-                         payload=settled)
+        settled = _settled([updated for updated, _ in attempted])
+        if settled.sent or settled.failed:  # with the attempts' record, through the outbox (orders' timeline)
+            uow.emit(aggregate_type="dispatch_round", aggregate_id=_new_id(), version=1, payload=settled)
         uow.commit()
     for updated, _ in attempted:
         level = logging.WARNING if updated.status is domain.DeliveryStatus.FAILED else logging.INFO
@@ -207,17 +205,22 @@ class _SettledFields(TypedDict):
     attempts: int
 
 
-def _settled(delivery: Delivery) -> ev.NotificationSent | ev.NotificationFailed | None:
-    """The event of a delivery that has ended (delivered, or failed for good); None while it is retried."""
-    if delivery.status is domain.DeliveryStatus.PENDING:
-        return None
-    ids: _SettledFields = {"delivery_id": delivery.delivery_id, "event_id": delivery.event_id,
-                           "event_type": delivery.event_type, "customer_id": delivery.customer_id,
-                           "order_id": delivery.data.get("order_id", ""), "channel": str(delivery.channel),
-                           "attempts": delivery.attempts}
-    if delivery.status is domain.DeliveryStatus.DELIVERED:
-        return ev.NotificationSent(**ids)
-    return ev.NotificationFailed(**ids, error=delivery.last_error)
+def _settled(recorded: list[Delivery]) -> ev.DeliveriesSettled:
+    """The deliveries of a round that have ended (delivered, or failed for good), in one event:
+    one message per round, not per delivery. Those still retried are left out."""
+    settled = ev.DeliveriesSettled()
+    for delivery in recorded:
+        if delivery.status is domain.DeliveryStatus.PENDING:
+            continue
+        ids: _SettledFields = {"delivery_id": delivery.delivery_id, "event_id": delivery.event_id,
+                               "event_type": delivery.event_type, "customer_id": delivery.customer_id,
+                               "order_id": delivery.data.get("order_id", ""), "channel": str(delivery.channel),
+                               "attempts": delivery.attempts}
+        if delivery.status is domain.DeliveryStatus.DELIVERED:
+            settled.sent.append(ev.NotificationSent(**ids))
+        else:
+            settled.failed.append(ev.NotificationFailed(**ids, error=delivery.last_error))
+    return settled
 
 
 def _unpaused(senders) -> list[domain.Channel]:

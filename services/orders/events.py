@@ -122,17 +122,39 @@ def _stock_steps(consumes: EventHandlers) -> None:
 
 
 def _notifications(consumes: EventHandlers) -> None:
+    @consumes.on(notif_ev.DeliveriesSettled, lock=_orders_told_of)
+    def on_deliveries_settled(uow: OrdersUnitOfWork, event: notif_ev.DeliveriesSettled,
+                              envelope: EventEnvelope) -> None:
+        for sent in event.sent:
+            _notified(uow, envelope, sent)
+        for failed in event.failed:
+            _notification_failed(uow, envelope, failed)
+
+    # Before DeliveriesSettled, notification published one event per delivery: kept for those still
+    # queued (or published by a replica of the old version) while a deployment upgrades.
     @consumes.on(notif_ev.NotificationSent, lock=_order_if_any)
     def on_notification_sent(uow: OrdersUnitOfWork, event: notif_ev.NotificationSent, envelope: EventEnvelope) -> None:
-        if event.order_id:
-            _record(uow, envelope, event.order_id, StepKind.NOTIFIED,
-                    timeline.notification_detail(event.event_type, event.channel, event.attempts),
-                    key=f"delivery:{event.delivery_id}")
+        _notified(uow, envelope, event)
 
     @consumes.on(notif_ev.NotificationFailed, lock=_order_if_any)
     def on_notification_failed(uow: OrdersUnitOfWork, event: notif_ev.NotificationFailed,
                                envelope: EventEnvelope) -> None:
-        if event.order_id:
-            _record(uow, envelope, event.order_id, StepKind.NOTIFICATION_FAILED,
-                    timeline.notification_detail(event.event_type, event.channel, event.attempts, event.error),
-                    key=f"delivery:{event.delivery_id}")
+        _notification_failed(uow, envelope, event)
+
+
+def _orders_told_of(payload: notif_ev.DeliveriesSettled) -> list[locks.AggregateRef]:
+    return [ref for told in (*payload.sent, *payload.failed) for ref in _order_if_any(told)]
+
+
+def _notified(uow: OrdersUnitOfWork, envelope: EventEnvelope, sent: notif_ev.NotificationSent) -> None:
+    if sent.order_id:
+        _record(uow, envelope, sent.order_id, StepKind.NOTIFIED,
+                timeline.notification_detail(sent.event_type, sent.channel, sent.attempts),
+                key=f"delivery:{sent.delivery_id}")
+
+
+def _notification_failed(uow: OrdersUnitOfWork, envelope: EventEnvelope, failed: notif_ev.NotificationFailed) -> None:
+    if failed.order_id:
+        _record(uow, envelope, failed.order_id, StepKind.NOTIFICATION_FAILED,
+                timeline.notification_detail(failed.event_type, failed.channel, failed.attempts, failed.error),
+                key=f"delivery:{failed.delivery_id}")

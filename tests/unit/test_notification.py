@@ -503,15 +503,27 @@ def test_a_delivery_that_ends_is_announced_once_with_its_order_for_the_timeline(
     mail, hook = sorted(queued(uow), key=lambda d: d.channel)
     for t in range(0, 100):
         drain(uow, senders, at(t))
-    sent = [e for e in uow.events if e.payload.DESCRIPTOR.name == "NotificationSent"]
-    failed = [e for e in uow.events if e.payload.DESCRIPTOR.name == "NotificationFailed"]
-    assert [(e.aggregate_type, e.aggregate_id, e.version) for e in sent] == [("delivery", mail.delivery_id, 1)]
-    assert sent[0].payload == notification_ev.NotificationSent(
+    assert [(e.aggregate_type, e.version) for e in uow.events] == [("dispatch_round", 1)] * 2
+    first, last = (e.payload for e in uow.events)  # a failed attempt that is retried announces nothing
+    assert list(first.sent) == [notification_ev.NotificationSent(
         delivery_id=mail.delivery_id, event_id="E1", event_type="erp.events.v1.OrderConfirmed", customer_id="C1",
-        order_id=confirmed().order_id, channel="email", attempts=1)
-    assert [(e.aggregate_id, e.payload.attempts, e.payload.error) for e in failed] == [
-        (hook.delivery_id, POLICY.max_attempts, "HTTP 503")]
-    assert len(uow.events) == 2  # a failed attempt that is retried announces nothing
+        order_id=confirmed().order_id, channel="email", attempts=1)] and not first.failed
+    assert [(f.delivery_id, f.order_id, f.attempts, f.error) for f in last.failed] == [
+        (hook.delivery_id, confirmed().order_id, POLICY.max_attempts, "HTTP 503")] and not last.sent
+
+
+def test_the_deliveries_a_round_settles_are_announced_in_one_event():
+    uow = fake_uow()
+    senders = FakeSenders({HOOK: ["HTTP 503"] * 2})
+    queued(uow)
+    with uow:  # a second order's email, sent in the same round
+        handlers.notify(uow, notify_cmd(confirmed(order_id="O2"), event_id="E2"), now=T0, new_id=iter(["D-O2-mail", "D-O2-hook"]).__next__)
+        uow.commit()
+    drain(uow, senders, at(0))
+    [round_] = uow.payloads(notification_ev.DeliveriesSettled)  # the webhooks' 503s are retried: not in it
+    assert sorted((sent.event_id, sent.order_id, sent.channel) for sent in round_.sent) == [
+        ("E1", "O1", "email"), ("E2", "O2", "email")] and not round_.failed
+    assert len(uow.events) == 1
 
 
 def test_a_notification_about_no_sales_order_is_announced_without_one():
@@ -523,7 +535,7 @@ def test_a_notification_about_no_sales_order_is_announced_without_one():
                         now=T0, new_id=ids())
         uow.commit()
     drain(uow, senders, at(0))
-    [announced] = uow.payloads(notification_ev.NotificationSent)
+    [announced] = uow.payloads(notification_ev.DeliveriesSettled)[0].sent
     assert announced.order_id == "" and announced.event_type == "erp.events.v1.PurchaseOrderApproved"
 
 
@@ -564,7 +576,7 @@ def test_an_email_whose_relay_is_down_is_not_attempted_and_waits_while_webhooks_
     assert [d.delivery_id for d in drain(uow, senders, at(0))] == [hook.delivery_id]
     waiting = uow.deliveries.get(mail.delivery_id)
     assert (waiting.status, waiting.attempts, waiting.last_error) == (DeliveryStatus.PENDING, 0, "")
-    assert uow.deliveries.attempts(mail.delivery_id) == [] and uow.payloads(notification_ev.NotificationFailed) == []
+    assert uow.deliveries.attempts(mail.delivery_id) == [] and not [f for settled in uow.payloads(notification_ev.DeliveriesSettled) for f in settled.failed]
 
     # While the relay's pause lasts, the email is not even claimed; the next webhook still goes out.
     senders.paused_channels, senders.crash, claimed = {Channel.EMAIL: 2.0}, {}, len(uow.deliveries.claimed)

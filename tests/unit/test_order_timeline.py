@@ -63,8 +63,8 @@ def invoiced(order_id: str) -> fin_ev.InvoiceIssued:
                                 customer_id="cust-1", total=eur("24.00"), due_date="2026-04-01")
 
 
-def confirmed_and_invoiced(uow) -> str:
-    order = handlers.place_order(uow, place(line(quantity=2, price="10.00")), WH)
+def confirmed_and_invoiced(uow, request_id="req-1") -> str:
+    order = handlers.place_order(uow, place(line(quantity=2, price="10.00"), request_id=request_id), WH)
     deliver(uow, reserved(order.order_id), "inventory")
     deliver(uow, approved(order.order_id), "crm")
     deliver(uow, invoiced(order.order_id), "finance")
@@ -73,8 +73,9 @@ def confirmed_and_invoiced(uow) -> str:
 
 def test_every_step_of_a_cancelled_invoiced_order_is_listed_in_order_with_its_service(uow):
     order_id = confirmed_and_invoiced(uow)
-    deliver(uow, notif_ev.NotificationSent(delivery_id="D1", event_type="erp.events.v1.InvoiceIssued",
-                                           order_id=order_id, channel="email", attempts=1), "notification")
+    deliver(uow, notif_ev.DeliveriesSettled(sent=[notif_ev.NotificationSent(
+        delivery_id="D1", event_type="erp.events.v1.InvoiceIssued", order_id=order_id, channel="email", attempts=1)]),
+            "notification")
     handlers.cancel_order(uow, order_id, "changed my mind")
     deliver(uow, inv_ev.StockReleased(order_id=order_id, lines=reserved(order_id).lines), "inventory")
     deliver(uow, fin_ev.CreditNoteIssued(credit_note_id="cn-1", number="CN-2026-000001", invoice_id="inv-1",
@@ -181,9 +182,31 @@ def test_an_order_driven_again_shows_each_drive_once(uow):
 def test_a_notification_about_no_sales_order_is_no_step_and_locks_nothing(uow):
     sent = notif_ev.NotificationSent(delivery_id="D9", event_type="erp.events.v1.PurchaseOrderApproved",
                                      channel="email", attempts=1)
-    assert CONSUMES.aggregates([Event(delivered(sent, "notification"), sent)]) == []
+    settled = notif_ev.DeliveriesSettled(sent=[sent])
+    assert CONSUMES.aggregates([Event(delivered(sent, "notification"), sent),
+                                Event(delivered(settled, "notification"), settled)]) == []
     deliver(uow, sent, "notification")
+    deliver(uow, settled, "notification")
     assert uow.timeline.rows == {}
+
+
+def test_a_dispatcher_round_is_a_step_on_each_order_it_told_of_and_locks_each_order(uow):
+    first, second = confirmed_and_invoiced(uow), confirmed_and_invoiced(uow, request_id="req-2")
+    settled = notif_ev.DeliveriesSettled(
+        sent=[notif_ev.NotificationSent(delivery_id="D1", event_type="erp.events.v1.InvoiceIssued", order_id=first,
+                                        channel="email", attempts=1),
+              notif_ev.NotificationSent(delivery_id="D2", event_type="erp.events.v1.PurchaseOrderApproved",
+                                        channel="email", attempts=1)],
+        failed=[notif_ev.NotificationFailed(delivery_id="D3", event_type="erp.events.v1.InvoiceIssued",
+                                            order_id=second, channel="webhook", attempts=6, error="HTTP 500")])
+    assert sorted(CONSUMES.aggregates([Event(delivered(settled, "notification"), settled)])) == sorted(
+        [("order", first), ("order", second)])
+    deliver(uow, settled, "notification")
+    deliver(uow, settled, "notification")  # delivered again: no second step
+    assert [kind for kind, _ in steps(uow, first)].count(K.NOTIFIED) == 1
+    details = {s.kind: s.detail for s in handlers.get_timeline(uow, second, 0, "").steps}
+    assert details[K.NOTIFICATION_FAILED] == "invoice issued: webhook failed after 6 attempts: HTTP 500"
+    assert K.NOTIFIED not in details
 
 
 def test_a_failed_notification_says_how_often_and_why():

@@ -1,6 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -41,3 +43,11 @@ class NotificationFailed(_message.Message):
     attempts: int
     error: str
     def __init__(self, delivery_id: _Optional[str] = ..., event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., customer_id: _Optional[str] = ..., order_id: _Optional[str] = ..., channel: _Optional[str] = ..., attempts: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class DeliveriesSettled(_message.Message):
+    __slots__ = ("sent", "failed")
+    SENT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    sent: _containers.RepeatedCompositeFieldContainer[NotificationSent]
+    failed: _containers.RepeatedCompositeFieldContainer[NotificationFailed]
+    def __init__(self, sent: _Optional[_Iterable[_Union[NotificationSent, _Mapping]]] = ..., failed: _Optional[_Iterable[_Union[NotificationFailed, _Mapping]]] = ...) -> None: ...

@@ -246,7 +246,7 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
             for order_id, status, updated in rows:
                 final[order_id] = (status, float(updated))
             # The customer told: the order's timeline has the notification of its end (the invoice's,
-            # or the rejection's), sent, or failed for good, and its NotificationSent (or Failed) consumed.
+            # or the rejection's), sent, or failed for good, and the DeliveriesSettled that tells of it consumed.
             told_now = conn.execute(
                 "SELECT order_id, extract(epoch FROM max(occurred_at)) FROM orders.order_timeline "
                 "WHERE order_id = ANY(%s) AND kind IN ('notified', 'notification_failed') "

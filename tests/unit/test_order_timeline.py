@@ -209,6 +209,14 @@ def test_a_dispatcher_round_is_a_step_on_each_order_it_told_of_and_locks_each_or
     assert K.NOTIFIED not in details
 
 
+def test_a_single_delivery_event_from_before_dispatcher_rounds_is_still_a_step(uow):
+    """What a notification replica of the previous version publishes while a deployment upgrades."""
+    order_id = confirmed_and_invoiced(uow)
+    deliver(uow, notif_ev.NotificationFailed(delivery_id="D1", event_type="erp.events.v1.InvoiceIssued",
+                                             order_id=order_id, channel="email", attempts=6, error="550"), "notification")
+    assert steps(uow, order_id)[-1] == (K.NOTIFICATION_FAILED, "notification")
+
+
 def test_a_failed_notification_says_how_often_and_why():
     assert timeline.notification_detail("erp.events.v1.OrderShipped", "webhook", 6, "HTTP 500") == \
         "order shipped: webhook failed after 6 attempts: HTTP 500"

@@ -9,11 +9,14 @@ Each count must be zero. What "expected" means, at rest:
   may have one, credited in full); none for rejected orders; a payment applied at most once;
 - crm: each customer's exposure = what is still due on its invoices that are not credited;
 - the trial balance balances; no (event, channel, recipient) was notified twice;
+- each delivery that ended (sent, or given up) is one step on its order's timeline: notification's
+  DeliveriesSettled reached orders through the faults, once;
 - no message waits in a dead-letter queue.
 """
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Callable
 from decimal import Decimal
 
@@ -27,11 +30,16 @@ from erp_client import ErpClient
 CHECKS = ("orders lost", "orders duplicated", "orders stuck", "units oversold", "stock drift",
           "reservations held by closed orders", "reservations missing", "invoices missing", "invoices extra",
           "credit notes missing", "credit notes extra", "payments doubled", "crm exposure drift",
-          "trial balance imbalance", "duplicate notifications", "notifications failed", "dead letters")
+          "trial balance imbalance", "duplicate notifications", "notifications failed", "notification steps missing",
+          "notification steps extra", "dead letters")
 HOLDS_STOCK = {ord_pb.ORDER_STATUS_CONFIRMED, ord_pb.ORDER_STATUS_INVOICED}
 INVOICED = {ord_pb.ORDER_STATUS_CONFIRMED, ord_pb.ORDER_STATUS_INVOICED, ord_pb.ORDER_STATUS_SHIPPED,
             ord_pb.ORDER_STATUS_COMPLETED}
 SHIPPED = {ord_pb.ORDER_STATUS_SHIPPED, ord_pb.ORDER_STATUS_COMPLETED}
+NOTIFICATION_STEPS = {ord_pb.TIMELINE_STEP_KIND_NOTIFIED, ord_pb.TIMELINE_STEP_KIND_NOTIFICATION_FAILED}
+# The mesh is quiet once stock and books stop moving; a delivery that ended just before still has its
+# DeliveriesSettled on the way to orders, so the timelines get this long to catch up.
+TIMELINE_CATCH_UP_SECONDS = 30.0
 
 
 def _all_orders(client: ErpClient, customer: str) -> list[ord_pb.Order]:
@@ -81,8 +89,29 @@ def audit(client: ErpClient, journal: Journal, customer_ids: list[str],
         found["duplicate notifications"] += sum(n - 1 for n in seen.values() if n > 1)
         # The relay always comes back: an email given up means attempts were spent on its outage.
         found["notifications failed"] += sum(d.status == notif.DELIVERY_STATUS_FAILED for d in deliveries)
+    _audit_notification_steps(client, orders, customer_ids, found)
     found["dead letters"] = dead_letters()
     return found
+
+
+def _audit_notification_steps(client: ErpClient, orders: dict[str, ord_pb.Order], customer_ids: list[str],
+                              found: dict) -> None:
+    """Per customer, the deliveries that ended against the notification steps on its orders' timelines
+    (every delivery to a customer is about one of its orders); waits for late steps, not for extra ones."""
+    deadline = time.monotonic() + TIMELINE_CATCH_UP_SECONDS
+    while True:
+        ended = collections.Counter({customer: sum(d.status != notif.DELIVERY_STATUS_PENDING
+                                                   for d in _all_deliveries(client, customer))
+                                     for customer in customer_ids})
+        steps: collections.Counter[str] = collections.Counter()
+        for o in orders.values():
+            steps[o.customer_id] += sum(s.kind in NOTIFICATION_STEPS for s in client.order_timeline(o.order_id).steps)
+        missing = sum(max(0, ended[c] - steps[c]) for c in customer_ids)
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    found["notification steps missing"] = missing
+    found["notification steps extra"] = sum(max(0, steps[c] - ended[c]) for c in customer_ids)
 
 
 def _audit_stock(client: ErpClient, orders: dict[str, ord_pb.Order], found: dict) -> None:

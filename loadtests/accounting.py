@@ -64,6 +64,24 @@ def per_unit_ms(groups: dict[str, float], units: float) -> dict[str, float]:
     return result
 
 
+def pooled(rows: list[dict]) -> dict:
+    """Rows of one load measured apart (the echo right before and right after the orders) as one:
+    their calls, windows, CPU per group and instructions summed, so a figure per call is theirs
+    over the whole stretch, not the machine's speed at one end of it."""
+    groups: dict[str, float] = {}
+    for row in rows:
+        for group, seconds in row["groups"].items():
+            groups[group] = groups.get(group, 0.0) + seconds
+    instructions = [row.get("instructions") for row in rows]
+    return {"calls": sum(row["rps"] * row["window"] for row in rows), "window": sum(row["window"] for row in rows),
+            "groups": groups, "instructions": sum(instructions) if rows and None not in instructions else None}
+
+
+def echo_call_ms(echo: dict) -> float | None:
+    """Milliseconds of the echo server's CPU per call of a pooled() echo."""
+    return echo["groups"].get("echo", 0.0) * 1000 / echo["calls"] if echo["calls"] else None
+
+
 BatchSizes = dict[tuple[str, str], tuple[float, float]]  # (service, stage) -> (batches, events)
 
 

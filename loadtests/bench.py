@@ -423,11 +423,8 @@ def _merged(slices: list[dict]) -> dict:
     errors = sum((Counter(s["error_codes"]) for s in slices), Counter())
     result = _summary(latencies, sum(s["seconds"] for s in slices), errors)
     result["cpu"] = {k: sum(s["cpu"][k] for s in slices) / len(slices) for k in slices[0]["cpu"]}
-    result["window"] = sum(s["window"] for s in slices)
-    groups: Counter = Counter()
-    for s in slices:
-        groups.update(s["groups"])
-    result["groups"] = dict(groups)
+    pool = acc.pooled(slices)  # windows and CPU per group summed
+    result["window"], result["groups"] = pool["window"], pool["groups"]
     return result
 
 

@@ -140,6 +140,12 @@ loadtest: $(LOAD_STAMP) ## Locust suites, 30 s each, on a local mesh (real engin
 bench: $(STAMP) ## Benchmark: echo vs GetStock vs orders end to end; growth with catalog size and processes
 	$(PY) -m loadtests.bench $(BENCH_ARGS)
 
+.PHONY: bench-ab
+# BASE=commit measures that commit (side A, a temporary worktree) against this checkout (side B);
+# AB_ENV="ERP_X=1 ..." starts side B's services with those settings; AB_ARGS passes more (--pairs 5 -- --order-processes 2).
+bench-ab: $(STAMP) ## CPU per order of two versions or two settings, orders-only bench runs in turns (A B, B A, ...)
+	$(PY) -m loadtests.ab $(if $(BASE),--base $(BASE)) $(foreach e,$(AB_ENV),--env $(e)) $(AB_ARGS)
+
 .PHONY: bench-gateway
 bench-gateway: $(STAMP) ## What the gateway adds: GetStock direct vs through its gRPC and REST edges
 	$(PY) -m loadtests.gateway_latency $(BENCH_ARGS)

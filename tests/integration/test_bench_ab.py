@@ -1,0 +1,29 @@
+"""loadtests.ab's side A: another commit in a temporary git worktree, whose code its runs import."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from loadtests import ab
+
+
+def _worktrees() -> str:
+    return subprocess.run(["git", "-C", str(ab.ROOT), "worktree", "list"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_a_commit_is_checked_out_for_its_runs_and_removed_after():
+    head = subprocess.run(["git", "-C", str(ab.ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    with ab.worktree("HEAD") as tree:
+        assert (tree / "loadtests" / "bench.py").exists() and str(tree) in _worktrees()
+        assert subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip() == head
+        # A run of side A imports the mesh, its services and the generated stubs from the worktree,
+        # not from this checkout's editable install.
+        found = subprocess.run(
+            [sys.executable, "-c", "import erp, mesh, services.orders; print(mesh.__file__); "
+                                   "print(services.orders.__file__); print(list(erp.__path__)[0])"],
+            cwd=tree, env=ab.side_env(tree), capture_output=True, text=True, check=True).stdout.split()
+        assert found and all(path.startswith(str(tree)) for path in found), found
+    assert not tree.exists() and str(tree) not in _worktrees()

@@ -83,7 +83,10 @@ def _median(values: list[float | None]) -> float | None:
 def worktree(rev: str) -> Iterator[Path]:
     """`rev` checked out (detached) in a temporary folder, removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="erp-ab-")) / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(folder), rev], check=True)
+    added = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(folder), rev])
+    if added.returncode != 0:
+        folder.parent.rmdir()
+        raise SystemExit(f"cannot check out {rev} (git worktree add: exit {added.returncode})")
     try:
         yield folder
     finally:
@@ -110,9 +113,10 @@ def run_side(tree: Path, json_path: Path, settings: list[str], bench_args: list[
     with log.open("w") as out:
         done = subprocess.run(bench_command(json_path, settings, bench_args), cwd=tree, env=side_env(tree),
                               stdout=out, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0 or not json_path.exists():
-        raise SystemExit(f"the bench failed (exit {done.returncode}): see {log}")
-    return figures(json.loads(json_path.read_text()))
+    rows = json.loads(json_path.read_text()) if json_path.exists() else []
+    if done.returncode != 0 or not any(row["row"] == "3" and "failed" not in row for row in rows):
+        raise SystemExit(f"the bench failed (exit {done.returncode}, no orders row): see {log}")
+    return figures(rows)
 
 
 def _pct(x: float | None) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from loadtests import ab
 
 
@@ -27,3 +29,10 @@ def test_a_commit_is_checked_out_for_its_runs_and_removed_after():
             cwd=tree, env=ab.side_env(tree), capture_output=True, text=True, check=True).stdout.split()
         assert found and all(path.startswith(str(tree)) for path in found), found
     assert not tree.exists() and str(tree) not in _worktrees()
+
+
+def test_a_commit_that_is_not_there_is_refused_and_leaves_nothing():
+    before = _worktrees()
+    with pytest.raises(SystemExit, match="cannot check out no-such-rev"), ab.worktree("no-such-rev"):
+        pass
+    assert _worktrees() == before

@@ -40,14 +40,12 @@ def schedule(pairs: int) -> list[tuple[int, str]]:
 def figures(rows: list[dict]) -> dict:
     """A bench run's orders figures (its --json rows): CPU per order in total and per group, the echo's
     CPU per call pooled over rows 1o and 1p, their ratio, and orders per second."""
-    by = {row["row"]: row for row in rows if "failed" not in row}
-    order = by["3"]
-    units = order["rps"] * order["window"]
-    per_order = acc.per_unit_ms(acc.counted(order["groups"]), units)
+    by = {row["row"]: row for row in rows}
+    per_order = acc.order_ms(by["3"])
     total = per_order.pop("total")
-    echo_ms = acc.echo_call_ms(acc.pooled([by[name] for name in ("1o", "1p") if name in by]))
+    echo_ms = acc.echo_call_ms(acc.pooled(acc.echo_rows(by, "1o", "1p")))
     return {"ms": total, "groups": per_order, "echo_ms": echo_ms, "x_echo": total / echo_ms if echo_ms else None,
-            "orders_per_s": order["rps"]}
+            "orders_per_s": by["3"]["rps"]}
 
 
 def change(a: float | None, b: float | None) -> float | None:

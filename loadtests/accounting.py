@@ -82,6 +82,16 @@ def echo_call_ms(echo: dict) -> float | None:
     return echo["groups"].get("echo", 0.0) * 1000 / echo["calls"] if echo["calls"] else None
 
 
+def order_ms(order: dict) -> dict[str, float]:
+    """An orders row's CPU per order fully processed, per counted group and in 'total'."""
+    return per_unit_ms(counted(order["groups"]), order["rps"] * order["window"])
+
+
+def echo_rows(by: dict[str, dict], *names: str) -> list[dict]:
+    """The echo rows of those names that ran (by: a run's rows by name), to pool()."""
+    return [by[name] for name in names if name in by and "failed" not in by[name]]
+
+
 BatchSizes = dict[tuple[str, str], tuple[float, float]]  # (service, stage) -> (batches, events)
 
 

@@ -770,16 +770,12 @@ def echo_slice(bench: Bench, args, echo_load: tuple) -> dict:
     return bench.run("unary", {}, 60, perf=True, **dict(echo_load[1], seconds=args.seconds / 2, warmup=SLICE_WARMUP))
 
 
-def echo_rows(by: dict[str, dict], *names: str) -> list[dict]:
-    return [by[name] for name in names if name in by and "failed" not in by[name]]
-
-
 def print_cpu(bench: Bench, orders_row: str, echo_before: str, echo_after: str) -> None:
     by = {r["row"]: r for r in bench.rows}
-    order, echoes = by[orders_row], echo_rows(by, echo_before, echo_after)
+    order, echoes = by[orders_row], acc.echo_rows(by, echo_before, echo_after)
     echo = acc.pooled(echoes)
     units = order["rps"] * order["window"]
-    per_order = acc.per_unit_ms(acc.counted(order["groups"]), units)
+    per_order = acc.order_ms(order)
     echo_ms = acc.echo_call_ms(echo)
     print(f"\n     CPU per order fully processed ({orders_row}: {units:.0f} orders in {order['window']:.1f}s; "
           f"load average {os.getloadavg()[0]:.1f}), and resident memory under that load:")
@@ -812,8 +808,8 @@ def verdict(bench: Bench, checks: dict) -> None:
     by = {r["row"]: r for r in bench.rows if "failed" not in r}
     f = acc.Figures(integrity=checks)
     if "3" in by and by["3"]["rps"]:
-        f.cpu_per_order_ms = acc.per_unit_ms(acc.counted(by["3"]["groups"]), by["3"]["rps"] * by["3"]["window"])["total"]
-        f.echo_cpu_per_call_ms = acc.echo_call_ms(acc.pooled(echo_rows(by, "1o", "1p")))
+        f.cpu_per_order_ms = acc.order_ms(by["3"])["total"]
+        f.echo_cpu_per_call_ms = acc.echo_call_ms(acc.pooled(acc.echo_rows(by, "1o", "1p")))
         f.orders_per_s = by["3"]["rps"]
         f.stuck = sum(r["stuck"] for r in by.values() if "stuck" in r)
     f.pgbench_tps = getattr(bench, "pgbench", {}).get("tps")

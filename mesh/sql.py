@@ -15,8 +15,11 @@ connection and the pool's older ones (mesh.faults reads those).
 
 What it refuses (TypeError, at the first run): expanding IN lists, Python-side column defaults,
 binds computed per call and bind names SQLAlchemy would escape, which need execute's per-call work.
-A text() statement's rows are psycopg's named tuples (a column name that is no Python identifier is
-renamed); a Core statement's are named by SQLAlchemy's keys."""
+A text() statement's rows are named tuples named as psycopg's namedtuple_row names them (a column name
+that is no Python identifier is renamed); a Core statement's are named by SQLAlchemy's keys. Either
+way the cursor hands over plain tuples and the statement's Form makes the rows: psycopg's row factory
+would otherwise name a text() statement's columns again on every execution, and switching the
+cursor between two factories rebuilds its row maker (together ~2% of the services' Python)."""
 from __future__ import annotations
 
 import collections
@@ -37,7 +40,8 @@ class Form:
     per set of parameter names, which decide its columns): the text (:name -> %(name)s, %
     doubled, as the connection's dialect renders it), the values the statement binds itself,
     SQLAlchemy's bind processors, and for a Core statement its row type and result processors
-    (found at its first execution, from the types the server answered)."""
+    (found at its first execution, from the types the server answered); for a text() statement
+    its row type, from the columns of its first answer."""
 
     def __init__(self, clause: sa.ClauseElement, dialect: sa.Dialect, names: frozenset[str]) -> None:
         self.clause, self.dialect = clause, dialect
@@ -59,6 +63,7 @@ class Form:
         self.result_columns = [(entry.keyname, entry.type) for entry in compiled._result_columns or ()]
         self.row_type: Any = None
         self.result_processors: list[Callable[[Any], Any] | None] | None = None
+        self.learned = False  # a first answer with columns was read (row type, result processors)
         if self.result_columns:
             keys = [key for key, _ in self.result_columns]
             if len(set(keys)) != len(keys) or not all(key.isidentifier() for key in keys):
@@ -73,18 +78,21 @@ class Form:
         return bound
 
     def learn(self, cursor: psycopg.Cursor[Any]) -> None:
-        """At the first answer of a Core statement: its result processors, from the server's types."""
-        if self.row_type is None or self.result_processors is not None:
-            return
-        columns = cursor.description or []
-        if len(columns) != len(self.result_columns):
-            raise TypeError(f"mesh.sql: {self.clause!r} answered other columns than it declares")
-        self.result_processors = [kind._cached_result_processor(self.dialect, column.type_code)
-                                  for (_, kind), column in zip(self.result_columns, columns, strict=True)]
+        """At the first answer with columns: a Core statement's result processors, from the server's
+        types; a text() statement's row type, as psycopg's namedtuple_row names its columns.
+        `learned` is set last: another thread that sees it reads a complete Form."""
+        if not self.result_columns:  # text()
+            self.result_processors = []
+            self.row_type = cast(Any, namedtuple_row(cursor)).__self__  # the namedtuple whose _make it returns
+        else:
+            columns = cursor.description or []
+            if len(columns) != len(self.result_columns):
+                raise TypeError(f"mesh.sql: {self.clause!r} answered other columns than it declares")
+            self.result_processors = [kind._cached_result_processor(self.dialect, column.type_code)
+                                      for (_, kind), column in zip(self.result_columns, columns, strict=True)]
+        self.learned = True
 
     def rows(self, fetched: list[Any]) -> list[Any]:
-        if self.row_type is None:
-            return fetched
         make, processors = self.row_type._make, self.result_processors or []
         if not any(processors):
             return [make(row) for row in fetched]
@@ -145,15 +153,14 @@ class Rows:
 _CURSOR = "mesh.sql.cursor"  # the key of a pooled connection's reused cursor in its info
 
 
-def _cursor(conn: sa.Connection, row_factory: Any) -> psycopg.Cursor[Any]:
-    """The connection's own cursor, made once per driver connection (a new cursor costs ~10 µs)."""
+def _cursor(conn: sa.Connection) -> psycopg.Cursor[Any]:
+    """The connection's own cursor, made once per driver connection (a new cursor costs ~10 µs),
+    answering plain tuples."""
     pooled = conn.connection
     driver = pooled.driver_connection
     cursor = pooled.info.get(_CURSOR)
     if cursor is None or cursor.closed or cursor.connection is not driver:  # new, or closed by an error
-        cursor = pooled.info[_CURSOR] = driver.cursor()  # type: ignore[union-attr]  # psycopg's
-    if cursor.row_factory is not row_factory:  # setting it rebuilds the row maker of the last result
-        cursor.row_factory = row_factory
+        cursor = pooled.info[_CURSOR] = driver.cursor(row_factory=tuple_row)  # type: ignore[union-attr]  # psycopg's
     return cast(psycopg.Cursor[Any], cursor)
 
 
@@ -167,7 +174,7 @@ def run(conn: sa.Connection, clause: sa.ClauseElement, params: Mapping[str, Any]
         raise  # not reached: the handler always raises
     if not conn.in_transaction():
         conn.begin()
-    cursor = _cursor(conn, tuple_row if statement.row_type is not None else namedtuple_row)
+    cursor = _cursor(conn)
     try:
         if conn._has_events or conn.engine._has_events:  # as execute checks: the listeners' lookup costs more
             conn.dispatch.before_cursor_execute(conn, cursor, statement.text, bound, None, False)
@@ -176,7 +183,8 @@ def run(conn: sa.Connection, clause: sa.ClauseElement, params: Mapping[str, Any]
         fetched = None  # not description's None check: description is built anew on every read
         if result is not None and result.status == pq.ExecStatus.TUPLES_OK:
             fetched = cursor.fetchall()
-            statement.learn(cursor)
+            if not statement.learned:
+                statement.learn(cursor)
     except BaseException as err:
         # The connection's own handler: wraps and raises as Connection.execute would (closing the
         # cursor), and on a lost server invalidates this connection and the pool's older ones.

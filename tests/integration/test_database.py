@@ -4,6 +4,7 @@ from __future__ import annotations
 import concurrent.futures
 import uuid
 
+import psycopg.rows
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -146,6 +147,15 @@ def test_hot_statements_on_the_driver_cursor_keep_sqlalchemy_s_transaction_error
                 raise AssertionError("one() of no row")
             except sa.exc.NoResultFound:
                 pass
+            # A text() statement's rows are named as psycopg's namedtuple_row names them, also when
+            # its first answer had no rows, and whatever statement the cursor ran before.
+            odd = sa.text('SELECT 1 AS "order", 2 AS "two words", 3, :n AS n WHERE :n > 0')
+            assert sql.run(conn, odd, {"n": 0}).all() == []
+            sql.run(conn, sa.select(sa.literal(1).label("one")))
+            raw = conn.connection.driver_connection.cursor(row_factory=psycopg.rows.namedtuple_row)
+            expected = raw.execute('SELECT 1 AS "order", 2 AS "two words", 3, 4 AS n').fetchone()
+            got = sql.run(conn, odd, {"n": 4}).one()
+            assert got == expected and got._fields == expected._fields and got.n == 4
     finally:
         sa.event.remove(engine, "before_cursor_execute", seen)
         with engine.begin() as conn:

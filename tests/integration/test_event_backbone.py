@@ -249,6 +249,79 @@ def test_a_relay_facing_a_down_broker_backs_off_whatever_the_commits(probe):
     assert all(row.published_at is None for row in unpublished(engine))  # nothing lost meanwhile
 
 
+def _relay_lock_holders(engine) -> list[int]:
+    """Backends holding the probe relay's leader lock (a bigint key: classid its high half, objid its low)."""
+    key = db.advisory_key("relay:probe")
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+            "AND classid = :high AND objid = :low AND database = (SELECT oid FROM pg_database "
+            "WHERE datname = current_database())"), {"high": (key >> 32) & 0xFFFFFFFF, "low": key & 0xFFFFFFFF}).scalars())
+
+
+def _wait_for(check, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "not within the time allowed"
+        time.sleep(0.05)
+    return found
+
+
+def test_a_relay_whose_lock_connection_is_gone_publishes_nothing_beside_the_next_leader(probe):
+    """The leader's statements run on the connection that holds its lock. Forced interleaving: its
+    backend is terminated and another session takes the lock before the relay's next round; rows
+    committed then stay for the new leader. (When the rounds ran on pooled connections, the old
+    leader went on publishing beside the new one.)"""
+    engine, transport, _ = probe
+    subscription = transport.subscribe("probe", [ADJUSTED])  # (a queue bound: the rows are routable)
+    relay = Relay(engine, "probe", transport.publisher, poll_seconds=0.05)
+    stop = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    other = engine.connect()
+    try:
+        emit(engine, 1)
+        relay.wake.set()
+        _wait_for(lambda: all(row.published_at for row in unpublished(engine)))
+        [pid] = _relay_lock_holders(engine)
+        other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        other.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": db.advisory_key("relay:probe")})
+        other.commit()
+        emit(engine, 3)
+        relay.wake.set()
+        time.sleep(1.5)  # rounds at 0.05 s, and the relay's 1 s retry after the error
+        assert [row.published_at for row in unpublished(engine)][1:] == [None] * 3
+        other.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": db.advisory_key("relay:probe")})
+        other.commit()
+        _wait_for(lambda: all(row.published_at for row in unpublished(engine)))  # the relay leads again
+    finally:
+        other.close()
+        stop.set()
+        thread.join(5)
+        subscription.close()
+    assert not thread.is_alive()
+    _wait_for(lambda: not _relay_lock_holders(engine))  # unlocked at stop, the connection back in the pool
+
+
+def test_a_lead_that_ends_in_an_error_leaves_no_lock_in_the_pool(probe):
+    """A relay whose lead raised used to hand its lock's connection back to the pool, still holding
+    the session lock: no other replica could lead until that pooled connection went away."""
+    engine, transport, _ = probe
+    relay = Relay(engine, "probe", transport.publisher, poll_seconds=0.05)
+    stop = threading.Event()
+
+    def fails(leave_marks: bool = False) -> int:
+        stop.set()  # no second lead
+        raise RuntimeError("a bug in a round")
+
+    relay.publish_pending = fails
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    _wait_for(lambda: not _relay_lock_holders(engine))
+
+
 def test_a_poison_message_goes_straight_to_the_dead_letter_queue(probe):
     engine, transport, engines = probe
     subscription = transport.subscribe("probe", [ADJUSTED])

@@ -2,17 +2,17 @@
 has accepted them.
 
 One relay per service is active at a time (a PostgreSQL advisory lock elects it), so
-rows go out in commit order. The leader runs its statements on the connection that holds the lock:
-a leader whose connection broke cannot go on publishing beside the one elected after it, and no
-round pays a pool checkout (~60 µs of Python with the switch to autocommit and back). A lead that
-ends in an error closes that connection, so the lock never stays behind in the pool.
+rows go out in commit order. The leader runs its statements on the connection that holds the
+lock: a leader whose connection broke reads no further batch beside the one elected after it (the
+batch it read already may still go out: the inboxes absorb the copies), and no round pays a pool
+checkout (~60 µs of Python with the switch to autocommit and back). A lead that ends in an error
+closes that connection, so the lock never stays behind in the pool.
 
-Unsent rows go out in batches (one AMQP transaction each:
-one round trip per batch, not per row); a batch the transport does not accept stays
-unsent as a whole and is tried again, in id order, so per-aggregate order holds. While it
-leads, the relay marks a batch sent in the statement that reads the next one (one round trip
-per round, not two), so a batch stays unmarked until the next round (at most poll_seconds
-later). A relay killed between publish and mark-sent republishes the rows on restart;
+Unsent rows go out in batches (one AMQP transaction each: one round trip per batch, not per
+row); a batch the transport does not accept stays unsent as a whole and is tried again, in id
+order, so per-aggregate order holds. While it leads, the relay marks a batch sent in the
+statement that reads the next one (one round trip per round, not two), so a batch stays
+unmarked until the next round (at most poll_seconds later). A relay killed between publish and mark-sent republishes the rows on restart;
 consumers' inboxes absorb the duplicates.
 
 An unroutable event type (no queue bound) is retried for a grace period, since a

@@ -142,7 +142,8 @@ bench: $(STAMP) ## Benchmark: echo vs GetStock vs orders end to end; growth with
 
 .PHONY: bench-ab
 # BASE=commit measures that commit (side A, a temporary worktree) against this checkout (side B);
-# AB_ENV="ERP_X=1 ..." starts side B's services with those settings; AB_ARGS passes more (--pairs 5 -- --order-processes 2).
+# AB_ENV="ERP_X=1 ..." starts side B's services with those settings; AB_ARGS passes more (--pairs 5 -- --order-processes 2;
+# --together: both sides of a pair at once, compared by their own CPU, see loadtests/ab.py).
 bench-ab: $(STAMP) ## CPU per order of two versions or two settings, orders-only bench runs in turns (A B, B A, ...)
 	$(PY) -m loadtests.ab $(if $(BASE),--base $(BASE)) $(foreach e,$(AB_ENV),--env $(e)) $(AB_ARGS)
 

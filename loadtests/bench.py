@@ -534,7 +534,16 @@ def main() -> int:
     parser.add_argument("--pgbench-scale", type=int, default=10, help="pgbench TPC-B scale (branches)")
     parser.add_argument("--pgbench-clients", type=int, default=10, help="pgbench clients")
     parser.add_argument("--pgbench-seconds", type=float, default=15.0)
+    parser.add_argument("--cpu-only", action="store_true",
+                        help="only the rows CPU per order reads (1o, 3, 1p): no open-loop rows, no pgbench")
+    parser.add_argument("--barrier", type=Path, help="before each orders row, wait until --barrier-parties runs "
+                        "given this folder reached it: runs measured at the same moments (loadtests.ab --together)")
+    parser.add_argument("--barrier-parties", type=int, default=2)
     args = parser.parse_args()
+    if args.cpu_only:
+        if args.only == "lookup":
+            parser.error("--cpu-only runs order rows only")
+        args.only = "orders"
     if args.quick:
         args.sizes, args.order_seconds = "1000,100000", 10.0
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -578,6 +587,7 @@ def main() -> int:
             lookup_rows(args, bench, engines, namespace, echo_load, lookup_payload, sizes, common)
         if args.only != "lookup":
             order_rows(args, bench, engines, namespace, echo_load, lookup_payload, common)
+        if args.only != "lookup" and not args.cpu_only:
             print(f"\npgbench TPC-B on the same PostgreSQL: scale {args.pgbench_scale}, {args.pgbench_clients} clients, "
                   f"2 threads, {args.pgbench_seconds:.0f}s (load average {os.getloadavg()[0]:.1f})", flush=True)
             bench.pgbench = pgbench.tpc_b(engines.server_url, f"erp_bench_{run_id}_pgbench", args.pgbench_scale,
@@ -723,6 +733,8 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
             bench.add("1o" + suffix, "bare echo (its server CPU per call)", echo_slice(bench, args, echo_load))
             orders = dict(target=targets["orders"], database_url=engines.database_url, payload_factory_args=order_args,
                           seconds=args.order_seconds, warmup=args.warmup, drain=args.drain)
+            if args.barrier:
+                rendezvous(args.barrier / f"3{suffix}", args.barrier_parties)
             result = bench.run("orders", pids, args.order_seconds + args.drain + 60, perf=True,
                                profile=args.profile, slots=args.order_slots,
                                metrics_urls=[url for urls in targets.metrics.values() for url in urls], **orders)
@@ -736,6 +748,8 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
                 continue
             bench.add("1p" + suffix, "bare echo again, right after (3)", echo_slice(bench, args, echo_load))
             print_cpu(bench, "3" + suffix, "1o" + suffix, "1p" + suffix)
+            if args.cpu_only:
+                continue
             rate = 0.8 * row["rps"]  # 80% of the measured maximum: the latency target's load
             paced = paced_orders(bench, pids, "3r" + suffix, "orders at 80% of (3), open loop", rate, orders)
             if "failed" not in paced and paced["rps"] > 0 and fell_behind(paced, rate) and not paced["stuck"]:
@@ -745,6 +759,18 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
                 # a 3r that processed nothing, or left orders unfinished (3s would start on its backlog).
                 paced_orders(bench, pids, "3s" + suffix, "orders at 80% of what (3r) processed, open loop",
                              0.8 * paced["rps"], orders)
+
+
+def rendezvous(folder: Path, parties: int, timeout: float = 600.0) -> None:
+    """Waits until `parties` runs have reached `folder` (each leaves a file of its own there), so that
+    their next rows start within a poll (20 ms) of each other."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / uuid.uuid4().hex).touch()
+    deadline = time.monotonic() + timeout
+    while sum(1 for _ in folder.iterdir()) < parties:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{parties} runs did not reach {folder} within {timeout:.0f}s")
+        time.sleep(0.02)
 
 
 KEPT_UP = 0.95  # an open-loop row whose processed rate is under this share of its offered rate fell behind

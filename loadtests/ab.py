@@ -7,7 +7,8 @@ A B, B A, A B, ..., each giving CPU per order and that over the echo's CPU per c
 then B against A pair by pair, and the median over the pairs.
 
 Side B is this checkout. Side A is another commit (`--base REV`, checked out in a temporary git
-worktree and run with this checkout's virtualenv, so its dependencies must be these), or this checkout
+worktree and run with this checkout's virtualenv, so its dependencies must be these; its loadtests/ is
+replaced by this checkout's, so both sides are measured by the same bench), or this checkout
 again when B differs only by settings (`--env NAME=VALUE`, given to every service of B's runs). The runs
 are `--cpu-only`: rows 1o, 3 and 1p, what the figures read.
 
@@ -28,6 +29,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -95,13 +97,16 @@ def _median(values: list[float | None]) -> float | None:
 
 @contextlib.contextmanager
 def worktree(rev: str) -> Iterator[Path]:
-    """`rev` checked out (detached) in a temporary folder, removed afterwards."""
+    """`rev` checked out (detached) in a temporary folder, with this checkout's loadtests/ (the bench
+    that measures both sides), removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="erp-ab-")) / "tree"
     added = subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--quiet", str(folder), rev])
     if added.returncode != 0:
         folder.parent.rmdir()
         raise SystemExit(f"cannot check out {rev} (git worktree add: exit {added.returncode})")
     try:
+        shutil.copytree(ROOT / "loadtests", folder / "loadtests", dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "reports"))
         yield folder
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)], check=False)

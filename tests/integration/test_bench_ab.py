@@ -31,6 +31,16 @@ def test_a_commit_is_checked_out_for_its_runs_and_removed_after():
     assert not tree.exists() and str(tree) not in _worktrees()
 
 
+def test_both_sides_are_measured_by_this_checkouts_bench():
+    """A commit from before the bench's last change gets this checkout's loadtests/ in its worktree."""
+    last = subprocess.run(["git", "-C", str(ab.ROOT), "log", "-1", "--format=%H", "--", "loadtests/bench.py"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    with ab.worktree(f"{last}~1") as tree:
+        assert (tree / "loadtests" / "bench.py").read_bytes() == (ab.ROOT / "loadtests" / "bench.py").read_bytes()
+        assert (tree / "loadtests" / "ab.py").read_bytes() == (ab.ROOT / "loadtests" / "ab.py").read_bytes()
+    assert not tree.exists()
+
+
 def test_a_commit_that_is_not_there_is_refused_and_leaves_nothing():
     before = _worktrees()
     with pytest.raises(SystemExit, match="cannot check out no-such-rev"), ab.worktree("no-such-rev"):

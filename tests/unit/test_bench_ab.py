@@ -71,7 +71,15 @@ def test_b_against_a_pair_by_pair_and_the_median():
 def test_the_bench_gets_the_settings_of_its_side_and_the_extra_arguments():
     command = ab.bench_command(Path("/tmp/x.json"), ["ERP_A=1", "ERP_B=2"], ["--order-seconds", "15"])
     assert command[1:] == ["-m", "loadtests.bench", "--only", "orders", "--cpu-only", "--json", "/tmp/x.json",
-                           "--env", "ERP_A=1", "--env", "ERP_B=2", "--order-seconds", "15"]
+                           "--env", "ERP_A=1", "--env", "ERP_B=2", "--order-processes", "1", "--order-seconds", "15"]
+    two = ab.bench_command(Path("/tmp/x.json"), [], ["--order-processes", "2"])
+    assert two.count("--order-processes") == 1 and two[-2:] == ["--order-processes", "2"]
+
+
+def test_a_run_on_two_processes_per_service_reads_its_own_rows():
+    rows = [{**r, "row": r["row"] + "x2"} for r in _run(100.0, {"svc orders": 15.0}, (3.0, 5.0))]
+    f = ab.figures(rows)
+    assert f["ms"] == pytest.approx(10.0002) and f["echo_ms"] == pytest.approx(8000 / 30_000)
 
 
 def test_nothing_to_compare_is_refused():

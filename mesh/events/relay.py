@@ -247,6 +247,7 @@ class Relay:
                     self._leading = lock_conn.execution_options(isolation_level="AUTOCOMMIT")
                     try:
                         self._lead(stop)
+                        self.mark_published()  # before the lock goes: the next leader does not send them again
                     except BaseException:
                         lock_conn.invalidate()  # closed, not pooled: the server ends the session and its lock
                         raise
@@ -258,7 +259,7 @@ class Relay:
                 self._drop_publisher()
                 stop.wait(1.0)
         try:
-            self.mark_published()  # what this relay sent is not sent again by the next one
+            self.mark_published()  # after a failed lead: what this relay sent is not sent again by the next one
         except Exception:  # noqa: BLE001 - the next relay republishes them; inboxes absorb that
             log.warning("published rows not marked sent at stop", exc_info=True)
         self._drop_publisher()

@@ -215,23 +215,26 @@ def main(argv: list[str] | None = None) -> None:
     runs: dict[tuple[int, str], dict] = {}
     with contextlib.ExitStack() as stack:
         trees = {"A": stack.enter_context(worktree(args.base)) if args.base else ROOT, "B": ROOT}
-        for pair in range(1, args.pairs + 1) if args.together else ():
-            print(f"pair {pair}, both sides at once", flush=True)
-            starts = {side: (trees[side], out / f"{pair}-{side}.json", args.env if side == "B" else [], bench_args,
-                             out / f"{pair}-{side}.log") for side in ("A", "B")}
-            for side, f in run_together(starts, out / f"barrier-{pair}").items():
-                runs[pair, side] = f
-                print(f"     side {side}: {f['ms']:.2f} ms per order, own {f['own_ms']:.2f} ms, "
+
+        def side_run(name: str, side: str) -> tuple:  # start_side's arguments for one side's run
+            return trees[side], out / f"{name}.json", args.env if side == "B" else [], bench_args, out / f"{name}.log"
+
+        if args.together:
+            for pair in range(1, args.pairs + 1):
+                print(f"pair {pair}, both sides at once", flush=True)
+                together = run_together({side: side_run(f"{pair}-{side}", side) for side in ("A", "B")},
+                                        out / f"barrier-{pair}")
+                for side, f in together.items():
+                    runs[pair, side] = f
+                    print(f"     side {side}: {f['ms']:.2f} ms per order, own {f['own_ms']:.2f} ms, "
+                          f"{f['orders_per_s']:.1f}/s", flush=True)
+        else:
+            for pair, side in schedule(args.pairs):
+                print(f"pair {pair}, side {side} ({'--base ' + args.base if side == 'A' and args.base else 'this checkout'}"
+                      f"{' with ' + ' '.join(args.env) if side == 'B' and args.env else ''})", flush=True)
+                f = runs[pair, side] = run_side(*side_run(f"{pair}-{side}", side))
+                print(f"     {f['ms']:.2f} ms per order = {_num(f['x_echo'], '.0f')}x the echo, "
                       f"{f['orders_per_s']:.1f}/s", flush=True)
-        for pair, side in () if args.together else schedule(args.pairs):
-            name = f"{pair}-{side}"
-            print(f"pair {pair}, side {side} ({'--base ' + args.base if side == 'A' and args.base else 'this checkout'}"
-                  f"{' with ' + ' '.join(args.env) if side == 'B' and args.env else ''})", flush=True)
-            runs[pair, side] = run_side(trees[side], out / f"{name}.json", args.env if side == "B" else [],
-                                        bench_args, out / f"{name}.log")
-            f = runs[pair, side]
-            print(f"     {f['ms']:.2f} ms per order = {_num(f['x_echo'], '.0f')}x the echo, {f['orders_per_s']:.1f}/s",
-                  flush=True)
     print()
     for line in report(runs, compare(runs), args.together):
         print(line)

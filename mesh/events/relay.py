@@ -12,8 +12,8 @@ Unsent rows go out in batches (one AMQP transaction each: one round trip per bat
 row); a batch the transport does not accept stays unsent as a whole and is tried again, in id
 order, so per-aggregate order holds. While it leads, the relay marks a batch sent in the
 statement that reads the next one (one round trip per round, not two), so a batch stays
-unmarked until the next round (at most poll_seconds later). A relay killed between publish and mark-sent republishes the rows on restart;
-consumers' inboxes absorb the duplicates.
+unmarked until the next round (at most poll_seconds later). A relay killed between publish and
+mark-sent republishes the rows on restart; consumers' inboxes absorb the duplicates.
 
 An unroutable event type (no queue bound) is retried for a grace period, since a
 consuming service may not have declared its queue yet (mesh.events.topology declares

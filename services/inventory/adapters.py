@@ -153,14 +153,14 @@ _LEDGER_INSERT = stock_ledger.insert()
 
 
 # Balances locked in key order (so reservations cannot deadlock; MATERIALIZED: locked whatever the
-# outer query reads), beside which of the keys' SKUs and warehouses exist: one row per locked
-# balance, or one row with no balance.
+# outer query reads), each looked up by its key (mesh.bulk.planned_as_few), beside which of the
+# keys' SKUs and warehouses exist: one row per locked balance, or one row with no balance.
 _LOCKED_KEYS = (
     "WITH locked AS MATERIALIZED ("
     " SELECT b.sku, b.warehouse_code, b.on_hand, b.reserved, b.version, b.reorder_point, b.reorder_quantity,"
     "  b.reorder_alerted FROM stock_balances AS b"
-    " JOIN unnest(CAST(:skus AS text[]), CAST(:codes AS text[])) AS k(sku, code)"
-    "  ON b.sku = k.sku AND b.warehouse_code = k.code"
+    " JOIN unnest(CAST(:skus AS text[]), CAST(:codes AS text[])) WITH ORDINALITY AS k(sku, code, n)"
+    f"  ON b.sku = k.sku AND b.warehouse_code = k.code AND {bulk.planned_as_few('k.n')}"
     " ORDER BY b.sku, b.warehouse_code FOR UPDATE OF b)"
     " SELECT {seen}"
     " ARRAY(SELECT sku FROM products WHERE sku = ANY(CAST(:skus AS text[]))) AS known_skus,"

@@ -84,9 +84,16 @@ _WITH_LINES = (sa.select(orders, *(c.label(f"line_{c.name}") for c in order_line
                .order_by(order_lines.c.line_no))
 _GET = _WITH_LINES.where(orders.c.order_id == sa.bindparam("id"))
 _GET_FOR_UPDATE = _GET.with_for_update(of=orders)
-# Several orders locked in one statement (a consumer's batch), in one global order: order id.
-_LOCK_MANY = (_WITH_LINES.where(orders.c.order_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Text))))
-              .order_by(None).order_by(orders.c.order_id, order_lines.c.line_no).with_for_update(of=orders))
+# Several orders locked in one statement (a consumer's batch), in one global order: order id. Each
+# order's lines are looked up by its id, in a subquery the planner keeps apart (OFFSET 0): joined
+# freely, it hashed the batch's orders against a scan of every line ever placed whenever the table
+# had no statistics yet (a new database, until autovacuum's first look), 3 ms a batch at 9,000 lines.
+_lines_of_order = (sa.select(*(c for c in order_lines.c if c.name != "order_id"))
+                   .where(order_lines.c.order_id == orders.c.order_id).offset(sa.literal_column("0")).lateral("line"))
+_LOCK_MANY = (sa.select(orders, *(c.label(f"line_{c.name}") for c in _lines_of_order.c))
+              .select_from(orders.join(_lines_of_order, sa.true()))
+              .where(orders.c.order_id == sa.any_(sa.bindparam("ids", type_=ARRAY(sa.Text))))
+              .order_by(orders.c.order_id, _lines_of_order.c.line_no).with_for_update(of=orders))
 _BY_REQUEST = _WITH_LINES.where(orders.c.request_id == sa.bindparam("request"))
 _LINES = sa.select(order_lines).where(order_lines.c.order_id == sa.bindparam("id")).order_by(order_lines.c.line_no)
 # Every order a transaction changed, written in one statement at its commit, each only at the

@@ -80,6 +80,23 @@ ECHO_METHOD = "/bench.Echo/Echo"
 GETSTOCK = "/erp.inventory.v1.InventoryService/GetStock"
 PLACEORDER = "/erp.orders.v1.OrderService/PlaceOrder"
 CALL_TIMEOUT = 5.0
+# The generator's polls about the orders in flight (%s: an array of their ids), each order looked up by
+# key in a subquery the planner keeps apart. Planned freely on a new database without statistics, the
+# polls read all of orders and order_timeline 40 times a second (0.97 ms of the server per order: not
+# the mesh's, but taken from the same two cores).
+_EACH_ORDER = "FROM unnest(CAST(%s AS text[])) AS k(id) CROSS JOIN LATERAL ({} OFFSET 0) AS o"
+_FINISHED = ("SELECT k.id, o.status, extract(epoch FROM o.updated_at) " + _EACH_ORDER.format(
+    "SELECT status, updated_at FROM orders.orders WHERE order_id = k.id")
+             + " WHERE o.status IN ('invoiced', 'rejected', 'cancelled')")
+# The customer told: the order's timeline has the notification of its end (the invoice's, or the
+# rejection's), sent, or failed for good, and the DeliveriesSettled that tells of it consumed.
+_TOLD = ("SELECT k.id, extract(epoch FROM o.at) " + _EACH_ORDER.format(
+    "SELECT max(occurred_at) AS at FROM orders.order_timeline WHERE order_id = k.id"
+    " AND kind IN ('notified', 'notification_failed')"
+    " AND (detail LIKE 'invoice issued:%%' OR detail LIKE 'order rejected:%%')") + " WHERE o.at IS NOT NULL")
+_DECIDED = ("SELECT k.id, extract(epoch FROM o.at) " + _EACH_ORDER.format(
+    "SELECT min(occurred_at) AS at FROM orders.order_timeline WHERE order_id = k.id"
+    " AND kind IN ('confirmed', 'rejected')") + " WHERE o.at IS NOT NULL")
 ENGINE_NAMES = ("postgres", "redis-server", "beam.smp", "epmd", "erl_child_setup")
 
 
@@ -241,18 +258,10 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
                 ids = list(pending)
             if not ids and time.time() >= end:
                 break
-            rows = conn.execute(
-                "SELECT order_id, status, extract(epoch FROM updated_at) FROM orders.orders "
-                "WHERE order_id = ANY(%s) AND status IN ('invoiced', 'rejected', 'cancelled')", (ids,)).fetchall()
+            rows = conn.execute(_FINISHED, (ids,)).fetchall()
             for order_id, status, updated in rows:
                 final[order_id] = (status, float(updated))
-            # The customer told: the order's timeline has the notification of its end (the invoice's,
-            # or the rejection's), sent, or failed for good, and the DeliveriesSettled that tells of it consumed.
-            told_now = conn.execute(
-                "SELECT order_id, extract(epoch FROM max(occurred_at)) FROM orders.order_timeline "
-                "WHERE order_id = ANY(%s) AND kind IN ('notified', 'notification_failed') "
-                "AND (detail LIKE 'invoice issued:%%' OR detail LIKE 'order rejected:%%') GROUP BY 1",
-                (ids,)).fetchall()
+            told_now = conn.execute(_TOLD, (ids,)).fetchall()
             for order_id, at in told_now:
                 told[order_id] = float(at)
             done_now = []
@@ -269,10 +278,7 @@ def order_load(target: str, database_url: str, payload_factory_args: dict, slots
                     fire()
         stuck = len(pending)
         placed_in_window = {oid: placed_at for _, _, _, oid, placed_at in processed if placed_at >= window_start}
-        decided = conn.execute(
-            "SELECT order_id, extract(epoch FROM min(occurred_at)) FROM orders.order_timeline "
-            "WHERE order_id = ANY(%s) AND kind IN ('confirmed', 'rejected') GROUP BY 1",
-            (list(placed_in_window),)).fetchall()
+        decided = conn.execute(_DECIDED, (list(placed_in_window),)).fetchall()
     channel.close()
     in_window = sorted(lat for at, lat, *_ in processed if window_start <= at <= end)  # processed in the window
     count_in_window = sum(1 for at, *_ in processed if window_start <= at <= end)

@@ -110,6 +110,17 @@ def parse_batch_sizes(exposition: str) -> BatchSizes:
     return {key: (count, total) for key, (count, total) in found.items()}
 
 
+SCANNED = "scanned "  # pg_db keys "scanned <schema.table>": rows its sequential scans read so far
+
+
+def scanned_per_unit(counters: dict[str, float], units: float, top: int = 3) -> tuple[float, list[tuple[str, float]]]:
+    """Rows read by sequential scans per unit of work over a window (pg_db differences): in all, and
+    for the `top` tables that read most. A batch statement that scans a growing table shows here."""
+    tables = sorted(((key.removeprefix(SCANNED), rows / units) for key, rows in counters.items()
+                     if key.startswith(SCANNED) and rows > 0), key=lambda t: -t[1])
+    return sum(rows for _, rows in tables), tables[:top]
+
+
 def batch_means(before: BatchSizes, after: BatchSizes) -> dict[str, dict[str, float]]:
     """Mean events per batch over a window, by stage then service (services with no batch in it left out)."""
     means: dict[str, dict[str, float]] = {}
@@ -266,7 +277,8 @@ class Sampler:
 
     def _pg_rows(self) -> tuple[dict[int, tuple], dict[str, int]]:
         """pg_stat_activity by pid, and the run database's counters (pg_stat_database: transactions and
-        rows written; PostgreSQL publishes them within about a second)."""
+        rows written; pg_stat_user_tables: rows read by sequential scans, per table; PostgreSQL publishes
+        them within about a second)."""
         if not self.database_url:
             return {}, {}
         import psycopg
@@ -276,7 +288,11 @@ class Sampler:
                                 "FROM pg_stat_activity").fetchall()
             stats = conn.execute("SELECT xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted "
                                  "FROM pg_stat_database WHERE datname = %s", (self.run_db,)).fetchone() or (0, 0)
-        return {r[0]: tuple(r[1:]) for r in rows}, dict(zip(("transactions", "rows written"), stats, strict=True))
+            scans = conn.execute("SELECT schemaname || '.' || relname, seq_tup_read FROM pg_stat_user_tables"
+                                 " WHERE seq_tup_read > 0").fetchall()  # the run's own database: its URL's
+        counters = dict(zip(("transactions", "rows written"), stats, strict=True))
+        counters.update({SCANNED + table: rows for table, rows in scans})
+        return {r[0]: tuple(r[1:]) for r in rows}, counters
 
     def _service_of_port(self) -> dict[int, str]:
         """Local port of each service process's connection to PostgreSQL -> the service."""

@@ -826,6 +826,9 @@ def print_cpu(bench: Bench, orders_row: str, echo_before: str, echo_after: str) 
         xacts = order["pg_db"]["transactions"] - order.get("generator_queries_per_s", 0.0) * order["window"]
         print(f"     PostgreSQL per order (pg_stat_database, less the generator's polls): {xacts / units:.1f} "
               f"transactions, {order['pg_db']['rows written'] / units:.1f} rows written")
+        scanned, most = acc.scanned_per_unit(order["pg_db"], units)
+        print(f"     rows read by sequential scans per order (pg_stat_user_tables): {scanned:.1f}"
+              + "".join(f"{', of which' if i == 0 else ','} {table} {rows:.1f}" for i, (table, rows) in enumerate(most)))
     for stage, what in (("consumed", "per consumer batch"), ("published", "per relay round")):
         if means := order.get("batch_means", {}).get(stage):  # erp_event_batch_size over the window
             print(f"     events {what}: " + ", ".join(f"{service} {mean:.1f}" for service, mean in means.items()))

@@ -59,7 +59,7 @@ def test_orders_locks_a_batch_s_orders_in_one_statement_and_writes_them_in_one(e
                       second.order_id)]
     consumer = Consumer(events.build(), lambda: OrdersUnitOfWork(engine, "orders"), 5, 20)
     statements = statements_of(engine, lambda: assert_acked(consumer.handle_batch(batch), 3))
-    assert sum("FROM orders JOIN LATERAL" in s and "FOR UPDATE" in s for s in statements) == 1
+    assert sum("JOIN LATERAL" in s and "FOR UPDATE OF orders" in s for s in statements) == 1
     assert sum(s.startswith("UPDATE orders SET") for s in statements) == 1
     with OrdersUnitOfWork(engine, "orders") as uow:
         confirmed, rejected = uow.orders.get(first.order_id), uow.orders.get(second.order_id)

@@ -167,3 +167,15 @@ def test_batch_sizes_are_read_from_a_metrics_page_and_averaged_over_the_window()
     # orders: 2 batches of 30 events in the window; crm published nothing in it; crm's consumer started inside it
     assert batch_means(before, after) == {"consumed": {"crm": 5.0, "orders": 15.0}}
     assert parse_batch_sizes("# no histogram here\nup 1\n") == {}
+
+
+def test_rows_read_by_sequential_scans_per_order_in_all_and_by_table():
+    """A batch statement that scans a growing table shows in the bench's printout (sixteenth day)."""
+    from loadtests.accounting import SCANNED, scanned_per_unit
+
+    counters = {"transactions": 400.0, "rows written": 6000.0, SCANNED + "orders.order_lines": 30000.0,
+                SCANNED + "crm.customers": 500.0, SCANNED + "orders.orders": 10000.0, SCANNED + "idle.table": 0.0}
+    total, most = scanned_per_unit(counters, 100, top=2)
+    assert total == pytest.approx(405.0)
+    assert most == [("orders.order_lines", 300.0), ("orders.orders", 100.0)]
+    assert scanned_per_unit({"transactions": 1.0}, 10) == (0.0, [])

@@ -55,8 +55,7 @@ where an effect is committed with its answer not yet stored. A key claimed the o
 left without an answer (a call from before, which died) is taken the other way (step 3).
 
 Retention: keys are kept `ERP_IDEMPOTENCY_RETENTION_HOURS` (168, 7 days) after their first
-use; `prune` deletes older ones in small batches, every `ERP_IDEMPOTENCY_PRUNE_SECONDS`
-(mesh/service.py runs it in a thread of every service that has mutating RPCs). After that
+use; the service's pruner (mesh/retention.py) deletes older ones in small batches. After that
 a key is forgotten here; the handlers' own request-id checks still keep it from making a
 second effect.
 """
@@ -66,7 +65,6 @@ import contextlib
 import decimal
 import hashlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal, TypeGuard, TypeVar, cast, overload
@@ -78,7 +76,7 @@ from google.rpc import error_details_pb2
 from psycopg import errors as pg_errors
 from sqlalchemy.dialects.postgresql import BYTEA
 
-from mesh import bulk, call_context, faults, sql, uow
+from mesh import bulk, call_context, sql, uow
 from mesh.errors import Aborted, AlreadyExists, DomainError
 from mesh.interceptors import HandlerRegistry, MethodHandler, WrappingServer
 
@@ -90,9 +88,6 @@ log = logging.getLogger("mesh.idempotency")
 
 KEY_FIELD = "request_id"
 MAX_KEY = 64  # longer (or empty) keys are left to the handler, which refuses them
-RETENTION_HOURS = 168.0
-PRUNE_SECONDS = 600.0
-PRUNE_BATCH = 500
 # How long a twin waits for the call in progress with its key when its own call has no deadline.
 WAIT_SECONDS = 30.0
 _LOCK_SLICE_SECONDS = 1.0
@@ -276,10 +271,8 @@ def in_one_transaction(servicer_method: Handler) -> Handler:
 
 
 class Idempotency:
-    def __init__(self, engine: sa.Engine, retention_hours: float = RETENTION_HOURS,
-                 wait_seconds: float = WAIT_SECONDS) -> None:
+    def __init__(self, engine: sa.Engine, wait_seconds: float = WAIT_SECONDS) -> None:
         self.engine = engine
-        self.retention_hours = retention_hours
         self.wait_seconds = wait_seconds
         self._session_lock_wait: str | None = None  # read on the first claim in a transaction
 
@@ -468,35 +461,3 @@ class Idempotency:
                     raise
                 conn.rollback()
         raise AssertionError("unreachable: _lock_slices ends by raising")
-
-    # -- retention
-
-    def prune(self, batch: int = PRUNE_BATCH) -> int:
-        """Deletes keys older than the retention, at most `batch` of them; returns how many."""
-        with self.engine.connect() as conn:
-            deleted = conn.execute(sa.text(
-                "DELETE FROM idempotency_keys WHERE request_id IN ("
-                " SELECT request_id FROM idempotency_keys"
-                " WHERE created_at < now() - make_interval(secs => :seconds)"
-                " ORDER BY created_at LIMIT :batch FOR UPDATE SKIP LOCKED)"),
-                {"seconds": self.retention_hours * 3600, "batch": batch}).rowcount
-            conn.commit()
-        return deleted
-
-    def run_pruner(self, stop: threading.Event, every_seconds: float = PRUNE_SECONDS,
-                   batch: int = PRUNE_BATCH) -> None:
-        """Prunes in small batches (a short pause between them) every `every_seconds` until stop."""
-        while not stop.wait(every_seconds):
-            try:
-                total = 0
-                while not stop.is_set():
-                    deleted = self.prune(batch)
-                    total += deleted
-                    if deleted < batch:
-                        break
-                    stop.wait(0.05)
-                if total:
-                    log.info("pruned %d idempotency keys older than %g hours", total, self.retention_hours)
-            except Exception as exc:  # noqa: BLE001 - a lost database: try again next round
-                outage = faults.is_infrastructure(exc)  # one line for an outage, the traceback for a bug
-                log.warning("pruning idempotency keys failed: %s", exc.__class__.__name__, exc_info=not outage)

@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.engine import make_url
 
-from mesh import db, embedded, idempotency, logs, metrics, sampled, tracing
+from mesh import db, embedded, idempotency, logs, metrics, retention, sampled, tracing
 from mesh.cache import Cache
 from mesh.events import topology
 from mesh.events.amqp import AmqpTransport
@@ -200,9 +200,10 @@ def start(spec: ServiceSpec[U], settings: Settings, reuse_port: bool = False) ->
     guard = idempotency_guard(spec, runtime)
     if guard is not None:  # only a service with mutating RPCs (a request_id field) has keys to keep
         calls = guard.wrapping(calls)
-        threads.append(threading.Thread(
-            target=guard.run_pruner, name="idempotency-pruner", daemon=True,
-            args=(stop_event, settings.variables.number("ERP_IDEMPOTENCY_PRUNE_SECONDS", idempotency.PRUNE_SECONDS))))
+    threads.append(threading.Thread(
+        target=retention.run_pruner, name="pruner", daemon=True,
+        args=(runtime.engine, retention.from_settings(settings.variables, with_keys=guard is not None), stop_event,
+              settings.variables.number("ERP_PRUNE_SECONDS", retention.PRUNE_SECONDS, least=1))))
     spec.add_servicers(calls, runtime)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     # add_HealthServicer_to_server calls only add_generic_rpc_handlers and add_registered_method_handlers,
@@ -229,8 +230,7 @@ def idempotency_guard(spec: ServiceSpec[U], runtime: Runtime[U]) -> idempotency.
     """The idempotency keys of the service's mutating RPCs (mesh/idempotency.py); None when it has none."""
     if not idempotency.mutating_methods(spec.grpc_services):
         return None
-    hours = runtime.settings.variables.number("ERP_IDEMPOTENCY_RETENTION_HOURS", idempotency.RETENTION_HOURS)
-    return idempotency.Idempotency(runtime.engine, retention_hours=hours)
+    return idempotency.Idempotency(runtime.engine)
 
 
 def _set_health(service: str, servicer: health.HealthServicer, services: tuple[str, ...], ok: bool) -> None:

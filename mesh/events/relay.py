@@ -1,5 +1,5 @@
 """The outbox relay: publishes committed outbox rows and marks them sent once the transport
-has accepted them.
+has accepted them (the service's pruner, mesh/retention.py, deletes them a week later).
 
 One relay per service is active at a time (a PostgreSQL advisory lock elects it), so
 rows go out in commit order. The leader runs its statements on the connection that holds the
@@ -46,7 +46,6 @@ from mesh.events.transport import Message, Publisher, PublishFailed
 
 log = logging.getLogger("mesh.events.relay")
 BATCH = 500
-RETENTION = "7 days"  # published rows are kept this long for inspection, then deleted (parked rows stay)
 
 
 # Built once: the relay runs them every round, and building them was most of a round's CPU.
@@ -78,7 +77,6 @@ class Relay:
         self.unroutable_grace_seconds = unroutable_grace_seconds
         self.wake = threading.Event()
         self._publisher: Publisher | None = None
-        self._last_cleanup = 0.0
         # event type -> (monotonic time of its next try, current delay) while it is unroutable
         self._unroutable: dict[str, tuple[float, float]] = {}
         # The last batch was refused by the transport (broker down): the relay then backs off
@@ -228,11 +226,6 @@ class Relay:
             conn.execute(outbox.update().where(outbox.c.id == row_id)
                          .values(attempts=outbox.c.attempts + 1, last_error=error[:500]))
 
-    def cleanup(self) -> None:
-        with self._connection() as conn:
-            conn.execute(sa.text(f"DELETE FROM outbox WHERE published_at < now() - interval '{RETENTION}' "
-                                 "AND parked_at IS NULL"))
-
     def run(self, stop: threading.Event) -> None:
         """Loops until `stop` is set: holds the leader lock, publishes, waits for a wake-up."""
         while not stop.is_set():
@@ -269,9 +262,6 @@ class Relay:
         while not stop.is_set():
             self.wake.clear()
             sent = self.publish_pending(leave_marks=True)
-            if time.monotonic() - self._last_cleanup > 3600:
-                self._last_cleanup = time.monotonic()
-                self.cleanup()
             if sent >= BATCH:
                 continue
             # After failures (the transport refused the batch, or rows of a type no queue takes yet),

@@ -1,6 +1,7 @@
 """Outbox, inbox and dead-letter tables. Every service has them, in its own schema: outbox and
 inbox from its first migration (create_tables()), dead letters and the outbox's parked rows from
-a later one (add_dead_letters_and_parking())."""
+a later one (add_dead_letters_and_parking()), the inbox's index by age from a later one still
+(add_inbox_age_index())."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -104,6 +105,17 @@ def add_dead_letters_and_parking(op: SchemaOps) -> None:
     op.create_index("outbox_parked", "outbox", ["id"], postgresql_where=sa.text("parked_at IS NOT NULL"))
     op.execute("UPDATE outbox SET parked_at = published_at WHERE last_error LIKE 'unrouted:%' "
                "AND published_at IS NOT NULL")
+
+
+def add_inbox_age_index(op: SchemaOps) -> None:
+    """Called from a service's migration: the index the pruner (mesh/retention.py) reads the
+    inbox's oldest rows by. Built in the migration's transaction, so the consumers' inserts wait
+    for it: about a second per million rows here."""
+    op.create_index("inbox_by_age", "inbox", ["processed_at"])
+
+
+def drop_inbox_age_index(op: SchemaOps) -> None:
+    op.drop_index("inbox_by_age", "inbox")
 
 
 def drop_dead_letters_and_parking(op: SchemaOps) -> None:

@@ -29,7 +29,7 @@ from erp.inventory.v1 import inventory_pb2 as inv
 from erp.orders.v1 import orders_pb2 as ordpb
 from erp.procurement.v1 import procurement_pb2 as proc
 from erp_client.client import Line
-from mesh import db, idempotency
+from mesh import db, idempotency, retention
 from mesh.errors import Aborted
 from services import RUNNABLE
 from tests import support
@@ -294,6 +294,11 @@ def test_a_refused_request_does_not_use_its_key_up(world):
     assert _effects(engine, SAMPLES[method], key) == 1
 
 
+def _pruned_tables(pruner: threading.Thread) -> list[str]:
+    """The tables a pruner thread was started with (its run_pruner(engine, kept, ...) arguments)."""
+    return [kept.table for kept in pruner._args[1]]  # type: ignore[attr-defined]
+
+
 def test_keys_are_kept_for_the_retention_then_pruned(world):
     _, started, engine = world
     method = "/erp.inventory.v1.InventoryService/AdjustStock"
@@ -303,17 +308,18 @@ def test_keys_are_kept_for_the_retention_then_pruned(world):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE inventory.idempotency_keys SET created_at = now() - interval '169 hours'"
                              " WHERE request_id = :k"), {"k": old})
-    guard = idempotency.Idempotency(started["inventory"].runtime.engine)  # the default: 168 hours
-    while guard.prune(batch=2):
-        pass
+    retention.prune_all(started["inventory"].runtime.engine, retention.idempotency_keys(), threading.Event(),
+                        batch=2)  # the default: 168 hours
     with engine.connect() as conn:
         left = set(conn.execute(sa.text("SELECT request_id FROM inventory.idempotency_keys"
                                         " WHERE request_id IN (:a, :b)"), {"a": old, "b": young}).scalars())
     assert left == {young}
-    # Every service with mutating RPCs runs the pruner; the others have no keys to keep.
-    pruners = {name for name, running in started.items()
-               if any(t.name == "idempotency-pruner" for t in running.threads)}
-    assert pruners == {_service(m) for m in MUTATING}
+    # Every service runs the pruner; those with mutating RPCs prune their keys too.
+    pruners = {name for name, running in started.items() if any(t.name == "pruner" for t in running.threads)}
+    assert pruners == set(started)
+    with_keys = {name for name, running in started.items()
+                 if any("idempotency_keys" in _pruned_tables(t) for t in running.threads if t.name == "pruner")}
+    assert with_keys == {_service(m) for m in MUTATING}
 
 
 def test_a_placement_that_waited_for_its_twin_answers_with_the_twin_s_order(world):

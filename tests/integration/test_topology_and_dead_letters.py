@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from erp.events.v1 import inventory_events_pb2 as inv_ev
 from erp.events.v1 import orders_events_pb2 as orders_ev
 from erp_client import cli as erp_cli
-from mesh import db, locks, service
+from mesh import db, locks, retention, service
 from mesh.events import dead_letters, envelope, topology
 from mesh.events.amqp import AmqpOptions, AmqpTransport, dead_letter_queue, exchange_name, queue_counts, queue_name
 from mesh.events.consumer import Consumer, EventHandlers
@@ -409,7 +409,7 @@ def test_an_unrouted_event_is_parked_never_pruned_and_replayed_through_the_relay
     assert relay.publish_pending() == 1
     with engine.begin() as conn:  # both settled long ago
         conn.execute(sa.text("UPDATE outbox SET published_at = now() - interval '30 days'"))
-    relay.cleanup()
+    retention.prune_all(engine, retention.outbox(), threading.Event())
     with engine.connect() as conn:
         assert list(conn.execute(sa.text("SELECT event_id::text FROM outbox")).scalars()) == [parked_id]
     [row] = [r for r in dead_letters.listing(engine, 10) if r["kind"] == "parked"]

@@ -147,7 +147,7 @@ def run(args, profile: dict, run_dir: Path) -> bool:
             found = audit(client, journal, customer_ids, world.dead_letters)
             journal.close()
         report(found, workload.stats, injector.log, load_seconds, settled, world.mesh)
-        print(f"parked events (types no service consumes, kept for replay): {world.parked_events()}; "
+        print(f"parked events (a consumed type no queue took past the grace period): {world.parked_events()}; "
               f"orders driven again by the saga deadline: {world.orders_driven_again()}")
         return settled >= 0 and not any(found.values())
     finally:

@@ -49,8 +49,8 @@ class World:
 
     def dead_letters(self) -> int:
         """Dead letters of every service: those recorded in its dead_letters table, and those the broker
-        dead-lettered into its .dlq that no tool has moved there yet. (Parked events, the types no
-        service consumes, are not dead letters: they are counted apart, see parked_events.)"""
+        dead-lettered into its .dlq that no tool has moved there yet. (Parked events, rows no queue
+        took, are not dead letters: they are counted apart, see parked_events.)"""
         return sum(self._letters(service)["dead"] for service in CONSUMERS) + self._dlq_messages()
 
     def orders_driven_again(self) -> int:

@@ -51,7 +51,8 @@ EVENT_BATCH_FALLBACKS = Counter("erp_event_batch_fallbacks_total",
                                 "batches of deliveries rolled back and applied one event at a time", ["consumer"])
 EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows handed to the transport, by result",
                            ["service", "result"])  # ok; unrouted (no queue took it: kept, tried again);
-#                                                        parked (unrouted past the grace period); error (transport)
+#                                                        parked (unrouted past the grace period); error (transport);
+#                                                        unsubscribed (a type no service consumes, that no queue took)
 CACHE_READS = Counter("erp_cache_reads_total", "read-through cache reads, by where the value came from",
                       ["where"])  # local (this process's copy), redis, or load (the database)
 CACHE_TRACKING = Gauge("erp_cache_invalidations_following", "1 while Redis pushes this process its invalidations")

@@ -144,7 +144,7 @@ def build_runtime(spec: ServiceSpec[U], settings: Settings) -> Runtime[U]:
     consumers = spec.consumers()
     topology.declare_at_start(transport, consumers)
     relay = Relay(engine, settings.service, topology.declaring(transport, consumers), settings.relay_poll_seconds,
-                  settings.unroutable_grace_seconds)
+                  settings.unroutable_grace_seconds, consumed=topology.consumed(consumers))
     return Runtime(settings, engine, cache, transport, relay, spec.uow_class,
                    db.health_engine(url, schema=settings.schema))
 

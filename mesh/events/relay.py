@@ -15,7 +15,9 @@ statement that reads the next one (one round trip per round, not two), so a batc
 unmarked until the next round (at most poll_seconds later). A relay killed between publish and
 mark-sent republishes the rows on restart; consumers' inboxes absorb the duplicates.
 
-An unroutable event type (no queue bound) is retried for a grace period, since a
+An event type no service of the mesh consumes (OrderCompleted: an outside integration may bind a
+queue to it) is sent once the transport has it, whether or not a queue took it. An
+unroutable event type some service consumes (its queue not bound) is retried for a grace period, since a
 consuming service may not have declared its queue yet (mesh.events.topology declares
 them all before anything is published, but a queue may have been deleted by hand);
 after that its rows are parked in bulk and logged: they stay in the outbox, marked
@@ -32,7 +34,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -66,8 +68,12 @@ _READS = {(False, False): _UNSENT_BATCH, (False, True): _UNSENT_BATCH.where(outb
 
 class Relay:
     def __init__(self, engine: sa.Engine, service: str, publisher_factory: Callable[[], Publisher],
-                 poll_seconds: float = 0.2, unroutable_grace_seconds: float = 300.0) -> None:
+                 poll_seconds: float = 0.2, unroutable_grace_seconds: float = 300.0,
+                 consumed: Collection[str] | None = None) -> None:
         self.engine = engine
+        # The event types some service of the mesh consumes (None: every type). A row of another
+        # type that no queue took has gone to everyone it was for: it is sent, not retried or parked.
+        self.consumed = consumed
         # Every statement of the relay stands alone (the leader lock keeps other relays out), so it
         # runs in autocommit: one round trip, where a transaction around it would add BEGIN and COMMIT.
         self.statements = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -144,14 +150,20 @@ class Relay:
         faults.crash_point("relay.published")
         settled_unrouted = 0
         unroutable_types: dict[str, list[sa.Row[Any]]] = {}
+        unsubscribed = 0
         for row in rows:
-            if str(row.event_id) in unroutable:
-                unroutable_types.setdefault(row.event_type, []).append(row)
-            else:
+            if str(row.event_id) not in unroutable:
                 sent.append(row.id)
                 self._unroutable.pop(row.event_type, None)
+            elif not self._has_consumers(row.event_type):
+                sent.append(row.id)
+                unsubscribed += 1
+            else:
+                unroutable_types.setdefault(row.event_type, []).append(row)
         self.unmarked = sent
-        metrics.EVENTS_PUBLISHED.labels(self.service, "ok").inc(len(sent))
+        metrics.EVENTS_PUBLISHED.labels(self.service, "ok").inc(len(sent) - unsubscribed)
+        if unsubscribed:
+            metrics.EVENTS_PUBLISHED.labels(self.service, "unsubscribed").inc(unsubscribed)
         for event_type, unrouted in unroutable_types.items():
             error = f"no queue bound to {event_type}"
             if max(row.age for row in unrouted) > self.unroutable_grace_seconds:
@@ -172,7 +184,7 @@ class Relay:
         try:
             unroutable = self._get_publisher().publish_many(messages)
             for message, span in zip(messages, spans, strict=True):
-                if message.event_id in unroutable:
+                if message.event_id in unroutable and self._has_consumers(message.event_type):
                     tracing.fail(span, f"no queue bound to {message.event_type}")
             return unroutable
         except PublishFailed as exc:
@@ -182,6 +194,9 @@ class Relay:
         finally:
             for span in (*spans, batch):
                 span.end()
+
+    def _has_consumers(self, event_type: str) -> bool:
+        return self.consumed is None or event_type in self.consumed
 
     def _rest(self, event_type: str) -> None:
         """Backs off on one unroutable type: 1 s, 2 s, ... up to 30 s between tries."""

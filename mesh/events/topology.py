@@ -21,6 +21,11 @@ log = logging.getLogger("mesh.events.topology")
 Consumers = Mapping[str, Sequence[str]]  # {consuming service: the event types it consumes}
 
 
+def consumed(consumers: Consumers) -> frozenset[str]:
+    """Every event type some service consumes."""
+    return frozenset(t for types in consumers.values() for t in types)
+
+
 def declare_all(transport: Transport, consumers: Consumers) -> None:
     """Declares the queues and bindings of every consuming service on `transport`; idempotent.
     TopologyMismatch (RabbitMQ) when a queue has an older version's arguments."""

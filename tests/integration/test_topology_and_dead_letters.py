@@ -424,6 +424,29 @@ def test_an_unrouted_event_is_parked_never_pruned_and_replayed_through_the_relay
     assert dead_letters.listing(engine, 10) == []
 
 
+def test_an_event_no_service_consumes_is_sent_at_once_whether_or_not_a_queue_took_it(probe):
+    """Before, every order's OrderCompleted was retried for the grace period, then parked for ever
+    (one outbox row per completed order, and a parked-events panel that never emptied)."""
+    engine, transport, _ = probe
+    rejected, completed = orders_ev.OrderRejected.DESCRIPTOR.full_name, orders_ev.OrderCompleted.DESCRIPTOR.full_name
+    relay = Relay(engine, "probe", transport.publisher, unroutable_grace_seconds=3600, consumed={ADJUSTED, rejected})
+    unsubscribed = emit(engine, orders_ev.OrderCompleted(order_id="O-1"))  # no queue, no consumer
+    waiting = emit(engine, orders_ev.OrderRejected(order_id="O-2"))  # a consumer's queue is missing
+    assert relay.publish_pending() == 1
+    with engine.connect() as conn:
+        rows = {r[0]: tuple(r[1:]) for r in conn.execute(sa.text(
+            "SELECT event_id::text, published_at IS NOT NULL, parked_at IS NOT NULL, attempts FROM outbox"))}
+    assert rows[unsubscribed] == (True, False, 0)  # sent; the pruner deletes it with the rest
+    assert rows[waiting] == (False, False, 1)  # tried again until its queue is there, then parked
+    assert dead_letters.listing(engine, 10) == []
+    # An outside integration's queue bound to it takes it like any other.
+    outside = transport.subscribe("probe", [completed])
+    again = emit(engine, orders_ev.OrderCompleted(order_id="O-3"))
+    assert relay.publish_pending() == 1
+    assert receive_ids(outside, 1) == [again]
+    outside.close()
+
+
 # ---------------------------------------------------------------- the dead-letters tool
 
 

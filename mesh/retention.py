@@ -7,7 +7,8 @@ table holds beyond its retention, oldest first, in batches of 500 rows: each bat
 transaction whose rows are taken FOR UPDATE SKIP LOCKED, so the pruners of two replicas take
 different rows and neither waits on the other or on a consumer. Each table is read through an
 index in the order it is pruned (the outbox by id, the inbox and the keys by age), so a batch
-reads about what it deletes, however large the table.
+reads about what it deletes, however large the table (the outbox's also reads past the parked
+rows older than its batch, which only a missing queue leaves).
 
 Retentions (hours):
 - outbox, `ERP_OUTBOX_RETENTION_HOURS` (168): published rows, for inspection. Unpublished and

@@ -110,8 +110,10 @@ def add_dead_letters_and_parking(op: SchemaOps) -> None:
 def add_inbox_age_index(op: SchemaOps) -> None:
     """Called from a service's migration: the index the pruner (mesh/retention.py) reads the
     inbox's oldest rows by. Built in the migration's transaction, so the consumers' inserts wait
-    for it: about a second per million rows here."""
-    op.create_index("inbox_by_age", "inbox", ["processed_at"])
+    for it: about a second per million rows here. A larger inbox can be indexed beforehand
+    without that wait (`CREATE INDEX CONCURRENTLY inbox_by_age ON <service>.inbox (processed_at)`,
+    dropped and built again if it ends INVALID); the migration then finds it."""
+    op.create_index("inbox_by_age", "inbox", ["processed_at"], if_not_exists=True)
 
 
 def drop_inbox_age_index(op: SchemaOps) -> None:

@@ -53,6 +53,8 @@ EVENTS_PUBLISHED = Counter("erp_events_published_total", "outbox rows handed to 
                            ["service", "result"])  # ok; unrouted (no queue took it: kept, tried again);
 #                                                        parked (unrouted past the grace period); error (transport);
 #                                                        unsubscribed (a type no service consumes, that no queue took)
+ROWS_PRUNED = Counter("erp_rows_pruned_total", "outbox, inbox and idempotency-key rows deleted past their retention",
+                      ["service", "table"])
 CACHE_READS = Counter("erp_cache_reads_total", "read-through cache reads, by where the value came from",
                       ["where"])  # local (this process's copy), redis, or load (the database)
 CACHE_TRACKING = Gauge("erp_cache_invalidations_following", "1 while Redis pushes this process its invalidations")

@@ -31,7 +31,7 @@ import threading
 
 import sqlalchemy as sa
 
-from mesh import faults
+from mesh import faults, metrics
 from mesh.settings import Variables
 
 log = logging.getLogger("mesh.retention")
@@ -104,13 +104,14 @@ def prune_all(engine: sa.Engine, kept: Retention, stop: threading.Event, batch: 
     return total
 
 
-def run_pruner(engine: sa.Engine, kept: list[Retention], stop: threading.Event,
+def run_pruner(service: str, engine: sa.Engine, kept: list[Retention], stop: threading.Event,
                every_seconds: float = PRUNE_SECONDS, batch: int = BATCH) -> None:
     """Prunes every table every `every_seconds` until stop; a failure waits for the next round."""
     while not stop.wait(every_seconds):
         for each in kept:
             try:
                 total = prune_all(engine, each, stop, batch)
+                metrics.ROWS_PRUNED.labels(service, each.table).inc(total)
                 if total:
                     log.info("pruned %d rows of %s older than %g hours", total, each.table, each.hours)
             except Exception as exc:  # noqa: BLE001 - a lost database: try again next round

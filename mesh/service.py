@@ -202,7 +202,8 @@ def start(spec: ServiceSpec[U], settings: Settings, reuse_port: bool = False) ->
         calls = guard.wrapping(calls)
     threads.append(threading.Thread(
         target=retention.run_pruner, name="pruner", daemon=True,
-        args=(runtime.engine, retention.from_settings(settings.variables, with_keys=guard is not None), stop_event,
+        args=(spec.name, runtime.engine, retention.from_settings(settings.variables, with_keys=guard is not None),
+              stop_event,
               settings.variables.number("ERP_PRUNE_SECONDS", retention.PRUNE_SECONDS, least=1))))
     spec.add_servicers(calls, runtime)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)

@@ -295,8 +295,8 @@ def test_a_refused_request_does_not_use_its_key_up(world):
 
 
 def _pruned_tables(pruner: threading.Thread) -> list[str]:
-    """The tables a pruner thread was started with (its run_pruner(engine, kept, ...) arguments)."""
-    return [kept.table for kept in pruner._args[1]]  # type: ignore[attr-defined]
+    """The tables a pruner thread was started with (its run_pruner(service, engine, kept, ...) arguments)."""
+    return [kept.table for kept in pruner._args[2]]  # type: ignore[attr-defined]
 
 
 def test_keys_are_kept_for_the_retention_then_pruned(world):

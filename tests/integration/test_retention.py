@@ -7,7 +7,7 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from mesh import retention
+from mesh import metrics, retention
 from mesh.settings import Variables
 
 ROWS = 5000
@@ -84,6 +84,28 @@ def test_a_batch_reads_the_inbox_through_its_index(engine_for):
                                        {"seconds": 3600.0, "batch": 500}).scalars())
     assert "inbox_by_age" in found, found
     assert "Seq Scan on inbox" not in found, found
+
+
+def test_the_pruner_thread_prunes_every_table_each_round_and_counts_what_it_deleted(engine_for):
+    engine = engine_for("orders")
+    with engine.begin() as conn:
+        _fill_inbox(conn, old=7, young=2)
+    counted = metrics.ROWS_PRUNED.labels("orders-test", "inbox")
+    before, stop = counted._value.get(), threading.Event()
+    pruner = threading.Thread(target=retention.run_pruner, args=(
+        "orders-test", engine, retention.from_settings(Variables({}), with_keys=True), stop, 0.05))
+    pruner.start()
+    try:
+        for _ in range(200):
+            if counted._value.get() - before == 7:
+                break
+            stop.wait(0.05)
+    finally:
+        stop.set()
+        pruner.join(timeout=10)
+    assert counted._value.get() - before == 7
+    with engine.connect() as conn:
+        assert _count(conn, "inbox") == 2
 
 
 @pytest.mark.parametrize(("name", "value"), [("ERP_INBOX_RETENTION_HOURS", "0"),

@@ -35,8 +35,7 @@ def running_mesh(engines: support.Engines, data_dir, services=RUNNABLE, replicas
         with ErpClient(**targets) as client:
             yield client, started
     finally:
-        for running in [*copies, *started.values()]:
-            running.stop(grace=1)
+        support.stop_all([*copies, *started.values()])
 
 
 @pytest.fixture

@@ -264,5 +264,4 @@ def test_two_inventory_processes_see_each_others_stock_changes_at_once(engines, 
             adjust(3)
             support.wait_for("the reader to see the second adjustment", lambda: on_hand() == 8, timeout=5.0)
     finally:
-        writer.stop(grace=1)
-        reader.stop(grace=1)
+        support.stop_all([writer, reader])

@@ -49,8 +49,7 @@ def crm(engines, tmp_path):
         yield crm_pb2_grpc.CustomerServiceStub(channel), running, start
     finally:
         channel.close()
-        for r in started:
-            r.stop(grace=1)  # the engines fixture removes crm's RabbitMQ queues
+        support.stop_all(started)  # the engines fixture removes crm's RabbitMQ queues
 
 
 def eur(amount: str, currency: str = "EUR") -> money_pb2.Money:

@@ -272,10 +272,10 @@ def start(engines, tmp_path, smtp, receiver):
         return Notification(running, notification_pb2_grpc.NotificationServiceStub(channel), probe)
 
     yield run
-    for running, channel, probe in opened:  # the engines fixture removes the RabbitMQ queues
+    for _, channel, probe in opened:  # the engines fixture removes the RabbitMQ queues
         channel.close()
         probe.close()
-        running.stop(grace=1)
+    support.stop_all(running for running, _, _ in opened)
 
 
 def unique(prefix: str) -> str:

@@ -104,8 +104,7 @@ def seeded(embedded_pg, embedded_redis, tmp_path_factory):
             finance_channel.close()
             inventory_channel.close()
         finally:
-            for running in started:
-                running.stop(grace=1)
+            support.stop_all(started)
 
 
 YEAR = {"from_time": stamp(dt.datetime(2025, 1, 1, tzinfo=dt.UTC)),

@@ -168,8 +168,7 @@ def mesh(engines, tmp_path):
     finally:
         channel.close()
         probe.close()
-        notification.stop(grace=1)
-        crm.stop(grace=1)
+        support.stop_all([notification, crm])
 
 
 @pytest.fixture

@@ -31,17 +31,20 @@ def test_a_load_mesh_serves_and_leaves_no_mail_or_data_folder_behind(embedded_en
     assert not list(tmp_path.glob("erp-load-mail-*")), "the run's emails and data outlived it"
 
 
-def test_embedded_engines_of_a_run_are_stopped_and_removed_when_it_ends(tmp_path):
+def test_embedded_engines_of_a_run_are_stopped_and_removed_when_it_ends():
     """Without external engines, a run starts PostgreSQL and Redis in a folder of its own; before, the
     folder (a whole database cluster) stayed in /tmp after every run."""
     script = ("from loadtests import localmesh; import psycopg; e = localmesh.engines(); "
               "psycopg.connect(e.database_url).close(); print(e.description)")
     unreachable = {"LOAD_DATABASE_SERVER_URL": "postgresql://postgres@127.0.0.1:1/postgres",
                    "LOAD_REDIS_URL": "redis://127.0.0.1:1/0", "LOAD_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F"}
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "LOAD_"))}, **unreachable,
-           "TMPDIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=180)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("embedded PostgreSQL"), done.stdout
-    assert not list(tmp_path.glob("erp-load-*")), "the run's embedded engines outlived it"
+    # A short TMPDIR, not tmp_path: PostgreSQL's socket goes under it, and a Unix socket's path
+    # has room for 107 bytes, which a pytest-xdist worker's tmp_path can pass.
+    with tempfile.TemporaryDirectory(prefix="erp-t-") as tmp:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("ERP_", "LOAD_"))}, **unreachable,
+               "TMPDIR": tmp}
+        done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.startswith("embedded PostgreSQL"), done.stdout
+        assert not list(Path(tmp).glob("erp-load-*")), "the run's embedded engines outlived it"

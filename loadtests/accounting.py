@@ -10,6 +10,10 @@ its end (from zero for those that started inside it). A process that exits insid
 counted: the services hold their connections in pools, so their backends live through it, while the
 postmaster's children times would bring in every other database's short-lived backends.
 
+The system (kernel) part of each group's CPU is kept beside it: it says how much of a unit of work is
+system calls (loopback TCP, futexes, fsync), which a faster or slower hour of the VM moves differently
+from Python.
+
 The pure parts (grouping, differences, per-unit figures, parsers, verdicts) are unit-tested; `Sampler`
 reads /proc through psutil and pg_stat_activity.
 """
@@ -69,17 +73,32 @@ def pooled(rows: list[dict]) -> dict:
     their calls, windows, CPU per group and instructions summed, so a figure per call is theirs
     over the whole stretch, not the machine's speed at one end of it."""
     groups: dict[str, float] = {}
+    kernel: dict[str, float] = {}
     for row in rows:
         for group, seconds in row["groups"].items():
             groups[group] = groups.get(group, 0.0) + seconds
+        for group, seconds in row.get("kernel", {}).items():
+            kernel[group] = kernel.get(group, 0.0) + seconds
     instructions = [row.get("instructions") for row in rows]
     return {"calls": sum(row["rps"] * row["window"] for row in rows), "window": sum(row["window"] for row in rows),
-            "groups": groups, "instructions": sum(instructions) if rows and None not in instructions else None}
+            "groups": groups, "kernel": kernel,
+            "instructions": sum(instructions) if rows and None not in instructions else None}
 
 
 def echo_call_ms(echo: dict) -> float | None:
     """Milliseconds of the echo server's CPU per call of a pooled() echo."""
     return echo["groups"].get("echo", 0.0) * 1000 / echo["calls"] if echo["calls"] else None
+
+
+def kernel_share(row: dict, group: str | None = None) -> float | None:
+    """The share of a row's CPU that was system time: of one group, or (None) of the mesh and its
+    engines together; None when no CPU was counted."""
+    if group is None:
+        mesh = counted(row["groups"])
+        total, kernel = sum(mesh.values()), sum(row.get("kernel", {}).get(g, 0.0) for g in mesh)
+    else:
+        total, kernel = row["groups"].get(group, 0.0), row.get("kernel", {}).get(group, 0.0)
+    return kernel / total if total > 0 else None
 
 
 def order_ms(order: dict) -> dict[str, float]:
@@ -271,9 +290,10 @@ class Sampler:
         self.procs = {pid: psutil.Process(pid) for pid in self.named}
 
     @staticmethod
-    def _seconds(p) -> float:
+    def _seconds(p) -> tuple[float, float]:
+        """CPU seconds so far, and the system part of them."""
         t = p.cpu_times()
-        return t.user + t.system
+        return t.user + t.system, t.system
 
     def _pg_rows(self) -> tuple[dict[int, tuple], dict[str, int]]:
         """pg_stat_activity by pid, and the run database's counters (pg_stat_database: transactions and
@@ -303,14 +323,16 @@ class Sampler:
         return ports
 
     def snapshot(self, detail: bool = False) -> dict:
-        """{'at', 'busy' (machine CPU seconds), 'cpu': {pid: (group, seconds)}, 'rss': {pid: bytes}};
-        with `detail`, PostgreSQL backends are attributed to the services they serve."""
+        """{'at', 'busy' (machine CPU seconds), 'cpu': {pid: (group, seconds)}, 'kernel': the same of
+        system time, 'rss': {pid: bytes}}; with `detail`, PostgreSQL backends are attributed to the
+        services they serve."""
         at, t = time.time(), self.psutil.cpu_times()
         busy = sum(t) - t.idle - getattr(t, "iowait", 0.0)
-        cpu, rss = {}, {}
+        cpu, kernel, rss = {}, {}, {}
         for pid, p in self.procs.items():
             try:
-                cpu[pid] = (self.named[pid], self._seconds(p))
+                seconds, system = self._seconds(p)
+                cpu[pid], kernel[pid] = (self.named[pid], seconds), (self.named[pid], system)
                 if self.named[pid].startswith("svc "):
                     rss[pid] = p.memory_info().rss
             except self.psutil.Error:
@@ -327,10 +349,11 @@ class Sampler:
             if engine == "postgres":
                 group = pg_group(pg_rows.get(p.pid), self.run_db, service_of_port) if detail else "postgres"
             try:
-                cpu[p.pid] = (group, self._seconds(p))
+                seconds, system = self._seconds(p)
+                cpu[p.pid], kernel[p.pid] = (group, seconds), (group, system)
             except self.psutil.Error:
                 pass
-        return {"at": at, "busy": busy, "cpu": cpu, "rss": rss, "pg_db": pg_db}
+        return {"at": at, "busy": busy, "cpu": cpu, "kernel": kernel, "rss": rss, "pg_db": pg_db}
 
     @staticmethod
     def cores(before: dict, after: dict) -> dict[str, float]:
@@ -344,21 +367,25 @@ class Sampler:
         return {"srv": srv / dt, "gen": gen / dt, "eng": eng / dt, "oth": max(0.0, busy - srv - gen - eng) / dt}
 
 
-def cpu_lines(per_order_ms: dict[str, float], rss_mb: dict[str, float], echo_call_ms: float | None) -> list[str]:
+def cpu_lines(per_order_ms: dict[str, float], rss_mb: dict[str, float], echo_call_ms: float | None,
+              kernel: dict[str, float | None] | None = None, echo_kernel: float | None = None) -> list[str]:
     """The per-order CPU table: one line per group (a service's with its largest process's resident
-    memory), the total, and the total over the server CPU of one echo call."""
+    memory, and the system share of its CPU where `kernel` has it), the total, and the total over
+    the server CPU of one echo call."""
+    kernel = kernel or {}
     total = per_order_ms.get("total", 0.0)
-    lines = [f"{'where':<28} {'ms/order':>9} {'share':>6} {'rss MB':>7}"]
+    lines = [f"{'where':<28} {'ms/order':>9} {'share':>6} {'rss MB':>7} {'system':>7}"]
     for group, ms in per_order_ms.items():
         if group == "total":
             continue
         rss = rss_mb.get(group.removeprefix("svc "))
         lines.append(f"{group:<28} {ms:>9.2f} {ms / total if total else 0:>6.0%} "
-                     f"{'' if rss is None or not group.startswith('svc ') else format(rss, '.0f'):>7}")
-    lines.append(f"{'total (mesh + engines)':<28} {total:>9.2f}")
+                     f"{'' if rss is None or not group.startswith('svc ') else format(rss, '.0f'):>7} "
+                     f"{_or_dash(kernel.get(group), '.0%'):>7}")
+    lines.append(f"{'total (mesh + engines)':<28} {total:>9.2f} {'':>6} {'':>7} {_or_dash(kernel.get('total'), '.0%'):>7}")
     x = ratio(total, echo_call_ms)
-    lines.append(f"echo server CPU per call {_or_dash(echo_call_ms, '.3f')} ms: an order costs "
-                 f"{_or_dash(x, '.0f')}x one echo call (target <= 70x)")
+    lines.append(f"echo server CPU per call {_or_dash(echo_call_ms, '.3f')} ms ({_or_dash(echo_kernel, '.0%')} system): "
+                 f"an order costs {_or_dash(x, '.0f')}x one echo call (target <= 70x)")
     return lines
 
 

@@ -375,6 +375,7 @@ class Bench:
         result["window"] = after["at"] - before["at"]
         result["batch_means"] = acc.batch_means(batches, batches_after)
         result["groups"] = acc.window_cpu(before["cpu"], after["cpu"])
+        result["kernel"] = acc.window_cpu(before["kernel"], after["kernel"])
         result["pg_db"] = {k: after["pg_db"][k] - before["pg_db"].get(k, 0) for k in after["pg_db"]}
         result["rss_mb"] = {}
         for pid, rss in after["rss"].items():
@@ -430,7 +431,7 @@ def _merged(slices: list[dict]) -> dict:
     result = _summary(latencies, sum(s["seconds"] for s in slices), errors)
     result["cpu"] = {k: sum(s["cpu"][k] for s in slices) / len(slices) for k in slices[0]["cpu"]}
     pool = acc.pooled(slices)  # windows and CPU per group summed
-    result["window"], result["groups"] = pool["window"], pool["groups"]
+    result["window"], result["groups"], result["kernel"] = pool["window"], pool["groups"], pool["kernel"]
     return result
 
 
@@ -811,7 +812,8 @@ def print_cpu(bench: Bench, orders_row: str, echo_before: str, echo_after: str) 
     echo_ms = acc.echo_call_ms(echo)
     print(f"\n     CPU per order fully processed ({orders_row}: {units:.0f} orders in {order['window']:.1f}s; "
           f"load average {os.getloadavg()[0]:.1f}), and resident memory under that load:")
-    for line in acc.cpu_lines(per_order, order["rss_mb"], echo_ms):
+    kernel = {g: acc.kernel_share(order, g) for g in per_order if g != "total"} | {"total": acc.kernel_share(order)}
+    for line in acc.cpu_lines(per_order, order["rss_mb"], echo_ms, kernel, acc.kernel_share(echo, "echo")):
         print("     " + line)
     print(f"     the echo's CPU per call, pooled over rows {echo_before} and {echo_after} (right before and right after): "
           + " and ".join(f"{_fmt(acc.echo_call_ms(acc.pooled([row])), '.3f')} ms" for row in echoes))

@@ -10,6 +10,7 @@ from loadtests.accounting import (
     counted,
     cpu_lines,
     echo_call_ms,
+    kernel_share,
     parse_batch_sizes,
     parse_perf_instructions,
     parse_pgbench_tps,
@@ -90,9 +91,24 @@ def test_a_pooled_echo_without_calls_or_counted_instructions_gives_none():
 
 def test_cpu_lines_give_the_ratio_to_one_echo_call():
     lines = cpu_lines({"svc orders": 10.0, "postgres for orders": 4.0, "total": 14.0}, {"orders": 105.4}, 0.2)
-    assert any(line.startswith("svc orders") and line.rstrip().endswith("105") for line in lines)
+    assert any(line.startswith("svc orders") and line.split()[4] == "105" for line in lines)
     assert "70x one echo call" in lines[-1] and lines[-1].split(": an order costs ")[1].startswith("70x")
     assert "-x one echo call" in cpu_lines({"total": 1.0}, {}, None)[-1]
+
+
+def test_the_system_share_of_each_group_of_the_mesh_and_of_the_echo():
+    order = {"groups": {"svc orders": 2.0, "postgres for orders": 1.0, "generator": 5.0},
+             "kernel": {"svc orders": 0.5, "postgres for orders": 0.4, "generator": 4.0}}
+    assert kernel_share(order, "svc orders") == pytest.approx(0.25)
+    assert kernel_share(order) == pytest.approx(0.3)  # the mesh's: the generator is not counted
+    assert kernel_share(order, "redis") is None and kernel_share({"groups": {}}) is None
+    echo = pooled([{"rps": 1000.0, "window": 1.0, "groups": {"echo": 0.1}, "kernel": {"echo": 0.02}},
+                   {"rps": 1000.0, "window": 1.0, "groups": {"echo": 0.1}, "kernel": {"echo": 0.06}}])
+    assert kernel_share(echo, "echo") == pytest.approx(0.4)
+    lines = cpu_lines({"svc orders": 2.0, "postgres for orders": 1.0, "total": 3.0}, {"orders": 100.0}, 0.1,
+                      {"svc orders": 0.25, "postgres for orders": 0.4, "total": 0.3}, 0.4)
+    assert [line.split()[-1] for line in lines[1:3]] == ["25%", "40%"]
+    assert lines[-2].split()[-1] == "30%" and "(40% system)" in lines[-1]
 
 
 def test_pgbench_and_perf_output_parsing():

@@ -12,8 +12,12 @@ import threading
 
 
 class BlackHoleProxy:
-    def __init__(self, target_host: str, target_port: int) -> None:
+    """Listens on a TCP port of 127.0.0.1 and forwards to target_host:target_port, or, given
+    `unix_path`, to the server's Unix socket there (an embedded PostgreSQL listens on one only)."""
+
+    def __init__(self, target_host: str = "", target_port: int = 0, unix_path: str | None = None) -> None:
         self.target = (target_host, target_port)
+        self.unix_path = unix_path
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.silent = threading.Event()
@@ -53,8 +57,7 @@ class BlackHoleProxy:
             upstream = None
             if not self.silent.is_set():
                 try:
-                    upstream = socket.create_connection(self.target, timeout=5)
-                    upstream.settimeout(None)  # the timeout was for connecting: an idle link is fine
+                    upstream = self._connect()
                 except OSError:
                     client.close()
                     continue
@@ -63,6 +66,20 @@ class BlackHoleProxy:
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
             if upstream is not None:
                 threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _connect(self) -> socket.socket:
+        if self.unix_path is None:
+            upstream = socket.create_connection(self.target, timeout=5)
+        else:
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.settimeout(5)
+            try:
+                upstream.connect(self.unix_path)
+            except OSError:
+                upstream.close()
+                raise
+        upstream.settimeout(None)  # the timeout was for connecting: an idle link is fine
+        return upstream
 
     def _pump(self, source: socket.socket, sink: socket.socket | None) -> None:
         try:

@@ -105,14 +105,17 @@ ENGINE_SETS = _engine_sets()
 
 @pytest.fixture(params=ENGINE_SETS)
 def engines(request) -> support.Engines:
-    """A complete set of engines: the embedded one, or external PostgreSQL + Redis with
-    either the PostgreSQL event bus or RabbitMQ."""
+    """A complete set of engines: PostgreSQL + Redis with the PostgreSQL event bus (embedded or
+    external), or RabbitMQ with the PostgreSQL and Redis that run (external where they do)."""
     kind = request.param
+    # The broker first: without one, the skip names what is missing (RabbitMQ), not PostgreSQL.
+    amqp = request.getfixturevalue("external_amqp") if kind.startswith("amqp") else ""
     if kind == "pgbus-embedded":
         pg, rd = request.getfixturevalue("embedded_pg"), request.getfixturevalue("embedded_redis")
-    else:
+    elif kind == "pgbus-external":
         pg, rd = request.getfixturevalue("external_pg"), request.getfixturevalue("external_redis")
-    amqp = request.getfixturevalue("external_amqp") if kind.startswith("amqp") else ""
+    else:
+        pg, rd = request.getfixturevalue("postgres_server"), request.getfixturevalue("redis_server")
     namespace = "erptest-" + uuid.uuid4().hex[:8]
     with support.fresh_database(pg) as url:
         yield support.Engines(url, rd, "amqp" if amqp else "postgres", amqp, namespace)

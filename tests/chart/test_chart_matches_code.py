@@ -178,8 +178,10 @@ def _url_parts(url: str):
 
 
 @pytest.fixture
-def cluster(helm, external_pg, external_redis, external_amqp, tmp_path):
-    """The chart rendered for the local engines, with a fresh database and RabbitMQ namespace."""
+def cluster(helm, external_amqp, external_pg, external_redis, tmp_path):
+    """The chart rendered for the local engines, with a fresh database and RabbitMQ namespace. The
+    pods reach their servers over TCP, as in a cluster: the external ones (the broker asked first,
+    so that without one the skip names it)."""
     namespace = "erpchart-" + uuid.uuid4().hex[:8]
     enabled = sorted(n for n, s in VALUES["services"].items() if s["enabled"])
     ports = podrun.free_ports(len(enabled) + 3)

@@ -31,15 +31,19 @@ def test_pooled_connections_carry_the_statement_lock_and_tcp_timeouts(database):
     assert (params["keepalives"], params["tcp_user_timeout"], params["connect_timeout"]) == ("1", "10000", "5")
 
 
-def test_a_black_holed_database_turns_health_not_serving_within_seconds_and_back(external_pg, external_redis,
+def test_a_black_holed_database_turns_health_not_serving_within_seconds_and_back(postgres_server, redis_server,
                                                                               tmp_path):
     """Before, health pinged through the service's pool and a silent server held it (and the
     health check) until the kernel gave up, about 15 minutes: SERVING all along."""
-    with support.fresh_database(external_pg) as url:
+    with support.fresh_database(postgres_server) as url:
         parsed = make_url(db.sqlalchemy_url(url))
-        proxy = BlackHoleProxy(parsed.host or "127.0.0.1", parsed.port or 5432)
-        proxied = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        engines = support.Engines(proxied, external_redis, "postgres", namespace="erptest-blackhole")
+        socket_dir = parsed.query.get("host")  # the embedded PostgreSQL: a Unix socket in that folder
+        port = parsed.port or 5432
+        proxy = (BlackHoleProxy(unix_path=f"{socket_dir}/.s.PGSQL.{port}") if isinstance(socket_dir, str)
+                 else BlackHoleProxy(parsed.host or "127.0.0.1", port))
+        proxied = (parsed.difference_update_query(["host"]).set(host="127.0.0.1", port=proxy.port)
+                   .render_as_string(hide_password=False))
+        engines = support.Engines(proxied, redis_server, "postgres", namespace="erptest-blackhole")
         running = service.start(inventory_spec(), support.settings_for(
             "inventory", engines, tmp_path, env={"ERP_HEALTH_CHECK_SECONDS": "0.2"}))
         target = f"127.0.0.1:{running.port}"

@@ -42,11 +42,12 @@ MAX_ATTEMPTS = 3
 
 
 @pytest.fixture
-def amqp_engines(external_pg, external_redis, external_amqp):
-    """External PostgreSQL with RabbitMQ, in a namespace of this test's own."""
+def amqp_engines(external_amqp, postgres_server, redis_server):
+    """RabbitMQ (asked first: without it the skip names it), with the PostgreSQL and Redis that run,
+    in a namespace of this test's own."""
     namespace = "erptest-" + uuid.uuid4().hex[:8]
-    with support.fresh_database(external_pg) as url:
-        yield support.Engines(url, external_redis, "amqp", external_amqp, namespace)
+    with support.fresh_database(postgres_server) as url:
+        yield support.Engines(url, redis_server, "amqp", external_amqp, namespace)
     support.delete_amqp_namespace(external_amqp, namespace, ["probe", *RUNNABLE])
 
 

@@ -158,7 +158,6 @@ def handle_batch_behind_a_lock(engine, lock_sql: str, consumer, batch: list, hol
 def wrapped_method(behaviour, request_type, response_type):
     """One unary method, behind mesh's per-call wrap (mesh.interceptors), on a gRPC server of
     its own on 127.0.0.1; yields a callable that calls it."""
-
     import grpc
 
     from mesh.interceptors import ServerCalls

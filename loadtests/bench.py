@@ -334,6 +334,7 @@ class Bench:
         self.amqp_port = 0
         self.rows: list[dict] = []
         self.pgbench: dict = {}
+        self.floor = None  # loadtests.floor.Floor, after row 3
         self.perf_ok, self.perf_note = acc.perf_supported()
         if self.perf_ok:
             self.perf_note = ""
@@ -757,6 +758,8 @@ def order_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, lo
             print_cpu(bench, "3" + suffix, "1o" + suffix, "1p" + suffix)
             if args.cpu_only:
                 continue
+            if processes == 1:
+                print_floor(bench, engines)
             rate = 0.8 * row["rps"]  # 80% of the measured maximum: the latency target's load
             paced = paced_orders(bench, pids, "3r" + suffix, "orders at 80% of (3), open loop", rate, orders)
             if "failed" not in paced and paced["rps"] > 0 and fell_behind(paced, rate) and not paced["stuck"]:
@@ -841,6 +844,36 @@ def print_cpu(bench: Bench, orders_row: str, echo_before: str, echo_after: str) 
         print(f"     instructions: {bench.perf_note}\n", flush=True)
 
 
+def print_floor(bench: Bench, engines) -> None:
+    """The floor of an order (loadtests/floor.py), measured while the mesh idles after row 1p."""
+    from loadtests import floor
+
+    by = {r["row"]: r for r in bench.rows}
+    echo_ms = acc.echo_call_ms(acc.pooled(acc.echo_rows(by, "1o", "1p")))
+    bench.floor = floor.measure(engines.database_url, engines.amqp_url, echo_ms)
+    print("\n     the floor: the order's statements, events and call alone, nothing around them (loadtests/floor.py):")
+    for line in bench.floor.lines(acc.order_ms(by["3"])["total"]):
+        print("       " + line, flush=True)
+
+
+def print_budget(bench: Bench) -> None:
+    """What the orders-per-pgbench target leaves per order, beside the order and its floor."""
+    from loadtests import floor
+
+    by = {r["row"]: r for r in bench.rows if "failed" not in r}
+    allowed = floor.budget_ms(bench.pgbench.get("tps"), os.cpu_count() or 1)
+    if allowed is None or "3" not in by or not by["3"]["rps"]:
+        return
+    row = by["3"]
+    machine = (os.cpu_count() or 1) * 1000 / row["rps"]
+    found = bench.floor
+    print(f"budget: {acc.ORDERS_VS_PGBENCH}x pgbench's {bench.pgbench['tps']:.0f} tps leaves {allowed:.2f} ms of the "
+          f"{os.cpu_count()} cores per order; row 3 took {machine:.2f} (its mesh and engines "
+          f"{acc.order_ms(row)['total']:.2f}, the load generator "
+          f"{row['groups'].get('generator', 0.0) * 1000 / (row['rps'] * row['window']):.2f})"
+          + (f"; the floor is {found.total_ms:.2f}" if found else ""))
+
+
 def verdict(bench: Bench, checks: dict) -> None:
     by = {r["row"]: r for r in bench.rows if "failed" not in r}
     f = acc.Figures(integrity=checks)
@@ -859,6 +892,7 @@ def verdict(bench: Bench, checks: dict) -> None:
     f.echo_not_sent = sum(n for code, n in by.get("1r", {}).get("error_codes", {}).items() if code.startswith("NOT_SENT"))
     print(f"\nfigures: CPU/order {_fmt(f.cpu_per_order_ms)} ms, echo server CPU/call {_fmt(f.echo_cpu_per_call_ms, '.3f')} "
           f"ms; orders {_fmt(f.orders_per_s, '.1f')}/s, pgbench {_fmt(f.pgbench_tps, '.0f')} tps")
+    print_budget(bench)
     print("verdict (issue 18 targets; the gateway's are make bench-gateway's):")
     for line in acc.verdicts(f):
         print(line.line())

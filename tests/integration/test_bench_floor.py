@@ -1,0 +1,35 @@
+"""The floor's parts (loadtests/floor.py) on the real PostgreSQL and RabbitMQ: they send the order's
+shape and leave nothing behind."""
+from __future__ import annotations
+
+import uuid
+
+import pika
+import psycopg
+import pytest
+
+from loadtests import floor
+from tests import support
+
+
+def test_the_sql_part_writes_an_orders_rows_and_drops_its_table(postgres_server):
+    with support.fresh_database(postgres_server) as url:
+        part = floor.sql_part(url, orders=3)
+        assert part.client_ms > 0 and part.server_ms >= 0  # /proc counts the backend in 10 ms ticks
+        assert part.done == 3 * (floor.ORDER.rows_inserted + floor.ORDER.rows_updated)  # as the server answered
+        with psycopg.connect(floor.conninfo(url)) as conn:
+            assert conn.execute("SELECT to_regclass('floor_rows')").fetchone()[0] is None
+
+
+def test_the_amqp_part_delivers_every_event_to_its_queues_and_deletes_them(external_amqp):
+    name = f"erp-floor-test-{uuid.uuid4().hex[:8]}"
+    publishing, delivering = floor.amqp_parts(external_amqp, orders=3, name=name)
+    assert (publishing.done, delivering.done) == (3 * floor.ORDER.publishes, 3 * floor.ORDER.deliveries)
+    assert publishing.client_ms > 0 and delivering.client_ms > 0  # the broker's /proc ticks are 10 ms: maybe 0 here
+    connection = pika.BlockingConnection(pika.URLParameters(external_amqp))
+    try:
+        for queue in (f"{name}.a", f"{name}.b"):
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="404"):
+                connection.channel().queue_declare(queue, passive=True)
+    finally:
+        connection.close()

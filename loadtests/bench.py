@@ -16,6 +16,8 @@ Rows (all on 127.0.0.1, every loop bounded in time):
   3  orders          orders placed and fully processed end to end on PostgreSQL + RabbitMQ: placed, stock
                      reserved, credit checked, confirmed, invoiced (journal), notification recorded; then
                      CPU per order per service and per engine (loadtests/accounting.py) over 1o's and 1p's per call
+  floor              right after 1p: the order's statements, events and call alone (loadtests/floor.py), and
+                     before the verdicts the CPU per order that 0.05x pgbench's rate leaves the machine
   3r orders @80%     orders placed at 80% of row 3's throughput (open loop): p99 placement->confirmation
                      (the order timeline's confirmed step)
   3s orders @80%     only when 3r fell behind (processed under 95% of what it offered): 80% of the rate 3r

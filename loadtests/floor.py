@@ -18,6 +18,7 @@ emails; Redis; the relays' polls; the services' threads; the load generator.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import uuid
@@ -137,9 +138,10 @@ def sql_part(database_url: str, orders: int, shape: Shape = ORDER) -> Part:
             return Part(per_order_ms(time.thread_time() - client, orders), per_order_ms(_cpu(backend) - server, orders),
                         written)
         finally:
-            conn.rollback()
-            conn.execute(f"DROP TABLE IF EXISTS {_TABLE}")
-            conn.commit()
+            with contextlib.suppress(psycopg.Error):  # a lost connection: the run's database goes anyway
+                conn.rollback()
+                conn.execute(f"DROP TABLE IF EXISTS {_TABLE}")
+                conn.commit()
 
 
 # ------------------------------------------------------------------------------------------------ AMQP
@@ -192,11 +194,14 @@ def amqp_parts(amqp_url: str, orders: int, shape: Shape = ORDER, name: str = "")
         received = _consume(consumer, queues, orders, shape)
         delivering = Part(per_order_ms(time.thread_time() - client, orders), per_order_ms(_cpu_of(broker) - server, orders),
                           received)
-        for queue in queues:
-            channel.queue_delete(queue)
         return publishing, delivering
     finally:
-        connection.close()
+        with contextlib.suppress(pika.exceptions.AMQPError):  # durable queues: removed even after a failure
+            cleanup = connection.channel()
+            for queue in queues:
+                cleanup.queue_delete(queue)
+        with contextlib.suppress(pika.exceptions.AMQPError):
+            connection.close()
 
 
 def _consume(channel, queues: tuple[str, str], orders: int, shape: Shape) -> int:

@@ -209,6 +209,8 @@ def _consume(channel, queues: tuple[str, str], orders: int, shape: Shape) -> int
     twice, received = shape.deliveries - shape.publishes, 0
     for queue, entries in ((queues[0], shape.publishes), (queues[1], twice)):
         left, unacked = orders * entries, 0
+        if not left:  # a shape whose events each reach one queue leaves the second empty
+            continue
         for method, _properties, _body in channel.consume(queue, inactivity_timeout=10):
             if method is None:
                 raise TimeoutError(f"{left} messages of {queue} did not arrive")

@@ -31,10 +31,12 @@ def test_the_sql_part_writes_an_orders_rows_and_drops_its_table(postgres_server)
             assert conn.execute("SELECT to_regclass('floor_rows')").fetchone()[0] is None
 
 
-def test_the_amqp_part_delivers_every_event_to_its_queues_and_deletes_them(external_amqp):
+@pytest.mark.parametrize("shape", [floor.ORDER, floor.Shape(deliveries=5), floor.Shape(deliveries=10)],
+                         ids=["order", "one-queue-each", "two-queues-each"])
+def test_the_amqp_part_delivers_every_event_to_its_queues_and_deletes_them(external_amqp, shape):
     name = f"erp-floor-test-{uuid.uuid4().hex[:8]}"
-    publishing, delivering = floor.amqp_parts(external_amqp, orders=3, name=name)
-    assert (publishing.done, delivering.done) == (3 * floor.ORDER.publishes, 3 * floor.ORDER.deliveries)
+    publishing, delivering = floor.amqp_parts(external_amqp, orders=3, shape=shape, name=name)
+    assert (publishing.done, delivering.done) == (3 * shape.publishes, 3 * shape.deliveries)
     assert publishing.client_ms > 0 and delivering.client_ms > 0  # the broker's /proc ticks are 10 ms: maybe 0 here
     _assert_gone(external_amqp, name)
 

@@ -226,7 +226,7 @@ ORDERS_VS_PGBENCH = 0.05  # orders fully processed per second at least this shar
 def verdicts(f: Figures) -> list[Verdict]:
     cpu_x = ratio(f.cpu_per_order_ms, f.echo_cpu_per_call_ms)
     lines = [
-        _at_most(f"CPU per order <= {ORDER_VS_ECHO}x the server CPU of one echo call", cpu_x, ORDER_VS_ECHO, ".0f"),
+        _at_most(f"CPU per order <= {ORDER_VS_ECHO}x the server CPU of one echo call", cpu_x, ORDER_VS_ECHO, ".1f"),
         _at_least(f"orders fully processed/s >= {ORDERS_VS_PGBENCH}x pgbench TPC-B tps",
                   ratio(f.orders_per_s, f.pgbench_tps), ORDERS_VS_PGBENCH, ".3f"),
         _at_most("p99 placement->confirmation < 1 s at 80% of max throughput (ms)", f.confirm_p99_ms, 999.999, ".0f"),

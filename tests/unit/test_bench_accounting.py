@@ -195,3 +195,8 @@ def test_rows_read_by_sequential_scans_per_order_in_all_and_by_table():
     assert total == pytest.approx(405.0)
     assert most == [("orders.order_lines", 300.0), ("orders.orders", 100.0)]
     assert scanned_per_unit({"transactions": 1.0}, 10) == (0.0, [])
+
+
+def test_a_cpu_ratio_just_over_the_target_does_not_read_as_the_target():
+    line = next(v for v in verdicts(Figures(cpu_per_order_ms=12.77, echo_cpu_per_call_ms=0.181)) if v.what.startswith("CPU"))
+    assert not line.ok and line.measured == "70.6"

@@ -248,6 +248,12 @@ def verdicts(f: Figures) -> list[Verdict]:
 
 
 # ------------------------------------------------------------------------------------------ sampling
+def cpu_seconds(process) -> tuple[float, float]:
+    """A psutil.Process's CPU seconds so far, and the system part of them."""
+    t = process.cpu_times()
+    return t.user + t.system, t.system
+
+
 _BROKERS: dict[int, set[int]] = {}
 
 
@@ -293,12 +299,6 @@ class Sampler:
             self.named[echo_pid] = "echo"
         self.procs = {pid: psutil.Process(pid) for pid in self.named}
 
-    @staticmethod
-    def _seconds(p) -> tuple[float, float]:
-        """CPU seconds so far, and the system part of them."""
-        t = p.cpu_times()
-        return t.user + t.system, t.system
-
     def _pg_rows(self) -> tuple[dict[int, tuple], dict[str, int]]:
         """pg_stat_activity by pid, and the run database's counters (pg_stat_database: transactions and
         rows written; pg_stat_user_tables: rows read by sequential scans, per table; PostgreSQL publishes
@@ -335,7 +335,7 @@ class Sampler:
         cpu, kernel, rss = {}, {}, {}
         for pid, p in self.procs.items():
             try:
-                seconds, system = self._seconds(p)
+                seconds, system = cpu_seconds(p)
                 cpu[pid], kernel[pid] = (self.named[pid], seconds), (self.named[pid], system)
                 if self.named[pid].startswith("svc "):
                     rss[pid] = p.memory_info().rss
@@ -353,7 +353,7 @@ class Sampler:
             if engine == "postgres":
                 group = pg_group(pg_rows.get(p.pid), self.run_db, service_of_port) if detail else "postgres"
             try:
-                seconds, system = self._seconds(p)
+                seconds, system = cpu_seconds(p)
                 cpu[p.pid], kernel[p.pid] = (group, seconds), (group, system)
             except self.psutil.Error:
                 pass

@@ -867,14 +867,15 @@ def print_budget(bench: Bench) -> None:
     from loadtests import floor
 
     by = {r["row"]: r for r in bench.rows if "failed" not in r}
-    allowed = floor.budget_ms(bench.pgbench.get("tps"), os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    allowed = floor.budget_ms(bench.pgbench.get("tps"), cores)
     if allowed is None or "3" not in by or not by["3"]["rps"]:
         return
     row = by["3"]
-    machine = (os.cpu_count() or 1) * 1000 / row["rps"]
+    machine = cores * 1000 / row["rps"]
     found = bench.floor
     print(f"budget: {acc.ORDERS_VS_PGBENCH}x pgbench's {bench.pgbench['tps']:.0f} tps leaves {allowed:.2f} ms of the "
-          f"{os.cpu_count()} cores per order; row 3 took {machine:.2f} (its mesh and engines "
+          f"{cores} cores per order; row 3 took {machine:.2f} (its mesh and engines "
           f"{acc.order_ms(row)['total']:.2f}, the load generator "
           f"{row['groups'].get('generator', 0.0) * 1000 / (row['rps'] * row['window']):.2f})"
           + (f"; the floor is {found.total_ms:.2f}" if found else ""))

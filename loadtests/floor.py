@@ -225,8 +225,7 @@ def _consume(channel, queues: tuple[str, str], orders: int, shape: Shape) -> int
 
 
 def _cpu(process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
+    return acc.cpu_seconds(process)[0]
 
 
 def _cpu_of(pids: set[int]) -> float:

@@ -169,13 +169,17 @@ class Cache:
         """What Redis holds for a key written by set_if_newer, with its version."""
         return _versioned(self.get(key))
 
-    def read_through(self, key: str, load: Callable[[], tuple[int, bytes]]) -> tuple[int, bytes]:
+    def read_through(self, key: str, load: Callable[[], tuple[int, bytes]],
+                     check: Callable[[], None] | None = None) -> tuple[int, bytes]:
         """(version, value) from this process's copy, else Redis, else load() (which may
-        raise), stored in Redis; the value read is kept here too."""
+        raise), stored in Redis; the value read is kept here too. check() (which may raise)
+        runs before the key leaves the process: a key kept here passed it when it was stored."""
         kept = self.local.get(key)
         if kept is not None:
             _LOCAL_READS.inc()
             return kept
+        if check is not None:
+            check()
         seen = self.local.mark()
         lifetime = 0.0 if self.local_ttl <= 0 else self.ttl_ms / 1000 if self.tracking else self.local_ttl
         found, left_ms = self._get_with_ttl(key)

@@ -38,17 +38,34 @@ class _Malformed:
 
 
 MALFORMED = _Malformed()
+_NOBODY = identity.Identity("", frozenset())
+
+
+class _Refused:
+    """Stands in for a request that decoded but is refused before its handler runs."""
+
+    def __init__(self, error: DomainError) -> None:
+        self.error = error
 
 
 def _safe_deserializer(deserialize: Callable[[bytes], object] | None) -> Callable[[bytes], object] | None:
+    """The request, MALFORMED when its bytes do not decode, or _Refused when a string field holds
+    NUL (PostgreSQL refuses NUL in text: INVALID_ARGUMENT, not INTERNAL). Strings travel verbatim,
+    so a request whose bytes hold no zero byte has no NUL anywhere, and its fields are not walked."""
     if deserialize is None:
         return None
 
     def decode(raw: bytes) -> object:
         try:
-            return deserialize(raw)
+            request = deserialize(raw)
         except Exception:  # noqa: BLE001 - any decode failure is the caller's bad input
             return MALFORMED
+        if b"\0" in raw:
+            try:
+                validation.refuse_nul(request)
+            except DomainError as err:
+                return _Refused(err)
+        return request
 
     return decode
 
@@ -105,7 +122,7 @@ class ServerCalls(grpc.ServerInterceptor):
         if self.auth is not None:
             return self.auth.caller(method, metadata)
         # Without ERP_INTERNAL_AUTH nothing is verified, so nothing is believed either.
-        return identity.Identity("", frozenset())
+        return _NOBODY
 
     def intercept_service(self, continuation: Callable[[grpc.HandlerCallDetails], MethodHandler | None],
                           handler_call_details: grpc.HandlerCallDetails) -> MethodHandler | None:
@@ -212,8 +229,9 @@ def _call(method: str, inner: Callable[[Any, grpc.ServicerContext], object], req
     if request is MALFORMED:
         _abort(ctx, method, started, grpc.StatusCode.INVALID_ARGUMENT,
                "request body is not a valid protobuf message for " + method, [])
+    if isinstance(request, _Refused):
+        _abort(ctx, method, started, request.error.code, request.error.message, request.error.details())
     try:
-        validation.refuse_nul(request)  # PostgreSQL refuses NUL in text: INVALID_ARGUMENT, not INTERNAL
         response = inner(request, ctx)
     except DomainError as err:
         _abort(ctx, method, started, err.code, err.message, err.details())

@@ -1,6 +1,7 @@
 """The InventoryService servicer: protobuf to commands and back, nothing more."""
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 from erp.common.v1 import money_pb2
@@ -18,6 +19,13 @@ def _level(level: StockLevel) -> pb.StockLevel:
     return pb.StockLevel(sku=level.sku, warehouse_code=level.warehouse_code, on_hand=level.on_hand,
                          reserved=level.reserved, available=level.available, version=level.version,
                          reorder_point=level.reorder_point, reorder_quantity=level.reorder_quantity)
+
+
+@functools.lru_cache(maxsize=8192)
+def _stock_response(level: StockLevel) -> pb.GetStockResponse:
+    """GetStock's answer for a level, built once: hot SKUs are read far more often than they change.
+    Calls that read the same level share it, and grpc only serializes it; never change one."""
+    return pb.GetStockResponse(stock=_level(level))
 
 
 def valuation_currency(settings) -> str:
@@ -48,8 +56,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         return pb.CreateWarehouseResponse(warehouse=pb.Warehouse(code=w.code, name=w.name))
 
     def GetStock(self, request: pb.GetStockRequest, context) -> pb.GetStockResponse:
-        level = handlers.get_stock(self.runtime.uow(), self.runtime.cache, request.sku, request.warehouse_code)
-        return pb.GetStockResponse(stock=_level(level))
+        return _stock_response(handlers.get_stock(self.runtime.uow, self.runtime.cache, request.sku,
+                                                  request.warehouse_code))
 
     def BatchGetStock(self, request: pb.BatchGetStockRequest, context) -> pb.BatchGetStockResponse:
         levels, missing = handlers.batch_get_stock(self.runtime.uow(),

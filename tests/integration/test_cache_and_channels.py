@@ -120,6 +120,27 @@ def test_a_write_in_one_process_drops_the_copies_of_the_others(redis_url):
         assert here.read_through("k", _load(7, b"from the database")) == (7, b"from the database")
 
 
+def test_the_check_runs_before_the_key_leaves_the_process_and_not_on_a_kept_copy(redis_url):
+    prefix = "erptest-" + uuid.uuid4().hex[:8]
+    here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=5.0)
+    there = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=5.0)
+    there.set_if_newer("k", 1, b"one")  # in Redis, not kept here yet
+
+    def refuse() -> None:
+        raise ValueError("bad key")
+
+    before = _reads()
+    with pytest.raises(ValueError, match="bad key"):
+        here.read_through("k", _load(0, b"db"), refuse)
+    assert _reads() - before == Counter()  # neither Redis nor the loader was asked
+    checked = []
+    assert here.read_through("k", _load(0, b"db"), lambda: checked.append(1)) == (1, b"one")
+    assert checked == [1]
+    assert here.read_through("k", _load(0, b"db"), refuse) == (1, b"one")  # the copy kept here: no check
+    here.close()
+    there.close()
+
+
 def test_a_kept_copy_never_outlives_the_redis_value_it_was_read_from(redis_url):
     prefix = "erptest-" + uuid.uuid4().hex[:8]
     here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=0.1)

@@ -443,7 +443,9 @@ class FakeCache:
         version, _, value = raw.partition(b":")
         return int(version), value
 
-    def read_through(self, key: str, load) -> tuple[int, bytes]:
+    def read_through(self, key: str, load, check=None) -> tuple[int, bytes]:
+        if check is not None:  # (no copy in this process here: always before the lookup)
+            check()
         found = self.get_versioned(key)
         if found is None:
             found = load()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 from decimal import Decimal
 
 import grpc
@@ -151,7 +152,7 @@ def test_a_trailing_newline_is_not_a_valid_sku_or_warehouse(sku, code):
 
 def test_get_stock_and_batch_validate_their_keys(world):
     with pytest.raises(InvalidArgument) as exc:
-        handlers.get_stock(world.uow, world.cache, "bad sku", "main")
+        handlers.get_stock(lambda: world.uow, world.cache, "bad sku", "main")
     assert fields(exc) == {"sku", "warehouse_code"}
     with pytest.raises(InvalidArgument) as exc:
         handlers.batch_get_stock(world.uow, [("SKU-A", WH), ("bad sku", WH), ("SKU-B", "east")])
@@ -299,14 +300,57 @@ def test_available_never_goes_below_zero():
 # ---------------------------------------------------------------- get_stock and the cache
 
 
+def test_a_cached_stock_key_names_one_valid_sku_and_warehouse():
+    """get_stock checks its request only when this process holds no copy under the key: safe while
+    no other pair of strings, valid or not, names the key of a valid pair. Every pair of strings of
+    up to three of 'A', 'B' and ':' (the character the key joins its parts with)."""
+    def valid(sku: str, wh: str) -> bool:
+        try:
+            handlers.get_stock(lambda: None, _Refusing(), sku, wh)  # the check runs first on a miss
+        except InvalidArgument:
+            return False
+        except _Reached:
+            return True
+        raise AssertionError("unreachable")
+
+    parts = [""] + ["".join(p) for n in (1, 2, 3) for p in itertools.product("AB:", repeat=n)]
+    by_key: dict[str, list[tuple[str, str]]] = {}
+    for sku, wh in itertools.product(parts, parts):
+        by_key.setdefault(handlers._cache_key(sku, wh), []).append((sku, wh))
+    shared = [pairs for pairs in by_key.values() if len(pairs) > 1]
+    assert shared  # (the space holds keys that several pairs name)
+    for pairs in shared:
+        assert sum(valid(*pair) for pair in pairs) <= 1, pairs
+
+
+class _Reached(Exception):
+    pass
+
+
+class _Refusing:
+    def read_through(self, key, load, check=None):
+        check()
+        raise _Reached
+
+
+def test_get_stock_answers_the_same_level_with_one_shared_response():
+    from services.inventory import grpc_api
+
+    level = StockLevel("SKU-A", WH, 10, 4, 2)
+    first = grpc_api._stock_response(level)
+    assert first.stock.available == 6 and first.stock.version == 2
+    assert grpc_api._stock_response(StockLevel("SKU-A", WH, 10, 4, 2)) is first
+    assert grpc_api._stock_response(StockLevel("SKU-A", WH, 10, 5, 3)).stock.available == 5
+
+
 def test_get_stock_of_a_product_never_counted_is_zero(world):
-    assert handlers.get_stock(world.uow, world.cache, "SKU-A", WH) == StockLevel.empty("SKU-A", WH)
+    assert handlers.get_stock(lambda: world.uow, world.cache, "SKU-A", WH) == StockLevel.empty("SKU-A", WH)
 
 
 @pytest.mark.parametrize(("sku", "wh"), [("NOPE", WH), ("SKU-A", "NOWHERE")])
 def test_get_stock_unknown_is_not_found(world, sku, wh):
     with pytest.raises(NotFound):
-        handlers.get_stock(world.uow, world.cache, sku, wh)
+        handlers.get_stock(lambda: world.uow, world.cache, sku, wh)
     assert world.cache.data == {}
 
 
@@ -314,12 +358,12 @@ def test_get_stock_reads_through_the_cache(world):
     world.adjust("SKU-A", 10)
     world.cache.data.clear()
     world.stock.calls.clear()
-    first = handlers.get_stock(world.uow, world.cache, "SKU-A", WH)
+    first = handlers.get_stock(lambda: world.uow, world.cache, "SKU-A", WH)
     assert first == StockLevel("SKU-A", WH, 10, 0, 1)
     assert "get" in world.stock.calls
 
     world.stock.calls.clear()
-    second = handlers.get_stock(world.uow, world.cache, "SKU-A", WH)
+    second = handlers.get_stock(lambda: world.uow, world.cache, "SKU-A", WH)
     assert second == first
     assert world.stock.calls == []  # served from the cache
 
@@ -327,7 +371,7 @@ def test_get_stock_reads_through_the_cache(world):
 def test_an_adjustment_refreshes_the_cache_after_commit(world):
     key = handlers._cache_key("SKU-A", WH)
     world.adjust("SKU-A", 10)
-    assert handlers.get_stock(world.uow, world.cache, "SKU-A", WH).version == 1
+    assert handlers.get_stock(lambda: world.uow, world.cache, "SKU-A", WH).version == 1
 
     writes = []
     real = world.cache.set_if_newer
@@ -337,13 +381,13 @@ def test_an_adjustment_refreshes_the_cache_after_commit(world):
     assert world.cache.get_versioned(key)[0] == 2
 
     world.stock.calls.clear()
-    assert handlers.get_stock(world.uow, world.cache, "SKU-A", WH) == StockLevel("SKU-A", WH, 15, 0, 2)
+    assert handlers.get_stock(lambda: world.uow, world.cache, "SKU-A", WH) == StockLevel("SKU-A", WH, 15, 0, 2)
     assert world.stock.calls == []
 
 
 def test_a_failed_adjustment_leaves_the_cache_alone(world):
     world.adjust("SKU-A", 1)
-    handlers.get_stock(world.uow, world.cache, "SKU-A", WH)
+    handlers.get_stock(lambda: world.uow, world.cache, "SKU-A", WH)
     cached = dict(world.cache.data)
     with pytest.raises(FailedPrecondition):
         world.adjust("SKU-A", -2)
@@ -365,7 +409,7 @@ def test_a_slow_reader_never_replaces_a_newer_cached_level(world):
         return real(k)
 
     world.cache.get_versioned = miss_once
-    assert handlers.get_stock(world.uow, world.cache, "SKU-A", WH).version == 1  # read the row
+    assert handlers.get_stock(lambda: world.uow, world.cache, "SKU-A", WH).version == 1  # read the row
     assert world.cache.data[key] == b"5:99:0"
 
 
@@ -418,7 +462,7 @@ def test_reserve_takes_every_line_when_all_are_available(world):
                                    ev.ReservedLine(line_no=2, sku="SKU-A", warehouse_code=WH, quantity=4)]))]
     # the committed levels went to the cache
     world.stock.calls.clear()
-    assert handlers.get_stock(world.uow, world.cache, "SKU-A", WH) == StockLevel("SKU-A", WH, 10, 4, 2)
+    assert handlers.get_stock(lambda: world.uow, world.cache, "SKU-A", WH) == StockLevel("SKU-A", WH, 10, 4, 2)
     assert world.stock.calls == []
 
 

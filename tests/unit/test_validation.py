@@ -79,3 +79,23 @@ def test_the_per_call_wrap_refuses_a_nul_with_invalid_argument_before_the_handle
     assert status.details[0].Unpack(bad)
     assert [v.field for v in bad.field_violations] == ["sku"]
     assert len(reached) == 1  # the handler never saw the bad one
+
+
+def test_a_zero_byte_that_is_no_nul_reaches_the_handler():
+    """Only a request whose bytes hold a zero byte has its strings walked; a zero byte can also be
+    a length (an empty message set) or a number, and such a request is served."""
+    reached = []
+
+    def list_stock(request, ctx):
+        reached.append(request)
+        return inv.ListStockResponse()
+
+    request = inv.ListStockRequest(warehouse_code="MAIN")
+    request.page.SetInParent()  # an empty page: its length, 0, is on the wire
+    assert b"\x00" in request.SerializeToString()
+    with support.wrapped_method(list_stock, inv.ListStockRequest, inv.ListStockResponse) as call:
+        call(request, timeout=10)
+        with pytest.raises(grpc.RpcError) as info:
+            call(inv.ListStockRequest(warehouse_code="MA\x00IN"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reached == [request]

@@ -8,6 +8,8 @@ Rows (all on 127.0.0.1, every loop bounded in time):
   2  GetStock        inventory's GetStock through the real service (interceptors, validation, Redis
                      read-through cache, PostgreSQL behind it) over 1,000 SKUs with Zipf-skewed popularity
                      (s = 1.0), default cache TTL, near cache kept in step by Redis invalidations
+  1b, 1w             GetStock's stand-ins (a constant answer), bare and behind the mesh's per-call wrap, each
+                     in turns with the echo: where row 2's distance to the echo goes (loadtests/lookup_parts.py)
   1r, 2r @rate       the echo and GetStock at a fixed offered rate (--rate, default 1,000/s), in turns:
                      the p99 target is 2r's over 1r's
   2n GetStock Redis  row 2 without the in-process copy of cached levels (ERP_CACHE_LOCAL_MS=0)
@@ -636,6 +638,48 @@ def versus_echo(args, bench: Bench, echo_load: tuple, pids: dict[int, str], targ
     return row
 
 
+def lookup_split(args, bench: Bench, echo_load: tuple, payloads: list[bytes], lookup: dict) -> None:
+    """Rows 1b and 1w (loadtests/lookup_parts.py): GetStock's stand-ins, each in turns with the echo, and
+    where row 2's distance to the echo goes."""
+    from loadtests import localmesh, lookup_parts
+
+    if "failed" in lookup:
+        return
+    stand_ins = {"bare": ("1b", "GetStock stand-in, bare protobuf method", False),
+                 "wrapped": ("1w", "GetStock stand-in behind the mesh's wrap", True)}
+    ports = dict(zip(stand_ins, localmesh.free_ports(len(stand_ins)), strict=True))
+    servers = {name: subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                                       f"from loadtests.lookup_parts import serve; serve({ports[name]}, {wrapped})"])
+               for name, (_, _, wrapped) in stand_ins.items()}
+    call_us = {"lookup": _call_us(lookup)}
+    try:
+        for name, (row, what, _) in stand_ins.items():
+            wait_serving_raw(f"127.0.0.1:{ports[name]}")
+            load = ({servers[name].pid: f"{row} stand-in"},
+                    dict(target=f"127.0.0.1:{ports[name]}", method=GETSTOCK, payloads=payloads,
+                         concurrency=args.concurrency))
+            echo, result, slices = bench.paired(echo_load, load, args.seconds)
+            if "failed" in result:
+                bench.add(row, what, result)
+                return
+            ratio = result["rps"] / echo["rps"] if echo["rps"] else 0.0
+            call_us.setdefault("echo", _call_us(echo))
+            bench.add(row, what, result, vs_echo=ratio,
+                      notes=f"({row})/echo = {ratio:.2f}, per slice {min(slices):.2f}-{max(slices):.2f}; in turns")
+            call_us[name] = _call_us(result)
+    finally:
+        for server in servers.values():
+            server.terminate()
+    for line in lookup_parts.lines(call_us):
+        print("     -> " + line, flush=True)
+
+
+def _call_us(row: dict) -> float | None:
+    """The server CPU of one call of a closed-loop row (its server processes' cores over its calls/s), µs."""
+    cores = row.get("cpu", {}).get("srv")
+    return cores / row["rps"] * 1e6 if cores is not None and row.get("rps") else None
+
+
 def at_rate(args, bench: Bench, echo_load: tuple, pids: dict[int, str], target: str, payloads: list[bytes],
             rows: tuple[str, str], what: str) -> None:
     """The echo and GetStock at the same offered rate, in turns: the p99 target is GetStock's over the echo's."""
@@ -674,8 +718,9 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, l
         seeded_time = seed_skus(engines.database_url, 1, sizes[0])
         seeded = sizes[0]
         ttl = load("inventory").cache_ttl_seconds
-        versus_echo(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1", "2"),
-                    f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL {ttl:.0f} s)")
+        lookup = versus_echo(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1", "2"),
+                             f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL {ttl:.0f} s)")
+        lookup_split(args, bench, echo_load, lookup_payload, lookup)
         at_rate(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1r", "2r"),
                 f"GetStock at {args.rate:.0f}/s offered, {sizes[0]:,} SKUs")
         rated = bench.rows[-1]

@@ -156,6 +156,23 @@ def internal_auth(settings: Settings) -> InternalAuth | None:
     return InternalAuth(settings.internal_token_secret)
 
 
+def grpc_server(settings: Settings, reuse_port: bool = False) -> grpc.Server:
+    """A service's gRPC server, not started, with nothing registered yet."""
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
+            ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            # Clients reconnect (and re-resolve DNS) every few minutes, so replicas added
+            # by an autoscaler get traffic; in-flight calls get 30 s to finish.
+            ("grpc.max_connection_age_ms", 300_000),
+            ("grpc.max_connection_age_grace_ms", 30_000),
+        ],
+        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+    )
+
+
 def libpq_dsn(url: str) -> str:
     return make_url(db.sqlalchemy_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -183,19 +200,7 @@ def start(spec: ServiceSpec[U], settings: Settings, reuse_port: bool = False) ->
     if spec.background is not None:
         threads.append(threading.Thread(target=spec.background, args=(runtime, stop_event),
                                         name=f"{spec.name}-background", daemon=True))
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.grpc_max_workers, thread_name_prefix="grpc"),
-        options=[
-            ("grpc.max_receive_message_length", settings.grpc_max_message_bytes),
-            ("grpc.max_send_message_length", settings.grpc_max_message_bytes),
-            ("grpc.so_reuseport", 1 if reuse_port else 0),
-            # Clients reconnect (and re-resolve DNS) every few minutes, so replicas added
-            # by an autoscaler get traffic; in-flight calls get 30 s to finish.
-            ("grpc.max_connection_age_ms", 300_000),
-            ("grpc.max_connection_age_grace_ms", 30_000),
-        ],
-        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
-    )
+    server = grpc_server(settings, reuse_port)
     calls: HandlerRegistry = ServerCalls(internal_auth(settings), service=spec.name).wrapping(server)
     guard = idempotency_guard(spec, runtime)
     if guard is not None:  # only a service with mutating RPCs (a request_id field) has keys to keep

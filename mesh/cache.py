@@ -9,11 +9,17 @@ connection of ours that follow_invalidations reads), so a copy lives as long as 
 Redis value (the TTL) and is dropped when any process writes the key: a change is seen
 here once Redis has pushed its invalidation, normally well under a millisecond after
 the writer updated Redis. While that connection is down (or follow_invalidations is not
-running), a copy lives only local_ttl_seconds (ERP_CACHE_LOCAL_MS; 0 turns the copy off)."""
+running), a copy lives only local_ttl_seconds (ERP_CACHE_LOCAL_MS; 0 turns the copy off).
+
+A value read in the last fifth of its lifetime is loaded again in the background and its
+lifetime renewed (refresh ahead), so a key read often never expires under its readers: without
+it, every hot key cost one read of the database per TTL on a caller's path, and keys filled
+together (a warm-up, a restart) expired together, a stall of many misses at once every TTL."""
 from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -51,6 +57,24 @@ end
 return stored
 """
 
+# A value loaded again before it expires (refresh ahead): stored unless a newer version is there,
+# and when this very version is there, only its lifetime renewed. ARGV: lifetime ms, version, value.
+RENEW = """
+local current = redis.call('GET', KEYS[1])
+local held = current and tonumber(string.match(current, '^(%d+):'))
+local version = tonumber(ARGV[2])
+if held and held > version then
+  return 0
+end
+if held and held == version then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[1])
+return 1
+"""
+REFRESH_SHARE = 0.2  # read in the last fifth of its lifetime, a value is loaded again in the background
+MAX_REFRESHING = 10_000  # keys waiting for their refresh at most; past that, values just expire
+
 # A value and its remaining lifetime in ms, in one round trip (a copy here must not outlive it).
 GET_WITH_TTL = "return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}"
 
@@ -77,10 +101,16 @@ class LocalEntries:
         self._floor = 0  # fills that began before this generation are refused (all were dropped)
 
     def get(self, key: str) -> tuple[int, bytes] | None:
+        found = self.read(key)
+        return None if found is None else (found[1], found[2])
+
+    def read(self, key: str) -> tuple[float, int, bytes] | None:
+        """(seconds it has left, version, value) of the copy of key, or None."""
         entry = self._entries.get(key)  # dict reads are atomic under the GIL: no lock on hits
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None:
             return None
-        return entry[1], entry[2]
+        left = entry[0] - time.monotonic()
+        return None if left < 0 else (left, entry[1], entry[2])
 
     def mark(self) -> int:
         """Taken before reading a value that fill() will keep."""
@@ -135,6 +165,12 @@ class Cache:
         self.tracking = False  # invalidations are reaching this process
         self._unsettled: set[str] = set()  # keys whose update after a commit did not reach Redis
         self._unsettled_lock = threading.Lock()
+        self._renew = self.client.register_script(RENEW)
+        self.refresh_within = ttl_seconds * REFRESH_SHARE  # seconds of a value's life left when it is refreshed
+        self._refreshing: set[str] = set()  # keys waiting for, or in, their refresh
+        self._refresh_lock = threading.Lock()
+        self._refresh_queue: queue.SimpleQueue[tuple[str, Callable[[], tuple[int, bytes]]] | None] = queue.SimpleQueue()
+        self._refresher: threading.Thread | None = None  # started with the first refresh
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -174,10 +210,12 @@ class Cache:
         """(version, value) from this process's copy, else Redis, else load() (which may
         raise), stored in Redis; the value read is kept here too. check() (which may raise)
         runs before the key leaves the process: a key kept here passed it when it was stored."""
-        kept = self.local.get(key)
+        kept = self.local.read(key)
         if kept is not None:
             _LOCAL_READS.inc()
-            return kept
+            if kept[0] < self.refresh_within and self.tracking:  # (tracked, a copy ends with the Redis value)
+                self._refresh_soon(key, load)
+            return kept[1], kept[2]
         if check is not None:
             check()
         seen = self.local.mark()
@@ -189,9 +227,52 @@ class Cache:
             self._fill_redis(key, *found)
         else:
             _REDIS_READS.inc()
+            if left_ms < self.refresh_within * 1000:
+                self._refresh_soon(key, load)
             lifetime = min(lifetime, left_ms / 1000)  # a copy never outlives the Redis value
         self.local.fill(key, found[0], found[1], seen, lifetime)
         return found
+
+    # ---------------------------------------------------------------------------- refresh ahead
+    def _refresh_soon(self, key: str, load: Callable[[], tuple[int, bytes]]) -> None:
+        """Queues key for one background refresh (once, however many readers see it due)."""
+        if key in self._refreshing:
+            return
+        with self._refresh_lock:
+            if key in self._refreshing or len(self._refreshing) >= MAX_REFRESHING:
+                return
+            self._refreshing.add(key)
+            if self._refresher is None:
+                self._refresher = threading.Thread(target=self._refresh_all, name="cache-refresh", daemon=True)
+                self._refresher.start()
+        self._refresh_queue.put((key, load))
+
+    def _refresh_all(self) -> None:
+        while (job := self._refresh_queue.get()) is not None:
+            key, load = job
+            try:
+                self._refresh(key, load)
+            except Exception as exc:  # noqa: BLE001 - the value expires, and the next reader loads it
+                log.debug("refreshing %s failed: %s", key, exc.__class__.__name__)
+            finally:
+                with self._refresh_lock:
+                    self._refreshing.discard(key)
+
+    def _refresh(self, key: str, load: Callable[[], tuple[int, bytes]]) -> None:
+        """Loads key again and renews it in Redis (a newer version there is kept); the copy here
+        takes the new lifetime, unless its own invalidation dropped it first."""
+        if not self._available():
+            return
+        seen = self.local.mark()
+        version, value = load()
+        metrics.CACHE_REFRESHES.inc()
+        try:
+            self._renew(keys=[self._key(key)], args=[self.ttl_ms, version, value])
+        except redis.RedisError as exc:
+            self._trip(exc)
+            return
+        if self.tracking and self.local_ttl > 0:
+            self.local.fill(key, version, value, seen, self.ttl_ms / 1000)
 
     def _get_with_ttl(self, key: str) -> tuple[tuple[int, bytes] | None, int]:
         if not self._available():
@@ -350,4 +431,6 @@ class Cache:
             return False
 
     def close(self) -> None:
+        if self._refresher is not None:
+            self._refresh_queue.put(None)
         self.client.close()

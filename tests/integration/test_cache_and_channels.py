@@ -141,6 +141,81 @@ def test_the_check_runs_before_the_key_leaves_the_process_and_not_on_a_kept_copy
     there.close()
 
 
+class _Loads:
+    """A loader that counts its calls (each a read of the database), from any thread."""
+
+    def __init__(self, version: int, value: bytes) -> None:
+        self.version, self.value, self.calls = version, value, 0
+
+    def __call__(self) -> tuple[int, bytes]:
+        self.calls += 1
+        return self.version, self.value
+
+
+def test_a_value_read_near_its_end_is_loaded_again_in_the_background_and_lives_on(redis_url):
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=1.0)  # refreshed in its last 0.2 s
+    load = _Loads(1, b"one")
+    assert cache.read_through("k", load) == (1, b"one")
+    time.sleep(0.5)
+    assert cache.read_through("k", load) == (1, b"one") and load.calls == 1  # not due yet
+    time.sleep(0.35)
+    before = _reads()
+    assert cache.read_through("k", load) == (1, b"one")  # served at once, from Redis
+    assert _reads() - before == Counter(redis=1)
+    support.wait_for("the background refresh", lambda: load.calls == 2 and not cache._refreshing)
+    assert cache.client.pttl(cache._key("k")) > 600  # its lifetime renewed
+    time.sleep(0.4)  # past the first lifetime: no caller loads it
+    assert cache.read_through("k", load) == (1, b"one")
+    assert load.calls == 2
+    cache.close()
+
+
+def test_a_refresh_keeps_a_newer_version_and_renews_only_the_lifetime_of_the_same_one(redis_url):
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=30)
+    cache.set_if_newer("k", 2, b"two")
+    cache.client.pexpire(cache._key("k"), 1000)
+    cache._refresh("k", _load(1, b"one"))  # a refresh that read the database before the writer's commit
+    assert cache.get_versioned("k") == (2, b"two")
+    assert cache.client.pttl(cache._key("k")) <= 1000
+    cache._refresh("k", _load(2, b"two"))
+    assert cache.get_versioned("k") == (2, b"two")
+    assert cache.client.pttl(cache._key("k")) > 20_000
+    cache._refresh("k", _load(3, b"three"))
+    assert cache.get_versioned("k") == (3, b"three")
+    cache.close()
+
+
+def test_a_refresh_that_fails_leaves_the_value_to_expire_and_the_next_reader_loads_it(redis_url):
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=1.0)
+    assert cache.read_through("k", _load(1, b"one")) == (1, b"one")
+    time.sleep(0.85)
+
+    def broken() -> tuple[int, bytes]:
+        raise ConnectionError("database down")
+
+    assert cache.read_through("k", broken) == (1, b"one")
+    support.wait_for("the refresh to give up", lambda: not cache._refreshing)
+    time.sleep(0.3)
+    assert cache.read_through("k", _load(2, b"two")) == (2, b"two")  # expired: loaded by this reader
+    cache.close()
+
+
+def test_a_kept_copy_read_near_its_end_is_refreshed_once_and_lives_on(redis_url):
+    prefix = "erptest-" + uuid.uuid4().hex[:8]
+    here = Cache(redis_url, prefix=prefix, ttl_seconds=1.0, local_ttl_seconds=0.1)
+    load = _Loads(1, b"one")
+    with _following(here):
+        assert here.read_through("k", load) == (1, b"one")  # kept here as long as the Redis value
+        time.sleep(0.85)
+        for _ in range(20):  # many readers of a due copy: one refresh
+            assert here.read_through("k", load) == (1, b"one")
+        support.wait_for("the background refresh", lambda: load.calls == 2 and not here._refreshing)
+        time.sleep(0.4)
+        assert here.read_through("k", load) == (1, b"one")
+        assert load.calls == 2
+    here.close()
+
+
 def test_a_kept_copy_never_outlives_the_redis_value_it_was_read_from(redis_url):
     prefix = "erptest-" + uuid.uuid4().hex[:8]
     here = Cache(redis_url, prefix=prefix, ttl_seconds=30, local_ttl_seconds=0.1)

@@ -393,17 +393,27 @@ class Bench:
         """Two closed-loop unary loads measured in turns (a b, b a, a b, ...), `seconds` each in all, so
         both see the same moments of a machine whose speed drifts. Returns both pooled results and the
         ratio second/first of each pair of slices."""
-        runs: dict[int, list[dict]] = {0: [], 1: []}
+        (a, b), ratios = self.in_turns([first, second], seconds, slices)
+        return a, b, ratios[1] if ratios else []
+
+    def in_turns(self, loads: list[tuple[dict[int, str], dict]], seconds: float,
+                 slices: int = 6) -> tuple[list[dict], list[list[float]]]:
+        """Closed-loop unary loads measured in turns (a b c, c b a, a b c, ...), `seconds` each in all.
+        Returns each one's pooled result and, per load, the ratio of each of its slices to the first
+        load's slice of the same turn (all empty when a slice failed: each result is then that failure)."""
+        runs: list[list[dict]] = [[] for _ in loads]
+        order = list(range(len(loads)))
         for turn in range(slices):
-            for which in ((0, 1) if turn % 2 == 0 else (1, 0)):
-                pids, kwargs = (first, second)[which]
+            for which in (order if turn % 2 == 0 else order[::-1]):
+                pids, kwargs = loads[which]
                 runs[which].append(self.run("unary", pids, 60, **dict(
                     kwargs, seconds=seconds / slices, warmup=SLICE_WARMUP, raw=True)))
-        failed = [r for r in runs[0] + runs[1] if "failed" in r]
+        failed = [r for each in runs for r in each if "failed" in r]
         if failed:
-            return failed[0], failed[0], []
-        ratios = [b["rps"] / a["rps"] if a["rps"] else 0.0 for a, b in zip(runs[0], runs[1], strict=True)]
-        return _merged(runs[0]), _merged(runs[1]), ratios
+            return [failed[0] for _ in loads], []
+        ratios = [[b["rps"] / a["rps"] if a["rps"] else 0.0 for a, b in zip(runs[0], each, strict=True)]
+                  for each in runs]
+        return [_merged(each) for each in runs], ratios
 
     def add(self, row: str, what: str, result: dict, **extra) -> dict:
         entry = {"row": row, "what": what, **result, **extra}
@@ -638,38 +648,39 @@ def versus_echo(args, bench: Bench, echo_load: tuple, pids: dict[int, str], targ
     return row
 
 
-def lookup_split(args, bench: Bench, echo_load: tuple, payloads: list[bytes], lookup: dict) -> None:
-    """Rows 1b and 1w (loadtests/lookup_parts.py): GetStock's stand-ins, each in turns with the echo, and
-    where row 2's distance to the echo goes."""
+def lookup_split(args, bench: Bench, echo_load: tuple, lookup_load: tuple) -> None:
+    """Rows 1b and 1w (loadtests/lookup_parts.py): GetStock's stand-ins in turns with the echo and GetStock
+    (echo, 1b, 1w, GetStock, GetStock, 1w, ...), and where GetStock's server CPU beyond the echo's goes."""
     from loadtests import localmesh, lookup_parts
 
-    if "failed" in lookup:
-        return
+    payloads = lookup_load[1]["payloads"]
     stand_ins = {"bare": ("1b", "GetStock stand-in, bare protobuf method", False),
                  "wrapped": ("1w", "GetStock stand-in behind the mesh's wrap", True)}
     ports = dict(zip(stand_ins, localmesh.free_ports(len(stand_ins)), strict=True))
     servers = {name: subprocess.Popen([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
                                        f"from loadtests.lookup_parts import serve; serve({ports[name]}, {wrapped})"])
                for name, (_, _, wrapped) in stand_ins.items()}
-    call_us = {"lookup": _call_us(lookup)}
     try:
-        for name, (row, what, _) in stand_ins.items():
+        loads = [echo_load]
+        for name in stand_ins:
             wait_serving_raw(f"127.0.0.1:{ports[name]}")
-            load = ({servers[name].pid: f"{row} stand-in"},
-                    dict(target=f"127.0.0.1:{ports[name]}", method=GETSTOCK, payloads=payloads,
-                         concurrency=args.concurrency))
-            echo, result, slices = bench.paired(echo_load, load, args.seconds)
-            if "failed" in result:
-                bench.add(row, what, result)
-                return
-            ratio = result["rps"] / echo["rps"] if echo["rps"] else 0.0
-            call_us.setdefault("echo", _call_us(echo))
-            bench.add(row, what, result, vs_echo=ratio,
-                      notes=f"({row})/echo = {ratio:.2f}, per slice {min(slices):.2f}-{max(slices):.2f}; in turns")
-            call_us[name] = _call_us(result)
+            loads.append(({servers[name].pid: f"{stand_ins[name][0]} stand-in"},
+                          dict(target=f"127.0.0.1:{ports[name]}", method=GETSTOCK, payloads=payloads,
+                               concurrency=args.concurrency)))
+        results, ratios = bench.in_turns([*loads, lookup_load], args.seconds)
     finally:
         for server in servers.values():
             server.terminate()
+    call_us = {"echo": _call_us(results[0]), "lookup": _call_us(results[-1])}
+    for (name, (row, what, _)), result, slices in zip(stand_ins.items(), results[1:-1], ratios[1:-1] or [[], []],
+                                                       strict=True):
+        if "failed" in result:
+            bench.add(row, what, result)
+            continue
+        ratio = result["rps"] / results[0]["rps"] if results[0]["rps"] else 0.0
+        bench.add(row, what, result, vs_echo=ratio,
+                  notes=f"({row})/echo = {ratio:.2f}, per slice {min(slices):.2f}-{max(slices):.2f}; in turns")
+        call_us[name] = _call_us(result)
     for line in lookup_parts.lines(call_us):
         print("     -> " + line, flush=True)
 
@@ -720,7 +731,9 @@ def lookup_rows(args, bench: Bench, engines, namespace: str, echo_load: tuple, l
         ttl = load("inventory").cache_ttl_seconds
         lookup = versus_echo(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1", "2"),
                              f"GetStock, {sizes[0]:,} SKUs (Redis cache, TTL {ttl:.0f} s)")
-        lookup_split(args, bench, echo_load, lookup_payload, lookup)
+        if "failed" not in lookup:
+            lookup_split(args, bench, echo_load, (pids, dict(target=targets["inventory"], method=GETSTOCK,
+                                                             payloads=lookup_payload, concurrency=args.concurrency)))
         at_rate(args, bench, echo_load, pids, targets["inventory"], lookup_payload, ("1r", "2r"),
                 f"GetStock at {args.rate:.0f}/s offered, {sizes[0]:,} SKUs")
         rated = bench.rows[-1]

@@ -2,15 +2,16 @@
 
 Rows 1 and 2 say how far a cached GetStock is from a bare echo; these rows say what that distance is
 made of. Two stand-ins answer GetStock with a constant and nothing behind it, each on a server built
-as the services' are (mesh.service.grpc_server: its workers, options and limit of calls), and each is
-measured in turns with the echo, as row 2 is:
+as the services' are (mesh.service.grpc_server: its workers, options and limit of calls), measured in
+turns with the echo and GetStock itself (echo, 1b, 1w, GetStock, GetStock, 1w, ...):
   1b  bare: grpc's own cost of a protobuf method (decoding the request, encoding the answer);
   1w  behind the mesh's per-call wrap (mesh.interceptors.ServerCalls: ids, deadline, caller, metrics,
       the NUL check, error mapping, the request-id trailer), as every method of every service is.
 Each row's notes give its throughput over the echo's; the line after them splits what one GetStock
 call costs its server beyond an echo call (CPU from /proc over each row, which holds stiller than
 throughput over one-second slices) into grpc's protobuf method (1b - echo), the mesh's per-call work
-(1w - 1b) and GetStock's own handler, its checks, the cache and its answer (row 2 - 1w).
+(1w - 1b) and GetStock's own handler, its checks, the cache and its answer (GetStock - 1w), all
+from the same turns.
 """
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ class Split:
 
 
 def split(call_us: dict[str, float | None]) -> Split | None:
-    """From the server CPU of one call of the echo, 1b ("bare"), 1w ("wrapped") and row 2 ("lookup");
+    """From the server CPU of one call of the echo, 1b ("bare"), 1w ("wrapped") and GetStock ("lookup");
     None when one was not read."""
     echo, bare, wrapped, lookup = (call_us.get(k) for k in ("echo", "bare", "wrapped", "lookup"))
     if echo is None or bare is None or wrapped is None or lookup is None:

@@ -11,8 +11,8 @@ here once Redis has pushed its invalidation, normally well under a millisecond a
 the writer updated Redis. While that connection is down (or follow_invalidations is not
 running), a copy lives only local_ttl_seconds (ERP_CACHE_LOCAL_MS; 0 turns the copy off).
 
-A value read in the last fifth of its lifetime is loaded again in the background and its
-lifetime renewed (refresh ahead), so a key read often never expires under its readers: without
+A value read in the last fifth of its lifetime (the last tenth to fifth: spread by key) is loaded
+again in the background and its lifetime renewed (refresh ahead), so a key read often never expires under its readers: without
 it, every hot key cost one read of the database per TTL on a caller's path, and keys filled
 together (a warm-up, a restart) expired together, a stall of many misses at once every TTL."""
 from __future__ import annotations
@@ -213,8 +213,8 @@ class Cache:
         kept = self.local.read(key)
         if kept is not None:
             _LOCAL_READS.inc()
-            if kept[0] < self.refresh_within and self.tracking:  # (tracked, a copy ends with the Redis value)
-                self._refresh_soon(key, load)
+            if kept[0] < self.refresh_within and self.tracking and kept[0] < self._due_within(key):
+                self._refresh_soon(key, load)  # (tracked, a copy ends with the Redis value)
             return kept[1], kept[2]
         if check is not None:
             check()
@@ -227,13 +227,19 @@ class Cache:
             self._fill_redis(key, *found)
         else:
             _REDIS_READS.inc()
-            if left_ms < self.refresh_within * 1000:
+            if left_ms < self._due_within(key) * 1000:
                 self._refresh_soon(key, load)
             lifetime = min(lifetime, left_ms / 1000)  # a copy never outlives the Redis value
         self.local.fill(key, found[0], found[1], seen, lifetime)
         return found
 
     # ---------------------------------------------------------------------------- refresh ahead
+    def _due_within(self, key: str) -> float:
+        """Seconds of life left under which key is refreshed: between half the refresh window and
+        all of it, by key (its hash, fixed in this process), so keys cached together (a warm-up)
+        are not all refreshed in the same second, and stay apart once renewed."""
+        return self.refresh_within * (0.5 + (hash(key) & 0xFF) / 510)
+
     def _refresh_soon(self, key: str, load: Callable[[], tuple[int, bytes]]) -> None:
         """Queues key for one background refresh (once, however many readers see it due)."""
         if key in self._refreshing:

@@ -153,21 +153,29 @@ class _Loads:
 
 
 def test_a_value_read_near_its_end_is_loaded_again_in_the_background_and_lives_on(redis_url):
-    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=1.0)  # refreshed in its last 0.2 s
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=10)  # due in its last 1-2 s
     load = _Loads(1, b"one")
     assert cache.read_through("k", load) == (1, b"one")
-    time.sleep(0.5)
-    assert cache.read_through("k", load) == (1, b"one") and load.calls == 1  # not due yet
-    time.sleep(0.35)
+    assert cache.read_through("k", load) == (1, b"one")
+    assert load.calls == 1 and not cache._refreshing  # not due
+    cache.client.pexpire(cache._key("k"), 600)  # its last 0.6 s
     before = _reads()
     assert cache.read_through("k", load) == (1, b"one")  # served at once, from Redis
     assert _reads() - before == Counter(redis=1)
     support.wait_for("the background refresh", lambda: load.calls == 2 and not cache._refreshing)
-    assert cache.client.pttl(cache._key("k")) > 600  # its lifetime renewed
-    time.sleep(0.4)  # past the first lifetime: no caller loads it
+    assert cache.client.pttl(cache._key("k")) > 8000  # its lifetime renewed
+    time.sleep(0.7)  # past the life it had: no caller loads it
     assert cache.read_through("k", load) == (1, b"one")
     assert load.calls == 2
     cache.close()
+
+
+def test_keys_cached_together_come_due_apart():
+    cache = Cache("redis://127.0.0.1:1/0", prefix="erptest", ttl_seconds=60)  # (no round trip here)
+    windows = [cache._due_within(f"stock:MAIN:SKU-{i}") for i in range(1000)]
+    assert all(6.0 <= w <= 12.0 for w in windows)  # within the last tenth to fifth of the 60 s
+    assert max(windows) - min(windows) > 5.0
+    assert cache._due_within("stock:MAIN:SKU-1") == windows[1]  # fixed for a key
 
 
 def test_a_refresh_keeps_a_newer_version_and_renews_only_the_lifetime_of_the_same_one(redis_url):
@@ -186,34 +194,37 @@ def test_a_refresh_keeps_a_newer_version_and_renews_only_the_lifetime_of_the_sam
 
 
 def test_a_refresh_that_fails_leaves_the_value_to_expire_and_the_next_reader_loads_it(redis_url):
-    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=1.0)
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=10)
     assert cache.read_through("k", _load(1, b"one")) == (1, b"one")
-    time.sleep(0.85)
+    cache.client.pexpire(cache._key("k"), 400)
 
     def broken() -> tuple[int, bytes]:
         raise ConnectionError("database down")
 
     assert cache.read_through("k", broken) == (1, b"one")
     support.wait_for("the refresh to give up", lambda: not cache._refreshing)
-    time.sleep(0.3)
+    time.sleep(0.5)
     assert cache.read_through("k", _load(2, b"two")) == (2, b"two")  # expired: loaded by this reader
     cache.close()
 
 
 def test_a_kept_copy_read_near_its_end_is_refreshed_once_and_lives_on(redis_url):
     prefix = "erptest-" + uuid.uuid4().hex[:8]
-    here = Cache(redis_url, prefix=prefix, ttl_seconds=1.0, local_ttl_seconds=0.1)
+    here = Cache(redis_url, prefix=prefix, ttl_seconds=10, local_ttl_seconds=0.1)
+    there = Cache(redis_url, prefix=prefix, ttl_seconds=10)  # another process, which wrote it
     load = _Loads(1, b"one")
     with _following(here):
-        assert here.read_through("k", load) == (1, b"one")  # kept here as long as the Redis value
-        time.sleep(0.85)
-        for _ in range(20):  # many readers of a due copy: one refresh
+        there.set_if_newer("k", 1, b"one")
+        there.client.pexpire(there._key("k"), 900)
+        time.sleep(0.2)  # that write's invalidation has reached here
+        for _ in range(20):  # the first reads Redis and keeps a copy that ends with it; all are due
             assert here.read_through("k", load) == (1, b"one")
-        support.wait_for("the background refresh", lambda: load.calls == 2 and not here._refreshing)
-        time.sleep(0.4)
+        support.wait_for("the background refresh", lambda: load.calls == 1 and not here._refreshing)
+        time.sleep(1.0)  # past the life it had: kept here or read from Redis, not loaded
         assert here.read_through("k", load) == (1, b"one")
-        assert load.calls == 2
+        assert load.calls == 1
     here.close()
+    there.close()
 
 
 def test_a_kept_copy_never_outlives_the_redis_value_it_was_read_from(redis_url):

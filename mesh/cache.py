@@ -12,9 +12,10 @@ the writer updated Redis. While that connection is down (or follow_invalidations
 running), a copy lives only local_ttl_seconds (ERP_CACHE_LOCAL_MS; 0 turns the copy off).
 
 A value read in the last fifth of its lifetime (the last tenth to fifth: spread by key) is loaded
-again in the background and its lifetime renewed (refresh ahead), so a key read often never expires under its readers: without
-it, every hot key cost one read of the database per TTL on a caller's path, and keys filled
-together (a warm-up, a restart) expired together, a stall of many misses at once every TTL."""
+again in the background and its lifetime renewed (refresh ahead), so a key read often never
+expires under its readers: without it, every hot key cost one read of the database per TTL on a
+caller's path, and keys filled together (a warm-up, a restart) expired together, a stall of many
+misses at once every TTL."""
 from __future__ import annotations
 
 import itertools
@@ -273,11 +274,11 @@ class Cache:
         version, value = load()
         metrics.CACHE_REFRESHES.inc()
         try:
-            self._renew(keys=[self._key(key)], args=[self.ttl_ms, version, value])
+            renewed = self._renew(keys=[self._key(key)], args=[self.ttl_ms, version, value])
         except redis.RedisError as exc:
             self._trip(exc)
             return
-        if self.tracking and self.local_ttl > 0:
+        if renewed and self.tracking and self.local_ttl > 0:  # (0: a newer version is in Redis)
             self.local.fill(key, version, value, seen, self.ttl_ms / 1000)
 
     def _get_with_ttl(self, key: str) -> tuple[tuple[int, bytes] | None, int]:

@@ -72,5 +72,5 @@ def lines(call_us: dict[str, float | None]) -> list[str]:
         return ["where GetStock's server CPU goes: not read (a row failed)"]
     return [f"server CPU per call: echo {call_us['echo']:.0f} µs, GetStock {call_us['lookup']:.0f} µs, "
             f"{parts.total:+.0f} of which grpc's protobuf method {parts.grpc_method:+.0f}, the mesh's per-call "
-            f"wrap {parts.mesh_wrap:+.0f}, GetStock's own handler {parts.handler:+.0f} (rows 1b and 1w; a part "
-            "within a few µs of 0 is noise)"]
+            f"wrap {parts.mesh_wrap:+.0f}, GetStock's own handler {parts.handler:+.0f} (rows 1b and 1w; each part "
+            "moves by up to ~10 µs from run to run: read several runs)"]

@@ -58,20 +58,28 @@ end
 return stored
 """
 
-# A value loaded again before it expires (refresh ahead): stored unless a newer version is there,
-# and when this very version is there, only its lifetime renewed. ARGV: lifetime ms, version, value.
+# A value loaded again before it expires (refresh ahead). ARGV: lifetime ms, version, value.
+# - No key: nothing (a writer deleted it, or it expired: the next reader loads it); a refresh never
+#   brings back what a writer deleted.
+# - An older version there: replaced by this newer one, as set_if_newer would.
+# - This very value there: only its lifetime renewed.
+# - Anything else (a newer version, or this version with another value: a reorder point changes a
+#   level without a new version, and its writer deletes the key instead): left to expire.
 RENEW = """
 local current = redis.call('GET', KEYS[1])
-local held = current and tonumber(string.match(current, '^(%d+):'))
-local version = tonumber(ARGV[2])
-if held and held > version then
+if not current then
   return 0
 end
-if held and held == version then
+local held = tonumber(string.match(current, '^(%d+):'))
+local version = tonumber(ARGV[2])
+if held and held < version then
+  redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[1])
+  return 1
+end
+if current == ARGV[2] .. ':' .. ARGV[3] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[1])
 end
-redis.call('SET', KEYS[1], ARGV[2] .. ':' .. ARGV[3], 'PX', ARGV[1])
-return 1
+return 0
 """
 REFRESH_SHARE = 0.2  # read in the last fifth of its lifetime, a value is loaded again in the background
 MAX_REFRESHING = 10_000  # keys waiting for their refresh at most; past that, values just expire
@@ -172,6 +180,8 @@ class Cache:
         self._refresh_lock = threading.Lock()
         self._refresh_queue: queue.SimpleQueue[tuple[str, Callable[[], tuple[int, bytes]]] | None] = queue.SimpleQueue()
         self._refresher: threading.Thread | None = None  # started with the first refresh
+        self._closed = False
+        self._refresh_warned_at = -60.0  # when a failed refresh was last logged
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -246,7 +256,7 @@ class Cache:
         if key in self._refreshing:
             return
         with self._refresh_lock:
-            if key in self._refreshing or len(self._refreshing) >= MAX_REFRESHING:
+            if key in self._refreshing or len(self._refreshing) >= MAX_REFRESHING or self._closed:
                 return
             self._refreshing.add(key)
             if self._refresher is None:
@@ -255,31 +265,42 @@ class Cache:
         self._refresh_queue.put((key, load))
 
     def _refresh_all(self) -> None:
-        while (job := self._refresh_queue.get()) is not None:
+        while (job := self._refresh_queue.get()) is not None and not self._closed:
             key, load = job
             try:
-                self._refresh(key, load)
+                outcome = self._refresh(key, load)
             except Exception as exc:  # noqa: BLE001 - the value expires, and the next reader loads it
-                log.debug("refreshing %s failed: %s", key, exc.__class__.__name__)
+                outcome = "failed"
+                if time.monotonic() >= self._refresh_warned_at + 60:  # once a minute, not once per key
+                    self._refresh_warned_at = time.monotonic()
+                    log.warning("refreshing a cached value failed (%s): it expires, and its next reader loads it",
+                                exc.__class__.__name__)
             finally:
                 with self._refresh_lock:
                     self._refreshing.discard(key)
+            metrics.CACHE_REFRESHES.labels(outcome).inc()
 
-    def _refresh(self, key: str, load: Callable[[], tuple[int, bytes]]) -> None:
-        """Loads key again and renews it in Redis (a newer version there is kept); the copy here
-        takes the new lifetime, unless its own invalidation dropped it first."""
+    def _refresh(self, key: str, load: Callable[[], tuple[int, bytes]]) -> str:
+        """Loads key again and renews it in Redis (see RENEW); the copy here takes the new lifetime,
+        unless an invalidation dropped it first. Skipped ("skipped") when Redis is out of reach, or
+        the key is gone or no longer due (another replica renewed it, or a writer replaced it)."""
         if not self._available():
-            return
-        seen = self.local.mark()
-        version, value = load()
-        metrics.CACHE_REFRESHES.inc()
+            return "skipped"
         try:
+            left_ms = self.client.pttl(self._key(key))
+            if left_ms < 0 or left_ms > self._due_within(key) * 1000:
+                return "skipped"
+            seen = self.local.mark()
+            version, value = load()
             renewed = self._renew(keys=[self._key(key)], args=[self.ttl_ms, version, value])
         except redis.RedisError as exc:
             self._trip(exc)
-            return
-        if renewed and self.tracking and self.local_ttl > 0:  # (0: a newer version is in Redis)
+            return "failed"
+        if not renewed:
+            return "refused"
+        if self.tracking and self.local_ttl > 0:
             self.local.fill(key, version, value, seen, self.ttl_ms / 1000)
+        return "renewed"
 
     def _get_with_ttl(self, key: str) -> tuple[tuple[int, bytes] | None, int]:
         if not self._available():
@@ -438,6 +459,9 @@ class Cache:
             return False
 
     def close(self) -> None:
+        with self._refresh_lock:
+            self._closed = True  # no refresh is queued or started from now on
         if self._refresher is not None:
             self._refresh_queue.put(None)
+            self._refresher.join(timeout=5)
         self.client.close()

@@ -58,7 +58,8 @@ ROWS_PRUNED = Counter("erp_rows_pruned_total", "outbox, inbox and idempotency-ke
 CACHE_READS = Counter("erp_cache_reads_total", "read-through cache reads, by where the value came from",
                       ["where"])  # local (this process's copy), redis, or load (the database)
 CACHE_REFRESHES = Counter("erp_cache_refreshes_total",
-                          "values loaded again in the background before they expired (refresh ahead)")
+                          "values due for a background refresh before they expire, by outcome", ["outcome"])
+# renewed, refused (a newer or different value in Redis), skipped (gone, or renewed elsewhere), failed
 CACHE_TRACKING = Gauge("erp_cache_invalidations_following", "1 while Redis pushes this process its invalidations")
 SERVING = Gauge("erp_serving", "1 while this process reports SERVING to health checks", ["service"])
 SERVING_CHANGES = Counter("erp_serving_changes_total", "times this process's health status flipped", ["service"])

@@ -178,19 +178,55 @@ def test_keys_cached_together_come_due_apart():
     assert cache._due_within("stock:MAIN:SKU-1") == windows[1]  # fixed for a key
 
 
-def test_a_refresh_keeps_a_newer_version_and_renews_only_the_lifetime_of_the_same_one(redis_url):
-    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=30)
-    cache.set_if_newer("k", 2, b"two")
-    cache.client.pexpire(cache._key("k"), 1000)
-    cache._refresh("k", _load(1, b"one"))  # a refresh that read the database before the writer's commit
-    assert cache.get_versioned("k") == (2, b"two")
-    assert cache.client.pttl(cache._key("k")) <= 1000
-    cache._refresh("k", _load(2, b"two"))
-    assert cache.get_versioned("k") == (2, b"two")
-    assert cache.client.pttl(cache._key("k")) > 20_000
-    cache._refresh("k", _load(3, b"three"))
+def test_a_refresh_renews_only_the_value_it_read_and_never_brings_back_a_deleted_key(redis_url):
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=30)  # due in its last 3-6 s
+    key = cache._key("k")
+
+    def due(value: bytes) -> None:  # Redis holds value with under 3 s left
+        cache.client.set(key, value, px=1000)
+
+    due(b"2:two")
+    assert cache._refresh("k", _load(1, b"one")) == "refused"  # read before a writer's commit: kept
+    assert cache.get_versioned("k") == (2, b"two") and cache.client.pttl(key) <= 1000
+    assert cache._refresh("k", _load(2, b"two, reordered")) == "refused"  # same version, another value:
+    assert cache.get_versioned("k") == (2, b"two")  # left to expire (its writer deletes it)
+    assert cache._refresh("k", _load(2, b"two")) == "renewed"
+    assert cache.get_versioned("k") == (2, b"two") and cache.client.pttl(key) > 20_000
+    assert cache._refresh("k", _load(3, b"three")) == "skipped"  # renewed already (by another replica)
+    due(b"2:two")
+    assert cache._refresh("k", _load(3, b"three")) == "renewed"
     assert cache.get_versioned("k") == (3, b"three")
+    cache.client.delete(key)  # a writer deleted it
+    assert cache._refresh("k", _load(3, b"three, stale")) == "skipped"
+    assert cache.client.exists(key) == 0
     cache.close()
+
+
+def test_a_key_deleted_while_its_refresh_read_the_database_is_not_brought_back(redis_url):
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=30)
+    cache.client.set(cache._key("k"), b"2:two", px=1000)
+
+    def load_then_a_writer_deletes() -> tuple[int, bytes]:
+        cache.client.delete(cache._key("k"))  # the writer commits and deletes after this read
+        return 2, b"two"
+
+    assert cache._refresh("k", load_then_a_writer_deletes) == "refused"
+    assert cache.client.exists(cache._key("k")) == 0
+    cache.close()
+
+
+def test_a_closed_cache_stops_refreshing(redis_url):
+    cache = Cache(redis_url, prefix="erptest-" + uuid.uuid4().hex[:8], ttl_seconds=10)
+    load = _Loads(1, b"one")
+    cache.read_through("k", load)
+    cache.client.pexpire(cache._key("k"), 800)
+    cache.read_through("k", load)
+    support.wait_for("the background refresh", lambda: load.calls == 2 and not cache._refreshing)
+    refresher = cache._refresher
+    cache.close()
+    assert refresher is not None and not refresher.is_alive()
+    cache._refresh_soon("k", load)  # after close: nothing queued
+    assert not cache._refreshing
 
 
 def test_a_refresh_that_fails_leaves_the_value_to_expire_and_the_next_reader_loads_it(redis_url):

@@ -69,13 +69,8 @@ def begin_call(*, request: str, correlation: str, timeout: float | None, caller:
                caller_scopes: frozenset[str]) -> None:
     """scope() for a gRPC handler, without the undo: grpc runs each call in a
     contextvars.Context of its own, which ends with the call."""
-    req = request or new_id()  # (set one by one: this runs on every call)
-    request_id.set(req)
-    correlation_id.set(correlation or req)
-    causation_id.set(req)
-    deadline.set(None if timeout is None else time.monotonic() + timeout)
-    subject.set(caller)
-    scopes.set(caller_scopes)
+    for var, value in _values(request, correlation, "", timeout, caller, caller_scopes):
+        var.set(value)
 
 
 def time_remaining() -> float | None:

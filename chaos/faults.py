@@ -194,11 +194,11 @@ class Injector:
             w.mesh.kill(replicas[0])
             self._back(replicas[0])
             return f"{replicas[0].name} SIGKILLed"
-        for r in replicas:  # only the leading relay publishes, only a busy consumer commits
-            if w.mesh.crash_at(r, kind, timeout=20):
-                self._back(r)
-                return f"{r.name} crashed at {kind}"
-        return f"{arg}: no replica passed {kind} within 20 s"
+        crashed = w.mesh.crash_at(replicas, kind, timeout=40)
+        if crashed is None:
+            return f"{arg}: no replica passed {kind} within 40 s"
+        self._back(crashed)
+        return f"{crashed.name} crashed at {kind}"
 
     def _back(self, r: Replica) -> None:
         time.sleep(1)  # the supervisor notices within 0.5 s

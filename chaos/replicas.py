@@ -37,8 +37,9 @@ class Replica:
 class Mesh:
     def __init__(self, run_dir: Path, env: dict[str, str], replicas: int, ports) -> None:
         self.env = env
-        self.crash_dir = run_dir / "crash-points"
-        self.crash_dir.mkdir()
+        self.crash_dir = run_dir / "crash-points"  # a folder per service (mesh.faults.crash_point)
+        for service in RUNNABLE:
+            (self.crash_dir / service).mkdir(parents=True)
         self.replicas = [Replica(service, i, ports(), run_dir / f"{service}-{i}.log")
                          for service in RUNNABLE for i in range(replicas)]
         self._lock = threading.Lock()
@@ -54,7 +55,6 @@ class Mesh:
     def start(self, timeout: float = 180) -> None:
         targets = self.targets()
         self.env.update({f"ERP_{s.upper()}_TARGET": t for s, t in targets.items()})
-        self.env["ERP_CRASH_POINTS_DIR"] = str(self.crash_dir)
         # The first replica of each service migrates its schema alone; the second starts once it serves.
         for index in range(max(r.index for r in self.replicas) + 1):
             batch = [r for r in self.replicas if r.index == index]
@@ -65,7 +65,8 @@ class Mesh:
         self._supervisor.start()
 
     def _spawn(self, r: Replica) -> None:
-        env = {**self.env, "ERP_GRPC_PORT": str(r.port), "ERP_GRPC_HOST": "127.0.0.1"}
+        env = {**self.env, "ERP_GRPC_PORT": str(r.port), "ERP_GRPC_HOST": "127.0.0.1",
+               "ERP_CRASH_POINTS_DIR": str(self.crash_dir / r.service)}
         r.started = time.monotonic()
         with open(r.log, "ab") as log:
             r.proc = subprocess.Popen([sys.executable, "-m", f"services.{r.service}"], env=env, stdout=log,
@@ -86,20 +87,32 @@ class Mesh:
             if r.proc is not None and r.proc.poll() is None:
                 r.proc.send_signal(signal.SIGKILL)
 
-    def crash_at(self, r: Replica, point: str, timeout: float = 30) -> bool:
-        """Makes the replica kill itself the next time it passes `point`; False when it did not
-        pass it within `timeout` (the request is then withdrawn)."""
+    def crash_at(self, replicas: list[Replica], point: str, timeout: float = 30) -> Replica | None:
+        """Makes the first of a service's `replicas` to pass `point` kill itself there. Armed for all
+        of them at once: only the leading relay publishes and only the active consumer commits, and
+        the work in flight when the fault is due passes through whichever that is. None when none
+        passed it within `timeout` (the request is then withdrawn)."""
+        flag = self.crash_dir / replicas[0].service / point
         with self._lock:
-            pid = r.proc.pid
-        flag = self.crash_dir / f"{pid}.{point}"
+            before = {r.name: r.proc for r in replicas}
         flag.touch()
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if not flag.exists():
-                return True
+        while flag.exists() and time.monotonic() < end:
             time.sleep(0.1)
-        flag.unlink(missing_ok=True)
-        return False
+        try:
+            flag.unlink()
+            return None  # withdrawn: no replica passed the point
+        except FileNotFoundError:
+            pass  # the replica that passed it removed it, and killed itself
+        end = time.monotonic() + 10
+        while time.monotonic() < end:
+            with self._lock:
+                for r in replicas:
+                    proc = before[r.name]
+                    if proc is not None and (proc.poll() is not None or r.proc is not proc):
+                        return r
+            time.sleep(0.05)
+        raise RuntimeError(f"a replica of {replicas[0].service} took the {point} crash and did not die")
 
     def stop(self) -> None:
         self._stop.set()

@@ -51,17 +51,20 @@ def is_transport_outage(exc: BaseException) -> bool:
                       | pika.exceptions.StreamLostError | ConnectionError) or is_infrastructure(exc)
 
 
-# The chaos suite (chaos/) starts replicas with ERP_CRASH_POINTS_DIR and drops a file named
-# "<pid>.<point>" there to make that process die (SIGKILL, no cleanup) the next time it passes
-# the point: between the relay's publish and its mark-sent, between a consumer's commit and its
-# ack. Without the variable a crash point is one comparison.
+# The chaos suite (chaos/) starts each service's replicas with ERP_CRASH_POINTS_DIR, a folder of the
+# service's own, and drops a file named after a point there to make one replica die (SIGKILL, no
+# cleanup) where it next passes the point: between the relay's publish and its mark-sent, between a
+# consumer's commit and its ack. The replica that removes the file is the one that dies, so of
+# replicas passing the point together (a consumer taking over from the one just killed) only one
+# does. Without the variable a crash point is one comparison.
 _CRASH_POINTS_DIR = os.environ.get("ERP_CRASH_POINTS_DIR", "")
 
 
 def crash_point(name: str) -> None:
     if not _CRASH_POINTS_DIR:
         return
-    flag = os.path.join(_CRASH_POINTS_DIR, f"{os.getpid()}.{name}")
-    if os.path.exists(flag):
-        os.unlink(flag)
-        os.kill(os.getpid(), signal.SIGKILL)
+    try:
+        os.unlink(os.path.join(_CRASH_POINTS_DIR, name))
+    except FileNotFoundError:
+        return
+    os.kill(os.getpid(), signal.SIGKILL)

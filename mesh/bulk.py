@@ -61,13 +61,15 @@ def update_many(table: sa.Table, match: Mapping[str, str], columns: Sequence[str
         + " WHERE " + " AND ".join(f"{table.name}.{column} = v.{name}" for column, name in match.items()))
 
 
-def recordset(table: sa.Table, names: Sequence[str], columns: Sequence[str], numbered: bool = False) -> str:
+def recordset(table: sa.Table, names: Sequence[str], columns: Sequence[str], numbered: bool = False,
+              param: str = ROWS) -> str:
     """The bound rows as a FROM item to alias: each name a field of its column's type (names[i]
     typed as columns[i]). numbered: one more field numbers the rows from 1 in the order given
-    (WITH ORDINALITY; alias every field then, AS v(a, b, row_no))."""
+    (WITH ORDINALITY; alias every field then, AS v(a, b, row_no)). param: the parameter that
+    carries them (rows(..., param)), for a statement that binds two sets."""
     listed = ", ".join(names)
     return (f"(SELECT {listed}{', row_no' if numbered else ''}"
-            f" FROM ROWS FROM (json_to_recordset(CAST(:{ROWS} AS json)) AS ({fields(table, names, columns)}))"
+            f" FROM ROWS FROM (json_to_recordset(CAST(:{param} AS json)) AS ({fields(table, names, columns)}))"
             f" WITH ORDINALITY AS r({listed}, row_no) WHERE {planned_as_few('row_no')})")
 
 
@@ -86,10 +88,10 @@ def fields(table: sa.Table, names: Sequence[str], columns: Sequence[str]) -> str
 
 
 def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",
-                set_locally: Mapping[str, str] | None = None) -> sa.TextClause:
+                set_locally: Mapping[str, str] | None = None, param: str = ROWS) -> sa.TextClause:
     """INSERT INTO table (columns) the rows bound, in the order given (identity columns count
     up in that order); `then`: what follows the rows (ON CONFLICT ..., RETURNING ...). Bind
-    with rows(...), each row holding the columns. set_locally: settings (name -> value,
+    with rows(..., param), each row holding the columns. set_locally: settings (name -> value,
     constants) made for the rest of the transaction by the same statement, before its rows go in."""
     names = ", ".join(columns)
     settings, joined = "", ""
@@ -100,36 +102,40 @@ def insert_many(table: sa.Table, columns: Sequence[str], then: str = "",
         joined = ", settings"
     return sa.text(
         f"{settings}INSERT INTO {table.name} ({names}) SELECT {names}"
-        f" FROM {recordset(table, columns, columns, numbered=True)} AS v({names}, row_no){joined}"
+        f" FROM {recordset(table, columns, columns, numbered=True, param=param)} AS v({names}, row_no){joined}"
         f" ORDER BY row_no {then}".rstrip())
 
 
 def insert_with_rows(table: sa.Table, columns: Sequence[str], rows_table: sa.Table, row_columns: Sequence[str],
-                     key: str, on_conflict: str = "", also: str = "") -> sa.TextClause:
+                     key: str, on_conflict: str = "", also: str = "", after: str = "") -> sa.TextClause:
     """One row and the rows that belong to it (an order and its lines, a journal entry and its
     lines) in one statement: the row's INSERT is a CTE the rows' INSERT selects from, so the rows
     go in only when the row did (on_conflict: its ON CONFLICT clause; when it inserts nothing,
     neither goes in) and carry its `key` (a column of both, which the row may generate). Bind the
     row's columns by name and its rows with rows(...), each holding row_columns. also: more
     writes of the same statement, CTEs ("name AS (INSERT ...)") that may select from new_row (its
-    key). The result: the key, in one row when the row went in, no row otherwise."""
+    key). after: a CTE of the statement this one is put behind (mesh.idempotency.with_claim's
+    `claimed`), whose row the row's INSERT selects from: it goes in only with that row, and
+    after it. The result: the key, in one row when the row went in, no row otherwise."""
     names = ", ".join(row_columns)
+    values = ", ".join(f":{c}" for c in columns)
+    source = f"SELECT {values} FROM {after}" if after else f"VALUES ({values})"
     return sa.text(
         f"WITH new_row AS (INSERT INTO {table.name} ({', '.join(columns)})"
-        f" VALUES ({', '.join(f':{c}' for c in columns)}) {on_conflict} RETURNING {key}),"
+        f" {source} {on_conflict} RETURNING {key}),"
         f" new_rows AS (INSERT INTO {rows_table.name} ({key}, {names})"
         f" SELECT new_row.{key}, {', '.join(f'v.{c}' for c in row_columns)} FROM new_row,"
         f" {recordset(rows_table, row_columns, row_columns, numbered=True)} AS v({names}, row_no) ORDER BY row_no)"
         f"{', ' + also if also else ''} SELECT {key} FROM new_row")
 
 
-def rows(values: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def rows(values: Sequence[Mapping[str, Any]], param: str = ROWS) -> dict[str, str]:
     """The parameter of update_many's, insert_many's and insert_with_rows' statements: the rows
-    (name -> value each) as one JSON document."""
+    (name -> value each) as one JSON document, named `param`."""
     if len(values) > MAX_ROWS:
         raise ValueError(f"{len(values)} rows in one bulk statement; at most {MAX_ROWS}: split the batch")
     try:
-        return {ROWS: orjson.dumps(values, default=_json_value).decode()}
+        return {param: orjson.dumps(values, default=_json_value).decode()}
     except orjson.JSONEncodeError as exc:  # _json_value's own message says which value, when it refused
         raise TypeError(str(exc.__cause__ or exc)) from exc
 

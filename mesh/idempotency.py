@@ -54,6 +54,21 @@ Three statements and one transaction fewer per call than steps 1-4 above, and no
 where an effect is committed with its answer not yet stored. A key claimed the other way and
 left without an answer (a call from before, which died) is taken the other way (step 3).
 
+A method whose handler writes everything it keeps in one statement (orders' PlaceOrder: an
+order, its lines, its first step and its event) is marked `@in_one_statement`, and its first try
+sends the key with that write:
+1. the handler's unit of work joins a shared transaction in one statement, on a connection in
+   autocommit: its repository hands its write over (mesh/uow.py write_claimed) instead of sending
+   it, and its commit() hands over its events.
+2. with the handler's answer, the guard sends the write behind the key, its answer and the
+   events, one statement (with_claim): the key goes in first, with the claim's lock wait, and the
+   rows select from its row. One round trip where the way above takes five (BEGIN, claim, write,
+   answer, COMMIT), and the same outcome: key, effect and answer kept together or not at all.
+3. any conflict (the key there already, committed or held past the lock wait; the handler's own
+   unique keys, as a twin's order or one placed under a pruned key) fails the whole statement:
+   nothing was written, and the call runs again the way above, from its start. A twin's claim
+   waits on this statement's key as on an uncommitted claim.
+
 Retention: keys are kept `ERP_IDEMPOTENCY_RETENTION_HOURS` (168, 7 days) after their first
 use; the service's pruner (mesh/retention.py) deletes older ones in small batches. After that
 a key is forgotten here; the handlers' own request-id checks still keep it from making a
@@ -258,6 +273,7 @@ _FREE = keys.delete().where(keys.c.request_id == sa.bindparam("key"), keys.c.res
 
 
 _ONE_TRANSACTION = "_erp_in_one_transaction"
+_ONE_STATEMENT = "_erp_in_one_statement"
 _GONE = object()  # the key's row went away while this call looked: claim it again
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
@@ -268,6 +284,33 @@ def in_one_transaction(servicer_method: Handler) -> Handler:
     raises (or answers without writing): the guard runs it inside the key's transaction."""
     setattr(servicer_method, _ONE_TRANSACTION, True)
     return servicer_method
+
+
+def in_one_statement(servicer_method: Handler) -> Handler:
+    """Marks a mutating RPC whose handler is one unit of work that writes all it keeps in one
+    statement, through its unit of work's claimed_writer when it has one: its first try sends
+    the key, the answer and the events with that statement (the module's doc). Otherwise, and on
+    any conflict, it runs as @in_one_transaction."""
+    setattr(servicer_method, _ONE_STATEMENT, True)
+    return in_one_transaction(servicer_method)
+
+
+# A call's key and answer, the first write of a one-statement call (in_one_statement): a plain INSERT,
+# so a key already there fails the statement, and everything in it with it; its lock wait, for a twin
+# still holding the key, set before it. The handler's rows select from `claimed`: they go in after it.
+_CLAIM_FIRST = ("claimed AS (INSERT INTO idempotency_keys (request_id, method, fingerprint, response)"
+                " SELECT :claim_key, :claim_method, :claim_fingerprint, :claim_response"
+                " FROM (SELECT set_config('lock_timeout', :claim_timeout, true)) AS wait RETURNING request_id)")
+
+
+def with_claim(statement: sa.TextClause) -> sa.TextClause:
+    """`statement` (WITH ...: a repository's write whose first row selects FROM claimed, as
+    mesh.bulk.insert_with_rows(after="claimed") does) behind the call's key and answer and beside
+    its events: what a repository hands over with mesh.uow.UnitOfWork.write_claimed."""
+    if not statement.text.startswith("WITH "):
+        raise ValueError("with_claim needs a statement of CTEs (WITH ...)")
+    return sa.text(f"WITH {_CLAIM_FIRST}, claimed_events AS ({uow.OUTBOX_INSERT_CLAIMED.text}),"
+                   f" {statement.text.removeprefix('WITH ')}")
 
 
 class Idempotency:
@@ -297,9 +340,10 @@ class Idempotency:
         response_class = message_factory.GetMessageClass(desc.output_type)
         inner = handler.unary_unary
         shared = getattr(inner, _ONE_TRANSACTION, False)
+        at_once = getattr(inner, _ONE_STATEMENT, False)
 
         def behavior(request: message.Message, ctx: grpc.ServicerContext) -> message.Message:
-            return self.guarded(method, request, lambda: inner(request, ctx), response_class, shared)
+            return self.guarded(method, request, lambda: inner(request, ctx), response_class, shared, at_once)
 
         return grpc.unary_unary_rpc_method_handler(
             behavior, request_deserializer=handler.request_deserializer,
@@ -308,16 +352,23 @@ class Idempotency:
     # -- one call
 
     def guarded(self, method: str, request: message.Message, run: Callable[[], message.Message],
-                response_class: type[message.Message], shared: bool = False) -> message.Message:
+                response_class: type[message.Message], shared: bool = False,
+                at_once: bool = False) -> message.Message:
         """run()'s answer for the first request with this key; the stored answer for the same
         request again; KeyReused for another request with this key. shared: run() is one unit
-        of work, run in the key's transaction."""
+        of work, run in the key's transaction. at_once: run() writes in one statement with the
+        key, first (in_one_statement)."""
         key = getattr(request, KEY_FIELD, "")
         if not isinstance(key, str) or not 0 < len(key) <= MAX_KEY:
             return run()  # the handler's validation refuses it; nothing to remember
         fp = fingerprint(method, request, call_context.subject.get())
         remaining = call_context.time_remaining()
         until = time.monotonic() + (self.wait_seconds if remaining is None else remaining)
+        if at_once:
+            written = self._run_in_one_statement(key, method, fp, run, until)
+            if written is not None:
+                return written
+            # nothing written: the key is there or busy, or the handler's own keys: the way below
         with self.engine.connect() as conn:  # one connection for the claim and the lock
             while True:
                 if shared:
@@ -337,6 +388,31 @@ class Idempotency:
                 if outcome[0]:  # (done, response)
                     return outcome[1]
                 # The first request with this key was refused and freed it: claim it again.
+
+    def _run_in_one_statement(self, key: str, method: str, fp: bytes, run: Callable[[], message.Message],
+                              until: float) -> message.Message | None:
+        """run()'s answer, written with its effect, events and key in one statement; None when
+        that statement wrote nothing, or run() answered without handing over its write."""
+        lock_wait = next(self._lock_slices(key, until))
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")  # the statement is the transaction
+            transaction = uow.SharedTransaction(self.engine, conn, one_statement=True)
+            with uow.sharing(transaction):
+                response = run()
+            if not transaction.ready or transaction.deferred is None:
+                return None
+            statement, params = transaction.deferred
+            try:
+                sql.run(conn, statement, {
+                    **params, "claim_key": key, "claim_method": method, "claim_fingerprint": fp,
+                    "claim_response": response.SerializeToString(), "claim_timeout": lock_wait,
+                    **bulk.rows(transaction.events, uow.CLAIMED_EVENTS)})
+            except (sa.exc.IntegrityError, sa.exc.OperationalError) as err:
+                if isinstance(err.orig, pg_errors.UniqueViolation | pg_errors.LockNotAvailable):
+                    return None
+                raise
+        transaction.committed()
+        return response
 
     def _run_shared(self, conn: sa.Connection, key: str, method: str, fp: bytes,
                     run: Callable[[], message.Message], response_class: type[message.Message],

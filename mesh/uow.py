@@ -4,7 +4,9 @@ after it commits. Services subclass it to attach their repositories.
 A unit of work may join a transaction that is already open (`SharedTransaction`, set for
 the current call by mesh.idempotency for a method that runs in one transaction with its key):
 it then works on that transaction's connection, its commit() writes what it gathered and
-leaves the COMMIT, and its after-commit work, to the owner."""
+leaves the COMMIT, and its after-commit work, to the owner. A shared transaction in one statement
+(mesh.idempotency.in_one_statement) takes the unit of work's one write too (write_claimed), which
+its owner sends with the key, the answer and the events."""
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +27,10 @@ log = logging.getLogger("mesh.uow")
 # A transaction's events in one statement, in emit order (the relay ships by id), its text the same
 # for any number of events (mesh.bulk).
 OUTBOX_INSERT = bulk.insert_many(outbox, ["event_id", "event_type", "aggregate_id", "envelope"])
+# The same, bound under a name of its own: in a one-statement write, beside the writer's own rows.
+CLAIMED_EVENTS = "claimed_events"
+OUTBOX_INSERT_CLAIMED = bulk.insert_many(outbox, ["event_id", "event_type", "aggregate_id", "envelope"],
+                                         param=CLAIMED_EVENTS)
 
 
 def with_events(statement: str) -> sa.TextClause:
@@ -39,13 +45,17 @@ class SharedTransaction:
     commits it once the work is done, then calls `committed()`; `ready` says whether the
     unit of work that joined it committed its part (False: it left without committing, so
     what it did must not be kept); `events`, the outbox rows of that part, which the owner
-    writes with its own last statement (with_events)."""
+    writes with its own last statement (with_events). one_statement: the owner runs the unit of
+    work's one write itself (`deferred`, handed over by write_claimed), on a connection in
+    autocommit: nothing is written before it."""
 
-    def __init__(self, engine: sa.Engine, connection: sa.Connection) -> None:
+    def __init__(self, engine: sa.Engine, connection: sa.Connection, one_statement: bool = False) -> None:
         self.engine, self.connection = engine, connection
+        self.one_statement = one_statement
         self.joined = False
         self.ready = False
         self.events: list[dict[str, Any]] = []
+        self.deferred: tuple[sa.TextClause, dict[str, Any]] | None = None
         self._after_commit: list[Callable[[], None]] = []
 
     def join(self, engine: sa.Engine) -> sa.Connection | None:
@@ -155,6 +165,20 @@ class UnitOfWork:
         self._outbox.append({"event_id": env.event_id, "event_type": env.event_type, "aggregate_id": aggregate_id,
                              "envelope": env.SerializeToString()})
         return env.event_id
+
+    @property
+    def claimed_writer(self) -> Callable[[sa.TextClause, Mapping[str, Any]], None] | None:
+        """write_claimed in a shared transaction in one statement whose write is still to come;
+        None otherwise: repositories then write as usual."""
+        shared = self._shared
+        return self.write_claimed if shared is not None and shared.one_statement and shared.deferred is None else None
+
+    def write_claimed(self, statement: sa.TextClause, params: Mapping[str, Any]) -> None:
+        """Hands the transaction's owner its one write (a statement of mesh.idempotency.with_claim),
+        which it sends with the call's key, answer and events once the handler has answered."""
+        if self._shared is None or not self._shared.one_statement or self._shared.deferred is not None:
+            raise RuntimeError("write_claimed is for the one write of a shared transaction in one statement")
+        self._shared.deferred = (statement, dict(params))
 
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Runs fn once the transaction has committed (cache invalidation, relay wake-up)."""

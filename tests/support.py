@@ -44,12 +44,12 @@ def wait_for(what: str, check, timeout: float = 20.0):
         time.sleep(0.02)
 
 
-def waits_on_a_lock(engine: sa.Engine) -> bool:
-    """Whether a session of the engine's database is waiting for a lock (a forced interleaving's
-    "the other side is blocked now")."""
+def waits_on_a_lock(engine: sa.Engine, count: int = 1) -> bool:
+    """Whether `count` sessions of the engine's database (or more) are waiting for a lock (a forced
+    interleaving's "the other side is blocked now")."""
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                                    " AND wait_event_type = 'Lock'")).scalar_one() > 0
+                                    " AND wait_event_type = 'Lock'")).scalar_one() >= count
 
 
 def need(name: str, url: str, reachable: bool) -> None:

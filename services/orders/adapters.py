@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from mesh import bulk, sql
+from mesh import bulk, idempotency, sql
 from mesh.errors import Aborted
 from mesh.uow import UnitOfWork
 from services.orders.domain import Order, OrderLine, OrderStatus, SagaStep
@@ -78,6 +80,11 @@ _FIRST_STEP = ("first_step AS (INSERT INTO order_timeline (order_id, step_key, k
                " CAST(:first_occurred_at AS timestamptz), :first_detail, :first_event_id FROM new_row)")
 _INSERT = bulk.insert_with_rows(orders, _PLACED, order_lines, _LINE_COLUMNS, "order_id",
                                 on_conflict="ON CONFLICT (request_id) DO NOTHING", also=_FIRST_STEP)
+# The same behind the call's idempotency key and beside its event (mesh.idempotency.in_one_statement):
+# no ON CONFLICT, so a twin's order fails the statement, key and event with it, and the guard answers
+# the call the usual way.
+_INSERT_CLAIMED = idempotency.with_claim(bulk.insert_with_rows(orders, _PLACED, order_lines, _LINE_COLUMNS,
+                                                               "order_id", also=_FIRST_STEP, after="claimed"))
 # An order with its lines in one round trip: one row per line, the order's columns repeated.
 _WITH_LINES = (sa.select(orders, *(c.label(f"line_{c.name}") for c in order_lines.c if c.name != "order_id"))
                .join(order_lines, order_lines.c.order_id == orders.c.order_id)
@@ -120,8 +127,11 @@ class OrderRepository:
     """Orders read for update are kept for the rest of the transaction (a batch's events about one
     order change one object); saved orders are written together when it commits (flush)."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection,
+                 claimed: Callable[[sa.TextClause, Mapping[str, Any]], None] | None = None) -> None:
+        """claimed: the unit of work's claimed_writer, which add() then hands its write to."""
         self.conn = conn
+        self._claimed = claimed
         self._shipped: dict[str, dict[int, int]] = {}  # order id -> shipped quantity per line, as loaded
         self._locked: dict[str, Order] = {}  # read for update in this transaction
         self._changed: dict[str, Order] = {}  # saved, written at flush
@@ -136,7 +146,10 @@ class OrderRepository:
             raise ValueError(f"step {first_step.key} is not order {order.order_id}'s")
         lines = bulk.rows([{c: getattr(line, c) for c in _LINE_COLUMNS} for line in order.lines])
         step = {f"first_{name}": value for name, value in _step_row(first_step).items() if name != "order_id"}
-        if sql.run(self.conn, _INSERT, {**_row(order), **lines, **step}).first() is None:
+        params = {**_row(order), **lines, **step}
+        if self._claimed is not None:  # sent by the guard, with the call's key: any conflict fails it,
+            self._claimed(_INSERT_CLAIMED, params)  # and the call runs again without a claimed writer
+        elif sql.run(self.conn, _INSERT, params).first() is None:
             return False
         self._shipped[order.order_id] = {line.line_no: line.shipped_quantity for line in order.lines}
         return True
@@ -302,7 +315,7 @@ class TimelineRepository:
 
 class OrdersUnitOfWork(UnitOfWork):
     def start(self) -> None:
-        self.orders = OrderRepository(self.connection)
+        self.orders = OrderRepository(self.connection, self.claimed_writer)
         self.timeline = TimelineRepository(self.connection)
 
     def flush(self) -> None:

@@ -5,7 +5,7 @@ from erp.common.v1 import money_pb2
 from erp.orders.v1 import orders_pb2 as pb
 from erp.orders.v1 import orders_pb2_grpc
 from mesh import protoconv, tracing
-from mesh.idempotency import in_one_transaction
+from mesh.idempotency import in_one_statement, in_one_transaction
 from mesh.service import Runtime
 from services.orders import domain, handlers
 from services.orders.adapters import OrdersUnitOfWork
@@ -50,7 +50,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
         self.runtime = runtime
         self.config = config
 
-    @in_one_transaction
+    @in_one_statement
     def PlaceOrder(self, request: pb.PlaceOrderRequest, context) -> pb.PlaceOrderResponse:
         cmd = domain.PlaceOrder(
             request_id=request.request_id, customer_id=request.customer_id, currency_code=request.currency_code,

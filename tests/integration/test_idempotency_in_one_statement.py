@@ -15,7 +15,7 @@ from erp.orders.v1 import orders_pb2 as pb
 from mesh import idempotency
 from mesh.errors import Aborted
 from tests import support
-from tests.integration.test_idempotency_in_one_transaction import METHOD, _placing, _request, _rows
+from tests.integration.test_idempotency_in_one_transaction import METHOD, _placing, _request, _rows, committed_together
 from tests.integration.test_set_based_batches import statements_of
 
 
@@ -62,12 +62,7 @@ def test_the_key_the_order_and_its_event_go_in_one_autocommitted_statement(order
     assert pb.PlaceOrderResponse.FromString(_stored(orders, key)) == answered["answer"]
     assert "INSERT INTO outbox" in sent[0] and "INSERT INTO order_timeline" in sent[0], sent[0]
     with orders.connect() as conn:
-        together = conn.execute(sa.text(
-            "SELECT k.xmin = o.xmin AND k.xmin = e.xmin AND k.xmin = t.xmin AND t.kind = 'placed'"
-            " AND k.response IS NOT NULL FROM idempotency_keys k JOIN orders o USING (request_id)"
-            " JOIN outbox e ON e.aggregate_id = o.order_id JOIN order_timeline t ON t.order_id = o.order_id"
-            " WHERE request_id = :k"), {"k": key}).scalar_one()
-    assert together, "the key, its order, its first step and its event were committed by different transactions"
+        assert committed_together(conn, key), "the key, its answer, order, first step and event were not committed at once"
 
 
 def test_a_repeat_answers_with_the_first_answer(orders):
@@ -106,21 +101,6 @@ def test_an_order_placed_under_a_forgotten_key_fails_the_statement_and_answers(o
     assert _rows(orders, key) == (1, 1) and _events(orders, key) == 1
 
 
-def test_a_failure_after_the_handler_s_part_keeps_neither_the_effect_nor_the_key(orders):
-    """The write is sent once the servicer answered: a call that fails before (the process dies)
-    sent nothing, and the same request again places the order once."""
-    key = str(uuid.uuid4())
-
-    def then() -> None:
-        raise RuntimeError("the process dies before it answers")
-
-    with pytest.raises(RuntimeError):
-        _at_once(orders, _request(key), _placing(orders, _request(key), then))
-    assert _rows(orders, key) == (0, 0)
-    placed = _at_once(orders, _request(key))
-    assert placed.order.order_id and _rows(orders, key) == (1, 1) and _events(orders, key) == 1
-
-
 def test_a_refused_request_writes_nothing_and_leaves_its_key_free(orders):
     key = str(uuid.uuid4())
     bad = _request(key)
@@ -130,46 +110,6 @@ def test_a_refused_request_writes_nothing_and_leaves_its_key_free(orders):
     assert type(refused.value).__name__ == "InvalidArgument", refused.value
     assert _rows(orders, key) == (0, 0)
     assert _at_once(orders, _request(key)).order.order_id and _rows(orders, key) == (1, 1)
-
-
-@pytest.mark.parametrize("first", ["commits", "rolls back"])
-def test_the_statement_waits_on_a_twin_s_uncommitted_claim(orders, first):
-    """Forced: a twin holds the key, claimed in its transaction and not committed, when the one
-    statement runs. The statement waits on it; the twin commits its order and answer, and the
-    statement fails and the call answers with the twin's order; or the twin rolls back, and the
-    statement places the order itself."""
-    key = str(uuid.uuid4())
-    request = _request(key)
-    result: dict = {}
-
-    def call() -> None:
-        try:
-            result["answer"] = _at_once(orders, request)
-        except Exception as exc:  # noqa: BLE001 - asserted below
-            result["error"] = exc
-
-    waiting = threading.Thread(target=call)
-    twin_order = str(uuid.uuid4())
-    with orders.connect() as holder:
-        holder.execute(sa.text("INSERT INTO idempotency_keys (request_id, method, fingerprint) VALUES (:k, :m, :fp)"),
-                       {"k": key, "m": METHOD, "fp": idempotency.fingerprint(METHOD, request, "")})
-        waiting.start()
-        support.wait_for("the statement to wait for the twin's claim", lambda: support.waits_on_a_lock(orders))
-        if first == "commits":
-            holder.execute(sa.text(_HELD_ORDER), {"o": twin_order, "k": key})
-            holder.execute(sa.text("UPDATE idempotency_keys SET response = :r WHERE request_id = :k"),
-                           {"k": key, "r": pb.PlaceOrderResponse(order=pb.Order(order_id=twin_order)).SerializeToString()})
-            holder.commit()
-        else:
-            holder.rollback()
-    waiting.join(30)
-    assert "error" not in result, repr(result.get("error"))
-    if first == "commits":
-        assert result["answer"].order.order_id == twin_order and _rows(orders, key) == (1, 1)
-        assert _events(orders, key) == 0  # the twin's (written by hand here) had none; none was added
-    else:
-        assert result["answer"].order.order_id != twin_order and _rows(orders, key) == (1, 1)
-        assert _events(orders, key) == 1
 
 
 @pytest.mark.parametrize("blocker", ["rolls back", "commits"])

@@ -50,9 +50,9 @@ def _placing(engine, request: pb.PlaceOrderRequest, then=None):
     return run
 
 
-def _guarded(engine, request, run, guard: idempotency.Idempotency | None = None):
+def _guarded(engine, request, run, guard: idempotency.Idempotency | None = None, at_once: bool = False):
     guard = guard or idempotency.Idempotency(engine)
-    return guard.guarded(METHOD, request, run, pb.PlaceOrderResponse, shared=True)
+    return guard.guarded(METHOD, request, run, pb.PlaceOrderResponse, shared=True, at_once=at_once)
 
 
 def _rows(engine, key: str) -> tuple[int, int]:
@@ -61,6 +61,16 @@ def _rows(engine, key: str) -> tuple[int, int]:
         return tuple(conn.execute(sa.text("SELECT (SELECT count(*) FROM orders WHERE request_id = :k),"
                                     " (SELECT count(*) FROM idempotency_keys WHERE request_id = :k)"),
                             {"k": key}).one())
+
+
+def committed_together(conn, key: str) -> bool:
+    """Whether the key with its answer, its order, the order's first step and its event were
+    written by one transaction."""
+    return conn.execute(sa.text(
+        "SELECT k.xmin = o.xmin AND k.xmin = e.xmin AND k.xmin = t.xmin AND t.kind = 'placed'"
+        " AND k.response IS NOT NULL FROM idempotency_keys k JOIN orders o USING (request_id)"
+        " JOIN outbox e ON e.aggregate_id = o.order_id JOIN order_timeline t ON t.order_id = o.order_id"
+        " WHERE request_id = :k"), {"k": key}).scalar_one()
 
 
 def test_the_key_the_effect_and_the_answer_commit_in_one_transaction(orders):
@@ -82,25 +92,23 @@ def test_the_key_the_effect_and_the_answer_commit_in_one_transaction(orders):
     assert len(sent) == 3, sent
     assert "INSERT INTO outbox" in sent[-1] and "UPDATE idempotency_keys" in sent[-1], sent[-1]
     with orders.connect() as conn:
-        together = conn.execute(sa.text(
-            "SELECT k.xmin = o.xmin AND k.xmin = e.xmin AND k.xmin = t.xmin AND t.kind = 'placed'"
-            " AND k.response IS NOT NULL FROM idempotency_keys k JOIN orders o USING (request_id)"
-            " JOIN outbox e ON e.aggregate_id = o.order_id JOIN order_timeline t ON t.order_id = o.order_id"
-            " WHERE request_id = :k"), {"k": key}).scalar_one()
-        assert together, "the key, its order, its first step and its event were committed by different transactions"
+        assert committed_together(conn, key), "the key, its answer, order, first step and event were not committed at once"
         assert conn.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one() == 2
 
 
-def test_a_failure_after_the_handler_s_part_keeps_neither_the_effect_nor_the_key(orders):
+@pytest.mark.parametrize("at_once", [False, True], ids=["in one transaction", "in one statement"])
+def test_a_failure_after_the_handler_s_part_keeps_neither_the_effect_nor_the_key(orders, at_once):
+    """The guard commits (or, in one statement, sends the handler's write) once the servicer has
+    answered: a call that fails before that keeps nothing, and the same request again runs once."""
     key = str(uuid.uuid4())
 
     def then() -> None:
         raise RuntimeError("the process dies before the guard commits")
 
     with pytest.raises(RuntimeError):
-        _guarded(orders, _request(key), _placing(orders, _request(key), then))
+        _guarded(orders, _request(key), _placing(orders, _request(key), then), at_once=at_once)
     assert _rows(orders, key) == (0, 0)
-    placed = _guarded(orders, _request(key), _placing(orders, _request(key)))  # the same request again: runs once
+    placed = _guarded(orders, _request(key), _placing(orders, _request(key)), at_once=at_once)  # runs once
     assert placed.order.order_id and _rows(orders, key) == (1, 1)
 
 
@@ -128,12 +136,13 @@ def test_the_handler_waits_for_locks_as_long_as_the_session_says_not_the_claim_s
     assert again == answer and _rows(orders, key) == (0, 1)
 
 
+@pytest.mark.parametrize("at_once", [False, True], ids=["in one transaction", "in one statement"])
 @pytest.mark.parametrize("first", ["commits", "rolls back"])
-def test_a_twin_waits_on_the_uncommitted_claim_and_takes_its_answer_or_the_key(orders, first):
+def test_a_twin_waits_on_the_uncommitted_claim_and_takes_its_answer_or_the_key(orders, first, at_once):
     """Forced: the first call has claimed the key in its transaction and not committed when the
-    twin arrives. The twin's claim waits on that row; the first call's answer is stored and
-    committed, and the twin returns it without running; or the first call rolls back, and the twin
-    claims the key and runs the handler once."""
+    twin arrives. The twin's claim (or its one statement, which fails then) waits on that row; the
+    first call's answer is stored and committed, and the twin returns it without running; or the
+    first call rolls back, and the twin takes the key and runs the handler once."""
     key = str(uuid.uuid4())
     request = _request(key)
     stored = pb.PlaceOrderResponse(order=pb.Order(order_id="the-first-call-s-order"))
@@ -141,7 +150,7 @@ def test_a_twin_waits_on_the_uncommitted_claim_and_takes_its_answer_or_the_key(o
 
     def twin() -> None:
         try:
-            result["answer"] = _guarded(orders, request, _placing(orders, request))
+            result["answer"] = _guarded(orders, request, _placing(orders, request), at_once=at_once)
         except Exception as exc:  # noqa: BLE001 - asserted below
             result["error"] = exc
 

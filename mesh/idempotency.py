@@ -60,14 +60,19 @@ sends the key with that write:
 1. the handler's unit of work joins a shared transaction in one statement, on a connection in
    autocommit: its repository hands its write over (mesh/uow.py write_claimed) instead of sending
    it, and its commit() hands over its events.
+   The unit of work sends nothing itself (its connection refuses to), so nothing commits alone.
 2. with the handler's answer, the guard sends the write behind the key, its answer and the
-   events, one statement (with_claim): the key goes in first, with the claim's lock wait, and the
-   rows select from its row. One round trip where the way above takes five (BEGIN, claim, write,
-   answer, COMMIT), and the same outcome: key, effect and answer kept together or not at all.
+   events, one statement (with_claim): the key goes in first, and the rows select from its row.
+   One round trip where the way above takes five (BEGIN, claim, write, answer, COMMIT), and the
+   same outcome: key, effect and answer kept together or not at all. The claim's lock wait (a
+   slice) bounds every wait of that statement, the handler's rows' too.
 3. any conflict (the key there already, committed or held past the lock wait; the handler's own
    unique keys, as a twin's order or one placed under a pruned key) fails the whole statement:
    nothing was written, and the call runs again the way above, from its start. A twin's claim
-   waits on this statement's key as on an uncommitted claim.
+   waits on this statement's key as on an uncommitted claim. The handler ran before the key was
+   looked at, so a refusal (a DomainError) is checked against the key: a key already there sends
+   the call the way above too, where the first request's answer, or KeyReused, comes before any
+   check of this one's body.
 
 Retention: keys are kept `ERP_IDEMPOTENCY_RETENTION_HOURS` (168, 7 days) after their first
 use; the service's pruner (mesh/retention.py) deletes older ones in small batches. After that
@@ -392,16 +397,23 @@ class Idempotency:
     def _run_in_one_statement(self, key: str, method: str, fp: bytes, run: Callable[[], message.Message],
                               until: float) -> message.Message | None:
         """run()'s answer, written with its effect, events and key in one statement; None when
-        that statement wrote nothing, or run() answered without handing over its write."""
-        lock_wait = next(self._lock_slices(key, until))
+        that statement wrote nothing, when run() answered without handing over its write, or
+        when it refused a request whose key is there (the key's own answer decides: the first
+        request's, or KeyReused for another, before any check of this body)."""
         with self.engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")  # the statement is the transaction
             transaction = uow.SharedTransaction(self.engine, conn, one_statement=True)
-            with uow.sharing(transaction):
-                response = run()
+            try:
+                with uow.sharing(transaction):
+                    response = run()
+            except DomainError:
+                if conn.execute(_READ, {"key": key}).first() is not None:
+                    return None
+                raise  # a refused request with a free key: nothing was written, the key stays free
             if not transaction.ready or transaction.deferred is None:
                 return None
             statement, params = transaction.deferred
+            lock_wait = next(self._lock_slices(key, until))  # bounds the whole statement's lock waits
             try:
                 sql.run(conn, statement, {
                     **params, "claim_key": key, "claim_method": method, "claim_fingerprint": fp,

@@ -169,7 +169,12 @@ class ServerCalls(grpc.ServerInterceptor):
                 with tracing.server_span(method, metadata, self.service) as span:
                     if order_id := getattr(request, "order_id", ""):  # `erp trace ORDER_ID` finds the call
                         span.set_attribute("erp.order_id", order_id)
-                    return _call(method, inner, request, ctx)
+                    response = _call(method, inner, request, ctx)
+                    # ... and the placement by the order it answered with (the answer is final here:
+                    # a first try that was not kept, as mesh.idempotency's in one statement, is not)
+                    if order_id := getattr(getattr(response, "order", None), "order_id", ""):
+                        span.set_attribute("erp.order_id", order_id)
+                    return response
             return _call(method, inner, request, ctx)
 
         return grpc.unary_unary_rpc_method_handler(

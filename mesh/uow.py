@@ -14,7 +14,7 @@ import contextvars
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NoReturn, Self, cast
 
 import sqlalchemy as sa
 from google.protobuf import message
@@ -59,11 +59,13 @@ class SharedTransaction:
         self._after_commit: list[Callable[[], None]] = []
 
     def join(self, engine: sa.Engine) -> sa.Connection | None:
-        """The connection to work on, for the first unit of work on the same engine; None after."""
+        """The connection to work on, for the first unit of work on the same engine; None after.
+        In one statement, a stand-in that refuses every use: a statement sent there would commit
+        alone (autocommit), before the one write and without the key."""
         if self.joined or engine is not self.engine:
             return None
         self.joined = True
-        return self.connection
+        return cast(sa.Connection, _NoStatements()) if self.one_statement else self.connection
 
     def part_done(self, after_commit: list[Callable[[], None]], events: list[dict[str, Any]]) -> None:
         self.ready = True
@@ -73,6 +75,14 @@ class SharedTransaction:
     def committed(self) -> None:
         """The owner committed: the joined unit of work's after-commit work runs now."""
         _run_hooks(self._after_commit)
+
+
+class _NoStatements:
+    """The connection a unit of work gets in a shared transaction in one statement."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise RuntimeError(f"a unit of work in one statement sends nothing but its one write (claimed_writer);"
+                           f" it used its connection's {name}")
 
 
 _shared: contextvars.ContextVar[SharedTransaction | None] = contextvars.ContextVar("shared_transaction", default=None)

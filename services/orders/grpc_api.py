@@ -4,7 +4,7 @@ from __future__ import annotations
 from erp.common.v1 import money_pb2
 from erp.orders.v1 import orders_pb2 as pb
 from erp.orders.v1 import orders_pb2_grpc
-from mesh import protoconv, tracing
+from mesh import protoconv
 from mesh.idempotency import in_one_statement, in_one_transaction
 from mesh.service import Runtime
 from services.orders import domain, handlers
@@ -57,8 +57,7 @@ class OrderServicer(orders_pb2_grpc.OrderServiceServicer):
             lines=tuple(domain.LineInput(line.sku, line.warehouse_code, line.quantity, line.unit_price.amount,
                                          line.unit_price.currency_code) for line in request.lines))
         order = handlers.place_order(self.runtime.uow(), cmd, self.config.default_warehouse)
-        tracing.tag(order_id=order.order_id)  # `erp trace ORDER_ID` finds the placement by it
-        return pb.PlaceOrderResponse(order=to_proto(order))
+        return pb.PlaceOrderResponse(order=to_proto(order))  # tagged with its order (mesh.interceptors)
 
     def GetOrder(self, request: pb.GetOrderRequest, context) -> pb.GetOrderResponse:
         return pb.GetOrderResponse(order=to_proto(handlers.get_order(self.runtime.uow(), request.order_id)))

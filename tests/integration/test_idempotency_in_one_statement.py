@@ -12,10 +12,17 @@ import pytest
 import sqlalchemy as sa
 
 from erp.orders.v1 import orders_pb2 as pb
-from mesh import idempotency
+from mesh import db, idempotency
 from mesh.errors import Aborted
 from tests import support
-from tests.integration.test_idempotency_in_one_transaction import METHOD, _placing, _request, _rows, committed_together
+from tests.integration.test_idempotency_in_one_transaction import (
+    METHOD,
+    _placing,
+    _request,
+    _rows,
+    committed_together,
+    one_statements,
+)
 from tests.integration.test_set_based_batches import statements_of
 
 
@@ -88,6 +95,35 @@ def test_a_key_of_another_request_is_refused_and_nothing_is_written(orders):
                             {"o": first.order.order_id}).scalar_one() == "CUST-2"
 
 
+def test_a_refused_body_under_a_used_key_is_already_exists_not_its_own_refusal(orders, monkeypatch):
+    """The handler runs before the key is looked at: its refusal of this body must not hide that
+    the key belongs to another request (ALREADY_EXISTS, as the other way answers it)."""
+    outcomes = one_statements(monkeypatch)
+    key = str(uuid.uuid4())
+    _at_once(orders, _request(key))
+    bad = _request(key)
+    bad.lines[0].quantity = 0
+    with pytest.raises(idempotency.KeyReused):
+        _at_once(orders, bad)
+    assert outcomes[-1] is None and _rows(orders, key) == (1, 1) and _events(orders, key) == 1
+
+
+def test_a_handler_in_one_statement_cannot_send_a_statement_of_its_own(orders):
+    """Its connection refuses: a statement sent there would commit alone, before the key."""
+    from services.orders.adapters import OrdersUnitOfWork
+
+    key = str(uuid.uuid4())
+
+    def reads() -> pb.PlaceOrderResponse:
+        with OrdersUnitOfWork(orders, "orders") as uow:
+            uow.orders.get("some-order")
+        raise AssertionError("the statement was sent")
+
+    with pytest.raises(RuntimeError, match="sends nothing but its one write"):
+        _at_once(orders, _request(key), reads)
+    assert _rows(orders, key) == (0, 0)
+
+
 def test_an_order_placed_under_a_forgotten_key_fails_the_statement_and_answers(orders):
     """The key was pruned (kept 7 days) and the same request comes again: the order's own unique
     request id fails the one statement, key and event with it, and the usual way answers the
@@ -113,12 +149,13 @@ def test_a_refused_request_writes_nothing_and_leaves_its_key_free(orders):
 
 
 @pytest.mark.parametrize("blocker", ["rolls back", "commits"])
-def test_a_twin_waits_on_the_statement_holding_the_key(orders, blocker):
+def test_a_twin_waits_on_the_statement_holding_the_key(orders, blocker, monkeypatch):
     """Forced: the one statement has inserted the key and waits (on an uncommitted order under the
     same request id, held here) when a twin arrives; the twin waits on the statement's key. When
     the order held here rolls back, the statement commits and the twin answers with its order;
     when it commits (an order placed under a forgotten key), the statement fails, key and all,
     and both calls answer with that order. Nothing is written twice."""
+    outcomes = one_statements(monkeypatch)
     key = str(uuid.uuid4())
     request = _request(key)
     results: dict = {}
@@ -153,20 +190,25 @@ def test_a_twin_waits_on_the_statement_holding_the_key(orders, blocker):
     assert _rows(orders, key) == (1, 1)
     if blocker == "commits":
         assert placed == {held_order} and _events(orders, key) == 0
+        assert outcomes == [None, None], outcomes  # both statements failed on the held order's request id
     else:
         assert placed != {held_order} and _events(orders, key) == 1
+        assert sorted(o is None for o in outcomes) == [False, True], outcomes  # one placed it, the twin's failed
 
 
 def test_the_statement_s_wait_for_a_held_key_ends_at_the_call_s_deadline(orders):
-    """Forced: the key's claim is held uncommitted past the call's whole wait: the statement's lock
-    wait (a slice) ends it, the usual way waits out the rest, and the call is ABORTED; nothing written."""
+    """Forced: the key's claim is held uncommitted past the call's whole wait, and the call's own
+    sessions would wait for ever (lock_timeout 0): only the statement's slice can end its wait; the
+    usual way waits out the rest, and the call is ABORTED; nothing written."""
     key = str(uuid.uuid4())
     outcome: dict = {}
-    guard = idempotency.Idempotency(orders, wait_seconds=1.5)
+    unbounded = db.create_engine(orders.url.render_as_string(hide_password=False), schema="orders", pool_size=2,
+                                 timeouts=db.Timeouts(lock_ms=0))
+    guard = idempotency.Idempotency(unbounded, wait_seconds=1.5)
 
     def call() -> None:
         try:
-            _at_once(orders, _request(key), guard=guard)
+            _at_once(unbounded, _request(key), guard=guard)
         except Exception as exc:  # noqa: BLE001 - asserted below
             outcome["error"] = exc
 
@@ -179,6 +221,7 @@ def test_the_statement_s_wait_for_a_held_key_ends_at_the_call_s_deadline(orders)
         alive = waiting.is_alive()
         holder.rollback()
     waiting.join()
+    unbounded.dispose()
     assert not alive, "the one statement's wait for a held key was not bounded"
     assert isinstance(outcome.get("error"), Aborted), outcome
     assert _rows(orders, key) == (0, 0)

@@ -63,6 +63,21 @@ def _rows(engine, key: str) -> tuple[int, int]:
                             {"k": key}).one())
 
 
+def one_statements(monkeypatch) -> list[object]:
+    """What each call's one statement came to (its answer; None: it wrote nothing, the call went
+    the other way), and lock slices long enough that a forced interleaving, not a slice, ends a wait."""
+    outcomes: list[object] = []
+    original = idempotency.Idempotency._run_in_one_statement
+
+    def recorded(self, *args, **kwargs):
+        outcomes.append(original(self, *args, **kwargs))
+        return outcomes[-1]
+
+    monkeypatch.setattr(idempotency.Idempotency, "_run_in_one_statement", recorded)
+    monkeypatch.setattr(idempotency, "_LOCK_SLICE_SECONDS", 30.0)
+    return outcomes
+
+
 def committed_together(conn, key: str) -> bool:
     """Whether the key with its answer, its order, the order's first step and its event were
     written by one transaction."""
@@ -97,9 +112,10 @@ def test_the_key_the_effect_and_the_answer_commit_in_one_transaction(orders):
 
 
 @pytest.mark.parametrize("at_once", [False, True], ids=["in one transaction", "in one statement"])
-def test_a_failure_after_the_handler_s_part_keeps_neither_the_effect_nor_the_key(orders, at_once):
+def test_a_failure_after_the_handler_s_part_keeps_neither_the_effect_nor_the_key(orders, at_once, monkeypatch):
     """The guard commits (or, in one statement, sends the handler's write) once the servicer has
     answered: a call that fails before that keeps nothing, and the same request again runs once."""
+    outcomes = one_statements(monkeypatch)
     key = str(uuid.uuid4())
 
     def then() -> None:
@@ -110,6 +126,7 @@ def test_a_failure_after_the_handler_s_part_keeps_neither_the_effect_nor_the_key
     assert _rows(orders, key) == (0, 0)
     placed = _guarded(orders, _request(key), _placing(orders, _request(key)), at_once=at_once)  # runs once
     assert placed.order.order_id and _rows(orders, key) == (1, 1)
+    assert outcomes == ([placed] if at_once else []), outcomes  # in one statement, the second placed it
 
 
 def test_the_handler_waits_for_locks_as_long_as_the_session_says_not_the_claim_s_slice(orders):
@@ -138,11 +155,12 @@ def test_the_handler_waits_for_locks_as_long_as_the_session_says_not_the_claim_s
 
 @pytest.mark.parametrize("at_once", [False, True], ids=["in one transaction", "in one statement"])
 @pytest.mark.parametrize("first", ["commits", "rolls back"])
-def test_a_twin_waits_on_the_uncommitted_claim_and_takes_its_answer_or_the_key(orders, first, at_once):
+def test_a_twin_waits_on_the_uncommitted_claim_and_takes_its_answer_or_the_key(orders, first, at_once, monkeypatch):
     """Forced: the first call has claimed the key in its transaction and not committed when the
     twin arrives. The twin's claim (or its one statement, which fails then) waits on that row; the
     first call's answer is stored and committed, and the twin returns it without running; or the
     first call rolls back, and the twin takes the key and runs the handler once."""
+    outcomes = one_statements(monkeypatch)
     key = str(uuid.uuid4())
     request = _request(key)
     stored = pb.PlaceOrderResponse(order=pb.Order(order_id="the-first-call-s-order"))
@@ -172,6 +190,8 @@ def test_a_twin_waits_on_the_uncommitted_claim_and_takes_its_answer_or_the_key(o
         assert result["answer"] == stored and _rows(orders, key) == (0, 1)
     else:
         assert result["answer"].order.order_id != stored.order.order_id and _rows(orders, key) == (1, 1)
+    if at_once:  # the twin's one statement waited; it failed on the committed key, or placed the order
+        assert outcomes == [None if first == "commits" else result["answer"]], outcomes
 
 
 def test_the_claim_s_wait_is_bounded_by_its_own_setting(orders):

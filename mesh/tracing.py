@@ -251,10 +251,3 @@ def publish_spans(envelopes: list[EventEnvelope], service: str) -> tuple[trace.S
 def fail(span: trace.Span, error: str) -> None:
     span.set_status(Status(StatusCode.ERROR, error[:200]))
 
-
-def tag(**attributes: str) -> None:
-    """Adds attributes to the current span (e.g. erp.order_id once an order has one)."""
-    if enabled():
-        span = trace.get_current_span()
-        for key, value in attributes.items():
-            span.set_attribute(f"erp.{key}", value)
